@@ -1,0 +1,574 @@
+//! Core (`""` group) printers: `printService`, `printPod`, `printEndpoints`, `printNode`,
+//! `printNamespace`, `printEvent`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::duration::since;
+use crate::json::{arr_at, bool_at, get, has, int_at, map_at, name, opt_bool_at, str_at, time_at};
+use crate::labels::format_labels;
+
+const NODE_ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
+const NODE_ROLE_LABEL: &str = "kubernetes.io/role";
+/// `k8s.io/kubernetes/pkg/util/node.NodeUnreachablePodReason`.
+const NODE_UNREACHABLE_POD_REASON: &str = "NodeLost";
+
+fn age(obj: &Value, now: Timestamp) -> Value {
+    json!(since(time_at(obj, &["metadata", "creationTimestamp"]), now))
+}
+
+// --- Service ------------------------------------------------------------------------------
+
+pub(crate) fn service(obj: &Value, now: Timestamp) -> Vec<Value> {
+    // Defaulting applied when upstream decodes a stored object: type ClusterIP, and
+    // clusterIPs from clusterIP.
+    let svc_type = match str_at(obj, &["spec", "type"]) {
+        "" => "ClusterIP",
+        t => t,
+    };
+    let internal_ip = arr_at(obj, &["spec", "clusterIPs"])
+        .first()
+        .and_then(Value::as_str)
+        .or_else(|| Some(str_at(obj, &["spec", "clusterIP"])).filter(|ip| !ip.is_empty()))
+        .unwrap_or("<none>");
+    let mut ports = make_port_string(arr_at(obj, &["spec", "ports"]));
+    if ports.is_empty() {
+        ports = "<none>".to_string();
+    }
+    vec![
+        json!(name(obj)),
+        json!(svc_type),
+        json!(internal_ip),
+        json!(service_external_ip(obj, svc_type)),
+        json!(ports),
+        age(obj, now),
+        json!(format_labels(map_at(obj, &["spec", "selector"]))),
+    ]
+}
+
+fn strings(v: &[Value]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str().unwrap_or("")).collect()
+}
+
+/// `getServiceExternalIP` with `wide` = true (the server always prints wide).
+fn service_external_ip(obj: &Value, svc_type: &str) -> String {
+    let external_ips = strings(arr_at(obj, &["spec", "externalIPs"]));
+    match svc_type {
+        "ClusterIP" | "NodePort" => {
+            if external_ips.is_empty() {
+                "<none>".to_string()
+            } else {
+                external_ips.join(",")
+            }
+        }
+        "LoadBalancer" => {
+            let lb_ips = load_balancer_status_string(obj);
+            if !external_ips.is_empty() {
+                let mut results: Vec<&str> = Vec::new();
+                if !lb_ips.is_empty() {
+                    results.extend(lb_ips.split(','));
+                }
+                results.extend(external_ips);
+                return results.join(",");
+            }
+            if !lb_ips.is_empty() {
+                return lb_ips;
+            }
+            "<pending>".to_string()
+        }
+        "ExternalName" => str_at(obj, &["spec", "externalName"]).to_string(),
+        _ => "<unknown>".to_string(),
+    }
+}
+
+/// `loadBalancerStatusStringer` with `wide` = true: the set (sorted, deduplicated) of
+/// ingress IPs, or hostnames where there is no IP.
+fn load_balancer_status_string(obj: &Value) -> String {
+    let set: BTreeSet<&str> = arr_at(obj, &["status", "loadBalancer", "ingress"])
+        .iter()
+        .filter_map(|ing| {
+            let ip = str_at(ing, &["ip"]);
+            let host = str_at(ing, &["hostname"]);
+            if !ip.is_empty() {
+                Some(ip)
+            } else if !host.is_empty() {
+                Some(host)
+            } else {
+                None
+            }
+        })
+        .collect();
+    set.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// `makePortString`: `80/TCP`, `80:30002/TCP`, comma-joined.
+fn make_port_string(ports: &[Value]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let port = int_at(p, &["port"]);
+            let protocol = match str_at(p, &["protocol"]) {
+                "" => "TCP", // defaulted on decode
+                proto => proto,
+            };
+            let node_port = int_at(p, &["nodePort"]);
+            if node_port > 0 {
+                format!("{port}:{node_port}/{protocol}")
+            } else {
+                format!("{port}/{protocol}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+// --- Endpoints ----------------------------------------------------------------------------
+
+pub(crate) fn endpoints(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        json!(name(obj)),
+        json!(format_endpoints(obj)),
+        age(obj, now),
+    ]
+}
+
+/// `formatEndpoints(endpoints, nil)`: at most 3 `ip:port` (or bare IPs for port-less
+/// subsets), then ` + N more...`.
+fn format_endpoints(obj: &Value) -> String {
+    let subsets = arr_at(obj, &["subsets"]);
+    if subsets.is_empty() {
+        return "<none>".to_string();
+    }
+    const MAX: usize = 3;
+    let mut list: Vec<String> = Vec::new();
+    let mut more = false;
+    let mut count = 0usize;
+    for ss in subsets {
+        let addresses = arr_at(ss, &["addresses"]);
+        let ports = arr_at(ss, &["ports"]);
+        if ports.is_empty() {
+            // Headless services may have no ports.
+            count += addresses.len();
+            for addr in addresses {
+                if list.len() == MAX {
+                    more = true;
+                    break;
+                }
+                list.push(str_at(addr, &["ip"]).to_string());
+            }
+            continue;
+        }
+        for port in ports {
+            count += addresses.len();
+            for addr in addresses {
+                if list.len() == MAX {
+                    more = true;
+                    break;
+                }
+                list.push(join_host_port(
+                    str_at(addr, &["ip"]),
+                    int_at(port, &["port"]),
+                ));
+            }
+        }
+    }
+    let ret = list.join(",");
+    if more {
+        return format!("{ret} + {} more...", count - MAX);
+    }
+    ret
+}
+
+/// `net.JoinHostPort`: brackets hosts containing a colon (IPv6).
+pub(crate) fn join_host_port(host: &str, port: i64) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+// --- Namespace ----------------------------------------------------------------------------
+
+pub(crate) fn namespace(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let phase = match str_at(obj, &["status", "phase"]) {
+        "" => "Active", // defaulted on decode
+        p => p,
+    };
+    vec![json!(name(obj)), json!(phase), age(obj, now)]
+}
+
+// --- Node ---------------------------------------------------------------------------------
+
+pub(crate) fn node(obj: &Value, now: Timestamp) -> Vec<Value> {
+    // The last condition of each type wins, as in upstream's map.
+    let ready = arr_at(obj, &["status", "conditions"])
+        .iter()
+        .rfind(|c| str_at(c, &["type"]) == "Ready");
+    let mut status: Vec<&str> = match ready {
+        Some(c) if str_at(c, &["status"]) == "True" => vec!["Ready"],
+        Some(_) => vec!["NotReady"],
+        None => vec!["Unknown"],
+    };
+    if bool_at(obj, &["spec", "unschedulable"]) {
+        status.push("SchedulingDisabled");
+    }
+    let mut roles = find_node_roles(obj).join(",");
+    if roles.is_empty() {
+        roles = "<none>".to_string();
+    }
+    let info = |field: &str| match str_at(obj, &["status", "nodeInfo", field]) {
+        "" => "<unknown>",
+        v => v,
+    };
+    vec![
+        json!(name(obj)),
+        json!(status.join(",")),
+        json!(roles),
+        age(obj, now),
+        json!(str_at(obj, &["status", "nodeInfo", "kubeletVersion"])),
+        json!(node_address(obj, "InternalIP")),
+        json!(node_address(obj, "ExternalIP")),
+        json!(info("osImage")),
+        json!(info("kernelVersion")),
+        json!(info("containerRuntimeVersion")),
+    ]
+}
+
+/// The first address of the given type, or `<none>`.
+fn node_address<'a>(obj: &'a Value, kind: &str) -> &'a str {
+    arr_at(obj, &["status", "addresses"])
+        .iter()
+        .find(|a| str_at(a, &["type"]) == kind)
+        .map(|a| str_at(a, &["address"]))
+        .unwrap_or("<none>")
+}
+
+/// `findNodeRoles`: `node-role.kubernetes.io/<role>` label keys and the value of a
+/// `kubernetes.io/role` label, sorted and deduplicated.
+fn find_node_roles(obj: &Value) -> Vec<String> {
+    let mut roles = BTreeSet::new();
+    for (k, v) in map_at(obj, &["metadata", "labels"]).into_iter().flatten() {
+        if let Some(role) = k.strip_prefix(NODE_ROLE_LABEL_PREFIX) {
+            if !role.is_empty() {
+                roles.insert(role.to_string());
+            }
+        } else if k == NODE_ROLE_LABEL {
+            let v = v.as_str().unwrap_or("");
+            if !v.is_empty() {
+                roles.insert(v.to_string());
+            }
+        }
+    }
+    roles.into_iter().collect()
+}
+
+// --- Event --------------------------------------------------------------------------------
+
+pub(crate) fn event(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let first_timestamp = match time_at(obj, &["firstTimestamp"]) {
+        Some(t) => since(Some(t), now),
+        None => since(time_at(obj, &["eventTime"]), now),
+    };
+    let mut last_timestamp = match time_at(obj, &["lastTimestamp"]) {
+        Some(t) => since(Some(t), now),
+        None => first_timestamp.clone(),
+    };
+    let mut count = int_at(obj, &["count"]);
+    if has(obj, &["series"]) {
+        last_timestamp = since(time_at(obj, &["series", "lastObservedTime"]), now);
+        count = int_at(obj, &["series", "count"]);
+    } else if count == 0 {
+        // Singleton events don't have a count set in the new API.
+        count = 1;
+    }
+    let kind = str_at(obj, &["involvedObject", "kind"]).to_lowercase();
+    let involved_name = str_at(obj, &["involvedObject", "name"]);
+    let target = if involved_name.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{involved_name}")
+    };
+    vec![
+        json!(last_timestamp),
+        json!(str_at(obj, &["type"])),
+        json!(str_at(obj, &["reason"])),
+        json!(target),
+        json!(str_at(obj, &["involvedObject", "fieldPath"])),
+        json!(format_event_source(obj)),
+        json!(str_at(obj, &["message"]).trim()),
+        json!(first_timestamp),
+        json!(count),
+        json!(name(obj)),
+    ]
+}
+
+/// `formatEventSource`: `component, host`, falling back to reportingController /
+/// reportingInstance; the host part is left out when empty.
+fn format_event_source(obj: &Value) -> String {
+    let first_non_empty = |a: &'static [&'static str], b: &'static [&'static str]| {
+        let x = str_at(obj, a);
+        if x.is_empty() {
+            str_at(obj, b)
+        } else {
+            x
+        }
+    };
+    let component = first_non_empty(&["source", "component"], &["reportingComponent"]);
+    let instance = first_non_empty(&["source", "host"], &["reportingInstance"]);
+    if instance.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {instance}")
+    }
+}
+
+// --- Pod ----------------------------------------------------------------------------------
+
+/// metav1.Time.Before with Go's zero time as `None` (before every real time).
+fn before(t: Option<Timestamp>, u: Option<Timestamp>) -> bool {
+    match (t, u) {
+        (None, Some(_)) => true,
+        (Some(t), Some(u)) => t < u,
+        _ => false,
+    }
+}
+
+/// `podutil.IsRestartableInitContainer` (a sidecar).
+fn is_restartable_init_container(c: Option<&Value>) -> bool {
+    c.is_some_and(|c| str_at(c, &["restartPolicy"]) == "Always")
+}
+
+fn has_condition(obj: &Value, type_: &str) -> bool {
+    arr_at(obj, &["status", "conditions"])
+        .iter()
+        .any(|c| str_at(c, &["type"]) == type_ && str_at(c, &["status"]) == "True")
+}
+
+/// `isPodInitializedConditionTrue`: the first `Initialized` condition decides.
+fn is_pod_initialized(obj: &Value) -> bool {
+    arr_at(obj, &["status", "conditions"])
+        .iter()
+        .find(|c| str_at(c, &["type"]) == "Initialized")
+        .is_some_and(|c| str_at(c, &["status"]) == "True")
+}
+
+pub(crate) fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let status = get(obj, &["status"]).unwrap_or(&Value::Null);
+    let init_specs = arr_at(obj, &["spec", "initContainers"]);
+    let mut restarts: i64 = 0;
+    let mut restartable_init_restarts: i64 = 0;
+    let mut total_containers = arr_at(obj, &["spec", "containers"]).len();
+    let mut ready_containers = 0usize;
+    let mut last_restart: Option<Timestamp> = None;
+    let mut last_restartable_init_restart: Option<Timestamp> = None;
+
+    let phase = str_at(status, &["phase"]);
+    let mut reason = match str_at(status, &["reason"]) {
+        "" => phase.to_string(),
+        r => r.to_string(),
+    };
+
+    // {type: PodScheduled, reason: SchedulingGated} makes the reason SchedulingGated.
+    for c in arr_at(status, &["conditions"]) {
+        if str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated" {
+            reason = "SchedulingGated".to_string();
+        }
+    }
+
+    // Later duplicates override earlier ones, as in upstream's map.
+    let mut init_by_name: HashMap<&str, &Value> = HashMap::new();
+    for c in init_specs {
+        init_by_name.insert(str_at(c, &["name"]), c);
+        if is_restartable_init_container(Some(c)) {
+            total_containers += 1;
+        }
+    }
+
+    let mut initializing = false;
+    for (i, cs) in arr_at(status, &["initContainerStatuses"])
+        .iter()
+        .enumerate()
+    {
+        let restart_count = int_at(cs, &["restartCount"]);
+        restarts += restart_count;
+        let last_terminated = has(cs, &["lastState", "terminated"])
+            .then(|| time_at(cs, &["lastState", "terminated", "finishedAt"]));
+        if let Some(finished) = last_terminated {
+            if before(last_restart, finished) {
+                last_restart = finished;
+            }
+        }
+        let restartable =
+            is_restartable_init_container(init_by_name.get(str_at(cs, &["name"])).copied());
+        if restartable {
+            restartable_init_restarts += restart_count;
+            if let Some(finished) = last_terminated {
+                if before(last_restartable_init_restart, finished) {
+                    last_restartable_init_restart = finished;
+                }
+            }
+        }
+        let terminated = has(cs, &["state", "terminated"]);
+        let waiting_reason = str_at(cs, &["state", "waiting", "reason"]);
+        if terminated && int_at(cs, &["state", "terminated", "exitCode"]) == 0 {
+            continue;
+        } else if restartable && opt_bool_at(cs, &["started"]) == Some(true) {
+            if bool_at(cs, &["ready"]) {
+                ready_containers += 1;
+            }
+            continue;
+        } else if terminated {
+            // Initialization failed.
+            let t_reason = str_at(cs, &["state", "terminated", "reason"]);
+            reason = if t_reason.is_empty() {
+                let signal = int_at(cs, &["state", "terminated", "signal"]);
+                if signal != 0 {
+                    format!("Init:Signal:{signal}")
+                } else {
+                    let code = int_at(cs, &["state", "terminated", "exitCode"]);
+                    format!("Init:ExitCode:{code}")
+                }
+            } else {
+                format!("Init:{t_reason}")
+            };
+        } else if has(cs, &["state", "waiting"])
+            && !waiting_reason.is_empty()
+            && waiting_reason != "PodInitializing"
+        {
+            reason = format!("Init:{waiting_reason}");
+        } else {
+            reason = format!("Init:{i}/{}", init_specs.len());
+        }
+        initializing = true;
+        break;
+    }
+
+    if !initializing || is_pod_initialized(obj) {
+        restarts = restartable_init_restarts;
+        last_restart = last_restartable_init_restart;
+        let mut has_running = false;
+        for cs in arr_at(status, &["containerStatuses"]).iter().rev() {
+            restarts += int_at(cs, &["restartCount"]);
+            if has(cs, &["lastState", "terminated"]) {
+                let finished = time_at(cs, &["lastState", "terminated", "finishedAt"]);
+                if before(last_restart, finished) {
+                    last_restart = finished;
+                }
+            }
+            let waiting_reason = str_at(cs, &["state", "waiting", "reason"]);
+            let terminated = has(cs, &["state", "terminated"]);
+            let terminated_reason = str_at(cs, &["state", "terminated", "reason"]);
+            if has(cs, &["state", "waiting"]) && !waiting_reason.is_empty() {
+                reason = waiting_reason.to_string();
+            } else if terminated && !terminated_reason.is_empty() {
+                reason = terminated_reason.to_string();
+            } else if terminated {
+                let signal = int_at(cs, &["state", "terminated", "signal"]);
+                reason = if signal != 0 {
+                    format!("Signal:{signal}")
+                } else {
+                    let code = int_at(cs, &["state", "terminated", "exitCode"]);
+                    format!("ExitCode:{code}")
+                };
+            } else if bool_at(cs, &["ready"]) && has(cs, &["state", "running"]) {
+                has_running = true;
+                ready_containers += 1;
+            }
+        }
+
+        // Back to "Running" if at least one container is still reporting as running.
+        if reason == "Completed" && has_running {
+            reason = if has_condition(obj, "Ready") {
+                "Running".to_string()
+            } else {
+                "NotReady".to_string()
+            };
+        }
+    }
+
+    if has(obj, &["metadata", "deletionTimestamp"]) {
+        if str_at(status, &["reason"]) == NODE_UNREACHABLE_POD_REASON {
+            reason = "Unknown".to_string();
+        } else if phase != "Failed" && phase != "Succeeded" {
+            reason = "Terminating".to_string();
+        }
+    }
+
+    let restarts_str = match last_restart {
+        Some(t) if restarts != 0 => format!("{restarts} ({} ago)", since(Some(t), now)),
+        _ => restarts.to_string(),
+    };
+
+    vec![
+        json!(name(obj)),
+        json!(format!("{ready_containers}/{total_containers}")),
+        json!(reason),
+        json!(restarts_str),
+        age(obj, now),
+        json!(pod_ip(status)),
+        json!(none_if_empty(str_at(obj, &["spec", "nodeName"]))),
+        json!(none_if_empty(str_at(status, &["nominatedNodeName"]))),
+        json!(readiness_gates(obj)),
+    ]
+}
+
+/// The first pod IP; `status.podIP` is authoritative, as in the v1 → internal conversion.
+fn pod_ip(status: &Value) -> &str {
+    let ip = str_at(status, &["podIP"]);
+    if !ip.is_empty() {
+        return ip;
+    }
+    none_if_empty(
+        arr_at(status, &["podIPs"])
+            .first()
+            .map(|p| str_at(p, &["ip"]))
+            .unwrap_or(""),
+    )
+}
+
+fn none_if_empty(s: &str) -> &str {
+    if s.is_empty() {
+        "<none>"
+    } else {
+        s
+    }
+}
+
+/// `true/total` readiness gates, `<none>` without gates.
+fn readiness_gates(obj: &Value) -> String {
+    let gates = arr_at(obj, &["spec", "readinessGates"]);
+    if gates.is_empty() {
+        return "<none>".to_string();
+    }
+    let conditions = arr_at(obj, &["status", "conditions"]);
+    let true_conditions = gates
+        .iter()
+        .filter(|gate| {
+            let t = str_at(gate, &["conditionType"]);
+            conditions
+                .iter()
+                .find(|c| str_at(c, &["type"]) == t)
+                .is_some_and(|c| str_at(c, &["status"]) == "True")
+        })
+        .count();
+    format!("{true_conditions}/{}", gates.len())
+}
+
+/// `metav1.TableRowCondition`s upstream attaches to a pod's row: `Completed` for pods that
+/// succeeded or failed.
+pub(crate) fn pod_row_conditions(obj: &Value) -> Vec<Value> {
+    let (reason, message) = match str_at(obj, &["status", "phase"]) {
+        "Succeeded" => ("Succeeded", "The pod has completed successfully."),
+        "Failed" => ("Failed", "The pod failed."),
+        _ => return Vec::new(),
+    };
+    vec![json!({
+        "type": "Completed",
+        "status": "True",
+        "reason": reason,
+        "message": message,
+    })]
+}
