@@ -7,14 +7,46 @@
 //!
 //! Values are Kubernetes objects as JSON; the cache sets `metadata.resourceVersion` to the key's
 //! `mod_revision` (the store keeps objects without it, as Kubernetes does on etcd). Values that are
-//! not JSON objects with a `metadata` object are kept as they are.
+//! not JSON objects with a `metadata` object are kept as they are: other JSON is kept as parsed,
+//! and bytes that are not JSON at all become a JSON string (lossy UTF-8) so `json` is always valid
+//! JSON.
+//!
+//! How it works: one background task follows the store watch and applies each store revision
+//! under a write lock: it updates the key map, appends the events to the window (a ring of the
+//! last `capacity` events), and hands each event to the watchers whose prefix matches, through a
+//! bounded channel per watcher (`try_send`: a full channel drops that watcher with `Lagged`, it
+//! never slows the others). Lists and watch registrations take the same lock, which is what makes
+//! [`WatchCache::list_and_watch`] and window replay free of gaps and duplicates. Store progress
+//! notifications advance [`WatchCache::revision`] without events, which is what
+//! [`WatchCache::wait_consistent`] relies on when the latest write was outside the prefix.
+//!
+//! If the store watch fails, the task re-watches from where it was; if the store has compacted
+//! past it, the task re-lists and emits the difference between the cached and the listed state
+//! as events at the list revision. Dropping the [`WatchCache`] stops the task and ends every
+//! watch (`next()` returns `None`); so does the store closing.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
 
-use crate::{Revision, Store, StoreError};
+use crate::{
+    EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent, WatchResponse,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// Page size of the (re-)list that loads the cache.
+const LIST_PAGE: usize = 5000;
+/// How long `watch` waits for a `from` ahead of the cache.
+const WATCH_AHEAD_WAIT: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// One object as cached.
 #[derive(Debug)]
@@ -27,6 +59,70 @@ pub struct CachedObject {
     pub value: serde_json::Value,
     /// `value` serialized (compact JSON), ready to be written to a response.
     pub json: Bytes,
+}
+
+impl CachedObject {
+    /// Build the cached form of a stored value (see the module docs for non-object values).
+    pub fn from_stored(
+        key: String,
+        create_revision: Revision,
+        mod_revision: Revision,
+        raw: &[u8],
+    ) -> Self {
+        let value = match serde_json::from_slice::<serde_json::Value>(raw) {
+            Ok(v) => v,
+            Err(_) => serde_json::Value::String(String::from_utf8_lossy(raw).into_owned()),
+        };
+        Self::from_value(key, create_revision, mod_revision, value)
+    }
+
+    fn from_value(
+        key: String,
+        create_revision: Revision,
+        mod_revision: Revision,
+        mut value: serde_json::Value,
+    ) -> Self {
+        if let Some(serde_json::Value::Object(meta)) = value.get_mut("metadata") {
+            meta.insert(
+                "resourceVersion".to_string(),
+                serde_json::Value::String(mod_revision.to_string()),
+            );
+        }
+        let json = match serde_json::to_vec(&value) {
+            Ok(v) => Bytes::from(v),
+            Err(e) => {
+                // Cannot happen for a `Value` (string keys only); keep going with `null`.
+                tracing::error!(%key, error = %e, "serializing a cached object failed");
+                Bytes::from_static(b"null")
+            }
+        };
+        CachedObject {
+            key,
+            create_revision,
+            mod_revision,
+            value,
+            json,
+        }
+    }
+
+    fn from_kv(kv: &KeyValue) -> Self {
+        Self::from_stored(
+            kv.key.clone(),
+            kv.create_revision,
+            kv.mod_revision,
+            &kv.value,
+        )
+    }
+
+    /// The object of a `Deleted` event: this state with the deletion revision as resourceVersion.
+    fn deleted_at(&self, revision: Revision) -> Self {
+        Self::from_value(
+            self.key.clone(),
+            self.create_revision,
+            revision,
+            self.value.clone(),
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,14 +182,157 @@ pub enum CacheError {
     Store(#[from] StoreError),
 }
 
+/// A registered watcher, as the dispatcher sees it.
+struct WatcherSlot {
+    prefix: String,
+    tx: mpsc::Sender<Arc<CacheEvent>>,
+    lagged: Arc<AtomicBool>,
+}
+
+struct CacheState {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    /// The store revision everything here reflects.
+    revision: Revision,
+    /// Watches may start from this revision or later (the window holds every event after it).
+    oldest: Revision,
+    window: VecDeque<Arc<CacheEvent>>,
+    watchers: Vec<WatcherSlot>,
+    closed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    revision: Revision,
+    closed: bool,
+}
+
+/// What the cache handle, its task and its watches share.
+struct Shared {
+    prefix: String,
+    config: CacheConfig,
+    state: RwLock<CacheState>,
+    /// Wakes `wait_for_revision` callers.
+    progress: watch::Sender<Progress>,
+}
+
 /// See the module docs.
 pub struct WatchCache {
-    _private: (),
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// A live watch on the cache: events under one prefix after a revision, in revision order.
 pub struct CacheWatch {
-    _private: (),
+    shared: Arc<Shared>,
+    /// Events replayed from the window, delivered before the live channel.
+    backlog: VecDeque<Arc<CacheEvent>>,
+    rx: mpsc::Receiver<Arc<CacheEvent>>,
+    lagged: Arc<AtomicBool>,
+    /// Every revision up to here is known to be fully consumed.
+    floor: Revision,
+    done: bool,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, CacheState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, CacheState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish_progress(&self, revision: Revision, closed: bool) {
+        self.progress.send_replace(Progress { revision, closed });
+    }
+}
+
+impl CacheState {
+    /// Append one event to the window and hand it to matching watchers.
+    fn push_event(&mut self, event: Arc<CacheEvent>, capacity: usize) {
+        self.watchers.retain(|w| {
+            if !event.object.key.starts_with(&w.prefix) {
+                return true;
+            }
+            match w.tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(prefix = %w.prefix, "cache watcher fell behind; dropping it");
+                    w.lagged.store(true, Ordering::SeqCst);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        self.window.push_back(event);
+        while self.window.len() > capacity {
+            if let Some(old) = self.window.pop_front() {
+                self.oldest = self.oldest.max(old.revision);
+            }
+        }
+    }
+}
+
+/// Register a watcher (under the caller's write lock) and build its handle.
+fn attach(
+    shared: &Arc<Shared>,
+    st: &mut CacheState,
+    prefix: &str,
+    start: Revision,
+    backlog: VecDeque<Arc<CacheEvent>>,
+) -> CacheWatch {
+    let (tx, rx) = mpsc::channel(shared.config.watcher_buffer.max(1));
+    let lagged = Arc::new(AtomicBool::new(false));
+    if !st.closed {
+        st.watchers.push(WatcherSlot {
+            prefix: prefix.to_string(),
+            tx,
+            lagged: lagged.clone(),
+        });
+    }
+    CacheWatch {
+        shared: shared.clone(),
+        backlog,
+        rx,
+        lagged,
+        floor: start,
+        done: false,
+    }
+}
+
+fn list_prefix(st: &CacheState, prefix: &str) -> Vec<Arc<CachedObject>> {
+    st.objects
+        .range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Read every key under `prefix` at one revision, page by page.
+async fn list_all(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<(Vec<KeyValue>, Revision), StoreError> {
+    let mut kvs = Vec::new();
+    let mut req = RangeRequest {
+        prefix: prefix.to_string(),
+        start_after: None,
+        limit: LIST_PAGE,
+        revision: None,
+    };
+    loop {
+        let page = store.range(req.clone()).await?;
+        req.revision = Some(page.revision);
+        req.start_after = page.kvs.last().map(|kv| kv.key.clone());
+        kvs.extend(page.kvs);
+        if !page.more {
+            return Ok((kvs, page.revision));
+        }
+    }
 }
 
 impl WatchCache {
@@ -104,13 +343,45 @@ impl WatchCache {
         prefix: &str,
         config: CacheConfig,
     ) -> Result<Arc<Self>, CacheError> {
-        let _ = (store, prefix, config);
-        unimplemented!()
+        let (kvs, revision) = list_all(store.as_ref(), prefix).await?;
+        let objects: BTreeMap<String, Arc<CachedObject>> = kvs
+            .iter()
+            .map(|kv| (kv.key.clone(), Arc::new(CachedObject::from_kv(kv))))
+            .collect();
+        tracing::debug!(
+            prefix,
+            revision,
+            objects = objects.len(),
+            "watch cache loaded"
+        );
+        let (progress, _) = watch::channel(Progress {
+            revision,
+            closed: false,
+        });
+        let shared = Arc::new(Shared {
+            prefix: prefix.to_string(),
+            config,
+            state: RwLock::new(CacheState {
+                objects,
+                revision,
+                oldest: revision,
+                window: VecDeque::new(),
+                watchers: Vec::new(),
+                closed: false,
+            }),
+            progress,
+        });
+        let task = tokio::spawn(follow(shared.clone(), store.clone()));
+        Ok(Arc::new(WatchCache {
+            shared,
+            store,
+            task,
+        }))
     }
 
     /// The revision the cache has caught up to.
     pub fn revision(&self) -> Revision {
-        unimplemented!()
+        self.shared.read().revision
     }
 
     /// Wait until the cache has seen `rev`; `TooLargeResourceVersion` after `timeout`.
@@ -119,59 +390,391 @@ impl WatchCache {
         rev: Revision,
         timeout: Duration,
     ) -> Result<(), CacheError> {
-        let _ = (rev, timeout);
-        unimplemented!()
+        let mut rx = self.shared.progress.subscribe();
+        let waited = tokio::time::timeout(timeout, async {
+            rx.wait_for(|p| p.revision >= rev || p.closed)
+                .await
+                .map(|p| *p)
+        })
+        .await;
+        match waited {
+            Ok(Ok(p)) if p.revision >= rev => Ok(()),
+            Ok(_) => Err(CacheError::Store(StoreError::Closed)),
+            Err(_) => Err(CacheError::TooLargeResourceVersion {
+                requested: rev,
+                current: self.revision(),
+            }),
+        }
     }
 
     /// Ask the store for its current revision and wait until the cache has it: after this, a
     /// read from the cache sees every write acknowledged before the call (read-your-writes).
+    /// Returns that store revision.
     pub async fn wait_consistent(&self, timeout: Duration) -> Result<Revision, CacheError> {
-        let _ = timeout;
-        unimplemented!()
+        let rev = self.store.current_revision().await?;
+        self.wait_for_revision(rev, timeout).await?;
+        Ok(rev)
     }
 
     /// One key at the cache's revision.
     pub fn get(&self, key: &str) -> (Option<Arc<CachedObject>>, Revision) {
-        let _ = key;
-        unimplemented!()
+        let st = self.shared.read();
+        (st.objects.get(key).cloned(), st.revision)
     }
 
     /// Every key under `prefix` (ascending key order), at the cache's revision.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, Revision) {
-        let _ = prefix;
-        unimplemented!()
+        let st = self.shared.read();
+        (list_prefix(&st, prefix), st.revision)
     }
 
     /// A consistent snapshot of `prefix` and a watch of everything after it, with no gap.
     pub fn list_and_watch(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, Revision, CacheWatch) {
-        let _ = prefix;
-        unimplemented!()
+        let mut st = self.shared.write();
+        let objects = list_prefix(&st, prefix);
+        let revision = st.revision;
+        let w = attach(&self.shared, &mut st, prefix, revision, VecDeque::new());
+        (objects, revision, w)
     }
 
     /// Watch `prefix` for changes with revision > `from`. `Expired` when `from` is older than the
     /// window; when `from` is ahead of the cache, waits up to 3 s for it
     /// (`TooLargeResourceVersion` after).
     pub async fn watch(&self, prefix: &str, from: Revision) -> Result<CacheWatch, CacheError> {
-        let _ = (prefix, from);
-        unimplemented!()
+        let mut waited = false;
+        loop {
+            {
+                let mut st = self.shared.write();
+                if st.closed {
+                    return Err(CacheError::Store(StoreError::Closed));
+                }
+                if from < st.oldest {
+                    return Err(CacheError::Expired {
+                        requested: from,
+                        oldest: st.oldest,
+                    });
+                }
+                if from <= st.revision {
+                    let start = st.window.partition_point(|e| e.revision <= from);
+                    let backlog: VecDeque<Arc<CacheEvent>> = st
+                        .window
+                        .range(start..)
+                        .filter(|e| e.object.key.starts_with(prefix))
+                        .cloned()
+                        .collect();
+                    return Ok(attach(&self.shared, &mut st, prefix, from, backlog));
+                }
+            }
+            if waited {
+                // Reached by wait_for_revision but raced with a close; report what we have.
+                return Err(CacheError::TooLargeResourceVersion {
+                    requested: from,
+                    current: self.revision(),
+                });
+            }
+            self.wait_for_revision(from, WATCH_AHEAD_WAIT).await?;
+            waited = true;
+        }
     }
 
     /// The oldest revision a watch can start from.
     pub fn oldest_revision(&self) -> Revision {
-        unimplemented!()
+        self.shared.read().oldest
     }
+
+    /// The prefix this cache holds.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// How many objects the cache holds.
+    pub fn len(&self) -> usize {
+        self.shared.read().objects.len()
+    }
+
+    /// Whether the cache holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stop following the store and end every watch (also done on drop).
+    pub fn shutdown(&self) {
+        self.task.abort();
+        close(&self.shared);
+    }
+}
+
+impl Drop for WatchCache {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Mark the cache closed: watchers end (after what they have buffered), waiters wake up.
+fn close(shared: &Shared) {
+    let revision = {
+        let mut st = shared.write();
+        st.closed = true;
+        st.watchers.clear();
+        st.revision
+    };
+    shared.publish_progress(revision, true);
+}
+
+/// Apply one store revision (events under the prefix).
+fn apply_events(shared: &Shared, revision: Revision, events: Vec<WatchEvent>) {
+    // Parse outside the lock: only this task changes the state.
+    let parsed: Vec<(WatchEvent, Option<Arc<CachedObject>>)> = events
+        .into_iter()
+        .map(|ev| {
+            let obj = match ev.kind {
+                EventKind::Put => Some(Arc::new(CachedObject::from_kv(&ev.kv))),
+                EventKind::Delete => None,
+            };
+            (ev, obj)
+        })
+        .collect();
+    let mut st = shared.write();
+    if revision <= st.revision {
+        return; // already applied (e.g. by a re-list)
+    }
+    let capacity = shared.config.capacity;
+    for (ev, obj) in parsed {
+        let key = ev.kv.key;
+        let event = match obj {
+            Some(obj) => {
+                let prev = st.objects.insert(key, obj.clone());
+                CacheEvent {
+                    revision,
+                    kind: if prev.is_some() {
+                        CacheEventType::Modified
+                    } else {
+                        CacheEventType::Added
+                    },
+                    object: obj,
+                    prev,
+                }
+            }
+            None => {
+                let prev = match st.objects.remove(&key) {
+                    Some(p) => p,
+                    None => match ev.prev_value {
+                        // Not cached (should not happen): use the store's previous value.
+                        Some(v) => Arc::new(CachedObject::from_stored(key, 0, revision, &v)),
+                        None => continue,
+                    },
+                };
+                CacheEvent {
+                    revision,
+                    kind: CacheEventType::Deleted,
+                    object: Arc::new(prev.deleted_at(revision)),
+                    prev: Some(prev),
+                }
+            }
+        };
+        st.push_event(Arc::new(event), capacity);
+    }
+    st.revision = revision;
+    drop(st);
+    shared.publish_progress(revision, false);
+}
+
+fn apply_progress(shared: &Shared, revision: Revision) {
+    let mut st = shared.write();
+    if revision <= st.revision {
+        return;
+    }
+    st.revision = revision;
+    drop(st);
+    shared.publish_progress(revision, false);
+}
+
+/// Replace the state with a fresh list, emitting the difference as events at `revision`.
+fn apply_relist(shared: &Shared, kvs: Vec<KeyValue>, revision: Revision) -> bool {
+    let mut fresh: BTreeMap<String, Arc<CachedObject>> = BTreeMap::new();
+    {
+        let st = shared.read();
+        if revision < st.revision {
+            return false;
+        }
+        for kv in &kvs {
+            let obj = match st.objects.get(&kv.key) {
+                Some(o)
+                    if o.mod_revision == kv.mod_revision
+                        && o.create_revision == kv.create_revision =>
+                {
+                    o.clone()
+                }
+                _ => Arc::new(CachedObject::from_kv(kv)),
+            };
+            fresh.insert(kv.key.clone(), obj);
+        }
+    }
+    let mut st = shared.write();
+    let capacity = shared.config.capacity;
+    let old = std::mem::take(&mut st.objects);
+    let mut events = Vec::new();
+    for (key, prev) in &old {
+        match fresh.get(key) {
+            None => events.push(CacheEvent {
+                revision,
+                kind: CacheEventType::Deleted,
+                object: Arc::new(prev.deleted_at(revision)),
+                prev: Some(prev.clone()),
+            }),
+            Some(now) if !Arc::ptr_eq(now, prev) => events.push(CacheEvent {
+                revision,
+                // A delete and re-create since the last event is reported as a change.
+                kind: CacheEventType::Modified,
+                object: now.clone(),
+                prev: Some(prev.clone()),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (key, now) in &fresh {
+        if !old.contains_key(key) {
+            events.push(CacheEvent {
+                revision,
+                kind: CacheEventType::Added,
+                object: now.clone(),
+                prev: None,
+            });
+        }
+    }
+    events.sort_by(|a, b| a.object.key.cmp(&b.object.key));
+    tracing::info!(
+        prefix = %shared.prefix,
+        revision,
+        changes = events.len(),
+        "watch cache re-listed"
+    );
+    st.objects = fresh;
+    for e in events {
+        st.push_event(Arc::new(e), capacity);
+    }
+    st.revision = revision;
+    drop(st);
+    shared.publish_progress(revision, false);
+    true
+}
+
+/// The cache's task: follow the store watch; re-watch on errors, re-list on compaction.
+async fn follow(shared: Arc<Shared>, store: Arc<dyn Store>) {
+    let prefix = shared.prefix.clone();
+    let mut backoff = BACKOFF_MIN;
+    let mut relist = false;
+    loop {
+        if relist {
+            match list_all(store.as_ref(), &prefix).await {
+                Ok((kvs, rev)) => {
+                    if apply_relist(&shared, kvs, rev) {
+                        relist = false;
+                        backoff = BACKOFF_MIN;
+                    } else {
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+                Err(StoreError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(%prefix, error = %e, "watch cache re-list failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+            continue;
+        }
+        let from = shared.read().revision + 1;
+        let mut stream = match store.watch(&prefix, from).await {
+            Ok(s) => s,
+            Err(StoreError::Compacted { .. }) => {
+                tracing::info!(%prefix, from, "watch cache fell behind store compaction; re-listing");
+                relist = true;
+                continue;
+            }
+            Err(StoreError::Closed) => break,
+            Err(e) => {
+                tracing::warn!(%prefix, error = %e, "watch cache could not start its store watch; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let mut ended = true;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(WatchResponse::Events { revision, events }) => {
+                    apply_events(&shared, revision, events);
+                    backoff = BACKOFF_MIN;
+                }
+                Ok(WatchResponse::Progress { revision }) => apply_progress(&shared, revision),
+                Err(StoreError::Compacted { .. }) => {
+                    tracing::info!(%prefix, "store watch compacted under the cache; re-listing");
+                    relist = true;
+                    ended = false;
+                    break;
+                }
+                Err(StoreError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(%prefix, error = %e, "store watch failed; re-watching");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    ended = false;
+                    break;
+                }
+            }
+        }
+        if ended {
+            break; // the store closed
+        }
+    }
+    tracing::debug!(%prefix, "watch cache stopped following the store");
+    close(&shared);
 }
 
 impl CacheWatch {
     /// The next event under the prefix. `None` when the cache shuts down; `Err(Lagged)` when
     /// this watcher fell too far behind.
     pub async fn next(&mut self) -> Option<Result<Arc<CacheEvent>, CacheError>> {
-        unimplemented!()
+        if self.done {
+            return None;
+        }
+        if self.lagged.load(Ordering::SeqCst) {
+            self.done = true;
+            self.backlog.clear();
+            return Some(Err(CacheError::Lagged));
+        }
+        let event = match self.backlog.pop_front() {
+            Some(e) => e,
+            None => match self.rx.recv().await {
+                Some(e) => e,
+                None => {
+                    self.done = true;
+                    if self.lagged.load(Ordering::SeqCst) {
+                        return Some(Err(CacheError::Lagged));
+                    }
+                    return None;
+                }
+            },
+        };
+        // Events of one revision may still follow; everything before it is consumed.
+        self.floor = self.floor.max(event.revision - 1);
+        Some(Ok(event))
     }
 
     /// The highest revision this watch has fully consumed (including events outside its
     /// prefix): a BOOKMARK at this revision is truthful.
     pub fn progress_revision(&self) -> Revision {
-        unimplemented!()
+        if let Some(front) = self.backlog.front() {
+            return self.floor.max(front.revision - 1);
+        }
+        // The dispatcher sends a revision's events and raises the revision under one write
+        // lock, so an empty channel seen under the read lock means everything is consumed.
+        let st = self.shared.read();
+        if self.rx.is_empty() && !self.lagged.load(Ordering::SeqCst) {
+            self.floor.max(st.revision)
+        } else {
+            self.floor
+        }
     }
 }
