@@ -146,7 +146,7 @@ pub struct Error {
 }
 
 /// Go's `strconv.Quote`-alike for `%q`: printable Unicode kept, the rest escaped.
-fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -4,13 +4,26 @@
 //!
 //! Each kind has `validate_create(&T)`, `validate_update(&new, &old)` and, where the kind has a
 //! status subresource, `validate_status_update(&new, &old)`. They return every error found.
+//!
+//! Inputs are the objects *after* defaulting ([`crate::defaults`]) and, for Services, after the
+//! registry steps (`init_ip_families`, allocation, `patch_allocated_values`,
+//! `drop_type_dependent_fields`): validation checks what will be stored, as Kubernetes does.
+//!
+//! Every message is the one kube-apiserver 1.32/1.33 produces, byte for byte, including how Go
+//! prints the offending value ([`gofmt`]).
 
 pub mod apps;
 pub mod endpoints;
 pub mod event;
+pub mod gofmt;
 pub mod meta;
 pub mod names;
 pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod service;
+
+/// `""` for an absent string field: Go has no difference between the two.
+pub(crate) fn s(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
