@@ -324,7 +324,10 @@ mod tests {
     fn aggregates_like_go() {
         let a = Error::required(&Path::new("a"), "");
         let b = Error::required(&Path::new("b"), "");
-        assert_eq!(aggregate_message(&[a.clone()]), "a: Required value");
+        assert_eq!(
+            aggregate_message(std::slice::from_ref(&a)),
+            "a: Required value"
+        );
         assert_eq!(
             aggregate_message(&[a.clone(), b, a]),
             "[a: Required value, b: Required value]"

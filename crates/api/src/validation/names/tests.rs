@@ -5,9 +5,11 @@ const SUBDOMAIN_REGEX_MSG: &str = "a lowercase RFC 1123 subdomain must consist o
 const DNS1035_REGEX_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 const QNAME_PART_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 
+type Check = fn(&str) -> Vec<String>;
+
 #[test]
 fn dns_labels_and_subdomains() {
-    let cases: &[(&str, fn(&str) -> Vec<String>, Vec<&str>)] = &[
+    let cases: &[(&str, Check, Vec<&str>)] = &[
         ("my-name", is_dns1123_label, vec![]),
         ("123-abc", is_dns1123_label, vec![]),
         ("My_Name", is_dns1123_label, vec![LABEL_REGEX_MSG]),
