@@ -1,1 +1,35 @@
-//! placeholder
+//! A Kubernetes-compatible API server for Services and the objects they need.
+//!
+//! The real `kubectl` and kube-rs clients work against it unchanged: Kubernetes' REST paths,
+//! verbs, watch semantics, discovery, Table output and `Status` errors, over HTTPS with bearer
+//! tokens. Objects are k8s-openapi types (so every field round-trips), stored in an
+//! etcd-shaped [`svcnet_store::Store`] with resourceVersion = revision.
+//!
+//! Where to start: [`server::Server::start`] wires everything; [`rest`] holds the generic verb
+//! handlers; per-kind behaviour is in [`resources`] (names, keys) and [`strategy`] (defaulting,
+//! validation via `svcnet-api`), with Service IP/port allocation in [`alloc`] and [`hooks`].
+
+pub mod alloc;
+pub mod auth;
+pub mod bootstrap;
+pub mod codec;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod hooks;
+pub mod namespaces;
+pub mod objmeta;
+pub mod openapi;
+pub mod request;
+pub mod resources;
+pub mod rest;
+pub mod server;
+pub mod state;
+pub mod strategy;
+pub mod table;
+pub mod tls;
+pub mod version;
+
+pub use config::Config;
+pub use server::{run, Server, ServerError};
+mod shim;

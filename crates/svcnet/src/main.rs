@@ -1,1 +1,96 @@
-fn main() {}
+//! `svcnet`: one binary, one subcommand per component. A thin front end: flags in, the crates
+//! do the work.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "svcnet",
+    version,
+    about = "Kubernetes Services, complete, in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Kubernetes-compatible API server.
+    Apiserver(ApiserverArgs),
+}
+
+#[derive(Args)]
+struct ApiserverArgs {
+    /// Directory for the store, certificates, tokens and the admin kubeconfig.
+    #[arg(long, default_value = "./.svcnet")]
+    data_dir: PathBuf,
+    /// Where objects are stored: sqlite://PATH (default: <data-dir>/state.db).
+    #[arg(long)]
+    store: Option<String>,
+    /// The port to serve HTTPS on.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// The IP address to listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    bind_address: IpAddr,
+    /// The address pods reach the API server at (the `kubernetes` Service's endpoint).
+    #[arg(long)]
+    advertise_address: Option<Ipv4Addr>,
+    /// CIDR from which Service ClusterIPs are allocated.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: ipnet::Ipv4Net,
+    /// Port range reserved for NodePort Services (LOW-HIGH, inclusive).
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// Bearer tokens, in kube-apiserver's CSV format (token,user,uid,"group1,group2").
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
+    #[arg(long, default_value_t = 100_000)]
+    watch_cache_size: usize,
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
+    let mut config = svcnet_apiserver::Config::new(a.data_dir);
+    config.secure_port = a.secure_port;
+    config.bind_address = a.bind_address;
+    config.advertise_address = a.advertise_address;
+    config.service_cluster_ip_range = a.service_cluster_ip_range;
+    config.service_node_port_range =
+        svcnet_apiserver::config::parse_port_range(&a.service_node_port_range)
+            .map_err(anyhow::Error::msg)?;
+    config.token_auth_file = a.token_auth_file;
+    config.watch_cache_size = a.watch_cache_size;
+    if let Some(s) = a.store {
+        config.store =
+            Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);
+    }
+    svcnet_apiserver::run(config).await.context("apiserver")
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::Apiserver(a) => apiserver(a).await,
+        }
+    })
+}

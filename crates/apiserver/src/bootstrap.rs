@@ -1,0 +1,96 @@
+//! Objects every cluster has from the start: the `default`, `kube-system`, `kube-public` and
+//! `kube-node-lease` namespaces and the `default/kubernetes` Service (the first address of the
+//! service range, port 443 → the secure port), with its Endpoints and EndpointSlice when the
+//! server has an address pods can reach (`--advertise-address`).
+
+use serde_json::json;
+
+use crate::error::ApiResult;
+use crate::resources::{ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES};
+use crate::rest::{create_internal, update_internal, WriteOptions};
+use crate::state::AppState;
+
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn ensure(
+    state: &AppState,
+    info: &'static crate::resources::ResourceInfo,
+    ns: Option<&str>,
+    obj: serde_json::Value,
+) -> ApiResult<()> {
+    match create_internal(state, info, ns, obj, &WriteOptions::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(state: &AppState) -> ApiResult<()> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(
+            state,
+            &NAMESPACES,
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
+    }
+    let first = state.alloc.first_ip().to_string();
+    ensure(
+        state,
+        &SERVICES,
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                     "targetPort": state.config.secure_port}], "sessionAffinity": "None", "type": "ClusterIP"}
+        }),
+    )
+    .await?;
+    if let Some(addr) = state.config.advertise_address {
+        let port = state.config.secure_port;
+        let subsets = json!([{"addresses": [{"ip": addr.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]);
+        update_internal(
+            state,
+            &ENDPOINTS,
+            Some("default"),
+            "kubernetes",
+            crate::rest::Part::Main,
+            &WriteOptions::default(),
+            true,
+            |cur| {
+                let mut next = if cur.is_null() {
+                    json!({"apiVersion": "v1", "kind": "Endpoints",
+                       "metadata": {"name": "kubernetes", "namespace": "default",
+                                    "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}})
+                } else {
+                    cur.clone()
+                };
+                next["subsets"] = subsets.clone();
+                if let Some(m) = next.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                    m.remove("resourceVersion");
+                }
+                Ok(next)
+            },
+        )
+        .await?;
+        ensure(
+            state,
+            &ENDPOINTSLICES,
+            Some("default"),
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [addr.to_string()], "conditions": {"ready": true}}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}

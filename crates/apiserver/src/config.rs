@@ -1,0 +1,110 @@
+//! API server configuration (flags named as kube-apiserver's where one exists).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+/// Where objects are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://PATH` (default: `<data-dir>/state.db`).
+    Sqlite(PathBuf),
+}
+
+impl StoreUrl {
+    /// Parse `sqlite://PATH` (or a plain path).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("sqlite://") {
+            return Ok(StoreUrl::Sqlite(PathBuf::from(p)));
+        }
+        if s.contains("://") {
+            return Err(format!("unsupported store {s:?}: expected sqlite://PATH"));
+        }
+        Ok(StoreUrl::Sqlite(PathBuf::from(s)))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    pub secure_port: u16,
+    /// The address the `kubernetes` Service's endpoints point at.
+    pub advertise_address: Option<Ipv4Addr>,
+    pub service_cluster_ip_range: Ipv4Net,
+    pub service_node_port_range: (i32, i32),
+    /// `None` = `sqlite://<data-dir>/state.db`.
+    pub store: Option<StoreUrl>,
+    /// Events kept by the watch cache (older watches get 410).
+    pub watch_cache_size: usize,
+    /// Extra bearer tokens, in kube-apiserver's `--token-auth-file` CSV format.
+    pub token_auth_file: Option<PathBuf>,
+    /// Request bodies larger than this get 413 (Kubernetes: 3 MiB).
+    pub max_request_body_bytes: usize,
+    /// How often watches with allowWatchBookmarks get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// History kept in the store for paging and watch resumption before compaction.
+    pub compaction_interval: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Config {
+            data_dir,
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            secure_port: 6443,
+            advertise_address: None,
+            service_cluster_ip_range: "10.96.0.0/12".parse().expect("valid default CIDR"),
+            service_node_port_range: (30000, 32767),
+            store: None,
+            watch_cache_size: 100_000,
+            token_auth_file: None,
+            max_request_body_bytes: 3 * 1024 * 1024,
+            bookmark_interval: Duration::from_secs(60),
+            compaction_interval: Duration::from_secs(300),
+        }
+    }
+
+    pub fn store_url(&self) -> StoreUrl {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreUrl::Sqlite(self.data_dir.join("state.db")))
+    }
+}
+
+/// Parse `--service-node-port-range` (`30000-32767`, or `30000+2767` as kube-apiserver accepts).
+pub fn parse_port_range(s: &str) -> Result<(i32, i32), String> {
+    let bad = || format!("invalid port range {s:?}: expected LOW-HIGH");
+    let (lo, hi) = if let Some((a, b)) = s.split_once('-') {
+        let lo: i32 = a.trim().parse().map_err(|_| bad())?;
+        (lo, b.trim().parse::<i32>().map_err(|_| bad())?)
+    } else if let Some((a, b)) = s.split_once('+') {
+        let lo: i32 = a.trim().parse().map_err(|_| bad())?;
+        (lo, lo + b.trim().parse::<i32>().map_err(|_| bad())?)
+    } else {
+        return Err(bad());
+    };
+    if lo < 1 || hi > 65535 || lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags() {
+        assert_eq!(parse_port_range("30000-32767").unwrap(), (30000, 32767));
+        assert_eq!(parse_port_range("30000+100").unwrap(), (30000, 30100));
+        assert!(parse_port_range("5-1").is_err());
+        assert_eq!(
+            StoreUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            StoreUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert!(StoreUrl::parse("redis://x").is_err());
+    }
+}

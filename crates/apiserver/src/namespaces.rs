@@ -1,0 +1,96 @@
+//! Namespace lifecycle (Kubernetes' namespace controller, run inside the API server): a deleted
+//! namespace is Terminating until everything in it is deleted, then its `kubernetes` finalizer is
+//! removed and it goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::objmeta;
+use crate::resources::{self, NAMESPACES};
+use crate::rest::{delete_internal, update_internal, Part, WriteOptions};
+use crate::state::AppState;
+
+/// Delete what is left in `ns`; true when it is empty.
+async fn sweep(state: &AppState, ns: &str) -> bool {
+    let mut empty = true;
+    for info in resources::ALL.iter().filter(|r| r.namespaced) {
+        let (objs, _) = state.cache.list(&info.prefix(Some(ns)));
+        for o in objs {
+            empty = false;
+            if objmeta::deletion_timestamp(&o.value).is_some()
+                && !objmeta::finalizers(&o.value).is_empty()
+            {
+                continue;
+            }
+            let name = objmeta::name(&o.value).unwrap_or_default().to_string();
+            if let Err(e) = delete_internal(state, info, Some(ns), &name, &Default::default()).await
+            {
+                if e.code != 404 {
+                    tracing::warn!(namespace = ns, resource = info.plural, name, error = %e, "namespace cleanup");
+                }
+            }
+        }
+    }
+    empty
+}
+
+async fn finalize(state: &AppState, ns: &str) {
+    let res = update_internal(
+        state,
+        &NAMESPACES,
+        None,
+        ns,
+        Part::Finalize,
+        &WriteOptions::default(),
+        false,
+        |cur| {
+            let mut next = cur.clone();
+            next["spec"]["finalizers"] = json!([]);
+            if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            Ok(next)
+        },
+    )
+    .await;
+    if let Err(e) = res {
+        if e.code != 404 {
+            tracing::warn!(namespace = ns, error = %e, "finalizing namespace");
+        }
+    }
+}
+
+/// Runs until the process ends: reacts to namespace changes, and re-checks terminating
+/// namespaces every second while any exists (their content may be waiting on graceful pod
+/// deletion).
+pub async fn run(state: Arc<AppState>) {
+    let prefix = NAMESPACES.prefix(None);
+    let (_, _, mut watch) = state.cache.list_and_watch(&prefix);
+    loop {
+        let (objs, _) = state.cache.list(&prefix);
+        let terminating: Vec<String> = objs
+            .iter()
+            .filter(|o| objmeta::deletion_timestamp(&o.value).is_some())
+            .filter_map(|o| objmeta::name(&o.value).map(str::to_string))
+            .collect();
+        for ns in &terminating {
+            if sweep(&state, ns).await {
+                finalize(&state, ns).await;
+            }
+        }
+        if terminating.is_empty() {
+            match watch.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(_)) => {
+                    let (_, _, w) = state.cache.list_and_watch(&prefix);
+                    watch = w;
+                }
+                None => return,
+            }
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The resources this server serves: names, scopes, storage keys and discovery data, and the
+//! per-kind behaviour ([`Strategy`]) the generic REST handlers call into.
+
+use crate::strategy::{self, Strategy};
+
+/// Everything the generic handlers and discovery need to know about one resource.
+pub struct ResourceInfo {
+    /// API group ("" = core).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub list_kind: &'static str,
+    /// The resource name in URLs (`services`).
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub namespaced: bool,
+    /// Storage key prefix, as Kubernetes lays out etcd (`/registry/services/specs`).
+    pub key_prefix: &'static str,
+    /// Subresources served (`status`, `scale`, `binding`, ...).
+    pub subresources: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    /// PUT of a missing object creates it (Kubernetes' `AllowCreateOnUpdate`).
+    pub allow_create_on_update: bool,
+    /// `metadata.generation` is maintained (set to 1, bumped when the spec changes).
+    pub has_generation: bool,
+    /// Field labels usable in field selectors, besides metadata.name/metadata.namespace,
+    /// with the JSON path of each.
+    pub field_labels: &'static [(&'static str, &'static [&'static str])],
+    pub strategy: &'static (dyn Strategy + Sync),
+}
+
+impl ResourceInfo {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `services` or `deployments.apps`, as Kubernetes names a resource in messages.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The storage key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}/{}/{}", self.key_prefix, ns, name),
+            _ => format!("{}/{}", self.key_prefix, name),
+        }
+    }
+
+    /// The key prefix of a collection (one namespace, or all), ending in `/`.
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}/{}/", self.key_prefix, ns),
+            _ => format!("{}/", self.key_prefix),
+        }
+    }
+
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.contains(&sub)
+    }
+
+    pub fn has_status(&self) -> bool {
+        self.has_subresource("status")
+    }
+
+    /// The value of a supported field label of `obj`, or `None` when the label is not supported.
+    pub fn field_value(&self, obj: &serde_json::Value, label: &str) -> Option<String> {
+        let path: &[&str] = match label {
+            "metadata.name" => &["metadata", "name"],
+            "metadata.namespace" => &["metadata", "namespace"],
+            _ => self
+                .field_labels
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, p)| *p)?,
+        };
+        let mut v = obj;
+        for seg in path {
+            match v.get(seg) {
+                Some(next) => v = next,
+                None => return Some(String::new()),
+            }
+        }
+        Some(match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    }
+}
+
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+const CRUD_NO_DELETECOLLECTION: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+pub static NAMESPACES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    list_kind: "NamespaceList",
+    plural: "namespaces",
+    singular: "namespace",
+    short_names: &["ns"],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/namespaces",
+    subresources: &["status", "finalize"],
+    verbs: CRUD_NO_DELETECOLLECTION,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[("status.phase", &["status", "phase"])],
+    strategy: &strategy::NAMESPACE,
+};
+
+pub static SERVICES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Service",
+    list_kind: "ServiceList",
+    plural: "services",
+    singular: "service",
+    short_names: &["svc"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/services/specs",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[
+        ("spec.clusterIP", &["spec", "clusterIP"]),
+        ("spec.type", &["spec", "type"]),
+    ],
+    strategy: &strategy::SERVICE,
+};
+
+pub static ENDPOINTS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Endpoints",
+    list_kind: "EndpointsList",
+    plural: "endpoints",
+    singular: "endpoints",
+    short_names: &["ep"],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/services/endpoints",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: true,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::ENDPOINTS,
+};
+
+pub static PODS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    list_kind: "PodList",
+    plural: "pods",
+    singular: "pod",
+    short_names: &["po"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/pods",
+    subresources: &["status", "binding"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[
+        ("spec.nodeName", &["spec", "nodeName"]),
+        ("spec.restartPolicy", &["spec", "restartPolicy"]),
+        ("spec.schedulerName", &["spec", "schedulerName"]),
+        ("spec.serviceAccountName", &["spec", "serviceAccountName"]),
+        ("spec.hostNetwork", &["spec", "hostNetwork"]),
+        ("status.phase", &["status", "phase"]),
+        ("status.podIP", &["status", "podIP"]),
+        ("status.nominatedNodeName", &["status", "nominatedNodeName"]),
+    ],
+    strategy: &strategy::POD,
+};
+
+pub static NODES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Node",
+    list_kind: "NodeList",
+    plural: "nodes",
+    singular: "node",
+    short_names: &["no"],
+    categories: &[],
+    namespaced: false,
+    // Kubernetes keeps nodes under their historical name.
+    key_prefix: "/registry/minions",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[("spec.unschedulable", &["spec", "unschedulable"])],
+    strategy: &strategy::NODE,
+};
+
+pub static EVENTS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Event",
+    list_kind: "EventList",
+    plural: "events",
+    singular: "event",
+    short_names: &["ev"],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/events",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: true,
+    has_generation: false,
+    field_labels: &[
+        ("involvedObject.kind", &["involvedObject", "kind"]),
+        ("involvedObject.namespace", &["involvedObject", "namespace"]),
+        ("involvedObject.name", &["involvedObject", "name"]),
+        ("involvedObject.uid", &["involvedObject", "uid"]),
+        (
+            "involvedObject.apiVersion",
+            &["involvedObject", "apiVersion"],
+        ),
+        (
+            "involvedObject.resourceVersion",
+            &["involvedObject", "resourceVersion"],
+        ),
+        ("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
+        ("reason", &["reason"]),
+        ("reportingComponent", &["reportingComponent"]),
+        ("source", &["source", "component"]),
+        ("type", &["type"]),
+    ],
+    strategy: &strategy::EVENT,
+};
+
+pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
+    group: "discovery.k8s.io",
+    version: "v1",
+    kind: "EndpointSlice",
+    list_kind: "EndpointSliceList",
+    plural: "endpointslices",
+    singular: "endpointslice",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/endpointslices",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[],
+    strategy: &strategy::ENDPOINTSLICE,
+};
+
+pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    list_kind: "DeploymentList",
+    plural: "deployments",
+    singular: "deployment",
+    short_names: &["deploy"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/deployments",
+    subresources: &["status", "scale"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[],
+    strategy: &strategy::DEPLOYMENT,
+};
+
+pub static REPLICASETS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    list_kind: "ReplicaSetList",
+    plural: "replicasets",
+    singular: "replicaset",
+    short_names: &["rs"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/replicasets",
+    subresources: &["status", "scale"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[("status.replicas", &["status", "replicas"])],
+    strategy: &strategy::REPLICASET,
+};
+
+/// Every served resource, in discovery order.
+pub static ALL: &[&ResourceInfo] = &[
+    &NAMESPACES,
+    &SERVICES,
+    &ENDPOINTS,
+    &PODS,
+    &NODES,
+    &EVENTS,
+    &ENDPOINTSLICES,
+    &DEPLOYMENTS,
+    &REPLICASETS,
+];
+
+/// The served group/versions: ("", "v1") first, then named groups.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in ALL {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    ALL.iter()
+        .copied()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource a storage key belongs to, with the namespace and name the key encodes.
+pub fn from_key(key: &str) -> Option<(&'static ResourceInfo, Option<&str>, &str)> {
+    for r in ALL {
+        if let Some(rest) = key
+            .strip_prefix(r.key_prefix)
+            .and_then(|k| k.strip_prefix('/'))
+        {
+            if r.namespaced {
+                let (ns, name) = rest.split_once('/')?;
+                if name.contains('/') {
+                    continue;
+                }
+                return Some((r, Some(ns), name));
+            } else if !rest.contains('/') {
+                return Some((r, None, rest));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(
+            SERVICES.key(Some("default"), "web"),
+            "/registry/services/specs/default/web"
+        );
+        assert_eq!(NODES.key(None, "n1"), "/registry/minions/n1");
+        let (r, ns, name) = from_key("/registry/services/endpoints/default/web").unwrap();
+        assert_eq!((r.plural, ns, name), ("endpoints", Some("default"), "web"));
+        let (r, ns, name) = from_key("/registry/services/specs/kube-system/kube-dns").unwrap();
+        assert_eq!(
+            (r.plural, ns, name),
+            ("services", Some("kube-system"), "kube-dns")
+        );
+        assert!(from_key("/registry/svcnet/clusterips/10.96.0.1").is_none());
+    }
+
+    #[test]
+    fn field_values() {
+        let pod = serde_json::json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": false}});
+        assert_eq!(
+            PODS.field_value(&pod, "spec.nodeName").as_deref(),
+            Some("n1")
+        );
+        assert_eq!(
+            PODS.field_value(&pod, "spec.hostNetwork").as_deref(),
+            Some("false")
+        );
+        assert_eq!(PODS.field_value(&pod, "status.phase").as_deref(), Some(""));
+        assert_eq!(PODS.field_value(&pod, "spec.bogus"), None);
+    }
+}

@@ -1,0 +1,314 @@
+//! get and list.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use base64::Engine;
+use http::StatusCode;
+use serde_json::{json, Value};
+use svcnet_store::cache::CachedObject;
+use svcnet_store::{KeyValue, RangeRequest, StoreError};
+
+use super::{encode_one, Selectors};
+use crate::codec::{self, Query, Representation};
+use crate::error::{ApiError, ApiResult};
+use crate::request::Target;
+use crate::state::AppState;
+
+/// How long a read waits for the cache to reach a requested or current revision.
+const WAIT: Duration = Duration::from_secs(3);
+
+pub fn parse_rv(rv: &str) -> ApiResult<i64> {
+    rv.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+/// Bring the cache up to what `resourceVersion` asks for: unset = the latest (read-your-writes),
+/// "0" = whatever it has, N = at least N.
+pub async fn sync_cache(state: &AppState, rv: Option<&str>) -> ApiResult<i64> {
+    match rv {
+        None | Some("") => Ok(state.cache.wait_consistent(WAIT).await?),
+        Some("0") => Ok(state.cache.revision()),
+        Some(n) => {
+            let n = parse_rv(n)?;
+            state.cache.wait_for_revision(n, WAIT).await?;
+            Ok(state.cache.revision())
+        }
+    }
+}
+
+pub async fn get_cached(
+    state: &AppState,
+    t: &Target,
+    rv: Option<&str>,
+) -> ApiResult<Arc<CachedObject>> {
+    let name = t.name.as_deref().unwrap_or_default();
+    sync_cache(state, rv).await?;
+    let key = t.info.key(t.namespace.as_deref(), name);
+    state
+        .cache
+        .get(&key)
+        .0
+        .ok_or_else(|| ApiError::not_found(t.info, name))
+}
+
+pub async fn get(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    rep: Representation,
+) -> ApiResult<Response> {
+    let obj = get_cached(state, t, q.resource_version.as_deref()).await?;
+    if rep == Representation::Json {
+        return Ok(codec::respond_json_bytes(StatusCode::OK, obj.json.to_vec()));
+    }
+    Ok(encode_one(t.info, &obj.value, rep, StatusCode::OK))
+}
+
+/// The opaque `continue` token: the revision of the first page and the last key returned.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: i64,
+    start: String,
+}
+
+fn encode_continue(rv: i64, last_key: &str, prefix: &str) -> String {
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: last_key
+            .strip_prefix(prefix)
+            .unwrap_or(last_key)
+            .to_string(),
+    };
+    base64::engine::general_purpose::URL_SAFE
+        .encode(serde_json::to_vec(&token).expect("serializable"))
+}
+
+fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let t: ContinueToken = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if t.v != "meta.k8s.io/v1" || t.rv <= 0 || t.start.contains("..") {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// An object read from the store (not the cache), with its resourceVersion set.
+pub fn object_from_kv(kv: &KeyValue) -> ApiResult<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+    crate::objmeta::set_resource_version(&mut v, kv.mod_revision);
+    Ok(v)
+}
+
+pub async fn list(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    rep: Representation,
+) -> ApiResult<Response> {
+    let info = t.info;
+    let sel = Selectors::parse(info, q)?;
+    let prefix = info.prefix(t.namespace.as_deref());
+    let limit = q.limit.unwrap_or(0).max(0) as usize;
+    let exact = q.resource_version_match.as_deref() == Some("Exact");
+    if let Some(m) = q.resource_version_match.as_deref() {
+        if m != "Exact" && m != "NotOlderThan" {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+        if q.resource_version.as_deref().unwrap_or("").is_empty() {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+    }
+    // Paged lists and exact-revision lists are served by the store (which keeps history);
+    // everything else from the watch cache. resourceVersion=0 is served from the cache in full, as
+    // Kubernetes does.
+    let rv_zero = q.resource_version.as_deref() == Some("0");
+    if (limit > 0 || q.continue_token.is_some()) && !rv_zero || exact {
+        return list_from_store(state, t, q, rep, &sel, &prefix, limit, exact).await;
+    }
+    let rv = sync_cache(state, q.resource_version.as_deref()).await?;
+    let (objs, cache_rv) = state.cache.list(&prefix);
+    let rv = rv.max(cache_rv).to_string();
+    let objs: Vec<Arc<CachedObject>> = if sel.is_empty() {
+        objs
+    } else {
+        objs.into_iter()
+            .filter(|o| sel.matches(info, &o.value))
+            .collect()
+    };
+    Ok(match rep {
+        Representation::Json => {
+            let mut body =
+                Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
+            body.extend_from_slice(
+                format!(
+                    "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+                    info.list_kind,
+                    info.api_version(),
+                    rv
+                )
+                .as_bytes(),
+            );
+            for (i, o) in objs.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&o.json);
+            }
+            body.extend_from_slice(b"]}");
+            codec::respond_json_bytes(StatusCode::OK, body)
+        }
+        rep => encode_list(info, objs.iter().map(|o| &o.value), &rv, None, rep, q),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn list_from_store(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    rep: Representation,
+    sel: &Selectors,
+    prefix: &str,
+    limit: usize,
+    exact: bool,
+) -> ApiResult<Response> {
+    let (mut revision, mut start_after) = match &q.continue_token {
+        Some(tok) => {
+            let c = decode_continue(tok)?;
+            (Some(c.rv), Some(format!("{prefix}{}", c.start)))
+        }
+        None if exact => (
+            Some(parse_rv(q.resource_version.as_deref().unwrap_or("0"))?),
+            None,
+        ),
+        None => (None, None),
+    };
+    let mut items: Vec<Value> = Vec::new();
+    let mut more;
+    loop {
+        let want = if limit == 0 { 0 } else { limit - items.len() };
+        let res = state
+            .store
+            .range(RangeRequest {
+                prefix: prefix.to_string(),
+                start_after: start_after.clone(),
+                limit: want,
+                revision,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Compacted { .. } if q.continue_token.is_some() => {
+                    ApiError::expired(CONTINUE_TOO_OLD)
+                }
+                StoreError::Compacted { .. } => ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    q.resource_version.as_deref().unwrap_or(""),
+                    0
+                )),
+                StoreError::FutureRevision { requested, current } => {
+                    ApiError::too_large_resource_version(requested, current)
+                }
+                e => e.into(),
+            })?;
+        revision = Some(res.revision);
+        more = res.more;
+        if let Some(last) = res.kvs.last() {
+            start_after = Some(last.key.clone());
+        }
+        for kv in &res.kvs {
+            let obj = object_from_kv(kv)?;
+            if sel.matches(t.info, &obj) {
+                items.push(obj);
+            }
+        }
+        if !more || limit == 0 || items.len() >= limit {
+            break;
+        }
+    }
+    let rv = revision.unwrap_or(0);
+    let cont = if more {
+        start_after
+            .as_deref()
+            .map(|k| encode_continue(rv, k, prefix))
+    } else {
+        None
+    };
+    Ok(encode_list(
+        t.info,
+        items.iter(),
+        &rv.to_string(),
+        cont.as_deref(),
+        rep,
+        q,
+    ))
+}
+
+fn encode_list<'a>(
+    info: &crate::resources::ResourceInfo,
+    objs: impl Iterator<Item = &'a Value>,
+    rv: &str,
+    cont: Option<&str>,
+    rep: Representation,
+    q: &Query,
+) -> Response {
+    match rep {
+        Representation::Table => {
+            let include = q.include_object.as_deref().unwrap_or("Metadata");
+            let table = crate::table::table(info, objs, Some(rv), cont, true, include);
+            codec::respond(StatusCode::OK, &table, Representation::Json)
+        }
+        Representation::PartialObjectMetadata => codec::respond(
+            StatusCode::OK,
+            &crate::table::partial_object_metadata_list(objs, rv, cont),
+            Representation::Json,
+        ),
+        rep => {
+            let mut meta = json!({ "resourceVersion": rv });
+            if let Some(c) = cont {
+                meta["continue"] = json!(c);
+            }
+            let list = json!({
+                "kind": info.list_kind,
+                "apiVersion": info.api_version(),
+                "metadata": meta,
+                "items": objs.cloned().collect::<Vec<_>>(),
+            });
+            codec::respond(StatusCode::OK, &list, rep)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let tok = encode_continue(
+            42,
+            "/registry/pods/default/web-1",
+            "/registry/pods/default/",
+        );
+        let c = decode_continue(&tok).unwrap();
+        assert_eq!((c.rv, c.start.as_str()), (42, "web-1"));
+        assert_eq!(decode_continue("garbage!").unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,928 @@
+//! create, update (PUT, status, finalize), patch, delete and deletecollection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+use svcnet_store::{Compare, Op};
+
+use super::encode_one;
+use crate::alloc::Claims;
+use crate::codec::{self, Query, Representation};
+use crate::error::{ApiError, ApiResult};
+use crate::hooks;
+use crate::objmeta::{self, meta_mut};
+use crate::request::Target;
+use crate::resources::{ResourceInfo, NAMESPACES, PODS};
+use crate::state::AppState;
+
+/// Attempts of a write that lost a race (a concurrent update, a random allocation taken).
+const MAX_ATTEMPTS: usize = 16;
+const WAIT: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+}
+
+impl From<&Query> for WriteOptions {
+    fn from(q: &Query) -> Self {
+        WriteOptions { dry_run: q.dry_run }
+    }
+}
+
+/// `fieldValidation`: how unknown fields in a body are treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+fn field_validation(q: &Query) -> ApiResult<FieldValidation> {
+    match q.field_validation.as_deref() {
+        None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation: Invalid value: {other:?}: must be one of Ignore, Warn, or Strict"
+        ))),
+    }
+}
+
+/// Decode a request body into an object of `info`'s kind: kind/apiVersion checked, unknown
+/// fields dropped (and reported per `fieldValidation`). Returns the object and warnings.
+fn decode_object(info: &ResourceInfo, raw: Value, q: &Query) -> ApiResult<(Value, Vec<String>)> {
+    let mode = field_validation(q)?;
+    let api_version = info.api_version();
+    let cannot = |detail: String| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            info.kind, info.version, info.kind, detail
+        ))
+    };
+    let Value::Object(mut map) = raw else {
+        return Err(cannot("the object provided is not a JSON object".into()));
+    };
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(info.kind));
+        }
+        Some(k) if k == info.kind => {}
+        Some(k) => return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): kind {:?} does not match",
+            info.kind, k
+        ))),
+    }
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+    }
+    let raw = Value::Object(map);
+    let decoded = info.strategy.decode(&raw).map_err(cannot)?;
+    let unknown: Vec<String> = decoded
+        .unknown_fields
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    match mode {
+        FieldValidation::Strict if !unknown.is_empty() => Err(cannot(format!(
+            "strict decoding error: {}",
+            unknown.join(", ")
+        ))),
+        FieldValidation::Warn => Ok((decoded.value, unknown)),
+        _ => Ok((decoded.value, Vec::new())),
+    }
+}
+
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(h) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+    resp
+}
+
+fn strategy_err(info: &ResourceInfo, e: String) -> ApiError {
+    ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {}",
+        info.kind, info.version, info.kind, e
+    ))
+}
+
+fn txn_parts(
+    key: &str,
+    value: Vec<u8>,
+    guard: Compare,
+    claims: &Claims,
+) -> (Vec<Compare>, Vec<Op>) {
+    let mut compares = vec![guard];
+    let mut ops = vec![Op::Put {
+        key: key.to_string(),
+        value: Bytes::from(value),
+    }];
+    for (k, v) in &claims.claim {
+        compares.push(Compare::Absent(k.clone()));
+        ops.push(Op::Put {
+            key: k.clone(),
+            value: v.clone(),
+        });
+    }
+    for k in &claims.release {
+        ops.push(Op::Delete { key: k.clone() });
+    }
+    (compares, ops)
+}
+
+/// Namespace admission (Kubernetes' NamespaceLifecycle): the namespace must exist and not be
+/// terminating.
+fn check_namespace(state: &AppState, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
+    let (obj, _) = state.cache.get(&NAMESPACES.key(None, ns));
+    let Some(obj) = obj else {
+        return Err(ApiError::namespace_not_found(ns));
+    };
+    if objmeta::deletion_timestamp(&obj.value).is_some()
+        || obj.value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    {
+        return Err(ApiError::forbidden(
+            info,
+            name,
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Create `obj` (already decoded) in `namespace`. Used by the REST handler and by the server itself.
+pub async fn create_internal(
+    state: &AppState,
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    mut obj: Value,
+    opts: &WriteOptions,
+) -> ApiResult<Value> {
+    // Namespace of the object vs the request.
+    if info.namespaced {
+        let url_ns = namespace.ok_or_else(ApiError::method_not_allowed)?;
+        match objmeta::namespace(&obj) {
+            None => {
+                meta_mut(&mut obj).insert("namespace".into(), json!(url_ns));
+            }
+            Some(ns) if ns == url_ns => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+        }
+    }
+    if objmeta::resource_version(&obj).is_some() {
+        return Err(ApiError::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    {
+        let m = meta_mut(&mut obj);
+        let has_name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        if !has_name {
+            if let Some(prefix) = m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                let generated = objmeta::generate_name(prefix);
+                m.insert("name".into(), json!(generated));
+            }
+        }
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(objmeta::now_rfc3339()));
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        if info.has_generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+    }
+    info.strategy
+        .default(&mut obj)
+        .map_err(|e| strategy_err(info, e))?;
+    info.strategy
+        .prepare_for_create(&mut obj)
+        .map_err(|e| strategy_err(info, e))?;
+    let name = objmeta::name(&obj).unwrap_or("").to_string();
+    let key = info.key(namespace, &name);
+    let base = obj;
+    let mut last_err = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let mut obj = base.clone();
+        let claims = hooks::begin_create(state, info, &mut obj)?;
+        let errs = info
+            .strategy
+            .validate_create(&obj)
+            .map_err(|e| strategy_err(info, e))?;
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(info, &name, &errs));
+        }
+        if let Some(ns) = namespace.filter(|_| info.namespaced) {
+            check_namespace(state, info, ns, &name)?;
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let (compares, ops) = txn_parts(
+            &key,
+            objmeta::for_storage(&obj),
+            Compare::Absent(key.clone()),
+            &claims,
+        );
+        let res = state.store.txn(compares, ops).await?;
+        if res.succeeded {
+            objmeta::set_resource_version(&mut obj, res.revision);
+            return Ok(obj);
+        }
+        match res.failed_compare {
+            Some(0) => return Err(ApiError::already_exists(info, &name)),
+            _ => {
+                // An allocation was taken meanwhile: let the cache catch up and allocate again
+                // (a requested value then fails with "already allocated").
+                state.cache.wait_consistent(WAIT).await?;
+                last_err = Some(ApiError::internal("allocation kept conflicting; try again"));
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::internal("create did not converge")))
+}
+
+pub async fn create(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rep = codec::negotiate(headers)?;
+    let raw = codec::decode_body(headers, body)?;
+    let (obj, warnings) = decode_object(t.info, raw, q)?;
+    let created = create_internal(state, t.info, t.namespace.as_deref(), obj, &q.into()).await?;
+    Ok(with_warnings(
+        encode_one(t.info, &created, rep, StatusCode::CREATED),
+        &warnings,
+    ))
+}
+
+/// Which part of an object an update may change.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Part {
+    /// The main resource: everything but `status` (for kinds with a status subresource).
+    Main,
+    /// `/status`: only `status`.
+    Status,
+    /// `namespaces/x/finalize`: only `spec.finalizers`.
+    Finalize,
+}
+
+impl Part {
+    fn of(t: &Target) -> Part {
+        match t.subresource.as_deref() {
+            Some("status") => Part::Status,
+            Some("finalize") => Part::Finalize,
+            _ => Part::Main,
+        }
+    }
+}
+
+/// Carry the system-owned metadata of `old` into `new`.
+fn keep_system_metadata(new: &mut Value, old: &Value) {
+    let old_meta = objmeta::meta(old).cloned().unwrap_or_default();
+    let m = meta_mut(new);
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+    ] {
+        match old_meta.get(f) {
+            Some(v) => {
+                m.insert(f.into(), v.clone());
+            }
+            None => {
+                m.remove(f);
+            }
+        }
+    }
+}
+
+/// The read-modify-write loop of every update (Kubernetes' GuaranteedUpdate): `produce` turns
+/// the current object into the desired one; the write is retried on a lost race unless the
+/// desired object names the resourceVersion it expects, which then must match (409 otherwise).
+/// A missing object is created when the kind allows create-on-update and `create_missing`.
+#[allow(clippy::too_many_arguments)]
+pub async fn update_internal(
+    state: &AppState,
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    name: &str,
+    part: Part,
+    opts: &WriteOptions,
+    create_missing: bool,
+    mut produce: impl FnMut(&Value) -> ApiResult<Value>,
+) -> ApiResult<(Value, bool)> {
+    let key = info.key(namespace, name);
+    for _ in 0..MAX_ATTEMPTS {
+        state.cache.wait_consistent(WAIT).await?;
+        let Some(cur) = state.cache.get(&key).0 else {
+            if create_missing && info.allow_create_on_update && part == Part::Main {
+                let mut obj = produce(&Value::Null)?;
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                return Ok((
+                    create_internal(state, info, namespace, obj, opts).await?,
+                    true,
+                ));
+            }
+            return Err(ApiError::not_found(info, name));
+        };
+        let old = &cur.value;
+        let mut new = produce(old)?;
+        let expected_rv = objmeta::resource_version(&new).map(str::to_string);
+        if let Some(rv) = &expected_rv {
+            if *rv != cur.mod_revision.to_string() {
+                return Err(ApiError::conflict_modified(info, name));
+            }
+        }
+        keep_system_metadata(&mut new, old);
+        info.strategy
+            .default(&mut new)
+            .map_err(|e| strategy_err(info, e))?;
+        match part {
+            Part::Main if info.has_status() => match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            },
+            Part::Main => {}
+            Part::Status => {
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(s) => new["status"] = s,
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            }
+            Part::Finalize => {
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                new = old.clone();
+                if !new.get("spec").is_some_and(Value::is_object) {
+                    new["spec"] = json!({});
+                }
+                new["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
+            }
+        }
+        if info.has_generation && new.get("spec") != old.get("spec") {
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            meta_mut(&mut new).insert("generation".into(), json!(g));
+        }
+        let claims = if part == Part::Main {
+            hooks::begin_update(state, info, &mut new, old)?
+        } else {
+            Claims::default()
+        };
+        let errs = match part {
+            Part::Status => info.strategy.validate_status_update(&new, old),
+            _ => info.strategy.validate_update(&new, old),
+        }
+        .map_err(|e| strategy_err(info, e))?;
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(info, name, &errs));
+        }
+        if objmeta::same_for_storage(&new, old) && claims.is_empty() {
+            return Ok((old.clone(), false));
+        }
+        if opts.dry_run {
+            return Ok((new, false));
+        }
+        // Removing the last finalizer of an object being deleted deletes it.
+        if objmeta::deletion_timestamp(&new).is_some()
+            && objmeta::finalizers(&new).is_empty()
+            && !held_by_spec_finalizers(info, &new)
+        {
+            let mut release = hooks::on_delete(state, info, old)?;
+            release.release.extend(claims.release);
+            if let Some(v) = finish_delete(state, &key, cur.mod_revision, &new, &release).await? {
+                return Ok((v, false));
+            }
+            continue;
+        }
+        let (compares, ops) = txn_parts(
+            &key,
+            objmeta::for_storage(&new),
+            Compare::ModRevision(key.clone(), cur.mod_revision),
+            &claims,
+        );
+        let res = state.store.txn(compares, ops).await?;
+        if res.succeeded {
+            objmeta::set_resource_version(&mut new, res.revision);
+            return Ok((new, false));
+        }
+        if res.failed_compare == Some(0) && expected_rv.is_some() {
+            return Err(ApiError::conflict_modified(info, name));
+        }
+    }
+    Err(ApiError::conflict_modified(info, name))
+}
+
+/// Namespaces stay until their `spec.finalizers` are cleared too.
+fn held_by_spec_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
+    std::ptr::eq(info, &NAMESPACES)
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+}
+
+/// Delete `key` if it is still at `rev`; `None` when it changed meanwhile (retry).
+async fn finish_delete(
+    state: &AppState,
+    key: &str,
+    rev: i64,
+    last: &Value,
+    claims: &Claims,
+) -> ApiResult<Option<Value>> {
+    let mut ops = vec![Op::Delete {
+        key: key.to_string(),
+    }];
+    ops.extend(claims.release.iter().map(|k| Op::Delete { key: k.clone() }));
+    let res = state
+        .store
+        .txn(vec![Compare::ModRevision(key.to_string(), rev)], ops)
+        .await?;
+    if !res.succeeded {
+        return Ok(None);
+    }
+    let mut v = last.clone();
+    objmeta::set_resource_version(&mut v, res.revision);
+    Ok(Some(v))
+}
+
+pub async fn update(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rep = codec::negotiate(headers)?;
+    let name = t.name.clone().unwrap_or_default();
+    let raw = codec::decode_body(headers, body)?;
+    let (obj, warnings) = decode_object(t.info, raw, q)?;
+    match objmeta::name(&obj) {
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        None => return Err(ApiError::bad_request("name is required")),
+    }
+    if t.info.namespaced {
+        if let (Some(obj_ns), Some(url_ns)) = (objmeta::namespace(&obj), t.namespace.as_deref()) {
+            if obj_ns != url_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+    }
+    let part = Part::of(t);
+    let (result, created) = update_internal(
+        state,
+        t.info,
+        t.namespace.as_deref(),
+        &name,
+        part,
+        &q.into(),
+        true,
+        |_| Ok(obj.clone()),
+    )
+    .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_warnings(
+        encode_one(t.info, &result, rep, code),
+        &warnings,
+    ))
+}
+
+/// The patch formats Kubernetes accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    StrategicMerge,
+}
+
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+];
+
+pub fn patch_type(headers: &HeaderMap) -> ApiResult<PatchType> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match ct.split(';').next().unwrap_or("").trim() {
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
+        _ => Err(ApiError::unsupported_media_type(PATCH_TYPES)),
+    }
+}
+
+/// Apply a patch document to `current` (which carries its resourceVersion).
+pub fn apply_patch(
+    api_version: &str,
+    kind: &str,
+    patch_type: PatchType,
+    current: &Value,
+    patch: &Value,
+) -> ApiResult<Value> {
+    let result = match patch_type {
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "json: cannot unmarshal into Go value of type map[string]interface {}",
+                ));
+            }
+            Ok(svcnet_patch::merge_patch(current, patch))
+        }
+        PatchType::Json => svcnet_patch::json_patch(current, patch),
+        PatchType::StrategicMerge => {
+            let schema = svcnet_patch::schema::lookup(api_version, kind)
+                .ok_or_else(|| ApiError::unsupported_media_type(&PATCH_TYPES[..2]))?;
+            svcnet_patch::strategic_merge_patch(current, patch, schema)
+        }
+    };
+    result.map_err(|e| match e {
+        svcnet_patch::PatchError::Invalid(m) => ApiError::bad_request(m),
+        svcnet_patch::PatchError::Failed(m) => ApiError::unprocessable(&m),
+    })
+}
+
+pub async fn patch(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rep = codec::negotiate(headers)?;
+    let patch_type = patch_type(headers)?;
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let name = t.name.clone().unwrap_or_default();
+    let info = t.info;
+    let mut warnings = Vec::new();
+    let (result, _) = update_internal(
+        state,
+        info,
+        t.namespace.as_deref(),
+        &name,
+        Part::of(t),
+        &q.into(),
+        false,
+        |cur| {
+            let patched = apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?;
+            if objmeta::name(&patched) != Some(name.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    objmeta::name(&patched).unwrap_or("")
+                )));
+            }
+            let (obj, w) = decode_object(info, patched, q)?;
+            warnings = w;
+            Ok(obj)
+        },
+    )
+    .await?;
+    Ok(with_warnings(
+        encode_one(info, &result, rep, StatusCode::OK),
+        &warnings,
+    ))
+}
+
+/// `DeleteOptions`, from the body and the query.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut o = DeleteOptions {
+        grace_period_seconds: q.grace_period_seconds,
+        propagation_policy: q.propagation_policy.clone(),
+        dry_run: q.dry_run,
+        ..Default::default()
+    };
+    if q.orphan_dependents == Some(true) && o.propagation_policy.is_none() {
+        o.propagation_policy = Some("Orphan".into());
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            o.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            o.propagation_policy = Some(p.to_string());
+        }
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && o.propagation_policy.is_none()
+        {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        o.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.precondition_rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
+            o.dry_run = true;
+        }
+    }
+    if let Some(p) = &o.propagation_policy {
+        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
+            return Err(ApiError::invalid_kind(
+                "",
+                "DeleteOptions",
+                "",
+                &[svcnet_api::field::Error::not_supported(
+                    &svcnet_api::field::Path::new("propagationPolicy"),
+                    p.as_str(),
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
+        }
+    }
+    if o.grace_period_seconds.is_some_and(|g| g < 0) {
+        o.grace_period_seconds = Some(1);
+    }
+    Ok(o)
+}
+
+/// Namespaces Kubernetes never lets you delete.
+const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Delete one object with Kubernetes' semantics: preconditions; graceful deletion of pods bound
+/// to a node (deletionTimestamp set; the node agent finishes it); finalizers (the object stays,
+/// marked, until they are removed); namespaces go Terminating. Returns the object as last seen
+/// and whether it is gone.
+pub async fn delete_internal(
+    state: &AppState,
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    name: &str,
+    opts: &DeleteOptions,
+) -> ApiResult<(Value, bool)> {
+    let key = info.key(namespace, name);
+    if std::ptr::eq(info, &NAMESPACES) && UNDELETABLE_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden(
+            info,
+            name,
+            "this namespace may not be deleted",
+        ));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        state.cache.wait_consistent(WAIT).await?;
+        let Some(cur) = state.cache.get(&key).0 else {
+            return Err(ApiError::not_found(info, name));
+        };
+        let obj = &cur.value;
+        if let Some(uid) = &opts.precondition_uid {
+            let actual = objmeta::meta_str(obj, "uid").unwrap_or("");
+            if uid != actual {
+                return Err(ApiError::conflict(
+                    info,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            if *rv != cur.mod_revision.to_string() {
+                return Err(ApiError::conflict(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}",
+                        cur.mod_revision
+                    ),
+                ));
+            }
+        }
+        let mut marked = obj.clone();
+        let mut keep = false;
+        // Graceful deletion of a pod running on a node.
+        if std::ptr::eq(info, &PODS)
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+        {
+            let phase = obj
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let grace = opts
+                .grace_period_seconds
+                .or_else(|| {
+                    obj.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30);
+            if grace > 0 && phase != "Succeeded" && phase != "Failed" {
+                let current = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                if current.is_some_and(|c| c <= grace) {
+                    return Ok((obj.clone(), false));
+                }
+                let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+                let m = meta_mut(&mut marked);
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                keep = true;
+            }
+        }
+        // Namespaces: Terminating until their content is gone.
+        if held_by_spec_finalizers(info, obj) {
+            if objmeta::deletion_timestamp(obj).is_some() {
+                return Ok((obj.clone(), false));
+            }
+            meta_mut(&mut marked).insert("deletionTimestamp".into(), json!(objmeta::now_rfc3339()));
+            marked["status"] = json!({ "phase": "Terminating" });
+            keep = true;
+        }
+        let mut finalizers = objmeta::finalizers(obj);
+        match opts.propagation_policy.as_deref() {
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                finalizers.push("foregroundDeletion".into())
+            }
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into())
+            }
+            _ => {}
+        }
+        if !finalizers.is_empty() {
+            let m = meta_mut(&mut marked);
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(objmeta::now_rfc3339()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            m.insert("finalizers".into(), json!(finalizers));
+            keep = true;
+        }
+        if opts.dry_run {
+            return Ok((if keep { marked } else { obj.clone() }, !keep));
+        }
+        if keep {
+            if objmeta::same_for_storage(&marked, obj) {
+                return Ok((obj.clone(), false));
+            }
+            if info.has_generation {
+                let g = obj
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    + 1;
+                meta_mut(&mut marked).insert("generation".into(), json!(g));
+            }
+            let res = state
+                .store
+                .txn(
+                    vec![Compare::ModRevision(key.clone(), cur.mod_revision)],
+                    vec![Op::Put {
+                        key: key.clone(),
+                        value: Bytes::from(objmeta::for_storage(&marked)),
+                    }],
+                )
+                .await?;
+            if res.succeeded {
+                objmeta::set_resource_version(&mut marked, res.revision);
+                return Ok((marked, false));
+            }
+            continue;
+        }
+        let claims = hooks::on_delete(state, info, obj)?;
+        if let Some(v) = finish_delete(state, &key, cur.mod_revision, obj, &claims).await? {
+            return Ok((v, true));
+        }
+    }
+    Err(ApiError::conflict_modified(info, name))
+}
+
+pub async fn delete(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rep = codec::negotiate(headers)?;
+    let opts = delete_options(q, body)?;
+    let name = t.name.clone().unwrap_or_default();
+    let (obj, _) = delete_internal(state, t.info, t.namespace.as_deref(), &name, &opts).await?;
+    Ok(encode_one(t.info, &obj, rep, StatusCode::OK))
+}
+
+pub async fn delete_collection(
+    state: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rep = codec::negotiate(headers)?;
+    if !t.info.verbs.contains(&"deletecollection") {
+        return Err(ApiError::method_not_allowed());
+    }
+    let opts = delete_options(q, body)?;
+    let sel = super::Selectors::parse(t.info, q)?;
+    state.cache.wait_consistent(WAIT).await?;
+    let (objs, rv) = state.cache.list(&t.info.prefix(t.namespace.as_deref()));
+    let mut deleted = Vec::new();
+    for o in objs.iter().filter(|o| sel.matches(t.info, &o.value)) {
+        let ns = objmeta::namespace(&o.value);
+        let name = objmeta::name(&o.value).unwrap_or("");
+        match delete_internal(state, t.info, ns, name, &opts).await {
+            Ok((v, _)) => deleted.push(v),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": t.info.list_kind,
+        "apiVersion": t.info.api_version(),
+        "metadata": { "resourceVersion": rv.to_string() },
+        "items": deleted,
+    });
+    Ok(codec::respond(
+        StatusCode::OK,
+        &list,
+        if rep == Representation::Yaml {
+            rep
+        } else {
+            Representation::Json
+        },
+    ))
+}

@@ -1,0 +1,310 @@
+//! Starting, serving and stopping the API server.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use svcnet_store::cache::{CacheConfig, WatchCache};
+use svcnet_store::sqlite::SqliteStore;
+use svcnet_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::alloc::ServiceAllocator;
+use crate::auth::{self, Tokens, User};
+use crate::config::{Config, StoreUrl};
+use crate::state::{AppState, Metrics};
+use crate::{bootstrap, namespaces, openapi, rest, tls, version};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("preparing data dir {0}: {1}")]
+    DataDirFailed(PathBuf, std::io::Error),
+    #[error("another API server is using {0}")]
+    DataDirLocked(PathBuf),
+    #[error("opening the store: {0}")]
+    StoreOpenFailed(#[from] svcnet_store::StoreError),
+    #[error("loading the watch cache: {0}")]
+    CacheStartFailed(#[from] svcnet_store::cache::CacheError),
+    #[error("setting up TLS: {0}")]
+    TlsFailed(std::io::Error),
+    #[error("reading --token-auth-file: {0}")]
+    TokenFileFailed(std::io::Error),
+    #[error("listening on {0}: {1}")]
+    BindFailed(SocketAddr, std::io::Error),
+    #[error("creating the default objects: {0}")]
+    BootstrapFailed(crate::error::ApiError),
+}
+
+/// A running API server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub kubeconfig_path: PathBuf,
+    /// `https://host:port`
+    pub url: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: std::fs::File,
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/version", get(|| async { axum::Json(version::info()) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi/v2",
+            get(|| async { crate::error::ApiError::path_not_found().into_response() }),
+        )
+        .route("/openapi/v3", get(|| async { openapi::index() }))
+        .route(
+            "/openapi/v3/{*path}",
+            get(|UrlPath(p): UrlPath<String>| async move { openapi::group_version(&p) }),
+        )
+        .fallback(resource)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        .with_state(state)
+}
+
+async fn resource(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    rest::handle(state, req).await
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let enc = prometheus::TextEncoder::new();
+    let _ = enc.encode(&state.metrics.registry.gather(), &mut buf);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, enc.format_type().to_string())],
+        buf,
+    )
+        .into_response()
+}
+
+impl Server {
+    pub async fn start(mut config: Config) -> Result<Server, ServerError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
+        let lock_path = dir.join("apiserver.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
+        if lock.try_lock().is_err() {
+            return Err(ServerError::DataDirLocked(dir));
+        }
+
+        let store: Arc<dyn Store> = match config.store_url() {
+            StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(&path)?),
+        };
+        let cache = WatchCache::start(
+            store.clone(),
+            "/registry/",
+            CacheConfig {
+                capacity: config.watch_cache_size,
+                ..Default::default()
+            },
+        )
+        .await?;
+
+        let bind = SocketAddr::new(config.bind_address, config.secure_port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| ServerError::BindFailed(bind, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::BindFailed(bind, e))?;
+        config.secure_port = local_addr.port();
+        let host: IpAddr = if config.bind_address.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            config.bind_address
+        };
+        let url = format!("https://{}", SocketAddr::new(host, local_addr.port()));
+
+        let alloc = ServiceAllocator::new(
+            config.service_cluster_ip_range,
+            config.service_node_port_range,
+        );
+        let mut ips = vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V4(alloc.first_ip()),
+            host,
+        ];
+        if let Some(a) = config.advertise_address {
+            ips.push(IpAddr::V4(a));
+        }
+        ips.sort();
+        ips.dedup();
+        let names: Vec<String> = [
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let tls = tls::load_or_create(&dir, &names, &ips).map_err(ServerError::TlsFailed)?;
+
+        let mut tokens = Tokens::new();
+        let admin =
+            auth::admin_token(&dir).map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
+        tokens.insert(
+            admin.clone(),
+            User {
+                name: "admin".into(),
+                uid: "admin".into(),
+                groups: vec!["system:masters".into()],
+            },
+        );
+        if let Some(f) = &config.token_auth_file {
+            tokens.load_csv(f).map_err(ServerError::TokenFileFailed)?;
+        }
+
+        let state = Arc::new(AppState {
+            config,
+            store,
+            cache,
+            alloc,
+            tokens,
+            metrics: Metrics::new(),
+        });
+        bootstrap::run(&state)
+            .await
+            .map_err(ServerError::BootstrapFailed)?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(serve(
+            listener,
+            tls.server_config.clone(),
+            router(state.clone()),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(namespaces::run(state.clone())));
+        tasks.push(tokio::spawn(compaction(state.clone())));
+
+        let kubeconfig_path = dir.join("kubeconfig");
+        let kc = tls::kubeconfig(&url, &tls.ca_pem, &admin);
+        tls::write_private(&kubeconfig_path, kc.as_bytes())
+            .map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
+        tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "API server serving");
+        Ok(Server {
+            local_addr,
+            state,
+            kubeconfig_path,
+            url,
+            shutdown,
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// Stop serving and background work.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Compact store history older than one interval (as kube-apiserver compacts etcd every 5 min).
+async fn compaction(state: Arc<AppState>) {
+    let every = state.config.compaction_interval;
+    let mut previous: Option<i64> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        if let Some(rev) = previous {
+            if let Err(e) = state.store.compact(rev).await {
+                tracing::warn!(error = %e, revision = rev, "compaction failed");
+            }
+        }
+        previous = state.store.current_revision().await.ok();
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            tokio::select! {
+                r = conn => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// Run until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let server = Server::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,79 @@
+//! The shared state of a running API server.
+
+use std::sync::Arc;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use svcnet_store::cache::WatchCache;
+use svcnet_store::Store;
+
+use crate::alloc::ServiceAllocator;
+use crate::auth::Tokens;
+use crate::config::Config;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+    pub alloc: ServiceAllocator,
+    pub tokens: Tokens,
+    pub metrics: Metrics,
+}
+
+/// Prometheus metrics, named as kube-apiserver's.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub watchers: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "apiserver_request_total",
+                "Counter of apiserver requests by verb, resource and HTTP code.",
+            ),
+            &["verb", "resource", "code"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "apiserver_request_duration_seconds",
+                "Response latency by verb and resource.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["verb", "resource"],
+        )
+        .expect("valid metric");
+        let watchers = IntGauge::new(
+            "apiserver_registered_watchers",
+            "Number of currently open watches.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(watchers.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            watchers,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

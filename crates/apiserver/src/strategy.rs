@@ -1,0 +1,325 @@
+//! Per-kind behaviour on write, as Kubernetes' registry strategies: decoding into the typed
+//! object (which drops unknown fields, reported for `fieldValidation`), defaulting, what happens
+//! to `status` on create and update, and validation.
+//!
+//! Everything goes through the k8s-openapi types, so stored objects are exactly what those types
+//! can represent: every known field round-trips, unknown ones never reach the store.
+
+use crate::shim::{defaults, validation};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, PodStatus, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use svcnet_api::field::ErrorList;
+
+/// A decoded object and the paths of fields its type does not know.
+pub struct Decoded {
+    pub value: Value,
+    pub unknown_fields: Vec<String>,
+}
+
+/// The per-kind hooks the generic REST handlers call. Errors are decoding errors (the body is
+/// not a valid object of the kind), reported as 400.
+pub trait Strategy: Send + Sync {
+    /// Round-trip through the typed object; report fields it dropped.
+    fn decode(&self, obj: &Value) -> Result<Decoded, String>;
+    fn default(&self, obj: &mut Value) -> Result<(), String>;
+    /// Status and kind-specific fields on create.
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), String>;
+    fn validate_create(&self, obj: &Value) -> Result<ErrorList, String>;
+    fn validate_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String>;
+    fn validate_status_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String>;
+}
+
+/// What happens to `status` on create.
+#[derive(Clone, Copy)]
+pub enum StatusOnCreate {
+    /// Cleared: status is written through the status subresource only.
+    Reset,
+    /// Kept as sent (nodes, and kinds without a status subresource).
+    Keep,
+}
+
+/// A [`Strategy`] over a k8s-openapi type, from plain functions.
+pub struct Typed<T: 'static> {
+    pub default: fn(&mut T),
+    pub status_on_create: StatusOnCreate,
+    /// Runs after the status rule.
+    pub prepare_for_create: fn(&mut T),
+    pub validate_create: fn(&T) -> ErrorList,
+    pub validate_update: fn(&T, &T) -> ErrorList,
+    pub validate_status_update: fn(&T, &T) -> ErrorList,
+}
+
+fn to_typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
+    T::deserialize(v).map_err(|e| e.to_string())
+}
+
+fn to_value<T: Serialize>(t: &T) -> Result<Value, String> {
+    serde_json::to_value(t).map_err(|e| e.to_string())
+}
+
+/// Fields present in `input` but absent from `output` (the typed round trip of `input`),
+/// as dotted paths (`spec.foo`, `spec.ports[0].bar`). `null`s are not unknown fields.
+pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
+    fn walk(input: &Value, output: Option<&Value>, path: &str, out: &mut Vec<String>) {
+        match (input, output) {
+            (Value::Object(i), Some(Value::Object(o))) => {
+                for (k, v) in i {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match o.get(k) {
+                        Some(ov) => walk(v, Some(ov), &p, out),
+                        None if v.is_null() => {}
+                        // An empty object/array the typed form omits is not an unknown field.
+                        None if is_empty_container(v) => {}
+                        None => out.push(p),
+                    }
+                }
+            }
+            (Value::Array(i), Some(Value::Array(o))) => {
+                for (idx, v) in i.iter().enumerate() {
+                    walk(v, o.get(idx), &format!("{path}[{idx}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn is_empty_container(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.values().all(|x| x.is_null() || is_empty_container(x)),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        }
+    }
+    let mut out = Vec::new();
+    walk(input, Some(output), "", &mut out);
+    out
+}
+
+impl<T> Strategy for Typed<T>
+where
+    T: DeserializeOwned + Serialize + Send + Sync + 'static,
+{
+    fn decode(&self, obj: &Value) -> Result<Decoded, String> {
+        let typed: T = to_typed(obj)?;
+        let value = to_value(&typed)?;
+        let unknown_fields = unknown_fields(obj, &value);
+        Ok(Decoded {
+            value,
+            unknown_fields,
+        })
+    }
+
+    fn default(&self, obj: &mut Value) -> Result<(), String> {
+        let mut t: T = to_typed(obj)?;
+        (self.default)(&mut t);
+        *obj = to_value(&t)?;
+        Ok(())
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), String> {
+        if let (StatusOnCreate::Reset, Some(o)) = (self.status_on_create, obj.as_object_mut()) {
+            o.remove("status");
+        }
+        let mut t: T = to_typed(obj)?;
+        (self.prepare_for_create)(&mut t);
+        *obj = to_value(&t)?;
+        Ok(())
+    }
+
+    fn validate_create(&self, obj: &Value) -> Result<ErrorList, String> {
+        Ok((self.validate_create)(&to_typed(obj)?))
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String> {
+        Ok((self.validate_update)(&to_typed(new)?, &to_typed(old)?))
+    }
+
+    fn validate_status_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String> {
+        Ok((self.validate_status_update)(
+            &to_typed(new)?,
+            &to_typed(old)?,
+        ))
+    }
+}
+
+fn nothing<T>(_: &mut T) {}
+fn no_errors_update<T>(_: &T, _: &T) -> ErrorList {
+    Vec::new()
+}
+
+pub static SERVICE: Typed<Service> = Typed {
+    default: defaults::service::default_service,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::service::validate_create,
+    validate_update: validation::service::validate_update,
+    validate_status_update: validation::service::validate_status_update,
+};
+
+pub static ENDPOINTS: Typed<Endpoints> = Typed {
+    default: defaults::core::default_endpoints,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::endpoints::validate_endpoints_create,
+    validate_update: validation::endpoints::validate_endpoints_update,
+    validate_status_update: no_errors_update,
+};
+
+fn pod_prepare_for_create(pod: &mut Pod) {
+    pod.status = Some(PodStatus {
+        phase: Some("Pending".to_string()),
+        qos_class: Some(qos_class(pod).to_string()),
+        ..Default::default()
+    });
+}
+
+/// Kubernetes' `GetPodQOS`: Guaranteed when every container has equal cpu and memory requests
+/// and limits, BestEffort when none has any, Burstable otherwise.
+fn qos_class(pod: &Pod) -> &'static str {
+    let Some(spec) = &pod.spec else {
+        return "BestEffort";
+    };
+    let containers: Vec<_> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let res = c.resources.as_ref();
+        let req = res.and_then(|r| r.requests.as_ref());
+        let lim = res.and_then(|r| r.limits.as_ref());
+        if req.is_some_and(|m| !m.is_empty()) || lim.is_some_and(|m| !m.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let l = lim.and_then(|m| m.get(resource));
+            let r = req.and_then(|m| m.get(resource)).or(l);
+            if l.is_none() || r != l {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+pub static POD: Typed<Pod> = Typed {
+    default: defaults::core::default_pod,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: pod_prepare_for_create,
+    validate_create: validation::pod::validate_create,
+    validate_update: validation::pod::validate_update,
+    validate_status_update: validation::pod::validate_status_update,
+};
+
+pub static NODE: Typed<Node> = Typed {
+    default: defaults::core::default_node,
+    // "Nodes allow *all* fields, including status, to be set on create."
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::node::validate_create,
+    validate_update: validation::node::validate_update,
+    validate_status_update: validation::node::validate_status_update,
+};
+
+fn namespace_prepare_for_create(ns: &mut Namespace) {
+    let spec = ns.spec.get_or_insert_with(Default::default);
+    let finalizers = spec.finalizers.get_or_insert_with(Vec::new);
+    if !finalizers.iter().any(|f| f == "kubernetes") {
+        finalizers.push("kubernetes".to_string());
+    }
+    ns.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
+        phase: Some("Active".to_string()),
+        ..Default::default()
+    });
+}
+
+pub static NAMESPACE: Typed<Namespace> = Typed {
+    default: defaults::core::default_namespace,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: namespace_prepare_for_create,
+    validate_create: validation::namespace::validate_create,
+    validate_update: validation::namespace::validate_update,
+    validate_status_update: validation::namespace::validate_status_update,
+};
+
+pub static EVENT: Typed<Event> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::event::validate_create,
+    validate_update: validation::event::validate_update,
+    validate_status_update: no_errors_update,
+};
+
+pub static ENDPOINTSLICE: Typed<EndpointSlice> = Typed {
+    default: defaults::discovery::default_endpointslice,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::endpoints::validate_endpointslice_create,
+    validate_update: validation::endpoints::validate_endpointslice_update,
+    validate_status_update: no_errors_update,
+};
+
+pub static DEPLOYMENT: Typed<Deployment> = Typed {
+    default: defaults::apps::default_deployment,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::apps::validate_deployment_create,
+    validate_update: validation::apps::validate_deployment_update,
+    validate_status_update: validation::apps::validate_deployment_status_update,
+};
+
+pub static REPLICASET: Typed<ReplicaSet> = Typed {
+    default: defaults::apps::default_replicaset,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::apps::validate_replicaset_create,
+    validate_update: validation::apps::validate_replicaset_update,
+    validate_status_update: validation::apps::validate_replicaset_status_update,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_unknown_fields() {
+        let input = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "creationTimestamp": null},
+            "spec": {"ports": [{"port": 80, "bogus": 1}], "foo": "bar", "selector": {}}});
+        let d = SERVICE.decode(&input).unwrap();
+        assert_eq!(
+            d.unknown_fields,
+            vec!["spec.foo".to_string(), "spec.ports[0].bogus".to_string()]
+        );
+        assert_eq!(d.value["spec"]["ports"][0]["port"], 80);
+    }
+
+    #[test]
+    fn qos() {
+        let pod: Pod =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}]}})).unwrap();
+        assert_eq!(qos_class(&pod), "BestEffort");
+        let pod: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "a",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}))
+        .unwrap();
+        assert_eq!(qos_class(&pod), "Guaranteed");
+        let pod: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "a",
+            "resources": {"requests": {"cpu": "1"}}}]}}))
+        .unwrap();
+        assert_eq!(qos_class(&pod), "Burstable");
+    }
+}

@@ -1,0 +1,262 @@
+//! Shared harness of the end-to-end tests: start the real `svcnet` binary in a temporary data
+//! dir, drive it with the real `kubectl` (and kube-rs), and stop it however the test ends.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SVCNET: &str = env!("CARGO_BIN_EXE_svcnet");
+
+/// The seed manifests (examples/seeds).
+pub fn seed(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/seeds")
+        .join(name)
+}
+
+/// A running `svcnet apiserver`, killed on drop.
+pub struct ApiServer {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    /// HOME for kubectl, so its discovery cache is this server's alone.
+    pub home: PathBuf,
+    pub url: String,
+    pub extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl ApiServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut s = ApiServer {
+            kubeconfig: dir.path().join("data/kubeconfig"),
+            home,
+            dir,
+            url: String::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Start the process (again, after `kill9`), on the port it had if it had one.
+    pub fn spawn(&mut self) {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("apiserver.log"))
+            .unwrap();
+        let child = Command::new(SVCNET)
+            .arg("apiserver")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--secure-port")
+            .arg(port.to_string())
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting svcnet apiserver");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(kc) = std::fs::read_to_string(&self.kubeconfig) {
+                if let Some(line) = kc.lines().find(|l| l.trim_start().starts_with("server:")) {
+                    self.url = line.trim().trim_start_matches("server:").trim().to_string();
+                    break;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("svcnet apiserver exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "apiserver did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL the server (a crash); `spawn` starts it again on the same data dir and port.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .env_remove("KUBECTL_EXTERNAL_DIFF");
+        c
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd(args).output().expect("running kubectl")
+    }
+
+    /// Run kubectl and return stdout; panic with everything on failure.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\nstdout: {}\nstderr: {}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run kubectl expecting failure; return stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// kubectl with `input` on stdin (for `-f -`).
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .kubectl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running kubectl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// `curl` against the server (with the CA); returns (status code, body).
+    pub fn curl(&self, args: &[&str], path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(self.data_dir().join("ca.crt"))
+            .args(["-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!("{}{}", self.url, path))
+            .output()
+            .expect("running curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    pub fn curl_auth(&self, args: &[&str], path: &str) -> (u16, String) {
+        let auth = format!("Authorization: Bearer {}", self.token());
+        let mut all = vec!["-H", auth.as_str()];
+        all.extend_from_slice(args);
+        self.curl(&all, path)
+    }
+
+    /// A kube-rs client for this server.
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Poll `f` until it returns Some, or panic after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The rows of a `kubectl get` table: header line split into columns, rows as maps.
+pub fn table(out: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return vec![];
+    };
+    // kubectl pads columns with at least 3 spaces; header words inside a column ("NOMINATED
+    // NODE") are separated by one.
+    let bytes = header.as_bytes();
+    let starts: Vec<usize> = (0..bytes.len())
+        .filter(|&i| {
+            bytes[i] != b' ' && (i == 0 || (i >= 2 && bytes[i - 1] == b' ' && bytes[i - 2] == b' '))
+        })
+        .collect();
+    let names: Vec<String> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let e = starts.get(k + 1).copied().unwrap_or(header.len());
+            header[s..e].trim().to_string()
+        })
+        .collect();
+    lines
+        .map(|l| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    let s = starts[k].min(l.len());
+                    let e = starts.get(k + 1).copied().unwrap_or(l.len()).min(l.len());
+                    (n.clone(), l[s..e].trim().to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
