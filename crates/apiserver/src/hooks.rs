@@ -1,9 +1,9 @@
 //! Kind-specific steps of the write path that go beyond defaulting and validation: Service
 //! ClusterIP/NodePort allocation (Kubernetes' `beginCreate`/`beginUpdate` of the Service REST).
 
-use crate::shim::defaults;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
+use svcnet_api::defaults;
 
 use crate::alloc::{owner_from_value, Claims};
 use crate::error::{ApiError, ApiResult};
@@ -42,7 +42,14 @@ pub fn begin_create(state: &AppState, info: &ResourceInfo, obj: &mut Value) -> A
         return Ok(Claims::default());
     }
     let mut svc = typed(obj)?;
-    defaults::service::init_ip_families(&mut svc, CLUSTER_FAMILIES);
+    let errs = defaults::service::init_ip_families(&mut svc, CLUSTER_FAMILIES);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(
+            info,
+            svc.metadata.name.as_deref().unwrap_or(""),
+            &errs,
+        ));
+    }
     let claims = state.alloc.allocate_create(&mut svc, &holder(state))?;
     *obj = untyped(&svc)?;
     Ok(claims)
@@ -62,7 +69,14 @@ pub fn begin_update(
     let old_svc = typed(old)?;
     defaults::service::patch_allocated_values(&mut svc, &old_svc);
     defaults::service::drop_type_dependent_fields(&mut svc, &old_svc);
-    defaults::service::init_ip_families(&mut svc, CLUSTER_FAMILIES);
+    let errs = defaults::service::init_ip_families_for_update(&mut svc, &old_svc, CLUSTER_FAMILIES);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(
+            info,
+            svc.metadata.name.as_deref().unwrap_or(""),
+            &errs,
+        ));
+    }
     let claims = state
         .alloc
         .allocate_update(&mut svc, &old_svc, &holder(state))?;

@@ -155,12 +155,12 @@ fn no_errors_update<T>(_: &T, _: &T) -> ErrorList {
 }
 
 pub static SERVICE: Typed<Service> = Typed {
-    default: defaults::service::default_service,
+    default: svcnet_api::defaults::service::default_service,
     status_on_create: StatusOnCreate::Reset,
     prepare_for_create: nothing,
-    validate_create: validation::service::validate_create,
-    validate_update: validation::service::validate_update,
-    validate_status_update: validation::service::validate_status_update,
+    validate_create: svcnet_api::validation::service::validate_create,
+    validate_update: svcnet_api::validation::service::validate_update,
+    validate_status_update: svcnet_api::validation::service::validate_status_update,
 };
 
 pub static ENDPOINTS: Typed<Endpoints> = Typed {

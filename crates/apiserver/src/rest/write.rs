@@ -72,10 +72,12 @@ fn decode_object(info: &ResourceInfo, raw: Value, q: &Query) -> ApiResult<(Value
             map.insert("kind".into(), json!(info.kind));
         }
         Some(k) if k == info.kind => {}
-        Some(k) => return Err(ApiError::bad_request(format!(
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {}): kind {:?} does not match",
             info.kind, k
-        ))),
+        )))
+        }
     }
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
