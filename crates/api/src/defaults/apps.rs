@@ -38,9 +38,8 @@ pub fn default_deployment(d: &mut Deployment) {
 pub fn default_replicaset(rs: &mut ReplicaSet) {
     let spec = rs.spec.get_or_insert_with(Default::default);
     spec.replicas.get_or_insert(1);
-    if let Some(t) = &mut spec.template {
-        default_pod_template_spec(t);
-    }
+    // The v1 template is a struct, not a pointer: an absent one is defaulted like an empty one.
+    default_pod_template_spec(spec.template.get_or_insert_with(Default::default));
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
 /// `ValidatePodTemplateSpecForReplicaSet`.
 fn validate_selector_and_template(
     sel: &LabelSelector,
-    template: Option<&PodTemplateSpec>,
+    template: &PodTemplateSpec,
     path: &Path,
 ) -> ErrorList {
     let mut errs = Vec::new();
@@ -167,10 +167,6 @@ fn validate_selector_and_template(
         return errs;
     }
     let tpath = path.child("template");
-    let Some(template) = template else {
-        errs.push(Error::required(&tpath, ""));
-        return errs;
-    };
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
     let matched = match &selector {
         Selector::Nothing => false,
@@ -304,7 +300,7 @@ fn validate_deployment_spec(spec: &DeploymentSpec, path: &Path) -> ErrorList {
     let mut errs = validate_nonnegative(spec.replicas.unwrap_or(0).into(), &path.child("replicas"));
     errs.extend(validate_selector_and_template(
         &spec.selector,
-        Some(&spec.template),
+        &spec.template,
         path,
     ));
     errs.extend(validate_deployment_strategy(
@@ -467,9 +463,11 @@ fn validate_replicaset_spec(spec: &ReplicaSetSpec, path: &Path) -> ErrorList {
         spec.min_ready_seconds.unwrap_or(0).into(),
         &path.child("minReadySeconds"),
     ));
+    // An absent template is Go's zero struct, validated as such.
+    let template = spec.template.clone().unwrap_or_default();
     errs.extend(validate_selector_and_template(
         &spec.selector,
-        spec.template.as_ref(),
+        &template,
         path,
     ));
     errs
