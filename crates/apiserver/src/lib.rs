@@ -32,4 +32,3 @@ pub mod version;
 
 pub use config::Config;
 pub use server::{run, Server, ServerError};
-mod shim;

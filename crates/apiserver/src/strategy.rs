@@ -5,7 +5,6 @@
 //! Everything goes through the k8s-openapi types, so stored objects are exactly what those types
 //! can represent: every known field round-trips, unknown ones never reach the store.
 
-use crate::shim::{defaults, validation};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, PodStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -13,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use svcnet_api::field::ErrorList;
+use svcnet_api::{defaults, validation};
 
 /// A decoded object and the paths of fields its type does not know.
 pub struct Decoded {
@@ -155,12 +155,12 @@ fn no_errors_update<T>(_: &T, _: &T) -> ErrorList {
 }
 
 pub static SERVICE: Typed<Service> = Typed {
-    default: svcnet_api::defaults::service::default_service,
+    default: defaults::service::default_service,
     status_on_create: StatusOnCreate::Reset,
     prepare_for_create: nothing,
-    validate_create: svcnet_api::validation::service::validate_create,
-    validate_update: svcnet_api::validation::service::validate_update,
-    validate_status_update: svcnet_api::validation::service::validate_status_update,
+    validate_create: validation::service::validate_create,
+    validate_update: validation::service::validate_update,
+    validate_status_update: validation::service::validate_status_update,
 };
 
 pub static ENDPOINTS: Typed<Endpoints> = Typed {

@@ -243,6 +243,9 @@ pub async fn create_internal(
         if !errs.is_empty() {
             return Err(ApiError::invalid(info, &name, &errs));
         }
+        if name.is_empty() {
+            return Err(ApiError::bad_request("Name parameter required."));
+        }
         if let Some(ns) = namespace.filter(|_| info.namespaced) {
             check_namespace(state, info, ns, &name)?;
         }
@@ -375,6 +378,10 @@ pub async fn update_internal(
             }
         }
         keep_system_metadata(&mut new, old);
+        if expected_rv.is_none() {
+            // An unconditional update is validated as an update of the current version.
+            objmeta::set_resource_version(&mut new, cur.mod_revision);
+        }
         info.strategy
             .default(&mut new)
             .map_err(|e| strategy_err(info, e))?;
