@@ -539,10 +539,13 @@ fn expose_scale_selectors_and_events() {
     assert_eq!(out.lines().count(), 5, "{out}");
 
     // Events: create one, list it with the field selector describe uses.
-    let event = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"e1","namespace":"default"},
-        "involvedObject":{"kind":"Service","name":"a","namespace":"default"},"reason":"Test","message":"hello","type":"Normal",
-        "source":{"component":"test"},"count":1}"#;
-    let out = s.kubectl_stdin(&["create", "-f", "-"], event);
+    let uid = s.kubectl_ok(&["get", "svc", "a", "-o", "jsonpath={.metadata.uid}"]);
+    let event = format!(
+        r#"{{"apiVersion":"v1","kind":"Event","metadata":{{"name":"e1","namespace":"default"}},
+        "involvedObject":{{"kind":"Service","name":"a","namespace":"default","uid":"{uid}"}},"reason":"Test","message":"hello","type":"Normal",
+        "source":{{"component":"test"}},"count":1}}"#
+    );
+    let out = s.kubectl_stdin(&["create", "-f", "-"], &event);
     assert!(
         out.status.success(),
         "{}",
@@ -631,4 +634,70 @@ fn auth_and_limits() {
         body.contains("the server could not find the requested resource"),
         "{body}"
     );
+}
+
+#[test]
+fn deletion_semantics_graceful_finalizers_dry_run() {
+    let s = ApiServer::start();
+    // A pod bound to a node is deleted gracefully: marked, kept until the node (or --force) ends it.
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"busybox"}]}}"#;
+    assert!(s
+        .kubectl_stdin(&["create", "-f", "-"], pod)
+        .status
+        .success());
+    s.kubectl_ok(&["delete", "pod", "p", "--wait=false"]);
+    let out = s.kubectl_ok(&[
+        "get",
+        "pod",
+        "p",
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds}",
+    ]);
+    assert_eq!(out, "30");
+    let out = s.kubectl_ok(&["get", "pod", "p"]);
+    assert_eq!(table(&out)[0]["STATUS"], "Terminating");
+    s.kubectl_ok(&["delete", "pod", "p", "--grace-period=0", "--force"]);
+    assert!(!s.kubectl(&["get", "pod", "p"]).status.success());
+
+    // A finalizer holds an object until it is removed.
+    let cm = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"held","finalizers":["example.com/hold"]},"spec":{"ports":[{"port":80}]}}"#;
+    assert!(s.kubectl_stdin(&["create", "-f", "-"], cm).status.success());
+    s.kubectl_ok(&["delete", "svc", "held", "--wait=false"]);
+    assert!(!s
+        .kubectl_ok(&[
+            "get",
+            "svc",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty());
+    s.kubectl_ok(&[
+        "patch",
+        "svc",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(Duration::from_secs(5), "held to be gone", || {
+        (!s.kubectl(&["get", "svc", "held"]).status.success()).then_some(())
+    });
+
+    // Server-side dry run stores nothing.
+    let out = s.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "dry",
+        "--tcp=80",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert!(
+        out.starts_with("10."),
+        "a dry run still shows the allocation: {out}"
+    );
+    assert!(!s.kubectl(&["get", "svc", "dry"]).status.success());
 }

@@ -107,7 +107,14 @@ pub fn respond_json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
         .expect("static response parts are valid")
 }
 
-/// The body formats accepted for create/update.
+const BODY_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
+
+/// The body formats accepted for create/update: JSON, YAML, and Kubernetes protobuf (what
+/// client-go's typed clients send).
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -117,10 +124,16 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     match essence {
         "application/json" | "" | "*/*" => decode_json(body),
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
-        _ => Err(ApiError::unsupported_media_type(&[
-            "application/json",
-            "application/yaml",
-        ])),
+        svcnet_protobuf::MEDIA_TYPE => match svcnet_protobuf::decode(body) {
+            Ok(d) => Ok(d.object),
+            Err(svcnet_protobuf::DecodeError::UnsupportedKind { .. }) => {
+                Err(ApiError::unsupported_media_type(BODY_TYPES))
+            }
+            Err(e) => Err(ApiError::bad_request(format!(
+                "error decoding protobuf body: {e}"
+            ))),
+        },
+        _ => Err(ApiError::unsupported_media_type(BODY_TYPES)),
     }
 }
 

@@ -667,7 +667,7 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut o = DeleteOptions {
         grace_period_seconds: q.grace_period_seconds,
         propagation_policy: q.propagation_policy.clone(),
@@ -678,8 +678,7 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
         o.propagation_policy = Some("Orphan".into());
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        let v = codec::decode_body(headers, body)?;
         if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
             o.grace_period_seconds = Some(g);
         }
@@ -888,7 +887,7 @@ pub async fn delete(
     body: &[u8],
 ) -> ApiResult<Response> {
     let rep = codec::negotiate(headers)?;
-    let opts = delete_options(q, body)?;
+    let opts = delete_options(q, headers, body)?;
     let name = t.name.clone().unwrap_or_default();
     let (obj, _) = delete_internal(state, t.info, t.namespace.as_deref(), &name, &opts).await?;
     Ok(encode_one(t.info, &obj, rep, StatusCode::OK))
@@ -905,7 +904,7 @@ pub async fn delete_collection(
     if !t.info.verbs.contains(&"deletecollection") {
         return Err(ApiError::method_not_allowed());
     }
-    let opts = delete_options(q, body)?;
+    let opts = delete_options(q, headers, body)?;
     let sel = super::Selectors::parse(t.info, q)?;
     state.cache.wait_consistent(WAIT).await?;
     let (objs, rv) = state.cache.list(&t.info.prefix(t.namespace.as_deref()));
