@@ -232,8 +232,11 @@ impl ServiceAllocator {
                     return Ok(());
                 };
                 let field_err = |detail: String| {
-                    let list =
-                        spec_cluster_ips_go(spec.cluster_ips.as_deref().unwrap_or(&[req.clone()]));
+                    let list = spec_cluster_ips_go(
+                        spec.cluster_ips
+                            .as_deref()
+                            .unwrap_or(std::slice::from_ref(&req)),
+                    );
                     ApiError::invalid_kind(
                         "",
                         "Service",

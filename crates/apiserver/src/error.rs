@@ -16,21 +16,25 @@ pub struct Cause {
     pub field: String,
 }
 
-/// A failed API request, rendered as a `Status` object.
+/// `metav1.StatusDetails`: which object, and the causes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Details {
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub causes: Vec<Cause>,
+    pub retry_after_seconds: Option<u32>,
+}
+
+/// A failed API request, rendered as a `Status` object. Details are boxed: errors travel
+/// through every `Result` of the request path and stay small.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    /// `details.name`
-    pub name: Option<String>,
-    /// `details.group`
-    pub group: Option<String>,
-    /// `details.kind`
-    pub kind: Option<String>,
-    pub causes: Vec<Cause>,
-    pub retry_after_seconds: Option<u32>,
+    pub details: Box<Details>,
 }
 
 impl ApiError {
@@ -39,20 +43,16 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after_seconds: None,
+            details: Box::default(),
         }
     }
 
     fn with_resource(mut self, info: &ResourceInfo, name: &str) -> Self {
-        self.name = Some(name.to_string());
+        self.details.name = Some(name.to_string());
         if !info.group.is_empty() {
-            self.group = Some(info.group.to_string());
+            self.details.group = Some(info.group.to_string());
         }
-        self.kind = Some(info.plural.to_string());
+        self.details.kind = Some(info.plural.to_string());
         self
     }
 
@@ -69,8 +69,8 @@ impl ApiError {
     /// `namespaces "x" not found` for a missing namespace when creating inside it.
     pub fn namespace_not_found(ns: &str) -> Self {
         let mut e = Self::plain(404, "NotFound", format!("namespaces \"{ns}\" not found"));
-        e.name = Some(ns.to_string());
-        e.kind = Some("namespaces".to_string());
+        e.details.name = Some(ns.to_string());
+        e.details.kind = Some("namespaces".to_string());
         e
     }
 
@@ -137,12 +137,12 @@ impl ApiError {
                 field::aggregate_message(errs)
             ),
         );
-        e.name = Some(name.to_string());
-        e.kind = Some(kind.to_string());
+        e.details.name = Some(name.to_string());
+        e.details.kind = Some(kind.to_string());
         if !group.is_empty() {
-            e.group = Some(group.to_string());
+            e.details.group = Some(group.to_string());
         }
-        e.causes = errs
+        e.details.causes = errs
             .iter()
             .map(|fe| Cause {
                 reason: fe.kind.reason().to_string(),
@@ -161,7 +161,7 @@ impl ApiError {
             "Invalid",
             "the server rejected our request due to an error in our request",
         );
-        e.causes = vec![Cause {
+        e.details.causes = vec![Cause {
             reason: String::new(),
             message: detail.to_string(),
             field: String::new(),
@@ -230,8 +230,8 @@ impl ApiError {
             "Timeout",
             format!("Timeout: Too large resource version: {requested}, current: {current}"),
         );
-        e.retry_after_seconds = Some(1);
-        e.causes = vec![Cause {
+        e.details.retry_after_seconds = Some(1);
+        e.details.causes = vec![Cause {
             reason: "ResourceVersionTooLarge".into(),
             message: "Too large resource version".into(),
             field: String::new(),
@@ -258,7 +258,7 @@ impl ApiError {
             "InternalError",
             format!("Internal error occurred: {message}"),
         );
-        e.causes = vec![Cause {
+        e.details.causes = vec![Cause {
             reason: String::new(),
             message: message.to_string(),
             field: String::new(),
@@ -290,17 +290,18 @@ impl ApiError {
             status["reason"] = json!(self.reason);
         }
         let mut details = serde_json::Map::new();
-        if let Some(n) = &self.name {
+        let d = &self.details;
+        if let Some(n) = &d.name {
             details.insert("name".into(), json!(n));
         }
-        if let Some(g) = &self.group {
+        if let Some(g) = &d.group {
             details.insert("group".into(), json!(g));
         }
-        if let Some(k) = &self.kind {
+        if let Some(k) = &d.kind {
             details.insert("kind".into(), json!(k));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !d.causes.is_empty() {
+            let causes: Vec<Value> = d
                 .causes
                 .iter()
                 .map(|c| {
@@ -319,7 +320,7 @@ impl ApiError {
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(r) = self.retry_after_seconds {
+        if let Some(r) = d.retry_after_seconds {
             details.insert("retryAfterSeconds".into(), json!(r));
         }
         if !details.is_empty() {
@@ -338,7 +339,7 @@ impl IntoResponse for ApiError {
             self.to_status().to_string(),
         )
             .into_response();
-        if let Some(r) = self.retry_after_seconds {
+        if let Some(r) = self.details.retry_after_seconds {
             resp.headers_mut().insert(header::RETRY_AFTER, r.into());
         }
         resp

@@ -195,15 +195,16 @@ impl Server {
             .map_err(ServerError::BootstrapFailed)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(serve(
-            listener,
-            tls.server_config.clone(),
-            router(state.clone()),
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(namespaces::run(state.clone())));
-        tasks.push(tokio::spawn(compaction(state.clone())));
+        let tasks = vec![
+            tokio::spawn(serve(
+                listener,
+                tls.server_config.clone(),
+                router(state.clone()),
+                shutdown_rx,
+            )),
+            tokio::spawn(namespaces::run(state.clone())),
+            tokio::spawn(compaction(state.clone())),
+        ];
 
         let kubeconfig_path = dir.join("kubeconfig");
         let kc = tls::kubeconfig(&url, &tls.ca_pem, &admin);

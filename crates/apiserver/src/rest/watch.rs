@@ -192,10 +192,11 @@ pub async fn watch(
                 return;
             }
         }
-        if send_initial == Some(true) && bookmarks {
-            if tx.send(Ok(enc.bookmark(initial_rv, true))).await.is_err() {
-                return;
-            }
+        if send_initial == Some(true)
+            && bookmarks
+            && tx.send(Ok(enc.bookmark(initial_rv, true))).await.is_err()
+        {
+            return;
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
