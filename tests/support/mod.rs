@@ -25,6 +25,7 @@ pub struct ApiServer {
     pub url: String,
     pub extra_args: Vec<String>,
     child: Option<Child>,
+    controllers: Option<Child>,
 }
 
 impl ApiServer {
@@ -43,6 +44,7 @@ impl ApiServer {
             url: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
+            controllers: None,
         };
         s.spawn();
         s
@@ -97,6 +99,30 @@ impl ApiServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Start `svcnet controller-manager` against this server (stopped on drop).
+    pub fn start_controllers(&mut self, args: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("controllers.log"))
+            .unwrap();
+        let child = Command::new(SVCNET)
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting svcnet controller-manager");
+        self.controllers = Some(child);
+    }
+
+    pub fn controllers_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controllers.log")).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {
@@ -208,6 +234,10 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
+        if let Some(mut c) = self.controllers.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         self.kill9();
     }
 }

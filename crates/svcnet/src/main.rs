@@ -22,6 +22,32 @@ struct Cli {
 enum Command {
     /// Run the Kubernetes-compatible API server.
     Apiserver(ApiserverArgs),
+    /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
+    /// collector, scheduler) against an API server (svcnet's or a real Kubernetes one).
+    ControllerManager(ControllerManagerArgs),
+}
+
+#[derive(Args)]
+struct ControllerManagerArgs {
+    /// kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The maximum number of endpoints in one EndpointSlice.
+    #[arg(long, default_value_t = 100)]
+    max_endpoints_per_slice: usize,
+    /// Workers of the EndpointSlice and Endpoints controllers.
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    /// Workers of the Deployment controller.
+    #[arg(long, default_value_t = 5)]
+    concurrent_deployment_syncs: usize,
+    /// Workers of the ReplicaSet controller.
+    #[arg(long, default_value_t = 5)]
+    concurrent_replicaset_syncs: usize,
+    /// Controllers to run (comma-separated; default all): endpointslice, endpoints,
+    /// replicaset, deployment, garbagecollector, scheduler.
+    #[arg(long, value_delimiter = ',')]
+    controllers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -82,6 +108,35 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     svcnet_apiserver::run(config).await.context("apiserver")
 }
 
+/// A client for the API server from an explicit kubeconfig or kube-rs' defaults.
+async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
+    let client = client(a.kubeconfig).await?;
+    let config = svcnet_controllers::Config {
+        max_endpoints_per_slice: a.max_endpoints_per_slice,
+        concurrent_service_endpoint_syncs: a.concurrent_service_endpoint_syncs,
+        concurrent_deployment_syncs: a.concurrent_deployment_syncs,
+        concurrent_replicaset_syncs: a.concurrent_replicaset_syncs,
+        controllers: a.controllers,
+        ..Default::default()
+    };
+    tokio::select! {
+        _ = svcnet_controllers::run(client, config) => Ok(()),
+        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
@@ -91,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Apiserver(a) => apiserver(a).await,
+            Command::ControllerManager(a) => controller_manager(a).await,
         }
     })
 }

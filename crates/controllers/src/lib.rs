@@ -1,0 +1,144 @@
+//! Controllers, as kube-controller-manager runs them, on kube-rs watchers so the same code works
+//! against svcnet's API server and a real Kubernetes one.
+//!
+//! Start at [`runtime`] (shared informers and the work queue) and [`run`], which starts every
+//! controller over one set of informers; then one module per controller:
+//! [`endpointslice`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
+//! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes).
+
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod events;
+pub mod gc;
+pub mod replicaset;
+pub mod runtime;
+pub mod scheduler;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use runtime::Informer;
+
+/// Controller-manager settings (flags named as kube-controller-manager's).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `--max-endpoints-per-slice`
+    pub max_endpoints_per_slice: usize,
+    /// `--concurrent-service-endpoint-syncs` (EndpointSlice and Endpoints workers)
+    pub concurrent_service_endpoint_syncs: usize,
+    /// `--concurrent-deployment-syncs`
+    pub concurrent_deployment_syncs: usize,
+    /// `--concurrent-replicaset-syncs`
+    pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-gc-syncs`
+    pub concurrent_gc_syncs: usize,
+    /// Controllers to run (`--controllers`); empty = all.
+    pub controllers: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_endpoints_per_slice: 100,
+            concurrent_service_endpoint_syncs: 5,
+            concurrent_deployment_syncs: 5,
+            concurrent_replicaset_syncs: 5,
+            concurrent_gc_syncs: 20,
+            controllers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn enabled(&self, name: &str) -> bool {
+        self.controllers.is_empty() || self.controllers.iter().any(|c| c == name || c == "*")
+    }
+}
+
+/// One informer per kind, shared by every controller.
+pub struct Informers {
+    pub pods: Arc<Informer<Pod>>,
+    pub services: Arc<Informer<Service>>,
+    pub endpoint_slices: Arc<Informer<EndpointSlice>>,
+    pub endpoints: Arc<Informer<Endpoints>>,
+    pub nodes: Arc<Informer<Node>>,
+    pub deployments: Arc<Informer<Deployment>>,
+    pub replica_sets: Arc<Informer<ReplicaSet>>,
+}
+
+impl Informers {
+    pub fn spawn(client: &Client) -> Self {
+        let cfg = watcher::Config::default;
+        Informers {
+            pods: Informer::spawn(Api::all(client.clone()), cfg()),
+            services: Informer::spawn(Api::all(client.clone()), cfg()),
+            endpoint_slices: Informer::spawn(Api::all(client.clone()), cfg()),
+            endpoints: Informer::spawn(Api::all(client.clone()), cfg()),
+            nodes: Informer::spawn(Api::all(client.clone()), cfg()),
+            deployments: Informer::spawn(Api::all(client.clone()), cfg()),
+            replica_sets: Informer::spawn(Api::all(client.clone()), cfg()),
+        }
+    }
+
+    /// Wait until every informer has its first list.
+    pub async fn wait_ready(&self) {
+        self.pods.wait_ready().await;
+        self.services.wait_ready().await;
+        self.endpoint_slices.wait_ready().await;
+        self.endpoints.wait_ready().await;
+        self.nodes.wait_ready().await;
+        self.deployments.wait_ready().await;
+        self.replica_sets.wait_ready().await;
+    }
+}
+
+/// What every controller gets.
+pub struct Context {
+    pub client: Client,
+    pub informers: Informers,
+    pub config: Config,
+    pub recorder: events::Recorder,
+}
+
+/// Run every enabled controller until the process ends.
+pub async fn run(client: Client, config: Config) {
+    let informers = Informers::spawn(&client);
+    let recorder = events::Recorder::new(client.clone(), "svcnet-controller-manager");
+    let ctx = Arc::new(Context {
+        client,
+        informers,
+        config,
+        recorder,
+    });
+    ctx.informers.wait_ready().await;
+    tracing::info!("informers synced; starting controllers");
+    let mut tasks = Vec::new();
+    let c = &ctx.config;
+    if c.enabled("endpointslice") {
+        tasks.push(tokio::spawn(endpointslice::run(ctx.clone())));
+    }
+    if c.enabled("endpoints") {
+        tasks.push(tokio::spawn(endpoints::run(ctx.clone())));
+    }
+    if c.enabled("replicaset") {
+        tasks.push(tokio::spawn(replicaset::run(ctx.clone())));
+    }
+    if c.enabled("deployment") {
+        tasks.push(tokio::spawn(deployment::run(ctx.clone())));
+    }
+    if c.enabled("garbagecollector") {
+        tasks.push(tokio::spawn(gc::run(ctx.clone())));
+    }
+    if c.enabled("scheduler") {
+        tasks.push(tokio::spawn(scheduler::run(ctx.clone())));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}

@@ -1,0 +1,9 @@
+//! TODO(helper): the scheduler controller.
+
+use std::sync::Arc;
+
+use crate::Context;
+
+pub async fn run(ctx: Arc<Context>) {
+    let _ = ctx;
+}
