@@ -25,6 +25,32 @@ enum Command {
     /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
     /// collector, scheduler) against an API server (svcnet's or a real Kubernetes one).
     ControllerManager(ControllerManagerArgs),
+    /// A test backend, like Kubernetes' agnhost: serves its pod IP / hostname over HTTP and
+    /// echoes TCP and UDP (pods in svcnet run host processes; this gives them real servers).
+    #[command(subcommand)]
+    Agnhost(AgnhostCommand),
+}
+
+#[derive(Subcommand)]
+enum AgnhostCommand {
+    /// HTTP (`/` = pod IP, `/hostname`, `/clientip`, `/echo?msg=`, `/healthz`, `/readyz`), UDP and
+    /// TCP echo servers.
+    Netexec {
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long)]
+        udp_port: Option<u16>,
+        #[arg(long)]
+        tcp_port: Option<u16>,
+        /// Body for `/` instead of the pod IP.
+        #[arg(long)]
+        body: Option<String>,
+    },
+    /// Answer every request with the hostname (HTTP on --port, and UDP on the same port).
+    ServeHostname {
+        #[arg(long, default_value_t = 9376)]
+        port: u16,
+    },
 }
 
 #[derive(Args)]
@@ -147,6 +173,33 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Apiserver(a) => apiserver(a).await,
             Command::ControllerManager(a) => controller_manager(a).await,
+            Command::Agnhost(a) => {
+                let opts = match a {
+                    AgnhostCommand::Netexec {
+                        http_port,
+                        udp_port,
+                        tcp_port,
+                        body,
+                    } => svcnet_agnhost::Options {
+                        http_port: Some(http_port),
+                        udp_port,
+                        tcp_port,
+                        body,
+                    },
+                    AgnhostCommand::ServeHostname { port } => svcnet_agnhost::Options {
+                        http_port: Some(port),
+                        udp_port: Some(port),
+                        body: Some(
+                            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string(),
+                        ),
+                        ..Default::default()
+                    },
+                };
+                svcnet_agnhost::run(opts).await.context("agnhost")
+            }
         }
     })
 }
