@@ -93,7 +93,12 @@ fn split_csv(line: &str) -> Vec<String> {
 
 /// The admin token of a data dir, created on first use (random, 256 bits).
 pub fn admin_token(data_dir: &Path) -> io::Result<String> {
-    let path = data_dir.join("admin.token");
+    token_file(data_dir, "admin.token")
+}
+
+/// A random token kept in `data_dir/file`, created on first use.
+pub fn token_file(data_dir: &Path, file: &str) -> io::Result<String> {
+    let path = data_dir.join(file);
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_string();
         if !t.is_empty() {

@@ -12,6 +12,9 @@ use crate::resources::{self, ResourceInfo};
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "binding" => &["create"],
+        "log" => &["get"],
+        "exec" | "attach" | "portforward" => &["create", "get"],
+        "proxy" => &["create", "delete", "get", "patch", "update"],
         "finalize" => &["update"],
         _ => &["get", "patch", "update"],
     }
@@ -21,6 +24,10 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static s
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "v1", "Binding"),
+        "log" | "proxy" => (info.group, info.version, info.kind),
+        "exec" => ("", "v1", "PodExecOptions"),
+        "attach" => ("", "v1", "PodAttachOptions"),
+        "portforward" => ("", "v1", "PodPortForwardOptions"),
         _ => (info.group, info.version, info.kind),
     }
 }

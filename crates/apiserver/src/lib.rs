@@ -31,4 +31,5 @@ pub mod tls;
 pub mod version;
 
 pub use config::Config;
-pub use server::{run, Server, ServerError};
+pub use server::{run, Server, ServerError, ServerOptions};
+pub mod proxy;

@@ -45,6 +45,22 @@ pub enum ServerError {
     BootstrapFailed(crate::error::ApiError),
 }
 
+/// What a caller embedding the API server can add: how it reaches nodes and pods, and more
+/// places to serve on (sockets made elsewhere, e.g. inside the cluster network's namespace).
+pub struct ServerOptions {
+    pub dialer: Arc<dyn crate::proxy::Dialer>,
+    pub extra_listeners: Vec<std::net::TcpListener>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            dialer: Arc::new(crate::proxy::DirectDialer),
+            extra_listeners: Vec::new(),
+        }
+    }
+}
+
 /// A running API server.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -99,7 +115,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 impl Server {
-    pub async fn start(mut config: Config) -> Result<Server, ServerError> {
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        Self::start_with(config, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(
+        mut config: Config,
+        options: ServerOptions,
+    ) -> Result<Server, ServerError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
         let lock_path = dir.join("apiserver.lock");
@@ -182,6 +205,8 @@ impl Server {
             tokens.load_csv(f).map_err(ServerError::TokenFileFailed)?;
         }
 
+        let kubelet_token = auth::token_file(&dir, "kubelet-client.token")
+            .map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
         let state = Arc::new(AppState {
             config,
             store,
@@ -189,22 +214,33 @@ impl Server {
             alloc,
             tokens,
             metrics: Metrics::new(),
+            dialer: options.dialer,
+            kubelet_token: Some(kubelet_token),
         });
         bootstrap::run(&state)
             .await
             .map_err(ServerError::BootstrapFailed)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(serve(
                 listener,
                 tls.server_config.clone(),
                 router(state.clone()),
-                shutdown_rx,
+                shutdown_rx.clone(),
             )),
             tokio::spawn(namespaces::run(state.clone())),
             tokio::spawn(compaction(state.clone())),
         ];
+        for l in options.extra_listeners {
+            let l = TcpListener::from_std(l).map_err(|e| ServerError::BindFailed(bind, e))?;
+            tasks.push(tokio::spawn(serve(
+                l,
+                tls.server_config.clone(),
+                router(state.clone()),
+                shutdown_rx.clone(),
+            )));
+        }
 
         let kubeconfig_path = dir.join("kubeconfig");
         let kc = tls::kubeconfig(&url, &tls.ca_pem, &admin);

@@ -17,6 +17,10 @@ pub struct AppState {
     pub alloc: ServiceAllocator,
     pub tokens: Tokens,
     pub metrics: Metrics,
+    /// How connections to nodes and pods are made (proxy, logs, exec).
+    pub dialer: Arc<dyn crate::proxy::Dialer>,
+    /// The credential the API server presents to node agents.
+    pub kubelet_token: Option<String>,
 }
 
 /// Prometheus metrics, named as kube-apiserver's.

@@ -1,6 +1,7 @@
 //! The Kubernetes REST API over the resources in [`crate::resources`]: one generic handler per
 //! verb, per-kind behaviour from each resource's [`crate::strategy::Strategy`].
 
+mod connect;
 mod read;
 mod sub;
 mod watch;
@@ -40,6 +41,16 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
         Err(e) => return e.into_response(),
     };
     let verb = verb_of(&parts.method, &target, &query);
+    if target
+        .subresource
+        .as_deref()
+        .is_some_and(|s| connect::CONNECT_SUBRESOURCES.contains(&s))
+    {
+        let req = Request::from_parts(parts, body);
+        return connect::handle(&state, req, &target, &query)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let resource = match &target.subresource {
         Some(s) => format!("{}/{}", target.info.plural, s),
         None => target.info.plural.to_string(),
