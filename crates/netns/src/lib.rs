@@ -318,6 +318,18 @@ impl NetNs {
     }
 }
 
+/// Set sysctls in the caller's own namespace.
+pub fn sysctls_here(settings: &[(&str, &str)]) -> Result<()> {
+    for (k, v) in settings {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v.as_bytes()).map_err(|e| NetnsError::CommandFailed {
+            command: format!("sysctl {k}={v}"),
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
 /// `ip [-n ns] -batch -` with `commands` on stdin.
 pub fn ip_batch(ns: Option<&str>, commands: &str) -> Result<()> {
     let mut cmd = Command::new("ip");
