@@ -193,19 +193,31 @@ pub fn veth_name(uid: &str) -> String {
     format!("veth{hex}")
 }
 
+/// What a pod's sandbox is made from.
+pub struct SandboxSpec<'a> {
+    pub netns: &'a str,
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub ip: Ipv4Addr,
+    pub cidr: Ipv4Net,
+    pub files: &'a PodFiles,
+    pub dir: &'a Path,
+}
+
 /// Create (or re-create) a pod's sandbox: namespace, veth, address, routes, files.
 /// `node_ns` is the node's own namespace (`None` = the caller's).
-pub fn create(
-    netns_name: &str,
-    node_ns: Option<&NetNs>,
-    uid: &str,
-    namespace: &str,
-    name: &str,
-    ip: Ipv4Addr,
-    cidr: Ipv4Net,
-    files: &PodFiles,
-    dir: &Path,
-) -> Result<Sandbox> {
+pub fn create(spec: &SandboxSpec, node_ns: Option<&NetNs>) -> Result<Sandbox> {
+    let SandboxSpec {
+        netns: netns_name,
+        uid,
+        namespace,
+        name,
+        ip,
+        cidr,
+        files,
+        dir,
+    } = *spec;
     std::fs::create_dir_all(dir).map_err(|e| SandboxError::FilesFailed(dir.into(), e))?;
     let write = |f: &str, s: String| {
         std::fs::write(dir.join(f), s).map_err(|e| SandboxError::FilesFailed(dir.join(f), e))
@@ -362,18 +374,18 @@ mod tests {
             nameservers: vec!["10.96.0.10".into()],
             ..Default::default()
         };
-        let sb = create(
-            &pod_name,
-            Some(&node),
-            "uid-1",
-            "default",
-            "p",
-            "10.244.7.2".parse().unwrap(),
+        let pod_dir = dir.path().join("p");
+        let spec = SandboxSpec {
+            netns: &pod_name,
+            uid: "uid-1",
+            namespace: "default",
+            name: "p",
+            ip: "10.244.7.2".parse().unwrap(),
             cidr,
-            &files,
-            &dir.path().join("p"),
-        )
-        .unwrap();
+            files: &files,
+            dir: &pod_dir,
+        };
+        let sb = create(&spec, Some(&node)).unwrap();
         // The node reaches the pod at its address; the pod's default route goes via the node.
         let listener = NetNs::open(&pod_name)
             .unwrap()
