@@ -6,3 +6,4 @@
 //!   (`resolv.conf`, `hosts`, `hostname`).
 
 pub mod sandbox;
+pub mod shim;

@@ -29,6 +29,9 @@ enum Command {
     /// echoes TCP and UDP (pods in svcnet run host processes; this gives them real servers).
     #[command(subcommand)]
     Agnhost(AgnhostCommand),
+    /// Internal: the per-container shim the node agent starts (spec as JSON).
+    #[command(hide = true)]
+    Shim { spec: String },
 }
 
 #[derive(Subcommand)]
@@ -164,8 +167,14 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    init_logging();
     let cli = Cli::parse();
+    // The shim runs without a tokio runtime or logging: it only starts, pipes and waits.
+    if let Command::Shim { spec } = &cli.command {
+        let spec: svcnet_node::shim::ShimSpec = serde_json::from_str(spec).context("shim spec")?;
+        let code = svcnet_node::shim::run(&spec)?;
+        std::process::exit(code);
+    }
+    init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -173,6 +182,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Apiserver(a) => apiserver(a).await,
             Command::ControllerManager(a) => controller_manager(a).await,
+            Command::Shim { .. } => unreachable!("handled before the runtime starts"),
             Command::Agnhost(a) => {
                 let opts = match a {
                     AgnhostCommand::Netexec {

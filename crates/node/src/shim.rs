@@ -1,0 +1,308 @@
+//! The container shim (containerd-shim's role): one process per container, started by the agent
+//! in its own session. It starts the container process inside the pod's namespaces, writes its
+//! output to a log file in the CRI format (`<RFC3339Nano> stdout F <line>`), and records its exit
+//! — so a restarted agent finds containers still running, their logs intact, and the exit code
+//! of those that ended while it was away.
+//!
+//! Files of a container (all written atomically):
+//! - `<dir>/pid`: the container process's pid (also its process group);
+//! - `<dir>/exit.json`: `{"exitCode":N,"signal":S,"startedAt":..,"finishedAt":..}` once it ended;
+//! - the log file given (appended to across restarts of the container).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use svcnet_netns::NetNs;
+
+/// What the shim runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShimSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<PathBuf>,
+    pub netns: String,
+    pub hostname: Option<String>,
+    /// Bind mounts `(source, target)` in the container's private mount namespace.
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    pub log: PathBuf,
+    /// Where `pid` and `exit.json` go.
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Set when the process could not be started at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
+}
+
+pub fn now_rfc3339_nano() -> String {
+    // Formatted from SystemTime without pulling a date library into the shim.
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Howard Hinnant's days-to-civil-date algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Copy `stream` lines to the shared log as CRI lines tagged `tag`.
+fn pump(stream: impl Read, tag: &'static str, log: Arc<Mutex<std::fs::File>>) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let (body, full) = match line.last() {
+                    Some(b'\n') => (&line[..line.len() - 1], true),
+                    _ => (&line[..], false),
+                };
+                let mut out = format!(
+                    "{} {tag} {} ",
+                    now_rfc3339_nano(),
+                    if full { "F" } else { "P" }
+                )
+                .into_bytes();
+                out.extend_from_slice(body);
+                out.push(b'\n');
+                if let Ok(mut f) = log.lock() {
+                    let _ = f.write_all(&out);
+                }
+            }
+        }
+    }
+}
+
+/// The shim's main: run the container to completion. Returns the container's exit code.
+pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
+    std::fs::create_dir_all(&spec.dir)?;
+    if let Some(parent) = spec.log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let log = Arc::new(Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)?,
+    ));
+    let started_at = now_rfc3339_nano();
+    let record_failure = |msg: String| {
+        let rec = ExitRecord {
+            exit_code: 128,
+            signal: None,
+            started_at: started_at.clone(),
+            finished_at: now_rfc3339_nano(),
+            start_error: Some(msg),
+        };
+        let _ = write_atomic(
+            &spec.dir.join("exit.json"),
+            &serde_json::to_vec(&rec).expect("serializable"),
+        );
+    };
+    let Some((program, args)) = spec.argv.split_first() else {
+        record_failure("no command to run".into());
+        return Ok(128);
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(wd) = &spec.workdir {
+        cmd.current_dir(wd);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let ns = NetNs::open(&spec.netns).map_err(std::io::Error::other)?;
+    svcnet_netns::enter_on_exec(&mut cmd, &ns, spec.hostname.as_deref(), &spec.binds)
+        .map_err(std::io::Error::other)?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            // Kubernetes shows this as StartError with the runtime's message.
+            let msg = format!("failed to start container process {program:?}: {e}");
+            let mut f = log.lock().expect("log lock");
+            let _ = writeln!(f, "{} stderr F {msg}", now_rfc3339_nano());
+            drop(f);
+            record_failure(msg);
+            return Ok(128);
+        }
+    };
+    write_atomic(&spec.dir.join("pid"), child.id().to_string().as_bytes())?;
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (l1, l2) = (log.clone(), log.clone());
+    let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
+    let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+    let status = child.wait()?;
+    let _ = t1.join();
+    let _ = t2.join();
+    let (code, signal) = match (status.code(), status.signal()) {
+        (Some(c), _) => (c, None),
+        (None, Some(s)) => (128 + s, Some(s)),
+        _ => (255, None),
+    };
+    let rec = ExitRecord {
+        exit_code: code,
+        signal,
+        started_at,
+        finished_at: now_rfc3339_nano(),
+        start_error: None,
+    };
+    write_atomic(
+        &spec.dir.join("exit.json"),
+        &serde_json::to_vec(&rec).expect("serializable"),
+    )?;
+    Ok(code)
+}
+
+/// Start a shim for `spec` as a child of the current process, detached into its own session.
+/// `exe` is the svcnet binary; the spec travels as JSON in an argument.
+pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child> {
+    let _ = std::fs::remove_file(spec.dir.join("exit.json"));
+    let _ = std::fs::remove_file(spec.dir.join("pid"));
+    std::fs::create_dir_all(&spec.dir)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("shim")
+        .arg(serde_json::to_string(spec).expect("serializable"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    cmd.spawn()
+}
+
+pub fn read_pid(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
+    serde_json::from_slice(&std::fs::read(dir.join("exit.json")).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_nano() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20779), (2026, 11, 22));
+        let ts = now_rfc3339_nano();
+        assert_eq!(ts.len(), "2026-11-22T09:00:00.123456789Z".len(), "{ts}");
+    }
+
+    #[test]
+    fn runs_a_container_in_a_pod_namespace() {
+        if svcnet_netns::check_privileges().is_err() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let name = format!("svcnet-test-shim-{}", std::process::id());
+        struct Guard(String);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                let _ = NetNs::delete(&self.0);
+            }
+        }
+        let _g = Guard(name.clone());
+        NetNs::create(&name).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
+        let spec = ShimSpec {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out $GREETING; hostname; cat /etc/resolv.conf; echo err >&2; exit 3".into(),
+            ],
+            env: vec![
+                ("GREETING".into(), "hi".into()),
+                ("PATH".into(), "/usr/bin:/bin".into()),
+            ],
+            workdir: Some("/tmp".into()),
+            netns: name.clone(),
+            hostname: Some("pod-1".into()),
+            binds: vec![(dir.path().join("resolv.conf"), "/etc/resolv.conf".into())],
+            log: dir.path().join("logs/c/0.log"),
+            dir: dir.path().join("c"),
+        };
+        assert_eq!(run(&spec).unwrap(), 3);
+        let log = std::fs::read_to_string(&spec.log).unwrap();
+        let lines: Vec<(&str, &str)> = log
+            .lines()
+            .map(|l| {
+                let mut p = l.splitn(4, ' ');
+                let _ts = p.next();
+                let stream = p.next().unwrap();
+                let _tag = p.next();
+                (stream, p.next().unwrap_or(""))
+            })
+            .collect();
+        assert!(lines.contains(&("stdout", "out hi")), "{log}");
+        assert!(lines.contains(&("stdout", "pod-1")), "{log}");
+        assert!(
+            lines.contains(&("stdout", "nameserver 10.96.0.10")),
+            "{log}"
+        );
+        assert!(lines.contains(&("stderr", "err")), "{log}");
+        let exit = read_exit(&spec.dir).unwrap();
+        assert_eq!((exit.exit_code, exit.signal), (3, None));
+        assert!(read_pid(&spec.dir).is_some());
+
+        // A command that does not exist: recorded as a start error, not a crash of the shim.
+        let bad = ShimSpec {
+            argv: vec!["/nonexistent/nginx".into()],
+            dir: dir.path().join("bad"),
+            ..spec.clone()
+        };
+        assert_eq!(run(&bad).unwrap(), 128);
+        assert!(read_exit(&bad.dir)
+            .unwrap()
+            .start_error
+            .unwrap()
+            .contains("/nonexistent/nginx"));
+    }
+}
