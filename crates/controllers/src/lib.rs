@@ -10,10 +10,12 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
+pub mod expectations;
 pub mod gc;
 pub mod replicaset;
 pub mod runtime;
 pub mod scheduler;
+pub mod util;
 
 use std::sync::Arc;
 

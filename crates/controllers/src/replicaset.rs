@@ -1,9 +1,552 @@
-//! TODO(helper): the replicaset controller.
+//! The ReplicaSet controller, after kubernetes' `pkg/controller/replicaset`: keeps
+//! `spec.replicas` active pods that match the selector, adopting orphans and releasing pods that
+//! stopped matching, creating pods from the template (in slow-start batches) and deleting the
+//! least useful ones first, and reports replicas / fullyLabeled / ready / available in status.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
+use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::events::{NORMAL, WARNING};
+use crate::expectations::Expectations;
+use crate::runtime::{run_workers, Change, Key, Queue};
+use crate::util;
 use crate::Context;
 
+/// `burstReplicas`: at most this many pods created or deleted per sync.
+const BURST_REPLICAS: usize = 500;
+
 pub async fn run(ctx: Arc<Context>) {
-    let _ = ctx;
+    let queue = Queue::new();
+    let exp = Arc::new(Expectations::default());
+    spawn_watchers(ctx.clone(), queue.clone(), exp.clone());
+    for rs in ctx.informers.replica_sets.store().state() {
+        queue.add(Key::of(&*rs));
+    }
+    let workers = ctx.config.concurrent_replicaset_syncs;
+    run_workers("replicaset", queue, workers, move |key| {
+        let ctx = ctx.clone();
+        let exp = exp.clone();
+        async move { sync(&ctx, &exp, &key).await }
+    })
+    .await;
+}
+
+/// The ReplicaSet that controls `pod`, if its controllerRef names one we know.
+fn owner_rs(ctx: &Context, pod: &Pod) -> Option<Key> {
+    let r = util::controller_of(pod)?;
+    if r.kind != "ReplicaSet" {
+        return None;
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let rs = ctx
+        .informers
+        .replica_sets
+        .store()
+        .get(&ObjectRef::<ReplicaSet>::new(&r.name).within(ns))?;
+    (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then(|| Key::of(&*rs))
+}
+
+/// ReplicaSets of the pod's namespace whose selector matches it (for an orphan to be adopted).
+fn matching_rs(ctx: &Context, pod: &Pod) -> Vec<Key> {
+    ctx.informers
+        .replica_sets
+        .store()
+        .state()
+        .iter()
+        .filter(|rs| rs.metadata.namespace == pod.metadata.namespace)
+        .filter(|rs| {
+            util::label_selector(rs.spec.as_ref().map(|s| &s.selector))
+                .is_some_and(|s| s.matches(pod.labels()))
+        })
+        .map(|rs| Key::of(&**rs))
+        .collect()
+}
+
+fn pod_key(pod: &Pod) -> String {
+    Key::of(pod).to_string()
+}
+
+fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) {
+    let q = queue.clone();
+    let mut rss = ctx.informers.replica_sets.subscribe();
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        while let Some(ch) = rss.recv().await {
+            match ch {
+                Change::Applied { new, .. } => q.add(Key::of(&*new)),
+                Change::Deleted(rs) => q.add(Key::of(&*rs)),
+                Change::Resync => {
+                    for rs in c.informers.replica_sets.store().state() {
+                        q.add(Key::of(&*rs));
+                    }
+                }
+            }
+        }
+    });
+    let mut pods = ctx.informers.pods.subscribe();
+    tokio::spawn(async move {
+        while let Some(ch) = pods.recv().await {
+            match ch {
+                Change::Applied { old, new } => {
+                    let owner = owner_rs(&ctx, &new);
+                    if let Some(o) = &owner {
+                        if old.is_none() {
+                            exp.creation_observed(o);
+                        }
+                        if new.metadata.deletion_timestamp.is_some()
+                            && old
+                                .as_ref()
+                                .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+                        {
+                            exp.deletion_observed(o, &pod_key(&new));
+                        }
+                        queue.add(o.clone());
+                    } else if util::controller_of(&*new).is_none() {
+                        for k in matching_rs(&ctx, &new) {
+                            queue.add(k);
+                        }
+                    }
+                    // Owner or labels changed: the previous owner must look again.
+                    if let Some(old) = old {
+                        if let Some(prev) = owner_rs(&ctx, &old) {
+                            if Some(&prev) != owner.as_ref() || old.labels() != new.labels() {
+                                queue.add(prev);
+                            }
+                        }
+                    }
+                }
+                Change::Deleted(pod) => {
+                    if let Some(o) = owner_rs(&ctx, &pod) {
+                        exp.deletion_observed(&o, &pod_key(&pod));
+                        queue.add(o);
+                    }
+                }
+                Change::Resync => {
+                    exp.clear();
+                    for rs in ctx.informers.replica_sets.store().state() {
+                        queue.add(Key::of(&*rs));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `controller.ActivePods` order: the pods to delete first come first (unscheduled, pending,
+/// not ready, ready for less time, restarted more, newer).
+pub fn deletion_order(pods: &mut [Arc<Pod>]) {
+    fn phase_rank(p: &Pod) -> u8 {
+        match util::phase(p) {
+            "Pending" | "" => 0,
+            "Unknown" => 1,
+            "Running" => 2,
+            _ => 3,
+        }
+    }
+    pods.sort_by_key(|p| {
+        let assigned = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let ready_since = util::pod_ready_since(p);
+        let restarts: i32 = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+            .unwrap_or(0);
+        (
+            assigned,
+            phase_rank(p),
+            ready_since.is_some(),
+            Reverse(ready_since.flatten().map(|t| t.0)),
+            Reverse(restarts),
+            Reverse(p.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        )
+    });
+}
+
+/// Pod from the ReplicaSet's template (`controller.GetPodFromTemplate`).
+fn pod_from_template(rs: &ReplicaSet) -> Pod {
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
+    let tmeta = template.metadata.unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", rs.name_any())),
+            namespace: rs.metadata.namespace.clone(),
+            labels: tmeta.labels,
+            annotations: tmeta.annotations,
+            finalizers: tmeta.finalizers,
+            owner_references: Some(vec![util::controller_ref(rs)]),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    }
+}
+
+struct Claimed {
+    owned: Vec<Arc<Pod>>,
+}
+
+/// `PodControllerRefManager.ClaimPods`: pods controlled by `rs` that still match stay; those
+/// that stopped matching are released; matching orphans are adopted.
+async fn claim_pods(
+    ctx: &Context,
+    api: &Api<Pod>,
+    rs: &ReplicaSet,
+    selector: &svcnet_api::selector::LabelSelector,
+    pods: Vec<Arc<Pod>>,
+) -> Result<Claimed, kube::Error> {
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let mut owned = Vec::new();
+    for pod in pods {
+        let matches = selector.matches(pod.labels());
+        match util::controller_of(&*pod) {
+            Some(r) if r.uid == uid => {
+                if matches || pod.metadata.deletion_timestamp.is_some() {
+                    owned.push(pod);
+                } else {
+                    let refs: Vec<&OwnerReference> = pod
+                        .owner_references()
+                        .iter()
+                        .filter(|r| r.uid != uid)
+                        .collect();
+                    let patch =
+                        json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+                    match api
+                        .patch(
+                            &pod.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(patch),
+                        )
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if util::is_not_found(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                if !matches
+                    || pod.metadata.deletion_timestamp.is_some()
+                    || rs.metadata.deletion_timestamp.is_some()
+                {
+                    continue;
+                }
+                let mut refs = pod.owner_references().to_vec();
+                refs.push(util::controller_ref(rs));
+                let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+                match api
+                    .patch(
+                        &pod.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await
+                {
+                    Ok(p) => {
+                        ctx.recorder.event(
+                            rs,
+                            NORMAL,
+                            "SuccessfulAdopt",
+                            format!("Adopted pod: {}", pod.name_any()),
+                        );
+                        owned.push(Arc::new(p));
+                    }
+                    Err(e) if util::is_not_found(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(Claimed { owned })
+}
+
+async fn sync(
+    ctx: &Context,
+    exp: &Expectations,
+    key: &Key,
+) -> Result<Option<Duration>, kube::Error> {
+    let ns = key.namespace.as_deref().unwrap_or("default");
+    let Some(rs) = ctx
+        .informers
+        .replica_sets
+        .store()
+        .get(&ObjectRef::<ReplicaSet>::new(&key.name).within(ns))
+    else {
+        exp.forget(key);
+        return Ok(None);
+    };
+    let needs_sync = exp.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
+    let spec = rs.spec.clone().unwrap_or_default();
+    let Some(selector) = util::label_selector(Some(&spec.selector)) else {
+        return Ok(None);
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let all: Vec<Arc<Pod>> = ctx
+        .informers
+        .pods
+        .store()
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| util::phase(p) != "Succeeded" && util::phase(p) != "Failed")
+        .collect();
+    let claimed = claim_pods(ctx, &api, &rs, &selector, all).await?;
+    let active: Vec<Arc<Pod>> = claimed
+        .owned
+        .into_iter()
+        .filter(|p| util::is_pod_active(p))
+        .collect();
+
+    let mut manage_err: Option<(String, String)> = None;
+    if needs_sync {
+        if let Err((reason, e)) = manage_replicas(ctx, exp, key, &api, &rs, &active).await {
+            manage_err = Some((reason.to_string(), e.to_string()));
+        }
+    }
+
+    // Status, from what the cache shows (the new pods arrive as events and sync again).
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let now = jiff::Timestamp::now();
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let fully_labeled = active
+        .iter()
+        .filter(|p| {
+            template_labels
+                .iter()
+                .all(|(k, v)| p.labels().get(k) == Some(v))
+        })
+        .count();
+    let ready = active.iter().filter(|p| util::is_pod_ready(p)).count();
+    let available = active
+        .iter()
+        .filter(|p| util::is_pod_available(p, min_ready, now))
+        .count();
+    let old = rs.status.clone().unwrap_or_default();
+    let mut conditions: Vec<ReplicaSetCondition> = old.conditions.clone().unwrap_or_default();
+    match &manage_err {
+        Some((reason, msg)) if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") => {
+            conditions.push(ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some(reason.clone()),
+                message: Some(msg.clone()),
+                last_transition_time: Some(util::now()),
+            })
+        }
+        None => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+        _ => {}
+    }
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        fully_labeled_replicas: Some(fully_labeled as i32),
+        ready_replicas: Some(ready as i32),
+        available_replicas: Some(available as i32),
+        observed_generation: rs.metadata.generation,
+        conditions: (!conditions.is_empty()).then_some(conditions),
+        terminating_replicas: old.terminating_replicas,
+    };
+    if status != old {
+        let rsapi: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+        let mut new = (*rs).clone();
+        new.status = Some(status);
+        match rsapi
+            .replace_status(&key.name, &PostParams::default(), &new)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if util::is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some((_, e)) = manage_err {
+        return Err(kube::Error::Service(e.into()));
+    }
+    // Pods ready but not yet available: look again when they will be.
+    if min_ready > 0 && ready != available {
+        return Ok(Some(Duration::from_secs(min_ready as u64)));
+    }
+    Ok(None)
+}
+
+/// `manageReplicas`: create or delete pods to reach `spec.replicas`.
+async fn manage_replicas(
+    ctx: &Context,
+    exp: &Expectations,
+    key: &Key,
+    api: &Api<Pod>,
+    rs: &ReplicaSet,
+    active: &[Arc<Pod>],
+) -> Result<(), (&'static str, kube::Error)> {
+    let want = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+        .max(0) as usize;
+    let have = active.len();
+    if have < want {
+        let n = (want - have).min(BURST_REPLICAS);
+        exp.expect_creations(key, n);
+        let pod = pod_from_template(rs);
+        // Slow start: 1, 2, 4, ... so a failing template fails once, not n times.
+        let mut done = 0;
+        let mut batch = 1;
+        while done < n {
+            let this = batch.min(n - done);
+            let pp = PostParams::default();
+            let results = futures::future::join_all((0..this).map(|_| api.create(&pp, &pod))).await;
+            let mut failed = None;
+            for r in results {
+                match r {
+                    Ok(p) => ctx.recorder.event(
+                        rs,
+                        NORMAL,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", p.name_any()),
+                    ),
+                    Err(e) => {
+                        exp.creation_observed(key);
+                        ctx.recorder.event(
+                            rs,
+                            WARNING,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        );
+                        failed = Some(e);
+                    }
+                }
+            }
+            done += this;
+            if let Some(e) = failed {
+                for _ in done..n {
+                    exp.creation_observed(key);
+                }
+                return Err(("FailedCreate", e));
+            }
+            batch *= 2;
+        }
+    } else if have > want {
+        let n = (have - want).min(BURST_REPLICAS);
+        let mut pods = active.to_vec();
+        deletion_order(&mut pods);
+        pods.truncate(n);
+        exp.expect_deletions(key, pods.iter().map(|p| pod_key(p)));
+        let results = futures::future::join_all(pods.iter().map(|p| async move {
+            (p, api.delete(&p.name_any(), &DeleteParams::default()).await)
+        }))
+        .await;
+        let mut failed = None;
+        for (p, r) in results {
+            match r {
+                Ok(_) => ctx.recorder.event(
+                    rs,
+                    NORMAL,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", p.name_any()),
+                ),
+                Err(e) => {
+                    exp.deletion_observed(key, &pod_key(p));
+                    if !util::is_not_found(&e) {
+                        ctx.recorder.event(
+                            rs,
+                            WARNING,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(("FailedDelete", e));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn pod(
+        name: &str,
+        node: Option<&str>,
+        phase: &str,
+        ready_at: Option<i64>,
+        created: i64,
+    ) -> Arc<Pod> {
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: Some(Time(jiff::Timestamp::from_second(created).unwrap())),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions: ready_at.map(|t| {
+                    vec![PodCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        last_transition_time: Some(Time(jiff::Timestamp::from_second(t).unwrap())),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            }),
+        })
+    }
+
+    #[test]
+    fn deletes_least_useful_pods_first() {
+        let mut pods = vec![
+            pod("ready-old", Some("n"), "Running", Some(100), 10),
+            pod("ready-new", Some("n"), "Running", Some(200), 20),
+            pod("unscheduled", None, "Pending", None, 5),
+            pod("not-ready", Some("n"), "Running", None, 1),
+            pod("pending", Some("n"), "Pending", None, 2),
+        ];
+        deletion_order(&mut pods);
+        let names: Vec<_> = pods.iter().map(|p| p.name_any()).collect();
+        assert_eq!(
+            names,
+            [
+                "unscheduled",
+                "pending",
+                "not-ready",
+                "ready-new",
+                "ready-old"
+            ]
+        );
+    }
 }
