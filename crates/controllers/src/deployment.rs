@@ -62,7 +62,27 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
     safe_encode(&h.to_string())
 }
 
-/// `EqualIgnoreHash`: the same template apart from the pod-template-hash label.
+/// Drop empty objects and arrays: Go's semantic equality treats a nil map or slice as equal to
+/// an empty one, and a struct field it always serializes (`resources: {}`) as equal to absent.
+fn prune_empty(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !prune_empty(x));
+            m.is_empty()
+        }
+        serde_json::Value::Array(a) => {
+            a.iter_mut().for_each(|x| {
+                prune_empty(x);
+            });
+            a.is_empty()
+        }
+        serde_json::Value::Null => true,
+        _ => false,
+    }
+}
+
+/// `EqualIgnoreHash`: the same template apart from the pod-template-hash label, compared as
+/// `apiequality.Semantic.DeepEqual` does.
 pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     let strip = |t: &PodTemplateSpec| {
         let mut t = t.clone();
@@ -74,7 +94,9 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
                 }
             }
         }
-        serde_json::to_value(&t).unwrap_or_default()
+        let mut v = serde_json::to_value(&t).unwrap_or_default();
+        prune_empty(&mut v);
+        v
     };
     strip(a) == strip(b)
 }
@@ -1185,5 +1207,21 @@ mod tests {
             .unwrap()
             .insert("v".into(), "2".into());
         assert!(!equal_ignore_hash(&labelled, &t));
+        // `resources: {}` (as Go always writes it) equals no resources.
+        let with = |r: Option<k8s_openapi::api::core::v1::ResourceRequirements>| PodTemplateSpec {
+            metadata: None,
+            spec: Some(k8s_openapi::api::core::v1::PodSpec {
+                containers: vec![k8s_openapi::api::core::v1::Container {
+                    name: "c".into(),
+                    resources: r,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        };
+        assert!(equal_ignore_hash(
+            &with(None),
+            &with(Some(Default::default()))
+        ));
     }
 }

@@ -221,25 +221,28 @@ async fn schedule(
                     ..Default::default()
                 },
             };
-            match api
+            // Assumed before the call: the informer may show the bound pod before it returns.
+            assumed
+                .0
+                .lock()
+                .expect("assumed lock")
+                .insert(uid.clone(), node.clone());
+            let bound = api
                 .create_subresource::<Binding, serde_json::Value>(
                     "binding",
                     &key.name,
                     &PostParams::default(),
                     &binding,
                 )
-                .await
-            {
-                Ok(_) => {}
+                .await;
+            if let Err(e) = bound {
+                assumed.0.lock().expect("assumed lock").remove(&uid);
                 // Deleted, or bound by someone else meanwhile.
-                Err(e) if util::is_not_found(&e) || util::is_conflict(&e) => return Ok(None),
-                Err(e) => return Err(e),
+                if util::is_not_found(&e) || util::is_conflict(&e) {
+                    return Ok(None);
+                }
+                return Err(e);
             }
-            assumed
-                .0
-                .lock()
-                .expect("assumed lock")
-                .insert(uid, node.clone());
             ctx.recorder.event(
                 &*pod,
                 NORMAL,

@@ -152,12 +152,14 @@ pub async fn bind(
         })?
         .to_string();
     let info = t.info;
+    // One write, as the binding REST's: the node, and the PodScheduled condition.
+    let now = objmeta::now_rfc3339();
     update_internal(
         state,
         info,
         t.namespace.as_deref(),
         &name,
-        Part::Main,
+        Part::Binding,
         &q.into(),
         false,
         |cur| {
@@ -181,26 +183,16 @@ pub async fn bind(
             }
             let mut next = cur.clone();
             next["spec"]["nodeName"] = json!(node);
+            let conds = next["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            next["status"]["conditions"] = Value::Array(conds);
             if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
             }
             Ok(next)
         },
     )
-    .await?;
-    // The PodScheduled condition, as the binding REST sets it.
-    let now = objmeta::now_rfc3339();
-    update_internal(state, info, t.namespace.as_deref(), &name, Part::Status, &q.into(), false, |cur| {
-        let mut next = cur.clone();
-        let conds = next["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
-        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-        next["status"]["conditions"] = Value::Array(conds);
-        if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        Ok(next)
-    })
     .await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(codec::respond(

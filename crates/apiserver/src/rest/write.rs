@@ -302,6 +302,9 @@ pub enum Part {
     Status,
     /// `namespaces/x/finalize`: only `spec.finalizers`.
     Finalize,
+    /// `pods/x/binding`: only `spec.nodeName` and `status.conditions`, without the pod-update
+    /// validation that forbids changing the node (as the binding REST's own update).
+    Binding,
 }
 
 impl Part {
@@ -415,6 +418,22 @@ pub async fn update_internal(
                 }
                 new["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
             }
+            Part::Binding => {
+                let node = new
+                    .pointer("/spec/nodeName")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let conditions = new
+                    .pointer("/status/conditions")
+                    .cloned()
+                    .unwrap_or(json!([]));
+                new = old.clone();
+                new["spec"]["nodeName"] = node;
+                if !new.get("status").is_some_and(Value::is_object) {
+                    new["status"] = json!({});
+                }
+                new["status"]["conditions"] = conditions;
+            }
         }
         if info.has_generation && new.get("spec") != old.get("spec") {
             let g = old
@@ -431,6 +450,7 @@ pub async fn update_internal(
         };
         let errs = match part {
             Part::Status => info.strategy.validate_status_update(&new, old),
+            Part::Binding => Ok(Vec::new()),
             _ => info.strategy.validate_update(&new, old),
         }
         .map_err(|e| strategy_err(info, e))?;
