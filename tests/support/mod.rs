@@ -296,7 +296,7 @@ pub fn table(out: &str) -> Vec<std::collections::BTreeMap<String, String>> {
 /// it. Stops when the returned handle is aborted or dropped with the runtime.
 pub fn fake_kubelet(client: kube::Client) -> tokio::task::JoinHandle<()> {
     use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, ListParams, Patch, PatchParams};
+    use kube::api::{Api, ListParams};
     tokio::spawn(async move {
         let api: Api<Pod> = Api::all(client.clone());
         let mut next: u32 = 2;

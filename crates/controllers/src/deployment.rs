@@ -862,12 +862,10 @@ async fn rollout_recreate(r: &mut Rollout<'_>) -> Result<Option<Duration>, kube:
         .ctx
         .informers
         .pods
-        .store()
-        .state()
+        .in_namespace(r.d.metadata.namespace.as_deref().unwrap_or("default"))
         .iter()
         .any(|p: &Arc<Pod>| {
-            p.metadata.namespace == r.d.metadata.namespace
-                && util::controller_of(&**p).is_some_and(|c| old_uids.contains(&c.uid))
+            util::controller_of(&**p).is_some_and(|c| old_uids.contains(&c.uid))
                 && !matches!(util::phase(p), "Succeeded" | "Failed")
         });
     if old_running {

@@ -311,14 +311,8 @@ async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error>
     {
         return Ok(None);
     }
-    let pods: Vec<Arc<Pod>> = ctx
-        .informers
-        .pods
-        .store()
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-        .collect();
+    let selector = util::service_selector(&svc).cloned().unwrap_or_default();
+    let pods: Vec<Arc<Pod>> = ctx.informers.pods.matching(ns, &selector);
     let current = ctx
         .informers
         .endpoints

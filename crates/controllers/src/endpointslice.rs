@@ -404,13 +404,11 @@ fn rv_of(s: &EndpointSlice) -> u64 {
 
 /// The Services of `pod`'s namespace whose selector matches its labels.
 pub(crate) fn services_for_pod(ctx: &Context, pod: &Pod) -> Vec<Key> {
-    let ns = pod.metadata.namespace.as_deref();
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
     ctx.informers
         .services
-        .store()
-        .state()
+        .in_namespace(ns)
         .iter()
-        .filter(|s| s.metadata.namespace.as_deref() == ns)
         .filter(|s| {
             util::service_selector(s).is_some_and(|sel| util::selector_matches(sel, pod.labels()))
         })
@@ -596,14 +594,8 @@ async fn sync(
     if util::service_selector(&svc).is_none() {
         return Ok(None);
     }
-    let pods: Vec<Arc<Pod>> = ctx
-        .informers
-        .pods
-        .store()
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-        .collect();
+    let selector = util::service_selector(&svc).cloned().unwrap_or_default();
+    let pods: Vec<Arc<Pod>> = ctx.informers.pods.matching(ns, &selector);
     let nodes = ctx.informers.nodes.store();
     let zone_of = |node: &str| -> Option<String> {
         nodes

@@ -140,6 +140,10 @@ pub async fn run(client: Client, config: Config) {
     if c.enabled("scheduler") {
         tasks.push(tokio::spawn(scheduler::run(ctx.clone())));
     }
+    if tasks.is_empty() {
+        // `--controllers=none`: informers only (what caching the cluster costs; see bench/).
+        futures::future::pending::<()>().await;
+    }
     for t in tasks {
         let _ = t.await;
     }

@@ -303,10 +303,8 @@ async fn sync(
     let all: Vec<Arc<Pod>> = ctx
         .informers
         .pods
-        .store()
-        .state()
+        .in_namespace(ns)
         .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
         .filter(|p| util::phase(p) != "Succeeded" && util::phase(p) != "Failed")
         .collect();
     let claimed = claim_pods(ctx, &api, &rs, &selector, all).await?;

@@ -74,7 +74,7 @@ struct ControllerManagerArgs {
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
     /// Controllers to run (comma-separated; default all): endpointslice, endpoints,
-    /// replicaset, deployment, garbagecollector, scheduler.
+    /// replicaset, deployment, garbagecollector, scheduler; `none` runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,
 }

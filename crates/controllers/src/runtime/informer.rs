@@ -1,7 +1,8 @@
 //! Shared informers: list + watch one kind once, keep it in a store, tell every subscriber.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::runtime::reflector::{store::Writer, ObjectRef, Store};
@@ -39,6 +40,62 @@ impl<K> Clone for Change<K> {
 pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     tx: broadcast::Sender<Change<K>>,
+    index: Arc<Mutex<Index>>,
+}
+
+/// Names by namespace and by (namespace, `key=value` label), as client-go's namespace index plus
+/// a label index: a Service's sync looks at the pods its selector can match, not at every pod.
+/// Updated before each change is broadcast, so a sync a change triggers sees it indexed.
+#[derive(Default)]
+struct Index {
+    by_namespace: HashMap<String, HashSet<String>>,
+    by_label: HashMap<(String, String), HashSet<String>>,
+}
+
+impl Index {
+    fn entries<K: Resource>(obj: &K) -> Option<(String, String, Vec<String>)> {
+        let m = obj.meta();
+        let ns = m.namespace.clone().unwrap_or_default();
+        let name = m.name.clone()?;
+        let labels = m
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        Some((ns, name, labels))
+    }
+
+    fn add<K: Resource>(&mut self, obj: &K) {
+        let Some((ns, name, labels)) = Self::entries(obj) else {
+            return;
+        };
+        for l in labels {
+            self.by_label.entry((ns.clone(), l)).or_default().insert(name.clone());
+        }
+        self.by_namespace.entry(ns).or_default().insert(name);
+    }
+
+    fn remove<K: Resource>(&mut self, obj: &K) {
+        let Some((ns, name, labels)) = Self::entries(obj) else {
+            return;
+        };
+        for l in labels {
+            let k = (ns.clone(), l);
+            if let Some(set) = self.by_label.get_mut(&k) {
+                set.remove(&name);
+                if set.is_empty() {
+                    self.by_label.remove(&k);
+                }
+            }
+        }
+        if let Some(set) = self.by_namespace.get_mut(&ns) {
+            set.remove(&name);
+            if set.is_empty() {
+                self.by_namespace.remove(&ns);
+            }
+        }
+    }
 }
 
 /// A subscriber's view of an informer's changes.
@@ -66,9 +123,11 @@ where
         let mut writer: Writer<K> = Writer::default();
         let store = writer.as_reader();
         let (tx, _) = broadcast::channel(16 * 1024);
+        let index: Arc<Mutex<Index>> = Arc::default();
         let informer = Arc::new(Informer {
             store: store.clone(),
             tx: tx.clone(),
+            index: index.clone(),
         });
         tokio::spawn(async move {
             let mut events = watcher(api, config).default_backoff().boxed();
@@ -86,15 +145,35 @@ where
                         let old = store.get(&key);
                         writer.apply_watcher_event(&ev);
                         if let Some(new) = store.get(&key) {
+                            {
+                                let mut ix = index.lock().expect("index lock");
+                                if let Some(o) = &old {
+                                    ix.remove(&**o);
+                                }
+                                ix.add(&*new);
+                            }
                             let _ = tx.send(Change::Applied { old, new });
                         }
                     }
                     Event::Delete(obj) => {
+                        let old = store.get(&ObjectRef::from_obj(obj));
                         writer.apply_watcher_event(&ev);
+                        {
+                            let mut ix = index.lock().expect("index lock");
+                            ix.remove(obj);
+                            if let Some(o) = &old {
+                                ix.remove(&**o);
+                            }
+                        }
                         let _ = tx.send(Change::Deleted(Arc::new(obj.clone())));
                     }
                     Event::InitDone => {
                         writer.apply_watcher_event(&ev);
+                        let mut fresh = Index::default();
+                        for o in store.state() {
+                            fresh.add(&*o);
+                        }
+                        *index.lock().expect("index lock") = fresh;
                         let _ = tx.send(Change::Resync);
                     }
                     Event::Init | Event::InitApply(_) => writer.apply_watcher_event(&ev),
@@ -106,6 +185,47 @@ where
 
     pub fn store(&self) -> &Store<K> {
         &self.store
+    }
+
+    /// The objects of `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        let names: Vec<String> = {
+            let ix = self.index.lock().expect("index lock");
+            ix.by_namespace
+                .get(namespace)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        names
+            .iter()
+            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
+            .collect()
+    }
+
+    /// The objects of `namespace` carrying every label of `selector` (none for an empty one),
+    /// looked up through the rarest of its labels.
+    pub fn matching(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<Arc<K>> {
+        let names: Vec<String> = {
+            let ix = self.index.lock().expect("index lock");
+            let sets: Option<Vec<&HashSet<String>>> = selector
+                .iter()
+                .map(|(k, v)| ix.by_label.get(&(namespace.to_string(), format!("{k}={v}"))))
+                .collect();
+            match sets.and_then(|s| s.into_iter().min_by_key(|s| s.len())) {
+                Some(smallest) if !selector.is_empty() => smallest.iter().cloned().collect(),
+                _ => Vec::new(),
+            }
+        };
+        names
+            .iter()
+            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
+            .filter(|o| {
+                let labels = o.meta().labels.as_ref();
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
+            .collect()
     }
 
     pub fn subscribe(&self) -> Subscription<K> {
