@@ -400,11 +400,32 @@ async fn headless_hostname_selector_changes_and_selectorless_services() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let e = endpoints(&client, "external-db").await.unwrap();
     assert_eq!(e.ready, set(&["192.0.2.10:5432"]));
-    let (list, _) = slices(&client, "external-db").await;
-    assert!(
-        list.is_empty(),
-        "no controller-made slices for a selectorless Service: {list:?}"
+    // Mirrored into a slice (what the proxy reads) by the mirroring controller, owned by the
+    // Endpoints; never by the EndpointSlice controller.
+    let (list, seen) = wait_for(T, "the mirrored slice", || async {
+        let (l, e) = slices(&client, "external-db").await;
+        (!l.is_empty()).then_some((l, e))
+    })
+    .await;
+    assert_eq!(list.len(), 1);
+    let labels = list[0].metadata.labels.clone().unwrap();
+    assert_eq!(
+        labels["endpointslice.kubernetes.io/managed-by"],
+        "endpointslicemirroring-controller.k8s.io"
     );
+    assert_eq!(list[0].metadata.owner_references.as_ref().unwrap()[0].kind, "Endpoints");
+    assert_eq!(seen.ready, set(&["192.0.2.10:5432"]));
+    // The user's Endpoints object is untouched.
+    let ep: Endpoints = Api::namespaced(client.clone(), "default").get("external-db").await.unwrap();
+    assert!(ep.metadata.labels.is_none() && ep.metadata.owner_references.is_none());
+    // Edits to it are mirrored.
+    let edit = r#"{"subsets":[{"addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11"}],"ports":[{"port":5432}]}]}"#;
+    s.kubectl_ok(&["patch", "endpoints", "external-db", "--type=merge", "-p", edit]);
+    wait_for(T, "the edit mirrored", || async {
+        let (_, e) = slices(&client, "external-db").await;
+        (e.ready == set(&["192.0.2.10:5432", "192.0.2.11:5432"])).then_some(())
+    })
+    .await;
 
     // Service deleted: its Endpoints and slices go.
     s.kubectl_ok(&["delete", "svc", "busybox-subdomain"]);

@@ -404,16 +404,18 @@ fn rv_of(s: &EndpointSlice) -> u64 {
 
 /// The Services of `pod`'s namespace whose selector matches its labels.
 pub(crate) fn services_for_pod(ctx: &Context, pod: &Pod) -> Vec<Key> {
+    // Candidates through the selector index: Services selecting on one of the pod's labels.
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    ctx.informers
-        .services
-        .in_namespace(ns)
+    let mut keys: Vec<Key> = pod
+        .labels()
         .iter()
-        .filter(|s| {
-            util::service_selector(s).is_some_and(|sel| util::selector_matches(sel, pod.labels()))
-        })
-        .map(|s| Key::of(&**s))
-        .collect()
+        .flat_map(|(k, v)| ctx.informers.services.by_key(ns, &format!("{k}={v}")))
+        .filter(|s| util::service_selector(s).is_some_and(|sel| util::selector_matches(sel, pod.labels())))
+        .map(|s| Key::of(&*s))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// What of a pod the endpoints depend on (`podEndpointsChanged`), to skip irrelevant updates.
@@ -550,16 +552,13 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>) {
 
 /// The slices this controller manages for the Service `key`.
 fn managed_slices(ctx: &Context, key: &Key) -> Vec<Arc<EndpointSlice>> {
+    let ns = key.namespace.as_deref().unwrap_or_default();
+    let by_service: BTreeMap<String, String> = [(LABEL_SERVICE_NAME.to_string(), key.name.clone())].into();
     ctx.informers
         .endpoint_slices
-        .store()
-        .state()
+        .matching(ns, &by_service)
         .into_iter()
-        .filter(|s| {
-            s.metadata.namespace == key.namespace
-                && is_managed(s)
-                && s.labels().get(LABEL_SERVICE_NAME) == Some(&key.name)
-        })
+        .filter(|s| is_managed(s))
         .collect()
 }
 

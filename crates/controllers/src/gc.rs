@@ -1,6 +1,6 @@
 //! The garbage collector, after kubernetes' `pkg/controller/garbagecollector`, over the kinds
 //! svcnet's controllers create and own: Pods, ReplicaSets and EndpointSlices as dependents;
-//! Deployments, ReplicaSets, Services, Pods and Nodes as owners.
+//! Deployments, ReplicaSets, Services, Endpoints, Pods and Nodes as owners.
 //!
 //! - Background (the default of `kubectl delete`): a dependent whose owners are all gone is
 //!   deleted; one that lost only some owners has those references removed.
@@ -261,6 +261,13 @@ async fn owner_state(
                 .as_deref(),
             r,
         ),
+        ("v1", "Endpoints") => state_of(
+            i.endpoints
+                .store()
+                .get(&ObjectRef::new(&r.name).within(n))
+                .as_deref(),
+            r,
+        ),
         ("v1", "Node") => state_of(i.nodes.store().get(&ObjectRef::new(&r.name)).as_deref(), r),
         _ => return Ok(Owner::Unknown),
     };
@@ -273,6 +280,7 @@ async fn owner_state(
         "ReplicaSet" => live::<ReplicaSet>(ctx, ns, r).await,
         "Service" => live::<Service>(ctx, ns, r).await,
         "Pod" => live::<Pod>(ctx, ns, r).await,
+        "Endpoints" => live::<k8s_openapi::api::core::v1::Endpoints>(ctx, ns, r).await,
         _ => {
             let api: Api<Node> = Api::all(ctx.client.clone());
             Ok(match api.get_opt(&r.name).await? {

@@ -3,12 +3,13 @@
 //!
 //! Start at [`runtime`] (shared informers and the work queue) and [`run`], which starts every
 //! controller over one set of informers; then one module per controller:
-//! [`endpointslice`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
+//! [`endpointslice`], [`endpointslicemirroring`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
 //! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes).
 
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod events;
 pub mod expectations;
 pub mod gc;
@@ -63,6 +64,16 @@ impl Config {
     }
 }
 
+/// A Service's index keys: its selector's `key=value` pairs (see [`endpointslice`]'s
+/// pod → Services lookup).
+fn selector_keys(svc: &Service) -> Vec<String> {
+    util::service_selector(svc)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
 /// One informer per kind, shared by every controller.
 pub struct Informers {
     pub pods: Arc<Informer<Pod>>,
@@ -79,7 +90,7 @@ impl Informers {
         let cfg = watcher::Config::default;
         Informers {
             pods: Informer::spawn(Api::all(client.clone()), cfg()),
-            services: Informer::spawn(Api::all(client.clone()), cfg()),
+            services: Informer::spawn_indexed(Api::all(client.clone()), cfg(), Some(selector_keys)),
             endpoint_slices: Informer::spawn(Api::all(client.clone()), cfg()),
             endpoints: Informer::spawn(Api::all(client.clone()), cfg()),
             nodes: Informer::spawn(Api::all(client.clone()), cfg()),
@@ -124,6 +135,9 @@ pub async fn run(client: Client, config: Config) {
     let c = &ctx.config;
     if c.enabled("endpointslice") {
         tasks.push(tokio::spawn(endpointslice::run(ctx.clone())));
+    }
+    if c.enabled("endpointslicemirroring") {
+        tasks.push(tokio::spawn(endpointslicemirroring::run(ctx.clone())));
     }
     if c.enabled("endpoints") {
         tasks.push(tokio::spawn(endpoints::run(ctx.clone())));

@@ -73,7 +73,7 @@ struct ControllerManagerArgs {
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
-    /// Controllers to run (comma-separated; default all): endpointslice, endpoints,
+    /// Controllers to run (comma-separated; default all): endpointslice, endpointslicemirroring, endpoints,
     /// replicaset, deployment, garbagecollector, scheduler; `none` runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,

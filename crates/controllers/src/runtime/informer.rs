@@ -43,6 +43,9 @@ pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     index: Arc<Mutex<Index>>,
 }
 
+/// Extra index keys of an object (for Services: their selector's `key=value` pairs).
+pub type KeyFn<K> = fn(&K) -> Vec<String>;
+
 /// Names by namespace and by (namespace, `key=value` label), as client-go's namespace index plus
 /// a label index: a Service's sync looks at the pods its selector can match, not at every pod.
 /// Updated before each change is broadcast, so a sync a change triggers sees it indexed.
@@ -53,21 +56,25 @@ struct Index {
 }
 
 impl Index {
-    fn entries<K: Resource>(obj: &K) -> Option<(String, String, Vec<String>)> {
+    /// The index keys of `obj`: `key=value` per label, and `extra`'s keys (prefixed `@`).
+    fn entries<K: Resource>(obj: &K, extra: Option<KeyFn<K>>) -> Option<(String, String, Vec<String>)> {
         let m = obj.meta();
         let ns = m.namespace.clone().unwrap_or_default();
         let name = m.name.clone()?;
-        let labels = m
+        let mut keys: Vec<String> = m
             .labels
             .iter()
             .flatten()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        Some((ns, name, labels))
+        if let Some(f) = extra {
+            keys.extend(f(obj).into_iter().map(|k| format!("@{k}")));
+        }
+        Some((ns, name, keys))
     }
 
-    fn add<K: Resource>(&mut self, obj: &K) {
-        let Some((ns, name, labels)) = Self::entries(obj) else {
+    fn add<K: Resource>(&mut self, obj: &K, extra: Option<KeyFn<K>>) {
+        let Some((ns, name, labels)) = Self::entries(obj, extra) else {
             return;
         };
         for l in labels {
@@ -76,8 +83,8 @@ impl Index {
         self.by_namespace.entry(ns).or_default().insert(name);
     }
 
-    fn remove<K: Resource>(&mut self, obj: &K) {
-        let Some((ns, name, labels)) = Self::entries(obj) else {
+    fn remove<K: Resource>(&mut self, obj: &K, extra: Option<KeyFn<K>>) {
+        let Some((ns, name, labels)) = Self::entries(obj, extra) else {
             return;
         };
         for l in labels {
@@ -120,9 +127,16 @@ where
 {
     /// Start listing and watching `api`; the returned informer fills as the watch proceeds.
     pub fn spawn(api: Api<K>, config: watcher::Config) -> Arc<Self> {
+        Self::spawn_indexed(api, config, None)
+    }
+
+    /// As [`Informer::spawn`], also indexing each object under `extra`'s keys (see
+    /// [`Informer::by_key`]).
+    pub fn spawn_indexed(api: Api<K>, config: watcher::Config, extra: Option<KeyFn<K>>) -> Arc<Self> {
         let mut writer: Writer<K> = Writer::default();
         let store = writer.as_reader();
-        let (tx, _) = broadcast::channel(16 * 1024);
+        // Deep enough for a burst of 100k pods; a subscriber that still falls behind resyncs.
+        let (tx, _) = broadcast::channel(128 * 1024);
         let index: Arc<Mutex<Index>> = Arc::default();
         let informer = Arc::new(Informer {
             store: store.clone(),
@@ -148,9 +162,9 @@ where
                             {
                                 let mut ix = index.lock().expect("index lock");
                                 if let Some(o) = &old {
-                                    ix.remove(&**o);
+                                    ix.remove(&**o, extra);
                                 }
-                                ix.add(&*new);
+                                ix.add(&*new, extra);
                             }
                             let _ = tx.send(Change::Applied { old, new });
                         }
@@ -160,9 +174,9 @@ where
                         writer.apply_watcher_event(&ev);
                         {
                             let mut ix = index.lock().expect("index lock");
-                            ix.remove(obj);
+                            ix.remove(obj, extra);
                             if let Some(o) = &old {
-                                ix.remove(&**o);
+                                ix.remove(&**o, extra);
                             }
                         }
                         let _ = tx.send(Change::Deleted(Arc::new(obj.clone())));
@@ -171,7 +185,7 @@ where
                         writer.apply_watcher_event(&ev);
                         let mut fresh = Index::default();
                         for o in store.state() {
-                            fresh.add(&*o);
+                            fresh.add(&*o, extra);
                         }
                         *index.lock().expect("index lock") = fresh;
                         let _ = tx.send(Change::Resync);
@@ -193,6 +207,21 @@ where
             let ix = self.index.lock().expect("index lock");
             ix.by_namespace
                 .get(namespace)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        names
+            .iter()
+            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
+            .collect()
+    }
+
+    /// The objects of `namespace` indexed under `key` by the informer's extra key function.
+    pub fn by_key(&self, namespace: &str, key: &str) -> Vec<Arc<K>> {
+        let names: Vec<String> = {
+            let ix = self.index.lock().expect("index lock");
+            ix.by_label
+                .get(&(namespace.to_string(), format!("@{key}")))
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default()
         };

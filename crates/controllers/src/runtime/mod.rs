@@ -10,5 +10,5 @@
 mod informer;
 mod queue;
 
-pub use informer::{Change, Informer, Subscription};
+pub use informer::{Change, Informer, KeyFn, Subscription};
 pub use queue::{run_workers, Key, Queue};
