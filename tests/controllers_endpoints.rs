@@ -413,14 +413,27 @@ async fn headless_hostname_selector_changes_and_selectorless_services() {
         labels["endpointslice.kubernetes.io/managed-by"],
         "endpointslicemirroring-controller.k8s.io"
     );
-    assert_eq!(list[0].metadata.owner_references.as_ref().unwrap()[0].kind, "Endpoints");
+    assert_eq!(
+        list[0].metadata.owner_references.as_ref().unwrap()[0].kind,
+        "Endpoints"
+    );
     assert_eq!(seen.ready, set(&["192.0.2.10:5432"]));
     // The user's Endpoints object is untouched.
-    let ep: Endpoints = Api::namespaced(client.clone(), "default").get("external-db").await.unwrap();
+    let ep: Endpoints = Api::namespaced(client.clone(), "default")
+        .get("external-db")
+        .await
+        .unwrap();
     assert!(ep.metadata.labels.is_none() && ep.metadata.owner_references.is_none());
     // Edits to it are mirrored.
     let edit = r#"{"subsets":[{"addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11"}],"ports":[{"port":5432}]}]}"#;
-    s.kubectl_ok(&["patch", "endpoints", "external-db", "--type=merge", "-p", edit]);
+    s.kubectl_ok(&[
+        "patch",
+        "endpoints",
+        "external-db",
+        "--type=merge",
+        "-p",
+        edit,
+    ]);
     wait_for(T, "the edit mirrored", || async {
         let (_, e) = slices(&client, "external-db").await;
         (e.ready == set(&["192.0.2.10:5432", "192.0.2.11:5432"])).then_some(())

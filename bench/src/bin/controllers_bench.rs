@@ -62,8 +62,15 @@ impl Proc {
         let pid = self.0.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the command (which may hold spaces) start after the last ')'.
-        let rest: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            rest.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // utime and stime are fields 14 and 15 (1-based); `rest` starts at field 3. USER_HZ = 100.
         let cpu = (ticks(11) + ticks(12)) / 100.0;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -79,7 +86,11 @@ impl Proc {
 
 fn controller_manager(kubeconfig: &std::path::Path, controllers: &str) -> anyhow::Result<Proc> {
     let exe: PathBuf = std::env::current_exe()?.with_file_name("svcnet");
-    anyhow::ensure!(exe.exists(), "{} not found: build it with `cargo build --release -p svcnet`", exe.display());
+    anyhow::ensure!(
+        exe.exists(),
+        "{} not found: build it with `cargo build --release -p svcnet`",
+        exe.display()
+    );
     let child = Command::new(exe)
         .args(["controller-manager", "--kubeconfig"])
         .arg(kubeconfig)
@@ -123,7 +134,12 @@ fn status(ip: &str, ready: bool) -> serde_json::Value {
 }
 
 async fn set_status(api: &Api<Pod>, name: &str, ip: &str, ready: bool) -> anyhow::Result<()> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status(ip, ready))).await?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(status(ip, ready)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -139,20 +155,38 @@ fn svc(ns: &str, name: &str, app: &str) -> Service {
 fn slice_ready(s: &EndpointSlice) -> HashMap<String, bool> {
     s.endpoints
         .iter()
-        .map(|e| (e.addresses[0].clone(), e.conditions.as_ref().and_then(|c| c.ready) == Some(true)))
+        .map(|e| {
+            (
+                e.addresses[0].clone(),
+                e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
+            )
+        })
         .collect()
 }
 
 fn pod_ready(p: &Pod) -> Option<(String, bool)> {
     let st = p.status.as_ref()?;
-    let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready = st
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     Some((st.pod_ip.clone()?, ready))
 }
 
 /// Forward what a watcher sees, stamped on arrival.
-fn spawn_watch<K, F, T>(api: Api<K>, cfg: watcher::Config, extract: F) -> mpsc::UnboundedReceiver<(Instant, T)>
+fn spawn_watch<K, F, T>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    extract: F,
+) -> mpsc::UnboundedReceiver<(Instant, T)>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
     F: Fn(&K) -> Vec<T> + Send + 'static,
     T: Send + 'static,
 {
@@ -173,7 +207,11 @@ where
     rx
 }
 
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<(Instant, (String, bool))>, ip: &str, ready: bool) -> anyhow::Result<Instant> {
+async fn wait_for(
+    rx: &mut mpsc::UnboundedReceiver<(Instant, (String, bool))>,
+    ip: &str,
+    ready: bool,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -188,21 +226,33 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<(Instant, (String, bool))>, i
 async fn propagation(client: &kube::Client, args: &Args) -> anyhow::Result<()> {
     let ns = "default";
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    Api::<Service>::namespaced(client.clone(), ns).create(&PostParams::default(), &svc(ns, "prop", "prop")).await?;
+    Api::<Service>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &svc(ns, "prop", "prop"))
+        .await?;
     for i in 0..args.prop_pods {
         let name = format!("prop-{i}");
-        pods.create(&PostParams::default(), &pod(ns, &name, "prop")).await?;
+        pods.create(&PostParams::default(), &pod(ns, &name, "prop"))
+            .await?;
         set_status(&pods, &name, &ip(i), true).await?;
     }
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let cfg = watcher::Config::default().labels("kubernetes.io/service-name=prop");
-    let mut slice_rx = spawn_watch(slices, cfg, |s: &EndpointSlice| slice_ready(s).into_iter().collect());
-    let mut pod_rx = spawn_watch(pods.clone(), watcher::Config::default().labels("app=prop"), |p: &Pod| pod_ready(p).into_iter().collect());
+    let mut slice_rx = spawn_watch(slices, cfg, |s: &EndpointSlice| {
+        slice_ready(s).into_iter().collect()
+    });
+    let mut pod_rx = spawn_watch(
+        pods.clone(),
+        watcher::Config::default().labels("app=prop"),
+        |p: &Pod| pod_ready(p).into_iter().collect(),
+    );
     // Settle: every pod ready in the slice.
     let start = Instant::now();
     let mut seen: HashMap<String, bool> = HashMap::new();
     while seen.values().filter(|r| **r).count() < args.prop_pods {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "slice never listed all pods");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "slice never listed all pods"
+        );
         if let Some((_, (ip, r))) = slice_rx.recv().await {
             seen.insert(ip, r);
         }
@@ -227,21 +277,38 @@ async fn propagation(client: &kube::Client, args: &Args) -> anyhow::Result<()> {
     }
     slice_lat.sort();
     pod_lat.sort();
-    println!("## Propagation: pod readiness → EndpointSlice, {} changes, {} pods behind the Service\n", args.changes, args.prop_pods);
-    println!("| percentile | EndpointSlice update seen | reference: the pod's own watch event | ratio |");
+    println!(
+        "## Propagation: pod readiness → EndpointSlice, {} changes, {} pods behind the Service\n",
+        args.changes, args.prop_pods
+    );
+    println!(
+        "| percentile | EndpointSlice update seen | reference: the pod's own watch event | ratio |"
+    );
     println!("|---|---|---|---|");
     for (label, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
         let (a, b) = (percentile(&slice_lat, p), percentile(&pod_lat, p));
-        println!("| {label} | {} | {} | {:.1}x |", ms(a), ms(b), a.as_secs_f64() / b.as_secs_f64().max(1e-9));
+        println!(
+            "| {label} | {} | {} | {:.1}x |",
+            ms(a),
+            ms(b),
+            a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+        );
     }
     println!();
     Ok(())
 }
 
-async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+async fn scale(
+    client: &kube::Client,
+    kubeconfig: &std::path::Path,
+    args: &Args,
+) -> anyhow::Result<()> {
     let ns = "scale";
     Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?,
+        )
         .await?;
     let full = controller_manager(kubeconfig, "endpointslice,endpoints")?;
     let bare = controller_manager(kubeconfig, "none")?;
@@ -254,7 +321,13 @@ async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args)
     futures::stream::iter(0..args.services)
         .map(|s| {
             let svcs = svcs.clone();
-            async move { svcs.create(&PostParams::default(), &svc(ns, &format!("s-{s}"), &format!("s-{s}"))).await }
+            async move {
+                svcs.create(
+                    &PostParams::default(),
+                    &svc(ns, &format!("s-{s}"), &format!("s-{s}")),
+                )
+                .await
+            }
         })
         .buffer_unordered(args.concurrency)
         .try_collect::<Vec<_>>()
@@ -267,7 +340,8 @@ async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args)
             async move {
                 let (s, i) = (k / args.pods, k % args.pods);
                 let name = format!("s-{s}-{i}");
-                pods.create(&PostParams::default(), &pod(ns, &name, &format!("s-{s}"))).await?;
+                pods.create(&PostParams::default(), &pod(ns, &name, &format!("s-{s}")))
+                    .await?;
                 set_status(&pods, &name, &ip(k + 1000), true).await
             }
         })
@@ -279,10 +353,19 @@ async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args)
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let eps: Api<Endpoints> = Api::namespaced(client.clone(), ns);
     loop {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(1800), "did not converge in 30 min");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(1800),
+            "did not converge in 30 min"
+        );
         let mut ready: HashMap<String, usize> = HashMap::new();
         for s in slices.list(&ListParams::default()).await?.items {
-            let svc = s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).cloned().unwrap_or_default();
+            let svc = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .cloned()
+                .unwrap_or_default();
             *ready.entry(svc).or_default() += slice_ready(&s).values().filter(|r| **r).count();
         }
         let slices_done = ready.len() == args.services && ready.values().all(|n| *n == args.pods);
@@ -293,7 +376,12 @@ async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args)
                 .items
                 .iter()
                 .filter(|e| {
-                    e.subsets.iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum::<usize>() == args.pods
+                    e.subsets
+                        .iter()
+                        .flatten()
+                        .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>()
+                        == args.pods
                 })
                 .count()
                 == args.services;
@@ -306,13 +394,22 @@ async fn scale(client: &kube::Client, kubeconfig: &std::path::Path, args: &Args)
     let (cpu_full, rss_full) = full.usage();
     let (cpu_bare, rss_bare) = bare.usage();
     let (cf, cb) = (cpu_full - cpu0_full, cpu_bare - cpu0_bare);
-    println!("## Scale: {} Services × {} pods = {total} pods (namespace `{ns}`)\n", args.services, args.pods);
+    println!(
+        "## Scale: {} Services × {} pods = {total} pods (namespace `{ns}`)\n",
+        args.services, args.pods
+    );
     println!("Writes (Services, pods, pod statuses) took {:.1} s; every Service's slices and Endpoints complete after {:.1} s.\n", written.as_secs_f64(), converged.as_secs_f64());
     println!("| controller-manager | CPU time (user+sys) | peak RSS |");
     println!("|---|---|---|");
     println!("| `--controllers=endpointslice,endpoints` | {cf:.2} s | {rss_full:.0} MiB |");
-    println!("| reference: `--controllers=none` (informers only) | {cb:.2} s | {rss_bare:.0} MiB |");
-    println!("| ratio | {:.2}x | {:.2}x |\n", cf / cb.max(1e-9), rss_full / rss_bare.max(1e-9));
+    println!(
+        "| reference: `--controllers=none` (informers only) | {cb:.2} s | {rss_bare:.0} MiB |"
+    );
+    println!(
+        "| ratio | {:.2}x | {:.2}x |\n",
+        cf / cb.max(1e-9),
+        rss_full / rss_bare.max(1e-9)
+    );
     Ok(())
 }
 
@@ -324,7 +421,9 @@ async fn main() -> anyhow::Result<()> {
     config.secure_port = 0;
     let server = svcnet_apiserver::Server::start(config).await?;
     let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?;
     {
         let _cm = controller_manager(&server.kubeconfig_path, "endpointslice,endpoints")?;
         propagation(&client, &args).await?;

@@ -16,7 +16,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use crate::endpointslice::{queue_all_services, queue_for_pod_change, LABEL_HEADLESS};
+use crate::endpointslice::{queue_all_services, watch_services_and_pods, LABEL_HEADLESS};
 use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
@@ -244,26 +244,7 @@ pub fn desired(svc: &Service, pods: &[Arc<Pod>], current: Option<&Endpoints>) ->
 
 pub async fn run(ctx: Arc<Context>) {
     let queue = Queue::new();
-    let (c, q) = (ctx.clone(), queue.clone());
-    let mut services = ctx.informers.services.subscribe();
-    tokio::spawn(async move {
-        while let Some(ch) = services.recv().await {
-            match ch {
-                Change::Applied { new, .. } => q.add(Key::of(&*new)),
-                Change::Deleted(s) => q.add(Key::of(&*s)),
-                Change::Resync => queue_all_services(&c, &q),
-            }
-        }
-    });
-    let (c, q) = (ctx.clone(), queue.clone());
-    let mut pods = ctx.informers.pods.subscribe();
-    tokio::spawn(async move {
-        while let Some(ch) = pods.recv().await {
-            if queue_for_pod_change(&c, &q, &ch) {
-                queue_all_services(&c, &q);
-            }
-        }
-    });
+    watch_services_and_pods(&ctx, &queue);
     // Someone else changed or removed an Endpoints of a Service we manage: put it back.
     let q = queue.clone();
     let mut endpoints = ctx.informers.endpoints.subscribe();

@@ -410,7 +410,9 @@ pub(crate) fn services_for_pod(ctx: &Context, pod: &Pod) -> Vec<Key> {
         .labels()
         .iter()
         .flat_map(|(k, v)| ctx.informers.services.by_key(ns, &format!("{k}={v}")))
-        .filter(|s| util::service_selector(s).is_some_and(|sel| util::selector_matches(sel, pod.labels())))
+        .filter(|s| {
+            util::service_selector(s).is_some_and(|sel| util::selector_matches(sel, pod.labels()))
+        })
         .map(|s| Key::of(&*s))
         .collect();
     keys.sort();
@@ -489,7 +491,9 @@ pub async fn run(ctx: Arc<Context>) {
     .await;
 }
 
-fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>) {
+/// Queue a Service when it changes, and the Services a pod change concerns (shared with the
+/// Endpoints controller).
+pub(crate) fn watch_services_and_pods(ctx: &Arc<Context>, queue: &Arc<Queue>) {
     let (c, q) = (ctx.clone(), queue.clone());
     let mut services = ctx.informers.services.subscribe();
     tokio::spawn(async move {
@@ -510,6 +514,10 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>) {
             }
         }
     });
+}
+
+fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>) {
+    watch_services_and_pods(&ctx, &queue);
     let (c, q) = (ctx.clone(), queue.clone());
     let mut slices = ctx.informers.endpoint_slices.subscribe();
     tokio::spawn(async move {
@@ -553,7 +561,8 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>) {
 /// The slices this controller manages for the Service `key`.
 fn managed_slices(ctx: &Context, key: &Key) -> Vec<Arc<EndpointSlice>> {
     let ns = key.namespace.as_deref().unwrap_or_default();
-    let by_service: BTreeMap<String, String> = [(LABEL_SERVICE_NAME.to_string(), key.name.clone())].into();
+    let by_service: BTreeMap<String, String> =
+        [(LABEL_SERVICE_NAME.to_string(), key.name.clone())].into();
     ctx.informers
         .endpoint_slices
         .matching(ns, &by_service)

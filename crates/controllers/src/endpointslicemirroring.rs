@@ -74,12 +74,21 @@ pub fn desired(ep: &Endpoints) -> Vec<EndpointSlice> {
             .iter()
             .flatten()
             .map(|a| (a, true))
-            .chain(subset.not_ready_addresses.iter().flatten().map(|a| (a, false)))
+            .chain(
+                subset
+                    .not_ready_addresses
+                    .iter()
+                    .flatten()
+                    .map(|a| (a, false)),
+            )
             .take(MAX_PER_SUBSET);
         let mut by_family: BTreeMap<&str, Vec<Endpoint>> = BTreeMap::new();
         for (a, ready) in all {
             let family = if a.ip.contains(':') { "IPv6" } else { "IPv4" };
-            by_family.entry(family).or_default().push(to_endpoint(a, ready));
+            by_family
+                .entry(family)
+                .or_default()
+                .push(to_endpoint(a, ready));
         }
         for (family, endpoints) in by_family {
             out.push(EndpointSlice {
@@ -101,7 +110,13 @@ pub fn desired(ep: &Endpoints) -> Vec<EndpointSlice> {
 
 /// What makes two slices the same for mirroring (everything but identity).
 fn content(s: &EndpointSlice) -> serde_json::Value {
-    serde_json::json!([s.address_type, s.ports, s.endpoints, s.metadata.labels, s.metadata.owner_references])
+    serde_json::json!([
+        s.address_type,
+        s.ports,
+        s.endpoints,
+        s.metadata.labels,
+        s.metadata.owner_references
+    ])
 }
 
 pub async fn run(ctx: Arc<Context>) {
@@ -145,10 +160,15 @@ pub async fn run(ctx: Arc<Context>) {
         }
     });
     queue_all(&ctx, &queue);
-    run_workers("endpointslicemirroring", queue, ctx.config.concurrent_service_endpoint_syncs, move |key| {
-        let ctx = ctx.clone();
-        async move { sync(&ctx, &key).await }
-    })
+    run_workers(
+        "endpointslicemirroring",
+        queue,
+        ctx.config.concurrent_service_endpoint_syncs,
+        move |key| {
+            let ctx = ctx.clone();
+            async move { sync(&ctx, &key).await }
+        },
+    )
     .await;
 }
 
@@ -161,7 +181,8 @@ fn queue_all(ctx: &Context, q: &Queue) {
 async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error> {
     let ns = key.namespace.as_deref().unwrap_or("default");
     let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
-    let by_service: BTreeMap<String, String> = [(LABEL_SERVICE_NAME.to_string(), key.name.clone())].into();
+    let by_service: BTreeMap<String, String> =
+        [(LABEL_SERVICE_NAME.to_string(), key.name.clone())].into();
     let existing: Vec<Arc<EndpointSlice>> = ctx
         .informers
         .endpoint_slices
@@ -208,7 +229,8 @@ async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error>
                 s.metadata.name = old.metadata.name.clone();
                 s.metadata.generate_name = None;
                 s.metadata.resource_version = old.metadata.resource_version.clone();
-                api.replace(&old.name_any(), &PostParams::default(), &s).await?;
+                api.replace(&old.name_any(), &PostParams::default(), &s)
+                    .await?;
             }
             None => {
                 api.create(&PostParams::default(), &w).await?;
@@ -253,9 +275,15 @@ mod tests {
         let d = desired(&ep);
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].address_type, "IPv4");
-        assert_eq!(d[0].endpoints[0].conditions.as_ref().unwrap().ready, Some(true));
+        assert_eq!(
+            d[0].endpoints[0].conditions.as_ref().unwrap().ready,
+            Some(true)
+        );
         assert_eq!(d[1].address_type, "IPv6");
-        assert_eq!(d[1].endpoints[0].conditions.as_ref().unwrap().ready, Some(false));
+        assert_eq!(
+            d[1].endpoints[0].conditions.as_ref().unwrap().ready,
+            Some(false)
+        );
         assert_eq!(d[0].labels()[LABEL_MANAGED_BY], CONTROLLER_NAME);
         assert_eq!(d[0].owner_references()[0].kind, "Endpoints");
         assert_eq!(d[0].ports.as_ref().unwrap()[0].port, Some(5432));

@@ -57,7 +57,10 @@ struct Index {
 
 impl Index {
     /// The index keys of `obj`: `key=value` per label, and `extra`'s keys (prefixed `@`).
-    fn entries<K: Resource>(obj: &K, extra: Option<KeyFn<K>>) -> Option<(String, String, Vec<String>)> {
+    fn entries<K: Resource>(
+        obj: &K,
+        extra: Option<KeyFn<K>>,
+    ) -> Option<(String, String, Vec<String>)> {
         let m = obj.meta();
         let ns = m.namespace.clone().unwrap_or_default();
         let name = m.name.clone()?;
@@ -78,7 +81,10 @@ impl Index {
             return;
         };
         for l in labels {
-            self.by_label.entry((ns.clone(), l)).or_default().insert(name.clone());
+            self.by_label
+                .entry((ns.clone(), l))
+                .or_default()
+                .insert(name.clone());
         }
         self.by_namespace.entry(ns).or_default().insert(name);
     }
@@ -132,7 +138,11 @@ where
 
     /// As [`Informer::spawn`], also indexing each object under `extra`'s keys (see
     /// [`Informer::by_key`]).
-    pub fn spawn_indexed(api: Api<K>, config: watcher::Config, extra: Option<KeyFn<K>>) -> Arc<Self> {
+    pub fn spawn_indexed(
+        api: Api<K>,
+        config: watcher::Config,
+        extra: Option<KeyFn<K>>,
+    ) -> Arc<Self> {
         let mut writer: Writer<K> = Writer::default();
         let store = writer.as_reader();
         // Deep enough for a burst of 100k pods; a subscriber that still falls behind resyncs.
@@ -201,6 +211,13 @@ where
         &self.store
     }
 
+    fn get_all(&self, namespace: &str, names: &[String]) -> Vec<Arc<K>> {
+        names
+            .iter()
+            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
+            .collect()
+    }
+
     /// The objects of `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         let names: Vec<String> = {
@@ -210,10 +227,7 @@ where
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default()
         };
-        names
-            .iter()
-            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
-            .collect()
+        self.get_all(namespace, &names)
     }
 
     /// The objects of `namespace` indexed under `key` by the informer's extra key function.
@@ -225,10 +239,7 @@ where
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default()
         };
-        names
-            .iter()
-            .filter_map(|n| self.store.get(&ObjectRef::new(n).within(namespace)))
-            .collect()
+        self.get_all(namespace, &names)
     }
 
     /// The objects of `namespace` carrying every label of `selector` (none for an empty one),
@@ -238,7 +249,10 @@ where
             let ix = self.index.lock().expect("index lock");
             let sets: Option<Vec<&HashSet<String>>> = selector
                 .iter()
-                .map(|(k, v)| ix.by_label.get(&(namespace.to_string(), format!("{k}={v}"))))
+                .map(|(k, v)| {
+                    ix.by_label
+                        .get(&(namespace.to_string(), format!("{k}={v}")))
+                })
                 .collect();
             match sets.and_then(|s| s.into_iter().min_by_key(|s| s.len())) {
                 Some(smallest) if !selector.is_empty() => smallest.iter().cloned().collect(),
