@@ -13,6 +13,8 @@ pub mod endpointslicemirroring;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod replicaset;
 pub mod runtime;
 pub mod scheduler;
@@ -43,6 +45,12 @@ pub struct Config {
     pub concurrent_gc_syncs: usize,
     /// Controllers to run (`--controllers`); empty = all.
     pub controllers: Vec<String>,
+    /// `--cluster-cidr`: the pods' addresses, split among nodes by the node IPAM controller.
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// `--node-cidr-mask-size`
+    pub node_cidr_mask_size: u8,
+    /// `--node-monitor-grace-period`: silence after which a node is marked Unknown.
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 impl Default for Config {
@@ -54,6 +62,9 @@ impl Default for Config {
             concurrent_replicaset_syncs: 5,
             concurrent_gc_syncs: 20,
             controllers: Vec::new(),
+            cluster_cidr: "10.244.0.0/16".parse().expect("valid default CIDR"),
+            node_cidr_mask_size: 24,
+            node_monitor_grace_period: std::time::Duration::from_secs(40),
         }
     }
 }
@@ -150,6 +161,12 @@ pub async fn run(client: Client, config: Config) {
     }
     if c.enabled("garbagecollector") {
         tasks.push(tokio::spawn(gc::run(ctx.clone())));
+    }
+    if c.enabled("nodeipam") {
+        tasks.push(tokio::spawn(nodeipam::run(ctx.clone())));
+    }
+    if c.enabled("nodelifecycle") {
+        tasks.push(tokio::spawn(nodelifecycle::run(ctx.clone())));
     }
     if c.enabled("scheduler") {
         tasks.push(tokio::spawn(scheduler::run(ctx.clone())));

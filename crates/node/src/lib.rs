@@ -5,5 +5,9 @@
 //!   every packet crosses the node's stack, so the service proxy sees it), and its files
 //!   (`resolv.conf`, `hosts`, `hostname`).
 
+pub mod agent;
+pub mod envvars;
+pub mod probe;
 pub mod sandbox;
+pub mod server;
 pub mod shim;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod cluster;
+
 #[derive(Parser)]
 #[command(
     name = "svcnet",
@@ -20,6 +22,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a whole cluster on this machine, in network namespaces: the API server, the
+    /// controllers and N nodes running pods as processes. In the foreground until Ctrl-C.
+    Up(UpArgs),
+    /// Remove every namespace, link, rule and process `svcnet up` made (also after a crash).
+    Down {
+        #[arg(long, default_value = "./.svcnet")]
+        data_dir: PathBuf,
+    },
+    /// Run a command inside a pod, a node, or the outside client of a running `svcnet up`.
+    Exec(ExecArgs),
+    /// Run a node agent: register a Node and run the pods bound to it.
+    Node(NodeArgs),
     /// Run the Kubernetes-compatible API server.
     Apiserver(ApiserverArgs),
     /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
@@ -32,6 +46,82 @@ enum Command {
     /// Internal: the per-container shim the node agent starts (spec as JSON).
     #[command(hide = true)]
     Shim { spec: String },
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Where the cluster's state, kubeconfig and logs live.
+    #[arg(long, default_value = "./.svcnet")]
+    data_dir: PathBuf,
+    /// The service proxy's mode: nftables, iptables, userspace, ipvs.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: String,
+    /// The API server's port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 6443)]
+    apiserver_port: u16,
+    /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: String,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    /// The pod to run in (default: see --node / --outside).
+    pod: Option<String>,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Run on this node instead (as if logged in to it).
+    #[arg(long, conflicts_with_all = ["pod", "outside"])]
+    node: Option<String>,
+    /// Run in the client namespace outside every node (the "external user").
+    #[arg(long, conflicts_with = "pod")]
+    outside: bool,
+    #[arg(long, default_value = "./.svcnet")]
+    data_dir: PathBuf,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// kubeconfig of the API server.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The Node's name.
+    #[arg(long)]
+    node_name: String,
+    /// The node's network namespace (default: this process's).
+    #[arg(long)]
+    netns: Option<String>,
+    /// The node's InternalIP (the kubelet API listens there).
+    #[arg(long)]
+    node_ip: Ipv4Addr,
+    /// Where pods' state and logs live.
+    #[arg(long, default_value = "./.svcnet-node")]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// File with the bearer token the API server presents to the kubelet API.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: String,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// A fixed pod CIDR (default: the one the node IPAM controller assigns).
+    #[arg(long)]
+    pod_cidr: Option<ipnet::Ipv4Net>,
+    /// Seconds between node status updates.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_seconds: u64,
+    /// Prefix of the pods' network namespaces.
+    #[arg(long, default_value = "svcnet-")]
+    netns_prefix: String,
 }
 
 #[derive(Subcommand)]
@@ -73,8 +163,18 @@ struct ControllerManagerArgs {
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
+    /// The pods' address range, split into per-node blocks by the node IPAM controller.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// The size of each node's block of --cluster-cidr.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Seconds without a status from a node's agent before the node is marked Unknown.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
     /// Controllers to run (comma-separated; default all): endpointslice, endpointslicemirroring, endpoints,
-    /// replicaset, deployment, garbagecollector, scheduler; `none` runs the informers only.
+    /// replicaset, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle; `none`
+    /// runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,
 }
@@ -158,10 +258,42 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
         concurrent_deployment_syncs: a.concurrent_deployment_syncs,
         concurrent_replicaset_syncs: a.concurrent_replicaset_syncs,
         controllers: a.controllers,
+        cluster_cidr: a.cluster_cidr,
+        node_cidr_mask_size: a.node_cidr_mask_size,
+        node_monitor_grace_period: std::time::Duration::from_secs(a.node_monitor_grace_period),
         ..Default::default()
     };
     tokio::select! {
         _ = svcnet_controllers::run(client, config) => Ok(()),
+        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+    }
+}
+
+async fn node(a: NodeArgs) -> anyhow::Result<()> {
+    svcnet_netns::check_privileges().map_err(|e| anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}"))?;
+    let client = client(a.kubeconfig).await?;
+    let token = match a.token_file {
+        Some(f) => Some(std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
+        None => None,
+    };
+    std::fs::create_dir_all(&a.data_dir)?;
+    let cfg = svcnet_node::agent::AgentConfig {
+        node_name: a.node_name,
+        node_netns: a.netns,
+        node_ip: a.node_ip,
+        data_dir: a.data_dir.canonicalize()?,
+        kubelet_port: a.port,
+        kubelet_token: token,
+        cluster_dns: vec![a.cluster_dns],
+        cluster_domain: a.cluster_domain,
+        pod_cidr: a.pod_cidr,
+        exe: std::env::current_exe()?,
+        heartbeat: std::time::Duration::from_secs(a.heartbeat_seconds),
+        labels: Default::default(),
+        netns_prefix: a.netns_prefix,
+    };
+    tokio::select! {
+        r = svcnet_node::agent::run(client, cfg) => r,
         _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
     }
 }
@@ -182,6 +314,31 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Apiserver(a) => apiserver(a).await,
             Command::ControllerManager(a) => controller_manager(a).await,
+            Command::Up(a) => {
+                cluster::up(cluster::UpOptions {
+                    nodes: a.nodes,
+                    data_dir: a.data_dir,
+                    proxy_mode: a.proxy_mode,
+                    apiserver_port: a.apiserver_port,
+                    cluster_dns: a.cluster_dns,
+                })
+                .await
+            }
+            Command::Down { data_dir } => cluster::down(&data_dir),
+            Command::Exec(a) => {
+                let target = match (a.pod, a.node, a.outside) {
+                    (_, Some(n), _) => cluster::ExecTarget::Node(n),
+                    (_, _, true) => cluster::ExecTarget::Outside,
+                    (Some(name), _, _) => cluster::ExecTarget::Pod {
+                        name,
+                        namespace: a.namespace,
+                    },
+                    _ => anyhow::bail!("say where: a POD, --node NAME or --outside"),
+                };
+                let code = cluster::exec(&a.data_dir, target, &a.command).await?;
+                std::process::exit(code);
+            }
+            Command::Node(a) => node(a).await,
             Command::Shim { .. } => unreachable!("handled before the runtime starts"),
             Command::Agnhost(a) => {
                 let opts = match a {

@@ -1,0 +1,274 @@
+//! The node agent proper (`svcnet node`, and one per node in `svcnet up`): registers the Node
+//! and keeps it Ready, gets a pod CIDR, runs a [`pods::Worker`] for every pod bound to it, serves
+//! the kubelet API (logs, exec) on the node's address, and keeps routes to the other nodes.
+
+pub mod node;
+pub mod pods;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::sandbox::{Ipam, Sandbox};
+use crate::server::{ContainerHandle, PodRuntime};
+
+/// How a node agent is set up.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub node_name: String,
+    /// The node's network namespace (`None`: the agent's own).
+    pub node_netns: Option<String>,
+    /// The node's InternalIP (the kubelet API listens there).
+    pub node_ip: Ipv4Addr,
+    /// Where pods' state, logs and the IPAM file live.
+    pub data_dir: PathBuf,
+    pub kubelet_port: u16,
+    /// Bearer token the API server presents to the kubelet API (`None`: no authentication).
+    pub kubelet_token: Option<String>,
+    /// `--cluster-dns`: the nameserver pods with dnsPolicy ClusterFirst get.
+    pub cluster_dns: Vec<String>,
+    /// `--cluster-domain`
+    pub cluster_domain: String,
+    /// A fixed pod CIDR (`--pod-cidr`); `None`: wait for the node IPAM controller.
+    pub pod_cidr: Option<Ipv4Net>,
+    /// The svcnet binary, for container shims.
+    pub exe: PathBuf,
+    /// How often the Node's status is posted.
+    pub heartbeat: Duration,
+    pub labels: BTreeMap<String, String>,
+    /// Prefix of the network namespaces of this agent's pods (so `svcnet down` finds them).
+    pub netns_prefix: String,
+}
+
+/// A pod as the kubelet API sees it.
+struct Registered {
+    netns: String,
+    hostname: String,
+    binds: Vec<(PathBuf, PathBuf)>,
+    /// name → (state dir, restart count, running)
+    containers: HashMap<String, (PathBuf, i32, bool)>,
+    env: HashMap<String, Vec<(String, String)>>,
+    workdirs: HashMap<String, Option<PathBuf>>,
+}
+
+/// What every pod worker shares.
+pub struct Shared {
+    pub client: Client,
+    pub cfg: AgentConfig,
+    pub cidr: Ipv4Net,
+    pub ipam: Mutex<Ipam>,
+    services: Store<Service>,
+    registry: Mutex<HashMap<(String, String), Registered>>,
+    pub connector: Arc<dyn crate::probe::Connector>,
+}
+
+impl Shared {
+    pub fn services(&self) -> Vec<Service> {
+        self.services.state().iter().map(|s| (**s).clone()).collect()
+    }
+
+    /// PATH for containers that do not set one: the svcnet binary's directory first, so
+    /// `command: ["svcnet", "agnhost", ...]` works.
+    pub fn path_env(&self) -> String {
+        let dir = self.cfg.exe.parent().map(|p| p.display().to_string()).unwrap_or_default();
+        format!("{dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    }
+
+    fn register(&self, ns: &str, name: &str, sb: Option<&Sandbox>, pod: &Pod, containers: pods::ContainerList) {
+        let Some(sb) = sb else { return };
+        let mut r = self.registry.lock().expect("registry lock");
+        let e = r.entry((ns.to_string(), name.to_string())).or_insert_with(|| Registered {
+            netns: sb.netns.clone(),
+            hostname: pods::hostname(pod),
+            binds: ["resolv.conf", "hosts", "hostname"]
+                .iter()
+                .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
+                .collect(),
+            containers: HashMap::new(),
+            env: HashMap::new(),
+            workdirs: pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .map(|c| (c.name.clone(), c.working_dir.clone().map(PathBuf::from)))
+                .collect(),
+        });
+        e.containers = containers.into_iter().map(|(n, d, r, run)| (n, (d, r, run))).collect();
+    }
+
+    fn set_env(&self, ns: &str, name: &str, container: &str, env: Vec<(String, String)>) {
+        if let Some(e) = self.registry.lock().expect("registry lock").get_mut(&(ns.to_string(), name.to_string())) {
+            e.env.insert(container.to_string(), env);
+        }
+    }
+
+    fn unregister(&self, ns: &str, name: &str) {
+        self.registry.lock().expect("registry lock").remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
+/// The kubelet API's view of this node's pods.
+struct Runtime(Arc<Shared>);
+
+impl PodRuntime for Runtime {
+    fn container(&self, namespace: &str, pod: &str, container: &str) -> Option<ContainerHandle> {
+        let r = self.0.registry.lock().expect("registry lock");
+        let p = r.get(&(namespace.to_string(), pod.to_string()))?;
+        let (dir, restarts, running) = p.containers.get(container)?.clone();
+        Some(ContainerHandle {
+            log_path: dir.join(format!("{restarts}.log")),
+            previous_log_path: (restarts > 0).then(|| dir.join(format!("{}.log", restarts - 1))),
+            netns: p.netns.clone(),
+            hostname: Some(p.hostname.clone()),
+            binds: p.binds.clone(),
+            env: p.env.get(container).cloned().unwrap_or_default(),
+            workdir: p.workdirs.get(container).cloned().flatten(),
+            running,
+        })
+    }
+}
+
+/// Run the agent until the process ends (pods keep running when it stops; a new agent adopts them).
+pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
+    let node_ns = match &cfg.node_netns {
+        Some(n) => Some(svcnet_netns::NetNs::open(n)?),
+        None => None,
+    };
+    node::register(&client, &cfg).await?;
+    node::post_status(&client, &cfg, false).await?;
+    let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
+    crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
+    std::fs::create_dir_all(cfg.data_dir.join("pods"))?;
+    let ipam = Ipam::open(cidr, &cfg.data_dir.join("ipam.json"))?;
+
+    // Services, for the pods' environment variables.
+    let (services, writer) = reflector::store();
+    let svc_stream = reflector::reflector(writer, watcher(Api::<Service>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(svc_stream);
+        loop {
+            match svc_stream.try_next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => tracing::debug!(error = %e, "service watch"),
+            }
+        }
+    });
+
+    let connector: Arc<dyn crate::probe::Connector> = match &cfg.node_netns {
+        Some(n) => Arc::new(crate::probe::NetnsConnector { netns: n.clone() }),
+        None => Arc::new(crate::probe::DirectConnector),
+    };
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        cfg: cfg.clone(),
+        cidr,
+        ipam: Mutex::new(ipam),
+        services,
+        registry: Mutex::new(HashMap::new()),
+        connector,
+    });
+
+    // The kubelet API, on the node's address, inside the node's namespace.
+    let addr = SocketAddr::from((cfg.node_ip, cfg.kubelet_port));
+    let std_listener = match &node_ns {
+        Some(ns) => ns.tcp_listen(addr)?,
+        None => std::net::TcpListener::bind(addr)?,
+    };
+    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let rt: Arc<dyn PodRuntime> = Arc::new(Runtime(shared.clone()));
+    let token = cfg.kubelet_token.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::server::serve(listener, token, rt).await {
+            tracing::error!(error = %e, "kubelet API stopped");
+        }
+    });
+
+    // Routes to the other nodes' pods.
+    tokio::spawn(node::sync_routes(client.clone(), cfg.node_netns.clone(), Some(cfg.node_name.clone())));
+
+    // Heartbeat.
+    node::post_status(&client, &cfg, true).await?;
+    let (c2, cfg2) = (client.clone(), cfg.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(cfg2.heartbeat).await;
+            if let Err(e) = node::post_status(&c2, &cfg2, true).await {
+                tracing::warn!(error = %e, "node status");
+            }
+        }
+    });
+
+    run_pods(shared).await
+}
+
+/// Watch this node's pods; one worker each.
+async fn run_pods(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let api: Api<Pod> = Api::all(shared.client.clone());
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
+    let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
+    let mut seen_in_list: Vec<String> = Vec::new();
+    let mut stream = Box::pin(watcher(api, cfg).default_backoff());
+    let dispatch = |pod: Pod, workers: &mut HashMap<String, watch::Sender<Option<Arc<Pod>>>>| {
+        let Some(uid) = pod.uid() else { return };
+        let pod = Arc::new(pod);
+        if let Some(tx) = workers.get(&uid) {
+            let _ = tx.send(Some(pod));
+            return;
+        }
+        let (tx, rx) = watch::channel(Some(pod));
+        if let Some(w) = pods::Worker::new(shared.clone(), rx) {
+            tokio::spawn(w.run());
+            workers.insert(uid, tx);
+        }
+    };
+    while let Some(ev) = stream.try_next().await? {
+        match ev {
+            Event::Apply(p) => dispatch(p, &mut workers),
+            Event::Delete(p) => {
+                if let Some(tx) = p.uid().and_then(|u| workers.remove(&u)) {
+                    let _ = tx.send(None);
+                }
+            }
+            Event::Init => seen_in_list.clear(),
+            Event::InitApply(p) => {
+                seen_in_list.extend(p.uid());
+                dispatch(p, &mut workers);
+            }
+            Event::InitDone => {
+                // Pods deleted while we were away: stop what they left.
+                for (uid, tx) in workers.iter() {
+                    if !seen_in_list.contains(uid) {
+                        let _ = tx.send(None);
+                    }
+                }
+                workers.retain(|uid, _| seen_in_list.contains(uid));
+                if let Ok(entries) = std::fs::read_dir(shared.cfg.data_dir.join("pods")) {
+                    for e in entries.flatten() {
+                        let uid = e.file_name().to_string_lossy().to_string();
+                        if !workers.contains_key(&uid) {
+                            tracing::info!(%uid, "removing what a deleted pod left behind");
+                            pods::cleanup_orphan(&shared, &uid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,774 @@
+//! One worker per pod on this node (the kubelet's pod worker): sandbox, containers through
+//! shims, restarts with back-off, probes, status, and graceful termination. Everything a
+//! restarted agent needs to adopt a running pod is on disk under `<data>/pods/<uid>/`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Api, ResourceExt};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use super::status::{self, ContainerView, Exit, Run};
+use super::Shared;
+use crate::probe::{self, ProbeContext, ProbeKind, ProbeUpdate};
+use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
+use crate::shim::{self, ShimSpec};
+
+/// Kubelet's container restart back-off: 10 s doubling to 5 min.
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How often a worker looks at its containers when nothing else wakes it.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Persisted per container: what a restarted agent needs to adopt it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Meta {
+    restart_count: i32,
+    started_at: Option<jiff::Timestamp>,
+    last: Option<SavedExit>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SavedExit {
+    exit_code: i32,
+    signal: Option<i32>,
+    reason: String,
+    message: Option<String>,
+    started_at: Option<jiff::Timestamp>,
+    finished_at: jiff::Timestamp,
+}
+
+impl From<&Exit> for SavedExit {
+    fn from(e: &Exit) -> Self {
+        SavedExit {
+            exit_code: e.exit_code,
+            signal: e.signal,
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+        }
+    }
+}
+
+impl From<&SavedExit> for Exit {
+    fn from(e: &SavedExit) -> Self {
+        Exit {
+            exit_code: e.exit_code,
+            signal: e.signal,
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+        }
+    }
+}
+
+struct Ctr {
+    spec: Container,
+    dir: PathBuf,
+    run: Run,
+    last: Option<Exit>,
+    restart_count: i32,
+    ever_ran: bool,
+    ready: bool,
+    started: bool,
+    backoff: Duration,
+    next_start: Option<Instant>,
+    probes: Vec<tokio::task::JoinHandle<()>>,
+    /// Set when a liveness failure asked for a restart.
+    killing: bool,
+}
+
+impl Ctr {
+    fn meta(&self) -> Meta {
+        Meta {
+            restart_count: self.restart_count,
+            started_at: match &self.run {
+                Run::Running { started_at } => Some(*started_at),
+                _ => None,
+            },
+            last: self.last.as_ref().map(SavedExit::from),
+        }
+    }
+
+    fn save(&self) {
+        let _ = std::fs::create_dir_all(&self.dir);
+        let _ = std::fs::write(self.dir.join("meta.json"), serde_json::to_vec(&self.meta()).unwrap_or_default());
+    }
+
+    fn log_path(&self, restart: i32) -> PathBuf {
+        self.dir.join(format!("{restart}.log"))
+    }
+
+    fn stop_probes(&mut self) {
+        for h in self.probes.drain(..) {
+            h.abort();
+        }
+    }
+
+    fn view(&self, uid: &str) -> ContainerView {
+        ContainerView {
+            name: self.spec.name.clone(),
+            image: self.spec.image.clone().unwrap_or_default(),
+            run: self.run.clone(),
+            last: self.last.clone(),
+            restart_count: self.restart_count,
+            ready: self.ready,
+            started: self.started,
+            ever_ran: self.ever_ran,
+            container_id: format!("svcnet://{uid}/{}", self.spec.name),
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+/// Signal a container's process group.
+fn signal_group(dir: &Path, sig: Signal) {
+    if let Some(pid) = shim::read_pid(dir) {
+        let _ = kill(Pid::from_raw(-pid), sig);
+    }
+}
+
+fn ts(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+/// The pod's hostname (`spec.hostname`, else the pod name cut to 63 characters).
+pub fn hostname(pod: &Pod) -> String {
+    let h = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| pod.name_any());
+    h.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+}
+
+/// /etc/resolv.conf and /etc/hosts for the pod, by its dnsPolicy (kubelet's `GetPodDNS`).
+fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let ns = pod.namespace().unwrap_or_else(|| "default".into());
+    let domain = &shared.cfg.cluster_domain;
+    let host = hostname(pod);
+    let mut f = PodFiles {
+        hostname: host.clone(),
+        ..Default::default()
+    };
+    if let Some(sub) = spec.subdomain.as_ref().filter(|s| !s.is_empty()) {
+        f.fqdn = Some(format!("{host}.{sub}.{ns}.svc.{domain}"));
+    }
+    for a in spec.host_aliases.iter().flatten() {
+        f.host_aliases.push(format!("{}\t{}", a.ip, a.hostnames.clone().unwrap_or_default().join("\t")));
+    }
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let host_network = spec.host_network == Some(true);
+    match policy {
+        "ClusterFirst" | "ClusterFirstWithHostNet" if !(host_network && policy == "ClusterFirst") => {
+            f.nameservers = shared.cfg.cluster_dns.clone();
+            f.searches = vec![format!("{ns}.svc.{domain}"), format!("svc.{domain}"), domain.clone()];
+            f.options = vec!["ndots:5".into()];
+        }
+        "None" => {}
+        _ => {
+            // Default: the node's resolver configuration.
+            let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            for l in host_conf.lines() {
+                let mut w = l.split_whitespace();
+                match w.next() {
+                    Some("nameserver") => f.nameservers.extend(w.next().map(str::to_string)),
+                    Some("search") => f.searches.extend(w.map(str::to_string)),
+                    Some("options") => f.options.extend(w.map(str::to_string)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(cfg) = &spec.dns_config {
+        f.nameservers.extend(cfg.nameservers.clone().unwrap_or_default());
+        f.searches.extend(cfg.searches.clone().unwrap_or_default());
+        for o in cfg.options.iter().flatten() {
+            let name = o.name.clone().unwrap_or_default();
+            f.options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            f.options.push(match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name,
+            });
+        }
+    }
+    f
+}
+
+/// The binds every container of the pod gets: its resolv.conf, hosts and hostname.
+fn binds(sb: &Sandbox) -> Vec<(PathBuf, PathBuf)> {
+    ["resolv.conf", "hosts", "hostname"]
+        .iter()
+        .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
+        .collect()
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    rx: watch::Receiver<Option<Arc<Pod>>>,
+    uid: String,
+    ns: String,
+    name: String,
+    dir: PathBuf,
+    started: jiff::Timestamp,
+    sandbox: Option<Sandbox>,
+    ctrs: Vec<Ctr>,
+    probe_tx: mpsc::UnboundedSender<(usize, ProbeUpdate)>,
+    probe_rx: mpsc::UnboundedReceiver<(usize, ProbeUpdate)>,
+    last_status: Option<serde_json::Value>,
+    sandbox_error: Option<String>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, rx: watch::Receiver<Option<Arc<Pod>>>) -> Option<Worker> {
+        let pod = rx.borrow().clone()?;
+        let uid = pod.uid()?;
+        let dir = shared.cfg.data_dir.join("pods").join(&uid);
+        let _ = std::fs::create_dir_all(&dir);
+        let started = std::fs::read_to_string(dir.join("started"))
+            .ok()
+            .and_then(|s| ts(s.trim()))
+            .unwrap_or_else(|| {
+                let now = jiff::Timestamp::now();
+                let _ = std::fs::write(dir.join("started"), now.to_string());
+                now
+            });
+        let ctrs = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let cdir = dir.join("containers").join(&c.name);
+                let meta: Meta = std::fs::read(cdir.join("meta.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                // Adopt a container a previous agent started and that still runs.
+                let running = shim::read_pid(&cdir).filter(|p| alive(*p)).is_some() && shim::read_exit(&cdir).is_none();
+                let run = match (running, meta.started_at) {
+                    (true, Some(t)) => Run::Running { started_at: t },
+                    (true, None) => Run::Running {
+                        started_at: jiff::Timestamp::now(),
+                    },
+                    _ => Run::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    },
+                };
+                Ctr {
+                    spec: c,
+                    dir: cdir,
+                    ever_ran: running || meta.last.is_some(),
+                    run,
+                    last: meta.last.as_ref().map(Exit::from),
+                    restart_count: meta.restart_count,
+                    ready: false,
+                    started: false,
+                    backoff: Duration::ZERO,
+                    next_start: None,
+                    probes: Vec::new(),
+                    killing: false,
+                }
+            })
+            .collect();
+        let sandbox = std::fs::read(dir.join("sandbox.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
+            .filter(|sb| svcnet_netns::NetNs::exists(&sb.netns));
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        Some(Worker {
+            ns: pod.namespace().unwrap_or_default(),
+            name: pod.name_any(),
+            shared,
+            rx,
+            uid,
+            dir,
+            started,
+            sandbox,
+            ctrs,
+            probe_tx,
+            probe_rx,
+            last_status: None,
+            sandbox_error: None,
+        })
+    }
+
+    fn netns_name(&self) -> String {
+        format!("{}pod-{}", self.shared.cfg.netns_prefix, &self.uid[..self.uid.len().min(13)])
+    }
+
+    fn node_ns(&self) -> Option<svcnet_netns::NetNs> {
+        self.shared.cfg.node_netns.as_ref().and_then(|n| svcnet_netns::NetNs::open(n).ok())
+    }
+
+    fn ensure_sandbox(&mut self, pod: &Pod) {
+        if self.sandbox.is_some() {
+            return;
+        }
+        let ip = match self.shared.ipam.lock().expect("ipam lock").allocate(&self.uid) {
+            Ok(ip) => ip,
+            Err(e) => {
+                self.sandbox_error = Some(format!("failed to allocate an IP: {e}"));
+                return;
+            }
+        };
+        let files = pod_files(&self.shared, pod);
+        let netns = self.netns_name();
+        let files_dir = self.dir.join("files");
+        let spec = SandboxSpec {
+            netns: &netns,
+            uid: &self.uid,
+            namespace: &self.ns,
+            name: &self.name,
+            ip,
+            cidr: self.shared.cidr,
+            files: &files,
+            dir: &files_dir,
+        };
+        match sandbox::create(&spec, self.node_ns().as_ref()) {
+            Ok(sb) => {
+                let _ = std::fs::write(self.dir.join("sandbox.json"), serde_json::to_vec(&sb).unwrap_or_default());
+                self.sandbox = Some(sb);
+                self.sandbox_error = None;
+            }
+            Err(e) => self.sandbox_error = Some(format!("failed to create pod sandbox: {e}")),
+        }
+    }
+
+    fn restart_policy(pod: &Pod) -> String {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    /// Start container `i` (its command, env and files), or say why it cannot run.
+    fn start(&mut self, i: usize, pod: &Pod) {
+        let Some(sb) = self.sandbox.clone() else { return };
+        let service_env = crate::envvars::service_env(&self.shared.services(), &self.ns, pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true));
+        let c = &self.ctrs[i];
+        let spec = c.spec.clone();
+        // fieldRefs to status.podIP / hostIP read the pod's status: give them what it will say.
+        let mut with_ips = pod.clone();
+        let st = with_ips.status.get_or_insert_with(Default::default);
+        st.pod_ip = Some(sb.ip.to_string());
+        st.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: sb.ip.to_string() }]);
+        st.host_ip = Some(self.shared.cfg.node_ip.to_string());
+        st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP { ip: self.shared.cfg.node_ip.to_string() }]);
+        let mut env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
+            Ok(e) => e,
+            Err(msg) => {
+                self.ctrs[i].run = Run::Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: Some(msg),
+                };
+                return;
+            }
+        };
+        let command = spec.command.clone().unwrap_or_default();
+        if command.is_empty() {
+            self.ctrs[i].run = Run::Waiting {
+                reason: "CommandRequired".into(),
+                message: Some(format!(
+                    "svcnet runs containers as processes on the node and cannot run image {:?}: set \"command\" (and \"args\") for container {:?}, e.g. command: [\"svcnet\", \"agnhost\", \"netexec\", \"--http-port=80\"]",
+                    spec.image.clone().unwrap_or_default(),
+                    spec.name
+                )),
+            };
+            return;
+        }
+        let mut argv: Vec<String> = command
+            .iter()
+            .chain(spec.args.iter().flatten())
+            .map(|a| crate::envvars::expand(a, &env))
+            .collect();
+        // `svcnet ...` is this very binary, wherever it is installed.
+        if argv[0] == "svcnet" {
+            argv[0] = self.shared.cfg.exe.display().to_string();
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.insert(0, ("PATH".into(), self.shared.path_env()));
+        }
+        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.insert(0, ("HOSTNAME".into(), hostname(pod)));
+        }
+        let restart = self.ctrs[i].restart_count;
+        let log = self.ctrs[i].log_path(restart);
+        let shim_spec = ShimSpec {
+            argv,
+            env: env.clone(),
+            workdir: spec.working_dir.clone().map(PathBuf::from),
+            netns: sb.netns.clone(),
+            hostname: Some(hostname(pod)),
+            binds: binds(&sb),
+            log,
+            dir: self.ctrs[i].dir.clone(),
+        };
+        match shim::spawn(&self.shared.cfg.exe, &shim_spec) {
+            Ok(mut child) => {
+                // Reap the shim when it ends (it outlives us if we are restarted).
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+            }
+            Err(e) => {
+                self.ctrs[i].run = Run::Waiting {
+                    reason: "StartError".into(),
+                    message: Some(format!("failed to start the container shim: {e}")),
+                };
+                return;
+            }
+        }
+        let c = &mut self.ctrs[i];
+        c.run = Run::Running {
+            started_at: jiff::Timestamp::now(),
+        };
+        c.ever_ran = true;
+        c.killing = false;
+        c.save();
+        self.shared.set_env(&self.ns, &self.name, &spec.name, env);
+        self.start_probes(i, pod);
+    }
+
+    /// Probe workers for a started container: startup first; readiness and liveness after it.
+    fn start_probes(&mut self, i: usize, pod: &Pod) {
+        let Some(sb) = self.sandbox.clone() else { return };
+        let c = &mut self.ctrs[i];
+        c.stop_probes();
+        let spec = c.spec.clone();
+        let ctx = || ProbeContext {
+            pod_ip: IpAddr::V4(sb.ip),
+            ports: spec.ports.clone().unwrap_or_default(),
+            connector: self.shared.connector.clone(),
+            exec: Arc::new(probe::PodExec {
+                netns: sb.netns.clone(),
+                hostname: Some(hostname(pod)),
+                binds: binds(&sb),
+                env: Vec::new(),
+                workdir: spec.working_dir.clone().map(PathBuf::from),
+            }),
+        };
+        let mut spawn = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| -> bool {
+            let Some(p) = p.clone() else { return false };
+            let (tx, mut rx) = mpsc::unbounded_channel::<ProbeUpdate>();
+            let fwd = self.probe_tx.clone();
+            let h = probe::spawn_worker(p, kind, ctx(), tx);
+            let f = tokio::spawn(async move {
+                while let Some(u) = rx.recv().await {
+                    if fwd.send((i, u)).is_err() {
+                        return;
+                    }
+                }
+            });
+            c.probes.push(h);
+            c.probes.push(f);
+            true
+        };
+        if c.started || !spawn(&spec.startup_probe, ProbeKind::Startup) {
+            c.started = true;
+            let has_readiness = spawn(&spec.readiness_probe, ProbeKind::Readiness);
+            spawn(&spec.liveness_probe, ProbeKind::Liveness);
+            c.ready = !has_readiness;
+        }
+    }
+
+    /// Look at a running container: has it ended?
+    fn reap(&mut self, i: usize, pod: &Pod) {
+        let c = &mut self.ctrs[i];
+        if !matches!(c.run, Run::Running { .. }) {
+            return;
+        }
+        let exit = match shim::read_exit(&c.dir) {
+            Some(rec) => Exit {
+                exit_code: rec.exit_code,
+                signal: rec.signal,
+                reason: if rec.start_error.is_some() {
+                    "StartError".into()
+                } else {
+                    Exit::reason_for(rec.exit_code).into()
+                },
+                message: rec.start_error.clone(),
+                started_at: ts(&rec.started_at),
+                finished_at: ts(&rec.finished_at).unwrap_or_else(jiff::Timestamp::now),
+            },
+            None => {
+                // No record: the shim itself is gone (killed with the node?) — only then an exit.
+                match shim::read_pid(&c.dir) {
+                    Some(pid) if alive(pid) => return,
+                    None if c.dir.join("pid").exists() => return,
+                    None => {
+                        // Not written yet: the shim is still starting.
+                        return;
+                    }
+                    Some(_) => Exit {
+                        exit_code: 137,
+                        signal: Some(9),
+                        reason: "Error".into(),
+                        message: Some("container process disappeared".into()),
+                        started_at: None,
+                        finished_at: jiff::Timestamp::now(),
+                    },
+                }
+            }
+        };
+        c.stop_probes();
+        c.ready = false;
+        c.started = false;
+        let policy = Self::restart_policy(pod);
+        let restart = match policy.as_str() {
+            "Never" => false,
+            "OnFailure" => exit.exit_code != 0,
+            _ => true,
+        };
+        if restart {
+            // Back-off doubles while the container keeps failing; a run of 10 minutes resets it.
+            let ran_long = exit
+                .started_at
+                .is_some_and(|s| exit.finished_at.as_second() - s.as_second() > 600);
+            c.backoff = if c.backoff.is_zero() || ran_long {
+                BACKOFF_START
+            } else {
+                (c.backoff * 2).min(BACKOFF_MAX)
+            };
+            if c.killing {
+                // Restarted by a failed liveness probe: no back-off for that one.
+                c.backoff = Duration::ZERO;
+            }
+            c.next_start = Some(Instant::now() + c.backoff);
+            c.restart_count += 1;
+            c.run = if c.backoff.is_zero() {
+                Run::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                }
+            } else {
+                Run::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(format!(
+                        "back-off {}s restarting failed container={} pod={}_{}({})",
+                        c.backoff.as_secs(),
+                        c.spec.name,
+                        self.name,
+                        self.ns,
+                        self.uid
+                    )),
+                }
+            };
+            c.last = Some(exit);
+        } else {
+            c.run = Run::Terminated(exit);
+        }
+        c.killing = false;
+        c.save();
+    }
+
+    fn handle_probe(&mut self, i: usize, u: ProbeUpdate, pod: &Pod) {
+        let Some(c) = self.ctrs.get_mut(i) else { return };
+        if !matches!(c.run, Run::Running { .. }) {
+            return;
+        }
+        match u.kind {
+            ProbeKind::Readiness => c.ready = u.result,
+            ProbeKind::Startup => {
+                if u.result && !c.started {
+                    c.started = true;
+                    self.start_probes(i, pod);
+                }
+            }
+            ProbeKind::Liveness => {
+                if !u.result && !c.killing {
+                    tracing::info!(pod = %self.name, container = %c.spec.name, message = %u.message, "liveness probe failed; restarting");
+                    c.killing = true;
+                    c.ready = false;
+                    signal_group(&c.dir, Signal::SIGTERM);
+                    let dir = c.dir.clone();
+                    let grace = termination_grace(pod);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        signal_group(&dir, Signal::SIGKILL);
+                    });
+                }
+            }
+        }
+    }
+
+    fn ip(&self) -> Option<Ipv4Addr> {
+        self.sandbox.as_ref().map(|s| s.ip)
+    }
+
+    async fn post_status(&mut self, pod: &Pod) {
+        let mut views: Vec<ContainerView> = self.ctrs.iter().map(|c| c.view(&self.uid)).collect();
+        if let Some(err) = &self.sandbox_error {
+            for v in views.iter_mut() {
+                v.run = Run::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: Some(err.clone()),
+                };
+            }
+        }
+        let ip = self.ip().map(|i| i.to_string());
+        let st = status::pod_status(pod, &self.shared.cfg.node_ip.to_string(), ip.as_deref(), &views, self.started, jiff::Timestamp::now());
+        let v = serde_json::to_value(&st).unwrap_or_default();
+        // Unchanged apart from timestamps that only move on transitions: skip.
+        if self.last_status.as_ref() == Some(&v) {
+            return;
+        }
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.ns);
+        let patch = json!({"metadata": {"uid": self.uid}, "status": v});
+        match api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) => self.last_status = Some(v),
+            Err(e) => tracing::debug!(pod = %self.name, error = %e, "status update failed"),
+        }
+    }
+
+    /// Run the pod until it is deleted and torn down.
+    pub async fn run(mut self) {
+        loop {
+            let pod = self.rx.borrow().clone();
+            let Some(pod) = pod.filter(|p| p.metadata.deletion_timestamp.is_none()) else {
+                let pod = self.rx.borrow().clone();
+                self.terminate(pod.as_deref()).await;
+                return;
+            };
+            self.ensure_sandbox(&pod);
+            self.shared.register(&self.ns, &self.name, self.sandbox.as_ref(), &pod, self.ctrs.iter().map(|c| (c.spec.name.clone(), c.dir.clone(), c.restart_count, matches!(c.run, Run::Running { .. }))).collect());
+            for i in 0..self.ctrs.len() {
+                self.reap(i, &pod);
+                let c = &self.ctrs[i];
+                let due = c.next_start.is_none_or(|t| Instant::now() >= t);
+                let waiting = matches!(c.run, Run::Waiting { .. });
+                if waiting && due && self.sandbox.is_some() {
+                    self.start(i, &pod);
+                }
+                // Adopted running containers need their probes (once).
+                let c = &self.ctrs[i];
+                if matches!(c.run, Run::Running { .. }) && c.probes.is_empty() && !c.started && !c.ready {
+                    self.start_probes(i, &pod);
+                }
+            }
+            while let Ok((i, u)) = self.probe_rx.try_recv() {
+                self.handle_probe(i, u, &pod);
+            }
+            self.post_status(&pod).await;
+            tokio::select! {
+                r = self.rx.changed() => {
+                    if r.is_err() {
+                        // The agent is shutting down: leave the pod running (re-adopted later).
+                        return;
+                    }
+                }
+                Some((i, u)) = self.probe_rx.recv() => self.handle_probe(i, u, &pod),
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// Stop containers (SIGTERM, grace, SIGKILL), remove the sandbox, release the IP, and tell
+    /// the API the pod is gone.
+    async fn terminate(&mut self, pod: Option<&Pod>) {
+        let grace = pod.map(termination_grace).unwrap_or(Duration::ZERO);
+        for c in self.ctrs.iter_mut() {
+            c.stop_probes();
+            signal_group(&c.dir, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            let running = self
+                .ctrs
+                .iter()
+                .any(|c| shim::read_pid(&c.dir).is_some_and(alive) && shim::read_exit(&c.dir).is_none());
+            if !running || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for c in &self.ctrs {
+            signal_group(&c.dir, Signal::SIGKILL);
+        }
+        if let Some(sb) = self.sandbox.take() {
+            if let Err(e) = sandbox::destroy(&sb, self.node_ns().as_ref()) {
+                tracing::warn!(pod = %self.name, error = %e, "removing the sandbox");
+            }
+        }
+        let _ = self.shared.ipam.lock().expect("ipam lock").release(&self.uid);
+        self.shared.unregister(&self.ns, &self.name);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if pod.is_some() {
+            let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.ns);
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(self.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            if let Err(e) = api.delete(&self.name, &dp).await {
+                tracing::debug!(pod = %self.name, error = %e, "final delete");
+            }
+        }
+    }
+}
+
+/// The grace period of a pod being deleted (`deletionGracePeriodSeconds`, else the spec's, 30 s).
+fn termination_grace(pod: &Pod) -> Duration {
+    let s = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(s.max(0) as u64)
+}
+
+/// Remove what a pod left on this node when its object is gone (a restart of the agent while
+/// the pod was deleted): processes, namespace, IP, files.
+pub fn cleanup_orphan(shared: &Shared, uid: &str) {
+    let dir = shared.cfg.data_dir.join("pods").join(uid);
+    if let Ok(entries) = std::fs::read_dir(dir.join("containers")) {
+        for e in entries.flatten() {
+            signal_group(&e.path(), Signal::SIGKILL);
+        }
+    }
+    if let Some(sb) = std::fs::read(dir.join("sandbox.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
+    {
+        let node_ns = shared.cfg.node_netns.as_ref().and_then(|n| svcnet_netns::NetNs::open(n).ok());
+        let _ = sandbox::destroy(&sb, node_ns.as_ref());
+    }
+    let _ = shared.ipam.lock().expect("ipam lock").release(uid);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The containers of a registered pod, as the kubelet API needs them.
+pub type ContainerList = Vec<(String, PathBuf, i32, bool)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_defaults_to_pod_name() {
+        let mut pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web-1"}, "spec": {"containers": []}})).unwrap();
+        assert_eq!(hostname(&pod), "web-1");
+        pod.spec.as_mut().unwrap().hostname = Some("busybox-1".into());
+        assert_eq!(hostname(&pod), "busybox-1");
+    }
+}

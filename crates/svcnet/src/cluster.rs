@@ -1,0 +1,400 @@
+//! `svcnet up`, `svcnet down` and `svcnet exec`: a whole cluster on one machine, inside network
+//! namespaces only.
+//!
+//! ```text
+//!   host (untouched but for loopback listeners: the API server, NodePort forwarders)
+//!   svcnet-<id>-net       the bridge br0 linking everything below (172.28.0.0/24)
+//!   svcnet-<id>-cp        the control plane's address 172.28.0.2 (API server for pods, proxy dialer)
+//!   svcnet-<id>-node-N    node N at 172.28.0.(10+N); its pods' veths; its kubelet API on :10250
+//!   svcnet-<id>-outside   an external client at 172.28.0.254 (`svcnet exec --outside`)
+//!   svcnet-<id>-pod-<uid> one per pod
+//! ```
+//! `<id>` comes from the data directory, so `svcnet down` finds everything `up` made, also after
+//! a crash.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+use svcnet_netns::NetNs;
+
+pub const CP_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 2);
+pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 254);
+const PREFIX_LEN: u8 = 24;
+pub const MAX_NODES: usize = 200;
+
+/// Names and addresses of one cluster (one data directory).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+    pub prefix: String,
+}
+
+impl Layout {
+    pub fn new(data_dir: &Path) -> anyhow::Result<Layout> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let canonical = data_dir.canonicalize()?;
+        // FNV-1a of the path: short, stable, different per data directory.
+        let mut h: u32 = 0x811c9dc5;
+        for b in canonical.to_string_lossy().bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x01000193);
+        }
+        Ok(Layout {
+            data_dir: canonical,
+            prefix: format!("svcnet-{:06x}-", h & 0xffffff),
+        })
+    }
+
+    pub fn net(&self) -> String {
+        format!("{}net", self.prefix)
+    }
+    pub fn cp(&self) -> String {
+        format!("{}cp", self.prefix)
+    }
+    pub fn outside(&self) -> String {
+        format!("{}outside", self.prefix)
+    }
+    pub fn node_ns(&self, i: usize) -> String {
+        format!("{}node-{i}", self.prefix)
+    }
+    pub fn node_name(i: usize) -> String {
+        format!("node-{i}")
+    }
+    pub fn node_ip(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(172, 28, 0, 10 + i as u8)
+    }
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+}
+
+/// Link namespace `member` to the bridge with `ip`.
+fn attach(net: &NetNs, member: &NetNs, veth: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
+    net.ip_batch(&format!(
+        "link add {veth} type veth peer name eth0 netns {m}\nlink set {veth} master br0\nlink set {veth} up\n",
+        m = member.name()
+    ))?;
+    member.ip_batch(&format!("link set lo up\naddr add {ip}/{PREFIX_LEN} dev eth0\nlink set eth0 up\n"))?;
+    Ok(())
+}
+
+/// Create the namespaces and the bridge for `nodes` nodes.
+pub fn create_network(l: &Layout, nodes: usize) -> anyhow::Result<()> {
+    let net = NetNs::create(&l.net())?;
+    net.ip_batch("link set lo up\nlink add br0 type bridge\nlink set br0 up\n")?;
+    let cp = NetNs::create(&l.cp())?;
+    attach(&net, &cp, "vcp", CP_IP)?;
+    let out = NetNs::create(&l.outside())?;
+    attach(&net, &out, "vout", OUTSIDE_IP)?;
+    for i in 1..=nodes {
+        let n = NetNs::create(&l.node_ns(i))?;
+        attach(&net, &n, &format!("vn{i}"), Layout::node_ip(i))?;
+    }
+    Ok(())
+}
+
+/// Every process whose command line shows it belongs to `l` (container shims carry the data
+/// directory in their spec).
+fn shim_pids(l: &Layout) -> Vec<i32> {
+    let needle = l.data_dir.to_string_lossy().to_string();
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("\0shim\0") && cmd.contains(&needle)
+        })
+        .collect()
+}
+
+/// Remove every namespace (and so every link and rule in them) and every process of `l`.
+pub fn teardown(l: &Layout) -> anyhow::Result<usize> {
+    for pid in shim_pids(l) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let names = NetNs::list(&l.prefix);
+    let mut errors = Vec::new();
+    // Pods first, then nodes, then the rest (a veth's peer goes with either end).
+    let mut ordered = names.clone();
+    ordered.sort_by_key(|n| (!n.contains("-pod-"), !n.contains("-node-"), n.clone()));
+    for n in &ordered {
+        if let Err(e) = NetNs::delete(n) {
+            errors.push(format!("{n}: {e}"));
+        }
+    }
+    // Pods' state refers to namespaces that are gone now: their agents start them afresh.
+    let _ = std::fs::remove_dir_all(l.data_dir.join("nodes"));
+    if !errors.is_empty() {
+        bail!("could not remove: {}", errors.join("; "));
+    }
+    Ok(names.len())
+}
+
+/// The API server's proxy dials pods and kubelets from the control plane's namespace.
+struct CpDialer(String);
+
+impl svcnet_apiserver::proxy::Dialer for CpDialer {
+    fn dial(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<tokio::net::TcpStream>> {
+        let ns = self.0.clone();
+        Box::pin(async move {
+            let ns = NetNs::open(&ns).map_err(std::io::Error::other)?;
+            ns.tcp_connect(addr, Duration::from_secs(10)).await.map_err(std::io::Error::other)
+        })
+    }
+}
+
+pub struct UpOptions {
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    pub proxy_mode: String,
+    pub apiserver_port: u16,
+    pub cluster_dns: String,
+}
+
+/// Forward 127.0.0.1:<nodePort> on the host to node 1's NodePort (TCP), for every NodePort
+/// Service, so `curl 127.0.0.1:30002` works as `curl node:30002` does in the seeds.
+async fn nodeport_forwarders(client: Client, outside: String) {
+    use std::collections::HashMap;
+    let mut open: HashMap<u16, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        let api: Api<Service> = Api::all(client.clone());
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            let want: Vec<u16> = list
+                .items
+                .iter()
+                .flat_map(|s| s.spec.iter().flat_map(|sp| sp.ports.iter().flatten()))
+                .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+                .filter_map(|p| p.node_port.map(|n| n as u16))
+                .collect();
+            open.retain(|port, h| {
+                let keep = want.contains(port);
+                if !keep {
+                    h.abort();
+                }
+                keep
+            });
+            for port in want {
+                if open.contains_key(&port) {
+                    continue;
+                }
+                let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await else {
+                    continue;
+                };
+                let outside = outside.clone();
+                open.insert(
+                    port,
+                    tokio::spawn(async move {
+                        while let Ok((mut inbound, _)) = listener.accept().await {
+                            let outside = outside.clone();
+                            tokio::spawn(async move {
+                                let Ok(ns) = NetNs::open(&outside) else { return };
+                                let target = SocketAddr::from((Layout::node_ip(1), port));
+                                if let Ok(mut out) = ns.tcp_connect(target, Duration::from_secs(5)).await {
+                                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                                }
+                            });
+                        }
+                    }),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    Ok(Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?)
+}
+
+async fn all_nodes_ready(client: &Client, n: usize) -> bool {
+    let api: Api<Node> = Api::all(client.clone());
+    let Ok(list) = api.list(&ListParams::default()).await else { return false };
+    list.items
+        .iter()
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count()
+        >= n
+}
+
+/// `svcnet up`: everything, in the foreground, until Ctrl-C / SIGTERM; then `down`.
+pub async fn up(o: UpOptions) -> anyhow::Result<()> {
+    svcnet_netns::check_privileges().map_err(|e| anyhow::anyhow!("svcnet up needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}"))?;
+    if o.nodes == 0 || o.nodes > MAX_NODES {
+        bail!("--nodes must be between 1 and {MAX_NODES}");
+    }
+    let l = Layout::new(&o.data_dir)?;
+    let lock_path = l.data_dir.join("up.lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).read(true).open(&lock_path)?;
+    if lock.try_lock().is_err() {
+        let pid = std::fs::read_to_string(l.data_dir.join("up.pid")).unwrap_or_default();
+        bail!(
+            "another `svcnet up` is running on {} (pid {}); stop it first or use another --data-dir",
+            l.data_dir.display(),
+            pid.trim()
+        );
+    }
+    std::fs::write(l.data_dir.join("up.pid"), std::process::id().to_string())?;
+    let started = Instant::now();
+    // Whatever a crashed `up` left behind goes first.
+    teardown(&l)?;
+    let result = run_cluster(&l, &o, started).await;
+    eprintln!("stopping: removing namespaces and processes");
+    let removed = teardown(&l);
+    let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
+    drop(lock);
+    result?;
+    removed?;
+    Ok(())
+}
+
+async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
+    create_network(l, o.nodes)?;
+    let cp = NetNs::open(&l.cp())?;
+
+    // The API server: on 127.0.0.1 for kubectl, and on the control plane's address for the cluster.
+    let mut config = svcnet_apiserver::Config::new(l.data_dir.clone());
+    config.secure_port = o.apiserver_port;
+    config.advertise_address = Some(CP_IP);
+    let cp_listener = cp.tcp_listen(SocketAddr::from((CP_IP, 6443)))?;
+    let options = svcnet_apiserver::ServerOptions {
+        dialer: Arc::new(CpDialer(l.cp())),
+        extra_listeners: vec![cp_listener],
+    };
+    let server = svcnet_apiserver::Server::start_with(config, options).await?;
+    let client = client_for(&server.kubeconfig_path).await?;
+
+    // Controllers.
+    let cc = client.clone();
+    tokio::spawn(async move { svcnet_controllers::run(cc, svcnet_controllers::Config::default()).await });
+
+    // Nodes.
+    let token = std::fs::read_to_string(l.data_dir.join("kubelet-client.token")).ok().map(|t| t.trim().to_string());
+    let exe = std::env::current_exe()?;
+    for i in 1..=o.nodes {
+        let cfg = svcnet_node::agent::AgentConfig {
+            node_name: Layout::node_name(i),
+            node_netns: Some(l.node_ns(i)),
+            node_ip: Layout::node_ip(i),
+            data_dir: l.data_dir.join("nodes").join(Layout::node_name(i)),
+            kubelet_port: 10250,
+            kubelet_token: token.clone(),
+            cluster_dns: vec![o.cluster_dns.clone()],
+            cluster_domain: "cluster.local".into(),
+            pod_cidr: None,
+            exe: exe.clone(),
+            heartbeat: Duration::from_secs(10),
+            labels: Default::default(),
+            netns_prefix: l.prefix.clone(),
+        };
+        let c = client.clone();
+        tokio::spawn(async move {
+            let name = cfg.node_name.clone();
+            if let Err(e) = svcnet_node::agent::run(c, cfg).await {
+                tracing::error!(node = %name, error = %e, "node agent stopped");
+            }
+        });
+    }
+    // The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
+    tokio::spawn(svcnet_node::agent::node::sync_routes(client.clone(), Some(l.cp()), None));
+    tokio::spawn(nodeport_forwarders(client.clone(), l.outside()));
+
+    println!("export KUBECONFIG={}", server.kubeconfig_path.display());
+    if o.proxy_mode != "none" {
+        tracing::info!(mode = %o.proxy_mode, "the service proxy comes with issue 5; Services get endpoints but no data plane yet");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all_nodes_ready(&client, o.nodes).await {
+        if Instant::now() > deadline {
+            bail!("nodes did not become Ready within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("ready: {} node(s) in {:.2}s", o.nodes, started.elapsed().as_secs_f64());
+    svcnet_apiserver::server::wait_for_signal().await;
+    drop(server);
+    Ok(())
+}
+
+/// `svcnet down`.
+pub fn down(data_dir: &Path) -> anyhow::Result<()> {
+    let l = Layout::new(data_dir)?;
+    if let Ok(pid) = std::fs::read_to_string(l.data_dir.join("up.pid")) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            // A running `up` tears down itself on SIGTERM; give it a moment.
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).is_ok() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+    let n = teardown(&l)?;
+    let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
+    println!("removed {n} network namespace(s) of {}", l.data_dir.display());
+    Ok(())
+}
+
+/// Where `svcnet exec` runs a command.
+pub enum ExecTarget {
+    Node(String),
+    Outside,
+    Pod { name: String, namespace: String },
+}
+
+/// `svcnet exec`: run `argv` inside a node, the outside client, or a pod; returns its exit code.
+pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyhow::Result<i32> {
+    let l = Layout::new(data_dir)?;
+    let (ns, hostname, binds) = match target {
+        ExecTarget::Outside => (l.outside(), None, Vec::new()),
+        ExecTarget::Node(name) => {
+            let i: usize = name
+                .strip_prefix("node-")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("no node {name:?} (nodes are node-1, node-2, ...)"))?;
+            (l.node_ns(i), None, Vec::new())
+        }
+        ExecTarget::Pod { name, namespace } => {
+            let client = client_for(&l.kubeconfig()).await?;
+            let pod: Pod = Api::namespaced(client, &namespace).get(&name).await.with_context(|| format!("pod {namespace}/{name}"))?;
+            let uid = pod.uid().unwrap_or_default();
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).with_context(|| format!("pod {name} is not scheduled"))?;
+            let files = l.data_dir.join("nodes").join(&node).join("pods").join(&uid).join("files");
+            let binds = ["resolv.conf", "hosts", "hostname"]
+                .iter()
+                .map(|f| (files.join(f), PathBuf::from("/etc").join(f)))
+                .filter(|(s, _)| s.exists())
+                .collect();
+            (
+                format!("{}pod-{}", l.prefix, &uid[..uid.len().min(13)]),
+                Some(svcnet_node::agent::pods::hostname(&pod)),
+                binds,
+            )
+        }
+    };
+    let netns = NetNs::open(&ns).with_context(|| format!("namespace {ns} (is `svcnet up` running on {}?)", l.data_dir.display()))?;
+    let (program, args) = argv.split_first().context("a command to run")?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    svcnet_netns::enter_on_exec(&mut cmd, &netns, hostname.as_deref(), &binds)?;
+    let status = tokio::task::spawn_blocking(move || cmd.status()).await??;
+    Ok(status.code().unwrap_or(128))
+}

@@ -1,0 +1,296 @@
+//! `svcnet up` end to end: a 2-node cluster in network namespaces, the seed Deployment (with a
+//! command) running as real processes, reached over the pod network from a node and from
+//! another pod, `kubectl exec` / `logs`, the pods' resolv.conf and Service environment, pod
+//! replacement, a container without a command, and `svcnet down` leaving nothing behind.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{eventually, table, SVCNET};
+
+/// A running `svcnet up`; stopped (and checked clean) by `down`, killed + torn down on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    prefix: String,
+}
+
+impl Cluster {
+    fn up(nodes: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(SVCNET)
+            .args(["up", "--nodes", &nodes.to_string(), "--apiserver-port", "0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .spawn()
+            .expect("svcnet up");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut c = Cluster {
+            dir,
+            child: Some(child),
+            prefix: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("svcnet up never said ready:\n{}", c.log()));
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        let names = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+        c.prefix = names
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|n| n.ends_with("-outside") && n.starts_with("svcnet-"))
+            .map(|n| n.trim_end_matches("outside").to_string())
+            .expect("the cluster's namespaces");
+        c
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.data().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}\n{}\nup log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn apply(&self, manifest: &str) {
+        let path = self.dir.path().join("m.yaml");
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    /// `svcnet exec <where> -- argv`.
+    fn exec(&self, target: &[&str], argv: &[&str]) -> Output {
+        Command::new(SVCNET)
+            .arg("exec")
+            .args(target)
+            .arg("--data-dir")
+            .arg(self.data())
+            .arg("--")
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        let names = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+        names
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Processes that belong to this cluster (container shims carry the data dir).
+    fn processes(&self) -> Vec<String> {
+        let needle = self.data().to_string_lossy().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&needle) && !c.contains(" exec "))
+            .collect()
+    }
+
+    /// SIGTERM `up` (as Ctrl-C would) and wait for it to finish its teardown.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Whatever happened, leave nothing behind.
+        let _ = Command::new(SVCNET).arg("down").arg("--data-dir").arg(self.data()).output();
+    }
+}
+
+const SERVICES: &str = "apiVersion: v1
+kind: Service
+metadata: {name: service-clusterip}
+spec:
+  selector: {app: service-env}
+  ports: [{port: 80, targetPort: 80}]
+";
+
+/// The seed Deployment, with a command (svcnet runs processes, not images).
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: service-env}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: service-env}}
+  template:
+    metadata: {labels: {app: service-env}}
+    spec:
+      containers:
+      - name: nginx
+        image: docker.io/library/nginx:1.23.1
+        command: [sh, -c, 'echo serving on $(hostname); exec svcnet agnhost netexec --http-port=80']
+        ports: [{containerPort: 80}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 80}
+          periodSeconds: 1
+";
+
+fn running_pods(c: &Cluster, n: usize) -> Vec<std::collections::BTreeMap<String, String>> {
+    eventually(Duration::from_secs(60), &format!("{n} Running, Ready pods"), || {
+        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "--show-labels", "-l", "app=service-env"]));
+        (t.len() == n && t.iter().all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")).then_some(t)
+    })
+}
+
+#[test]
+fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
+    let mut c = Cluster::up(2);
+    assert_eq!(c.namespaces().len(), 5, "net, cp, outside and two nodes: {:?}", c.namespaces());
+    let nodes = table(&c.kubectl_ok(&["get", "nodes"]));
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes.iter().all(|n| n["STATUS"] == "Ready"), "{nodes:?}");
+
+    // A second `up` on the same data dir refuses clearly.
+    let second = Command::new(SVCNET)
+        .args(["up", "--apiserver-port", "0", "--data-dir"])
+        .arg(c.data())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another `svcnet up` is running"), "{err}");
+
+    c.apply(SERVICES);
+    c.apply(DEPLOYMENT);
+    let pods = running_pods(&c, 3);
+    let ips: Vec<String> = pods.iter().map(|p| p["IP"].clone()).collect();
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ips:?}");
+    let on: std::collections::BTreeSet<&str> = pods.iter().map(|p| p["NODE"].as_str()).collect();
+    assert_eq!(on, ["node-1", "node-2"].into(), "spread over both nodes");
+    assert!(pods.iter().all(|p| p["IP"].starts_with("10.244.")));
+    assert!(pods[0]["LABELS"].contains("app=service-env,pod-template-hash="));
+
+    // Each pod answers from a node (node-1 reaches node-2's pods through the node network).
+    for p in &pods {
+        let out = c.exec(&["--node", "node-1"], &["curl", "-s", "-m", "5", &format!("http://{}/hostname", p["IP"])]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), p["NAME"], "{:?}", out);
+    }
+    // And from another pod, which sees the caller's pod IP.
+    let (a, b) = (&pods[0], &pods[1]);
+    let out = c.exec(&[&a["NAME"]], &["curl", "-s", "-m", "5", &format!("http://{}/clientip", b["IP"])]);
+    let client = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(client.starts_with(&format!("{}:", a["IP"])), "{client} {out:?}");
+
+    // kubectl exec and logs, through the API server to the node's kubelet API.
+    let hostname = c.kubectl_ok(&["exec", &a["NAME"], "--", "hostname"]);
+    assert_eq!(hostname.trim(), a["NAME"]);
+    let logs = c.kubectl_ok(&["logs", &a["NAME"]]);
+    assert!(logs.contains(&format!("serving on {}", a["NAME"])), "{logs}");
+    let code = c.kubectl(&["exec", &a["NAME"], "--", "sh", "-c", "exit 3"]);
+    assert_eq!(code.status.code(), Some(3));
+
+    // resolv.conf as the seeds show, and the Service environment of Services made before the pod.
+    let resolv = c.kubectl_ok(&["exec", &a["NAME"], "--", "cat", "/etc/resolv.conf"]);
+    assert_eq!(resolv, "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+    let env = c.kubectl_ok(&["exec", &a["NAME"], "--", "env"]);
+    let svc_ip = c.kubectl_ok(&["get", "svc", "service-clusterip", "-o", "jsonpath={.spec.clusterIP}"]);
+    for want in [
+        format!("SERVICE_CLUSTERIP_SERVICE_HOST={svc_ip}"),
+        "SERVICE_CLUSTERIP_SERVICE_PORT=80".to_string(),
+        format!("SERVICE_CLUSTERIP_PORT_80_TCP=tcp://{svc_ip}:80"),
+        "KUBERNETES_SERVICE_HOST=10.96.0.1".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing from:\n{env}");
+    }
+
+    // A deleted pod is replaced; its namespace goes.
+    let before = c.namespaces().len();
+    c.kubectl_ok(&["delete", "pod", &a["NAME"]]);
+    let pods = running_pods(&c, 3);
+    assert!(pods.iter().all(|p| p["NAME"] != a["NAME"]));
+    assert_eq!(c.namespaces().len(), before, "one pod namespace gone, one made");
+
+    // An image without a command is not run, and the pod says what to set.
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: imageonly}\nspec:\n  containers: [{name: web, image: nginx}]\n");
+    let status = eventually(Duration::from_secs(30), "CommandRequired", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "imageonly"]));
+        (t[0]["STATUS"] == "CommandRequired").then_some(())
+    });
+    let _ = status;
+    let msg = c.kubectl_ok(&["get", "pod", "imageonly", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}"]);
+    assert!(msg.contains("set \"command\""), "{msg}");
+
+    // The outside client reaches the nodes, not the pods' network directly.
+    let code = |url: &str| {
+        let out = c.exec(&["--outside"], &["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(code("http://172.28.0.11:10250/healthz"), "200");
+    assert_eq!(code("http://172.28.0.12:10250/containerLogs/default/x/y"), "401", "the kubelet API wants the API server's token");
+    assert_eq!(code(&format!("http://{}/", b["IP"])), "000", "pods are not routed from outside");
+
+    // Stop: nothing of the cluster is left.
+    assert!(!c.processes().is_empty(), "containers were running");
+    c.stop();
+    assert_eq!(c.namespaces(), Vec::<String>::new());
+    assert_eq!(c.processes(), Vec::<String>::new());
+    let links = String::from_utf8(Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).unwrap();
+    assert!(!links.contains("vn1") && !links.contains("br0@"), "no link leaked into the host: {links}");
+    assert!(!Path::new(&c.data().join("up.pid")).exists());
+}
