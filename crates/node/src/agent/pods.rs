@@ -542,18 +542,16 @@ impl Worker {
             let ran_long = exit
                 .started_at
                 .is_some_and(|s| exit.finished_at.as_second() - s.as_second() > 600);
+            // The first restart is immediate, then 10 s, 20 s, ... (as the kubelet's back-off).
+            let wait = if ran_long || c.killing { Duration::ZERO } else { c.backoff };
             c.backoff = if c.backoff.is_zero() || ran_long {
                 BACKOFF_START
             } else {
                 (c.backoff * 2).min(BACKOFF_MAX)
             };
-            if c.killing {
-                // Restarted by a failed liveness probe: no back-off for that one.
-                c.backoff = Duration::ZERO;
-            }
-            c.next_start = Some(Instant::now() + c.backoff);
+            c.next_start = Some(Instant::now() + wait);
             c.restart_count += 1;
-            c.run = if c.backoff.is_zero() {
+            c.run = if wait.is_zero() {
                 Run::Waiting {
                     reason: "ContainerCreating".into(),
                     message: None,
@@ -563,7 +561,7 @@ impl Worker {
                     reason: "CrashLoopBackOff".into(),
                     message: Some(format!(
                         "back-off {}s restarting failed container={} pod={}_{}({})",
-                        c.backoff.as_secs(),
+                        wait.as_secs(),
                         c.spec.name,
                         self.name,
                         self.ns,

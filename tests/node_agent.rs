@@ -1,0 +1,171 @@
+//! A standalone `svcnet node` against the real API server and controller-manager: it registers
+//! its Node and gets a pod CIDR from the node IPAM controller, runs a pod in its own network
+//! namespace, keeps it running when the agent is killed and restarted (re-adoption), goes
+//! NotReady with its pod's endpoints when it stops heartbeating, restarts a container that
+//! exits, and tears the pod down on deletion. Uses a test namespace with an address on its
+//! loopback as the node; everything is removed however the test ends.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams};
+use support::{wait_for, ApiServer, SVCNET};
+use svcnet_netns::NetNs;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The node's namespace and every pod namespace of this test, deleted on drop.
+struct Guard {
+    node_ns: String,
+    prefix: String,
+    agent: Option<Child>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        for n in NetNs::list(&self.prefix) {
+            let _ = NetNs::delete(&n);
+        }
+        let _ = NetNs::delete(&self.node_ns);
+    }
+}
+
+fn start_agent(s: &ApiServer, g: &Guard, data: &std::path::Path) -> Child {
+    Command::new(SVCNET)
+        .args(["node", "--node-name", "solo", "--node-ip", "198.51.100.7", "--heartbeat-seconds", "1"])
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["--netns", &g.node_ns, "--netns-prefix", &g.prefix])
+        .arg("--token-file")
+        .arg(s.data_dir().join("kubelet-client.token"))
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap())
+        .spawn()
+        .expect("svcnet node")
+}
+
+async fn pod(client: &kube::Client, name: &str) -> Option<Pod> {
+    Api::<Pod>::namespaced(client.clone(), "default").get_opt(name).await.ok().flatten()
+}
+
+fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i32> {
+    std::fs::read_to_string(data.join("pods").join(uid).join("containers").join(container).join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
+    let mut s = ApiServer::start();
+    s.start_controllers(&["--node-monitor-grace-period", "3"]);
+    let client = s.client().await;
+    let id = std::process::id();
+    let mut g = Guard {
+        node_ns: format!("svcnet-t{id}-node"),
+        prefix: format!("svcnet-t{id}-"),
+        agent: None,
+    };
+    let node = NetNs::create(&g.node_ns).unwrap();
+    node.ip_batch("link set lo up\naddr add 198.51.100.7/32 dev lo\n").unwrap();
+    let data = s.dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    g.agent = Some(start_agent(&s, &g, &data));
+
+    // Registered, with a pod CIDR from the node IPAM controller, Ready.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let n = wait_for(T, "the node Ready with a pod CIDR", || async {
+        let n = nodes.get_opt("solo").await.ok()??;
+        let cidr = n.spec.as_ref()?.pod_cidr.clone()?;
+        let ok = n.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        ok.then_some((n, cidr))
+    })
+    .await;
+    assert_eq!(n.1, "10.244.0.0/24");
+    let addrs = n.0.status.unwrap().addresses.unwrap();
+    assert!(addrs.iter().any(|a| a.type_ == "InternalIP" && a.address == "198.51.100.7"));
+
+    // A pod (and a Service selecting it), scheduled here and run.
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: app, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=8080]}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = wait_for(T, "the pod running with an IP", || async {
+        let p = pod(&client, "web").await?;
+        let st = p.status.as_ref()?;
+        (st.phase.as_deref() == Some("Running") && st.pod_ip.is_some()).then_some(p)
+    })
+    .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert!(ip.starts_with("10.244.0."), "{ip}");
+    assert_eq!(p.status.as_ref().unwrap().host_ip.as_deref(), Some("198.51.100.7"));
+    // Really serving, in its own namespace, reached from the node.
+    let out = node.exec(&["curl", "-s", "-m", "5", &format!("http://{ip}:8080/hostname")]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web");
+
+    // The exiting container is restarted (restartPolicy Always), with its last state kept.
+    wait_for(T, "a restart of the flaky container", || async {
+        let p = pod(&client, "web").await?;
+        let cs = p.status.as_ref()?.container_statuses.clone()?;
+        let f = cs.iter().find(|c| c.name == "flaky")?;
+        (f.restart_count >= 1 && f.last_state.as_ref()?.terminated.as_ref()?.exit_code == 1).then_some(())
+    })
+    .await;
+
+    // Kill the agent: the container keeps running; a new agent adopts it (same process).
+    let app_pid = container_pid(&data, &uid, "app").expect("app's pid");
+    let mut a = g.agent.take().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    // Without heartbeats the node goes Unknown and its pod not ready (endpoint not ready).
+    wait_for(T, "the node NotReady", || async {
+        let n = nodes.get_opt("solo").await.ok()??;
+        n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown").then_some(())
+    })
+    .await;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    wait_for(T, "the endpoint not ready", || async {
+        let l = slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await.ok()?;
+        let e = l.items.first()?.endpoints.first()?.clone();
+        (e.conditions?.ready == Some(false)).then_some(())
+    })
+    .await;
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_ok(), "the container outlived its agent");
+
+    g.agent = Some(start_agent(&s, &g, &data));
+    wait_for(T, "the node Ready again", || async {
+        let n = nodes.get_opt("solo").await.ok()??;
+        n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+    let p = wait_for(T, "the pod reported again", || async {
+        let p = pod(&client, "web").await?;
+        let cs = p.status.as_ref()?.container_statuses.clone()?;
+        let app = cs.iter().find(|c| c.name == "app")?;
+        (app.state.as_ref()?.running.is_some() && app.ready).then_some(p)
+    })
+    .await;
+    assert_eq!(container_pid(&data, &uid, "app"), Some(app_pid), "adopted, not restarted");
+    let app = p.status.unwrap().container_statuses.unwrap().into_iter().find(|c| c.name == "app").unwrap();
+    assert_eq!(app.restart_count, 0);
+
+    // Deletion: SIGTERM, the namespace and the pod object go.
+    s.kubectl_ok(&["delete", "pod", "web", "--wait=true", "--timeout=30s"]);
+    assert!(pod(&client, "web").await.is_none());
+    assert!(NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns), "pod namespace removed: {:?}", NetNs::list(&g.prefix));
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err(), "the container is gone");
+    assert!(!data.join("pods").join(&uid).exists());
+}
