@@ -1,0 +1,271 @@
+//! Cluster benchmark (issue 4): `svcnet up` until every node is Ready (1 and 3 nodes), and 50
+//! pods from a Deployment's creation to all Ready on a 3-node cluster.
+//!
+//! References, measured in the same run:
+//! - for `up`: `svcnet apiserver` alone until it serves (the control plane's own start);
+//! - for the pods: 50 pod sandboxes (network namespace, veth, address, files) made directly with
+//!   svcnet-node's sandbox code in one namespace, each with the same server process started in
+//!   it and answering — the kernel's and the processes' cost, without the API, scheduler,
+//!   controllers, agent or shims.
+//!
+//! Needs root. Everything it creates is removed at the end (also `svcnet down` on the data dirs).
+//!
+//! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/cluster-bench [--runs 3] [--pods 50]`
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+#[derive(Parser)]
+struct Args {
+    /// Runs of each `up` measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Pods in the pod-start measurement.
+    #[arg(long, default_value_t = 50)]
+    pods: usize,
+}
+
+fn svcnet() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("svcnet");
+    anyhow::ensure!(exe.exists(), "{} not found: `cargo build --release -p svcnet`", exe.display());
+    Ok(exe)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// A running `svcnet up`, stopped (SIGTERM, teardown) on drop.
+struct Up {
+    child: std::process::Child,
+    data: PathBuf,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = nix_kill(self.child.id() as i32);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(exe) = svcnet() {
+            let _ = Command::new(exe).arg("down").arg("--data-dir").arg(&self.data).output();
+        }
+    }
+}
+
+fn nix_kill(pid: i32) -> std::io::Result<()> {
+    let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
+}
+
+/// Start `svcnet up --nodes n`; returns it once it printed `ready`, with the time that took.
+fn up(n: usize, data: &Path) -> anyhow::Result<(Up, Duration)> {
+    let start = Instant::now();
+    let mut child = Command::new(svcnet()?)
+        .args(["up", "--apiserver-port", "0", "--nodes", &n.to_string(), "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let out = child.stdout.take().expect("piped");
+    let up = Up {
+        child,
+        data: data.to_path_buf(),
+    };
+    for line in BufReader::new(out).lines() {
+        if line?.starts_with("ready") {
+            return Ok((up, start.elapsed()));
+        }
+    }
+    anyhow::bail!("svcnet up exited before it was ready")
+}
+
+/// `svcnet apiserver` alone until its kubeconfig exists and /healthz answers.
+fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut child = Command::new(svcnet()?)
+        .args(["apiserver", "--secure-port", "0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let kc = data.join("kubeconfig");
+    let took = loop {
+        if let Ok(s) = std::fs::read_to_string(&kc) {
+            if let Some(url) = s.lines().find_map(|l| l.trim().strip_prefix("server: ")) {
+                let ok = Command::new("curl").args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("{url}/healthz")]).output()?;
+                if ok.stdout == b"200" {
+                    break start.elapsed();
+                }
+            }
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "apiserver did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.kill()?;
+    child.wait()?;
+    Ok(took)
+}
+
+async fn client(data: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(data.join("kubeconfig"))?;
+    Ok(kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?)
+}
+
+/// 50 pods of a Deployment, from `kubectl apply` to all Ready.
+async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration> {
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bench}}\nspec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: bench}}}}\n  template:\n    metadata: {{labels: {{app: bench}}}}\n    spec:\n      containers:\n      - {{name: web, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=80]}}\n"
+    );
+    let file = data.join("bench.yaml");
+    std::fs::write(&file, manifest)?;
+    let c = client(data).await?;
+    let api: Api<Pod> = Api::namespaced(c, "default");
+    let start = Instant::now();
+    let st = Command::new("kubectl").arg("apply").arg("-f").arg(&file).env("KUBECONFIG", data.join("kubeconfig")).output()?;
+    anyhow::ensure!(st.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&st.stderr));
+    loop {
+        let pods = api.list(&ListParams::default().labels("app=bench")).await?;
+        let ready = pods
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        if ready == n {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "only {ready}/{n} pods ready after 120 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The reference: the same number of sandboxes and server processes, made directly.
+async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
+    use svcnet_netns::NetNs;
+    let tag = std::process::id();
+    let node_name = format!("svcnet-b{tag}-node");
+    let node = NetNs::create(&node_name)?;
+    let cidr: ipnet::Ipv4Net = "10.250.0.0/24".parse()?;
+    let exe = svcnet()?;
+    let mut made = Vec::new();
+    let mut children = Vec::new();
+    let start = Instant::now();
+    let result: anyhow::Result<Duration> = async {
+        svcnet_node::sandbox::prepare_node(Some(&node), cidr)?;
+        let files = svcnet_node::sandbox::PodFiles {
+            hostname: "bench".into(),
+            ..Default::default()
+        };
+        for i in 0..n {
+            let ip = Ipv4Addr::new(10, 250, 0, 2 + i as u8);
+            let uid = format!("{tag:x}{i:04x}");
+            let netns = format!("svcnet-b{tag}-pod-{i}");
+            let pdir = dir.join(&uid);
+            let spec = svcnet_node::sandbox::SandboxSpec {
+                netns: &netns,
+                uid: &uid,
+                namespace: "default",
+                name: &uid,
+                ip,
+                cidr,
+                files: &files,
+                dir: &pdir,
+            };
+            made.push(svcnet_node::sandbox::create(&spec, Some(&node))?);
+            let mut cmd = Command::new(&exe);
+            cmd.args(["agnhost", "netexec", "--http-port=80"]).stdout(Stdio::null()).stderr(Stdio::null());
+            svcnet_netns::enter_on_exec(&mut cmd, &NetNs::open(&netns)?, Some("bench"), &[])?;
+            children.push(cmd.spawn()?);
+        }
+        for sb in &made {
+            let addr = SocketAddr::from((sb.ip, 80));
+            loop {
+                if node.tcp_connect(addr, Duration::from_millis(200)).await.is_ok() {
+                    break;
+                }
+                anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "{addr} never answered");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        Ok(start.elapsed())
+    }
+    .await;
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    for sb in &made {
+        let _ = svcnet_node::sandbox::destroy(sb, Some(&node));
+    }
+    let _ = NetNs::delete(&node_name);
+    result
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    svcnet_netns::check_privileges().map_err(anyhow::Error::msg)?;
+    let tmp = tempfile::tempdir()?;
+
+    let mut api_alone = Vec::new();
+    for r in 0..args.runs {
+        api_alone.push(apiserver_alone(&tmp.path().join(format!("api-{r}")))?);
+    }
+    let api_alone = median(api_alone);
+    println!("## `svcnet up` until every node is Ready (median of {} runs)\n", args.runs);
+    println!("| nodes | svcnet up → ready | reference: `svcnet apiserver` alone → serving | ratio |");
+    println!("|---|---|---|---|");
+    for n in [1usize, 3] {
+        let mut times = Vec::new();
+        for r in 0..args.runs {
+            let (cluster, took) = up(n, &tmp.path().join(format!("up-{n}-{r}")))?;
+            times.push(took);
+            drop(cluster);
+        }
+        let m = median(times);
+        println!("| {n} | {} | {} | {:.1}x |", secs(m), secs(api_alone), m.as_secs_f64() / api_alone.as_secs_f64());
+    }
+
+    let data = tmp.path().join("pods");
+    let (cluster, _) = up(3, &data)?;
+    let through = pods_through_cluster(&data, args.pods).await;
+    drop(cluster);
+    let through = through?;
+    let direct = pods_direct(args.pods, &tmp.path().join("direct")).await?;
+    println!("\n## {} pods: Deployment created → all Ready (3 nodes)\n", args.pods);
+    println!("| path | time | per pod |");
+    println!("|---|---|---|");
+    println!("| svcnet: API → ReplicaSet → scheduler → agents → sandboxes + shims → status | {} | {:.1} ms |", secs(through), through.as_secs_f64() * 1000.0 / args.pods as f64);
+    println!("| reference: the same sandboxes and processes made directly, answering on :80 | {} | {:.1} ms |", secs(direct), direct.as_secs_f64() * 1000.0 / args.pods as f64);
+    println!("| ratio | {:.1}x | |", through.as_secs_f64() / direct.as_secs_f64());
+    Ok(())
+}
