@@ -23,7 +23,14 @@ impl Cluster {
     fn up(nodes: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(SVCNET)
-            .args(["up", "--nodes", &nodes.to_string(), "--apiserver-port", "0", "--data-dir"])
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--apiserver-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -51,7 +58,14 @@ impl Cluster {
                 break;
             }
         }
-        let names = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+        let names = String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         c.prefix = names
             .lines()
             .filter_map(|l| l.split_whitespace().next())
@@ -110,7 +124,14 @@ impl Cluster {
     }
 
     fn namespaces(&self) -> Vec<String> {
-        let names = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+        let names = String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         names
             .lines()
             .filter_map(|l| l.split_whitespace().next())
@@ -135,7 +156,10 @@ impl Cluster {
     /// SIGTERM `up` (as Ctrl-C would) and wait for it to finish its teardown.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if c.try_wait().unwrap().is_some() {
@@ -156,7 +180,11 @@ impl Drop for Cluster {
             let _ = c.wait();
         }
         // Whatever happened, leave nothing behind.
-        let _ = Command::new(SVCNET).arg("down").arg("--data-dir").arg(self.data()).output();
+        let _ = Command::new(SVCNET)
+            .arg("down")
+            .arg("--data-dir")
+            .arg(self.data())
+            .output();
     }
 }
 
@@ -189,16 +217,36 @@ spec:
 ";
 
 fn running_pods(c: &Cluster, n: usize) -> Vec<std::collections::BTreeMap<String, String>> {
-    eventually(Duration::from_secs(60), &format!("{n} Running, Ready pods"), || {
-        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "--show-labels", "-l", "app=service-env"]));
-        (t.len() == n && t.iter().all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")).then_some(t)
-    })
+    eventually(
+        Duration::from_secs(60),
+        &format!("{n} Running, Ready pods"),
+        || {
+            let t = table(&c.kubectl_ok(&[
+                "get",
+                "pods",
+                "-o",
+                "wide",
+                "--show-labels",
+                "-l",
+                "app=service-env",
+            ]));
+            (t.len() == n
+                && t.iter()
+                    .all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1"))
+            .then_some(t)
+        },
+    )
 }
 
 #[test]
 fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     let mut c = Cluster::up(2);
-    assert_eq!(c.namespaces().len(), 5, "net, cp, outside and two nodes: {:?}", c.namespaces());
+    assert_eq!(
+        c.namespaces().len(),
+        5,
+        "net, cp, outside and two nodes: {:?}",
+        c.namespaces()
+    );
     let nodes = table(&c.kubectl_ok(&["get", "nodes"]));
     assert_eq!(nodes.len(), 2);
     assert!(nodes.iter().all(|n| n["STATUS"] == "Ready"), "{nodes:?}");
@@ -228,20 +276,44 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
 
     // Each pod answers from a node (node-1 reaches node-2's pods through the node network).
     for p in &pods {
-        let out = c.exec(&["--node", "node-1"], &["curl", "-s", "-m", "5", &format!("http://{}/hostname", p["IP"])]);
+        let out = c.exec(
+            &["--node", "node-1"],
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                &format!("http://{}/hostname", p["IP"]),
+            ],
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout), p["NAME"], "{:?}", out);
     }
     // And from another pod, which sees the caller's pod IP.
     let (a, b) = (&pods[0], &pods[1]);
-    let out = c.exec(&[&a["NAME"]], &["curl", "-s", "-m", "5", &format!("http://{}/clientip", b["IP"])]);
+    let out = c.exec(
+        &[&a["NAME"]],
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            &format!("http://{}/clientip", b["IP"]),
+        ],
+    );
     let client = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(client.starts_with(&format!("{}:", a["IP"])), "{client} {out:?}");
+    assert!(
+        client.starts_with(&format!("{}:", a["IP"])),
+        "{client} {out:?}"
+    );
 
     // kubectl exec and logs, through the API server to the node's kubelet API.
     let hostname = c.kubectl_ok(&["exec", &a["NAME"], "--", "hostname"]);
     assert_eq!(hostname.trim(), a["NAME"]);
     let logs = c.kubectl_ok(&["logs", &a["NAME"]]);
-    assert!(logs.contains(&format!("serving on {}", a["NAME"])), "{logs}");
+    assert!(
+        logs.contains(&format!("serving on {}", a["NAME"])),
+        "{logs}"
+    );
     let code = c.kubectl(&["exec", &a["NAME"], "--", "sh", "-c", "exit 3"]);
     assert_eq!(code.status.code(), Some(3));
 
@@ -249,14 +321,23 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     let resolv = c.kubectl_ok(&["exec", &a["NAME"], "--", "cat", "/etc/resolv.conf"]);
     assert_eq!(resolv, "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
     let env = c.kubectl_ok(&["exec", &a["NAME"], "--", "env"]);
-    let svc_ip = c.kubectl_ok(&["get", "svc", "service-clusterip", "-o", "jsonpath={.spec.clusterIP}"]);
+    let svc_ip = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "service-clusterip",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     for want in [
         format!("SERVICE_CLUSTERIP_SERVICE_HOST={svc_ip}"),
         "SERVICE_CLUSTERIP_SERVICE_PORT=80".to_string(),
         format!("SERVICE_CLUSTERIP_PORT_80_TCP=tcp://{svc_ip}:80"),
         "KUBERNETES_SERVICE_HOST=10.96.0.1".to_string(),
     ] {
-        assert!(env.lines().any(|l| l == want), "{want} missing from:\n{env}");
+        assert!(
+            env.lines().any(|l| l == want),
+            "{want} missing from:\n{env}"
+        );
     }
 
     // A deleted pod is replaced; its namespace goes.
@@ -264,33 +345,73 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     c.kubectl_ok(&["delete", "pod", &a["NAME"]]);
     let pods = running_pods(&c, 3);
     assert!(pods.iter().all(|p| p["NAME"] != a["NAME"]));
-    assert_eq!(c.namespaces().len(), before, "one pod namespace gone, one made");
+    assert_eq!(
+        c.namespaces().len(),
+        before,
+        "one pod namespace gone, one made"
+    );
 
     // An image without a command is not run, and the pod says what to set.
     c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: imageonly}\nspec:\n  containers: [{name: web, image: nginx}]\n");
-    let status = eventually(Duration::from_secs(30), "CommandRequired", || {
+    eventually(Duration::from_secs(30), "CommandRequired", || {
         let t = table(&c.kubectl_ok(&["get", "pod", "imageonly"]));
         (t[0]["STATUS"] == "CommandRequired").then_some(())
     });
-    let _ = status;
-    let msg = c.kubectl_ok(&["get", "pod", "imageonly", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}"]);
+    let msg = c.kubectl_ok(&[
+        "get",
+        "pod",
+        "imageonly",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+    ]);
     assert!(msg.contains("set \"command\""), "{msg}");
 
     // The outside client reaches the nodes, not the pods' network directly.
     let code = |url: &str| {
-        let out = c.exec(&["--outside"], &["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]);
+        let out = c.exec(
+            &["--outside"],
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                url,
+            ],
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert_eq!(code("http://172.28.0.11:10250/healthz"), "200");
-    assert_eq!(code("http://172.28.0.12:10250/containerLogs/default/x/y"), "401", "the kubelet API wants the API server's token");
-    assert_eq!(code(&format!("http://{}/", b["IP"])), "000", "pods are not routed from outside");
+    assert_eq!(
+        code("http://172.28.0.12:10250/containerLogs/default/x/y"),
+        "401",
+        "the kubelet API wants the API server's token"
+    );
+    assert_eq!(
+        code(&format!("http://{}/", b["IP"])),
+        "000",
+        "pods are not routed from outside"
+    );
 
     // Stop: nothing of the cluster is left.
     assert!(!c.processes().is_empty(), "containers were running");
     c.stop();
     assert_eq!(c.namespaces(), Vec::<String>::new());
     assert_eq!(c.processes(), Vec::<String>::new());
-    let links = String::from_utf8(Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).unwrap();
-    assert!(!links.contains("vn1") && !links.contains("br0@"), "no link leaked into the host: {links}");
+    let links = String::from_utf8(
+        Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !links.contains("vn1") && !links.contains("br0@"),
+        "no link leaked into the host: {links}"
+    );
     assert!(!Path::new(&c.data().join("up.pid")).exists());
 }

@@ -40,7 +40,15 @@ impl Drop for Guard {
 
 fn start_agent(s: &ApiServer, g: &Guard, data: &std::path::Path) -> Child {
     Command::new(SVCNET)
-        .args(["node", "--node-name", "solo", "--node-ip", "198.51.100.7", "--heartbeat-seconds", "1"])
+        .args([
+            "node",
+            "--node-name",
+            "solo",
+            "--node-ip",
+            "198.51.100.7",
+            "--heartbeat-seconds",
+            "1",
+        ])
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
         .args(["--netns", &g.node_ns, "--netns-prefix", &g.prefix])
@@ -50,21 +58,37 @@ fn start_agent(s: &ApiServer, g: &Guard, data: &std::path::Path) -> Child {
         .arg(data)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data.with_extension("log"))
+                .unwrap(),
+        )
         .spawn()
         .expect("svcnet node")
 }
 
 async fn pod(client: &kube::Client, name: &str) -> Option<Pod> {
-    Api::<Pod>::namespaced(client.clone(), "default").get_opt(name).await.ok().flatten()
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i32> {
-    std::fs::read_to_string(data.join("pods").join(uid).join("containers").join(container).join("pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(
+        data.join("pods")
+            .join(uid)
+            .join("containers")
+            .join(container)
+            .join("pid"),
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +103,8 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         agent: None,
     };
     let node = NetNs::create(&g.node_ns).unwrap();
-    node.ip_batch("link set lo up\naddr add 198.51.100.7/32 dev lo\n").unwrap();
+    node.ip_batch("link set lo up\naddr add 198.51.100.7/32 dev lo\n")
+        .unwrap();
     let data = s.dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
     g.agent = Some(start_agent(&s, &g, &data));
@@ -89,18 +114,30 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     let n = wait_for(T, "the node Ready with a pod CIDR", || async {
         let n = nodes.get_opt("solo").await.ok()??;
         let cidr = n.spec.as_ref()?.pod_cidr.clone()?;
-        let ok = n.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ok = n
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
         ok.then_some((n, cidr))
     })
     .await;
     assert_eq!(n.1, "10.244.0.0/24");
     let addrs = n.0.status.unwrap().addresses.unwrap();
-    assert!(addrs.iter().any(|a| a.type_ == "InternalIP" && a.address == "198.51.100.7"));
+    assert!(addrs
+        .iter()
+        .any(|a| a.type_ == "InternalIP" && a.address == "198.51.100.7"));
 
     // A pod (and a Service selecting it), scheduled here and run.
     let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: app, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=8080]}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n";
     let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = wait_for(T, "the pod running with an IP", || async {
         let p = pod(&client, "web").await?;
         let st = p.status.as_ref()?;
@@ -110,9 +147,20 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     let uid = p.metadata.uid.clone().unwrap();
     let ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
     assert!(ip.starts_with("10.244.0."), "{ip}");
-    assert_eq!(p.status.as_ref().unwrap().host_ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(
+        p.status.as_ref().unwrap().host_ip.as_deref(),
+        Some("198.51.100.7")
+    );
     // Really serving, in its own namespace, reached from the node.
-    let out = node.exec(&["curl", "-s", "-m", "5", &format!("http://{ip}:8080/hostname")]).unwrap();
+    let out = node
+        .exec(&[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            &format!("http://{ip}:8080/hostname"),
+        ])
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "web");
 
     // The exiting container is restarted (restartPolicy Always), with its last state kept.
@@ -120,7 +168,8 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         let p = pod(&client, "web").await?;
         let cs = p.status.as_ref()?.container_statuses.clone()?;
         let f = cs.iter().find(|c| c.name == "flaky")?;
-        (f.restart_count >= 1 && f.last_state.as_ref()?.terminated.as_ref()?.exit_code == 1).then_some(())
+        (f.restart_count >= 1 && f.last_state.as_ref()?.terminated.as_ref()?.exit_code == 1)
+            .then_some(())
     })
     .await;
 
@@ -133,22 +182,36 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     // Without heartbeats the node goes Unknown and its pod not ready (endpoint not ready).
     wait_for(T, "the node NotReady", || async {
         let n = nodes.get_opt("solo").await.ok()??;
-        n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown").then_some(())
+        n.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+            .then_some(())
     })
     .await;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     wait_for(T, "the endpoint not ready", || async {
-        let l = slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await.ok()?;
+        let l = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await
+            .ok()?;
         let e = l.items.first()?.endpoints.first()?.clone();
         (e.conditions?.ready == Some(false)).then_some(())
     })
     .await;
-    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_ok(), "the container outlived its agent");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_ok(),
+        "the container outlived its agent"
+    );
 
     g.agent = Some(start_agent(&s, &g, &data));
     wait_for(T, "the node Ready again", || async {
         let n = nodes.get_opt("solo").await.ok()??;
-        n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+        n.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
     })
     .await;
     let p = wait_for(T, "the pod reported again", || async {
@@ -158,14 +221,32 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         (app.state.as_ref()?.running.is_some() && app.ready).then_some(p)
     })
     .await;
-    assert_eq!(container_pid(&data, &uid, "app"), Some(app_pid), "adopted, not restarted");
-    let app = p.status.unwrap().container_statuses.unwrap().into_iter().find(|c| c.name == "app").unwrap();
+    assert_eq!(
+        container_pid(&data, &uid, "app"),
+        Some(app_pid),
+        "adopted, not restarted"
+    );
+    let app = p
+        .status
+        .unwrap()
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "app")
+        .unwrap();
     assert_eq!(app.restart_count, 0);
 
     // Deletion: SIGTERM, the namespace and the pod object go.
     s.kubectl_ok(&["delete", "pod", "web", "--wait=true", "--timeout=30s"]);
     assert!(pod(&client, "web").await.is_none());
-    assert!(NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns), "pod namespace removed: {:?}", NetNs::list(&g.prefix));
-    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err(), "the container is gone");
+    assert!(
+        NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns),
+        "pod namespace removed: {:?}",
+        NetNs::list(&g.prefix)
+    );
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err(),
+        "the container is gone"
+    );
     assert!(!data.join("pods").join(&uid).exists());
 }

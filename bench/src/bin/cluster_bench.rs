@@ -34,7 +34,11 @@ struct Args {
 
 fn svcnet() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?.with_file_name("svcnet");
-    anyhow::ensure!(exe.exists(), "{} not found: `cargo build --release -p svcnet`", exe.display());
+    anyhow::ensure!(
+        exe.exists(),
+        "{} not found: `cargo build --release -p svcnet`",
+        exe.display()
+    );
     Ok(exe)
 }
 
@@ -66,13 +70,19 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Ok(exe) = svcnet() {
-            let _ = Command::new(exe).arg("down").arg("--data-dir").arg(&self.data).output();
+            let _ = Command::new(exe)
+                .arg("down")
+                .arg("--data-dir")
+                .arg(&self.data)
+                .output();
         }
     }
 }
 
 fn nix_kill(pid: i32) -> std::io::Result<()> {
-    let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
     if st.success() {
         Ok(())
     } else {
@@ -84,7 +94,14 @@ fn nix_kill(pid: i32) -> std::io::Result<()> {
 fn up(n: usize, data: &Path) -> anyhow::Result<(Up, Duration)> {
     let start = Instant::now();
     let mut child = Command::new(svcnet()?)
-        .args(["up", "--apiserver-port", "0", "--nodes", &n.to_string(), "--data-dir"])
+        .args([
+            "up",
+            "--apiserver-port",
+            "0",
+            "--nodes",
+            &n.to_string(),
+            "--data-dir",
+        ])
         .arg(data)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -117,13 +134,25 @@ fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
     let took = loop {
         if let Ok(s) = std::fs::read_to_string(&kc) {
             if let Some(url) = s.lines().find_map(|l| l.trim().strip_prefix("server: ")) {
-                let ok = Command::new("curl").args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("{url}/healthz")]).output()?;
+                let ok = Command::new("curl")
+                    .args([
+                        "-sk",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &format!("{url}/healthz"),
+                    ])
+                    .output()?;
                 if ok.stdout == b"200" {
                     break start.elapsed();
                 }
             }
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "apiserver did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "apiserver did not start"
+        );
         std::thread::sleep(Duration::from_millis(2));
     };
     child.kill()?;
@@ -133,7 +162,9 @@ fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
 
 async fn client(data: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(data.join("kubeconfig"))?;
-    Ok(kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?)
+    Ok(kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?)
 }
 
 /// 50 pods of a Deployment, from `kubectl apply` to all Ready.
@@ -146,8 +177,17 @@ async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration>
     let c = client(data).await?;
     let api: Api<Pod> = Api::namespaced(c, "default");
     let start = Instant::now();
-    let st = Command::new("kubectl").arg("apply").arg("-f").arg(&file).env("KUBECONFIG", data.join("kubeconfig")).output()?;
-    anyhow::ensure!(st.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&st.stderr));
+    let st = Command::new("kubectl")
+        .arg("apply")
+        .arg("-f")
+        .arg(&file)
+        .env("KUBECONFIG", data.join("kubeconfig"))
+        .output()?;
+    anyhow::ensure!(
+        st.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     loop {
         let pods = api.list(&ListParams::default().labels("app=bench")).await?;
         let ready = pods
@@ -163,7 +203,10 @@ async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration>
         if ready == n {
             return Ok(start.elapsed());
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "only {ready}/{n} pods ready after 120 s");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {ready}/{n} pods ready after 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -202,17 +245,26 @@ async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
             };
             made.push(svcnet_node::sandbox::create(&spec, Some(&node))?);
             let mut cmd = Command::new(&exe);
-            cmd.args(["agnhost", "netexec", "--http-port=80"]).stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.args(["agnhost", "netexec", "--http-port=80"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
             svcnet_netns::enter_on_exec(&mut cmd, &NetNs::open(&netns)?, Some("bench"), &[])?;
             children.push(cmd.spawn()?);
         }
         for sb in &made {
             let addr = SocketAddr::from((sb.ip, 80));
             loop {
-                if node.tcp_connect(addr, Duration::from_millis(200)).await.is_ok() {
+                if node
+                    .tcp_connect(addr, Duration::from_millis(200))
+                    .await
+                    .is_ok()
+                {
                     break;
                 }
-                anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "{addr} never answered");
+                anyhow::ensure!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{addr} never answered"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
@@ -241,8 +293,13 @@ async fn main() -> anyhow::Result<()> {
         api_alone.push(apiserver_alone(&tmp.path().join(format!("api-{r}")))?);
     }
     let api_alone = median(api_alone);
-    println!("## `svcnet up` until every node is Ready (median of {} runs)\n", args.runs);
-    println!("| nodes | svcnet up → ready | reference: `svcnet apiserver` alone → serving | ratio |");
+    println!(
+        "## `svcnet up` until every node is Ready (median of {} runs)\n",
+        args.runs
+    );
+    println!(
+        "| nodes | svcnet up → ready | reference: `svcnet apiserver` alone → serving | ratio |"
+    );
     println!("|---|---|---|---|");
     for n in [1usize, 3] {
         let mut times = Vec::new();
@@ -252,7 +309,12 @@ async fn main() -> anyhow::Result<()> {
             drop(cluster);
         }
         let m = median(times);
-        println!("| {n} | {} | {} | {:.1}x |", secs(m), secs(api_alone), m.as_secs_f64() / api_alone.as_secs_f64());
+        println!(
+            "| {n} | {} | {} | {:.1}x |",
+            secs(m),
+            secs(api_alone),
+            m.as_secs_f64() / api_alone.as_secs_f64()
+        );
     }
 
     let data = tmp.path().join("pods");
@@ -261,11 +323,17 @@ async fn main() -> anyhow::Result<()> {
     drop(cluster);
     let through = through?;
     let direct = pods_direct(args.pods, &tmp.path().join("direct")).await?;
-    println!("\n## {} pods: Deployment created → all Ready (3 nodes)\n", args.pods);
+    println!(
+        "\n## {} pods: Deployment created → all Ready (3 nodes)\n",
+        args.pods
+    );
     println!("| path | time | per pod |");
     println!("|---|---|---|");
     println!("| svcnet: API → ReplicaSet → scheduler → agents → sandboxes + shims → status | {} | {:.1} ms |", secs(through), through.as_secs_f64() * 1000.0 / args.pods as f64);
     println!("| reference: the same sandboxes and processes made directly, answering on :80 | {} | {:.1} ms |", secs(direct), direct.as_secs_f64() * 1000.0 / args.pods as f64);
-    println!("| ratio | {:.1}x | |", through.as_secs_f64() / direct.as_secs_f64());
+    println!(
+        "| ratio | {:.1}x | |",
+        through.as_secs_f64() / direct.as_secs_f64()
+    );
     Ok(())
 }

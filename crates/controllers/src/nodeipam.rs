@@ -18,7 +18,11 @@ use crate::Context;
 
 /// The first block of `cluster` (of `mask` bits) not in `used`.
 pub fn first_free(cluster: Ipv4Net, mask: u8, used: &BTreeSet<Ipv4Net>) -> Option<Ipv4Net> {
-    cluster.subnets(mask).ok()?.find(|n| !used.iter().any(|u| u.contains(&n.network()) || n.contains(&u.network())))
+    cluster.subnets(mask).ok()?.find(|n| {
+        !used
+            .iter()
+            .any(|u| u.contains(&n.network()) || n.contains(&u.network()))
+    })
 }
 
 fn used(ctx: &Context) -> BTreeSet<Ipv4Net> {
@@ -29,7 +33,10 @@ fn used(ctx: &Context) -> BTreeSet<Ipv4Net> {
         .iter()
         .flat_map(|n| {
             let s = n.spec.clone().unwrap_or_default();
-            s.pod_cidrs.unwrap_or_default().into_iter().chain(s.pod_cidr)
+            s.pod_cidrs
+                .unwrap_or_default()
+                .into_iter()
+                .chain(s.pod_cidr)
         })
         .filter_map(|c| c.parse().ok())
         .collect()
@@ -65,20 +72,45 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error> {
-    let Some(node) = ctx.informers.nodes.store().get(&ObjectRef::<Node>::new(&key.name)) else {
+    let Some(node) = ctx
+        .informers
+        .nodes
+        .store()
+        .get(&ObjectRef::<Node>::new(&key.name))
+    else {
         return Ok(None);
     };
-    if node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).is_some_and(|c| !c.is_empty()) {
+    if node
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .is_some_and(|c| !c.is_empty())
+    {
         return Ok(None);
     }
-    let Some(cidr) = first_free(ctx.config.cluster_cidr, ctx.config.node_cidr_mask_size, &used(ctx)) else {
-        ctx.recorder.event(&*node, crate::events::WARNING, "CIDRNotAvailable", format!("Node {} status is now: CIDRNotAvailable", node.name_any()));
+    let Some(cidr) = first_free(
+        ctx.config.cluster_cidr,
+        ctx.config.node_cidr_mask_size,
+        &used(ctx),
+    ) else {
+        ctx.recorder.event(
+            &*node,
+            crate::events::WARNING,
+            "CIDRNotAvailable",
+            format!("Node {} status is now: CIDRNotAvailable", node.name_any()),
+        );
         return Ok(Some(Duration::from_secs(30)));
     };
     let api: Api<Node> = Api::all(ctx.client.clone());
     let p = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
-    api.patch(&key.name, &PatchParams::default(), &Patch::Merge(p)).await?;
-    ctx.recorder.event(&*node, crate::events::NORMAL, "CIDRAssignmentSucceeded", format!("Node {} assigned pod CIDR {cidr}", node.name_any()));
+    api.patch(&key.name, &PatchParams::default(), &Patch::Merge(p))
+        .await?;
+    ctx.recorder.event(
+        &*node,
+        crate::events::NORMAL,
+        "CIDRAssignmentSucceeded",
+        format!("Node {} assigned pod CIDR {cidr}", node.name_any()),
+    );
     // The informer shows the allocation before the next node is looked at (one worker, and
     // `used` reads the cache): wait for it so two nodes never get the same block.
     for _ in 0..100 {
@@ -98,10 +130,16 @@ mod tests {
     fn first_free_block() {
         let cluster: Ipv4Net = "10.244.0.0/16".parse().unwrap();
         let mut used = BTreeSet::new();
-        assert_eq!(first_free(cluster, 24, &used), Some("10.244.0.0/24".parse().unwrap()));
+        assert_eq!(
+            first_free(cluster, 24, &used),
+            Some("10.244.0.0/24".parse().unwrap())
+        );
         used.insert("10.244.0.0/24".parse().unwrap());
         used.insert("10.244.2.0/24".parse().unwrap());
-        assert_eq!(first_free(cluster, 24, &used), Some("10.244.1.0/24".parse().unwrap()));
+        assert_eq!(
+            first_free(cluster, 24, &used),
+            Some("10.244.1.0/24".parse().unwrap())
+        );
         let tiny: Ipv4Net = "10.244.0.0/23".parse().unwrap();
         used.insert("10.244.1.0/24".parse().unwrap());
         assert_eq!(first_free(tiny, 24, &used), None);

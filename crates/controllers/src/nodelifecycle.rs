@@ -44,7 +44,9 @@ pub async fn run(ctx: Arc<Context>) {
         tokio::time::sleep(period).await;
         let now = jiff::Timestamp::now().as_second();
         for node in ctx.informers.nodes.store().state() {
-            let Some(hb) = last_heartbeat(&node) else { continue };
+            let Some(hb) = last_heartbeat(&node) else {
+                continue;
+            };
             if ready_status(&node) == Some("Unknown") || now - hb <= grace.as_secs() as i64 {
                 continue;
             }
@@ -57,7 +59,9 @@ pub async fn run(ctx: Arc<Context>) {
 
 async fn mark_unknown(ctx: &Context, node: &Node) -> Result<(), kube::Error> {
     let name = node.name_any();
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let conditions: Vec<serde_json::Value> = node
         .status
         .as_ref()
@@ -73,12 +77,23 @@ async fn mark_unknown(ctx: &Context, node: &Node) -> Result<(), kube::Error> {
         })
         .collect();
     let api: Api<Node> = Api::all(ctx.client.clone());
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": conditions}})))
-        .await?;
-    ctx.recorder.event(node, crate::events::NORMAL, "NodeNotReady", format!("Node {name} status is now: NodeNotReady"));
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": conditions}})),
+    )
+    .await?;
+    ctx.recorder.event(
+        node,
+        crate::events::NORMAL,
+        "NodeNotReady",
+        format!("Node {name} status is now: NodeNotReady"),
+    );
     // MarkPodsNotReady.
     for pod in ctx.informers.pods.store().state() {
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(name.as_str()) || !util::is_pod_ready(&pod) {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(name.as_str())
+            || !util::is_pod_ready(&pod)
+        {
             continue;
         }
         let conds: Vec<serde_json::Value> = pod
@@ -98,14 +113,23 @@ async fn mark_unknown(ctx: &Context, node: &Node) -> Result<(), kube::Error> {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         match api
-            .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": conds}})))
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"conditions": conds}})),
+            )
             .await
         {
             Ok(_) => {}
             Err(e) if util::is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
-        ctx.recorder.event(&*pod, crate::events::WARNING, "NodeNotReady", "Node is not ready".into());
+        ctx.recorder.event(
+            &*pod,
+            crate::events::WARNING,
+            "NodeNotReady",
+            "Node is not ready".into(),
+        );
     }
     Ok(())
 }

@@ -38,7 +38,8 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(data_dir: &Path) -> anyhow::Result<Layout> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
         let canonical = data_dir.canonicalize()?;
         // FNV-1a of the path: short, stable, different per data directory.
         let mut h: u32 = 0x811c9dc5;
@@ -81,7 +82,9 @@ fn attach(net: &NetNs, member: &NetNs, veth: &str, ip: Ipv4Addr) -> anyhow::Resu
         "link add {veth} type veth peer name eth0 netns {m}\nlink set {veth} master br0\nlink set {veth} up\n",
         m = member.name()
     ))?;
-    member.ip_batch(&format!("link set lo up\naddr add {ip}/{PREFIX_LEN} dev eth0\nlink set eth0 up\n"))?;
+    member.ip_batch(&format!(
+        "link set lo up\naddr add {ip}/{PREFIX_LEN} dev eth0\nlink set eth0 up\n"
+    ))?;
     Ok(())
 }
 
@@ -122,7 +125,10 @@ fn shim_pids(l: &Layout) -> Vec<i32> {
 /// Remove every namespace (and so every link and rule in them) and every process of `l`.
 pub fn teardown(l: &Layout) -> anyhow::Result<usize> {
     for pid in shim_pids(l) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let names = NetNs::list(&l.prefix);
     let mut errors = Vec::new();
@@ -150,7 +156,9 @@ impl svcnet_apiserver::proxy::Dialer for CpDialer {
         let ns = self.0.clone();
         Box::pin(async move {
             let ns = NetNs::open(&ns).map_err(std::io::Error::other)?;
-            ns.tcp_connect(addr, Duration::from_secs(10)).await.map_err(std::io::Error::other)
+            ns.tcp_connect(addr, Duration::from_secs(10))
+                .await
+                .map_err(std::io::Error::other)
         })
     }
 }
@@ -199,10 +207,15 @@ async fn nodeport_forwarders(client: Client, outside: String) {
                         while let Ok((mut inbound, _)) = listener.accept().await {
                             let outside = outside.clone();
                             tokio::spawn(async move {
-                                let Ok(ns) = NetNs::open(&outside) else { return };
+                                let Ok(ns) = NetNs::open(&outside) else {
+                                    return;
+                                };
                                 let target = SocketAddr::from((Layout::node_ip(1), port));
-                                if let Ok(mut out) = ns.tcp_connect(target, Duration::from_secs(5)).await {
-                                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                                if let Ok(mut out) =
+                                    ns.tcp_connect(target, Duration::from_secs(5)).await
+                                {
+                                    let _ =
+                                        tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
                                 }
                             });
                         }
@@ -216,12 +229,16 @@ async fn nodeport_forwarders(client: Client, outside: String) {
 
 async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    Ok(Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?)
+    Ok(Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?)
 }
 
 async fn all_nodes_ready(client: &Client, n: usize) -> bool {
     let api: Api<Node> = Api::all(client.clone());
-    let Ok(list) = api.list(&ListParams::default()).await else { return false };
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return false;
+    };
     list.items
         .iter()
         .filter(|n| {
@@ -236,13 +253,20 @@ async fn all_nodes_ready(client: &Client, n: usize) -> bool {
 
 /// `svcnet up`: everything, in the foreground, until Ctrl-C / SIGTERM; then `down`.
 pub async fn up(o: UpOptions) -> anyhow::Result<()> {
-    svcnet_netns::check_privileges().map_err(|e| anyhow::anyhow!("svcnet up needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}"))?;
+    svcnet_netns::check_privileges().map_err(|e| {
+        anyhow::anyhow!("svcnet up needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
+    })?;
     if o.nodes == 0 || o.nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
     }
     let l = Layout::new(&o.data_dir)?;
     let lock_path = l.data_dir.join("up.lock");
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).read(true).open(&lock_path)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(&lock_path)?;
     if lock.try_lock().is_err() {
         let pid = std::fs::read_to_string(l.data_dir.join("up.pid")).unwrap_or_default();
         bail!(
@@ -283,10 +307,14 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
 
     // Controllers.
     let cc = client.clone();
-    tokio::spawn(async move { svcnet_controllers::run(cc, svcnet_controllers::Config::default()).await });
+    tokio::spawn(async move {
+        svcnet_controllers::run(cc, svcnet_controllers::Config::default()).await
+    });
 
     // Nodes.
-    let token = std::fs::read_to_string(l.data_dir.join("kubelet-client.token")).ok().map(|t| t.trim().to_string());
+    let token = std::fs::read_to_string(l.data_dir.join("kubelet-client.token"))
+        .ok()
+        .map(|t| t.trim().to_string());
     let exe = std::env::current_exe()?;
     for i in 1..=o.nodes {
         let cfg = svcnet_node::agent::AgentConfig {
@@ -313,7 +341,11 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         });
     }
     // The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
-    tokio::spawn(svcnet_node::agent::node::sync_routes(client.clone(), Some(l.cp()), None));
+    tokio::spawn(svcnet_node::agent::node::sync_routes(
+        client.clone(),
+        Some(l.cp()),
+        None,
+    ));
     tokio::spawn(nodeport_forwarders(client.clone(), l.outside()));
 
     println!("export KUBECONFIG={}", server.kubeconfig_path.display());
@@ -327,7 +359,11 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("ready: {} node(s) in {:.2}s", o.nodes, started.elapsed().as_secs_f64());
+    println!(
+        "ready: {} node(s) in {:.2}s",
+        o.nodes,
+        started.elapsed().as_secs_f64()
+    );
     svcnet_apiserver::server::wait_for_signal().await;
     drop(server);
     Ok(())
@@ -339,9 +375,16 @@ pub fn down(data_dir: &Path) -> anyhow::Result<()> {
     if let Ok(pid) = std::fs::read_to_string(l.data_dir.join("up.pid")) {
         if let Ok(pid) = pid.trim().parse::<i32>() {
             // A running `up` tears down itself on SIGTERM; give it a moment.
-            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).is_ok() {
+            if nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .is_ok()
+            {
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+                while Instant::now() < deadline
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+                {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
@@ -349,7 +392,10 @@ pub fn down(data_dir: &Path) -> anyhow::Result<()> {
     }
     let n = teardown(&l)?;
     let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
-    println!("removed {n} network namespace(s) of {}", l.data_dir.display());
+    println!(
+        "removed {n} network namespace(s) of {}",
+        l.data_dir.display()
+    );
     Ok(())
 }
 
@@ -374,10 +420,23 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
         }
         ExecTarget::Pod { name, namespace } => {
             let client = client_for(&l.kubeconfig()).await?;
-            let pod: Pod = Api::namespaced(client, &namespace).get(&name).await.with_context(|| format!("pod {namespace}/{name}"))?;
+            let pod: Pod = Api::namespaced(client, &namespace)
+                .get(&name)
+                .await
+                .with_context(|| format!("pod {namespace}/{name}"))?;
             let uid = pod.uid().unwrap_or_default();
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).with_context(|| format!("pod {name} is not scheduled"))?;
-            let files = l.data_dir.join("nodes").join(&node).join("pods").join(&uid).join("files");
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .with_context(|| format!("pod {name} is not scheduled"))?;
+            let files = l
+                .data_dir
+                .join("nodes")
+                .join(&node)
+                .join("pods")
+                .join(&uid)
+                .join("files");
             let binds = ["resolv.conf", "hosts", "hostname"]
                 .iter()
                 .map(|f| (files.join(f), PathBuf::from("/etc").join(f)))
@@ -390,7 +449,12 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
             )
         }
     };
-    let netns = NetNs::open(&ns).with_context(|| format!("namespace {ns} (is `svcnet up` running on {}?)", l.data_dir.display()))?;
+    let netns = NetNs::open(&ns).with_context(|| {
+        format!(
+            "namespace {ns} (is `svcnet up` running on {}?)",
+            l.data_dir.display()
+        )
+    })?;
     let (program, args) = argv.split_first().context("a command to run")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);

@@ -270,10 +270,17 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 async fn node(a: NodeArgs) -> anyhow::Result<()> {
-    svcnet_netns::check_privileges().map_err(|e| anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}"))?;
+    svcnet_netns::check_privileges().map_err(|e| {
+        anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
+    })?;
     let client = client(a.kubeconfig).await?;
     let token = match a.token_file {
-        Some(f) => Some(std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
         None => None,
     };
     std::fs::create_dir_all(&a.data_dir)?;

@@ -76,46 +76,75 @@ pub struct Shared {
 
 impl Shared {
     pub fn services(&self) -> Vec<Service> {
-        self.services.state().iter().map(|s| (**s).clone()).collect()
+        self.services
+            .state()
+            .iter()
+            .map(|s| (**s).clone())
+            .collect()
     }
 
     /// PATH for containers that do not set one: the svcnet binary's directory first, so
     /// `command: ["svcnet", "agnhost", ...]` works.
     pub fn path_env(&self) -> String {
-        let dir = self.cfg.exe.parent().map(|p| p.display().to_string()).unwrap_or_default();
+        let dir = self
+            .cfg
+            .exe
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         format!("{dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     }
 
-    fn register(&self, ns: &str, name: &str, sb: Option<&Sandbox>, pod: &Pod, containers: pods::ContainerList) {
+    fn register(
+        &self,
+        ns: &str,
+        name: &str,
+        sb: Option<&Sandbox>,
+        pod: &Pod,
+        containers: pods::ContainerList,
+    ) {
         let Some(sb) = sb else { return };
         let mut r = self.registry.lock().expect("registry lock");
-        let e = r.entry((ns.to_string(), name.to_string())).or_insert_with(|| Registered {
-            netns: sb.netns.clone(),
-            hostname: pods::hostname(pod),
-            binds: ["resolv.conf", "hosts", "hostname"]
-                .iter()
-                .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
-                .collect(),
-            containers: HashMap::new(),
-            env: HashMap::new(),
-            workdirs: pod
-                .spec
-                .iter()
-                .flat_map(|s| s.containers.iter())
-                .map(|c| (c.name.clone(), c.working_dir.clone().map(PathBuf::from)))
-                .collect(),
-        });
-        e.containers = containers.into_iter().map(|(n, d, r, run)| (n, (d, r, run))).collect();
+        let e = r
+            .entry((ns.to_string(), name.to_string()))
+            .or_insert_with(|| Registered {
+                netns: sb.netns.clone(),
+                hostname: pods::hostname(pod),
+                binds: ["resolv.conf", "hosts", "hostname"]
+                    .iter()
+                    .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
+                    .collect(),
+                containers: HashMap::new(),
+                env: HashMap::new(),
+                workdirs: pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .map(|c| (c.name.clone(), c.working_dir.clone().map(PathBuf::from)))
+                    .collect(),
+            });
+        e.containers = containers
+            .into_iter()
+            .map(|(n, d, r, run)| (n, (d, r, run)))
+            .collect();
     }
 
     fn set_env(&self, ns: &str, name: &str, container: &str, env: Vec<(String, String)>) {
-        if let Some(e) = self.registry.lock().expect("registry lock").get_mut(&(ns.to_string(), name.to_string())) {
+        if let Some(e) = self
+            .registry
+            .lock()
+            .expect("registry lock")
+            .get_mut(&(ns.to_string(), name.to_string()))
+        {
             e.env.insert(container.to_string(), env);
         }
     }
 
     fn unregister(&self, ns: &str, name: &str) {
-        self.registry.lock().expect("registry lock").remove(&(ns.to_string(), name.to_string()));
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .remove(&(ns.to_string(), name.to_string()));
     }
 }
 
@@ -155,9 +184,15 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
 
     // Services, for the pods' environment variables.
     let (services, writer) = reflector::store();
-    let svc_stream = reflector::reflector(writer, watcher(Api::<Service>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let svc_stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     tokio::spawn(async move {
         futures::pin_mut!(svc_stream);
         loop {
@@ -200,7 +235,11 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     });
 
     // Routes to the other nodes' pods.
-    tokio::spawn(node::sync_routes(client.clone(), cfg.node_netns.clone(), Some(cfg.node_name.clone())));
+    tokio::spawn(node::sync_routes(
+        client.clone(),
+        cfg.node_netns.clone(),
+        Some(cfg.node_name.clone()),
+    ));
 
     // Heartbeat.
     node::post_status(&client, &cfg, true).await?;

@@ -17,7 +17,9 @@ use serde_json::json;
 use super::AgentConfig;
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn uname(field: &str) -> String {
@@ -33,10 +35,17 @@ pub fn status(cfg: &AgentConfig, ready: bool) -> serde_json::Value {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": t, "lastTransitionTime": t})
     };
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     let capacity = json!({"cpu": cpus.to_string(), "memory": format!("{mem_kib}Ki"), "pods": "110", "ephemeral-storage": "0"});
     json!({
@@ -77,7 +86,12 @@ pub async fn register(client: &Client, cfg: &AgentConfig) -> anyhow::Result<()> 
         let mut labels: BTreeMap<String, String> = [
             ("kubernetes.io/hostname".to_string(), cfg.node_name.clone()),
             ("kubernetes.io/os".to_string(), "linux".to_string()),
-            ("kubernetes.io/arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64")),
+            (
+                "kubernetes.io/arch".to_string(),
+                std::env::consts::ARCH
+                    .replace("x86_64", "amd64")
+                    .replace("aarch64", "arm64"),
+            ),
         ]
         .into();
         labels.extend(cfg.labels.clone());
@@ -85,7 +99,9 @@ pub async fn register(client: &Client, cfg: &AgentConfig) -> anyhow::Result<()> 
         if let Some(c) = cfg.pod_cidr {
             spec = json!({"podCIDR": c.to_string(), "podCIDRs": [c.to_string()]});
         }
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": cfg.node_name, "labels": labels}, "spec": spec}))?;
+        let node: Node = serde_json::from_value(
+            json!({"metadata": {"name": cfg.node_name, "labels": labels}, "spec": spec}),
+        )?;
         match api.create(&PostParams::default(), &node).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -95,11 +111,19 @@ pub async fn register(client: &Client, cfg: &AgentConfig) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn post_status(client: &Client, cfg: &AgentConfig, ready: bool) -> Result<(), kube::Error> {
+pub async fn post_status(
+    client: &Client,
+    cfg: &AgentConfig,
+    ready: bool,
+) -> Result<(), kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
-    api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(json!({"status": status(cfg, ready)})))
-        .await
-        .map(|_| ())
+    api.patch_status(
+        &cfg.node_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status(cfg, ready)})),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Wait for the node's pod CIDR (given, or set by the node IPAM controller).
@@ -136,7 +160,11 @@ pub async fn sync_routes(client: Client, netns: Option<String>, own: Option<Stri
             }
         };
         let apply = |n: &Node, nodes: &mut BTreeMap<String, (Ipv4Net, Ipv4Addr)>| {
-            let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse().ok());
+            let cidr = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.pod_cidr.as_deref())
+                .and_then(|c| c.parse().ok());
             let ip = n
                 .status
                 .as_ref()

@@ -102,7 +102,10 @@ impl Ctr {
 
     fn save(&self) {
         let _ = std::fs::create_dir_all(&self.dir);
-        let _ = std::fs::write(self.dir.join("meta.json"), serde_json::to_vec(&self.meta()).unwrap_or_default());
+        let _ = std::fs::write(
+            self.dir.join("meta.json"),
+            serde_json::to_vec(&self.meta()).unwrap_or_default(),
+        );
     }
 
     fn log_path(&self, restart: i32) -> PathBuf {
@@ -153,7 +156,11 @@ pub fn hostname(pod: &Pod) -> String {
         .and_then(|s| s.hostname.clone())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| pod.name_any());
-    h.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+    h.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_string()
 }
 
 /// /etc/resolv.conf and /etc/hosts for the pod, by its dnsPolicy (kubelet's `GetPodDNS`).
@@ -170,14 +177,24 @@ fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
         f.fqdn = Some(format!("{host}.{sub}.{ns}.svc.{domain}"));
     }
     for a in spec.host_aliases.iter().flatten() {
-        f.host_aliases.push(format!("{}\t{}", a.ip, a.hostnames.clone().unwrap_or_default().join("\t")));
+        f.host_aliases.push(format!(
+            "{}\t{}",
+            a.ip,
+            a.hostnames.clone().unwrap_or_default().join("\t")
+        ));
     }
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let host_network = spec.host_network == Some(true);
     match policy {
-        "ClusterFirst" | "ClusterFirstWithHostNet" if !(host_network && policy == "ClusterFirst") => {
+        "ClusterFirst" | "ClusterFirstWithHostNet"
+            if !(host_network && policy == "ClusterFirst") =>
+        {
             f.nameservers = shared.cfg.cluster_dns.clone();
-            f.searches = vec![format!("{ns}.svc.{domain}"), format!("svc.{domain}"), domain.clone()];
+            f.searches = vec![
+                format!("{ns}.svc.{domain}"),
+                format!("svc.{domain}"),
+                domain.clone(),
+            ];
             f.options = vec!["ndots:5".into()];
         }
         "None" => {}
@@ -196,11 +213,13 @@ fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
         }
     }
     if let Some(cfg) = &spec.dns_config {
-        f.nameservers.extend(cfg.nameservers.clone().unwrap_or_default());
+        f.nameservers
+            .extend(cfg.nameservers.clone().unwrap_or_default());
         f.searches.extend(cfg.searches.clone().unwrap_or_default());
         for o in cfg.options.iter().flatten() {
             let name = o.name.clone().unwrap_or_default();
-            f.options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            f.options
+                .retain(|x| x.split(':').next() != Some(name.as_str()));
             f.options.push(match &o.value {
                 Some(v) => format!("{name}:{v}"),
                 None => name,
@@ -261,7 +280,8 @@ impl Worker {
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
                 // Adopt a container a previous agent started and that still runs.
-                let running = shim::read_pid(&cdir).filter(|p| alive(*p)).is_some() && shim::read_exit(&cdir).is_none();
+                let running = shim::read_pid(&cdir).filter(|p| alive(*p)).is_some()
+                    && shim::read_exit(&cdir).is_none();
                 let run = match (running, meta.started_at) {
                     (true, Some(t)) => Run::Running { started_at: t },
                     (true, None) => Run::Running {
@@ -311,18 +331,32 @@ impl Worker {
     }
 
     fn netns_name(&self) -> String {
-        format!("{}pod-{}", self.shared.cfg.netns_prefix, &self.uid[..self.uid.len().min(13)])
+        format!(
+            "{}pod-{}",
+            self.shared.cfg.netns_prefix,
+            &self.uid[..self.uid.len().min(13)]
+        )
     }
 
     fn node_ns(&self) -> Option<svcnet_netns::NetNs> {
-        self.shared.cfg.node_netns.as_ref().and_then(|n| svcnet_netns::NetNs::open(n).ok())
+        self.shared
+            .cfg
+            .node_netns
+            .as_ref()
+            .and_then(|n| svcnet_netns::NetNs::open(n).ok())
     }
 
     fn ensure_sandbox(&mut self, pod: &Pod) {
         if self.sandbox.is_some() {
             return;
         }
-        let ip = match self.shared.ipam.lock().expect("ipam lock").allocate(&self.uid) {
+        let ip = match self
+            .shared
+            .ipam
+            .lock()
+            .expect("ipam lock")
+            .allocate(&self.uid)
+        {
             Ok(ip) => ip,
             Err(e) => {
                 self.sandbox_error = Some(format!("failed to allocate an IP: {e}"));
@@ -344,7 +378,10 @@ impl Worker {
         };
         match sandbox::create(&spec, self.node_ns().as_ref()) {
             Ok(sb) => {
-                let _ = std::fs::write(self.dir.join("sandbox.json"), serde_json::to_vec(&sb).unwrap_or_default());
+                let _ = std::fs::write(
+                    self.dir.join("sandbox.json"),
+                    serde_json::to_vec(&sb).unwrap_or_default(),
+                );
                 self.sandbox = Some(sb);
                 self.sandbox_error = None;
             }
@@ -361,17 +398,30 @@ impl Worker {
 
     /// Start container `i` (its command, env and files), or say why it cannot run.
     fn start(&mut self, i: usize, pod: &Pod) {
-        let Some(sb) = self.sandbox.clone() else { return };
-        let service_env = crate::envvars::service_env(&self.shared.services(), &self.ns, pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true));
+        let Some(sb) = self.sandbox.clone() else {
+            return;
+        };
+        let service_env = crate::envvars::service_env(
+            &self.shared.services(),
+            &self.ns,
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.enable_service_links)
+                .unwrap_or(true),
+        );
         let c = &self.ctrs[i];
         let spec = c.spec.clone();
         // fieldRefs to status.podIP / hostIP read the pod's status: give them what it will say.
         let mut with_ips = pod.clone();
         let st = with_ips.status.get_or_insert_with(Default::default);
         st.pod_ip = Some(sb.ip.to_string());
-        st.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: sb.ip.to_string() }]);
+        st.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
+            ip: sb.ip.to_string(),
+        }]);
         st.host_ip = Some(self.shared.cfg.node_ip.to_string());
-        st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP { ip: self.shared.cfg.node_ip.to_string() }]);
+        st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
+            ip: self.shared.cfg.node_ip.to_string(),
+        }]);
         let mut env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
             Ok(e) => e,
             Err(msg) => {
@@ -449,7 +499,9 @@ impl Worker {
 
     /// Probe workers for a started container: startup first; readiness and liveness after it.
     fn start_probes(&mut self, i: usize, pod: &Pod) {
-        let Some(sb) = self.sandbox.clone() else { return };
+        let Some(sb) = self.sandbox.clone() else {
+            return;
+        };
         let c = &mut self.ctrs[i];
         c.stop_probes();
         let spec = c.spec.clone();
@@ -543,7 +595,11 @@ impl Worker {
                 .started_at
                 .is_some_and(|s| exit.finished_at.as_second() - s.as_second() > 600);
             // The first restart is immediate, then 10 s, 20 s, ... (as the kubelet's back-off).
-            let wait = if ran_long || c.killing { Duration::ZERO } else { c.backoff };
+            let wait = if ran_long || c.killing {
+                Duration::ZERO
+            } else {
+                c.backoff
+            };
             c.backoff = if c.backoff.is_zero() || ran_long {
                 BACKOFF_START
             } else {
@@ -578,7 +634,9 @@ impl Worker {
     }
 
     fn handle_probe(&mut self, i: usize, u: ProbeUpdate, pod: &Pod) {
-        let Some(c) = self.ctrs.get_mut(i) else { return };
+        let Some(c) = self.ctrs.get_mut(i) else {
+            return;
+        };
         if !matches!(c.run, Run::Running { .. }) {
             return;
         }
@@ -622,7 +680,14 @@ impl Worker {
             }
         }
         let ip = self.ip().map(|i| i.to_string());
-        let st = status::pod_status(pod, &self.shared.cfg.node_ip.to_string(), ip.as_deref(), &views, self.started, jiff::Timestamp::now());
+        let st = status::pod_status(
+            pod,
+            &self.shared.cfg.node_ip.to_string(),
+            ip.as_deref(),
+            &views,
+            self.started,
+            jiff::Timestamp::now(),
+        );
         let v = serde_json::to_value(&st).unwrap_or_default();
         // Unchanged apart from timestamps that only move on transitions: skip.
         if self.last_status.as_ref() == Some(&v) {
@@ -630,7 +695,10 @@ impl Worker {
         }
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.ns);
         let patch = json!({"metadata": {"uid": self.uid}, "status": v});
-        match api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        match api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
             Ok(_) => self.last_status = Some(v),
             Err(e) => tracing::debug!(pod = %self.name, error = %e, "status update failed"),
         }
@@ -646,7 +714,23 @@ impl Worker {
                 return;
             };
             self.ensure_sandbox(&pod);
-            self.shared.register(&self.ns, &self.name, self.sandbox.as_ref(), &pod, self.ctrs.iter().map(|c| (c.spec.name.clone(), c.dir.clone(), c.restart_count, matches!(c.run, Run::Running { .. }))).collect());
+            self.shared.register(
+                &self.ns,
+                &self.name,
+                self.sandbox.as_ref(),
+                &pod,
+                self.ctrs
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.spec.name.clone(),
+                            c.dir.clone(),
+                            c.restart_count,
+                            matches!(c.run, Run::Running { .. }),
+                        )
+                    })
+                    .collect(),
+            );
             for i in 0..self.ctrs.len() {
                 self.reap(i, &pod);
                 let c = &self.ctrs[i];
@@ -657,7 +741,11 @@ impl Worker {
                 }
                 // Adopted running containers need their probes (once).
                 let c = &self.ctrs[i];
-                if matches!(c.run, Run::Running { .. }) && c.probes.is_empty() && !c.started && !c.ready {
+                if matches!(c.run, Run::Running { .. })
+                    && c.probes.is_empty()
+                    && !c.started
+                    && !c.ready
+                {
                     self.start_probes(i, &pod);
                 }
             }
@@ -688,10 +776,9 @@ impl Worker {
         }
         let deadline = Instant::now() + grace;
         loop {
-            let running = self
-                .ctrs
-                .iter()
-                .any(|c| shim::read_pid(&c.dir).is_some_and(alive) && shim::read_exit(&c.dir).is_none());
+            let running = self.ctrs.iter().any(|c| {
+                shim::read_pid(&c.dir).is_some_and(alive) && shim::read_exit(&c.dir).is_none()
+            });
             if !running || Instant::now() >= deadline {
                 break;
             }
@@ -705,7 +792,12 @@ impl Worker {
                 tracing::warn!(pod = %self.name, error = %e, "removing the sandbox");
             }
         }
-        let _ = self.shared.ipam.lock().expect("ipam lock").release(&self.uid);
+        let _ = self
+            .shared
+            .ipam
+            .lock()
+            .expect("ipam lock")
+            .release(&self.uid);
         self.shared.unregister(&self.ns, &self.name);
         let _ = std::fs::remove_dir_all(&self.dir);
         if pod.is_some() {
@@ -730,7 +822,11 @@ fn termination_grace(pod: &Pod) -> Duration {
     let s = pod
         .metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30);
     Duration::from_secs(s.max(0) as u64)
 }
@@ -748,7 +844,11 @@ pub fn cleanup_orphan(shared: &Shared, uid: &str) {
         .ok()
         .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
     {
-        let node_ns = shared.cfg.node_netns.as_ref().and_then(|n| svcnet_netns::NetNs::open(n).ok());
+        let node_ns = shared
+            .cfg
+            .node_netns
+            .as_ref()
+            .and_then(|n| svcnet_netns::NetNs::open(n).ok());
         let _ = sandbox::destroy(&sb, node_ns.as_ref());
     }
     let _ = shared.ipam.lock().expect("ipam lock").release(uid);
@@ -764,7 +864,10 @@ mod tests {
 
     #[test]
     fn hostname_defaults_to_pod_name() {
-        let mut pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web-1"}, "spec": {"containers": []}})).unwrap();
+        let mut pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "web-1"}, "spec": {"containers": []}}),
+        )
+        .unwrap();
         assert_eq!(hostname(&pod), "web-1");
         pod.spec.as_mut().unwrap().hostname = Some("busybox-1".into());
         assert_eq!(hostname(&pod), "busybox-1");

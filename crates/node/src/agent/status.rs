@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIP, PodStatus, HostIP,
+    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -11,8 +11,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Run {
     /// Not started (yet, or again after a back-off): reason and message.
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: jiff::Timestamp },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: jiff::Timestamp,
+    },
     Terminated(Exit),
 }
 
@@ -93,11 +98,20 @@ fn terminated(e: &Exit) -> ContainerStateTerminated {
 
 /// `getPhase`.
 pub fn phase(restart_policy: &str, containers: &[ContainerView]) -> &'static str {
-    if containers.iter().any(|c| !c.ever_ran && matches!(c.run, Run::Waiting { .. })) {
+    if containers
+        .iter()
+        .any(|c| !c.ever_ran && matches!(c.run, Run::Waiting { .. }))
+    {
         return "Pending";
     }
-    let running = containers.iter().filter(|c| matches!(c.run, Run::Running { .. })).count();
-    let waiting = containers.iter().filter(|c| matches!(c.run, Run::Waiting { .. })).count();
+    let running = containers
+        .iter()
+        .filter(|c| matches!(c.run, Run::Running { .. }))
+        .count();
+    let waiting = containers
+        .iter()
+        .filter(|c| matches!(c.run, Run::Waiting { .. }))
+        .count();
     let exits: Vec<&Exit> = containers
         .iter()
         .filter_map(|c| match &c.run {
@@ -117,7 +131,13 @@ pub fn phase(restart_policy: &str, containers: &[ContainerView]) -> &'static str
     }
 }
 
-fn condition(type_: &str, ok: bool, reason: Option<&str>, prior: &[PodCondition], now: jiff::Timestamp) -> PodCondition {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    prior: &[PodCondition],
+    now: jiff::Timestamp,
+) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     // Keep lastTransitionTime while the status stays.
     let since = prior
@@ -135,23 +155,58 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, prior: &[PodCondition]
 }
 
 /// The pod's status from what the agent knows.
-pub fn pod_status(pod: &Pod, host_ip: &str, pod_ip: Option<&str>, containers: &[ContainerView], started: jiff::Timestamp, now: jiff::Timestamp) -> PodStatus {
-    let prior = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+pub fn pod_status(
+    pod: &Pod,
+    host_ip: &str,
+    pod_ip: Option<&str>,
+    containers: &[ContainerView],
+    started: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> PodStatus {
+    let prior = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
     let phase = phase(policy, containers);
     let all_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
-    let not_ready: Vec<&str> = containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let not_ready: Vec<&str> = containers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
     let terminal = phase == "Succeeded" || phase == "Failed";
-    let reason = (!all_ready).then_some(if terminal { "PodCompleted" } else { "ContainersNotReady" });
+    let reason = (!all_ready).then_some(if terminal {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    });
     let mut ready = condition("Ready", all_ready && !terminal, reason, &prior, now);
-    let mut cready = condition("ContainersReady", all_ready && !terminal, reason, &prior, now);
+    let mut cready = condition(
+        "ContainersReady",
+        all_ready && !terminal,
+        reason,
+        &prior,
+        now,
+    );
     if !all_ready && !terminal {
         let msg = format!("containers with unready status: [{}]", not_ready.join(" "));
         ready.message = Some(msg.clone());
         cready.message = Some(msg);
     }
     let conditions = vec![
-        condition("PodReadyToStartContainers", pod_ip.is_some(), None, &prior, now),
+        condition(
+            "PodReadyToStartContainers",
+            pod_ip.is_some(),
+            None,
+            &prior,
+            now,
+        ),
         condition("Initialized", true, None, &prior, now),
         ready,
         cready,
@@ -163,7 +218,8 @@ pub fn pod_status(pod: &Pod, host_ip: &str, pod_ip: Option<&str>, containers: &[
             name: c.name.clone(),
             image: c.image.clone(),
             image_id: String::new(),
-            container_id: matches!(c.run, Run::Running { .. } | Run::Terminated(_)).then(|| c.container_id.clone()),
+            container_id: matches!(c.run, Run::Running { .. } | Run::Terminated(_))
+                .then(|| c.container_id.clone()),
             ready: c.ready,
             started: Some(c.started && matches!(c.run, Run::Running { .. })),
             restart_count: c.restart_count,
@@ -220,14 +276,39 @@ mod tests {
 
     #[test]
     fn phases_as_get_phase() {
-        let waiting = Run::Waiting { reason: "ContainerCreating".into(), message: None };
-        assert_eq!(phase("Always", &[view(waiting.clone(), false, false)]), "Pending");
-        assert_eq!(phase("Always", &[view(waiting, true, false)]), "Running", "back-off after a run");
-        assert_eq!(phase("Always", &[view(Run::Running { started_at: jiff::Timestamp::now() }, true, true)]), "Running");
+        let waiting = Run::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        assert_eq!(
+            phase("Always", &[view(waiting.clone(), false, false)]),
+            "Pending"
+        );
+        assert_eq!(
+            phase("Always", &[view(waiting, true, false)]),
+            "Running",
+            "back-off after a run"
+        );
+        assert_eq!(
+            phase(
+                "Always",
+                &[view(
+                    Run::Running {
+                        started_at: jiff::Timestamp::now()
+                    },
+                    true,
+                    true
+                )]
+            ),
+            "Running"
+        );
         assert_eq!(phase("Never", &[view(exit(0), true, false)]), "Succeeded");
         assert_eq!(phase("Never", &[view(exit(1), true, false)]), "Failed");
         assert_eq!(phase("OnFailure", &[view(exit(1), true, false)]), "Running");
-        assert_eq!(phase("OnFailure", &[view(exit(0), true, false)]), "Succeeded");
+        assert_eq!(
+            phase("OnFailure", &[view(exit(0), true, false)]),
+            "Succeeded"
+        );
     }
 
     #[test]
@@ -238,8 +319,14 @@ mod tests {
         let st = pod_status(&pod, "172.28.0.10", Some("10.244.0.5"), &[c], now, now);
         let conds = st.conditions.unwrap();
         let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("ContainersNotReady")));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [c]"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("ContainersNotReady"))
+        );
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [c]")
+        );
         assert_eq!(st.pod_ip.as_deref(), Some("10.244.0.5"));
         let cs = &st.container_statuses.unwrap()[0];
         assert!(cs.state.as_ref().unwrap().running.is_some());
