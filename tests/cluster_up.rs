@@ -58,20 +58,8 @@ impl Cluster {
                 break;
             }
         }
-        let names = String::from_utf8(
-            Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        c.prefix = names
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .find(|n| n.ends_with("-outside") && n.starts_with("svcnet-"))
-            .map(|n| n.trim_end_matches("outside").to_string())
-            .expect("the cluster's namespaces");
+        c.prefix = std::fs::read_to_string(c.data().join("netns-prefix"))
+            .expect("the cluster's namespace prefix");
         c
     }
 
@@ -396,6 +384,72 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
         "pods are not routed from outside"
     );
 
+    // `kubectl proxy` → services/NAME/proxy/ returns a pod's page (its IP), as in the seeds;
+    // .../services/NAME returns the object.
+    let mut proxy = Command::new("kubectl")
+        .args(["proxy", "--port=0"])
+        .env("KUBECONFIG", c.data().join("kubeconfig"))
+        .env("HOME", c.dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let page = get("/api/v1/namespaces/default/services/service-clusterip/proxy/");
+    let ips: Vec<String> =
+        table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "-l", "app=service-env"]))
+            .iter()
+            .map(|p| p["IP"].clone())
+            .collect();
+    assert!(
+        ips.contains(&page.trim().to_string()),
+        "{page:?} not one of {ips:?}"
+    );
+    assert!(get("/api/v1/namespaces/default/services/service-clusterip").contains("\"clusterIP\""));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+
+    // NodePorts are forwarded from the host's loopback into the cluster (to node-1's NodePort;
+    // here a server listening on node-1 itself stands in for the service proxy's rule).
+    let mut server = Command::new(SVCNET)
+        .args(["exec", "--node", "node-1", "--data-dir"])
+        .arg(c.data())
+        .args([
+            "--",
+            SVCNET,
+            "agnhost",
+            "netexec",
+            "--http-port=31777",
+            "--body",
+            "from-node-1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: none}\n  ports: [{port: 80, nodePort: 31777}]\n");
+    let body = eventually(Duration::from_secs(20), "127.0.0.1:31777 forwarded", || {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "2", "http://127.0.0.1:31777/"])
+            .output()
+            .unwrap();
+        let b = String::from_utf8_lossy(&out.stdout).to_string();
+        (!b.is_empty()).then_some(b)
+    });
+    assert_eq!(body.trim(), "from-node-1");
+    let _ = server.kill();
+    let _ = server.wait();
+
     // Stop: nothing of the cluster is left.
     assert!(!c.processes().is_empty(), "containers were running");
     c.stop();
@@ -414,4 +468,58 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
         "no link leaked into the host: {links}"
     );
     assert!(!Path::new(&c.data().join("up.pid")).exists());
+}
+
+#[test]
+fn down_cleans_up_after_a_crashed_up_and_up_needs_privileges() {
+    let mut c = Cluster::up(1);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: sleeper}\nspec:\n  containers: [{name: s, image: busybox, command: [sleep, '3600']}]\n");
+    eventually(Duration::from_secs(30), "the pod running", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "sleeper"]));
+        (t[0]["STATUS"] == "Running").then_some(())
+    });
+    assert!(
+        c.namespaces().len() == 5,
+        "net, cp, outside, node, pod: {:?}",
+        c.namespaces()
+    );
+    // A crash: no teardown ran.
+    let mut up = c.child.take().unwrap();
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(
+        !c.namespaces().is_empty() && !c.processes().is_empty(),
+        "a crash leaves things behind"
+    );
+    let out = Command::new(SVCNET)
+        .arg("down")
+        .arg("--data-dir")
+        .arg(c.data())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.namespaces(), Vec::<String>::new());
+    assert_eq!(c.processes(), Vec::<String>::new());
+
+    // Without root: a clear error, nothing created.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            SVCNET,
+            "up",
+            "--data-dir",
+            "/tmp/svcnet-nobody-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("svcnet up needs root"), "{err}");
 }

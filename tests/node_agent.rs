@@ -131,7 +131,7 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         .any(|a| a.type_ == "InternalIP" && a.address == "198.51.100.7"));
 
     // A pod (and a Service selecting it), scheduled here and run.
-    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: app, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=8080]}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n";
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: app\n    image: agnhost\n    command: [svcnet, agnhost, netexec, --http-port=8080]\n    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n  - name: live\n    image: busybox\n    command: [sleep, '3600']\n    livenessProbe: {exec: {command: [sh, -c, 'exit 1']}, periodSeconds: 1, failureThreshold: 2}\n";
     let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
     assert!(
         out.status.success(),
@@ -172,6 +172,27 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
             .then_some(())
     })
     .await;
+
+    // A failing liveness probe (exec) gets its container killed (SIGTERM) and restarted.
+    wait_for(T, "a liveness restart", || async {
+        let p = pod(&client, "web").await?;
+        let cs = p.status.as_ref()?.container_statuses.clone()?;
+        let l = cs.iter().find(|c| c.name == "live")?;
+        let t = l.last_state.as_ref()?.terminated.clone()?;
+        (l.restart_count >= 1 && t.exit_code == 143 && t.signal == Some(15)).then_some(())
+    })
+    .await;
+    // The tcpSocket readiness probe made `app` ready.
+    let p = pod(&client, "web").await.unwrap();
+    let app = p
+        .status
+        .unwrap()
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "app")
+        .unwrap();
+    assert!(app.ready, "{app:?}");
 
     // Kill the agent: the container keeps running; a new agent adopts it (same process).
     let app_pid = container_pid(&data, &uid, "app").expect("app's pid");

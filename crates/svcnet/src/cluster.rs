@@ -276,6 +276,8 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
         );
     }
     std::fs::write(l.data_dir.join("up.pid"), std::process::id().to_string())?;
+    // For tools (and tests) that look for this cluster's namespaces.
+    std::fs::write(l.data_dir.join("netns-prefix"), &l.prefix)?;
     let started = Instant::now();
     // Whatever a crashed `up` left behind goes first.
     teardown(&l)?;
