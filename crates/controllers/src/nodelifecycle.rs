@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -15,26 +15,25 @@ use serde_json::json;
 use crate::util;
 use crate::Context;
 
-/// The last time the node's agent reported, if it ever did.
-fn last_heartbeat(node: &Node) -> Option<i64> {
+fn ready_condition(node: &Node) -> Option<&NodeCondition> {
     node.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
         .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.last_heartbeat_time.as_ref())
+}
+
+/// The last time the node's agent reported, if it ever did.
+fn last_heartbeat(node: &Node) -> Option<i64> {
+    ready_condition(node)?
+        .last_heartbeat_time
+        .as_ref()
         .map(|t| t.0.as_second())
 }
 
 fn ready_status(node: &Node) -> Option<&str> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.as_str())
+    ready_condition(node).map(|c| c.status.as_str())
 }
 
 pub async fn run(ctx: Arc<Context>) {

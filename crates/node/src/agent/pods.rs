@@ -33,43 +33,7 @@ const TICK: Duration = Duration::from_millis(200);
 struct Meta {
     restart_count: i32,
     started_at: Option<jiff::Timestamp>,
-    last: Option<SavedExit>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct SavedExit {
-    exit_code: i32,
-    signal: Option<i32>,
-    reason: String,
-    message: Option<String>,
-    started_at: Option<jiff::Timestamp>,
-    finished_at: jiff::Timestamp,
-}
-
-impl From<&Exit> for SavedExit {
-    fn from(e: &Exit) -> Self {
-        SavedExit {
-            exit_code: e.exit_code,
-            signal: e.signal,
-            reason: e.reason.clone(),
-            message: e.message.clone(),
-            started_at: e.started_at,
-            finished_at: e.finished_at,
-        }
-    }
-}
-
-impl From<&SavedExit> for Exit {
-    fn from(e: &SavedExit) -> Self {
-        Exit {
-            exit_code: e.exit_code,
-            signal: e.signal,
-            reason: e.reason.clone(),
-            message: e.message.clone(),
-            started_at: e.started_at,
-            finished_at: e.finished_at,
-        }
-    }
+    last: Option<Exit>,
 }
 
 struct Ctr {
@@ -96,7 +60,7 @@ impl Ctr {
                 Run::Running { started_at } => Some(*started_at),
                 _ => None,
             },
-            last: self.last.as_ref().map(SavedExit::from),
+            last: self.last.clone(),
         }
     }
 
@@ -297,7 +261,7 @@ impl Worker {
                     dir: cdir,
                     ever_ran: running || meta.last.is_some(),
                     run,
-                    last: meta.last.as_ref().map(Exit::from),
+                    last: meta.last.clone(),
                     restart_count: meta.restart_count,
                     ready: false,
                     started: false,

@@ -21,7 +21,7 @@ pub enum Run {
     Terminated(Exit),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Exit {
     pub exit_code: i32,
     pub signal: Option<i32>,
