@@ -420,6 +420,51 @@ pub fn enter_on_exec(
     Ok(())
 }
 
+/// Make the child a session leader whose controlling terminal is its stdin (a pty slave set as
+/// the command's fd 0) — what `kubectl exec -t` needs for job control and signals. Hooks run in
+/// the order they were added: add this after [`enter_on_exec`].
+pub fn controlling_tty_on_exec(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the forked child before exec and makes only system calls (setsid, an
+    // ioctl on fd 0); it takes no locks and touches none of the parent's state.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Set a terminal's size (TIOCSWINSZ), e.g. a pty master's after a client's resize.
+pub fn set_window_size(
+    fd: std::os::fd::BorrowedFd<'_>,
+    cols: u16,
+    rows: u16,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ws = nix::libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, which is valid for the call.
+    let r = unsafe {
+        nix::libc::ioctl(
+            fd.as_raw_fd(),
+            nix::libc::TIOCSWINSZ,
+            &ws as *const nix::libc::winsize,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

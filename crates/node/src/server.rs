@@ -15,7 +15,7 @@
 //! [`PodRuntime`].
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -723,17 +723,8 @@ fn set_fd_flags(fd: &OwnedFd, nonblocking: bool) -> io::Result<()> {
 }
 
 fn set_winsize(fd: &OwnedFd, width: u16, height: u16) {
-    let ws = nix::pty::Winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, valid for the call; the fd
-    // is a pty master we own.
-    unsafe {
-        nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws as *const _);
-    }
+    use std::os::fd::AsFd;
+    let _ = svcnet_netns::set_window_size(fd.as_fd(), width, height);
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -768,18 +759,8 @@ fn spawn_exec(handle: &ContainerHandle, opts: &ExecOptions) -> Result<Spawned, S
         if !handle.env.iter().any(|(k, _)| k == "TERM") {
             cmd.env("TERM", "xterm");
         }
-        // SAFETY: runs in the forked child before exec (after enter_on_exec's hook, as hooks
-        // run in order), making only system calls: a new session whose controlling terminal
-        // is the pty slave (already the child's fd 0).
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid().map_err(io::Error::from)?;
-                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // After enter_on_exec's hook: hooks run in the order they were added.
+        svcnet_netns::controlling_tty_on_exec(&mut cmd);
         pty_master = Some(pty.master);
     } else {
         let pipe_or_null = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
