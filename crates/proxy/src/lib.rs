@@ -1,0 +1,9 @@
+//! The service proxy (kube-proxy's role): Services and EndpointSlices in, kernel rules out.
+//!
+//! - [`model`]: the proxy's view of the cluster — one [`model::ServicePort`] per Service port
+//!   with its endpoints — built purely from Services and EndpointSlices, as kube-proxy's
+//!   `ServicePortMap` / `EndpointsMap`; and which endpoints a given traffic class may use
+//!   (`CategorizeEndpoints`: ready vs terminating fallback, traffic policies, topology).
+//! - Renderers (pure: model in, ruleset text out, golden-tested) per mode.
+
+pub mod model;
