@@ -6,4 +6,6 @@
 //!   (`CategorizeEndpoints`: ready vs terminating fallback, traffic policies, topology).
 //! - Renderers (pure: model in, ruleset text out, golden-tested) per mode.
 
+pub mod metrics;
 pub mod model;
+pub mod runtime;

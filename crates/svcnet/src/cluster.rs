@@ -27,6 +27,8 @@ use svcnet_netns::NetNs;
 pub const CP_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 2);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 254);
 const PREFIX_LEN: u8 = 24;
+/// The API server's default Service ClusterIP range.
+const SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const MAX_NODES: usize = 200;
 
 /// Names and addresses of one cluster (one data directory).
@@ -99,6 +101,9 @@ pub fn create_network(l: &Layout, nodes: usize) -> anyhow::Result<()> {
     for i in 1..=nodes {
         let n = NetNs::create(&l.node_ns(i))?;
         attach(&net, &n, &format!("vn{i}"), Layout::node_ip(i))?;
+        // The node's own connections to ClusterIPs need a route before the proxy's NAT
+        // rewrites them (route lookup happens first).
+        n.ip_batch(&format!("route add {SERVICE_CIDR} dev eth0\n"))?;
     }
     Ok(())
 }
