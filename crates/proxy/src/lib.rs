@@ -4,8 +4,14 @@
 //!   with its endpoints — built purely from Services and EndpointSlices, as kube-proxy's
 //!   `ServicePortMap` / `EndpointsMap`; and which endpoints a given traffic class may use
 //!   (`CategorizeEndpoints`: ready vs terminating fallback, traffic policies, topology).
-//! - Renderers (pure: model in, ruleset text out, golden-tested) per mode.
+//! - Renderers (pure: model in, ruleset text out, golden-tested) per mode: [`nftables`],
+//!   [`iptables`]; [`runtime`] is the sync loop over them, [`proxier`] a whole node's proxy,
+//!   [`metrics`] and [`healthcheck`] its HTTP endpoints.
 
+pub mod healthcheck;
+pub mod iptables;
 pub mod metrics;
 pub mod model;
+pub mod nftables;
+pub mod proxier;
 pub mod runtime;

@@ -105,6 +105,7 @@ pub async fn run(
     mut backend: Box<dyn Backend>,
     settings: SyncSettings,
     metrics: Arc<Metrics>,
+    mut health: Option<crate::healthcheck::HealthServers>,
 ) {
     let wake = Arc::new(Notify::new());
     let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
@@ -147,6 +148,9 @@ pub async fn run(
                         .observe(t.elapsed().as_secs_f64());
                 }
                 tracing::debug!(backend = backend.name(), full, took = ?started.elapsed(), "synced proxy rules");
+                if let Some(h) = health.as_mut() {
+                    h.sync(&state);
+                }
                 programmed = Some(state);
             }
             Err(e) => {

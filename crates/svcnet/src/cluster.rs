@@ -297,6 +297,7 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
+    let mode: svcnet_proxy::proxier::Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
     create_network(l, o.nodes)?;
     let cp = NetNs::open(&l.cp())?;
 
@@ -346,6 +347,23 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
                 tracing::error!(node = %name, error = %e, "node agent stopped");
             }
         });
+        // The node's service proxy, in the node's namespace.
+        let opts = svcnet_proxy::proxier::Options {
+            mode,
+            netns: Some(l.node_ns(i)),
+            node_name: Layout::node_name(i),
+            node_ips: vec![std::net::IpAddr::V4(Layout::node_ip(i))],
+            cluster_cidr: Some("10.244.0.0/16".parse().expect("valid CIDR")),
+            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), 10249))),
+            health_bind: Some(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            settings: Default::default(),
+        };
+        let c = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = svcnet_proxy::proxier::run(c, opts).await {
+                tracing::error!(error = %e, "service proxy stopped");
+            }
+        });
     }
     // The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
     tokio::spawn(svcnet_node::agent::node::sync_routes(
@@ -356,9 +374,6 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     tokio::spawn(nodeport_forwarders(client.clone(), l.outside()));
 
     println!("export KUBECONFIG={}", server.kubeconfig_path.display());
-    if o.proxy_mode != "none" {
-        tracing::info!(mode = %o.proxy_mode, "the service proxy comes with issue 5; Services get endpoints but no data plane yet");
-    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while !all_nodes_ready(&client, o.nodes).await {
         if Instant::now() > deadline {

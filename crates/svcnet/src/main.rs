@@ -34,6 +34,9 @@ enum Command {
     Exec(ExecArgs),
     /// Run a node agent: register a Node and run the pods bound to it.
     Node(NodeArgs),
+    /// Run the service proxy (kube-proxy): Services and EndpointSlices to nftables or iptables
+    /// rules on this node (also against a real cluster with --kubeconfig).
+    Proxy(ProxyArgs),
     /// Run the Kubernetes-compatible API server.
     Apiserver(ApiserverArgs),
     /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
@@ -85,6 +88,39 @@ struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// nftables (default) or iptables.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: String,
+    /// The node's network namespace (default: this process's).
+    #[arg(long)]
+    netns: Option<String>,
+    /// This node's name (endpoints on it are "local").
+    #[arg(long)]
+    hostname_override: String,
+    /// The node's addresses, where NodePorts are served (repeatable).
+    #[arg(long = "node-ip")]
+    node_ips: Vec<IpAddr>,
+    /// Traffic to ClusterIPs from outside this range is masqueraded.
+    #[arg(long)]
+    cluster_cidr: Option<ipnet::IpNet>,
+    /// Where /metrics and /healthz are served.
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    metrics_bind_address: std::net::SocketAddr,
+    /// Seconds between full resyncs.
+    #[arg(long, default_value_t = 30)]
+    sync_period: u64,
+    /// Minimum milliseconds between syncs (0: as soon as a change arrives).
+    #[arg(long, default_value_t = 0)]
+    min_sync_period_ms: u64,
+    /// Remove this proxy's rules (both modes) and exit.
+    #[arg(long)]
+    cleanup: bool,
 }
 
 #[derive(Args)]
@@ -305,6 +341,33 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
     }
 }
 
+async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
+    let mode: svcnet_proxy::proxier::Mode = a.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    if a.cleanup {
+        let _ = svcnet_proxy::nftables::cleanup(a.netns.as_deref());
+        let _ = svcnet_proxy::iptables::cleanup(a.netns.as_deref());
+        return Ok(());
+    }
+    let client = client(a.kubeconfig).await?;
+    let opts = svcnet_proxy::proxier::Options {
+        mode,
+        netns: a.netns,
+        node_name: a.hostname_override,
+        node_ips: a.node_ips,
+        cluster_cidr: a.cluster_cidr,
+        metrics_addr: Some(a.metrics_bind_address),
+        health_bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        settings: svcnet_proxy::runtime::SyncSettings {
+            min_sync_period: std::time::Duration::from_millis(a.min_sync_period_ms),
+            sync_period: std::time::Duration::from_secs(a.sync_period),
+        },
+    };
+    tokio::select! {
+        r = svcnet_proxy::proxier::run(client, opts) => r.map_err(anyhow::Error::msg),
+        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The shim runs without a tokio runtime or logging: it only starts, pipes and waits.
@@ -346,6 +409,7 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(code);
             }
             Command::Node(a) => node(a).await,
+            Command::Proxy(a) => proxy(a).await,
             Command::Shim { .. } => unreachable!("handled before the runtime starts"),
             Command::Agnhost(a) => {
                 let opts = match a {

@@ -1,0 +1,184 @@
+//! A whole proxy for one node: the chosen backend behind the sync loop, the metrics and health
+//! endpoints, and the health-check servers of `externalTrafficPolicy: Local` Services. Used by
+//! `svcnet proxy` and by every node of `svcnet up`.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use kube::Client;
+
+use crate::healthcheck::HealthServers;
+use crate::metrics::Metrics;
+use crate::model::{ServicePortName, State};
+use crate::runtime::{self, Backend, SyncSettings};
+use crate::{iptables, nftables};
+
+/// `--proxy-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Nftables,
+    Iptables,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nftables" | "" => Ok(Mode::Nftables),
+            "iptables" => Ok(Mode::Iptables),
+            "userspace" | "ipvs" => Err(format!(
+                "proxy mode {s:?} is not available yet (nftables and iptables are)"
+            )),
+            other => Err(format!(
+                "unknown proxy mode {other:?}: use nftables or iptables"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: Mode,
+    /// The node's network namespace (None: this process's).
+    pub netns: Option<String>,
+    pub node_name: String,
+    /// The node's addresses (where NodePorts are served).
+    pub node_ips: Vec<IpAddr>,
+    /// `--cluster-cidr`: traffic to ClusterIPs from outside it is masqueraded.
+    pub cluster_cidr: Option<ipnet::IpNet>,
+    /// `--metrics-bind-address` (metrics and healthz), inside the node's namespace.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where health-check node ports listen (0.0.0.0 on a node).
+    pub health_bind: Option<IpAddr>,
+    pub settings: SyncSettings,
+}
+
+struct Nft {
+    netns: Option<String>,
+    node: nftables::NodeInfo,
+    cfg: nftables::Config,
+}
+
+impl Backend for Nft {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn full(&mut self, state: &State) -> Result<(), String> {
+        let script = nftables::render_full(state, &self.node, &self.cfg);
+        nftables::apply(self.netns.as_deref(), &script).map_err(|e| e.to_string())
+    }
+
+    fn partial(
+        &mut self,
+        state: &State,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> Result<(), String> {
+        let script = nftables::render_services(state, changed.iter(), &self.node, &self.cfg);
+        nftables::apply(self.netns.as_deref(), &script).map_err(|e| e.to_string())
+    }
+
+    fn cleanup(&mut self) -> Result<(), String> {
+        nftables::cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
+    }
+}
+
+struct Ipt {
+    netns: Option<String>,
+    node: iptables::NodeInfo,
+    cfg: iptables::Config,
+    chains: Option<BTreeSet<String>>,
+}
+
+impl Backend for Ipt {
+    fn name(&self) -> &'static str {
+        "iptables"
+    }
+
+    fn full(&mut self, state: &State) -> Result<(), String> {
+        let ns = self.netns.as_deref();
+        iptables::ensure_jumps(ns).map_err(|e| e.to_string())?;
+        let prev = match self.chains.take() {
+            Some(c) => c,
+            None => iptables::existing_chains(ns).map_err(|e| e.to_string())?,
+        };
+        let (input, chains) = iptables::render_with(&prev, state, &self.node, &self.cfg);
+        iptables::apply(ns, &input).map_err(|e| e.to_string())?;
+        self.chains = Some(chains);
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<(), String> {
+        iptables::cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
+    }
+}
+
+/// The backend for `mode`; the other mode's leftovers are removed (switching modes is clean).
+pub fn backend(o: &Options) -> Box<dyn Backend> {
+    let ns = o.netns.as_deref();
+    match o.mode {
+        Mode::Nftables => {
+            let _ = iptables::cleanup(ns);
+            Box::new(Nft {
+                netns: o.netns.clone(),
+                node: nftables::NodeInfo {
+                    name: o.node_name.clone(),
+                    node_ips: o.node_ips.clone(),
+                    zone: None,
+                },
+                cfg: nftables::Config {
+                    cluster_cidr: o.cluster_cidr,
+                    random: false,
+                },
+            })
+        }
+        Mode::Iptables => {
+            let _ = nftables::cleanup(ns);
+            Box::new(Ipt {
+                netns: o.netns.clone(),
+                node: iptables::NodeInfo {
+                    name: o.node_name.clone(),
+                    node_ips: o.node_ips.clone(),
+                    zone: None,
+                },
+                cfg: iptables::Config {
+                    cluster_cidr: o.cluster_cidr,
+                    ..Default::default()
+                },
+                chains: None,
+            })
+        }
+    }
+}
+
+/// Run the proxy for one node until the process ends.
+pub async fn run(client: Client, o: Options) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = o.metrics_addr {
+        let l = match &o.netns {
+            Some(ns) => svcnet_netns::NetNs::open(ns)
+                .and_then(|n| n.tcp_listen(addr))
+                .map_err(|e| e.to_string())?,
+            None => {
+                let l = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                l
+            }
+        };
+        let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
+        let m = metrics.clone();
+        let max_age = o.settings.sync_period * 2;
+        tokio::spawn(async move {
+            let _ = crate::metrics::serve(l, m, max_age).await;
+        });
+    }
+    let health = o
+        .health_bind
+        .map(|b| HealthServers::new(&o.node_name, o.netns.clone(), b));
+    let backend = backend(&o);
+    runtime::run(client, backend, o.settings.clone(), metrics, health).await;
+    Ok(())
+}
