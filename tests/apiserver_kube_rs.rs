@@ -266,3 +266,42 @@ fn raw_watch_semantics() {
         p2["metadata"]["resourceVersion"]
     );
 }
+
+/// Patches without a resourceVersion are not conditional: racing ones all apply (each retried
+/// on the server against the latest version), as in Kubernetes; one naming a stale
+/// resourceVersion gets 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_all_apply_and_stale_rv_conflicts() {
+    use kube::api::{Patch, PatchParams};
+    let s = ApiServer::start();
+    let client = s.client().await;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let created = api
+        .create(&PostParams::default(), &svc("racy"))
+        .await
+        .unwrap();
+    let patches = (0..40).map(|i| {
+        let api = api.clone();
+        async move {
+            let p = serde_json::json!({"metadata": {"annotations": {format!("k{i}"): "v"}}});
+            api.patch("racy", &PatchParams::default(), &Patch::Merge(p))
+                .await
+        }
+    });
+    let results = futures::future::join_all(patches).await;
+    assert!(
+        results.iter().all(|r| r.is_ok()),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let got = api.get("racy").await.unwrap();
+    assert_eq!(got.metadata.annotations.unwrap().len(), 40);
+    let stale = serde_json::json!({"metadata": {"resourceVersion": created.metadata.resource_version, "labels": {"x": "y"}}});
+    match api
+        .patch("racy", &PatchParams::default(), &Patch::Merge(stale))
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 409),
+        other => panic!("expected 409, got {other:?}"),
+    }
+}

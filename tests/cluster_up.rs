@@ -419,36 +419,18 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     let _ = proxy.kill();
     let _ = proxy.wait();
 
-    // NodePorts are forwarded from the host's loopback into the cluster (to node-1's NodePort;
-    // here a server listening on node-1 itself stands in for the service proxy's rule).
-    let mut server = Command::new(SVCNET)
-        .args(["exec", "--node", "node-1", "--data-dir"])
-        .arg(c.data())
-        .args([
-            "--",
-            SVCNET,
-            "agnhost",
-            "netexec",
-            "--http-port=31777",
-            "--body",
-            "from-node-1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: none}\n  ports: [{port: 80, nodePort: 31777}]\n");
+    // NodePorts are forwarded from the host's loopback into the cluster (to node-1's NodePort,
+    // which its service proxy sends to a pod).
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: service-env}\n  ports: [{port: 80, nodePort: 31777}]\n");
     let body = eventually(Duration::from_secs(20), "127.0.0.1:31777 forwarded", || {
         let out = Command::new("curl")
             .args(["-s", "-m", "2", "http://127.0.0.1:31777/"])
             .output()
             .unwrap();
-        let b = String::from_utf8_lossy(&out.stdout).to_string();
+        let b = String::from_utf8_lossy(&out.stdout).trim().to_string();
         (!b.is_empty()).then_some(b)
     });
-    assert_eq!(body.trim(), "from-node-1");
-    let _ = server.kill();
-    let _ = server.wait();
+    assert!(ips.contains(&body), "{body:?} not one of {ips:?}");
 
     // Stop: nothing of the cluster is left.
     assert!(!c.processes().is_empty(), "containers were running");

@@ -648,6 +648,12 @@ pub async fn patch(
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let name = t.name.clone().unwrap_or_default();
     let info = t.info;
+    let explicit_rv = patch.pointer("/metadata/resourceVersion").is_some()
+        || patch.as_array().is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+            })
+        });
     let mut warnings = Vec::new();
     let (result, _) = update_internal(
         state,
@@ -665,8 +671,15 @@ pub async fn patch(
                     objmeta::name(&patched).unwrap_or("")
                 )));
             }
-            let (obj, w) = decode_object(info, patched, q)?;
+            let (mut obj, w) = decode_object(info, patched, q)?;
             warnings = w;
+            // A patch is conditional only when it names a resourceVersion itself; otherwise
+            // it applies to whatever is current, and a lost race is retried (as Kubernetes).
+            if !explicit_rv {
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+            }
             Ok(obj)
         },
     )

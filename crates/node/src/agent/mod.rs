@@ -175,8 +175,25 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         Some(n) => Some(svcnet_netns::NetNs::open(n)?),
         None => None,
     };
-    node::register(&client, &cfg).await?;
-    node::post_status(&client, &cfg, false).await?;
+    // The API server may be busy or just started: a few retries before giving up.
+    let mut tries = 0;
+    loop {
+        let r = match node::register(&client, &cfg).await {
+            Ok(()) => node::post_status(&client, &cfg, false)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => break,
+            Err(e) if tries < 20 => {
+                tries += 1;
+                tracing::debug!(error = %e, "registering the node; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
     crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
     std::fs::create_dir_all(cfg.data_dir.join("pods"))?;
@@ -241,8 +258,10 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         Some(cfg.node_name.clone()),
     ));
 
-    // Heartbeat.
-    node::post_status(&client, &cfg, true).await?;
+    // Heartbeat (the loop below retries a failed one).
+    if let Err(e) = node::post_status(&client, &cfg, true).await {
+        tracing::warn!(error = %e, "node status");
+    }
     let (c2, cfg2) = (client.clone(), cfg.clone());
     tokio::spawn(async move {
         loop {
