@@ -2,6 +2,8 @@
 //! dir, drive it with the real `kubectl` (and kube-rs), and stop it however the test ends.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,98 @@
+//! The service proxy end to end on `svcnet up`, in both modes, with real traffic: the seeds'
+//! ClusterIP 10.97.1.1 round-robin across 3 pods (from a pod and from a node), NodePort 30002 on
+//! each node from the outside client, the shield NodePort 31112 → 8080, a Service without
+//! endpoints refused at once, session affinity, and a pod reaching its own Service (hairpin).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::cluster::Cluster;
+use support::{eventually, seed, table};
+
+fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
+    let out = c.exec(target, &["curl", "-s", "-m", "3", url]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn walkthrough(mode: &str) {
+    let c = Cluster::up_with(2, &["--proxy-mode", mode]);
+    c.kubectl_ok(&["create", "namespace", "shield"]);
+    for f in [
+        "Service-Env.yaml",
+        "Service-Clusterip.yaml",
+        "Service-Nodeport.yaml",
+        "shield-app.yml",
+    ] {
+        c.kubectl_ok(&["apply", "-f", seed(f).to_str().unwrap()]);
+    }
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  clusterIP: 10.97.1.2\n  selector: {app: nobody}\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {app: service-env}\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n");
+    let pods = eventually(Duration::from_secs(60), "3 Running, Ready pods", || {
+        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "-l", "app=service-env"]));
+        (t.len() == 3 && t.iter().all(|r| r["READY"] == "1/1")).then_some(t)
+    });
+    let ips: BTreeSet<String> = pods.iter().map(|p| p["IP"].clone()).collect();
+    let a = pods[0]["NAME"].clone();
+
+    // ClusterIP round-robin, as the seeds show `curl 10.97.1.1` cycling: from a pod and a node.
+    let from_pod: BTreeSet<String> =
+        eventually(Duration::from_secs(20), "the ClusterIP answering", || {
+            let got: Vec<String> = (0..6)
+                .map(|_| curl(&c, &[&a], "http://10.97.1.1/"))
+                .collect();
+            got.iter()
+                .all(|g| ips.contains(g))
+                .then(|| got.into_iter().collect())
+        });
+    if mode == "nftables" {
+        assert_eq!(from_pod, ips, "6 connections cycle through all 3 pods");
+    } else {
+        assert!(from_pod.len() >= 2, "random spreads: {from_pod:?}");
+    }
+    let from_node: BTreeSet<String> = (0..9)
+        .map(|_| curl(&c, &["--node", "node-2"], "http://10.97.1.1/"))
+        .collect();
+    assert!(
+        from_node.is_subset(&ips) && from_node.len() >= 2,
+        "{from_node:?}"
+    );
+    // Hairpin: every pod reaches its own Service (and sometimes itself through it).
+    assert!(ips.contains(&curl(&c, &[&a], "http://10.97.1.1/")));
+
+    // NodePort 30002 on each node, from outside the cluster.
+    for node_ip in ["172.28.0.11", "172.28.0.12"] {
+        let got = curl(&c, &["--outside"], &format!("http://{node_ip}:30002/"));
+        assert!(ips.contains(&got), "{node_ip}:30002 → {got:?}");
+    }
+    // The shield walkthrough: NodePort 31112 → the triskelion pod's 8080.
+    let tris = eventually(Duration::from_secs(60), "the triskelion pod", || {
+        let t = table(&c.kubectl_ok(&["get", "pods", "-n", "shield", "-o", "wide"]));
+        (t.len() == 1 && t[0]["READY"] == "1/1").then(|| t[0]["IP"].clone())
+    });
+    assert_eq!(curl(&c, &["--outside"], "http://172.28.0.12:31112/"), tris);
+
+    // No endpoints: refused at once, not a hang.
+    let started = Instant::now();
+    let out = c.exec(&[&a], &["curl", "-s", "-m", "5", "http://10.97.1.2/"]);
+    assert_eq!(out.status.code(), Some(7), "curl: connection refused");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Session affinity: one client, one pod.
+    let svc_ip = c.kubectl_ok(&["get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIP}"]);
+    let stuck: BTreeSet<String> = (0..6)
+        .map(|_| curl(&c, &[&a], &format!("http://{svc_ip}/")))
+        .collect();
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert!(ips.is_superset(&stuck));
+}
+
+#[test]
+fn seeds_walkthrough_with_nftables() {
+    walkthrough("nftables");
+}
+
+#[test]
+fn seeds_walkthrough_with_iptables() {
+    walkthrough("iptables");
+}

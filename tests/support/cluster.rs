@@ -1,0 +1,179 @@
+//! A `svcnet up` cluster for end-to-end tests: started in a temporary data dir, driven with
+//! kubectl and `svcnet exec`, and torn down (checked) however the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::SVCNET;
+
+/// A running `svcnet up`; stopped (and checked clean) by `down`, killed + torn down on drop.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub prefix: String,
+}
+
+impl Cluster {
+    pub fn up(nodes: usize) -> Cluster {
+        Self::up_with(nodes, &[])
+    }
+
+    /// `svcnet up --nodes N` with extra flags (e.g. `--proxy-mode iptables`).
+    pub fn up_with(nodes: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(SVCNET)
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--apiserver-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .spawn()
+            .expect("svcnet up");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut c = Cluster {
+            dir,
+            child: Some(child),
+            prefix: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("svcnet up never said ready:\n{}", c.log()));
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        c.prefix = std::fs::read_to_string(c.data().join("netns-prefix"))
+            .expect("the cluster's namespace prefix");
+        c
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.data().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}\n{}\nup log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn apply(&self, manifest: &str) {
+        let path = self.dir.path().join("m.yaml");
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    /// `svcnet exec <where> -- argv`.
+    pub fn exec(&self, target: &[&str], argv: &[&str]) -> Output {
+        Command::new(SVCNET)
+            .arg("exec")
+            .args(target)
+            .arg("--data-dir")
+            .arg(self.data())
+            .arg("--")
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    pub fn namespaces(&self) -> Vec<String> {
+        let names = String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        names
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Processes that belong to this cluster (container shims carry the data dir).
+    pub fn processes(&self) -> Vec<String> {
+        let needle = self.data().to_string_lossy().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&needle) && !c.contains(" exec "))
+            .collect()
+    }
+
+    /// SIGTERM `up` (as Ctrl-C would) and wait for it to finish its teardown.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Whatever happened, leave nothing behind.
+        let _ = Command::new(SVCNET)
+            .arg("down")
+            .arg("--data-dir")
+            .arg(self.data())
+            .output();
+    }
+}
