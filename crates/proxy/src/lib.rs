@@ -8,8 +8,10 @@
 //!   [`iptables`]; [`runtime`] is the sync loop over them, [`proxier`] a whole node's proxy,
 //!   [`metrics`] and [`healthcheck`] its HTTP endpoints.
 
+pub mod conntrack;
 pub mod healthcheck;
 pub mod iptables;
+pub mod ipvs;
 pub mod metrics;
 pub mod model;
 pub mod nftables;

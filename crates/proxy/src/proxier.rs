@@ -179,6 +179,18 @@ pub async fn run(client: Client, o: Options) -> Result<(), String> {
         .health_bind
         .map(|b| HealthServers::new(&o.node_name, o.netns.clone(), b));
     let backend = backend(&o);
-    runtime::run(client, backend, o.settings.clone(), metrics, health).await;
+    let cleanup = Some(runtime::Cleanup {
+        netns: o.netns.clone(),
+        node: o.node_name.clone(),
+    });
+    runtime::run(
+        client,
+        backend,
+        o.settings.clone(),
+        metrics,
+        health,
+        cleanup,
+    )
+    .await;
     Ok(())
 }

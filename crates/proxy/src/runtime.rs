@@ -99,6 +99,14 @@ where
     store
 }
 
+/// Where and for which node stale UDP / SCTP conntrack entries are flushed after each sync
+/// ([`crate::conntrack`]).
+#[derive(Clone, Debug)]
+pub struct Cleanup {
+    pub netns: Option<String>,
+    pub node: String,
+}
+
 /// Run the proxy until the process ends.
 pub async fn run(
     client: Client,
@@ -106,6 +114,7 @@ pub async fn run(
     settings: SyncSettings,
     metrics: Arc<Metrics>,
     mut health: Option<crate::healthcheck::HealthServers>,
+    cleanup: Option<Cleanup>,
 ) {
     let wake = Arc::new(Notify::new());
     let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
@@ -113,6 +122,8 @@ pub async fn run(
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
     let mut programmed: Option<State> = None;
+    // The last state programmed successfully (kept across failures), for conntrack cleanup.
+    let mut last_ok: Option<State> = None;
     let mut last_full = Instant::now();
     // When a watch event woke the loop: the start of network programming latency.
     let mut woken: Option<Instant> = None;
@@ -151,6 +162,13 @@ pub async fn run(
                 if let Some(h) = health.as_mut() {
                     h.sync(&state);
                 }
+                if let (Some(c), Some(prev)) = (&cleanup, &last_ok) {
+                    let stale = crate::conntrack::stale_entries(prev, &state, &c.node);
+                    if let Err(e) = crate::conntrack::flush(c.netns.as_deref(), &stale) {
+                        tracing::warn!(error = %e, "flushing stale conntrack entries");
+                    }
+                }
+                last_ok = Some(state.clone());
                 programmed = Some(state);
             }
             Err(e) => {

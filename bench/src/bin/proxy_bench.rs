@@ -1,0 +1,197 @@
+//! Proxy sync benchmark (issue 5 (b)): a full sync of S Services × E endpoints, then a change
+//! of one Service's endpoints with the S Services present, in nftables and iptables modes —
+//! render plus kernel load, in a scratch network namespace. The modes are each other's
+//! reference (same state, same run); iptables is what kube-proxy has used for years.
+//!
+//! Needs root; creates and deletes `svcnet-pb-<pid>` only.
+//!
+//! `cargo build --release -p svcnet-bench && ./target/release/proxy-bench [--services 10000] [--endpoints 10]`
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
+use svcnet_proxy::{iptables, nftables};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 10_000)]
+    services: usize,
+    #[arg(long, default_value_t = 10)]
+    endpoints: usize,
+    /// One-Service changes timed (median reported).
+    #[arg(long, default_value_t = 5)]
+    changes: usize,
+}
+
+fn state(services: usize, endpoints: usize, salt: usize) -> State {
+    let mut st = State::default();
+    for i in 0..services {
+        let id = ServicePortName {
+            namespace: "bench".into(),
+            name: format!("svc-{i}"),
+            port: String::new(),
+            protocol: Protocol::Tcp,
+        };
+        let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + i as u32);
+        st.services.insert(
+            id.clone(),
+            ServicePort {
+                id: id.clone(),
+                cluster_ips: vec![IpAddr::V4(vip)],
+                port: 80,
+                protocol: Protocol::Tcp,
+                node_port: 0,
+                external_ips: vec![],
+                load_balancer_ips: vec![],
+                load_balancer_source_ranges: vec![],
+                affinity_timeout: None,
+                external_local: false,
+                internal_local: false,
+                health_check_node_port: 0,
+            },
+        );
+        let eps = (0..endpoints)
+            .map(|e| {
+                let n = (i * endpoints + e + salt) as u32;
+                Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + n)),
+                    port: 8080,
+                    ready: true,
+                    serving: true,
+                    terminating: false,
+                    node_name: Some("node-1".into()),
+                    zone: None,
+                    hint_zones: None,
+                }
+            })
+            .collect();
+        st.endpoints.insert(id, eps);
+    }
+    st
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Change one Service's endpoints in place (a different address for one of them).
+fn with_change(st: &State, k: usize) -> (State, ServicePortName) {
+    let mut next = st.clone();
+    let id = next
+        .services
+        .keys()
+        .nth(k % next.services.len())
+        .expect("a service")
+        .clone();
+    if let Some(eps) = next.endpoints.get_mut(&id) {
+        if let Some(e) = eps.first_mut() {
+            e.ip = IpAddr::V4(Ipv4Addr::new(10, 200, (k / 256) as u8, (k % 256) as u8));
+        }
+    }
+    (next, id)
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    svcnet_netns::check_privileges().map_err(anyhow::Error::msg)?;
+    let ns_name = format!("svcnet-pb-{}", std::process::id());
+    let _ns = svcnet_netns::NetNs::create(&ns_name)?;
+    let ns = Some(ns_name.as_str());
+    let node_n = nftables::NodeInfo {
+        name: "node-1".into(),
+        node_ips: vec!["198.51.100.1".parse()?],
+        zone: None,
+    };
+    let node_i = iptables::NodeInfo {
+        name: "node-1".into(),
+        node_ips: vec!["198.51.100.1".parse()?],
+        zone: None,
+    };
+    let cfg_n = nftables::Config {
+        cluster_cidr: Some("10.128.0.0/9".parse()?),
+        random: false,
+    };
+    let cfg_i = iptables::Config {
+        cluster_cidr: Some("10.128.0.0/9".parse()?),
+        ..Default::default()
+    };
+    let st = state(a.services, a.endpoints, 0);
+    let result = (|| -> anyhow::Result<()> {
+        // nftables: full, then one-Service changes.
+        let t = Instant::now();
+        let script = nftables::render_full(&st, &node_n, &cfg_n);
+        let render_n = t.elapsed();
+        nftables::apply(ns, &script)?;
+        let full_n = t.elapsed();
+        let mut part_n = Vec::new();
+        let mut cur = st.clone();
+        for k in 0..a.changes {
+            let (next, id) = with_change(&cur, k * 7919);
+            let t = Instant::now();
+            let s = nftables::render_services(&next, [&id], &node_n, &cfg_n);
+            nftables::apply(ns, &s)?;
+            part_n.push(t.elapsed());
+            cur = next;
+        }
+        nftables::cleanup(ns)?;
+
+        // iptables: full, then the same changes (iptables-restore --noflush of the whole state).
+        iptables::ensure_jumps(ns)?;
+        let t = Instant::now();
+        let (input, chains) = iptables::render_with(&BTreeSet::new(), &st, &node_i, &cfg_i);
+        let render_i = t.elapsed();
+        iptables::apply(ns, &input)?;
+        let full_i = t.elapsed();
+        let mut part_i = Vec::new();
+        let mut cur = st.clone();
+        let mut prev = chains;
+        for k in 0..a.changes {
+            let (next, _) = with_change(&cur, k * 7919);
+            let t = Instant::now();
+            let (input, chains) = iptables::render_with(&prev, &next, &node_i, &cfg_i);
+            iptables::apply(ns, &input)?;
+            part_i.push(t.elapsed());
+            prev = chains;
+            cur = next;
+        }
+        iptables::cleanup(ns)?;
+
+        let (pn, pi) = (median(part_n), median(part_i));
+        println!(
+            "## Proxy sync: {} Services × {} endpoints (render + load into the kernel)\n",
+            a.services, a.endpoints
+        );
+        println!("| sync | nftables | reference: iptables (iptables-restore) | ratio |");
+        println!("|---|---|---|---|");
+        println!(
+            "| full (render only) | {} | {} | {:.2}x |",
+            ms(render_n),
+            ms(render_i),
+            render_n.as_secs_f64() / render_i.as_secs_f64()
+        );
+        println!(
+            "| full (render + load) | {} | {} | {:.2}x |",
+            ms(full_n),
+            ms(full_i),
+            full_n.as_secs_f64() / full_i.as_secs_f64()
+        );
+        println!(
+            "| one Service's endpoints changed (median of {}) | {} | {} | {:.2}x |",
+            a.changes,
+            ms(pn),
+            ms(pi),
+            pn.as_secs_f64() / pi.as_secs_f64()
+        );
+        Ok(())
+    })();
+    let _ = svcnet_netns::NetNs::delete(&ns_name);
+    result
+}

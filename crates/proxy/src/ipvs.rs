@@ -1,0 +1,760 @@
+//! kube-proxy's IPVS mode, rendered from the model: the virtual servers it programs, as
+//! `ipvsadm-restore` input ([`render`]), the addresses it binds to the `kube-ipvs0` dummy
+//! interface ([`render_dummy_addresses`]), and an `ipvsadm -Ln` style listing ([`list`]) of
+//! what IPVS mode would program — for any proxy mode, to show a node's Services the way an
+//! operator used to IPVS reads them.
+//!
+//! **Rendered and unit-tested only**: the kernel svcnet runs on has no IPVS (`ip_vs`), so
+//! nothing here is ever loaded; there is no `apply`.
+//!
+//! What kube-proxy's IPVS mode programs, and what of it is rendered here:
+//!
+//! - IPVS virtual servers ([`render`], [`virtual_servers`]): one per ClusterIP:port, per
+//!   external IP:port, per load-balancer ingress IP:port and per node IP:nodePort, each with the
+//!   configured scheduler ([`Scheduler`], `rr` by default) and, with `sessionAffinity:
+//!   ClientIP`, the persistent flag and the affinity timeout (`-p <seconds>`, netmask /32 or
+//!   /128). Real servers are the endpoints [`categorize`] picks: for the ClusterIP the Cluster
+//!   or Local set by `internalTrafficPolicy`, for the external kinds by
+//!   `externalTrafficPolicy`; all masqueraded (`-m`), weight 1. A Service port without usable
+//!   endpoints still gets its virtual servers, with no real servers.
+//! - The `kube-ipvs0` dummy interface ([`render_dummy_addresses`]): every ClusterIP, external IP
+//!   and load-balancer IP bound as a /32 (/128), so that packets to them are delivered locally
+//!   and reach IPVS at `INPUT`. Node IPs are not bound (they are the node's already).
+//! - Not rendered here (listed for whoever wires IPVS mode up; kube-proxy builds them from the
+//!   same model): the ipsets `KUBE-CLUSTER-IP` (`hash:ip,port`: every `ClusterIP,proto:port`),
+//!   `KUBE-LOOP-BACK` (`hash:ip,port,ip`: `endpoint,proto:port,endpoint`, for hairpin
+//!   masquerading), `KUBE-EXTERNAL-IP` / `KUBE-EXTERNAL-IP-LOCAL`, `KUBE-LOAD-BALANCER` /
+//!   `-LOCAL` / `-FW` / `-SOURCE-IP` / `-SOURCE-CIDR` (`loadBalancerSourceRanges`),
+//!   `KUBE-NODE-PORT-TCP` / `-UDP` and their `-LOCAL-` variants (`bitmap:port`),
+//!   `KUBE-NODE-PORT-SCTP-HASH` / `-LOCAL-SCTP-HASH`, `KUBE-HEALTH-CHECK-NODE-PORT`, and
+//!   (recent releases) `KUBE-IPVS-IPS`; and the iptables rules matching them: nat
+//!   `KUBE-SERVICES` (`-m set --match-set KUBE-CLUSTER-IP dst,dst` → `KUBE-MARK-MASQ` for
+//!   sources outside the cluster CIDR, then `ACCEPT`), `KUBE-NODE-PORT`, `KUBE-LOAD-BALANCER`,
+//!   `KUBE-FIREWALL`, `KUBE-POSTROUTING` (masquerade by mark and `KUBE-LOOP-BACK`),
+//!   `KUBE-MARK-MASQ`; filter `KUBE-FORWARD`, `KUBE-NODE-PORT`, `KUBE-PROXY-FIREWALL`,
+//!   `KUBE-IPVS-FILTER`. Plus the sysctls `net.ipv4.vs.conntrack=1`,
+//!   `net.ipv4.vs.expire_nodest_conn=1`, `net.ipv4.vs.expire_quiescent_template=1` and
+//!   `net.ipv4.ip_forward=1`.
+//!
+//! Order: virtual servers and real servers come in the order `ipvsadm -Ln` / `ipvsadm-save -n`
+//! print them (libipvs's `ipvs_cmp_services` / `ipvs_cmp_dests` under glibc's merge-sort
+//! `qsort`): address family, protocol (TCP, UDP, SCTP by protocol number), address, port. The
+//! address is compared as libipvs does, `(int)(ntohl(a) - ntohl(b))`, i.e. modulo 2³², which is
+//! why real listings put `172.17.0.1:30080` and `192.168.1.10:30080` *before* `10.96.0.1:443`
+//! (`0xC0A8… - 0x0A60…` is negative as an `int`). When a set of addresses spans more than half
+//! the address space that comparison is not an order at all and ipvsadm's output depends on the
+//! kernel's hash-table order; we then print the (deterministic) result of the same merge sort
+//! over the addresses in numeric order.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::model::{categorize, Endpoint, Protocol, ServicePort, State};
+
+/// The IPVS schedulers kube-proxy accepts for `--ipvs-scheduler`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    /// `rr` (kube-proxy's default).
+    #[default]
+    RoundRobin,
+    /// `wrr`.
+    WeightedRoundRobin,
+    /// `lc`.
+    LeastConnection,
+    /// `wlc`.
+    WeightedLeastConnection,
+    /// `lblc`.
+    LocalityBasedLeastConnection,
+    /// `lblcr`.
+    LocalityBasedLeastConnectionWithReplication,
+    /// `sh`.
+    SourceHashing,
+    /// `dh`.
+    DestinationHashing,
+    /// `sed`.
+    ShortestExpectedDelay,
+    /// `nq`.
+    NeverQueue,
+    /// `mh`.
+    MaglevHashing,
+}
+
+impl Scheduler {
+    pub const ALL: [Scheduler; 11] = [
+        Scheduler::RoundRobin,
+        Scheduler::WeightedRoundRobin,
+        Scheduler::LeastConnection,
+        Scheduler::WeightedLeastConnection,
+        Scheduler::LocalityBasedLeastConnection,
+        Scheduler::LocalityBasedLeastConnectionWithReplication,
+        Scheduler::SourceHashing,
+        Scheduler::DestinationHashing,
+        Scheduler::ShortestExpectedDelay,
+        Scheduler::NeverQueue,
+        Scheduler::MaglevHashing,
+    ];
+
+    /// The name ipvsadm and the kernel use (`-s rr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::RoundRobin => "rr",
+            Scheduler::WeightedRoundRobin => "wrr",
+            Scheduler::LeastConnection => "lc",
+            Scheduler::WeightedLeastConnection => "wlc",
+            Scheduler::LocalityBasedLeastConnection => "lblc",
+            Scheduler::LocalityBasedLeastConnectionWithReplication => "lblcr",
+            Scheduler::SourceHashing => "sh",
+            Scheduler::DestinationHashing => "dh",
+            Scheduler::ShortestExpectedDelay => "sed",
+            Scheduler::NeverQueue => "nq",
+            Scheduler::MaglevHashing => "mh",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown IPVS scheduler `{0}`")]
+pub struct UnknownScheduler(pub String);
+
+impl std::str::FromStr for Scheduler {
+    type Err = UnknownScheduler;
+
+    /// By ipvsadm's name; "" is kube-proxy's default, `rr`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Ok(Scheduler::default());
+        }
+        Scheduler::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| UnknownScheduler(s.to_string()))
+    }
+}
+
+/// The node the rules are rendered for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// The addresses node ports are served on (one virtual server each).
+    pub node_ips: Vec<IpAddr>,
+    pub zone: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub scheduler: Scheduler,
+}
+
+/// The dummy interface kube-proxy binds Service addresses to.
+pub const DUMMY_INTERFACE: &str = "kube-ipvs0";
+
+/// One IPVS virtual server and its real servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServer {
+    pub protocol: Protocol,
+    pub address: IpAddr,
+    pub port: u16,
+    /// Session-affinity timeout in seconds (IPVS persistence), if any.
+    pub persistent: Option<u32>,
+    /// Endpoint address and port; forwarding is always masquerading, weight 1.
+    pub real_servers: Vec<(IpAddr, u16)>,
+}
+
+/// The virtual servers kube-proxy's IPVS mode programs for `state` on `node`, in ipvsadm's
+/// listing order (see the module doc); duplicates (the same protocol, address and port
+/// claimed twice) are kept once, first Service port (in the model's order) first.
+pub fn virtual_servers(state: &State, node: &NodeInfo) -> Vec<VirtualServer> {
+    let mut out: Vec<VirtualServer> = Vec::new();
+    let mut seen: BTreeSet<(Protocol, IpAddr, u16)> = BTreeSet::new();
+    for (id, sp) in &state.services {
+        if sp.cluster_ips.is_empty() {
+            continue;
+        }
+        let eps = state.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let (cluster, local) = categorize(sp, eps, &node.name, node.zone.as_deref());
+        let internal = if sp.internal_local { &local } else { &cluster };
+        let external = if sp.external_local { &local } else { &cluster };
+        // A family's proxier only sees a Service with a ClusterIP of its family.
+        let family_ok = |ip: &&IpAddr| sp.cluster_ips.iter().any(|c| c.is_ipv4() == ip.is_ipv4());
+        let mut add = |address: IpAddr, port: u16, eps: &[&Endpoint]| {
+            if seen.insert((sp.protocol, address, port)) {
+                out.push(virtual_server(sp, address, port, eps));
+            }
+        };
+        for ip in &sp.cluster_ips {
+            add(*ip, sp.port, internal);
+        }
+        for ip in sp
+            .external_ips
+            .iter()
+            .chain(&sp.load_balancer_ips)
+            .filter(family_ok)
+        {
+            add(*ip, sp.port, external);
+        }
+        if sp.node_port != 0 {
+            for ip in node.node_ips.iter().filter(family_ok) {
+                add(*ip, sp.node_port, external);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.address.is_ipv6(), a.protocol, a.address, a.port).cmp(&(
+            b.address.is_ipv6(),
+            b.protocol,
+            b.address,
+            b.port,
+        ))
+    });
+    glibc_msort(&mut out, &cmp_services);
+    out
+}
+
+fn virtual_server(
+    sp: &ServicePort,
+    address: IpAddr,
+    port: u16,
+    eps: &[&Endpoint],
+) -> VirtualServer {
+    let mut real_servers: Vec<(IpAddr, u16)> = Vec::new();
+    for e in eps {
+        if e.ip.is_ipv4() == address.is_ipv4() && !real_servers.contains(&(e.ip, e.port)) {
+            real_servers.push((e.ip, e.port));
+        }
+    }
+    real_servers.sort();
+    glibc_msort(&mut real_servers, &cmp_dests);
+    VirtualServer {
+        protocol: sp.protocol,
+        address,
+        port,
+        persistent: sp.affinity_timeout,
+        real_servers,
+    }
+}
+
+/// `addr:port`, `[addr]:port` for IPv6, as ipvsadm spells them.
+fn addr_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// `AF_INET` / `AF_INET6` as Linux numbers them.
+fn af(ip: &IpAddr) -> i32 {
+    if ip.is_ipv4() {
+        2
+    } else {
+        10
+    }
+}
+
+/// `IPPROTO_*`.
+fn proto_number(p: Protocol) -> i32 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    }
+}
+
+/// libipvs's address comparison: `(int)(ntohl(a) - ntohl(b))`, word by word for IPv6.
+fn cmp_addr(a: &IpAddr, b: &IpAddr) -> i32 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => u32::from(*a).wrapping_sub(u32::from(*b)) as i32,
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let (a, b) = (a.octets(), b.octets());
+            for i in 0..4 {
+                let w = |o: &[u8; 16]| {
+                    u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+                };
+                let r = w(&a).wrapping_sub(w(&b)) as i32;
+                if r != 0 {
+                    return r;
+                }
+            }
+            0
+        }
+        _ => af(a) - af(b),
+    }
+}
+
+/// libipvs's `ipvs_cmp_services` (no firewall-mark services here).
+fn cmp_services(a: &VirtualServer, b: &VirtualServer) -> i32 {
+    let r = af(&a.address) - af(&b.address);
+    if r != 0 {
+        return r;
+    }
+    let r = proto_number(a.protocol) - proto_number(b.protocol);
+    if r != 0 {
+        return r;
+    }
+    let r = cmp_addr(&a.address, &b.address);
+    if r != 0 {
+        return r;
+    }
+    i32::from(a.port) - i32::from(b.port)
+}
+
+/// libipvs's `ipvs_cmp_dests`.
+fn cmp_dests(a: &(IpAddr, u16), b: &(IpAddr, u16)) -> i32 {
+    let r = cmp_addr(&a.0, &b.0);
+    if r != 0 {
+        return r;
+    }
+    i32::from(a.1) - i32::from(b.1)
+}
+
+/// glibc's `qsort` (`msort_with_tmp`): top-down merge sort, the left run winning ties. Used
+/// instead of `sort_by` because libipvs's comparison is not always a total order.
+fn glibc_msort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    glibc_msort(&mut v[..n1], cmp);
+    glibc_msort(&mut v[n1..], cmp);
+    let mut merged = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]) <= 0 {
+            merged.push(v[i].clone());
+            i += 1;
+        } else {
+            merged.push(v[j].clone());
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&v[i..n1]);
+    merged.extend_from_slice(&v[j..]);
+    v.clone_from_slice(&merged);
+}
+
+/// `ipvsadm-restore` input for kube-proxy's IPVS mode on `node`: per virtual server
+/// `-A -t|-u|--sctp-service ADDR:PORT -s SCHED [-p TIMEOUT]`, then per real server
+/// `-a … -r ADDR:PORT -m -w 1` — in `ipvsadm-save -n`'s spelling and order, so a table loaded
+/// from it saves back identically. It adds only: loading it over existing virtual servers
+/// needs `ipvsadm -C` (or a diff) first.
+pub fn render(state: &State, node: &NodeInfo, cfg: &Config) -> String {
+    let sched = cfg.scheduler.name();
+    let mut out = String::new();
+    for vs in virtual_servers(state, node) {
+        let flag = match vs.protocol {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
+        };
+        let svc = format!("{flag} {}", addr_port(vs.address, vs.port));
+        let _ = write!(out, "-A {svc} -s {sched}");
+        if let Some(t) = vs.persistent {
+            let _ = write!(out, " -p {t}");
+        }
+        out.push('\n');
+        for (ip, port) in &vs.real_servers {
+            let _ = writeln!(out, "-a {svc} -r {} -m -w 1", addr_port(*ip, *port));
+        }
+    }
+    out
+}
+
+/// The `ip addr add <vip>/32 dev kube-ipvs0` (`/128` for IPv6) lines for every address
+/// kube-proxy's IPVS mode binds to its dummy interface: ClusterIPs, external IPs and
+/// load-balancer IPs, once each, in address order.
+pub fn render_dummy_addresses(state: &State) -> Vec<String> {
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    for sp in state.services.values() {
+        let family_ok = |ip: &&IpAddr| sp.cluster_ips.iter().any(|c| c.is_ipv4() == ip.is_ipv4());
+        ips.extend(sp.cluster_ips.iter());
+        ips.extend(
+            sp.external_ips
+                .iter()
+                .chain(&sp.load_balancer_ips)
+                .filter(family_ok),
+        );
+    }
+    ips.into_iter()
+        .map(|ip| {
+            let len = if ip.is_ipv4() { 32 } else { 128 };
+            format!("ip addr add {ip}/{len} dev {DUMMY_INTERFACE}")
+        })
+        .collect()
+}
+
+/// What `ipvsadm -Ln` would print on `node` had kube-proxy's IPVS mode programmed `state` with
+/// scheduler `scheduler` (e.g. "rr") — usable whatever mode actually carries the traffic.
+///
+/// The layout is ipvsadm's (`%s  %s %s` per virtual server, `  -> %-28s %-7s %-6d %-10u
+/// %-10u` per real server, ` persistent N` for session affinity), except that trailing
+/// blanks are trimmed from each line (ipvsadm pads the last column, `InActConn`, to 10).
+/// ActiveConn and InActConn are always 0: we don't track connections.
+pub fn list(state: &State, node: &NodeInfo, scheduler: &str) -> String {
+    let mut out = String::from(
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    );
+    for vs in virtual_servers(state, node) {
+        let prot = match vs.protocol {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        };
+        let _ = write!(
+            out,
+            "{prot}  {} {scheduler}",
+            addr_port(vs.address, vs.port)
+        );
+        if let Some(t) = vs.persistent {
+            let _ = write!(out, " persistent {t}");
+        }
+        out.push('\n');
+        for (ip, port) in &vs.real_servers {
+            let line = format!(
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                addr_port(*ip, *port),
+                "Masq",
+                1,
+                0,
+                0
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServicePortName;
+
+    fn port(ns: &str, name: &str, pname: &str, proto: Protocol, ip: &str, p: u16) -> ServicePort {
+        ServicePort {
+            id: ServicePortName {
+                namespace: ns.into(),
+                name: name.into(),
+                port: pname.into(),
+                protocol: proto,
+            },
+            cluster_ips: vec![ip.parse().unwrap()],
+            port: p,
+            protocol: proto,
+            node_port: 0,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            load_balancer_source_ranges: vec![],
+            affinity_timeout: None,
+            external_local: false,
+            internal_local: false,
+            health_check_node_port: 0,
+        }
+    }
+
+    fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node_name: Some(node.into()),
+            zone: None,
+            hint_zones: None,
+        }
+    }
+
+    fn add(st: &mut State, sp: ServicePort, eps: Vec<Endpoint>) {
+        st.endpoints.insert(sp.id.clone(), eps);
+        st.services.insert(sp.id.clone(), sp);
+    }
+
+    /// ClusterIP TCP with two ports and three endpoints, a UDP Service (one endpoint not
+    /// ready), a NodePort, externalTrafficPolicy Local (node port, external and LB IP), session
+    /// affinity, and a Service without endpoints.
+    fn sample() -> State {
+        let mut st = State::default();
+        let three = |p: u16| {
+            vec![
+                ep("10.244.0.2", p, "node-1"),
+                ep("10.244.1.2", p, "node-2"),
+                ep("10.244.10.2", p, "node-3"),
+            ]
+        };
+        let tcp = Protocol::Tcp;
+        add(
+            &mut st,
+            port("default", "web", "http", tcp, "10.97.1.1", 80),
+            three(8080),
+        );
+        add(
+            &mut st,
+            port("default", "web", "metrics", tcp, "10.97.1.1", 9090),
+            three(9090),
+        );
+        let mut not_ready = ep("10.244.2.5", 53, "node-3");
+        not_ready.ready = false;
+        not_ready.serving = false;
+        add(
+            &mut st,
+            port("kube-system", "dns", "dns", Protocol::Udp, "10.97.0.10", 53),
+            vec![ep("10.244.0.5", 53, "node-1"), not_ready],
+        );
+        let mut np = port("default", "np", "", tcp, "10.97.1.2", 80);
+        np.node_port = 30080;
+        add(&mut st, np, three(8080));
+        add(
+            &mut st,
+            port("default", "empty", "", tcp, "10.97.1.3", 80),
+            vec![],
+        );
+        let mut sticky = port("default", "sticky", "", tcp, "10.97.1.4", 80);
+        sticky.affinity_timeout = Some(10800);
+        add(&mut st, sticky, three(8080));
+        let mut local = port("default", "local", "", tcp, "10.97.1.5", 80);
+        local.node_port = 30081;
+        local.external_local = true;
+        local.external_ips = vec!["203.0.113.10".parse().unwrap()];
+        local.load_balancer_ips = vec!["198.51.100.20".parse().unwrap()];
+        local.health_check_node_port = 30500;
+        add(&mut st, local, three(8080));
+        st
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "node-1".into(),
+            node_ips: vec![
+                "192.168.1.10".parse().unwrap(),
+                "172.18.0.10".parse().unwrap(),
+            ],
+            zone: None,
+        }
+    }
+
+    const GOLDEN_RESTORE: &str = "\
+-A -t 172.18.0.10:30080 -s rr
+-a -t 172.18.0.10:30080 -r 10.244.0.2:8080 -m -w 1
+-a -t 172.18.0.10:30080 -r 10.244.1.2:8080 -m -w 1
+-a -t 172.18.0.10:30080 -r 10.244.10.2:8080 -m -w 1
+-A -t 172.18.0.10:30081 -s rr
+-a -t 172.18.0.10:30081 -r 10.244.0.2:8080 -m -w 1
+-A -t 192.168.1.10:30080 -s rr
+-a -t 192.168.1.10:30080 -r 10.244.0.2:8080 -m -w 1
+-a -t 192.168.1.10:30080 -r 10.244.1.2:8080 -m -w 1
+-a -t 192.168.1.10:30080 -r 10.244.10.2:8080 -m -w 1
+-A -t 192.168.1.10:30081 -s rr
+-a -t 192.168.1.10:30081 -r 10.244.0.2:8080 -m -w 1
+-A -t 198.51.100.20:80 -s rr
+-a -t 198.51.100.20:80 -r 10.244.0.2:8080 -m -w 1
+-A -t 203.0.113.10:80 -s rr
+-a -t 203.0.113.10:80 -r 10.244.0.2:8080 -m -w 1
+-A -t 10.97.1.1:80 -s rr
+-a -t 10.97.1.1:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.1:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.1:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.1:9090 -s rr
+-a -t 10.97.1.1:9090 -r 10.244.0.2:9090 -m -w 1
+-a -t 10.97.1.1:9090 -r 10.244.1.2:9090 -m -w 1
+-a -t 10.97.1.1:9090 -r 10.244.10.2:9090 -m -w 1
+-A -t 10.97.1.2:80 -s rr
+-a -t 10.97.1.2:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.2:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.2:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.3:80 -s rr
+-A -t 10.97.1.4:80 -s rr -p 10800
+-a -t 10.97.1.4:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.4:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.4:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.5:80 -s rr
+-a -t 10.97.1.5:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.5:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.5:80 -r 10.244.10.2:8080 -m -w 1
+-A -u 10.97.0.10:53 -s rr
+-a -u 10.97.0.10:53 -r 10.244.0.5:53 -m -w 1
+";
+
+    const GOLDEN_LIST: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  172.18.0.10:30080 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  172.18.0.10:30081 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  192.168.1.10:30080 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  192.168.1.10:30081 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  198.51.100.20:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  203.0.113.10:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  10.97.1.1:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.1:9090 rr
+  -> 10.244.0.2:9090              Masq    1      0          0
+  -> 10.244.1.2:9090              Masq    1      0          0
+  -> 10.244.10.2:9090             Masq    1      0          0
+TCP  10.97.1.2:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.3:80 rr
+TCP  10.97.1.4:80 rr persistent 10800
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.5:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+UDP  10.97.0.10:53 rr
+  -> 10.244.0.5:53                Masq    1      0          0
+";
+
+    #[test]
+    fn golden_restore() {
+        let text = render(&sample(), &node(), &Config::default());
+        if std::env::var_os("PRINT_GOLDEN").is_some() {
+            println!("{text}");
+        }
+        pretty_assertions::assert_eq!(text, GOLDEN_RESTORE);
+        let lc = Config {
+            scheduler: Scheduler::LeastConnection,
+        };
+        assert!(render(&sample(), &node(), &lc).contains("-A -t 10.97.1.4:80 -s lc -p 10800\n"));
+    }
+
+    #[test]
+    fn golden_list() {
+        let text = list(&sample(), &node(), "rr");
+        if std::env::var_os("PRINT_GOLDEN").is_some() {
+            println!("{text}");
+        }
+        pretty_assertions::assert_eq!(text, GOLDEN_LIST);
+    }
+
+    /// The header and a real-server line exactly as in a captured `ipvsadm -Ln`.
+    #[test]
+    fn list_layout_matches_ipvsadm() {
+        let mut st = State::default();
+        add(
+            &mut st,
+            port(
+                "kube-system",
+                "kube-dns",
+                "dns",
+                Protocol::Udp,
+                "10.96.0.10",
+                53,
+            ),
+            vec![ep("10.244.52.213", 53, "n"), ep("10.244.52.218", 53, "n")],
+        );
+        let captured = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.96.0.10:53 rr
+  -> 10.244.52.213:53             Masq    1      0          0
+  -> 10.244.52.218:53             Masq    1      0          0
+";
+        assert_eq!(list(&st, &NodeInfo::default(), "rr"), captured);
+    }
+
+    #[test]
+    fn dummy_addresses() {
+        assert_eq!(
+            render_dummy_addresses(&sample()),
+            [
+                "10.97.0.10",
+                "10.97.1.1",
+                "10.97.1.2",
+                "10.97.1.3",
+                "10.97.1.4",
+                "10.97.1.5",
+                "198.51.100.20",
+                "203.0.113.10",
+            ]
+            .map(|ip| format!("ip addr add {ip}/32 dev kube-ipvs0"))
+        );
+    }
+
+    #[test]
+    fn ipv6_and_internal_traffic_policy_local() {
+        let mut st = State::default();
+        let mut sp = port("d", "v6", "", Protocol::Tcp, "fd00::10", 443);
+        sp.internal_local = true;
+        sp.node_port = 30443;
+        let eps = vec![
+            ep("fd00:10:244::1", 8443, "node-1"),
+            ep("fd00:10:244::2", 8443, "node-2"),
+        ];
+        add(&mut st, sp, eps);
+        let node = NodeInfo {
+            name: "node-1".into(),
+            // The IPv4 node IP gets no virtual server for an IPv6-only Service.
+            node_ips: vec![
+                "192.168.1.10".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ],
+            zone: None,
+        };
+        // ClusterIP: internal policy Local; node port: Cluster. fd00:: sorts before 2001:: (modulo
+        // 2^32, as libipvs compares).
+        assert_eq!(
+            render(&st, &node, &Config::default()),
+            "\
+-A -t [fd00::10]:443 -s rr
+-a -t [fd00::10]:443 -r [fd00:10:244::1]:8443 -m -w 1
+-A -t [2001:db8::1]:30443 -s rr
+-a -t [2001:db8::1]:30443 -r [fd00:10:244::1]:8443 -m -w 1
+-a -t [2001:db8::1]:30443 -r [fd00:10:244::2]:8443 -m -w 1
+"
+        );
+        assert_eq!(
+            render_dummy_addresses(&st),
+            ["ip addr add fd00::10/128 dev kube-ipvs0"]
+        );
+    }
+
+    #[test]
+    fn libipvs_address_order() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Modulo 2^32: 192.168/16 and 172.16/12 sort before 10/8, as real listings show.
+        assert!(cmp_addr(&ip("192.168.1.10"), &ip("10.96.0.1")) < 0);
+        assert!(cmp_addr(&ip("172.17.0.1"), &ip("192.168.1.10")) < 0);
+        assert!(cmp_addr(&ip("10.244.2.2"), &ip("10.244.10.2")) < 0);
+        // A cyclic set (10 < 127 < 172 < 10) sorts deterministically, without panicking.
+        let mut v = vec![
+            (ip("172.17.0.1"), 1),
+            (ip("10.0.2.15"), 1),
+            (ip("127.0.0.1"), 1),
+        ];
+        glibc_msort(&mut v, &cmp_dests);
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn schedulers_parse() {
+        for s in Scheduler::ALL {
+            assert_eq!(s.name().parse::<Scheduler>(), Ok(s));
+        }
+        assert_eq!("".parse::<Scheduler>(), Ok(Scheduler::RoundRobin));
+        assert!("bogus".parse::<Scheduler>().is_err());
+    }
+}
