@@ -85,6 +85,40 @@ fn walkthrough(mode: &str) {
         .collect();
     assert_eq!(stuck.len(), 1, "{stuck:?}");
     assert!(ips.is_superset(&stuck));
+
+    // The virtual servers as `ipvsadm -Ln` lists them (the seeds' view), in any mode.
+    let out = std::process::Command::new(support::SVCNET)
+        .args([
+            "proxy",
+            "--list",
+            "--hostname-override",
+            "node-1",
+            "--node-ip",
+            "172.28.0.11",
+            "--kubeconfig",
+        ])
+        .arg(c.data().join("kubeconfig"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listing.starts_with("IP Virtual Server version"),
+        "{listing}"
+    );
+    let block: Vec<&str> = listing
+        .lines()
+        .skip_while(|l| !l.starts_with("TCP  10.97.1.1:80 rr"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  ->"))
+        .collect();
+    assert_eq!(block.len(), 3, "{listing}");
+    for ip in &ips {
+        assert!(
+            block.iter().any(|l| l.contains(&format!("{ip}:80"))),
+            "{ip} in {listing}"
+        );
+    }
+    assert!(listing.contains("TCP  172.28.0.11:30002 rr"), "{listing}");
 }
 
 #[test]

@@ -121,6 +121,9 @@ struct ProxyArgs {
     /// Remove this proxy's rules (both modes) and exit.
     #[arg(long)]
     cleanup: bool,
+    /// Print the virtual servers and their backends as `ipvsadm -Ln` does (any mode) and exit.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Args)]
@@ -349,6 +352,30 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let client = client(a.kubeconfig).await?;
+    if a.list {
+        use k8s_openapi::api::core::v1::Service;
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        let lp = kube::api::ListParams::default();
+        let svcs = kube::Api::<Service>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items;
+        let slices = kube::Api::<EndpointSlice>::all(client)
+            .list(&lp)
+            .await?
+            .items;
+        let state = svcnet_proxy::model::build(
+            &svcs.iter().collect::<Vec<_>>(),
+            &slices.iter().collect::<Vec<_>>(),
+        );
+        let node = svcnet_proxy::ipvs::NodeInfo {
+            name: a.hostname_override,
+            node_ips: a.node_ips,
+            zone: None,
+        };
+        print!("{}", svcnet_proxy::ipvs::list(&state, &node, "rr"));
+        return Ok(());
+    }
     let opts = svcnet_proxy::proxier::Options {
         mode,
         netns: a.netns,
