@@ -24,6 +24,9 @@ struct Args {
     /// One-Service changes timed (median reported).
     #[arg(long, default_value_t = 5)]
     changes: usize,
+    /// Skip the iptables reference (at 10k Services iptables-nft-restore takes minutes).
+    #[arg(long)]
+    skip_iptables: bool,
 }
 
 fn state(services: usize, endpoints: usize, salt: usize) -> State {
@@ -143,27 +146,30 @@ fn main() -> anyhow::Result<()> {
         }
         nftables::cleanup(ns)?;
 
-        // iptables: full, then the same changes (iptables-restore --noflush of the whole state).
-        iptables::ensure_jumps(ns)?;
-        let t = Instant::now();
-        let (input, chains) = iptables::render_with(&BTreeSet::new(), &st, &node_i, &cfg_i);
-        let render_i = t.elapsed();
-        iptables::apply(ns, &input)?;
-        let full_i = t.elapsed();
-        let mut part_i = Vec::new();
-        let mut cur = st.clone();
-        let mut prev = chains;
-        for k in 0..a.changes {
-            let (next, _) = with_change(&cur, k * 7919);
+        let (mut render_i, mut full_i, mut part_i) =
+            (Duration::ZERO, Duration::ZERO, vec![Duration::ZERO]);
+        if !a.skip_iptables {
+            // iptables: full, then the same changes (iptables-restore --noflush of the whole state).
+            iptables::ensure_jumps(ns)?;
             let t = Instant::now();
-            let (input, chains) = iptables::render_with(&prev, &next, &node_i, &cfg_i);
+            let (input, chains) = iptables::render_with(&BTreeSet::new(), &st, &node_i, &cfg_i);
+            render_i = t.elapsed();
             iptables::apply(ns, &input)?;
-            part_i.push(t.elapsed());
-            prev = chains;
-            cur = next;
+            full_i = t.elapsed();
+            part_i.clear();
+            let mut cur = st.clone();
+            let mut prev = chains;
+            for k in 0..a.changes {
+                let (next, _) = with_change(&cur, k * 7919);
+                let t = Instant::now();
+                let (input, chains) = iptables::render_with(&prev, &next, &node_i, &cfg_i);
+                iptables::apply(ns, &input)?;
+                part_i.push(t.elapsed());
+                prev = chains;
+                cur = next;
+            }
+            iptables::cleanup(ns)?;
         }
-        iptables::cleanup(ns)?;
-
         let (pn, pi) = (median(part_n), median(part_i));
         println!(
             "## Proxy sync: {} Services × {} endpoints (render + load into the kernel)\n",
@@ -171,24 +177,38 @@ fn main() -> anyhow::Result<()> {
         );
         println!("| sync | nftables | reference: iptables (iptables-restore) | ratio |");
         println!("|---|---|---|---|");
+        let ref_ms = |d: Duration| {
+            if a.skip_iptables {
+                "skipped".to_string()
+            } else {
+                ms(d)
+            }
+        };
+        let ratio = |x: Duration, y: Duration| {
+            if a.skip_iptables {
+                "—".to_string()
+            } else {
+                format!("{:.2}x", x.as_secs_f64() / y.as_secs_f64())
+            }
+        };
         println!(
-            "| full (render only) | {} | {} | {:.2}x |",
+            "| full (render only) | {} | {} | {} |",
             ms(render_n),
-            ms(render_i),
-            render_n.as_secs_f64() / render_i.as_secs_f64()
+            ref_ms(render_i),
+            ratio(render_n, render_i)
         );
         println!(
-            "| full (render + load) | {} | {} | {:.2}x |",
+            "| full (render + load) | {} | {} | {} |",
             ms(full_n),
-            ms(full_i),
-            full_n.as_secs_f64() / full_i.as_secs_f64()
+            ref_ms(full_i),
+            ratio(full_n, full_i)
         );
         println!(
-            "| one Service's endpoints changed (median of {}) | {} | {} | {:.2}x |",
+            "| one Service's endpoints changed (median of {}) | {} | {} | {} |",
             a.changes,
             ms(pn),
-            ms(pi),
-            pn.as_secs_f64() / pi.as_secs_f64()
+            ref_ms(pi),
+            ratio(pn, pi)
         );
         Ok(())
     })();
