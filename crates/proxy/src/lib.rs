@@ -17,3 +17,4 @@ pub mod model;
 pub mod nftables;
 pub mod proxier;
 pub mod runtime;
+pub mod userspace;

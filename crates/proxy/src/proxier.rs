@@ -13,13 +13,14 @@ use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
 use crate::model::{ServicePortName, State};
 use crate::runtime::{self, Backend, SyncSettings};
-use crate::{iptables, nftables};
+use crate::{iptables, nftables, userspace};
 
 /// `--proxy-mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Nftables,
     Iptables,
+    Userspace,
 }
 
 impl FromStr for Mode {
@@ -29,7 +30,8 @@ impl FromStr for Mode {
         match s {
             "nftables" | "" => Ok(Mode::Nftables),
             "iptables" => Ok(Mode::Iptables),
-            "userspace" | "ipvs" => Err(format!(
+            "userspace" => Ok(Mode::Userspace),
+            "ipvs" => Err(format!(
                 "proxy mode {s:?} is not available yet (nftables and iptables are)"
             )),
             other => Err(format!(
@@ -54,6 +56,8 @@ pub struct Options {
     /// Where health-check node ports listen (0.0.0.0 on a node).
     pub health_bind: Option<IpAddr>,
     pub settings: SyncSettings,
+    /// How the userspace mode picks an endpoint.
+    pub userspace_algorithm: userspace::Algorithm,
 }
 
 struct Nft {
@@ -122,6 +126,7 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
     match o.mode {
         Mode::Nftables => {
             let _ = iptables::cleanup(ns);
+            let _ = userspace::cleanup(ns);
             Box::new(Nft {
                 netns: o.netns.clone(),
                 node: nftables::NodeInfo {
@@ -137,6 +142,7 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
         }
         Mode::Iptables => {
             let _ = nftables::cleanup(ns);
+            let _ = userspace::cleanup(ns);
             Box::new(Ipt {
                 netns: o.netns.clone(),
                 node: iptables::NodeInfo {
@@ -150,6 +156,15 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
                 },
                 chains: None,
             })
+        }
+        Mode::Userspace => {
+            let _ = nftables::cleanup(ns);
+            let _ = iptables::cleanup(ns);
+            Box::new(userspace::Userspace::new(
+                o.netns.clone(),
+                o.node_ips.clone(),
+                o.userspace_algorithm,
+            ))
         }
     }
 }

@@ -357,6 +357,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), 10249))),
             health_bind: Some(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             settings: Default::default(),
+            userspace_algorithm: Default::default(),
         };
         let c = client.clone();
         tokio::spawn(async move {

@@ -94,7 +94,7 @@ struct ExecArgs {
 struct ProxyArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// nftables (default) or iptables.
+    /// nftables (default), iptables or userspace.
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The node's network namespace (default: this process's).
@@ -118,6 +118,9 @@ struct ProxyArgs {
     /// Minimum milliseconds between syncs (0: as soon as a change arrives).
     #[arg(long, default_value_t = 0)]
     min_sync_period_ms: u64,
+    /// How the userspace mode balances: round-robin, least-connections or random.
+    #[arg(long, default_value = "round-robin")]
+    userspace_algorithm: String,
     /// Remove this proxy's rules (both modes) and exit.
     #[arg(long)]
     cleanup: bool,
@@ -349,6 +352,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
     if a.cleanup {
         let _ = svcnet_proxy::nftables::cleanup(a.netns.as_deref());
         let _ = svcnet_proxy::iptables::cleanup(a.netns.as_deref());
+        let _ = svcnet_proxy::userspace::cleanup(a.netns.as_deref());
         return Ok(());
     }
     let client = client(a.kubeconfig).await?;
@@ -388,6 +392,10 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
             min_sync_period: std::time::Duration::from_millis(a.min_sync_period_ms),
             sync_period: std::time::Duration::from_secs(a.sync_period),
         },
+        userspace_algorithm: a
+            .userspace_algorithm
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--userspace-algorithm: {e}"))?,
     };
     tokio::select! {
         r = svcnet_proxy::proxier::run(client, opts) => r.map_err(anyhow::Error::msg),
