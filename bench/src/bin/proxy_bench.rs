@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         for k in 0..a.changes {
             let (next, id) = with_change(&cur, k * 7919);
             let t = Instant::now();
-            let s = nftables::render_services(&next, [&id], &node_n, &cfg_n);
+            let s = nftables::render_changes(&cur, &next, [&id], &node_n, &cfg_n);
             nftables::apply(ns, &s)?;
             part_n.push(t.elapsed());
             cur = next;

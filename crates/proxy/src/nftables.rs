@@ -24,13 +24,13 @@
 //!   connections (an endpoint reaching itself through its Service; `hairpin` holds `E . E` per
 //!   endpoint).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 
-use crate::model::{categorize, Endpoint, ServicePort, ServicePortName, State};
+use crate::model::{categorize, Endpoint, Protocol, ServicePort, ServicePortName, State};
 
 pub const TABLE: &str = "svcnet";
 /// The table's family and name, as nft commands spell it.
@@ -765,6 +765,203 @@ pub fn render_services<'a>(
     out
 }
 
+/// Whether `sp` (with `eps`) could contribute an element with one of these addresses or node
+/// ports to a shared map or set.
+fn touches(
+    sp: &ServicePort,
+    eps: &[Endpoint],
+    ips: &BTreeSet<IpAddr>,
+    ports: &BTreeSet<(Protocol, u16)>,
+) -> bool {
+    sp.cluster_ips
+        .iter()
+        .chain(&sp.external_ips)
+        .chain(&sp.load_balancer_ips)
+        .chain(eps.iter().map(|e| &e.ip))
+        .any(|ip| ips.contains(ip))
+        || (sp.node_port != 0 && ports.contains(&(sp.protocol, sp.node_port)))
+}
+
+/// Addresses and node ports that appear in the shared elements of `sp`.
+fn keys_of(
+    sp: &ServicePort,
+    eps: &[Endpoint],
+    ips: &mut BTreeSet<IpAddr>,
+    ports: &mut BTreeSet<(Protocol, u16)>,
+) {
+    ips.extend(
+        sp.cluster_ips
+            .iter()
+            .chain(&sp.external_ips)
+            .chain(&sp.load_balancer_ips),
+    );
+    ips.extend(eps.iter().map(|e| e.ip));
+    if sp.node_port != 0 {
+        ports.insert((sp.protocol, sp.node_port));
+    }
+}
+
+/// The shared elements of the Service ports `ids` in `state`, as `(map, element)`.
+fn shared_of(
+    state: &State,
+    ids: &BTreeSet<&ServicePortName>,
+    node: &NodeInfo,
+    cfg: &Config,
+) -> (
+    BTreeSet<(&'static str, String)>,
+    BTreeMap<ServicePortName, Plan>,
+) {
+    let mut elems = BTreeSet::new();
+    let mut plans = BTreeMap::new();
+    for id in ids {
+        let Some(sp) = state.services.get(*id) else {
+            continue;
+        };
+        let eps = state.endpoints.get(*id).map(Vec::as_slice).unwrap_or(&[]);
+        let mut p = plan(sp, eps, node, cfg);
+        for (name, list) in std::mem::take(&mut p.shared).lists() {
+            elems.extend(list.into_iter().map(|e| (name, e)));
+        }
+        plans.insert((*id).clone(), p);
+    }
+    (elems, plans)
+}
+
+/// The key of a map element `key : value` (a set element is all key).
+fn element_key(e: &str) -> &str {
+    e.split_once(" : ").map_or(e, |(k, _)| k)
+}
+
+/// An incremental sync from `old` (what the table holds, as [`render_full`] of `old` or earlier
+/// partial syncs left it) to `new`, for the Service ports `ids` (the ones that differ; others
+/// must be equal in both states). One transaction that:
+///
+/// - deletes from the shared maps and sets exactly the elements the `old` Service ports put
+///   there and that nothing in `new` still needs (an element shared with another Service port,
+///   such as a ClusterIP of a multi-port Service or an endpoint's `hairpin` entry, stays),
+/// - flushes and refills the per-service chains and maps of the Service ports still present, and
+///   deletes those no longer used (or all of them for a removed Service port),
+/// - adds the shared elements `new` has and `old` had not.
+///
+/// Its cost depends on the changed Service ports, not on the size of the table (unlike
+/// [`render_services`], which refills the shared maps from the whole state). Not idempotent:
+/// apply it once, against the table `old` describes. sessionAffinity state of these Service
+/// ports restarts.
+pub fn render_changes<'a>(
+    old: &State,
+    new: &State,
+    ids: impl IntoIterator<Item = &'a ServicePortName>,
+    node: &NodeInfo,
+    cfg: &Config,
+) -> String {
+    let ids: BTreeSet<&ServicePortName> = ids.into_iter().collect();
+    let (old_elems, _) = shared_of(old, &ids, node, cfg);
+    let (new_elems, mine) = shared_of(new, &ids, node, cfg);
+
+    // Elements the unchanged Service ports contribute, restricted to the few Service ports that
+    // could share one with the changed ones (same address or node port).
+    let mut ips = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for st in [old, new] {
+        for id in &ids {
+            if let Some(sp) = st.services.get(*id) {
+                let eps = st.endpoints.get(*id).map(Vec::as_slice).unwrap_or(&[]);
+                keys_of(sp, eps, &mut ips, &mut ports);
+            }
+        }
+    }
+    let mut others: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    for (id, sp) in &new.services {
+        if ids.contains(id) {
+            continue;
+        }
+        let eps = new.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        if !touches(sp, eps, &ips, &ports) {
+            continue;
+        }
+        for (name, list) in plan(sp, eps, node, cfg).shared.lists() {
+            others.extend(list.into_iter().map(|e| (name, e)));
+        }
+    }
+
+    let group = |set: BTreeSet<&(&'static str, String)>| {
+        let mut by_map: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for (name, e) in set {
+            match by_map.last_mut() {
+                Some((n, v)) if n == name => v.push(e.clone()),
+                _ => by_map.push((name, vec![e.clone()])),
+            }
+        }
+        by_map
+    };
+    let deletes = group(
+        old_elems
+            .iter()
+            .filter(|e| !new_elems.contains(*e) && !others.contains(*e))
+            .collect(),
+    );
+    let adds = group(
+        new_elems
+            .iter()
+            .filter(|e| !old_elems.contains(*e) && !others.contains(*e))
+            .collect(),
+    );
+
+    let mut out = String::new();
+    // 1. Shared elements that go (they may reference chains deleted below).
+    for (name, elems) in &deletes {
+        let _ = writeln!(out, "delete element {FAMILY_TABLE} {name} {{");
+        let keys: BTreeSet<&str> = elems.iter().map(|e| element_key(e)).collect();
+        for k in keys {
+            let _ = writeln!(out, "\t{k},");
+        }
+        out.push_str("}\n");
+    }
+    // 2. Empty every chain of the Service ports (creating them first makes this robust), then
+    // remove the chains `new` does not use, and replace the maps.
+    for id in &ids {
+        for c in all_chains(&service_key(id)) {
+            let _ = writeln!(out, "add chain {FAMILY_TABLE} {c}");
+            let _ = writeln!(out, "flush chain {FAMILY_TABLE} {c}");
+        }
+    }
+    for id in &ids {
+        let key = service_key(id);
+        let p = mine.get(*id);
+        let has_chain = |c: &str| p.is_some_and(|p| p.chains.iter().any(|(n, _)| n == c));
+        for c in all_chains(&key) {
+            if !has_chain(&c) {
+                let _ = writeln!(out, "delete chain {FAMILY_TABLE} {c}");
+            }
+        }
+        for (m, decl) in all_maps(&key) {
+            let _ = writeln!(out, "add map {FAMILY_TABLE} {m} {{ {decl} }}");
+            // Replaced rather than flushed: nft, reading a `typeof` map back from the kernel,
+            // refuses a `tcp` rule on it.
+            let _ = writeln!(out, "delete map {FAMILY_TABLE} {m}");
+        }
+    }
+    // 3. Their chains' rules and their maps' elements.
+    if mine
+        .values()
+        .any(|p| !p.chains.is_empty() || !p.maps.is_empty())
+    {
+        let _ = writeln!(out, "table {FAMILY_TABLE} {{");
+        for p in mine.values() {
+            push_objects(&mut out, p);
+        }
+        out.push_str("}\n");
+    }
+    for p in mine.values() {
+        push_map_elements(&mut out, p);
+    }
+    // 4. Shared elements that come.
+    for (name, elems) in &adds {
+        push_elements(&mut out, name, elems);
+    }
+    out
+}
+
 fn nft(netns: Option<&str>, args: &[&str], script: &str) -> Result<(), Error> {
     let mut cmd = match netns {
         Some(ns) => {
@@ -977,6 +1174,181 @@ mod tests {
                 id("lb", "", Protocol::Tcp),
             ),
         ]
+    }
+
+    /// Incremental changes the golden and nft tests exercise: `(golden name, old, new, ids)`.
+    fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
+        let st = fixture();
+        let web = id("web", "http", Protocol::Tcp);
+        // An endpoint's address changed (its old address stays in `hairpin`: `local` uses it).
+        let mut moved = st.clone();
+        moved.endpoints.get_mut(&web).unwrap()[2].ip = "10.244.1.9".parse().unwrap();
+        // A Service with affinity, a NodePort and an endpoint of its own.
+        let extra = id("extra", "", Protocol::Tcp);
+        let mut added = st.clone();
+        let mut s = sp(&extra, "10.97.1.9", 8080);
+        s.node_port = 30090;
+        s.affinity_timeout = Some(60);
+        add(
+            &mut added,
+            s,
+            vec![
+                ep("10.244.2.2", 80, "node-1"),
+                ep("10.244.0.2", 80, "node-1"),
+            ],
+        );
+        // One port of a two-port Service removed (its ClusterIP stays in `cluster-ips`).
+        let dns = id("web", "dns", Protocol::Udp);
+        let mut port_removed = st.clone();
+        port_removed.services.remove(&dns);
+        port_removed.endpoints.remove(&dns);
+        // Two at once: a LoadBalancer loses its endpoints, a NodePort moves.
+        let (lb, np) = (id("lb", "", Protocol::Tcp), id("np", "", Protocol::Tcp));
+        let mut two = st.clone();
+        two.endpoints.insert(lb.clone(), Vec::new());
+        two.services.get_mut(&np).unwrap().node_port = 30085;
+        vec![
+            (
+                "nftables-changes-endpoint.nft",
+                st.clone(),
+                moved,
+                vec![web],
+            ),
+            (
+                "nftables-changes-added.nft",
+                st.clone(),
+                added.clone(),
+                vec![extra.clone()],
+            ),
+            (
+                "nftables-changes-removed.nft",
+                added,
+                st.clone(),
+                vec![extra],
+            ),
+            (
+                "nftables-changes-port-removed.nft",
+                st.clone(),
+                port_removed,
+                vec![dns],
+            ),
+            ("nftables-changes-two.nft", st, two, vec![lb, np]),
+        ]
+    }
+
+    #[test]
+    fn golden_changes() {
+        for (name, old, new, ids) in changes() {
+            let out = render_changes(&old, &new, &ids, &node(), &cfg());
+            assert_eq!(
+                out,
+                render_changes(
+                    &old.clone(),
+                    &new.clone(),
+                    ids.iter().rev(),
+                    &node(),
+                    &cfg()
+                )
+            );
+            golden(name, &out);
+        }
+        // Nothing changed: nothing to do beyond rewriting the Service port's own objects.
+        let st = fixture();
+        let web = id("web", "http", Protocol::Tcp);
+        let out = render_changes(&st, &st, [&web], &node(), &cfg());
+        assert!(!out.contains("element ip svcnet service-ips"), "{out}");
+        assert!(!out.contains("delete element"), "{out}");
+    }
+
+    /// `nft -j list table ip svcnet`, without handles, in an order independent of how the table
+    /// was built: objects sorted, set elements sorted, rules in their chain's order.
+    fn listing(ns: &str) -> Vec<String> {
+        let out = svcnet_netns::NetNs::open(ns)
+            .unwrap()
+            .exec(&["nft", "-j", "list", "table", "ip", TABLE])
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("handle");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut items = Vec::new();
+        let mut rule_no: BTreeMap<String, usize> = BTreeMap::new();
+        for mut item in v["nftables"].as_array().unwrap().clone() {
+            strip(&mut item);
+            let obj = item.as_object_mut().unwrap();
+            if obj.contains_key("metainfo") {
+                continue;
+            }
+            for kind in ["set", "map"] {
+                if let Some(elem) = obj
+                    .get_mut(kind)
+                    .and_then(|s| s.get_mut("elem"))
+                    .and_then(|e| e.as_array_mut())
+                {
+                    elem.sort_by_key(|e| e.to_string());
+                }
+            }
+            if let Some(rule) = obj.get("rule") {
+                let chain = rule["chain"].as_str().unwrap().to_string();
+                let n = rule_no.entry(chain.clone()).or_default();
+                *n += 1;
+                items.push(format!("rule {chain} #{n:04} {item}"));
+            } else {
+                items.push(item.to_string());
+            }
+        }
+        items.sort();
+        items
+    }
+
+    #[test]
+    fn nft_changes_equal_full() {
+        let Some(scratch) = Scratch::new("changes") else {
+            return;
+        };
+        let ns = Some(scratch.0.as_str());
+        for (name, old, new, ids) in changes() {
+            for (from, to) in [(&old, &new), (&new, &old)] {
+                apply(ns, &render_full(from, &node(), &cfg())).unwrap();
+                let script = render_changes(from, to, &ids, &node(), &cfg());
+                apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+                let incremental = listing(&scratch.0);
+                apply(ns, &render_full(to, &node(), &cfg())).unwrap();
+                assert_eq!(listing(&scratch.0), incremental, "{name}\n{script}");
+            }
+        }
+        // A chain of changes from a full load, each against the previous state.
+        let mut cur = fixture();
+        apply(ns, &render_full(&cur, &node(), &cfg())).unwrap();
+        for (name, _, new, ids) in changes() {
+            // This case's change to these Service ports, on top of the previous ones.
+            let mut next = cur.clone();
+            for id in &ids {
+                next.services.remove(id);
+                next.endpoints.remove(id);
+                if let Some(s) = new.services.get(id) {
+                    next.services.insert(id.clone(), s.clone());
+                }
+                if let Some(e) = new.endpoints.get(id) {
+                    next.endpoints.insert(id.clone(), e.clone());
+                }
+            }
+            let script = render_changes(&cur, &next, &ids, &node(), &cfg());
+            apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+            cur = next;
+        }
+        assert!(!cur.services.contains_key(&id("web", "dns", Protocol::Udp)));
+        let incremental = listing(&scratch.0);
+        apply(ns, &render_full(&cur, &node(), &cfg())).unwrap();
+        assert_eq!(listing(&scratch.0), incremental);
+        cleanup(ns).unwrap();
     }
 
     #[test]

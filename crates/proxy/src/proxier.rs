@@ -78,10 +78,12 @@ impl Backend for Nft {
 
     fn partial(
         &mut self,
+        old: &State,
         state: &State,
         changed: &BTreeSet<ServicePortName>,
     ) -> Result<(), String> {
-        let script = nftables::render_services(state, changed.iter(), &self.node, &self.cfg);
+        // Only the changed Service ports' elements move (O(change), not O(cluster)).
+        let script = nftables::render_changes(old, state, changed.iter(), &self.node, &self.cfg);
         nftables::apply(self.netns.as_deref(), &script).map_err(|e| e.to_string())
     }
 

@@ -25,13 +25,15 @@ pub trait Backend: Send {
     fn name(&self) -> &'static str;
     /// Program everything from scratch (one transaction).
     fn full(&mut self, state: &State) -> Result<(), String>;
-    /// Program only what `changed` needs (their Services' rules), assuming a full sync happened.
+    /// Program only what `changed` needs (their Services' rules), given the state `old` that
+    /// is programmed now (after a full sync, or the last partial one).
     fn partial(
         &mut self,
+        old: &State,
         state: &State,
         changed: &BTreeSet<ServicePortName>,
     ) -> Result<(), String> {
-        let _ = changed;
+        let _ = (old, changed);
         self.full(state)
     }
     /// Remove everything this backend programmed.
@@ -142,7 +144,7 @@ pub async fn run(
                 if diff.is_empty() {
                     Ok(false)
                 } else {
-                    backend.partial(&state, &diff).map(|_| false)
+                    backend.partial(prev, &state, &diff).map(|_| false)
                 }
             }
             _ => backend.full(&state).map(|_| true),
