@@ -21,6 +21,8 @@ use crate::state::AppState;
 
 /// Attempts of a write that lost a race (a concurrent update, a random allocation taken).
 const MAX_ATTEMPTS: usize = 16;
+/// Attempts of one update (PUT, PATCH, status, binding) racing other writers of the object.
+const UPDATE_ATTEMPTS: usize = 100;
 const WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug, Default)]
@@ -357,7 +359,14 @@ pub async fn update_internal(
     mut produce: impl FnMut(&Value) -> ApiResult<Value>,
 ) -> ApiResult<(Value, bool)> {
     let key = info.key(namespace, name);
-    for _ in 0..MAX_ATTEMPTS {
+    // Kubernetes' GuaranteedUpdate retries a lost race until it wins; we bound it generously
+    // and back off a little (randomized) so many writers of one object all get through.
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if attempt >= 4 {
+            use rand::Rng;
+            let us = rand::rng().random_range(0..=200 * attempt as u64);
+            tokio::time::sleep(Duration::from_micros(us)).await;
+        }
         state.cache.wait_consistent(WAIT).await?;
         let Some(cur) = state.cache.get(&key).0 else {
             if create_missing && info.allow_create_on_update && part == Part::Main {
