@@ -41,20 +41,7 @@ fn state(services: usize, endpoints: usize, salt: usize) -> State {
         let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + i as u32);
         st.services.insert(
             id.clone(),
-            ServicePort {
-                id: id.clone(),
-                cluster_ips: vec![IpAddr::V4(vip)],
-                port: 80,
-                protocol: Protocol::Tcp,
-                node_port: 0,
-                external_ips: vec![],
-                load_balancer_ips: vec![],
-                load_balancer_source_ranges: vec![],
-                affinity_timeout: None,
-                external_local: false,
-                internal_local: false,
-                health_check_node_port: 0,
-            },
+            ServicePort::new(id.clone(), IpAddr::V4(vip), 80),
         );
         let eps = (0..endpoints)
             .map(|e| {

@@ -420,6 +420,25 @@ pub fn enter_on_exec(
     Ok(())
 }
 
+/// A tokio TCP listener on `addr` inside the named namespace (`None`: the caller's own).
+/// Must be called from within a tokio runtime.
+pub fn tokio_listener(
+    netns: Option<&str>,
+    addr: SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let std = match netns {
+        Some(ns) => NetNs::open(ns)
+            .and_then(|n| n.tcp_listen(addr))
+            .map_err(std::io::Error::other)?,
+        None => {
+            let l = TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            l
+        }
+    };
+    tokio::net::TcpListener::from_std(std)
+}
+
 /// Make the child a session leader whose controlling terminal is its stdin (a pty slave set as
 /// the command's fd 0) — what `kubectl exec -t` needs for job control and signals. Hooks run in
 /// the order they were added: add this after [`enter_on_exec`].

@@ -74,17 +74,7 @@ impl HealthServers {
                 continue;
             }
             let addr = SocketAddr::new(self.bind, *port);
-            let listener = match &self.netns {
-                Some(ns) => svcnet_netns::NetNs::open(ns)
-                    .and_then(|n| n.tcp_listen(addr))
-                    .map_err(|e| e.to_string()),
-                None => std::net::TcpListener::bind(addr)
-                    .and_then(|l| l.set_nonblocking(true).map(|_| l))
-                    .map_err(|e| e.to_string()),
-            };
-            let listener = match listener
-                .and_then(|l| tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()))
-            {
+            let listener = match svcnet_netns::tokio_listener(self.netns.as_deref(), addr) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(port, error = %e, "health check port");
@@ -154,18 +144,10 @@ mod tests {
         };
         let port = 32000 + (std::process::id() % 700) as u16;
         let sp = ServicePort {
-            id: id.clone(),
-            cluster_ips: vec!["10.96.0.9".parse().unwrap()],
-            port: 80,
-            protocol: Protocol::Tcp,
             node_port: 30080,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
             external_local: true,
-            internal_local: false,
             health_check_node_port: port,
+            ..ServicePort::new(id.clone(), "10.96.0.9".parse().unwrap(), 80)
         };
         let ep = |node: &str| Endpoint {
             ip: "10.244.0.2".parse().unwrap(),

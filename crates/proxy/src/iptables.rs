@@ -37,13 +37,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{categorize, Endpoint, ServicePort, State};
 
-/// The node the rules are rendered for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub name: String,
-    pub node_ips: Vec<IpAddr>,
-    pub zone: Option<String>,
-}
+pub use crate::model::NodeInfo;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -851,20 +845,7 @@ mod tests {
     }
 
     fn port(id: ServicePortName, ip: &str, port: u16) -> ServicePort {
-        ServicePort {
-            protocol: id.protocol,
-            id,
-            cluster_ips: vec![ip.parse().unwrap()],
-            port,
-            node_port: 0,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
-        }
+        ServicePort::new(id, ip.parse().unwrap(), port)
     }
 
     fn ep(ip: &str, port: u16, node: &str) -> Endpoint {

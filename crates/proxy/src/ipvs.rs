@@ -138,14 +138,7 @@ impl std::str::FromStr for Scheduler {
     }
 }
 
-/// The node the rules are rendered for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub name: String,
-    /// The addresses node ports are served on (one virtual server each).
-    pub node_ips: Vec<IpAddr>,
-    pub zone: Option<String>,
-}
+pub use crate::model::NodeInfo;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -438,25 +431,16 @@ mod tests {
     use crate::model::ServicePortName;
 
     fn port(ns: &str, name: &str, pname: &str, proto: Protocol, ip: &str, p: u16) -> ServicePort {
-        ServicePort {
-            id: ServicePortName {
+        ServicePort::new(
+            ServicePortName {
                 namespace: ns.into(),
                 name: name.into(),
                 port: pname.into(),
                 protocol: proto,
             },
-            cluster_ips: vec![ip.parse().unwrap()],
-            port: p,
-            protocol: proto,
-            node_port: 0,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
-        }
+            ip.parse().unwrap(),
+            p,
+        )
     }
 
     fn ep(ip: &str, port: u16, node: &str) -> Endpoint {

@@ -79,6 +79,27 @@ pub struct ServicePort {
     pub health_check_node_port: u16,
 }
 
+impl ServicePort {
+    /// A plain ClusterIP Service port (no node port, affinity, policies or external addresses),
+    /// for callers that build a state by hand: tests and benchmarks.
+    pub fn new(id: ServicePortName, cluster_ip: IpAddr, port: u16) -> ServicePort {
+        ServicePort {
+            protocol: id.protocol,
+            id,
+            cluster_ips: vec![cluster_ip],
+            port,
+            node_port: 0,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            load_balancer_source_ranges: vec![],
+            affinity_timeout: None,
+            external_local: false,
+            internal_local: false,
+            health_check_node_port: 0,
+        }
+    }
+}
+
 /// One endpoint of a Service port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Endpoint {
@@ -91,6 +112,15 @@ pub struct Endpoint {
     pub zone: Option<String>,
     /// Topology hints: zones this endpoint should serve.
     pub hint_zones: Option<Vec<String>>,
+}
+
+/// The node a proxy programs (every backend renders for one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// Where NodePorts are served (empty: every local address).
+    pub node_ips: Vec<IpAddr>,
+    pub zone: Option<String>,
 }
 
 /// The cluster as the proxy sees it.
@@ -371,25 +401,16 @@ mod tests {
 
     #[test]
     fn terminating_fallback_and_headless() {
-        let sp = ServicePort {
-            id: ServicePortName {
+        let sp = ServicePort::new(
+            ServicePortName {
                 namespace: "d".into(),
                 name: "s".into(),
                 port: String::new(),
                 protocol: Protocol::Tcp,
             },
-            cluster_ips: vec!["10.96.0.5".parse().unwrap()],
-            port: 80,
-            protocol: Protocol::Tcp,
-            node_port: 0,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
-        };
+            "10.96.0.5".parse().unwrap(),
+            80,
+        );
         let e = Endpoint {
             ip: "10.244.0.9".parse().unwrap(),
             port: 80,

@@ -83,14 +83,7 @@ const AFF_DECL: &str = "type ipv4_addr : mark; flags dynamic,timeout;";
 const VERDICT_KEY3: &str = "type ipv4_addr . inet_proto . inet_service : verdict;";
 const VERDICT_KEY2: &str = "type inet_proto . inet_service : verdict;";
 
-/// The node the rules are for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub name: String,
-    /// Where NodePorts are served (empty: every local address, `fib daddr type local`).
-    pub node_ips: Vec<IpAddr>,
-    pub zone: Option<String>,
-}
+pub use crate::model::NodeInfo;
 
 /// Proxy settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -1027,20 +1020,7 @@ mod tests {
     }
 
     fn sp(id: &ServicePortName, cluster_ip: &str, port: u16) -> ServicePort {
-        ServicePort {
-            id: id.clone(),
-            cluster_ips: vec![cluster_ip.parse().unwrap()],
-            port,
-            protocol: id.protocol,
-            node_port: 0,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
-        }
+        ServicePort::new(id.clone(), cluster_ip.parse().unwrap(), port)
     }
 
     fn ep(ip: &str, port: u16, node: &str) -> Endpoint {

@@ -11,7 +11,7 @@ use kube::Client;
 
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
-use crate::model::{ServicePortName, State};
+use crate::model::{NodeInfo, ServicePortName, State};
 use crate::runtime::{self, Backend, SyncSettings};
 use crate::{iptables, nftables, userspace};
 
@@ -62,7 +62,7 @@ pub struct Options {
 
 struct Nft {
     netns: Option<String>,
-    node: nftables::NodeInfo,
+    node: NodeInfo,
     cfg: nftables::Config,
 }
 
@@ -94,7 +94,7 @@ impl Backend for Nft {
 
 struct Ipt {
     netns: Option<String>,
-    node: iptables::NodeInfo,
+    node: NodeInfo,
     cfg: iptables::Config,
     chains: Option<BTreeSet<String>>,
 }
@@ -125,17 +125,18 @@ impl Backend for Ipt {
 /// The backend for `mode`; the other mode's leftovers are removed (switching modes is clean).
 pub fn backend(o: &Options) -> Box<dyn Backend> {
     let ns = o.netns.as_deref();
+    let node = NodeInfo {
+        name: o.node_name.clone(),
+        node_ips: o.node_ips.clone(),
+        zone: None,
+    };
     match o.mode {
         Mode::Nftables => {
             let _ = iptables::cleanup(ns);
             let _ = userspace::cleanup(ns);
             Box::new(Nft {
                 netns: o.netns.clone(),
-                node: nftables::NodeInfo {
-                    name: o.node_name.clone(),
-                    node_ips: o.node_ips.clone(),
-                    zone: None,
-                },
+                node,
                 cfg: nftables::Config {
                     cluster_cidr: o.cluster_cidr,
                     random: false,
@@ -147,11 +148,7 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
             let _ = userspace::cleanup(ns);
             Box::new(Ipt {
                 netns: o.netns.clone(),
-                node: iptables::NodeInfo {
-                    name: o.node_name.clone(),
-                    node_ips: o.node_ips.clone(),
-                    zone: None,
-                },
+                node,
                 cfg: iptables::Config {
                     cluster_cidr: o.cluster_cidr,
                     ..Default::default()
@@ -175,17 +172,8 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
 pub async fn run(client: Client, o: Options) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = o.metrics_addr {
-        let l = match &o.netns {
-            Some(ns) => svcnet_netns::NetNs::open(ns)
-                .and_then(|n| n.tcp_listen(addr))
-                .map_err(|e| e.to_string())?,
-            None => {
-                let l = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
-                l.set_nonblocking(true).map_err(|e| e.to_string())?;
-                l
-            }
-        };
-        let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
+        let l =
+            svcnet_netns::tokio_listener(o.netns.as_deref(), addr).map_err(|e| e.to_string())?;
         let m = metrics.clone();
         let max_age = o.settings.sync_period * 2;
         tokio::spawn(async move {

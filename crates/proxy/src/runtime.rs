@@ -201,25 +201,16 @@ mod tests {
     use crate::model::{Endpoint, Protocol, ServicePort};
 
     fn sp(name: &str) -> ServicePort {
-        ServicePort {
-            id: ServicePortName {
+        ServicePort::new(
+            ServicePortName {
                 namespace: "d".into(),
                 name: name.into(),
                 port: String::new(),
                 protocol: Protocol::Tcp,
             },
-            cluster_ips: vec!["10.96.0.9".parse().unwrap()],
-            port: 80,
-            protocol: Protocol::Tcp,
-            node_port: 0,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
-        }
+            "10.96.0.9".parse().unwrap(),
+            80,
+        )
     }
 
     #[test]

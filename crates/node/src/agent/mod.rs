@@ -237,12 +237,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
 
     // The kubelet API, on the node's address, inside the node's namespace.
     let addr = SocketAddr::from((cfg.node_ip, cfg.kubelet_port));
-    let std_listener = match &node_ns {
-        Some(ns) => ns.tcp_listen(addr)?,
-        None => std::net::TcpListener::bind(addr)?,
-    };
-    std_listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let listener = svcnet_netns::tokio_listener(cfg.node_netns.as_deref(), addr)?;
     let rt: Arc<dyn PodRuntime> = Arc::new(Runtime(shared.clone()));
     let token = cfg.kubelet_token.clone();
     tokio::spawn(async move {

@@ -23,25 +23,16 @@ impl Drop for Guard {
 }
 
 pub fn sp(name: &str, cluster_ip: &str, port: u16, protocol: Protocol) -> ServicePort {
-    ServicePort {
-        id: ServicePortName {
+    ServicePort::new(
+        ServicePortName {
             namespace: "default".into(),
             name: name.into(),
             port: String::new(),
             protocol,
         },
-        cluster_ips: vec![cluster_ip.parse().unwrap()],
+        cluster_ip.parse().unwrap(),
         port,
-        protocol,
-        node_port: 0,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity_timeout: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: 0,
-    }
+    )
 }
 
 /// Endpoints 10.244.0.<id>:<port> on node `node`.
