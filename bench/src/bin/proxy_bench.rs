@@ -27,6 +27,9 @@ struct Args {
     /// Skip the iptables reference (at 10k Services iptables-nft-restore takes minutes).
     #[arg(long)]
     skip_iptables: bool,
+    /// Also write the full script and the first change script to this directory.
+    #[arg(long)]
+    dump_scripts: Option<std::path::PathBuf>,
 }
 
 fn state(services: usize, endpoints: usize, salt: usize) -> State {
@@ -117,17 +120,28 @@ fn main() -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         // nftables: full, then one-Service changes.
         let t = Instant::now();
-        let script = nftables::render_full(&st, &node_n, &cfg_n);
+        // As the proxy does: a libnftables session in the namespace (nft -f without it).
+        let session = nftables::Session::open(ns);
+        let mut num = nftables::Numbering::default();
+        let script = nftables::render_full_with(&st, &node_n, &cfg_n, &mut num);
         let render_n = t.elapsed();
-        nftables::apply(ns, &script)?;
+        if let Some(dir) = &a.dump_scripts {
+            std::fs::write(dir.join("full.nft"), &script)?;
+        }
+        session.apply(&script)?;
         let full_n = t.elapsed();
         let mut part_n = Vec::new();
+        let mut part_render_n = Vec::new();
         let mut cur = st.clone();
         for k in 0..a.changes {
             let (next, id) = with_change(&cur, k * 7919);
             let t = Instant::now();
-            let s = nftables::render_changes(&cur, &next, [&id], &node_n, &cfg_n);
-            nftables::apply(ns, &s)?;
+            let s = nftables::render_changes(&cur, &next, [&id], &node_n, &cfg_n, &mut num);
+            part_render_n.push(t.elapsed());
+            if let (Some(dir), 0) = (&a.dump_scripts, k) {
+                std::fs::write(dir.join("change.nft"), &s)?;
+            }
+            session.apply(&s)?;
             part_n.push(t.elapsed());
             cur = next;
         }
@@ -189,6 +203,11 @@ fn main() -> anyhow::Result<()> {
             ms(full_n),
             ref_ms(full_i),
             ratio(full_n, full_i)
+        );
+        println!(
+            "| one Service's endpoints changed (render only, median of {}) | {} | — | — |",
+            a.changes,
+            ms(median(part_render_n))
         );
         println!(
             "| one Service's endpoints changed (median of {}) | {} | {} | {} |",

@@ -225,6 +225,24 @@ impl NetNs {
             .map_err(|_| NetnsError::ThreadPanicked(self.name.clone()))?
     }
 
+    /// Start `f` on a new thread inside this namespace (a thread that serves the namespace for a
+    /// long time, such as a netlink session).
+    pub fn spawn<F>(&self, f: F) -> Result<std::thread::JoinHandle<()>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let file = self.file()?;
+        let name = self.name.clone();
+        Ok(std::thread::Builder::new()
+            .name(format!("netns-{}", self.name))
+            .spawn(move || match setns(file.as_fd(), CloneFlags::CLONE_NEWNET) {
+                Ok(()) => f(),
+                Err(source) => {
+                    tracing::error!(error = %NetnsError::EnterFailed { name, source }, "thread not started")
+                }
+            })?)
+    }
+
     /// [`NetNs::run`] from async code, without blocking the runtime.
     pub async fn run_async<F, R>(&self, f: F) -> Result<R>
     where

@@ -1,36 +1,45 @@
 //! The nftables backend: the [`State`] rendered as an `nft -f` script (kube-proxy's nftables
 //! mode, IPv4), applied in one transaction inside a network namespace.
 //!
-//! Layout (one table, `ip svcnet`), chosen for load speed (see NOTES.md: named per-service maps,
-//! few chains, no anonymous sets on the per-service path):
+//! Layout (one table, `ip svcnet`), chosen for load and change speed (see NOTES.md and
+//! bench/RESULTS.md: the kernel pays per named set, per rule bound to a set for every element
+//! added to it, and nft reads every chain back before each transaction, so the common case has
+//! no per-Service objects at all):
 //!
-//! - nat `prerouting`/`output` (priority -100) jump to `services`, which looks the destination
-//!   up in the verdict maps `service-ips` (ClusterIPs, external IPs, load-balancer IPs) and, for
-//!   packets to the node's own addresses, `service-nodeports`.
-//! - Per Service port `X` (names derived from its [`ServicePortName`] only, so a partial sync can
-//!   remove them without knowing what was programmed before): chain `svc-X` (ClusterIP traffic:
-//!   masquerade mark unless from the cluster CIDR, then pick an endpoint), chain `ext-X`
-//!   (NodePort / external / LB traffic, by externalTrafficPolicy), chain `fw-X`
-//!   (loadBalancerSourceRanges), and named maps of endpoints: `eps-X` (`numgen` index → address
-//!   . port, used as `dnat ip to numgen inc mod N map @eps-X`), or with sessionAffinity
-//!   `epa-X` + `aff-X` (client → endpoint index, dynamic with per-element timeout; the index is
-//!   carried in the conntrack mark while the endpoint is picked). `lep-X`, `lepa-X`, `laff-X`
-//!   are the same for the node-local endpoints (traffic policy Local).
+//! - nat `prerouting`/`output` (priority -100) jump to `services`, which sets the conntrack mark
+//!   to the Service port's number (`service-ids` / `nodeport-ids`) and then looks the
+//!   destination up in the verdict maps `service-ips` (ClusterIPs, external IPs, load-balancer
+//!   IPs) and, for packets to the node's own addresses, `service-nodeports`.
+//! - Shared dispatch (a Service port without sessionAffinity or Local traffic policies): the
+//!   verdict is `goto cluster-N` (masquerade mark unless from the cluster CIDR) or `goto
+//!   external-N` (masquerade mark), both continuing to `pick-N`, which DNATs with
+//!   `ct mark . numgen inc mod N map @endpoints` — one shared map from (Service port number,
+//!   index) to endpoint address . port, bound by three rules per endpoint count N in use. A
+//!   change of endpoints is a change of elements only. The numbers are kept in a [`Numbering`]
+//!   between syncs.
+//! - Own dispatch (sessionAffinity, or a Local traffic policy) per Service port `X` (names derived
+//!   from its [`ServicePortName`]): chain `svc-X` (ClusterIP traffic), chain `ext-X` (NodePort /
+//!   external / LB traffic, by externalTrafficPolicy), and named maps of endpoints: `eps-X`
+//!   (`numgen` index → address . port), or with sessionAffinity `epa-X` + `aff-X` (client →
+//!   endpoint index, dynamic with per-element timeout; the index is carried in the conntrack
+//!   mark while the endpoint is picked). `lep-X`, `lepa-X`, `laff-X` are the same for the
+//!   node-local endpoints (traffic policy Local).
+//! - `fw-X` (loadBalancerSourceRanges) per Service port that has them.
 //! - filter (priority -110, before DNAT): `no-endpoint-services` / `no-endpoint-nodeports` reject
 //!   (tcp reset / icmp port-unreachable) or drop traffic to Services without usable endpoints;
 //!   `firewall-ips` enforces source ranges; `cluster-ips` rejects ClusterIP ports that are not
 //!   Service ports.
 //! - nat `postrouting` (priority 100): masquerade what was marked `0x4000`, and hairpin
-//!   connections (an endpoint reaching itself through its Service; `hairpin` holds `E . E` per
-//!   endpoint).
+//!   connections (an endpoint on this node reaching itself through its Service; `hairpin` holds
+//!   `E . E` per such endpoint).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 
-use crate::model::{categorize, Endpoint, Protocol, ServicePort, ServicePortName, State};
+use crate::model::{categorize, Endpoint, ServicePort, ServicePortName, State};
 
 pub const TABLE: &str = "svcnet";
 /// The table's family and name, as nft commands spell it.
@@ -47,6 +56,9 @@ pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 pub const NODEPORT_IPS: &str = "nodeport-ips";
 pub const HAIRPIN: &str = "hairpin";
+pub const ENDPOINTS: &str = "endpoints";
+pub const SERVICE_IDS: &str = "service-ids";
+pub const NODEPORT_IDS: &str = "nodeport-ids";
 
 // Chains.
 pub const NAT_PREROUTING: &str = "nat-prerouting";
@@ -66,6 +78,11 @@ pub const SERVICE_ENDPOINTS_CHECK: &str = "service-endpoints-check";
 pub const NODEPORT_ENDPOINTS_CHECK: &str = "nodeport-endpoints-check";
 pub const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
 
+// Shared dispatch chains, one of each per endpoint count N in use (`pick-3`, ...).
+pub const CLUSTER_DISPATCH: &str = "cluster-";
+pub const EXTERNAL_DISPATCH: &str = "external-";
+pub const PICK: &str = "pick-";
+
 // Per-Service-port object name prefixes.
 pub const SVC_CHAIN: &str = "svc-";
 pub const EXT_CHAIN: &str = "ext-";
@@ -82,6 +99,11 @@ const EPA_DECL: &str = "type mark : ipv4_addr . inet_service;";
 const AFF_DECL: &str = "type ipv4_addr : mark; flags dynamic,timeout;";
 const VERDICT_KEY3: &str = "type ipv4_addr . inet_proto . inet_service : verdict;";
 const VERDICT_KEY2: &str = "type inet_proto . inet_service : verdict;";
+/// (`tcp dport` rather than `th dport`: nft, reading a `th` map back, refuses it in a `tcp`
+/// rule; the data is the same two bytes for every protocol.)
+const ENDPOINTS_DECL: &str = "typeof ct mark . numgen inc mod 1 : ip daddr . tcp dport;";
+const IDS_KEY3: &str = "type ipv4_addr . inet_proto . inet_service : mark;";
+const IDS_KEY2: &str = "type inet_proto . inet_service : mark;";
 
 pub use crate::model::NodeInfo;
 
@@ -104,6 +126,41 @@ pub enum Error {
     },
     #[error("running nft: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where a backend's scripts go: a libnftables context kept open inside the node's namespace
+/// (about 0.3 ms for a small change), or `nft -f` (about 20 ms: a process, a fresh read of the
+/// ruleset, a socket close that waits for RCU) when the library cannot be loaded.
+pub struct Session {
+    netns: Option<String>,
+    lib: Option<svcnet_libnftables::Nft>,
+}
+
+impl Session {
+    pub fn open(netns: Option<&str>) -> Session {
+        let lib = match svcnet_libnftables::Nft::open(netns) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::info!(error = %e, "using the nft command");
+                None
+            }
+        };
+        Session {
+            netns: netns.map(str::to_string),
+            lib,
+        }
+    }
+
+    /// Apply `script` in one transaction (as [`apply`]).
+    pub fn apply(&self, script: &str) -> Result<(), Error> {
+        match &self.lib {
+            Some(lib) => lib.run(script).map_err(|e| Error::Nft {
+                netns: self.netns.clone(),
+                stderr: e.to_string(),
+            }),
+            None => apply(self.netns.as_deref(), script),
+        }
+    }
 }
 
 /// The part of per-service object names that identifies the Service port: `ns/name/proto[/port]`
@@ -164,27 +221,95 @@ fn v4_cidr(cfg: &Config) -> Option<ipnet::Ipv4Net> {
     }
 }
 
+/// What the table holds beyond the [`State`] it was rendered from: the number each Service port
+/// on the shared dispatch path is known by (its part of the `endpoints` key, carried in the
+/// conntrack mark), the endpoint counts whose `pick-N` chains exist, and how many Service ports
+/// put each shared element there (a ClusterIP of a multi-port Service, an endpoint's `hairpin`
+/// entry), so that a partial sync touches only the changed Service ports. The backend keeps it
+/// between syncs; a full sync keeps the numbers of the Service ports it still has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Numbering {
+    ids: BTreeMap<ServicePortName, u32>,
+    free: Vec<u32>,
+    next: u32,
+    dispatch: BTreeSet<usize>,
+    refs: HashMap<(&'static str, String), u32>,
+}
+
+impl Numbering {
+    #[cfg(test)]
+    fn get(&self, id: &ServicePortName) -> Option<u32> {
+        self.ids.get(id).copied()
+    }
+
+    fn assign(&mut self, id: &ServicePortName) -> u32 {
+        if let Some(n) = self.ids.get(id) {
+            return *n;
+        }
+        let n = self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next
+        });
+        self.ids.insert(id.clone(), n);
+        n
+    }
+
+    fn release(&mut self, id: &ServicePortName) {
+        if let Some(n) = self.ids.remove(id) {
+            self.free.push(n);
+        }
+    }
+}
+
+/// Whether `sp` uses the shared dispatch path (else it has chains and maps of its own).
+fn shared_dispatch(sp: &ServicePort) -> bool {
+    sp.affinity_timeout.is_none() && !sp.internal_local && !sp.external_local
+}
+
 /// Elements one Service port contributes to the shared maps and sets.
 #[derive(Default)]
 struct Shared {
     service_ips: Vec<String>,
+    service_ids: Vec<String>,
     service_nodeports: Vec<String>,
+    nodeport_ids: Vec<String>,
     no_endpoint_services: Vec<String>,
     no_endpoint_nodeports: Vec<String>,
     firewall_ips: Vec<String>,
     cluster_ips: Vec<String>,
     hairpin: Vec<String>,
+    endpoints: Vec<String>,
 }
 
 impl Shared {
     fn extend(&mut self, o: Shared) {
         self.service_ips.extend(o.service_ips);
+        self.service_ids.extend(o.service_ids);
         self.service_nodeports.extend(o.service_nodeports);
+        self.nodeport_ids.extend(o.nodeport_ids);
         self.no_endpoint_services.extend(o.no_endpoint_services);
         self.no_endpoint_nodeports.extend(o.no_endpoint_nodeports);
         self.firewall_ips.extend(o.firewall_ips);
         self.cluster_ips.extend(o.cluster_ips);
         self.hairpin.extend(o.hairpin);
+        self.endpoints.extend(o.endpoints);
+    }
+
+    /// The elements that another Service port may also contribute (all but `endpoints`, whose
+    /// keys are unique), de-duplicated within this Service port.
+    fn counted(&self) -> Vec<(&'static str, BTreeSet<String>)> {
+        let set = |v: &Vec<String>| v.iter().cloned().collect::<BTreeSet<_>>();
+        vec![
+            (SERVICE_IDS, set(&self.service_ids)),
+            (SERVICE_IPS, set(&self.service_ips)),
+            (NODEPORT_IDS, set(&self.nodeport_ids)),
+            (SERVICE_NODEPORTS, set(&self.service_nodeports)),
+            (NO_ENDPOINT_SERVICES, set(&self.no_endpoint_services)),
+            (NO_ENDPOINT_NODEPORTS, set(&self.no_endpoint_nodeports)),
+            (FIREWALL_IPS, set(&self.firewall_ips)),
+            (CLUSTER_IPS, set(&self.cluster_ips)),
+            (HAIRPIN, set(&self.hairpin)),
+        ]
     }
 
     /// `(name, elements)` of the maps and sets, elements sorted and de-duplicated.
@@ -193,7 +318,10 @@ impl Shared {
             v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
         };
         vec![
+            (ENDPOINTS, sort(self.endpoints)),
+            (SERVICE_IDS, sort(self.service_ids)),
             (SERVICE_IPS, sort(self.service_ips)),
+            (NODEPORT_IDS, sort(self.nodeport_ids)),
             (SERVICE_NODEPORTS, sort(self.service_nodeports)),
             (NO_ENDPOINT_SERVICES, sort(self.no_endpoint_services)),
             (NO_ENDPOINT_NODEPORTS, sort(self.no_endpoint_nodeports)),
@@ -206,34 +334,18 @@ impl Shared {
 
 /// What one Service port renders to.
 struct Plan {
-    /// `(name, declaration, elements)`.
+    /// Its own maps: `(name, declaration, elements)`.
     maps: Vec<(String, &'static str, Vec<String>)>,
-    /// `(name, rules)`, in an order where a chain is defined before chains that jump to it.
+    /// Its own chains: `(name, rules)`, in an order where a chain is defined before chains that
+    /// jump to it.
     chains: Vec<(String, Vec<String>)>,
+    /// The endpoint count of its shared dispatch (its `pick-N` chains must exist).
+    dispatch: Option<usize>,
     shared: Shared,
 }
 
-/// Names and declarations of every per-service map (for removal).
-fn all_maps(key: &str) -> Vec<(String, &'static str)> {
-    vec![
-        (format!("{EPS_MAP}{key}"), EPS_DECL),
-        (format!("{EPA_MAP}{key}"), EPA_DECL),
-        (format!("{AFF_MAP}{key}"), AFF_DECL),
-        (format!("{LOCAL_EPS_MAP}{key}"), EPS_DECL),
-        (format!("{LOCAL_EPA_MAP}{key}"), EPA_DECL),
-        (format!("{LOCAL_AFF_MAP}{key}"), AFF_DECL),
-    ]
-}
-
-fn all_chains(key: &str) -> Vec<String> {
-    vec![
-        format!("{SVC_CHAIN}{key}"),
-        format!("{EXT_CHAIN}{key}"),
-        format!("{FW_CHAIN}{key}"),
-    ]
-}
-
-/// Rules picking one of `eps` (non-empty, IPv4), recording the maps they use in `plan`.
+/// Rules picking one of `eps` (non-empty, IPv4) through maps of the Service port's own,
+/// recording those maps in `maps`.
 fn dispatch(
     sp: &ServicePort,
     eps: &[&Endpoint],
@@ -244,7 +356,7 @@ fn dispatch(
 ) -> Vec<String> {
     let proto = sp.protocol.lower();
     let n = eps.len();
-    let gen = if cfg.random { "random" } else { "inc" };
+    let gen = numgen(cfg);
     let elems = |fmt_key: &dyn Fn(usize) -> String| -> Vec<String> {
         eps.iter()
             .enumerate()
@@ -278,7 +390,56 @@ fn dispatch(
     }
 }
 
-fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Plan {
+fn numgen(cfg: &Config) -> &'static str {
+    if cfg.random {
+        "random"
+    } else {
+        "inc"
+    }
+}
+
+/// The masquerade rule of ClusterIP traffic: unless it comes from the cluster CIDR.
+fn masquerade_unless_pods(cfg: &Config) -> String {
+    match v4_cidr(cfg) {
+        Some(c) => format!("ip saddr != {c} jump {MARK_FOR_MASQUERADE}"),
+        None => format!("jump {MARK_FOR_MASQUERADE}"),
+    }
+}
+
+/// The shared dispatch chains for endpoint count `n`: `(name, rules)`, `pick-N` first.
+fn dispatch_chains(n: usize, cfg: &Config) -> Vec<(String, Vec<String>)> {
+    let gen = numgen(cfg);
+    let pick = format!("{PICK}{n}");
+    let dnat = ["tcp", "udp", "sctp"]
+        .iter()
+        .map(|p| {
+            format!("meta l4proto {p} dnat ip to ct mark . numgen {gen} mod {n} map @{ENDPOINTS}")
+        })
+        .collect();
+    vec![
+        (
+            format!("{CLUSTER_DISPATCH}{n}"),
+            vec![masquerade_unless_pods(cfg), format!("goto {pick}")],
+        ),
+        (
+            format!("{EXTERNAL_DISPATCH}{n}"),
+            vec![
+                format!("jump {MARK_FOR_MASQUERADE}"),
+                format!("goto {pick}"),
+            ],
+        ),
+        (pick, dnat),
+    ]
+}
+
+/// The plan of `sp`; `number` is its [`Numbering`] number when it uses the shared dispatch.
+fn plan(
+    sp: &ServicePort,
+    eps: &[Endpoint],
+    node: &NodeInfo,
+    cfg: &Config,
+    number: Option<u32>,
+) -> Plan {
     let key = service_key(&sp.id);
     let proto = sp.protocol.lower();
     let port = sp.port;
@@ -301,6 +462,22 @@ fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Pl
     let mut maps = Vec::new();
     let mut chains = Vec::new();
     let mut shared = Shared::default();
+    let mut used_dispatch = None;
+    // The shared path: `number` names this Service port in `endpoints` (cluster endpoints,
+    // as both traffic policies are Cluster).
+    let mut shared_path = |dispatch_prefix: &str, shared: &mut Shared| -> (String, String) {
+        let number = number.expect("a number for a Service port on the shared dispatch path");
+        let n = cluster.len();
+        if used_dispatch.is_none() {
+            used_dispatch = Some(n);
+            for (i, e) in cluster.iter().enumerate() {
+                shared
+                    .endpoints
+                    .push(format!("{number} . {i} : {} . {}", e.ip, e.port));
+            }
+        }
+        (format!("goto {dispatch_prefix}{n}"), number.to_string())
+    };
 
     let cluster_ips: Vec<Ipv4Addr> = sp.cluster_ips.iter().filter_map(v4).collect();
     let external_ips: Vec<Ipv4Addr> = sp
@@ -314,36 +491,47 @@ fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Pl
 
     // Internal (ClusterIP) traffic.
     let has_svc = !internal.is_empty() && !cluster_ips.is_empty();
+    let mut svc_target = None;
     if has_svc {
-        let mut rules = vec![match v4_cidr(cfg) {
-            Some(c) => format!("ip saddr != {c} jump {MARK_FOR_MASQUERADE}"),
-            None => format!("jump {MARK_FOR_MASQUERADE}"),
-        }];
-        rules.extend(dispatch(
-            sp,
-            internal,
-            sp.internal_local,
-            &key,
-            cfg,
-            &mut maps,
-        ));
-        chains.push((svc.clone(), rules));
+        if number.is_some() {
+            svc_target = Some(shared_path(CLUSTER_DISPATCH, &mut shared));
+        } else {
+            let mut rules = vec![masquerade_unless_pods(cfg)];
+            rules.extend(dispatch(
+                sp,
+                internal,
+                sp.internal_local,
+                &key,
+                cfg,
+                &mut maps,
+            ));
+            chains.push((svc.clone(), rules));
+            svc_target = Some((format!("goto {svc}"), String::new()));
+        }
     }
     for ip in &cluster_ips {
         shared.cluster_ips.push(ip.to_string());
         let k = format!("{ip} . {proto} . {port}");
-        if has_svc {
-            shared.service_ips.push(format!("{k} : goto {svc}"));
-        } else {
-            shared
+        match &svc_target {
+            Some((verdict, number)) => {
+                shared.service_ips.push(format!("{k} : {verdict}"));
+                if !number.is_empty() {
+                    shared.service_ids.push(format!("{k} : {number}"));
+                }
+            }
+            None => shared
                 .no_endpoint_services
-                .push(format!("{k} : {no_endpoints}"));
+                .push(format!("{k} : {no_endpoints}")),
         }
     }
 
     // External (NodePort, external IP, load-balancer IP) traffic.
     if has_external {
-        if !external.is_empty() {
+        let target = if external.is_empty() {
+            None
+        } else if number.is_some() {
+            Some(shared_path(EXTERNAL_DISPATCH, &mut shared))
+        } else {
             let mut rules = Vec::new();
             if sp.external_local {
                 if has_svc {
@@ -363,28 +551,34 @@ fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Pl
             let target = if same { &mut scratch } else { &mut maps };
             rules.extend(dispatch(sp, external, sp.external_local, &key, cfg, target));
             chains.push((ext.clone(), rules));
-        }
-        let verdict = if external.is_empty() {
-            no_endpoints.clone()
-        } else {
-            format!("goto {ext}")
+            Some((format!("goto {ext}"), String::new()))
         };
         for ip in &external_ips {
             let k = format!("{ip} . {proto} . {port}");
-            if external.is_empty() {
-                shared.no_endpoint_services.push(format!("{k} : {verdict}"));
-            } else {
-                shared.service_ips.push(format!("{k} : {verdict}"));
+            match &target {
+                Some((verdict, number)) => {
+                    shared.service_ips.push(format!("{k} : {verdict}"));
+                    if !number.is_empty() {
+                        shared.service_ids.push(format!("{k} : {number}"));
+                    }
+                }
+                None => shared
+                    .no_endpoint_services
+                    .push(format!("{k} : {no_endpoints}")),
             }
         }
         if sp.node_port != 0 {
             let k = format!("{proto} . {}", sp.node_port);
-            if external.is_empty() {
-                shared
+            match &target {
+                Some((verdict, number)) => {
+                    shared.service_nodeports.push(format!("{k} : {verdict}"));
+                    if !number.is_empty() {
+                        shared.nodeport_ids.push(format!("{k} : {number}"));
+                    }
+                }
+                None => shared
                     .no_endpoint_nodeports
-                    .push(format!("{k} : {verdict}"));
-            } else {
-                shared.service_nodeports.push(format!("{k} : {verdict}"));
+                    .push(format!("{k} : {no_endpoints}")),
             }
         }
     }
@@ -414,9 +608,11 @@ fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Pl
         }
     }
 
+    // Hairpin: only an endpoint on this node can reach itself through this node's rules.
     let used: BTreeSet<Ipv4Addr> = internal
         .iter()
         .chain(external.iter())
+        .filter(|e| e.node_name.as_deref().is_none_or(|n| n == node.name))
         .filter_map(|e| v4(&e.ip))
         .collect();
     shared
@@ -427,21 +623,24 @@ fn plan(sp: &ServicePort, eps: &[Endpoint], node: &NodeInfo, cfg: &Config) -> Pl
     Plan {
         maps,
         chains,
+        dispatch: used_dispatch,
         shared,
     }
 }
 
-fn plans<'a>(
-    state: &'a State,
+/// The plan of the Service port `id` of `state` (None when `state` does not have it), numbering
+/// it in `num` when it uses the shared dispatch.
+fn plan_in(
+    state: &State,
+    id: &ServicePortName,
     node: &NodeInfo,
     cfg: &Config,
-) -> impl Iterator<Item = (&'a ServicePortName, Plan)> {
-    let node = node.clone();
-    let cfg = cfg.clone();
-    state.services.iter().map(move |(id, sp)| {
-        let eps = state.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        (id, plan(sp, eps, &node, &cfg))
-    })
+    num: &mut Numbering,
+) -> Option<Plan> {
+    let sp = state.services.get(id)?;
+    let eps = state.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
+    let number = shared_dispatch(sp).then(|| num.assign(id));
+    Some(plan(sp, eps, node, cfg, number))
 }
 
 fn push_elements(out: &mut String, name: &str, elems: &[String]) {
@@ -455,17 +654,21 @@ fn push_elements(out: &mut String, name: &str, elems: &[String]) {
     out.push_str("}\n");
 }
 
+fn push_chain(out: &mut String, name: &str, rules: &[String]) {
+    let _ = writeln!(out, "\tchain {name} {{");
+    for r in rules {
+        let _ = writeln!(out, "\t\t{r}");
+    }
+    out.push_str("\t}\n");
+}
+
 /// The per-service maps and chains of `p` inside a `table ip svcnet { ... }` block.
 fn push_objects(out: &mut String, p: &Plan) {
     for (name, decl, _) in &p.maps {
         let _ = writeln!(out, "\tmap {name} {{\n\t\t{decl}\n\t}}");
     }
     for (name, rules) in &p.chains {
-        let _ = writeln!(out, "\tchain {name} {{");
-        for r in rules {
-            let _ = writeln!(out, "\t\t{r}");
-        }
-        out.push_str("\t}\n");
+        push_chain(out, name, rules);
     }
 }
 
@@ -475,33 +678,55 @@ fn push_map_elements(out: &mut String, p: &Plan) {
     }
 }
 
-/// A complete `nft -f` script for `state`: the table replaced in one transaction.
+/// A complete `nft -f` script for `state`: the table replaced in one transaction, Service ports
+/// numbered afresh.
 pub fn render_full(state: &State, node: &NodeInfo, cfg: &Config) -> String {
-    let all: Vec<(&ServicePortName, Plan)> = plans(state, node, cfg).collect();
+    render_full_with(state, node, cfg, &mut Numbering::default())
+}
+
+/// [`render_full`], keeping the numbers `num` has for the Service ports still on the shared
+/// dispatch path, and leaving `num` describing the new table.
+pub fn render_full_with(
+    state: &State,
+    node: &NodeInfo,
+    cfg: &Config,
+    num: &mut Numbering,
+) -> String {
+    let gone: Vec<ServicePortName> = num
+        .ids
+        .keys()
+        .filter(|id| !state.services.get(*id).is_some_and(shared_dispatch))
+        .cloned()
+        .collect();
+    for id in &gone {
+        num.release(id);
+    }
+    let all: Vec<Plan> = state
+        .services
+        .keys()
+        .filter_map(|id| plan_in(state, id, node, cfg, num))
+        .collect();
+    num.dispatch = all.iter().filter_map(|p| p.dispatch).collect();
     let mut out = String::new();
     let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY_TABLE}");
     let _ = writeln!(out, "table {FAMILY_TABLE} {{");
     // Shared sets and maps.
-    let _ = writeln!(out, "\tmap {SERVICE_IPS} {{\n\t\t{VERDICT_KEY3}\n\t}}");
-    let _ = writeln!(
-        out,
-        "\tmap {SERVICE_NODEPORTS} {{\n\t\t{VERDICT_KEY2}\n\t}}"
-    );
-    let _ = writeln!(
-        out,
-        "\tmap {NO_ENDPOINT_SERVICES} {{\n\t\t{VERDICT_KEY3}\n\t}}"
-    );
-    let _ = writeln!(
-        out,
-        "\tmap {NO_ENDPOINT_NODEPORTS} {{\n\t\t{VERDICT_KEY2}\n\t}}"
-    );
-    let _ = writeln!(out, "\tmap {FIREWALL_IPS} {{\n\t\t{VERDICT_KEY3}\n\t}}");
-    let _ = writeln!(out, "\tset {CLUSTER_IPS} {{\n\t\ttype ipv4_addr;\n\t}}");
-    let _ = writeln!(
-        out,
-        "\tset {HAIRPIN} {{\n\t\ttype ipv4_addr . ipv4_addr;\n\t}}"
-    );
+    let decls: [(&str, &str, &str); 10] = [
+        ("map", ENDPOINTS, ENDPOINTS_DECL),
+        ("map", SERVICE_IDS, IDS_KEY3),
+        ("map", SERVICE_IPS, VERDICT_KEY3),
+        ("map", NODEPORT_IDS, IDS_KEY2),
+        ("map", SERVICE_NODEPORTS, VERDICT_KEY2),
+        ("map", NO_ENDPOINT_SERVICES, VERDICT_KEY3),
+        ("map", NO_ENDPOINT_NODEPORTS, VERDICT_KEY2),
+        ("map", FIREWALL_IPS, VERDICT_KEY3),
+        ("set", CLUSTER_IPS, "type ipv4_addr;"),
+        ("set", HAIRPIN, "type ipv4_addr . ipv4_addr;"),
+    ];
+    for (kind, name, decl) in decls {
+        let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{decl}\n\t}}");
+    }
     let node_ips: BTreeSet<Ipv4Addr> = node.node_ips.iter().filter_map(v4).collect();
     if !node_ips.is_empty() {
         let list: Vec<String> = node_ips.iter().map(Ipv4Addr::to_string).collect();
@@ -627,12 +852,19 @@ pub fn render_full(state: &State, node: &NodeInfo, cfg: &Config) -> String {
         Some(("filter", "output", -90)),
         &[format!("{new} {CLUSTER_IPS_CHECK}")],
     );
+    for n in &num.dispatch {
+        for (name, rules) in dispatch_chains(*n, cfg) {
+            push_chain(&mut out, &name, &rules);
+        }
+    }
     chain(
         &mut out,
         SERVICES,
         None,
         &[
+            format!("ct mark set ip daddr . meta l4proto . th dport map @{SERVICE_IDS}"),
             format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
+            format!("{nodeport_dest} ct mark set meta l4proto . th dport map @{NODEPORT_IDS}"),
             format!("{nodeport_dest} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
         ],
     );
@@ -655,14 +887,20 @@ pub fn render_full(state: &State, node: &NodeInfo, cfg: &Config) -> String {
         &[format!("jump {MASQUERADING}")],
     );
     // Per-service maps and chains.
-    for (_, p) in &all {
+    for p in &all {
         push_objects(&mut out, p);
     }
     out.push_str("}\n");
     // Elements.
     let mut shared = Shared::default();
-    for (_, p) in all {
+    num.refs.clear();
+    for p in all {
         push_map_elements(&mut out, &p);
+        for (name, list) in p.shared.counted() {
+            for e in list {
+                *num.refs.entry((name, e)).or_default() += 1;
+            }
+        }
         shared.extend(p.shared);
     }
     for (name, elems) in shared.lists() {
@@ -671,153 +909,35 @@ pub fn render_full(state: &State, node: &NodeInfo, cfg: &Config) -> String {
     out
 }
 
-/// A partial sync of one Service port; see [`render_services`].
-pub fn render_service(
-    state: &State,
-    id: &ServicePortName,
-    node: &NodeInfo,
-    cfg: &Config,
-) -> String {
-    render_services(state, std::iter::once(id), node, cfg)
-}
-
-/// A partial sync of the Service ports `ids` (present in `state` or removed from it), assuming
-/// the table exists from [`render_full`]: their chains and maps are removed and defined anew,
-/// and the shared verdict maps and `cluster-ips` are refilled from `state` in the same
-/// transaction (their previous keys — a removed Service's ClusterIP, a changed node port — are
-/// not known here, so they are replaced as a whole; that costs one element per Service port, not
-/// a rule). `hairpin` only grows (a stale `E . E` is harmless); [`render_full`] trims it.
-/// sessionAffinity state of these Service ports restarts.
-pub fn render_services<'a>(
-    state: &State,
-    ids: impl IntoIterator<Item = &'a ServicePortName>,
-    node: &NodeInfo,
-    cfg: &Config,
-) -> String {
-    let ids: BTreeSet<&ServicePortName> = ids.into_iter().collect();
-    let mut out = String::new();
-    let flushes = [
-        ("map", SERVICE_IPS),
-        ("map", SERVICE_NODEPORTS),
-        ("map", NO_ENDPOINT_SERVICES),
-        ("map", NO_ENDPOINT_NODEPORTS),
-        ("map", FIREWALL_IPS),
-        ("set", CLUSTER_IPS),
-    ];
-    for (kind, name) in flushes {
-        let _ = writeln!(out, "flush {kind} {FAMILY_TABLE} {name}");
-    }
-    // Remove the Service ports' objects (creating them first makes this idempotent).
-    for id in &ids {
-        let key = service_key(id);
-        for c in all_chains(&key) {
-            let _ = writeln!(out, "add chain {FAMILY_TABLE} {c}");
-            let _ = writeln!(out, "flush chain {FAMILY_TABLE} {c}");
-        }
-    }
-    for id in &ids {
-        let key = service_key(id);
-        for c in all_chains(&key) {
-            let _ = writeln!(out, "delete chain {FAMILY_TABLE} {c}");
-        }
-        for (m, decl) in all_maps(&key) {
-            let _ = writeln!(out, "add map {FAMILY_TABLE} {m} {{ {decl} }}");
-            let _ = writeln!(out, "delete map {FAMILY_TABLE} {m}");
-        }
-    }
-    // Define them anew, then refill the shared maps.
-    let mut mine = Vec::new();
-    let mut shared = Shared::default();
-    for (id, p) in plans(state, node, cfg) {
-        if ids.contains(id) {
-            mine.push(p);
-        } else {
-            shared.extend(p.shared);
-        }
-    }
-    if mine
-        .iter()
-        .any(|p| !p.maps.is_empty() || !p.chains.is_empty())
-    {
-        let _ = writeln!(out, "table {FAMILY_TABLE} {{");
-        for p in &mine {
-            push_objects(&mut out, p);
-        }
-        out.push_str("}\n");
-    }
-    let mut hairpin = Vec::new();
-    for p in mine {
-        push_map_elements(&mut out, &p);
-        hairpin.extend(p.shared.hairpin.iter().cloned());
-        shared.extend(p.shared);
-    }
-    shared.hairpin = hairpin;
-    for (name, elems) in shared.lists() {
-        push_elements(&mut out, name, &elems);
-    }
-    out
-}
-
-/// Whether `sp` (with `eps`) could contribute an element with one of these addresses or node
-/// ports to a shared map or set.
-fn touches(
-    sp: &ServicePort,
-    eps: &[Endpoint],
-    ips: &BTreeSet<IpAddr>,
-    ports: &BTreeSet<(Protocol, u16)>,
-) -> bool {
-    sp.cluster_ips
-        .iter()
-        .chain(&sp.external_ips)
-        .chain(&sp.load_balancer_ips)
-        .chain(eps.iter().map(|e| &e.ip))
-        .any(|ip| ips.contains(ip))
-        || (sp.node_port != 0 && ports.contains(&(sp.protocol, sp.node_port)))
-}
-
-/// Addresses and node ports that appear in the shared elements of `sp`.
-fn keys_of(
-    sp: &ServicePort,
-    eps: &[Endpoint],
-    ips: &mut BTreeSet<IpAddr>,
-    ports: &mut BTreeSet<(Protocol, u16)>,
-) {
-    ips.extend(
-        sp.cluster_ips
-            .iter()
-            .chain(&sp.external_ips)
-            .chain(&sp.load_balancer_ips),
-    );
-    ips.extend(eps.iter().map(|e| e.ip));
-    if sp.node_port != 0 {
-        ports.insert((sp.protocol, sp.node_port));
-    }
-}
-
-/// The shared elements of the Service ports `ids` in `state`, as `(map, element)`.
-fn shared_of(
+/// The plans of the Service ports `ids` in `state`, their `endpoints` elements, and how many
+/// of them contribute each other shared element.
+fn plans_of(
     state: &State,
     ids: &BTreeSet<&ServicePortName>,
     node: &NodeInfo,
     cfg: &Config,
+    num: &mut Numbering,
 ) -> (
-    BTreeSet<(&'static str, String)>,
+    BTreeSet<String>,
+    BTreeMap<(&'static str, String), i64>,
     BTreeMap<ServicePortName, Plan>,
 ) {
-    let mut elems = BTreeSet::new();
+    let mut endpoints = BTreeSet::new();
+    let mut counts = BTreeMap::new();
     let mut plans = BTreeMap::new();
     for id in ids {
-        let Some(sp) = state.services.get(*id) else {
+        let Some(mut p) = plan_in(state, id, node, cfg, num) else {
             continue;
         };
-        let eps = state.endpoints.get(*id).map(Vec::as_slice).unwrap_or(&[]);
-        let mut p = plan(sp, eps, node, cfg);
-        for (name, list) in std::mem::take(&mut p.shared).lists() {
-            elems.extend(list.into_iter().map(|e| (name, e)));
+        for (name, list) in p.shared.counted() {
+            for e in list {
+                *counts.entry((name, e)).or_default() += 1;
+            }
         }
+        endpoints.extend(std::mem::take(&mut p.shared.endpoints));
         plans.insert((*id).clone(), p);
     }
-    (elems, plans)
+    (endpoints, counts, plans)
 }
 
 /// The key of a map element `key : value` (a set element is all key).
@@ -825,80 +945,81 @@ fn element_key(e: &str) -> &str {
     e.split_once(" : ").map_or(e, |(k, _)| k)
 }
 
-/// An incremental sync from `old` (what the table holds, as [`render_full`] of `old` or earlier
-/// partial syncs left it) to `new`, for the Service ports `ids` (the ones that differ; others
-/// must be equal in both states). One transaction that:
+/// An incremental sync from `old` (what the table holds, as [`render_full_with`] of `old` or
+/// earlier partial syncs left it, with `num` describing it) to `new`, for the Service ports
+/// `ids` (the ones that differ; others must be equal in both states). One transaction that:
 ///
 /// - deletes from the shared maps and sets exactly the elements the `old` Service ports put
 ///   there and that nothing in `new` still needs (an element shared with another Service port,
 ///   such as a ClusterIP of a multi-port Service or an endpoint's `hairpin` entry, stays),
-/// - flushes and refills the per-service chains and maps of the Service ports still present, and
-///   deletes those no longer used (or all of them for a removed Service port),
+/// - empties the Service ports' own chains and replaces their own maps, deleting what `new` no
+///   longer uses,
+/// - creates the `pick-N` chains of endpoint counts not in use before,
 /// - adds the shared elements `new` has and `old` had not.
 ///
-/// Its cost depends on the changed Service ports, not on the size of the table (unlike
-/// [`render_services`], which refills the shared maps from the whole state). Not idempotent:
-/// apply it once, against the table `old` describes. sessionAffinity state of these Service
-/// ports restarts.
+/// For a Service port on the shared dispatch path in both states, that is elements only. Its
+/// cost depends on the changed Service ports, not on the size of the table. Not idempotent:
+/// apply it once, against the table `old` describes; `num` then describes the new table.
+/// sessionAffinity state of these Service ports restarts.
 pub fn render_changes<'a>(
     old: &State,
     new: &State,
     ids: impl IntoIterator<Item = &'a ServicePortName>,
     node: &NodeInfo,
     cfg: &Config,
+    num: &mut Numbering,
 ) -> String {
     let ids: BTreeSet<&ServicePortName> = ids.into_iter().collect();
-    let (old_elems, _) = shared_of(old, &ids, node, cfg);
-    let (new_elems, mine) = shared_of(new, &ids, node, cfg);
+    let (old_eps, old_counts, theirs) = plans_of(old, &ids, node, cfg, num);
+    // Numbers of Service ports leaving the shared path are released after this transaction, so
+    // no number is both deleted and added in it.
+    let leaving: Vec<&ServicePortName> = ids
+        .iter()
+        .filter(|id| !new.services.get(**id).is_some_and(shared_dispatch))
+        .copied()
+        .collect();
+    let (new_eps, new_counts, mine) = plans_of(new, &ids, node, cfg, num);
 
-    // Elements the unchanged Service ports contribute, restricted to the few Service ports that
-    // could share one with the changed ones (same address or node port).
-    let mut ips = BTreeSet::new();
-    let mut ports = BTreeSet::new();
-    for st in [old, new] {
-        for id in &ids {
-            if let Some(sp) = st.services.get(*id) {
-                let eps = st.endpoints.get(*id).map(Vec::as_slice).unwrap_or(&[]);
-                keys_of(sp, eps, &mut ips, &mut ports);
-            }
-        }
+    // A shared element goes when no Service port has it any more, and comes when the first one
+    // does; `endpoints` elements belong to one Service port each.
+    let mut delta: BTreeMap<(&'static str, String), i64> = new_counts;
+    for (k, c) in old_counts {
+        *delta.entry(k).or_default() -= c;
     }
-    let mut others: BTreeSet<(&'static str, String)> = BTreeSet::new();
-    for (id, sp) in &new.services {
-        if ids.contains(id) {
+    let mut gone = BTreeSet::new();
+    let mut come = BTreeSet::new();
+    for (k, d) in delta {
+        if d == 0 {
             continue;
         }
-        let eps = new.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        if !touches(sp, eps, &ips, &ports) {
-            continue;
-        }
-        for (name, list) in plan(sp, eps, node, cfg).shared.lists() {
-            others.extend(list.into_iter().map(|e| (name, e)));
+        let before = i64::from(num.refs.get(&k).copied().unwrap_or(0));
+        let after = (before + d).max(0);
+        match (before > 0, after > 0) {
+            (true, false) => gone.insert(k.clone()),
+            (false, true) => come.insert(k.clone()),
+            _ => false,
+        };
+        if after == 0 {
+            num.refs.remove(&k);
+        } else {
+            num.refs.insert(k, u32::try_from(after).unwrap_or(u32::MAX));
         }
     }
+    gone.extend(old_eps.difference(&new_eps).map(|e| (ENDPOINTS, e.clone())));
+    come.extend(new_eps.difference(&old_eps).map(|e| (ENDPOINTS, e.clone())));
 
-    let group = |set: BTreeSet<&(&'static str, String)>| {
+    let group = |set: BTreeSet<(&'static str, String)>| {
         let mut by_map: Vec<(&'static str, Vec<String>)> = Vec::new();
         for (name, e) in set {
             match by_map.last_mut() {
-                Some((n, v)) if n == name => v.push(e.clone()),
-                _ => by_map.push((name, vec![e.clone()])),
+                Some((n, v)) if *n == name => v.push(e),
+                _ => by_map.push((name, vec![e])),
             }
         }
         by_map
     };
-    let deletes = group(
-        old_elems
-            .iter()
-            .filter(|e| !new_elems.contains(*e) && !others.contains(*e))
-            .collect(),
-    );
-    let adds = group(
-        new_elems
-            .iter()
-            .filter(|e| !old_elems.contains(*e) && !others.contains(*e))
-            .collect(),
-    );
+    let deletes = group(gone);
+    let adds = group(come);
 
     let mut out = String::new();
     // 1. Shared elements that go (they may reference chains deleted below).
@@ -910,36 +1031,46 @@ pub fn render_changes<'a>(
         }
         out.push_str("}\n");
     }
-    // 2. Empty every chain of the Service ports (creating them first makes this robust), then
-    // remove the chains `new` does not use, and replace the maps.
-    for id in &ids {
-        for c in all_chains(&service_key(id)) {
-            let _ = writeln!(out, "add chain {FAMILY_TABLE} {c}");
+    // 2. Empty the Service ports' own chains (they may jump to each other), then delete the ones
+    // `new` does not use and the old maps (replaced rather than flushed: nft, reading a `typeof`
+    // map back from the kernel, refuses a `tcp` rule on it).
+    let has_chain =
+        |p: Option<&Plan>, c: &str| p.is_some_and(|p| p.chains.iter().any(|(n, _)| n == c));
+    for p in theirs.values() {
+        for (c, _) in &p.chains {
             let _ = writeln!(out, "flush chain {FAMILY_TABLE} {c}");
         }
     }
-    for id in &ids {
-        let key = service_key(id);
-        let p = mine.get(*id);
-        let has_chain = |c: &str| p.is_some_and(|p| p.chains.iter().any(|(n, _)| n == c));
-        for c in all_chains(&key) {
-            if !has_chain(&c) {
+    for (id, p) in &theirs {
+        for (c, _) in &p.chains {
+            if !has_chain(mine.get(id), c) {
                 let _ = writeln!(out, "delete chain {FAMILY_TABLE} {c}");
             }
         }
-        for (m, decl) in all_maps(&key) {
-            let _ = writeln!(out, "add map {FAMILY_TABLE} {m} {{ {decl} }}");
-            // Replaced rather than flushed: nft, reading a `typeof` map back from the kernel,
-            // refuses a `tcp` rule on it.
+        for (m, _, _) in &p.maps {
             let _ = writeln!(out, "delete map {FAMILY_TABLE} {m}");
         }
     }
-    // 3. Their chains' rules and their maps' elements.
-    if mine
+    // 3. New dispatch chains, the Service ports' chains' rules and their maps' elements.
+    let fresh: Vec<usize> = mine
         .values()
-        .any(|p| !p.chains.is_empty() || !p.maps.is_empty())
+        .filter_map(|p| p.dispatch)
+        .filter(|n| !num.dispatch.contains(n))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !fresh.is_empty()
+        || mine
+            .values()
+            .any(|p| !p.chains.is_empty() || !p.maps.is_empty())
     {
         let _ = writeln!(out, "table {FAMILY_TABLE} {{");
+        for n in fresh {
+            for (name, rules) in dispatch_chains(n, cfg) {
+                push_chain(&mut out, &name, &rules);
+            }
+            num.dispatch.insert(n);
+        }
         for p in mine.values() {
             push_objects(&mut out, p);
         }
@@ -952,18 +1083,20 @@ pub fn render_changes<'a>(
     for (name, elems) in &adds {
         push_elements(&mut out, name, elems);
     }
+    for id in leaving {
+        num.release(id);
+    }
     out
 }
 
 fn nft(netns: Option<&str>, args: &[&str], script: &str) -> Result<(), Error> {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "nft"]);
-            c
-        }
-        None => Command::new("nft"),
-    };
+    let mut cmd = Command::new("nft");
+    if let Some(ns) = netns {
+        // setns in the child rather than `ip netns exec`, which costs ~10 ms per run.
+        let ns = svcnet_netns::NetNs::open(ns).map_err(|e| std::io::Error::other(e.to_string()))?;
+        svcnet_netns::enter_on_exec(&mut cmd, &ns, None, &[])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -1121,41 +1254,6 @@ mod tests {
         assert_eq!(expected, actual, "{name}");
     }
 
-    /// The partial syncs the golden and nft tests exercise: `(golden name, state, id)`.
-    fn partials() -> Vec<(&'static str, State, ServicePortName)> {
-        let st = fixture();
-        let mut scaled = st.clone();
-        scaled
-            .endpoints
-            .get_mut(&id("web", "http", Protocol::Tcp))
-            .unwrap()
-            .truncate(1);
-        let mut removed = st.clone();
-        removed.services.remove(&id("sticky", "", Protocol::Tcp));
-        removed.endpoints.remove(&id("sticky", "", Protocol::Tcp));
-        let mut emptied = st.clone();
-        emptied
-            .endpoints
-            .insert(id("lb", "", Protocol::Tcp), Vec::new());
-        vec![
-            (
-                "nftables-service-web-scaled.nft",
-                scaled,
-                id("web", "http", Protocol::Tcp),
-            ),
-            (
-                "nftables-service-sticky-removed.nft",
-                removed,
-                id("sticky", "", Protocol::Tcp),
-            ),
-            (
-                "nftables-service-lb-emptied.nft",
-                emptied,
-                id("lb", "", Protocol::Tcp),
-            ),
-        ]
-    }
-
     /// Incremental changes the golden and nft tests exercise: `(golden name, old, new, ids)`.
     fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
         let st = fixture();
@@ -1216,28 +1314,72 @@ mod tests {
         ]
     }
 
+    /// `render_changes` from `old` (as a full sync of `old` numbered it) to `new`, and the
+    /// numbering after it.
+    fn changes_script(
+        old: &State,
+        new: &State,
+        ids: &[ServicePortName],
+        num: &mut Numbering,
+    ) -> String {
+        render_changes(old, new, ids, &node(), &cfg(), num)
+    }
+
     #[test]
     fn golden_changes() {
         for (name, old, new, ids) in changes() {
-            let out = render_changes(&old, &new, &ids, &node(), &cfg());
-            assert_eq!(
-                out,
-                render_changes(
-                    &old.clone(),
-                    &new.clone(),
-                    ids.iter().rev(),
-                    &node(),
-                    &cfg()
-                )
-            );
+            let mut num = Numbering::default();
+            render_full_with(&old, &node(), &cfg(), &mut num);
+            let mut num2 = num.clone();
+            let out = changes_script(&old, &new, &ids, &mut num);
+            let rev: Vec<ServicePortName> = ids.iter().rev().cloned().collect();
+            assert_eq!(out, changes_script(&old, &new, &rev, &mut num2));
+            assert_eq!(num, num2);
             golden(name, &out);
         }
-        // Nothing changed: nothing to do beyond rewriting the Service port's own objects.
+        // Nothing changed: nothing to do.
         let st = fixture();
         let web = id("web", "http", Protocol::Tcp);
-        let out = render_changes(&st, &st, [&web], &node(), &cfg());
-        assert!(!out.contains("element ip svcnet service-ips"), "{out}");
-        assert!(!out.contains("delete element"), "{out}");
+        let mut num = Numbering::default();
+        render_full_with(&st, &node(), &cfg(), &mut num);
+        let out = changes_script(&st, &st, &[web], &mut num);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn numbering_is_kept_and_reused() {
+        let st = fixture();
+        let web = id("web", "http", Protocol::Tcp);
+        let mut num = Numbering::default();
+        render_full_with(&st, &node(), &cfg(), &mut num);
+        let n = num.get(&web).unwrap();
+        // sessionAffinity takes the Service port off the shared path: its number is released
+        // after the change, and reused by the next Service port that needs one.
+        let mut sticky = st.clone();
+        sticky.services.get_mut(&web).unwrap().affinity_timeout = Some(10);
+        let out = changes_script(&st, &sticky, std::slice::from_ref(&web), &mut num);
+        assert!(
+            out.contains(&format!(
+                "delete element ip svcnet endpoints {{\n\t{n} . 0,"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("chain svc-default/web/tcp/http"), "{out}");
+        assert_eq!(num.get(&web), None);
+        let extra = id("extra", "", Protocol::Tcp);
+        let mut more = sticky.clone();
+        add(
+            &mut more,
+            sp(&extra, "10.97.1.9", 80),
+            vec![ep("10.244.2.2", 80, "node-1")],
+        );
+        changes_script(&sticky, &more, std::slice::from_ref(&extra), &mut num);
+        assert_eq!(num.get(&extra), Some(n));
+        // A full sync keeps the numbers it can (and keeps only the dispatch chains in use).
+        let before = num.ids.clone();
+        render_full_with(&more, &node(), &cfg(), &mut num);
+        assert_eq!(num.ids, before);
+        assert!(!num.dispatch.contains(&3), "{:?}", num.dispatch);
     }
 
     /// `nft -j list table ip svcnet`, without handles, in an order independent of how the table
@@ -1296,17 +1438,19 @@ mod tests {
         let ns = Some(scratch.0.as_str());
         for (name, old, new, ids) in changes() {
             for (from, to) in [(&old, &new), (&new, &old)] {
-                apply(ns, &render_full(from, &node(), &cfg())).unwrap();
-                let script = render_changes(from, to, &ids, &node(), &cfg());
+                let mut num = Numbering::default();
+                apply(ns, &render_full_with(from, &node(), &cfg(), &mut num)).unwrap();
+                let script = changes_script(from, to, &ids, &mut num);
                 apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
                 let incremental = listing(&scratch.0);
-                apply(ns, &render_full(to, &node(), &cfg())).unwrap();
+                apply(ns, &render_full_with(to, &node(), &cfg(), &mut num.clone())).unwrap();
                 assert_eq!(listing(&scratch.0), incremental, "{name}\n{script}");
             }
         }
         // A chain of changes from a full load, each against the previous state.
         let mut cur = fixture();
-        apply(ns, &render_full(&cur, &node(), &cfg())).unwrap();
+        let mut num = Numbering::default();
+        apply(ns, &render_full_with(&cur, &node(), &cfg(), &mut num)).unwrap();
         for (name, _, new, ids) in changes() {
             // This case's change to these Service ports, on top of the previous ones.
             let mut next = cur.clone();
@@ -1320,13 +1464,17 @@ mod tests {
                     next.endpoints.insert(id.clone(), e.clone());
                 }
             }
-            let script = render_changes(&cur, &next, &ids, &node(), &cfg());
+            let script = changes_script(&cur, &next, &ids, &mut num);
             apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
             cur = next;
         }
         assert!(!cur.services.contains_key(&id("web", "dns", Protocol::Udp)));
         let incremental = listing(&scratch.0);
-        apply(ns, &render_full(&cur, &node(), &cfg())).unwrap();
+        apply(
+            ns,
+            &render_full_with(&cur, &node(), &cfg(), &mut num.clone()),
+        )
+        .unwrap();
         assert_eq!(listing(&scratch.0), incremental);
         cleanup(ns).unwrap();
     }
@@ -1337,13 +1485,6 @@ mod tests {
             "nftables-full.nft",
             &render_full(&fixture(), &node(), &cfg()),
         );
-    }
-
-    #[test]
-    fn golden_partial() {
-        for (name, st, id) in partials() {
-            golden(name, &render_service(&st, &id, &node(), &cfg()));
-        }
     }
 
     #[test]
@@ -1430,30 +1571,14 @@ mod tests {
         };
         check(ns, &render_full(&fixture(), &bare, &no_cidr)).unwrap();
         check(ns, &render_full(&State::default(), &node(), &cfg())).unwrap();
-        // Partial scripts need the table: load it for real, then check and apply each.
+        // Every Service port removed by one partial sync, then added back by another.
         apply(ns, &full).unwrap();
-        apply(ns, &full).unwrap();
-        for (name, st, id) in partials() {
-            let script = render_service(&st, &id, &node(), &cfg());
-            check(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}"));
-            apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}"));
-            // Applying it again changes nothing and still works.
-            apply(ns, &script).unwrap_or_else(|e| panic!("{name} again: {e}"));
-            // A new Service added by a partial sync.
-            apply(ns, &render_service(&fixture(), &id, &node(), &cfg())).unwrap();
-        }
-        // All Service ports at once, then everything removed.
         let st = fixture();
-        apply(
-            ns,
-            &render_services(&st, st.services.keys(), &node(), &cfg()),
-        )
-        .unwrap();
-        apply(
-            ns,
-            &render_services(&State::default(), st.services.keys(), &node(), &cfg()),
-        )
-        .unwrap();
+        let mut num = Numbering::default();
+        apply(ns, &render_full_with(&st, &node(), &cfg(), &mut num)).unwrap();
+        let ids: Vec<ServicePortName> = st.services.keys().cloned().collect();
+        let empty = State::default();
+        apply(ns, &changes_script(&st, &empty, &ids, &mut num)).unwrap();
         let listed = svcnet_netns::NetNs::open(&scratch.0)
             .unwrap()
             .exec(&["nft", "list", "table", "ip", TABLE])
@@ -1461,6 +1586,10 @@ mod tests {
         let listed = String::from_utf8_lossy(&listed.stdout);
         assert!(!listed.contains("svc-"), "{listed}");
         assert!(!listed.contains("10.97.1."), "{listed}");
+        assert!(!listed.contains("10.244.0.2"), "{listed}");
+        let script = changes_script(&empty, &st, &ids, &mut num);
+        check(ns, &script).unwrap();
+        apply(ns, &script).unwrap();
         let err = apply(ns, "add rule ip svcnet nope accept\n").unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         cleanup(ns).unwrap();

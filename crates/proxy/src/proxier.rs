@@ -62,8 +62,11 @@ pub struct Options {
 
 struct Nft {
     netns: Option<String>,
+    session: nftables::Session,
     node: NodeInfo,
     cfg: nftables::Config,
+    /// What the table holds beyond the last state (Service port numbers).
+    numbering: nftables::Numbering,
 }
 
 impl Backend for Nft {
@@ -72,8 +75,8 @@ impl Backend for Nft {
     }
 
     fn full(&mut self, state: &State) -> Result<(), String> {
-        let script = nftables::render_full(state, &self.node, &self.cfg);
-        nftables::apply(self.netns.as_deref(), &script).map_err(|e| e.to_string())
+        let script = nftables::render_full_with(state, &self.node, &self.cfg, &mut self.numbering);
+        self.session.apply(&script).map_err(|e| e.to_string())
     }
 
     fn partial(
@@ -83,8 +86,15 @@ impl Backend for Nft {
         changed: &BTreeSet<ServicePortName>,
     ) -> Result<(), String> {
         // Only the changed Service ports' elements move (O(change), not O(cluster)).
-        let script = nftables::render_changes(old, state, changed.iter(), &self.node, &self.cfg);
-        nftables::apply(self.netns.as_deref(), &script).map_err(|e| e.to_string())
+        let script = nftables::render_changes(
+            old,
+            state,
+            changed.iter(),
+            &self.node,
+            &self.cfg,
+            &mut self.numbering,
+        );
+        self.session.apply(&script).map_err(|e| e.to_string())
     }
 
     fn cleanup(&mut self) -> Result<(), String> {
@@ -136,11 +146,13 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
             let _ = userspace::cleanup(ns);
             Box::new(Nft {
                 netns: o.netns.clone(),
+                session: nftables::Session::open(ns),
                 node,
                 cfg: nftables::Config {
                     cluster_cidr: o.cluster_cidr,
                     random: false,
                 },
+                numbering: Default::default(),
             })
         }
         Mode::Iptables => {

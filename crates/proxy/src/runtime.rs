@@ -14,7 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -86,7 +86,13 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    // The proxy reads specs, endpoints and labels only: what kubectl and the API server keep in
+    // metadata (managed fields, last-applied annotations) would be most of the cache's memory.
+    let objects = watcher(api, watcher::Config::default()).modify(|o| {
+        o.managed_fields_mut().clear();
+        o.annotations_mut().clear();
+    });
+    let stream = reflector::reflector(writer, objects)
         .default_backoff()
         .touched_objects();
     tokio::spawn(async move {
@@ -123,9 +129,9 @@ pub async fn run(
     let slices = spawn_reflector(Api::<EndpointSlice>::all(client), wake.clone());
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
-    let mut programmed: Option<State> = None;
+    let mut programmed: Option<Arc<State>> = None;
     // The last state programmed successfully (kept across failures), for conntrack cleanup.
-    let mut last_ok: Option<State> = None;
+    let mut last_ok: Option<Arc<State>> = None;
     let mut last_full = Instant::now();
     // When a watch event woke the loop: the start of network programming latency.
     let mut woken: Option<Instant> = None;
@@ -170,6 +176,7 @@ pub async fn run(
                         tracing::warn!(error = %e, "flushing stale conntrack entries");
                     }
                 }
+                let state = Arc::new(state);
                 last_ok = Some(state.clone());
                 programmed = Some(state);
             }

@@ -1,6 +1,6 @@
 //! Real packets through the nftables rules: a client namespace, a `node` namespace routing
 //! between the client (198.51.100.0/24) and three backend namespaces (10.244.0.0/24 on a
-//! bridge), with [`render_full`] applied in `node`.
+//! bridge), with [`render_full_with`] applied in `node`.
 
 mod common;
 
@@ -8,7 +8,9 @@ use common::{add, ask, backends, sp, Topology};
 use std::time::{Duration, Instant};
 
 use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::nftables::{apply, cleanup, render_full, render_service, Config, NodeInfo};
+use svcnet_proxy::nftables::{
+    apply, cleanup, render_changes, render_full_with, Config, NodeInfo, Numbering,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_reject_nodeport_affinity() {
@@ -41,7 +43,12 @@ async fn round_robin_reject_nodeport_affinity() {
         cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
         random: false,
     };
-    apply(Some(node.name()), &render_full(&st, &info, &cfg)).unwrap();
+    let mut num = Numbering::default();
+    apply(
+        Some(node.name()),
+        &render_full_with(&st, &info, &cfg, &mut num),
+    )
+    .unwrap();
 
     // Round-robin: three consecutive connections reach three different backends.
     let mut seen = Vec::new();
@@ -78,6 +85,7 @@ async fn round_robin_reject_nodeport_affinity() {
     }
 
     // A partial sync: `empty` gets an endpoint, `web` is removed.
+    let old = st.clone();
     st.endpoints.insert(
         st.services
             .keys()
@@ -94,16 +102,14 @@ async fn round_robin_reject_nodeport_affinity() {
         .clone();
     st.services.remove(&web);
     st.endpoints.remove(&web);
-    for id in [
-        st.services
-            .keys()
-            .find(|k| k.name == "empty")
-            .unwrap()
-            .clone(),
-        web,
-    ] {
-        apply(Some(node.name()), &render_service(&st, &id, &info, &cfg)).unwrap();
-    }
+    let empty = st
+        .services
+        .keys()
+        .find(|k| k.name == "empty")
+        .unwrap()
+        .clone();
+    let script = render_changes(&old, &st, [&empty, &web], &info, &cfg, &mut num);
+    apply(Some(node.name()), &script).unwrap();
     assert_eq!(ask(client, "10.97.1.3:80").await.unwrap(), "b2");
     let err = ask(client, "10.97.1.1:80").await.unwrap_err();
     assert_ne!(err.kind(), std::io::ErrorKind::ConnectionRefused);
