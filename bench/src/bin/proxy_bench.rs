@@ -21,6 +21,10 @@ struct Args {
     services: usize,
     #[arg(long, default_value_t = 10)]
     endpoints: usize,
+    /// Nodes the endpoints are spread over (the proxy runs on node-1; 1 = every endpoint is
+    /// local, the worst case for the hairpin set).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// One-Service changes timed (median reported).
     #[arg(long, default_value_t = 5)]
     changes: usize,
@@ -32,7 +36,7 @@ struct Args {
     dump_scripts: Option<std::path::PathBuf>,
 }
 
-fn state(services: usize, endpoints: usize, salt: usize) -> State {
+fn state(services: usize, endpoints: usize, nodes: usize, salt: usize) -> State {
     let mut st = State::default();
     for i in 0..services {
         let id = ServicePortName {
@@ -55,7 +59,7 @@ fn state(services: usize, endpoints: usize, salt: usize) -> State {
                     ready: true,
                     serving: true,
                     terminating: false,
-                    node_name: Some("node-1".into()),
+                    node_name: Some(format!("node-{}", 1 + n as usize % nodes.max(1))),
                     zone: None,
                     hint_zones: None,
                 }
@@ -116,7 +120,7 @@ fn main() -> anyhow::Result<()> {
         cluster_cidr: Some("10.128.0.0/9".parse()?),
         ..Default::default()
     };
-    let st = state(a.services, a.endpoints, 0);
+    let st = state(a.services, a.endpoints, a.nodes, 0);
     let result = (|| -> anyhow::Result<()> {
         // nftables: full, then one-Service changes.
         let t = Instant::now();
@@ -173,8 +177,8 @@ fn main() -> anyhow::Result<()> {
         }
         let (pn, pi) = (median(part_n), median(part_i));
         println!(
-            "## Proxy sync: {} Services × {} endpoints (render + load into the kernel)\n",
-            a.services, a.endpoints
+            "## Proxy sync: {} Services × {} endpoints on {} node(s) (render + load into the kernel)\n",
+            a.services, a.endpoints, a.nodes
         );
         println!("| sync | nftables | reference: iptables (iptables-restore) | ratio |");
         println!("|---|---|---|---|");

@@ -104,6 +104,8 @@ const VERDICT_KEY2: &str = "type inet_proto . inet_service : verdict;";
 const ENDPOINTS_DECL: &str = "typeof ct mark . numgen inc mod 1 : ip daddr . tcp dport;";
 const IDS_KEY3: &str = "type ipv4_addr . inet_proto . inet_service : mark;";
 const IDS_KEY2: &str = "type inet_proto . inet_service : mark;";
+/// Shared sets with at least this many elements are declared with a `size` (4x, a power of two).
+const SIZED_FROM: usize = 4096;
 
 pub use crate::model::NodeInfo;
 
@@ -711,7 +713,23 @@ pub fn render_full_with(
     let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY_TABLE}");
     let _ = writeln!(out, "table {FAMILY_TABLE} {{");
-    // Shared sets and maps.
+    // The shared elements (and how many Service ports have each).
+    let mut all = all;
+    let mut shared = Shared::default();
+    num.refs.clear();
+    for p in &mut all {
+        let mine = std::mem::take(&mut p.shared);
+        for (name, list) in mine.counted() {
+            for e in list {
+                *num.refs.entry((name, e)).or_default() += 1;
+            }
+        }
+        shared.extend(mine);
+    }
+    let lists = shared.lists();
+    // Shared sets and maps, sized for their elements: a hash table that grows while it is
+    // filled costs the kernel a third more (NOTES.md). `size` is also a limit: a partial sync
+    // that outgrows it fails, and the full sync that follows sizes the set anew.
     let decls: [(&str, &str, &str); 10] = [
         ("map", ENDPOINTS, ENDPOINTS_DECL),
         ("map", SERVICE_IDS, IDS_KEY3),
@@ -725,7 +743,16 @@ pub fn render_full_with(
         ("set", HAIRPIN, "type ipv4_addr . ipv4_addr;"),
     ];
     for (kind, name, decl) in decls {
-        let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{decl}\n\t}}");
+        let count = lists
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, l)| l.len());
+        let size = if count >= SIZED_FROM {
+            format!(" size {};", (count * 4).next_power_of_two())
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "	{kind} {name} {{\n\t\t{decl}{size}\n\t}}");
     }
     let node_ips: BTreeSet<Ipv4Addr> = node.node_ips.iter().filter_map(v4).collect();
     if !node_ips.is_empty() {
@@ -892,18 +919,10 @@ pub fn render_full_with(
     }
     out.push_str("}\n");
     // Elements.
-    let mut shared = Shared::default();
-    num.refs.clear();
-    for p in all {
-        push_map_elements(&mut out, &p);
-        for (name, list) in p.shared.counted() {
-            for e in list {
-                *num.refs.entry((name, e)).or_default() += 1;
-            }
-        }
-        shared.extend(p.shared);
+    for p in &all {
+        push_map_elements(&mut out, p);
     }
-    for (name, elems) in shared.lists() {
+    for (name, elems) in lists {
         push_elements(&mut out, name, &elems);
     }
     out
@@ -1511,6 +1530,26 @@ mod tests {
         assert!(!out.contains("fd00"), "IPv6 is skipped");
     }
 
+    /// `services` ClusterIP Service ports with `endpoints` endpoints each.
+    fn many(services: u32, endpoints: u32) -> State {
+        let mut st = State::default();
+        for i in 0..services {
+            let s = sp(
+                &id(&format!("s{i}"), "", Protocol::Tcp),
+                &std::net::Ipv4Addr::from(0x0a60_0000 + i).to_string(),
+                80,
+            );
+            let eps = (0..endpoints)
+                .map(|e| {
+                    let ip = std::net::Ipv4Addr::from(0x0af4_0000 + i * endpoints + e);
+                    ep(&ip.to_string(), 8080, "node-1")
+                })
+                .collect();
+            add(&mut st, s, eps);
+        }
+        st
+    }
+
     #[test]
     fn long_names_stay_valid() {
         let long = ServicePortName {
@@ -1571,6 +1610,14 @@ mod tests {
         };
         check(ns, &render_full(&fixture(), &bare, &no_cidr)).unwrap();
         check(ns, &render_full(&State::default(), &node(), &cfg())).unwrap();
+        // Large enough for sized sets.
+        let big = many(1100, 4);
+        let script = render_full(&big, &node(), &cfg());
+        assert!(
+            script.contains("map endpoints {\n\t\ttypeof ct mark . numgen inc mod 1 : ip daddr . tcp dport; size 32768;"),
+            "4400 endpoints: size 4x, a power of two"
+        );
+        apply(ns, &script).unwrap();
         // Every Service port removed by one partial sync, then added back by another.
         apply(ns, &full).unwrap();
         let st = fixture();
