@@ -4,7 +4,8 @@
 //! Start at [`runtime`] (shared informers and the work queue) and [`run`], which starts every
 //! controller over one set of informers; then one module per controller:
 //! [`endpointslice`], [`endpointslicemirroring`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
-//! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes).
+//! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes),
+//! [`loadbalancer`] (LoadBalancer addresses from pools).
 
 pub mod deployment;
 pub mod endpoints;
@@ -13,6 +14,7 @@ pub mod endpointslicemirroring;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod loadbalancer;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -51,6 +53,9 @@ pub struct Config {
     pub node_cidr_mask_size: u8,
     /// `--node-monitor-grace-period`: silence after which a node is marked Unknown.
     pub node_monitor_grace_period: std::time::Duration,
+    /// `--loadbalancer-ip-range` (several; `a.b.c.d-e.f.g.h`, CIDR or address): the pools
+    /// LoadBalancer Services get addresses from ([`loadbalancer`]); none = the controller idles.
+    pub loadbalancer_ip_ranges: Vec<String>,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             cluster_cidr: "10.244.0.0/16".parse().expect("valid default CIDR"),
             node_cidr_mask_size: 24,
             node_monitor_grace_period: std::time::Duration::from_secs(40),
+            loadbalancer_ip_ranges: Vec::new(),
         }
     }
 }
@@ -167,6 +173,9 @@ pub async fn run(client: Client, config: Config) {
     }
     if c.enabled("nodelifecycle") {
         tasks.push(tokio::spawn(nodelifecycle::run(ctx.clone())));
+    }
+    if c.enabled("loadbalancer") && !c.loadbalancer_ip_ranges.is_empty() {
+        tasks.push(tokio::spawn(loadbalancer::run(ctx.clone())));
     }
     if c.enabled("scheduler") {
         tasks.push(tokio::spawn(scheduler::run(ctx.clone())));
