@@ -28,6 +28,14 @@ pub struct ApiServer {
     pub extra_args: Vec<String>,
     child: Option<Child>,
     controllers: Option<Child>,
+    /// The etcd this server stores in, when the harness started one (SVCNET_TEST_STORE=etcd).
+    pub etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
+}
+
+/// `SVCNET_TEST_STORE=etcd` runs every API server of the tests on its own local etcd (Debian's
+/// etcd 3.4 on loopback) instead of SQLite.
+pub fn test_store_is_etcd() -> bool {
+    std::env::var("SVCNET_TEST_STORE").is_ok_and(|v| v == "etcd")
 }
 
 impl ApiServer {
@@ -36,7 +44,41 @@ impl ApiServer {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
+        if test_store_is_etcd() && !args.iter().any(|a| a.starts_with("--store")) {
+            return Self::start_on_etcd(args);
+        }
+        Self::start_in(tempfile::tempdir().expect("tempdir"), args, None, None)
+    }
+
+    /// A server on a fresh one-member etcd of its own (killed with the server).
+    pub fn start_on_etcd(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let etcd = svcnet_store::etcd::local::LocalEtcd::start(&dir.path().join("etcd"), 1)
+            .expect("starting etcd");
+        let mut all: Vec<&str> = args.to_vec();
+        let url = etcd.store_url();
+        eprintln!("API server on etcd: {url}");
+        all.extend(["--store", url.as_str()]);
+        Self::start_in(dir, &all, None, Some(etcd))
+    }
+
+    /// Another server on the store given in `args`, sharing `peer`'s CA and admin token (as
+    /// several API servers of one cluster do), so one kubeconfig's credentials work on both.
+    pub fn start_sharing(peer: &ApiServer, args: &[&str]) -> Self {
+        Self::start_in(
+            tempfile::tempdir().expect("tempdir"),
+            args,
+            Some(peer),
+            None,
+        )
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        peer: Option<&ApiServer>,
+        etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
+    ) -> Self {
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut s = ApiServer {
@@ -47,7 +89,17 @@ impl ApiServer {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
             controllers: None,
+            etcd,
         };
+        if let Some(peer) = peer {
+            std::fs::create_dir_all(s.data_dir()).unwrap();
+            for f in ["ca.crt", "ca.key", "admin.token", "kubelet-client.token"] {
+                let from = peer.data_dir().join(f);
+                if from.exists() {
+                    std::fs::copy(&from, s.data_dir().join(f)).unwrap();
+                }
+            }
+        }
         s.spawn();
         s
     }
@@ -241,6 +293,8 @@ impl Drop for ApiServer {
             let _ = c.wait();
         }
         self.kill9();
+        // etcd (if ours) goes before the temp dir holding its data.
+        self.etcd.take();
     }
 }
 

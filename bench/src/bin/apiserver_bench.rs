@@ -3,6 +3,9 @@
 //! directly on the store in the same run (the reference: what the API layer costs on top).
 //!
 //! `cargo run --release -p svcnet-bench --bin apiserver-bench -- [--services 10000] [--watchers 100]`
+//!
+//! `--store etcd` starts a local etcd (Debian's etcd 3.4, one member on loopback, in a temp dir)
+//! and prints the API server on etcd next to the API server on SQLite, same run, same work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,8 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use svcnet_store::etcd::local::LocalEtcd;
+use svcnet_store::etcd::{EtcdConfig, EtcdStore};
 use svcnet_store::sqlite::SqliteStore;
 use svcnet_store::{Compare, Op, RangeRequest, Store, WatchResponse};
 
@@ -30,6 +35,10 @@ struct Args {
     /// Writes observed by the watchers.
     #[arg(long, default_value_t = 200)]
     watch_writes: usize,
+    /// `sqlite` (the API server vs the bare SQLite store), or `etcd` (the API server on etcd
+    /// next to the API server on SQLite, and both bare stores).
+    #[arg(long, default_value = "sqlite")]
+    store: String,
 }
 
 fn svc_json(name: &str) -> serde_json::Value {
@@ -52,10 +61,11 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// The reference: the same creates, list and watch directly on a SQLite store.
-async fn store_reference(args: &Args) -> anyhow::Result<(Duration, Duration, Vec<Duration>)> {
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("ref.db"))?);
+/// The reference: the same creates, list and watch directly on a store.
+async fn store_reference(
+    args: &Args,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<(Duration, Duration, Vec<Duration>)> {
     let start = Instant::now();
     let per = args.services.div_ceil(args.concurrency);
     let mut tasks = Vec::new();
@@ -152,12 +162,25 @@ async fn store_reference(args: &Args) -> anyhow::Result<(Duration, Duration, Vec
     Ok((creates, list, l))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// What one API server run measured.
+struct ApiRun {
+    creates: Duration,
+    list_time: Duration,
+    list_len: usize,
+    paged_time: Duration,
+    pages: usize,
+    lat: Vec<Duration>,
+}
+
+/// Creates, lists and watch latency through a fresh API server on `store` (None = SQLite).
+async fn api_run(
+    args: &Args,
+    store: Option<svcnet_apiserver::config::StoreUrl>,
+) -> anyhow::Result<ApiRun> {
     let dir = tempfile::tempdir()?;
     let mut config = svcnet_apiserver::Config::new(dir.path().to_path_buf());
     config.secure_port = 0;
+    config.store = store;
     let server = svcnet_apiserver::Server::start(config).await?;
     let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
     let client = kube::Client::try_from(
@@ -258,7 +281,39 @@ async fn main() -> anyhow::Result<()> {
     lat.sort();
     server.shutdown().await;
 
-    let (ref_creates, ref_list, ref_lat) = store_reference(&args).await?;
+    Ok(ApiRun {
+        creates,
+        list_time,
+        list_len: list.items.len(),
+        paged_time,
+        pages,
+        lat,
+    })
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.1}x", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.store.as_str() {
+        "sqlite" => {}
+        "etcd" => return etcd_vs_sqlite(&args).await,
+        other => anyhow::bail!("--store {other}: expected sqlite or etcd"),
+    }
+    let ApiRun {
+        creates,
+        list_time,
+        list_len,
+        paged_time,
+        pages,
+        lat,
+    } = api_run(&args, None).await?;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("ref.db"))?);
+    let (ref_creates, ref_list, ref_lat) = store_reference(&args, store).await?;
 
     println!(
         "# apiserver-bench: {} services, {} concurrent creators, {} watchers x {} writes",
@@ -278,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "| list of {} (one request) | {} | {} (range of raw values) | {:.1}x |",
-        list.items.len(),
+        list_len,
         ms(list_time),
         ms(ref_list),
         list_time.as_secs_f64() / ref_list.as_secs_f64()
@@ -304,6 +359,87 @@ async fn main() -> anyhow::Result<()> {
         "| watch event latency max | {} | {} | |",
         ms(lat.last().copied().unwrap_or_default()),
         ms(ref_lat.last().copied().unwrap_or_default())
+    );
+    Ok(())
+}
+
+/// `--store etcd`: the API server on etcd next to the API server on SQLite (same run), and the
+/// two bare stores under them.
+async fn etcd_vs_sqlite(args: &Args) -> anyhow::Result<()> {
+    let etcd_dir = tempfile::tempdir()?;
+    let sqlite = api_run(args, None).await?;
+    let etcd = LocalEtcd::start(etcd_dir.path(), 1)?;
+    let url =
+        svcnet_apiserver::config::StoreUrl::parse(&etcd.store_url()).map_err(anyhow::Error::msg)?;
+    let on_etcd = api_run(args, Some(url)).await?;
+
+    let dir = tempfile::tempdir()?;
+    let bare_sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("ref.db"))?);
+    let (sq_creates, sq_list, sq_lat) = store_reference(args, bare_sqlite).await?;
+    // A fresh etcd for the bare-store run, so it starts as empty as the SQLite one.
+    drop(etcd);
+    let etcd_dir2 = tempfile::tempdir()?;
+    let etcd2 = LocalEtcd::start(etcd_dir2.path(), 1)?;
+    let bare_etcd: Arc<dyn Store> = Arc::new(
+        EtcdStore::connect(&EtcdConfig {
+            endpoints: etcd2.endpoints(),
+            ..Default::default()
+        })
+        .await?,
+    );
+    let (et_creates, et_list, et_lat) = store_reference(args, bare_etcd).await?;
+    drop(etcd2);
+
+    println!(
+        "# apiserver-bench --store etcd: {} services, {} concurrent creators, {} watchers x {} writes",
+        args.services, args.concurrency, args.watchers, args.watch_writes
+    );
+    println!("| measure | API server on SQLite | API server on etcd | etcd / SQLite | bare SQLite store | bare etcd store |");
+    println!("|---|---|---|---|---|---|");
+    let rate = |d: Duration| args.services as f64 / d.as_secs_f64();
+    println!(
+        "| {} creates | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | {} | {:.2} s | {:.2} s |",
+        args.services,
+        sqlite.creates.as_secs_f64(),
+        rate(sqlite.creates),
+        on_etcd.creates.as_secs_f64(),
+        rate(on_etcd.creates),
+        ratio(on_etcd.creates, sqlite.creates),
+        sq_creates.as_secs_f64(),
+        et_creates.as_secs_f64()
+    );
+    println!(
+        "| list of {} (one request) | {} | {} | {} | {} | {} |",
+        on_etcd.list_len,
+        ms(sqlite.list_time),
+        ms(on_etcd.list_time),
+        ratio(on_etcd.list_time, sqlite.list_time),
+        ms(sq_list),
+        ms(et_list)
+    );
+    println!(
+        "| list in pages of 500 ({} requests) | {} | {} | {} | | |",
+        on_etcd.pages,
+        ms(sqlite.paged_time),
+        ms(on_etcd.paged_time),
+        ratio(on_etcd.paged_time, sqlite.paged_time)
+    );
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "| watch event latency {label} | {} | {} | {} | {} | {} |",
+            ms(percentile(&sqlite.lat, p)),
+            ms(percentile(&on_etcd.lat, p)),
+            ratio(percentile(&on_etcd.lat, p), percentile(&sqlite.lat, p)),
+            ms(percentile(&sq_lat, p)),
+            ms(percentile(&et_lat, p))
+        );
+    }
+    println!(
+        "| watch events received | {} | {} | | {} | {} |",
+        sqlite.lat.len(),
+        on_etcd.lat.len(),
+        sq_lat.len(),
+        et_lat.len()
     );
     Ok(())
 }

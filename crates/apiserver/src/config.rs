@@ -11,16 +11,23 @@ use ipnet::Ipv4Net;
 pub enum StoreUrl {
     /// `sqlite://PATH` (default: `<data-dir>/state.db`).
     Sqlite(PathBuf),
+    /// `etcd://host:port[,host:port...]`, with TLS client files from `--etcd-cafile` etc.
+    Etcd(svcnet_store::etcd::EtcdConfig),
 }
 
 impl StoreUrl {
-    /// Parse `sqlite://PATH` (or a plain path).
+    /// Parse `sqlite://PATH` (or a plain path) or `etcd://host:port[,host:port...]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(p) = s.strip_prefix("sqlite://") {
             return Ok(StoreUrl::Sqlite(PathBuf::from(p)));
         }
+        if s.starts_with("etcd://") || s.starts_with("etcds://") {
+            return svcnet_store::etcd::EtcdConfig::parse_url(s).map(StoreUrl::Etcd);
+        }
         if s.contains("://") {
-            return Err(format!("unsupported store {s:?}: expected sqlite://PATH"));
+            return Err(format!(
+                "unsupported store {s:?}: expected sqlite://PATH or etcd://HOST:PORT[,HOST:PORT]"
+            ));
         }
         Ok(StoreUrl::Sqlite(PathBuf::from(s)))
     }
@@ -106,5 +113,10 @@ mod tests {
             StoreUrl::Sqlite("/tmp/x.db".into())
         );
         assert!(StoreUrl::parse("redis://x").is_err());
+        match StoreUrl::parse("etcd://127.0.0.1:2379,10.0.0.2:2379").unwrap() {
+            StoreUrl::Etcd(c) => assert_eq!(c.endpoints, vec!["127.0.0.1:2379", "10.0.0.2:2379"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(StoreUrl::parse("etcd://nohost").is_err());
     }
 }

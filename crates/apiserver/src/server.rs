@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use svcnet_store::cache::{CacheConfig, WatchCache};
+use svcnet_store::etcd::EtcdStore;
 use svcnet_store::sqlite::SqliteStore;
 use svcnet_store::Store;
 use tokio::net::TcpListener;
@@ -138,6 +139,7 @@ impl Server {
 
         let store: Arc<dyn Store> = match config.store_url() {
             StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(&path)?),
+            StoreUrl::Etcd(etcd) => Arc::new(EtcdStore::connect(&etcd).await?),
         };
         let cache = WatchCache::start(
             store.clone(),

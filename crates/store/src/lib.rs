@@ -9,6 +9,8 @@
 //!
 //! Backends:
 //! - [`sqlite::SqliteStore`]: the embedded default; every acknowledged write is durable.
+//! - [`etcd::EtcdStore`]: etcd v3 (several API servers on one etcd cluster);
+//!   [`etcd::local::LocalEtcd`] starts etcd on loopback for `svcnet up --store etcd` and tests.
 //!
 //! On top of a backend, [`cache::WatchCache`] keeps the current objects and a window of recent
 //! events in memory (as kube-apiserver's cacher does): lists and watches are served from it.
@@ -16,6 +18,9 @@
 //! Start at [`Store`].
 
 pub mod cache;
+#[cfg(test)]
+mod conformance;
+pub mod etcd;
 pub mod sqlite;
 
 use std::fmt;
