@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
         if let Some(dir) = &a.dump_scripts {
             std::fs::write(dir.join("full.nft"), &script)?;
         }
-        session.apply(&script)?;
+        session.apply_full(&script)?;
         let full_n = t.elapsed();
         let mut part_n = Vec::new();
         let mut part_render_n = Vec::new();

@@ -15,17 +15,19 @@
 //! - `KUBE-SERVICES`: per Service IP (cluster, external, load-balancer) and port a jump to
 //!   the Service's chain; last, node-local destinations go to `KUBE-NODEPORTS`.
 //! - `KUBE-NODEPORTS`: per node port a jump to `KUBE-EXT-<hash>`.
-//! - `KUBE-SVC-<hash>` (Cluster policy) / `KUBE-SVL-<hash>` (Local policy): masquerade
-//!   off-cluster sources, then one `KUBE-SEP-<hash>` per endpoint chosen with
-//!   `-m statistic --mode random` (session affinity: `-m recent --rcheck` first).
+//! - `KUBE-SVC-<hash>` (Cluster policy) / `KUBE-SVL-<hash>` (Local policy): the one taking
+//!   internal traffic first masquerades off-cluster sources; then one `KUBE-SEP-<hash>` per
+//!   endpoint chosen with `-m statistic --mode random` (session affinity: `-m recent
+//!   --rcheck` first).
 //! - `KUBE-EXT-<hash>`: external traffic; masquerades unless `externalTrafficPolicy: Local`.
 //! - `KUBE-FW-<hash>`: `loadBalancerSourceRanges`.
 //! - `KUBE-SEP-<hash>`: hairpin masquerade and the DNAT.
 //! - `KUBE-MARK-MASQ`, `KUBE-POSTROUTING`: masquerade by firewall mark.
 //!
-//! filter: `KUBE-SERVICES` (REJECT for Services without endpoints), `KUBE-EXTERNAL-SERVICES`
-//! (the same for external IPs and node ports), `KUBE-NODEPORTS` (health-check node ports),
-//! `KUBE-FORWARD`, `KUBE-PROXY-FIREWALL` (source ranges).
+//! filter: `KUBE-SERVICES` (REJECT for Services without endpoints; DROP for
+//! `internalTrafficPolicy: Local` ones whose endpoints are all on other nodes),
+//! `KUBE-EXTERNAL-SERVICES` (the same for external IPs and node ports), `KUBE-NODEPORTS`
+//! (health-check node ports), `KUBE-FORWARD`, `KUBE-PROXY-FIREWALL` (source ranges).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -292,6 +294,10 @@ pub fn render_with(
         let proto = sp.protocol.lower();
         let eps = state.endpoints.get(id).map(Vec::as_slice).unwrap_or(&[]);
         let (cluster_eps, local_eps) = categorize(sp, eps, &node.name, node.zone.as_deref());
+        // kube-proxy's `hasEndpoints`: usable endpoints on any node, whatever the traffic
+        // policies (`categorize` always fills `cluster_eps`: ready endpoints, else serving
+        // terminating ones). Without any: REJECT; with some but none for a Local policy: DROP.
+        let has_endpoints = !cluster_eps.is_empty();
 
         let external_ips = v4(&sp.external_ips);
         let lb_ips = v4(&sp.load_balancer_ips);
@@ -314,7 +320,6 @@ pub fn render_with(
             }
         }
         reachable.sort();
-        let has_endpoints = !reachable.is_empty();
         let has_internal = if sp.internal_local {
             !local_eps.is_empty()
         } else {
@@ -458,18 +463,26 @@ pub fn render_with(
             continue;
         }
 
-        if uses_svc {
-            nat_chains.push(svc_chain.clone());
-            if let Some(cidr) = &cluster_cidr {
+        // Off-cluster sources of internal traffic are masqueraded (the node forwards them to a
+        // Service IP routed to it): first rule of the internal traffic chain, KUBE-SVC- or
+        // KUBE-SVL- (kube-proxy's `internalTrafficChain`).
+        let internal_masquerade = |chain: &str, out: &mut String| {
+            let Some(cidr) = &cluster_cidr else { return };
+            if chain == internal_chain.as_str() && has_internal {
                 for ip in &cluster_ips {
                     let _ = writeln!(
-                        nat_rules,
-                        "-A {svc_chain} ! -s {cidr} -d {ip}/32 -p {proto} {} {} -j {KUBE_MARK_MASQ}",
+                        out,
+                        "-A {chain} ! -s {cidr} -d {ip}/32 -p {proto} {} {} -j {KUBE_MARK_MASQ}",
                         comment(&format!("{spn} cluster IP")),
                         dport(sp.port)
                     );
                 }
             }
+        };
+
+        if uses_svc {
+            nat_chains.push(svc_chain.clone());
+            internal_masquerade(&svc_chain, &mut nat_rules);
             service_to_endpoints(&mut nat_rules, &svc_chain, &spn, sp, &cluster_eps);
         }
 
@@ -538,6 +551,7 @@ pub fn render_with(
 
         if uses_svl {
             nat_chains.push(svl_chain.clone());
+            internal_masquerade(&svl_chain, &mut nat_rules);
             service_to_endpoints(&mut nat_rules, &svl_chain, &spn, sp, &local_eps);
         }
 
@@ -1033,6 +1047,53 @@ COMMIT
             .all(|c| text.contains(&format!(":{c} - [0:0]"))));
         // Deterministic.
         assert_eq!(render(&sample(), &node(), &cfg()), text);
+    }
+
+    /// internalTrafficPolicy Local, as kube-proxy: DROP (not REJECT) when the endpoints are all
+    /// on other nodes; off-cluster sources masqueraded in KUBE-SVL- (the internal chain).
+    #[test]
+    fn internal_traffic_policy_local() {
+        let mut st = State::default();
+        let mut remote = port(spn("default", "remote", ""), "10.97.2.1", 80);
+        remote.internal_local = true;
+        st.endpoints
+            .insert(remote.id.clone(), vec![ep("10.244.2.2", 8080, "node-2")]);
+        st.services.insert(remote.id.clone(), remote);
+        let mut local = port(spn("default", "local", ""), "10.97.2.2", 80);
+        local.internal_local = true;
+        local.node_port = 30090;
+        st.endpoints.insert(
+            local.id.clone(),
+            vec![
+                ep("10.244.1.2", 8080, "node-1"),
+                ep("10.244.2.2", 8080, "node-2"),
+            ],
+        );
+        let h = service_hash(&local);
+        st.services.insert(local.id.clone(), local);
+        let text = render(&st, &node(), &cfg());
+        let lines: Vec<&str> = text.lines().collect();
+        let has = |l: &str| lines.contains(&l);
+
+        assert!(has("-A KUBE-SERVICES -d 10.97.2.1/32 -p tcp -m comment --comment \"default/remote has no local endpoints\" -m tcp --dport 80 -j DROP"), "{text}");
+        assert!(!text.contains("default/remote has no endpoints"), "{text}");
+        // No chains for it in nat (nothing reaches them).
+        assert!(!text.contains("default/remote ->"), "{text}");
+
+        let masq = format!("-A KUBE-SVL-{h} ! -s 10.244.0.0/16 -d 10.97.2.2/32 -p tcp -m comment --comment \"default/local cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ");
+        let svl: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("-A KUBE-SVL-{h} ")))
+            .collect();
+        assert_eq!(svl.first().map(|l| **l), Some(masq.as_str()), "{text}");
+        assert!(has(&format!("-A KUBE-SERVICES -d 10.97.2.2/32 -p tcp -m comment --comment \"default/local cluster IP\" -m tcp --dport 80 -j KUBE-SVL-{h}")), "{text}");
+        // KUBE-SVC- only takes external traffic here: no cluster IP rule.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with(&format!("-A KUBE-SVC-{h} ")) && l.contains("cluster IP")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -17,4 +17,6 @@ pub mod model;
 pub mod nftables;
 pub mod proxier;
 pub mod runtime;
+#[cfg(test)]
+pub(crate) mod trace;
 pub mod userspace;

@@ -153,6 +153,13 @@ impl Session {
         }
     }
 
+    /// Apply a full sync's script in one transaction through `nft -f` in a child process: the
+    /// parse of a large script (hundreds of MiB at 10k Services) then never stays in this
+    /// long-running process's heap, and the process costs ~10 ms next to seconds of loading.
+    pub fn apply_full(&self, script: &str) -> Result<(), Error> {
+        apply(self.netns.as_deref(), script)
+    }
+
     /// Apply `script` in one transaction (as [`apply`]).
     pub fn apply(&self, script: &str) -> Result<(), Error> {
         match &self.lib {
@@ -529,7 +536,11 @@ fn plan(
 
     // External (NodePort, external IP, load-balancer IP) traffic.
     if has_external {
-        let target = if external.is_empty() {
+        // With externalTrafficPolicy Local and no endpoint here, pods and the node still reach
+        // the Service through the external chain's shortcuts (as kube-proxy does); others are
+        // dropped.
+        let shortcuts_only = external.is_empty() && sp.external_local && has_svc;
+        let target = if external.is_empty() && !shortcuts_only {
             None
         } else if number.is_some() {
             Some(shared_path(EXTERNAL_DISPATCH, &mut shared))
@@ -547,11 +558,15 @@ fn plan(
             } else {
                 rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
             }
-            // The same endpoints as the internal dispatch share its maps.
-            let same = sp.external_local == sp.internal_local && has_svc;
-            let mut scratch = Vec::new();
-            let target = if same { &mut scratch } else { &mut maps };
-            rules.extend(dispatch(sp, external, sp.external_local, &key, cfg, target));
+            if shortcuts_only {
+                rules.push("drop".to_string());
+            } else {
+                // The same endpoints as the internal dispatch share its maps.
+                let same = sp.external_local == sp.internal_local && has_svc;
+                let mut scratch = Vec::new();
+                let target = if same { &mut scratch } else { &mut maps };
+                rules.extend(dispatch(sp, external, sp.external_local, &key, cfg, target));
+            }
             chains.push((ext.clone(), rules));
             Some((format!("goto {ext}"), String::new()))
         };
@@ -587,16 +602,26 @@ fn plan(
 
     // loadBalancerSourceRanges.
     if !lb_ips.is_empty() && !sp.load_balancer_source_ranges.is_empty() {
-        let ranges: Vec<String> = sp
+        let v4_ranges: Vec<ipnet::Ipv4Net> = sp
             .load_balancer_source_ranges
             .iter()
             .filter_map(|r| match r {
-                ipnet::IpNet::V4(n) => Some(n.trunc().to_string()),
+                ipnet::IpNet::V4(n) => Some(n.trunc()),
                 ipnet::IpNet::V6(_) => None,
             })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
+        let mut ranges: BTreeSet<String> = v4_ranges.iter().map(|n| n.to_string()).collect();
+        // The node reaching its own load-balancer IP has that IP as source: allowed when the
+        // ranges allow the node (kube-proxy's rule).
+        if node
+            .node_ips
+            .iter()
+            .filter_map(v4)
+            .any(|ip| v4_ranges.iter().any(|n| n.contains(&ip)))
+        {
+            ranges.extend(lb_ips.iter().map(Ipv4Addr::to_string));
+        }
+        let ranges: Vec<String> = ranges.into_iter().collect();
         let rule = if ranges.is_empty() {
             "drop".to_string()
         } else {
@@ -1157,7 +1182,7 @@ pub fn cleanup(netns: Option<&str>) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
     use pretty_assertions::assert_eq;

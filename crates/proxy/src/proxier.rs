@@ -76,7 +76,7 @@ impl Backend for Nft {
 
     fn full(&mut self, state: &State) -> Result<(), String> {
         let script = nftables::render_full_with(state, &self.node, &self.cfg, &mut self.numbering);
-        self.session.apply(&script).map_err(|e| e.to_string())
+        self.session.apply_full(&script).map_err(|e| e.to_string())
     }
 
     fn partial(
@@ -132,8 +132,63 @@ impl Backend for Ipt {
     }
 }
 
-/// The backend for `mode`; the other mode's leftovers are removed (switching modes is clean).
+/// The backend for `mode`. The other modes' leftovers are removed after its first successful
+/// full sync (switching modes is clean, and there is no moment without rules: an established
+/// connection that sent a packet then would lose its translation).
 pub fn backend(o: &Options) -> Box<dyn Backend> {
+    Box::new(Switched {
+        inner: mode_backend(o),
+        mode: o.mode,
+        netns: o.netns.clone(),
+        others_left: true,
+    })
+}
+
+/// Wraps the mode's backend to remove the other modes' rules once it has programmed its own.
+struct Switched {
+    inner: Box<dyn Backend>,
+    mode: Mode,
+    netns: Option<String>,
+    others_left: bool,
+}
+
+impl Backend for Switched {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn full(&mut self, state: &State) -> Result<(), String> {
+        self.inner.full(state)?;
+        if std::mem::take(&mut self.others_left) {
+            let ns = self.netns.as_deref();
+            if self.mode != Mode::Nftables {
+                let _ = nftables::cleanup(ns);
+            }
+            if self.mode != Mode::Iptables {
+                let _ = iptables::cleanup(ns);
+            }
+            if self.mode != Mode::Userspace {
+                let _ = userspace::cleanup(ns);
+            }
+        }
+        Ok(())
+    }
+
+    fn partial(
+        &mut self,
+        old: &State,
+        state: &State,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> Result<(), String> {
+        self.inner.partial(old, state, changed)
+    }
+
+    fn cleanup(&mut self) -> Result<(), String> {
+        self.inner.cleanup()
+    }
+}
+
+fn mode_backend(o: &Options) -> Box<dyn Backend> {
     let ns = o.netns.as_deref();
     let node = NodeInfo {
         name: o.node_name.clone(),
@@ -142,8 +197,6 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
     };
     match o.mode {
         Mode::Nftables => {
-            let _ = iptables::cleanup(ns);
-            let _ = userspace::cleanup(ns);
             Box::new(Nft {
                 netns: o.netns.clone(),
                 session: nftables::Session::open(ns),
@@ -156,8 +209,6 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
             })
         }
         Mode::Iptables => {
-            let _ = nftables::cleanup(ns);
-            let _ = userspace::cleanup(ns);
             Box::new(Ipt {
                 netns: o.netns.clone(),
                 node,
@@ -169,8 +220,6 @@ pub fn backend(o: &Options) -> Box<dyn Backend> {
             })
         }
         Mode::Userspace => {
-            let _ = nftables::cleanup(ns);
-            let _ = iptables::cleanup(ns);
             Box::new(userspace::Userspace::new(
                 o.netns.clone(),
                 o.node_ips.clone(),
