@@ -260,14 +260,13 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     // Deletion: SIGTERM, the namespace and the pod object go.
     s.kubectl_ok(&["delete", "pod", "web", "--wait=true", "--timeout=30s"]);
     assert!(pod(&client, "web").await.is_none());
-    assert!(
-        NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns),
-        "pod namespace removed: {:?}",
-        NetNs::list(&g.prefix)
-    );
-    assert!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err(),
-        "the container is gone"
-    );
-    assert!(!data.join("pods").join(&uid).exists());
+    // The sandbox goes right after the object (the agent removes the object once the
+    // containers have stopped, then tears the sandbox down).
+    wait_for(Duration::from_secs(15), "the pod's sandbox removed", || async {
+        let gone = NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns)
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err()
+            && !data.join("pods").join(&uid).exists();
+        gone.then_some(())
+    })
+    .await;
 }

@@ -1,0 +1,197 @@
+//! LoadBalancer address announcement, as MetalLB's layer-2 mode: for every IPv4 address in a
+//! LoadBalancer Service's `status.loadBalancer.ingress`, one node is elected ([`elect`]) among
+//! the nodes that can serve it ([`candidates`]); that node's speaker puts the address on its
+//! interface as a /32 and sends unsolicited ARP, so the node network sends traffic for the
+//! address to that node, where the service proxy's rules take it.
+//!
+//! Liveness: a node's Ready condition changes only after 40 s, too slow for failover, so every
+//! speaker renews a lease of its own — the annotation [`RENEW_ANNOTATION`] on its Node, every
+//! second, valid [`DURATION_ANNOTATION`] seconds (svcnet's API server does not serve
+//! coordination.k8s.io Leases). A speaker renews only while its interface is up.
+//!
+//! [`plan`] is pure (unit-tested); [`run`] is the I/O around it.
+
+mod announce;
+mod runtime;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+pub use announce::{parse_range, Announcer, IpRange};
+pub use runtime::{release, run, SpeakerConfig};
+
+/// The `spec.loadBalancerClass` svcnet serves (unset is ours too).
+pub const CLASS: &str = "svcnet.io/loadbalancer";
+/// When the node's speaker last renewed its lease (RFC 3339).
+pub const RENEW_ANNOTATION: &str = "speaker.svcnet.io/renew-time";
+/// For how long a renewal is valid, in seconds.
+pub const DURATION_ANNOTATION: &str = "speaker.svcnet.io/lease-duration-seconds";
+/// Nodes with this label never announce (as MetalLB and the cloud providers).
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// SHA-256 of `node#ip`, MetalLB's election key (a stable hash whose every bit depends on
+/// every input byte: with FNV-1a the node name, which comes first, decides the order alone).
+fn election_key(node: &str, ip: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("{node}#{ip}").as_bytes()).into()
+}
+
+/// The node that announces `ip`: candidates ordered by SHA-256 of `node#ip` (MetalLB's
+/// order), the first wins. Deterministic, so every speaker agrees given the same candidates;
+/// different addresses land on different nodes; removing the winner leaves the others'
+/// order unchanged (only its addresses move).
+pub fn elect(ip: &str, candidates: &[String]) -> Option<String> {
+    candidates
+        .iter()
+        .min_by_key(|n| (election_key(n, ip), n.as_str()))
+        .cloned()
+}
+
+/// Is this Service's LoadBalancer ours to announce?
+pub fn is_ours(svc: &Service) -> bool {
+    let Some(spec) = &svc.spec else { return false };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && matches!(spec.load_balancer_class.as_deref(), None | Some(CLASS))
+}
+
+/// The IPv4 ingress addresses of a LoadBalancer Service of ours.
+pub fn ingress_ipv4(svc: &Service) -> Vec<Ipv4Addr> {
+    if !is_ours(svc) {
+        return Vec::new();
+    }
+    svc.status
+        .iter()
+        .flat_map(|s| s.load_balancer.iter())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
+}
+
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn renewal(node: &Node) -> Option<(jiff::Timestamp, i64)> {
+    let a = node.metadata.annotations.as_ref()?;
+    let at = a.get(RENEW_ANNOTATION)?.parse().ok()?;
+    let secs = a.get(DURATION_ANNOTATION)?.parse().ok()?;
+    Some((at, secs))
+}
+
+/// The time leases are judged against: now, or the newest renewal seen if that is older.
+/// When no speaker's renewal gets through (the API server is down, the watch stalls), every
+/// lease ages alike and none expires; a node falls out only when it stops renewing while
+/// others go on.
+pub fn lease_reference(nodes: &[&Node], now: jiff::Timestamp) -> jiff::Timestamp {
+    nodes
+        .iter()
+        .filter_map(|n| renewal(n).map(|(t, _)| t))
+        .max()
+        .map_or(now, |newest| newest.min(now))
+}
+
+/// Has the node's speaker renewed its lease within its duration (of `reference`)?
+pub fn speaker_alive(node: &Node, reference: jiff::Timestamp) -> bool {
+    renewal(node).is_some_and(|(at, secs)| {
+        reference.duration_since(at) <= jiff::SignedDuration::from_secs(secs)
+    })
+}
+
+/// Nodes that may announce an address of `services`: Ready, speaker alive, not excluded, and,
+/// for each Service with `externalTrafficPolicy: Local`, holding a ready endpoint of it.
+pub fn candidates(
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    nodes: &[&Node],
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let reference = lease_reference(nodes, now);
+    let mut out: Vec<String> = nodes
+        .iter()
+        .filter(|n| node_ready(n) && speaker_alive(n, reference))
+        .filter(|n| {
+            !n.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(EXCLUDE_LABEL))
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    for svc in services {
+        let local = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.external_traffic_policy.as_deref())
+            == Some("Local");
+        if local {
+            let with_endpoints = ready_endpoint_nodes(svc, slices);
+            out.retain(|n| with_endpoints.contains(n));
+        }
+    }
+    out
+}
+
+/// Nodes with an endpoint of `svc` whose `ready` condition is not false.
+fn ready_endpoint_nodes(svc: &Service, slices: &[&EndpointSlice]) -> BTreeSet<String> {
+    let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    slices
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == ns)
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .is_some_and(|n| n == name)
+        })
+        .flat_map(|s| s.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+        .filter_map(|e| e.node_name.clone())
+        .collect()
+}
+
+/// The addresses `node` wins, each with the Services (`namespace/name`) that use it.
+pub fn plan(
+    node: &str,
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    nodes: &[&Node],
+    now: jiff::Timestamp,
+) -> BTreeMap<Ipv4Addr, Vec<String>> {
+    let mut by_ip: BTreeMap<Ipv4Addr, Vec<&Service>> = BTreeMap::new();
+    for svc in services {
+        for ip in ingress_ipv4(svc) {
+            by_ip.entry(ip).or_default().push(svc);
+        }
+    }
+    by_ip
+        .into_iter()
+        .filter(|(ip, svcs)| {
+            let c = candidates(svcs, slices, nodes, now);
+            elect(&ip.to_string(), &c).as_deref() == Some(node)
+        })
+        .map(|(ip, svcs)| {
+            let names = svcs
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s.metadata.namespace.as_deref().unwrap_or("default"),
+                        s.metadata.name.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect();
+            (ip, names)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
