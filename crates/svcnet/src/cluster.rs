@@ -2,10 +2,12 @@
 //! namespaces only.
 //!
 //! ```text
-//!   host (untouched but for loopback listeners: the API server, NodePort forwarders)
+//!   host (untouched but for loopback listeners: the API server, NodePort forwarders,
+//!         LoadBalancer forwarders on 127.b.c.d for a.b.c.d)
 //!   svcnet-<id>-net       the bridge br0 linking everything below (172.28.0.0/24)
 //!   svcnet-<id>-cp        the control plane's address 172.28.0.2 (API server for pods, proxy dialer)
-//!   svcnet-<id>-node-N    node N at 172.28.0.(10+N); its pods' veths; its kubelet API on :10250
+//!   svcnet-<id>-node-N    node N at 172.28.0.(10+N); its pods' veths; its kubelet API on :10250;
+//!                         the LoadBalancer addresses (172.28.0.200-249) it is elected for, as /32s
 //!   svcnet-<id>-outside   an external client at 172.28.0.254 (`svcnet exec --outside`)
 //!   svcnet-<id>-pod-<uid> one per pod
 //! ```
@@ -29,6 +31,8 @@ pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 254);
 const PREFIX_LEN: u8 = 24;
 /// The API server's default Service ClusterIP range.
 const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// LoadBalancer addresses, on the node network (announced by the node that serves each).
+pub const LB_POOL: &str = "172.28.0.200-172.28.0.249";
 pub const MAX_NODES: usize = 200;
 
 /// Names and addresses of one cluster (one data directory).
@@ -174,6 +178,8 @@ pub struct UpOptions {
     pub proxy_mode: String,
     pub apiserver_port: u16,
     pub cluster_dns: String,
+    /// `--store`: None = SQLite in the data dir; "etcd" = a local etcd (crate::etcd).
+    pub store: Option<String>,
 }
 
 /// Forward 127.0.0.1:<nodePort> on the host to node 1's NodePort (TCP), for every NodePort
@@ -205,31 +211,176 @@ async fn nodeport_forwarders(client: Client, outside: String) {
                 let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await else {
                     continue;
                 };
-                let outside = outside.clone();
+                let target = SocketAddr::from((Layout::node_ip(1), port));
                 open.insert(
                     port,
-                    tokio::spawn(async move {
-                        while let Ok((mut inbound, _)) = listener.accept().await {
-                            let outside = outside.clone();
-                            tokio::spawn(async move {
-                                let Ok(ns) = NetNs::open(&outside) else {
-                                    return;
-                                };
-                                let target = SocketAddr::from((Layout::node_ip(1), port));
-                                if let Ok(mut out) =
-                                    ns.tcp_connect(target, Duration::from_secs(5)).await
-                                {
-                                    let _ =
-                                        tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                                }
-                            });
-                        }
-                    }),
+                    tokio::spawn(forward(listener, outside.clone(), target)),
                 );
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Accept on `listener` (on the host) and relay every connection to `target`, dialled from
+/// the outside client's namespace `outside`.
+async fn forward(listener: tokio::net::TcpListener, outside: String, target: SocketAddr) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        let outside = outside.clone();
+        tokio::spawn(async move {
+            let Ok(ns) = NetNs::open(&outside) else {
+                return;
+            };
+            if let Ok(mut out) = ns.tcp_connect(target, Duration::from_secs(5)).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+            }
+        });
+    }
+}
+
+/// The host's loopback stand-in for a LoadBalancer address a.b.c.d: 127.b.c.d (all of
+/// 127.0.0.0/8 is local on Linux, so nothing is added to the host).
+pub fn loopback_for(ip: Ipv4Addr) -> Ipv4Addr {
+    let [_, b, c, d] = ip.octets();
+    Ipv4Addr::new(127, b, c, d)
+}
+
+/// Forward 127.b.c.d:port on the host to a.b.c.d:port through the outside namespace, for every
+/// LoadBalancer ingress address and TCP port, so `curl 127.28.0.200` reaches 172.28.0.200
+/// as an external client would.
+async fn loadbalancer_forwarders(client: Client, outside: String) {
+    use std::collections::HashMap;
+    let mut open: HashMap<SocketAddr, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut warned = std::collections::HashSet::new();
+    loop {
+        let api: Api<Service> = Api::all(client.clone());
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            let want: Vec<SocketAddr> = list
+                .items
+                .iter()
+                .flat_map(|s| {
+                    let ports: Vec<u16> = s
+                        .spec
+                        .iter()
+                        .flat_map(|sp| sp.ports.iter().flatten())
+                        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+                        .map(|p| p.port as u16)
+                        .collect();
+                    svcnet_speaker::ingress_ipv4(s).into_iter().flat_map(move |ip| {
+                        ports
+                            .clone()
+                            .into_iter()
+                            .map(move |p| SocketAddr::from((ip, p)))
+                    })
+                })
+                .collect();
+            open.retain(|target, h| {
+                let keep = want.contains(target);
+                if !keep {
+                    h.abort();
+                }
+                keep
+            });
+            for target in want {
+                if open.contains_key(&target) {
+                    continue;
+                }
+                let SocketAddr::V4(t) = target else { continue };
+                let local = SocketAddr::from((loopback_for(*t.ip()), t.port()));
+                let listener = match tokio::net::TcpListener::bind(local).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        if warned.insert(local) {
+                            tracing::warn!(error = %e, "cannot forward {local} to LoadBalancer {target}");
+                        }
+                        continue;
+                    }
+                };
+                tracing::info!("forwarding {local} on the host to LoadBalancer {target}");
+                open.insert(
+                    target,
+                    tokio::spawn(forward(listener, outside.clone(), target)),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
+fn start_speaker(client: &Client, l: &Layout, i: usize) {
+    let mut cfg =
+        svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
+    cfg.stale_ranges = svcnet_speaker::parse_range(LB_POOL).into_iter().collect();
+    let c = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = svcnet_speaker::run(c, cfg).await {
+            tracing::error!(node = i, error = %e, "LoadBalancer speaker stopped");
+        }
+    });
+}
+
+/// Cluster DNS: a DNS server (svcnet-dns) on port 53 of every node's address, behind the
+/// `kube-system/kube-dns` Service at `--cluster-dns` (the nameserver of the pods' resolv.conf).
+/// The Service has no selector: its Endpoints list the nodes (the controllers mirror them into
+/// an EndpointSlice), so the proxies balance pods' queries over the nodes' servers. Names outside
+/// the cluster are forwarded only to what a node's namespace can reach (no route leaves the
+/// cluster's namespaces: `--upstream` of `svcnet dns` is for real networks).
+async fn cluster_dns(client: &Client, l: &Layout, o: &UpOptions) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Endpoints;
+    use kube::api::{Patch, PatchParams, PostParams};
+    for i in 1..=o.nodes {
+        let cfg = svcnet_dns::Config {
+            listen: SocketAddr::from((Layout::node_ip(i), 53)),
+            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), 9153))),
+            netns: Some(l.node_ns(i)),
+            ..Default::default()
+        };
+        svcnet_dns::start(client.clone(), cfg)
+            .await
+            .with_context(|| format!("starting cluster DNS on {}", Layout::node_name(i)))?;
+    }
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+        "spec": {"clusterIP": o.cluster_dns, "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}
+    }))?;
+    let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    match services.create(&PostParams::default(), &svc).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e).context("creating kube-system/kube-dns"),
+    }
+    let addresses: Vec<serde_json::Value> = (1..=o.nodes)
+        .map(|i| {
+            serde_json::json!({"ip": Layout::node_ip(i).to_string(),
+                               "nodeName": Layout::node_name(i)})
+        })
+        .collect();
+    let eps = serde_json::json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns"}},
+        "subsets": [{"addresses": addresses, "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+            {"name": "metrics", "port": 9153, "protocol": "TCP"}]}]
+    });
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "kube-system");
+    let written = match endpoints
+        .create(&PostParams::default(), &serde_json::from_value(eps.clone())?)
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 409 => endpoints
+            .patch("kube-dns", &PatchParams::default(), &Patch::Merge(eps))
+            .await
+            .map(|_| ()),
+        other => other.map(|_| ()),
+    };
+    written.context("writing kube-system/kube-dns Endpoints")
 }
 
 async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
@@ -305,6 +456,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     let mut config = svcnet_apiserver::Config::new(l.data_dir.clone());
     config.secure_port = o.apiserver_port;
     config.advertise_address = Some(CP_IP);
+    let _etcd = crate::etcd::select_store(&l.data_dir, o.store.as_deref(), &mut config)?;
     let cp_listener = cp.tcp_listen(SocketAddr::from((CP_IP, 6443)))?;
     let options = svcnet_apiserver::ServerOptions {
         dialer: Arc::new(CpDialer(l.cp())),
@@ -316,7 +468,11 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     // Controllers.
     let cc = client.clone();
     tokio::spawn(async move {
-        svcnet_controllers::run(cc, svcnet_controllers::Config::default()).await
+        let config = svcnet_controllers::Config {
+            loadbalancer_ip_ranges: vec![LB_POOL.to_string()],
+            ..Default::default()
+        };
+        svcnet_controllers::run(cc, config).await
     });
 
     // Nodes.
@@ -365,6 +521,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
                 tracing::error!(error = %e, "service proxy stopped");
             }
         });
+        start_speaker(&client, l, i);
     }
     // The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
     tokio::spawn(svcnet_node::agent::node::sync_routes(
@@ -373,6 +530,8 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         None,
     ));
     tokio::spawn(nodeport_forwarders(client.clone(), l.outside()));
+    cluster_dns(&client, l, o).await?;
+    tokio::spawn(loadbalancer_forwarders(client.clone(), l.outside()));
 
     println!("export KUBECONFIG={}", server.kubeconfig_path.display());
     let deadline = Instant::now() + Duration::from_secs(60);

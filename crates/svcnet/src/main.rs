@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 mod cluster;
+mod etcd;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,13 @@ enum Command {
     /// Run the service proxy (kube-proxy): Services and EndpointSlices to nftables or iptables
     /// rules on this node (also against a real cluster with --kubeconfig).
     Proxy(ProxyArgs),
+    /// Run the cluster DNS server (CoreDNS's kubernetes plugin): the cluster domain from
+    /// Service / EndpointSlice watches, everything else forwarded (also against a real cluster
+    /// with --kubeconfig).
+    Dns(DnsArgs),
+    /// Announce LoadBalancer addresses from this node (MetalLB's layer-2 mode): the addresses
+    /// this node is elected for go on --interface as /32s, with unsolicited ARP.
+    Speaker(SpeakerArgs),
     /// Run the Kubernetes-compatible API server.
     Apiserver(ApiserverArgs),
     /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
@@ -68,6 +76,10 @@ struct UpArgs {
     /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
     #[arg(long, default_value = "10.96.0.10")]
     cluster_dns: String,
+    /// Where objects are stored: sqlite (default, <data-dir>/state.db), `etcd` (starts a local
+    /// etcd in <data-dir>/etcd on loopback), or a URL as for `svcnet apiserver --store`.
+    #[arg(long)]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -127,6 +139,55 @@ struct ProxyArgs {
     /// Print the virtual servers and their backends as `ipvsadm -Ln` does (any mode) and exit.
     #[arg(long)]
     list: bool,
+}
+
+#[derive(Args)]
+struct SpeakerArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// This node's name (its Node object carries the speaker's lease).
+    #[arg(long)]
+    node: String,
+    /// The node's network namespace (default: this process's).
+    #[arg(long)]
+    netns: Option<String>,
+    /// The interface on the network the addresses are announced on.
+    #[arg(long, default_value = "eth0")]
+    interface: String,
+    /// The LoadBalancer pools (`a-b` or CIDR, repeatable): /32s inside them left on the
+    /// interface by a crashed speaker are removed at start.
+    #[arg(long = "loadbalancer-ip-range")]
+    ranges: Vec<String>,
+}
+
+#[derive(Args)]
+struct DnsArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Where DNS is served, over UDP and TCP.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    listen: std::net::SocketAddr,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// TTL of the cluster records, in seconds.
+    #[arg(long, default_value_t = 5)]
+    ttl: u32,
+    /// Upstream resolvers for names outside the cluster domain, IP or IP:PORT (repeatable;
+    /// default: the nameservers of the namespace's resolv.conf).
+    #[arg(long = "upstream")]
+    upstreams: Vec<String>,
+    /// Pod records `a-b-c-d.<ns>.pod.<domain>`: disabled, insecure or verified.
+    #[arg(long, default_value = "disabled")]
+    pods: String,
+    /// Entries of the forwarding cache.
+    #[arg(long, default_value_t = 10_000)]
+    cache_size: usize,
+    /// Where /metrics, /health and /ready are served.
+    #[arg(long, default_value = "127.0.0.1:9153")]
+    metrics_addr: std::net::SocketAddr,
+    /// A named network namespace to serve (and forward) from (default: this process's).
+    #[arg(long)]
+    netns: Option<String>,
 }
 
 #[derive(Args)]
@@ -214,9 +275,13 @@ struct ControllerManagerArgs {
     /// Seconds without a status from a node's agent before the node is marked Unknown.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
+    /// Addresses for LoadBalancer Services (repeatable or comma-separated): a.b.c.d-e.f.g.h, a
+    /// CIDR or an address. Without it, LoadBalancer Services stay <pending>.
+    #[arg(long = "loadbalancer-ip-range")]
+    loadbalancer_ip_ranges: Vec<String>,
     /// Controllers to run (comma-separated; default all): endpointslice, endpointslicemirroring, endpoints,
-    /// replicaset, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle; `none`
-    /// runs the informers only.
+    /// replicaset, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle,
+    /// loadbalancer; `none` runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,
 }
@@ -226,9 +291,19 @@ struct ApiserverArgs {
     /// Directory for the store, certificates, tokens and the admin kubeconfig.
     #[arg(long, default_value = "./.svcnet")]
     data_dir: PathBuf,
-    /// Where objects are stored: sqlite://PATH (default: <data-dir>/state.db).
+    /// Where objects are stored: sqlite://PATH (default: <data-dir>/state.db) or
+    /// etcd://HOST:PORT[,HOST:PORT...] (etcd v3; several API servers may share it).
     #[arg(long)]
     store: Option<String>,
+    /// CA bundle to verify etcd's serving certificate (enables TLS to etcd).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-keyfile).
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd (with --etcd-certfile).
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
     /// The port to serve HTTPS on.
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
@@ -276,6 +351,16 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);
     }
+    let tls = svcnet_store::etcd::EtcdTls {
+        ca_file: a.etcd_cafile,
+        cert_file: a.etcd_certfile,
+        key_file: a.etcd_keyfile,
+    };
+    match &mut config.store {
+        Some(svcnet_apiserver::config::StoreUrl::Etcd(etcd)) => etcd.tls = tls,
+        _ if !tls.is_empty() => anyhow::bail!("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --store etcd://..."),
+        _ => {}
+    }
     svcnet_apiserver::run(config).await.context("apiserver")
 }
 
@@ -303,8 +388,11 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
         cluster_cidr: a.cluster_cidr,
         node_cidr_mask_size: a.node_cidr_mask_size,
         node_monitor_grace_period: std::time::Duration::from_secs(a.node_monitor_grace_period),
+        loadbalancer_ip_ranges: a.loadbalancer_ip_ranges,
         ..Default::default()
     };
+    svcnet_controllers::loadbalancer::Pools::parse(&config.loadbalancer_ip_ranges)
+        .map_err(anyhow::Error::msg)?;
     tokio::select! {
         _ = svcnet_controllers::run(client, config) => Ok(()),
         _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
@@ -403,6 +491,58 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
     }
 }
 
+async fn speaker(a: SpeakerArgs) -> anyhow::Result<()> {
+    let mut cfg = svcnet_speaker::SpeakerConfig::new(&a.node, a.netns, &a.interface);
+    cfg.stale_ranges = a
+        .ranges
+        .iter()
+        .map(|r| svcnet_speaker::parse_range(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--loadbalancer-ip-range {e}"))?;
+    let client = client(a.kubeconfig).await?;
+    // On a signal the speaker's future is dropped, which removes every address it added; then
+    // the lease is given up so other nodes take over at once.
+    tokio::select! {
+        r = svcnet_speaker::run(client.clone(), cfg) => r,
+        _ = svcnet_apiserver::server::wait_for_signal() => {
+            if let Err(e) = svcnet_speaker::release(client, &a.node).await {
+                tracing::warn!(error = %e, "giving up the speaker lease");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn dns(a: DnsArgs) -> anyhow::Result<()> {
+    let upstreams = a
+        .upstreams
+        .iter()
+        .map(|u| {
+            u.parse::<std::net::SocketAddr>()
+                .or_else(|_| {
+                    u.parse::<IpAddr>()
+                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| anyhow::anyhow!("--upstream {u:?}: want IP or IP:PORT"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cfg = svcnet_dns::Config {
+        listen: a.listen,
+        cluster_domain: a.cluster_domain,
+        ttl: a.ttl,
+        pods: a.pods.parse().map_err(|e| anyhow::anyhow!("--pods: {e}"))?,
+        upstreams,
+        cache_size: a.cache_size,
+        metrics_addr: Some(a.metrics_addr),
+        netns: a.netns,
+    };
+    let client = client(a.kubeconfig).await?;
+    tokio::select! {
+        r = svcnet_dns::run(client, cfg) => r.context("dns"),
+        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The shim runs without a tokio runtime or logging: it only starts, pipes and waits.
@@ -426,6 +566,7 @@ fn main() -> anyhow::Result<()> {
                     proxy_mode: a.proxy_mode,
                     apiserver_port: a.apiserver_port,
                     cluster_dns: a.cluster_dns,
+                    store: a.store,
                 })
                 .await
             }
@@ -445,6 +586,8 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Node(a) => node(a).await,
             Command::Proxy(a) => proxy(a).await,
+            Command::Dns(a) => dns(a).await,
+            Command::Speaker(a) => speaker(a).await,
             Command::Shim { .. } => unreachable!("handled before the runtime starts"),
             Command::Agnhost(a) => {
                 let opts = match a {

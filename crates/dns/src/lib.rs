@@ -1,0 +1,161 @@
+//! Cluster DNS, as CoreDNS's `kubernetes` plugin serves it (kubernetes/dns
+//! docs/specification.md, schema 1.1.0): the `cluster.local` zone built from Service,
+//! EndpointSlice and Namespace watches, and everything else forwarded to upstream resolvers
+//! behind a cache. hickory-proto does the wire format; the zone logic is ours.
+//!
+//! Start with [`zone`] (the records, pure), then [`server`] (the query path), [`watch`] (how
+//! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
+
+pub mod forward;
+pub mod metrics;
+pub mod server;
+pub mod testing;
+mod udp;
+pub mod watch;
+pub mod zone;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kube::Client;
+
+pub use zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
+
+/// The crate's errors, named after the failed operation.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("binding {addr}: {source}")]
+    BindFailed {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no upstream resolver configured")]
+    NoUpstream,
+    #[error("upstream {upstream}: {reason}")]
+    UpstreamFailed {
+        upstream: SocketAddr,
+        reason: String,
+    },
+}
+
+/// `svcnet dns`'s settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where DNS is served, UDP and TCP (`0.0.0.0:53`).
+    pub listen: SocketAddr,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// TTL of the cluster records, seconds.
+    pub ttl: u32,
+    pub pods: PodMode,
+    /// Upstream resolvers; empty: the nameservers of the namespace's resolv.conf.
+    pub upstreams: Vec<SocketAddr>,
+    /// Entries of the forwarding cache.
+    pub cache_size: usize,
+    /// `/metrics`, `/health`, `/ready` (None: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// A named network namespace to serve (and forward) from; None: this process's.
+    pub netns: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:53".parse().expect("valid"),
+            cluster_domain: "cluster.local".into(),
+            ttl: 5,
+            pods: PodMode::Disabled,
+            upstreams: vec![],
+            cache_size: 10_000,
+            metrics_addr: None,
+            netns: None,
+        }
+    }
+}
+
+/// A started server: its bound addresses (useful with port 0).
+pub struct Running {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Bind the listeners and start serving in the background (tasks on the current runtime);
+/// returns once the sockets are bound. The zone follows the cluster through `client`.
+///
+/// For a node of `svcnet up`: pass `netns: Some("svcnet-<cluster>-<node>")` and
+/// `listen: 10.96.0.10:53` only if that address is local in the node's namespace — otherwise
+/// listen on `0.0.0.0:53` inside the namespace and let the proxy's rules for the `kube-dns`
+/// Service bring 10.96.0.10:53 there. Sockets are created inside the namespace
+/// (`svcnet_netns::NetNs::udp_bind` / `tokio_listener`), including the forwarder's, so
+/// forwarded queries leave from the node.
+pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ns = cfg.netns.as_deref();
+    let bind_err = |addr, e: std::io::Error| DnsError::BindFailed { addr, source: e };
+    let udp_std = match ns {
+        Some(n) => svcnet_netns::NetNs::open(n)
+            .and_then(|h| h.udp_bind(cfg.listen))
+            .map_err(|e| bind_err(cfg.listen, std::io::Error::other(e)))?,
+        None => {
+            let s = std::net::UdpSocket::bind(cfg.listen).map_err(|e| bind_err(cfg.listen, e))?;
+            s.set_nonblocking(true)
+                .map_err(|e| bind_err(cfg.listen, e))?;
+            s
+        }
+    };
+    let udp_addr = udp_std.local_addr().map_err(|e| bind_err(cfg.listen, e))?;
+    // TCP on the same port as UDP (matters with port 0).
+    let tcp = svcnet_netns::tokio_listener(ns, udp_addr).map_err(|e| bind_err(udp_addr, e))?;
+    let tcp_addr = tcp.local_addr().map_err(|e| bind_err(udp_addr, e))?;
+    let metrics_addr = match cfg.metrics_addr {
+        Some(a) => {
+            let l = svcnet_netns::tokio_listener(ns, a).map_err(|e| bind_err(a, e))?;
+            let bound = l.local_addr().map_err(|e| bind_err(a, e))?;
+            tokio::spawn(metrics::serve(l, metrics.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
+    let upstreams = if cfg.upstreams.is_empty() {
+        forward::default_upstreams(ns)
+    } else {
+        cfg.upstreams.clone()
+    };
+    let zone_cfg = ZoneConfig {
+        domain: cfg.cluster_domain.clone(),
+        ttl: cfg.ttl,
+        pods: cfg.pods,
+        serial: 0,
+    };
+    let handle = watch::ZoneHandle::new(ClusterZone::build(zone_cfg.clone(), &[], &[], &[], &[]));
+    let forwarder = forward::Forwarder::new(
+        upstreams.clone(),
+        cfg.netns.clone(),
+        cfg.cache_size,
+        metrics.clone(),
+    )?;
+    let server = Arc::new(server::Server {
+        zone: handle.clone(),
+        forwarder,
+        metrics: metrics.clone(),
+    });
+    // One UDP worker thread per core (at least 2, so a slow send never stalls the port).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    server::spawn_udp(server.clone(), udp_std, workers).map_err(|e| bind_err(udp_addr, e))?;
+    server::spawn_tcp(server, tcp);
+    tokio::spawn(watch::run(client, zone_cfg, handle, metrics));
+    tracing::info!(udp = %udp_addr, tcp = %tcp_addr, upstreams = ?upstreams, domain = %cfg.cluster_domain, "serving DNS");
+    Ok(Running {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        metrics: metrics_addr,
+    })
+}
+
+/// [`start`], then serve until the process ends.
+pub async fn run(client: Client, cfg: Config) -> Result<(), DnsError> {
+    start(client, cfg).await?;
+    std::future::pending::<()>().await;
+    Ok(())
+}

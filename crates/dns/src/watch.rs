@@ -1,0 +1,120 @@
+//! Services, EndpointSlices and Namespaces (and Pods for `pods verified`) through kube-rs
+//! reflectors — so this runs against any API server — and a loop that updates the
+//! [`ClusterZone`] on every change ([`ZoneBuilder`]: only the Services whose object or slices
+//! changed are rebuilt) and swaps it in. Queries read the current zone through
+//! [`ZoneHandle`] (an `Arc` behind a lock held only to clone it), so a rebuild never blocks
+//! them and a query sees one whole zone, old or new.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
+
+/// The zone queries are answered from; swapped whole on every change.
+#[derive(Clone)]
+pub struct ZoneHandle(Arc<RwLock<Arc<ClusterZone>>>);
+
+impl ZoneHandle {
+    pub fn new(zone: ClusterZone) -> Self {
+        ZoneHandle(Arc::new(RwLock::new(Arc::new(zone))))
+    }
+
+    pub fn current(&self) -> Arc<ClusterZone> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn swap(&self, zone: ClusterZone) {
+        let z = Arc::new(zone);
+        match self.0.write() {
+            Ok(mut g) => *g = z,
+            Err(p) => *p.into_inner() = z,
+        }
+    }
+}
+
+fn spawn_reflector<K>(api: Api<K>, wake: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::debug!(error = %e, "dns watch");
+            }
+            wake.notify_one();
+        }
+    });
+    store
+}
+
+fn serial_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// Watch the cluster and keep `handle` current until the process ends; `metrics.ready` turns
+/// true after the first complete build (before it, cluster names get SERVFAIL).
+pub async fn run(client: Client, cfg: ZoneConfig, handle: ZoneHandle, metrics: Arc<Metrics>) {
+    let wake = Arc::new(Notify::new());
+    let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
+    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), wake.clone());
+    let namespaces = spawn_reflector(Api::<Namespace>::all(client.clone()), wake.clone());
+    let pods = (cfg.pods == PodMode::Verified)
+        .then(|| spawn_reflector(Api::<Pod>::all(client), wake.clone()));
+    let _ = services.wait_until_ready().await;
+    let _ = slices.wait_until_ready().await;
+    let _ = namespaces.wait_until_ready().await;
+    if let Some(p) = &pods {
+        let _ = p.wait_until_ready().await;
+    }
+    let mut builder = ZoneBuilder::new(cfg);
+    loop {
+        let started = Instant::now();
+        let svcs = services.state();
+        let sls = slices.state();
+        let nss = namespaces.state();
+        let ps = pods.as_ref().map(|p| p.state()).unwrap_or_default();
+        let zone = builder.update(
+            serial_now(),
+            &svcs.iter().map(|s| &**s).collect::<Vec<_>>(),
+            &sls.iter().map(|s| &**s).collect::<Vec<_>>(),
+            &nss.iter().map(|s| &**s).collect::<Vec<_>>(),
+            &ps.iter().map(|s| &**s).collect::<Vec<_>>(),
+        );
+        metrics.zone_names.set(zone.len() as i64);
+        handle.swap(zone);
+        if !metrics.ready.swap(true, Ordering::AcqRel) {
+            tracing::info!(services = svcs.len(), took = ?started.elapsed(), "cluster zone synced");
+        } else {
+            tracing::debug!(services = svcs.len(), took = ?started.elapsed(), "cluster zone rebuilt");
+        }
+        wake.notified().await;
+    }
+}

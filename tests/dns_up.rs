@@ -1,0 +1,97 @@
+//! Cluster DNS on `svcnet up`, as the seeds use it: `dig @10.96.0.10` for a headless Service
+//! (the pods' addresses) and an ExternalName Service (the CNAME) from a node, `nslookup nginx`
+//! and `cat /etc/resolv.conf` from a pod, and the kube-dns Service balancing over the nodes'
+//! DNS servers.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::cluster::Cluster;
+use support::{eventually, seed, table};
+
+fn out(c: &Cluster, target: &[&str], argv: &[&str]) -> String {
+    let o = c.exec(target, argv);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn seeds_dns_walkthrough() {
+    let c = Cluster::up_with(2, &[]);
+    for f in [
+        "Service-Env.yaml",
+        "Service-Headliness.yaml",
+        "Service-Externalname.yaml",
+        "busybox.yaml",
+    ] {
+        c.kubectl_ok(&["apply", "-f", seed(f).to_str().unwrap()]);
+    }
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: nginx}\nspec:\n  selector: {app: service-env}\n  ports: [{port: 80}]\n");
+    let pods = eventually(Duration::from_secs(60), "3 Ready pods", || {
+        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "-l", "app=service-env"]));
+        (t.len() == 3 && t.iter().all(|r| r["READY"] == "1/1")).then_some(t)
+    });
+    let ips: BTreeSet<String> = pods.iter().map(|p| p["IP"].clone()).collect();
+
+    // kube-dns is a Service like any other, at the seeds' address, served by every node.
+    let svc = table(&c.kubectl_ok(&["get", "svc", "-n", "kube-system", "kube-dns"]));
+    assert_eq!(svc[0]["CLUSTER-IP"], "10.96.0.10");
+
+    // `dig @10.96.0.10 service-headliness.default.svc.cluster.local +short` → the 3 pod IPs.
+    let headless = eventually(Duration::from_secs(20), "the headless A records", || {
+        let got: BTreeSet<String> = out(
+            &c,
+            &["--node", "node-1"],
+            &[
+                "dig",
+                "@10.96.0.10",
+                "service-headliness.default.svc.cluster.local",
+                "+short",
+            ],
+        )
+        .lines()
+        .map(str::to_string)
+        .collect();
+        (got == ips).then_some(got)
+    });
+    assert_eq!(headless.len(), 3);
+
+    // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
+    // outside the cluster, which `svcnet up` does not reach).
+    let cname = out(
+        &c,
+        &["--node", "node-2"],
+        &[
+            "dig",
+            "@10.96.0.10",
+            "service-externalname.default.svc.cluster.local",
+            "+tcp",
+        ],
+    );
+    assert!(
+        cname.contains("CNAME") && cname.contains("www.baidu.com."),
+        "{cname}"
+    );
+
+    // From a pod: its resolv.conf as the seeds show, and `nslookup nginx` → the ClusterIP.
+    eventually(Duration::from_secs(60), "busybox Running", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "busybox"]));
+        (t[0]["STATUS"] == "Running").then_some(())
+    });
+    let resolv = c.kubectl_ok(&["exec", "busybox", "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    let cluster_ip = c.kubectl_ok(&["get", "svc", "nginx", "-o", "jsonpath={.spec.clusterIP}"]);
+    let looked_up = c.kubectl_ok(&["exec", "busybox", "--", "nslookup", "nginx"]);
+    assert!(
+        looked_up.contains("nginx.default.svc.cluster.local"),
+        "{looked_up}"
+    );
+    assert!(looked_up.contains(&cluster_ip), "{looked_up}");
+    assert!(looked_up.contains("10.96.0.10"), "{looked_up}");
+}
