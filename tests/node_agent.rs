@@ -262,11 +262,15 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     assert!(pod(&client, "web").await.is_none());
     // The sandbox goes right after the object (the agent removes the object once the
     // containers have stopped, then tears the sandbox down).
-    wait_for(Duration::from_secs(15), "the pod's sandbox removed", || async {
-        let gone = NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns)
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err()
-            && !data.join("pods").join(&uid).exists();
-        gone.then_some(())
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "the pod's sandbox removed",
+        || async {
+            let gone = NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns)
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err()
+                && !data.join("pods").join(&uid).exists();
+            gone.then_some(())
+        },
+    )
     .await;
 }

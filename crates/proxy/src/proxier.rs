@@ -196,36 +196,30 @@ fn mode_backend(o: &Options) -> Box<dyn Backend> {
         zone: None,
     };
     match o.mode {
-        Mode::Nftables => {
-            Box::new(Nft {
-                netns: o.netns.clone(),
-                session: nftables::Session::open(ns),
-                node,
-                cfg: nftables::Config {
-                    cluster_cidr: o.cluster_cidr,
-                    random: false,
-                },
-                numbering: Default::default(),
-            })
-        }
-        Mode::Iptables => {
-            Box::new(Ipt {
-                netns: o.netns.clone(),
-                node,
-                cfg: iptables::Config {
-                    cluster_cidr: o.cluster_cidr,
-                    ..Default::default()
-                },
-                chains: None,
-            })
-        }
-        Mode::Userspace => {
-            Box::new(userspace::Userspace::new(
-                o.netns.clone(),
-                o.node_ips.clone(),
-                o.userspace_algorithm,
-            ))
-        }
+        Mode::Nftables => Box::new(Nft {
+            netns: o.netns.clone(),
+            session: nftables::Session::open(ns),
+            node,
+            cfg: nftables::Config {
+                cluster_cidr: o.cluster_cidr,
+                random: false,
+            },
+            numbering: Default::default(),
+        }),
+        Mode::Iptables => Box::new(Ipt {
+            netns: o.netns.clone(),
+            node,
+            cfg: iptables::Config {
+                cluster_cidr: o.cluster_cidr,
+                ..Default::default()
+            },
+            chains: None,
+        }),
+        Mode::Userspace => Box::new(userspace::Userspace::new(
+            o.netns.clone(),
+            o.node_ips.clone(),
+            o.userspace_algorithm,
+        )),
     }
 }
 

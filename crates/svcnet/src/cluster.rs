@@ -266,12 +266,14 @@ async fn loadbalancer_forwarders(client: Client, outside: String) {
                         .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
                         .map(|p| p.port as u16)
                         .collect();
-                    svcnet_speaker::ingress_ipv4(s).into_iter().flat_map(move |ip| {
-                        ports
-                            .clone()
-                            .into_iter()
-                            .map(move |p| SocketAddr::from((ip, p)))
-                    })
+                    svcnet_speaker::ingress_ipv4(s)
+                        .into_iter()
+                        .flat_map(move |ip| {
+                            ports
+                                .clone()
+                                .into_iter()
+                                .map(move |p| SocketAddr::from((ip, p)))
+                        })
                 })
                 .collect();
             open.retain(|target, h| {
@@ -371,7 +373,10 @@ async fn cluster_dns(client: &Client, l: &Layout, o: &UpOptions) -> anyhow::Resu
     });
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "kube-system");
     let written = match endpoints
-        .create(&PostParams::default(), &serde_json::from_value(eps.clone())?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(eps.clone())?,
+        )
         .await
     {
         Err(kube::Error::Api(e)) if e.code == 409 => endpoints

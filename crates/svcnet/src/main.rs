@@ -358,7 +358,9 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     };
     match &mut config.store {
         Some(svcnet_apiserver::config::StoreUrl::Etcd(etcd)) => etcd.tls = tls,
-        _ if !tls.is_empty() => anyhow::bail!("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --store etcd://..."),
+        _ if !tls.is_empty() => {
+            anyhow::bail!("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --store etcd://...")
+        }
         _ => {}
     }
     svcnet_apiserver::run(config).await.context("apiserver")
