@@ -441,6 +441,30 @@ fn dispatch_chains(n: usize, cfg: &Config) -> Vec<(String, Vec<String>)> {
     ]
 }
 
+/// Where one destination of a Service port goes: a verdict, and its [`Numbering`] number on the
+/// shared dispatch path.
+type Target = (String, Option<u32>);
+
+/// The elements of destination key `k`: `[verdicts, numbers, no-endpoint verdicts]` of its kind
+/// (ClusterIP / external IP, or node port) get `k : verdict` and `k : number`, or, without a
+/// target, `k : no_endpoints`.
+fn route(
+    k: &str,
+    target: Option<&Target>,
+    no_endpoints: &str,
+    [verdicts, numbers, none]: [&mut Vec<String>; 3],
+) {
+    match target {
+        Some((verdict, number)) => {
+            verdicts.push(format!("{k} : {verdict}"));
+            if let Some(n) = number {
+                numbers.push(format!("{k} : {n}"));
+            }
+        }
+        None => none.push(format!("{k} : {no_endpoints}")),
+    }
+}
+
 /// The plan of `sp`; `number` is its [`Numbering`] number when it uses the shared dispatch.
 fn plan(
     sp: &ServicePort,
@@ -474,7 +498,7 @@ fn plan(
     let mut used_dispatch = None;
     // The shared path: `number` names this Service port in `endpoints` (cluster endpoints,
     // as both traffic policies are Cluster).
-    let mut shared_path = |dispatch_prefix: &str, shared: &mut Shared| -> (String, String) {
+    let mut shared_path = |dispatch_prefix: &str, shared: &mut Shared| -> Target {
         let number = number.expect("a number for a Service port on the shared dispatch path");
         let n = cluster.len();
         if used_dispatch.is_none() {
@@ -485,7 +509,7 @@ fn plan(
                     .push(format!("{number} . {i} : {} . {}", e.ip, e.port));
             }
         }
-        (format!("goto {dispatch_prefix}{n}"), number.to_string())
+        (format!("goto {dispatch_prefix}{n}"), Some(number))
     };
 
     let cluster_ips: Vec<Ipv4Addr> = sp.cluster_ips.iter().filter_map(v4).collect();
@@ -515,23 +539,22 @@ fn plan(
                 &mut maps,
             ));
             chains.push((svc.clone(), rules));
-            svc_target = Some((format!("goto {svc}"), String::new()));
+            svc_target = Some((format!("goto {svc}"), None));
         }
     }
     for ip in &cluster_ips {
         shared.cluster_ips.push(ip.to_string());
         let k = format!("{ip} . {proto} . {port}");
-        match &svc_target {
-            Some((verdict, number)) => {
-                shared.service_ips.push(format!("{k} : {verdict}"));
-                if !number.is_empty() {
-                    shared.service_ids.push(format!("{k} : {number}"));
-                }
-            }
-            None => shared
-                .no_endpoint_services
-                .push(format!("{k} : {no_endpoints}")),
-        }
+        route(
+            &k,
+            svc_target.as_ref(),
+            &no_endpoints,
+            [
+                &mut shared.service_ips,
+                &mut shared.service_ids,
+                &mut shared.no_endpoint_services,
+            ],
+        );
     }
 
     // External (NodePort, external IP, load-balancer IP) traffic.
@@ -568,35 +591,33 @@ fn plan(
                 rules.extend(dispatch(sp, external, sp.external_local, &key, cfg, target));
             }
             chains.push((ext.clone(), rules));
-            Some((format!("goto {ext}"), String::new()))
+            Some((format!("goto {ext}"), None))
         };
         for ip in &external_ips {
             let k = format!("{ip} . {proto} . {port}");
-            match &target {
-                Some((verdict, number)) => {
-                    shared.service_ips.push(format!("{k} : {verdict}"));
-                    if !number.is_empty() {
-                        shared.service_ids.push(format!("{k} : {number}"));
-                    }
-                }
-                None => shared
-                    .no_endpoint_services
-                    .push(format!("{k} : {no_endpoints}")),
-            }
+            route(
+                &k,
+                target.as_ref(),
+                &no_endpoints,
+                [
+                    &mut shared.service_ips,
+                    &mut shared.service_ids,
+                    &mut shared.no_endpoint_services,
+                ],
+            );
         }
         if sp.node_port != 0 {
             let k = format!("{proto} . {}", sp.node_port);
-            match &target {
-                Some((verdict, number)) => {
-                    shared.service_nodeports.push(format!("{k} : {verdict}"));
-                    if !number.is_empty() {
-                        shared.nodeport_ids.push(format!("{k} : {number}"));
-                    }
-                }
-                None => shared
-                    .no_endpoint_nodeports
-                    .push(format!("{k} : {no_endpoints}")),
-            }
+            route(
+                &k,
+                target.as_ref(),
+                &no_endpoints,
+                [
+                    &mut shared.service_nodeports,
+                    &mut shared.nodeport_ids,
+                    &mut shared.no_endpoint_nodeports,
+                ],
+            );
         }
     }
 
@@ -1299,7 +1320,7 @@ pub(crate) mod tests {
     }
 
     /// Incremental changes the golden and nft tests exercise: `(golden name, old, new, ids)`.
-    fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
+    pub(crate) fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
         let st = fixture();
         let web = id("web", "http", Protocol::Tcp);
         // An endpoint's address changed (its old address stays in `hairpin`: `local` uses it).

@@ -2589,33 +2589,11 @@ mod tests {
         assert_eq!(rs, before);
     }
 
-    /// Incremental changes (as nftables' golden tests): `(name, old, new, ids)`.
+    /// Incremental changes: nftables' golden ones, and more: `(name, old, new, ids)`.
     fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
         let st = fixture();
         let web = id("web", "http", Protocol::Tcp);
-        let mut moved = st.clone();
-        moved.endpoints.get_mut(&web).unwrap()[2].ip = "10.244.1.9".parse().unwrap();
-        let extra = id("extra", "", Protocol::Tcp);
-        let mut added = st.clone();
-        let mut s = sp(&extra, "10.97.1.9", 8080);
-        s.node_port = 30090;
-        s.affinity_timeout = Some(60);
-        add(
-            &mut added,
-            s,
-            vec![
-                ep("10.244.2.2", 80, "node-1"),
-                ep("10.244.0.2", 80, "node-1"),
-            ],
-        );
-        let dns = id("web", "dns", Protocol::Udp);
-        let mut port_removed = st.clone();
-        port_removed.services.remove(&dns);
-        port_removed.endpoints.remove(&dns);
-        let (lb, np) = (id("lb", "", Protocol::Tcp), id("np", "", Protocol::Tcp));
-        let mut two = st.clone();
-        two.endpoints.insert(lb.clone(), Vec::new());
-        two.services.get_mut(&np).unwrap().node_port = 30085;
+        let np = id("np", "", Protocol::Tcp);
         // Off the shared path and back (sessionAffinity), and endpoints all gone.
         let mut sticky = st.clone();
         sticky.services.get_mut(&web).unwrap().affinity_timeout = Some(10);
@@ -2626,16 +2604,14 @@ mod tests {
         policy.services.get_mut(&local).unwrap().external_local = false;
         policy.services.get_mut(&np).unwrap().external_local = true;
         let everything: Vec<ServicePortName> = st.services.keys().cloned().collect();
-        vec![
-            ("endpoint moved", st.clone(), moved, vec![web.clone()]),
-            ("added", st.clone(), added, vec![extra]),
-            ("port removed", st.clone(), port_removed, vec![dns]),
-            ("two", st.clone(), two, vec![lb, np.clone()]),
+        let mut out = crate::nftables::tests::changes();
+        out.extend([
             ("affinity", st.clone(), sticky, vec![web.clone()]),
             ("drained", st.clone(), drained, vec![web]),
             ("policy", st.clone(), policy, vec![local, np]),
             ("everything", st, State::default(), everything),
-        ]
+        ]);
+        out
     }
 
     /// Packets probing every address and port of `states`' Service ports.
