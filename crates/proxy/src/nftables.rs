@@ -128,14 +128,21 @@ pub enum Error {
     },
     #[error("running nft: {0}")]
     Io(#[from] std::io::Error),
+    #[error("loading elements{}: {error}", netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default())]
+    Netlink {
+        netns: Option<String>,
+        error: String,
+    },
 }
 
 /// Where a backend's scripts go: a libnftables context kept open inside the node's namespace
 /// (about 0.3 ms for a small change), or `nft -f` (about 20 ms: a process, a fresh read of the
-/// ruleset, a socket close that waits for RCU) when the library cannot be loaded.
+/// ruleset, a socket close that waits for RCU) when the library cannot be loaded; and a netlink
+/// socket for the shared elements of full syncs.
 pub struct Session {
     netns: Option<String>,
     lib: Option<svcnet_libnftables::Nft>,
+    netlink: Option<svcnet_nfnetlink::Socket>,
 }
 
 impl Session {
@@ -150,14 +157,8 @@ impl Session {
         Session {
             netns: netns.map(str::to_string),
             lib,
+            netlink: None,
         }
-    }
-
-    /// Apply a full sync's script in one transaction through `nft -f` in a child process: the
-    /// parse of a large script (hundreds of MiB at 10k Services) then never stays in this
-    /// long-running process's heap, and the process costs ~10 ms next to seconds of loading.
-    pub fn apply_full(&self, script: &str) -> Result<(), Error> {
-        apply(self.netns.as_deref(), script)
     }
 
     /// Apply `script` in one transaction (as [`apply`]).
@@ -168,6 +169,321 @@ impl Session {
                 stderr: e.to_string(),
             }),
             None => apply(self.netns.as_deref(), script),
+        }
+    }
+
+    fn netlink_error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Netlink {
+            netns: self.netns.clone(),
+            error: e.to_string(),
+        }
+    }
+
+    /// The netlink socket, opened inside the namespace on first use.
+    fn netlink(&mut self) -> Result<&mut svcnet_nfnetlink::Socket, Error> {
+        if self.netlink.is_none() {
+            let socket = match &self.netns {
+                Some(ns) => svcnet_netns::NetNs::open(ns)
+                    .and_then(|ns| ns.run(svcnet_nfnetlink::Socket::open))
+                    .map_err(|e| self.netlink_error(e))?,
+                None => svcnet_nfnetlink::Socket::open(),
+            };
+            self.netlink = Some(socket.map_err(|e| self.netlink_error(e))?);
+        }
+        Ok(self.netlink.as_mut().expect("opened above"))
+    }
+
+    /// Apply a full sync as three transactions, so that nft parses only the structure and the
+    /// shared elements (nearly all of a large table) go to the kernel already encoded:
+    ///
+    /// 1. the structure (nft): when the table exists, its chains are emptied and refilled and
+    ///    the Service ports' own maps re-created, all in one transaction, while the shared maps
+    ///    keep serving their old elements; otherwise the table is created (replaced if it cannot
+    ///    be updated in place: a set of another type, say);
+    /// 2. the shared maps and sets (netlink): each flushed and refilled, in one transaction;
+    /// 3. chains no longer used are deleted (nft), now that no element names them.
+    ///
+    /// Between 1 and 2 the old elements meet the new chains; a Service port whose own chain
+    /// went away in 1 (deleted, or moved to the shared dispatch) has no DNAT for that moment.
+    /// With the table unchanged, every step rewrites what was there and nothing is missed.
+    pub fn apply_full_sync(&mut self, full: &FullSync) -> Result<FullSyncKind, Error> {
+        let objects = self
+            .netlink()?
+            .objects(svcnet_nfnetlink::FAMILY_IPV4, TABLE)
+            .map_err(|e| self.netlink_error(e))?;
+        if !objects.chains.is_empty() || !objects.sets.is_empty() {
+            match self.full_sync_steps(full, Some(&objects)) {
+                Ok(()) => return Ok(FullSyncKind::InPlace),
+                Err(e) => {
+                    tracing::info!(error = %e, "updating the table in place failed; replacing it")
+                }
+            }
+        }
+        self.full_sync_steps(full, None)?;
+        Ok(FullSyncKind::Replaced)
+    }
+
+    /// The steps of [`Session::apply_full_sync`] on the table `existing` lists (None: replace
+    /// the table).
+    fn full_sync_steps(
+        &mut self,
+        full: &FullSync,
+        existing: Option<&svcnet_nfnetlink::Objects>,
+    ) -> Result<(), Error> {
+        let mut script = String::new();
+        let mut stale = Vec::new();
+        match existing {
+            None => {
+                let _ = writeln!(script, "table {FAMILY_TABLE} {{}}");
+                let _ = writeln!(script, "delete table {FAMILY_TABLE}");
+            }
+            Some(o) => {
+                let _ = writeln!(script, "add table {FAMILY_TABLE}");
+                for c in &o.chains {
+                    let used = full.chains.contains(c);
+                    // Stale shared dispatch chains keep their rules until no element names them.
+                    let dispatch = [CLUSTER_DISPATCH, EXTERNAL_DISPATCH, PICK].iter().any(|p| {
+                        c.strip_prefix(p)
+                            .is_some_and(|n| n.parse::<usize>().is_ok())
+                    });
+                    if used || !dispatch {
+                        let _ = writeln!(script, "flush chain {FAMILY_TABLE} {c}");
+                    }
+                    if !used {
+                        stale.push(c.as_str());
+                    }
+                }
+                for set in &o.sets {
+                    let anonymous = set.flags & svcnet_nfnetlink::SET_ANONYMOUS != 0;
+                    if anonymous {
+                        continue;
+                    }
+                    if set.name == NODEPORT_IPS {
+                        let _ = writeln!(script, "flush set {FAMILY_TABLE} {NODEPORT_IPS}");
+                    } else if !SHARED.iter().any(|(name, _)| *name == set.name) {
+                        // A Service port's own map: re-created (or gone).
+                        let _ = writeln!(script, "delete map {FAMILY_TABLE} {}", set.name);
+                    }
+                }
+            }
+        }
+        script.push_str(&full.structure);
+        if script.len() > IN_PROCESS_LIMIT {
+            // Many Service ports with chains of their own: nft's parse of them (hundreds of MiB
+            // for tens of thousands of chains) happens in a child and leaves this heap alone.
+            apply(self.netns.as_deref(), &script)?;
+        } else {
+            self.apply(&script)?;
+        }
+
+        let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
+        let mut key = Vec::with_capacity(16);
+        let mut data = Vec::with_capacity(16);
+        for (name, elems) in &full.shared {
+            let Some((_, shape)) = SHARED.iter().find(|(n, _)| n == name) else {
+                return Err(self.netlink_error(format!("no encoding for set {name}")));
+            };
+            if existing.is_some() {
+                batch.flush_set(name);
+            }
+            for e in elems {
+                key.clear();
+                data.clear();
+                let value = shape
+                    .encode(e, &mut key, &mut data)
+                    .map_err(|err| self.netlink_error(format!("{name} element {e:?}: {err}")))?;
+                batch.add_element(name, &key, value);
+            }
+        }
+        self.netlink()?
+            .commit(batch)
+            .map_err(|e| self.netlink_error(e))?;
+
+        if !stale.is_empty() {
+            let mut script = String::new();
+            for c in &stale {
+                let _ = writeln!(script, "flush chain {FAMILY_TABLE} {c}");
+            }
+            for c in &stale {
+                let _ = writeln!(script, "delete chain {FAMILY_TABLE} {c}");
+            }
+            self.apply(&script)?;
+        }
+        Ok(())
+    }
+}
+
+/// How [`Session::apply_full_sync`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullSyncKind {
+    /// The table was there and was updated in place.
+    InPlace,
+    /// The table was created, or replaced.
+    Replaced,
+}
+
+/// Structure scripts longer than this go to `nft -f` in a child rather than to the library.
+const IN_PROCESS_LIMIT: usize = 1 << 20;
+
+/// A field of a set's key or data, as nft writes it in an element and the kernel stores it.
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    /// `ipv4_addr`: `10.96.0.1`.
+    Ip,
+    /// `inet_proto`: `tcp`.
+    Proto,
+    /// `inet_service`: `80`.
+    Port,
+    /// `mark`, `ct mark`, `numgen`: a host-order 32-bit number.
+    Number,
+}
+
+/// The types of a shared set's elements.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    key: &'static [Field],
+    /// None: a set; Some(&[]): a verdict map.
+    data: Option<&'static [Field]>,
+}
+
+const KEY3: &[Field] = &[Field::Ip, Field::Proto, Field::Port];
+const KEY2: &[Field] = &[Field::Proto, Field::Port];
+
+/// The shared maps and sets and their element types (the declarations in
+/// [`render_full_sync`]).
+const SHARED: [(&str, Shape); 10] = [
+    (
+        ENDPOINTS,
+        Shape {
+            key: &[Field::Number, Field::Number],
+            data: Some(&[Field::Ip, Field::Port]),
+        },
+    ),
+    (
+        SERVICE_IDS,
+        Shape {
+            key: KEY3,
+            data: Some(&[Field::Number]),
+        },
+    ),
+    (
+        SERVICE_IPS,
+        Shape {
+            key: KEY3,
+            data: Some(&[]),
+        },
+    ),
+    (
+        NODEPORT_IDS,
+        Shape {
+            key: KEY2,
+            data: Some(&[Field::Number]),
+        },
+    ),
+    (
+        SERVICE_NODEPORTS,
+        Shape {
+            key: KEY2,
+            data: Some(&[]),
+        },
+    ),
+    (
+        NO_ENDPOINT_SERVICES,
+        Shape {
+            key: KEY3,
+            data: Some(&[]),
+        },
+    ),
+    (
+        NO_ENDPOINT_NODEPORTS,
+        Shape {
+            key: KEY2,
+            data: Some(&[]),
+        },
+    ),
+    (
+        FIREWALL_IPS,
+        Shape {
+            key: KEY3,
+            data: Some(&[]),
+        },
+    ),
+    (
+        CLUSTER_IPS,
+        Shape {
+            key: &[Field::Ip],
+            data: None,
+        },
+    ),
+    (
+        HAIRPIN,
+        Shape {
+            key: &[Field::Ip, Field::Ip],
+            data: None,
+        },
+    ),
+];
+
+impl Shape {
+    fn fields(fields: &[Field], text: &str, out: &mut Vec<u8>) -> Result<(), String> {
+        use svcnet_nfnetlink::encode;
+        // `a . b . c`: the fields are the tokens between the dots.
+        let mut parts = text.split(' ').filter(|t| *t != ".");
+        for f in fields {
+            let p = parts.next().ok_or("too few fields")?;
+            let bad = || format!("bad {f:?} {p:?}");
+            match f {
+                Field::Ip => encode::ipv4(out, p.parse().map_err(|_| bad())?),
+                Field::Port => encode::port(out, p.parse().map_err(|_| bad())?),
+                Field::Number => encode::host32(out, p.parse().map_err(|_| bad())?),
+                Field::Proto => encode::proto(
+                    out,
+                    match p {
+                        "tcp" => 6,
+                        "udp" => 17,
+                        "sctp" => 132,
+                        _ => return Err(format!("bad protocol {p:?}")),
+                    },
+                ),
+            }
+        }
+        if parts.next().is_some() {
+            return Err("too many fields".into());
+        }
+        Ok(())
+    }
+
+    /// Encode the element `text` (`key` or `key : value`) into `key` and `data`.
+    fn encode<'a>(
+        &self,
+        text: &'a str,
+        key: &mut Vec<u8>,
+        data: &'a mut Vec<u8>,
+    ) -> Result<Option<svcnet_nfnetlink::Data<'a>>, String> {
+        use svcnet_nfnetlink::{Data, Verdict};
+        let (k, v) = match text.split_once(" : ") {
+            Some((k, v)) => (k, Some(v)),
+            None => (text, None),
+        };
+        Self::fields(self.key, k, key)?;
+        match (self.data, v) {
+            (None, None) => Ok(None),
+            (Some([]), Some(v)) => {
+                let verdict = match v.split_once(' ') {
+                    Some(("goto", c)) => Verdict::Goto(c),
+                    Some(("jump", c)) => Verdict::Jump(c),
+                    None if v == "drop" => Verdict::Drop,
+                    None if v == "accept" => Verdict::Accept,
+                    None if v == "return" => Verdict::Return,
+                    _ => return Err(format!("bad verdict {v:?}")),
+                };
+                Ok(Some(Data::Verdict(verdict)))
+            }
+            (Some(fields), Some(v)) => {
+                Self::fields(fields, v, data)?;
+                Ok(Some(Data::Value(data)))
+            }
+            _ => Err("key and value do not match the set's kind".into()),
         }
     }
 }
@@ -242,7 +558,7 @@ pub struct Numbering {
     free: Vec<u32>,
     next: u32,
     dispatch: BTreeSet<usize>,
-    refs: HashMap<(&'static str, String), u32>,
+    refs: HashMap<(&'static str, String), u32, foldhash::fast::RandomState>,
 }
 
 impl Numbering {
@@ -306,9 +622,14 @@ impl Shared {
 
     /// The elements that another Service port may also contribute (all but `endpoints`, whose
     /// keys are unique), de-duplicated within this Service port.
-    fn counted(&self) -> Vec<(&'static str, BTreeSet<String>)> {
-        let set = |v: &Vec<String>| v.iter().cloned().collect::<BTreeSet<_>>();
-        vec![
+    fn counted(&self) -> [(&'static str, Vec<&String>); 9] {
+        fn set(v: &[String]) -> Vec<&String> {
+            let mut v: Vec<&String> = v.iter().collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        [
             (SERVICE_IDS, set(&self.service_ids)),
             (SERVICE_IPS, set(&self.service_ips)),
             (NODEPORT_IDS, set(&self.nodeport_ids)),
@@ -323,8 +644,10 @@ impl Shared {
 
     /// `(name, elements)` of the maps and sets, elements sorted and de-duplicated.
     fn lists(self) -> Vec<(&'static str, Vec<String>)> {
-        let sort = |v: Vec<String>| -> Vec<String> {
-            v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
+        let sort = |mut v: Vec<String>| -> Vec<String> {
+            v.sort_unstable();
+            v.dedup();
+            v
         };
         vec![
             (ENDPOINTS, sort(self.endpoints)),
@@ -740,6 +1063,37 @@ pub fn render_full_with(
     cfg: &Config,
     num: &mut Numbering,
 ) -> String {
+    let full = render_full_sync(state, node, cfg, num);
+    let mut out = String::with_capacity(full.structure.len() + 64);
+    let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
+    let _ = writeln!(out, "delete table {FAMILY_TABLE}");
+    out.push_str(&full.structure);
+    for (name, elems) in &full.shared {
+        push_elements(&mut out, name, elems);
+    }
+    out
+}
+
+/// A full sync in two parts, so that the bulk of it — the shared maps' and sets' elements —
+/// can go to the kernel without nft parsing it ([`Session::apply_full_sync`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FullSync {
+    /// The `table ip svcnet { ... }` block (set declarations, every chain with its rules) and
+    /// the elements of the Service ports' own maps.
+    pub structure: String,
+    /// The shared maps' and sets' elements, as nft writes them (`key : value`), sorted.
+    pub shared: Vec<(&'static str, Vec<String>)>,
+    /// The names of the chains `structure` declares.
+    pub chains: BTreeSet<String>,
+}
+
+/// [`render_full_with`] as a [`FullSync`].
+pub fn render_full_sync(
+    state: &State,
+    node: &NodeInfo,
+    cfg: &Config,
+    num: &mut Numbering,
+) -> FullSync {
     let gone: Vec<ServicePortName> = num
         .ids
         .keys()
@@ -756,8 +1110,7 @@ pub fn render_full_with(
         .collect();
     num.dispatch = all.iter().filter_map(|p| p.dispatch).collect();
     let mut out = String::new();
-    let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
-    let _ = writeln!(out, "delete table {FAMILY_TABLE}");
+    let mut chains = BTreeSet::new();
     let _ = writeln!(out, "table {FAMILY_TABLE} {{");
     // The shared elements (and how many Service ports have each).
     let mut all = all;
@@ -767,7 +1120,7 @@ pub fn render_full_with(
         let mine = std::mem::take(&mut p.shared);
         for (name, list) in mine.counted() {
             for e in list {
-                *num.refs.entry((name, e)).or_default() += 1;
+                *num.refs.entry((name, e.clone())).or_default() += 1;
             }
         }
         shared.extend(mine);
@@ -815,8 +1168,9 @@ pub fn render_full_with(
     } else {
         format!("ip daddr @{NODEPORT_IPS}")
     };
-    let chain =
+    let mut chain =
         |out: &mut String, name: &str, hook: Option<(&str, &str, i32)>, rules: &[String]| {
+            chains.insert(name.to_string());
             let _ = writeln!(out, "\tchain {name} {{");
             if let Some((ty, hook, prio)) = hook {
                 let _ = writeln!(
@@ -927,7 +1281,7 @@ pub fn render_full_with(
     );
     for n in &num.dispatch {
         for (name, rules) in dispatch_chains(*n, cfg) {
-            push_chain(&mut out, &name, &rules);
+            chain(&mut out, &name, None, &rules);
         }
     }
     chain(
@@ -962,16 +1316,18 @@ pub fn render_full_with(
     // Per-service maps and chains.
     for p in &all {
         push_objects(&mut out, p);
+        chains.extend(p.chains.iter().map(|(name, _)| name.clone()));
     }
     out.push_str("}\n");
-    // Elements.
+    // Their maps' elements.
     for p in &all {
         push_map_elements(&mut out, p);
     }
-    for (name, elems) in lists {
-        push_elements(&mut out, name, &elems);
+    FullSync {
+        structure: out,
+        shared: lists,
+        chains,
     }
-    out
 }
 
 /// The plans of the Service ports `ids` in `state`, their `endpoints` elements, and how many
@@ -996,7 +1352,7 @@ fn plans_of(
         };
         for (name, list) in p.shared.counted() {
             for e in list {
-                *counts.entry((name, e)).or_default() += 1;
+                *counts.entry((name, e.clone())).or_default() += 1;
             }
         }
         endpoints.extend(std::mem::take(&mut p.shared.endpoints));
@@ -1542,6 +1898,110 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(listing(&scratch.0), incremental);
         cleanup(ns).unwrap();
+    }
+
+    /// A full sync through [`Session::apply_full_sync`] (structure by nft, shared elements by
+    /// netlink) leaves exactly the table the one-script full sync does: from nothing, over the
+    /// table of another state (in place: stale chains go, own maps are re-created), over a table
+    /// that cannot be updated in place, and with partial syncs after it.
+    #[test]
+    fn netlink_full_sync_equals_script() {
+        let Some(scratch) = Scratch::new("netlink") else {
+            return;
+        };
+        let ns = Some(scratch.0.as_str());
+        let mut session = Session::open(ns);
+        let expect = |st: &State, num: &Numbering| -> Vec<String> {
+            apply(ns, &render_full_with(st, &node(), &cfg(), &mut num.clone())).unwrap();
+            listing(&scratch.0)
+        };
+        let mut num = Numbering::default();
+        let before = num.clone();
+        let kind = session
+            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .unwrap();
+        assert_eq!(kind, FullSyncKind::Replaced, "no table yet");
+        let loaded = listing(&scratch.0);
+        assert!(
+            loaded
+                .iter()
+                .any(|l| l.contains("\"name\":\"endpoints\"") && l.contains("10.244.1.4")),
+            "the shared endpoints map is filled"
+        );
+        assert_eq!(loaded, expect(&fixture(), &before));
+        for (name, old, new, ids) in changes() {
+            for (from, to) in [(&old, &new), (&new, &old)] {
+                let mut num = Numbering::default();
+                session
+                    .apply_full_sync(&render_full_sync(from, &node(), &cfg(), &mut num))
+                    .unwrap();
+                let before = num.clone();
+                let kind = session
+                    .apply_full_sync(&render_full_sync(to, &node(), &cfg(), &mut num))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(kind, FullSyncKind::InPlace, "{name}");
+                let in_place = listing(&scratch.0);
+                assert_eq!(in_place, expect(to, &before), "{name}: in place");
+                // A partial sync back, on top of the table the netlink sync left.
+                session
+                    .apply_full_sync(&render_full_sync(to, &node(), &cfg(), &mut num))
+                    .unwrap();
+                let script = changes_script(to, from, &ids, &mut num);
+                session
+                    .apply(&script)
+                    .unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+                let partial = listing(&scratch.0);
+                assert_eq!(partial, expect(from, &num), "{name}: partial after");
+            }
+        }
+        // A table whose shared map has another type cannot be updated in place: replaced.
+        cleanup(ns).unwrap();
+        apply(
+            ns,
+            "table ip svcnet {\n\tmap endpoints {\n\t\ttype ipv4_addr : mark;\n\t}\n\tchain old {\n\t}\n}\n",
+        )
+        .unwrap();
+        let mut num = Numbering::default();
+        let before = num.clone();
+        let kind = session
+            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .unwrap();
+        assert_eq!(kind, FullSyncKind::Replaced);
+        let replaced = listing(&scratch.0);
+        assert!(
+            !replaced.iter().any(|l| l.contains("\"old\"")),
+            "{replaced:?}"
+        );
+        assert_eq!(replaced, expect(&fixture(), &before));
+        cleanup(ns).unwrap();
+    }
+
+    #[test]
+    fn element_encoding_rejects_what_it_cannot_encode() {
+        let shape = |name: &str| SHARED.iter().find(|(n, _)| *n == name).unwrap().1;
+        let (mut k, mut d) = (Vec::new(), Vec::new());
+        let v = shape(SERVICE_IPS)
+            .encode("10.96.0.1 . tcp . 80 : goto cluster-3", &mut k, &mut d)
+            .unwrap();
+        assert_eq!(
+            v,
+            Some(svcnet_nfnetlink::Data::Verdict(
+                svcnet_nfnetlink::Verdict::Goto("cluster-3")
+            ))
+        );
+        assert_eq!(k, [10, 96, 0, 1, 6, 0, 0, 0, 0, 80, 0, 0]);
+        for (set, bad) in [
+            (SERVICE_IPS, "10.96.0.1 . icmp . 80 : drop"),
+            (SERVICE_IPS, "10.96.0.1 . tcp . 80"),
+            (SERVICE_IPS, "10.96.0.1 . tcp . 80 : maybe"),
+            (SERVICE_IDS, "10.96.0.1 . tcp . 70000 : 1"),
+            (CLUSTER_IPS, "10.96.0.1 . tcp"),
+            (HAIRPIN, "10.0.0.1"),
+            (ENDPOINTS, "1 . 0 : 10.0.0.1 . 80 : 3"),
+        ] {
+            let (mut k, mut d) = (Vec::new(), Vec::new());
+            assert!(shape(set).encode(bad, &mut k, &mut d).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -75,8 +75,13 @@ impl Backend for Nft {
     }
 
     fn full(&mut self, state: &State) -> Result<(), String> {
-        let script = nftables::render_full_with(state, &self.node, &self.cfg, &mut self.numbering);
-        self.session.apply_full(&script).map_err(|e| e.to_string())
+        let full = nftables::render_full_sync(state, &self.node, &self.cfg, &mut self.numbering);
+        let kind = self
+            .session
+            .apply_full_sync(&full)
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(?kind, "nftables full sync");
+        Ok(())
     }
 
     fn partial(
