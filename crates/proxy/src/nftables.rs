@@ -260,6 +260,8 @@ impl Session {
                     }
                     if set.name == NODEPORT_IPS {
                         let _ = writeln!(script, "flush set {FAMILY_TABLE} {NODEPORT_IPS}");
+                    } else if full.affinity.contains(&set.name) {
+                        // Clients keep their endpoints across resyncs, as with kube-proxy.
                     } else if !SHARED.iter().any(|(name, _)| *name == set.name) {
                         // A Service port's own map: re-created (or gone).
                         let _ = writeln!(script, "delete map {FAMILY_TABLE} {}", set.name);
@@ -1097,6 +1099,8 @@ pub struct FullSync {
     pub shared: Vec<(&'static str, Vec<String>)>,
     /// The names of the chains `structure` declares.
     pub chains: BTreeSet<String>,
+    /// The sessionAffinity maps `structure` declares (client → endpoint, filled by traffic).
+    pub affinity: BTreeSet<String>,
 }
 
 /// [`render_full_with`] as a [`FullSync`].
@@ -1335,10 +1339,17 @@ pub fn render_full_sync(
     for p in &all {
         push_map_elements(&mut out, p);
     }
+    let affinity = all
+        .iter()
+        .flat_map(|p| &p.maps)
+        .filter(|(_, decl, _)| *decl == AFF_DECL)
+        .map(|(name, _, _)| name.clone())
+        .collect();
     FullSync {
         structure: out,
         shared: lists,
         chains,
+        affinity,
     }
 }
 
@@ -1968,6 +1979,27 @@ pub(crate) mod tests {
                 assert_eq!(partial, expect(from, &num), "{name}: partial after");
             }
         }
+        // sessionAffinity state survives a resync in place.
+        let mut num = Numbering::default();
+        session
+            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .unwrap();
+        let aff = format!("{AFF_MAP}default/sticky/tcp");
+        apply(
+            ns,
+            &format!("add element {FAMILY_TABLE} {aff} {{ 10.244.9.9 timeout 5m : 1 }}\n"),
+        )
+        .unwrap();
+        let kind = session
+            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .unwrap();
+        assert_eq!(kind, FullSyncKind::InPlace);
+        let listed = svcnet_netns::NetNs::open(&scratch.0)
+            .unwrap()
+            .exec(&["nft", "list", "map", "ip", TABLE, &aff])
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("10.244.9.9"), "{listed}");
         // A table whose shared map has another type cannot be updated in place: replaced.
         cleanup(ns).unwrap();
         apply(
