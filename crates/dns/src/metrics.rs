@@ -46,6 +46,11 @@ pub struct Metrics {
     pub forward_requests: IntCounter,
     /// `svcnet_dns_zone_names`: owner names in the cluster zone.
     pub zone_names: IntGauge,
+    /// `svcnet_dns_packet_cache_hits_total` / `svcnet_dns_packet_cache_misses_total`: plain
+    /// queries answered from the packet cache ([`crate::cache`]) / looked up there and not
+    /// found (every query is still counted in the `coredns_dns_*` metrics).
+    pub packet_cache_hits: IntCounter,
+    pub packet_cache_misses: IntCounter,
     /// Set once the watches have synced (`/ready`).
     pub ready: AtomicBool,
     /// The labelled children the query path uses, each resolved on first use (so `/metrics`
@@ -56,7 +61,11 @@ pub struct Metrics {
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::with_opts(Opts::new(name, help).namespace("coredns")).expect("valid");
+    counter_in(r, "coredns", name, help)
+}
+
+fn counter_in(r: &Registry, namespace: &str, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::with_opts(Opts::new(name, help).namespace(namespace)).expect("valid");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
@@ -112,6 +121,18 @@ impl Default for Metrics {
                 &r,
                 "forward_requests_total",
                 "Counter of requests made to upstream resolvers.",
+            ),
+            packet_cache_hits: counter_in(
+                &r,
+                "svcnet",
+                "dns_packet_cache_hits_total",
+                "Queries answered from the packet cache.",
+            ),
+            packet_cache_misses: counter_in(
+                &r,
+                "svcnet",
+                "dns_packet_cache_misses_total",
+                "Cacheable queries not found in the packet cache.",
             ),
             requests,
             responses,

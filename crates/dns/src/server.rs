@@ -3,6 +3,8 @@
 //! everything else goes to the [`Forwarder`]. Over UDP a response is cut to the client's EDNS0
 //! payload size (512 without EDNS0): additional records go first, then answers, and only
 //! dropping answers sets TC (as miekg/dns's `Truncate`, which CoreDNS uses); TCP gets it all.
+//! Answers from the zone to plain queries are kept, encoded, in the packet cache
+//! ([`crate::cache`]) and a repeated query is answered from there without being parsed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
+use crate::cache::{self, PacketCache};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::watch::ZoneHandle;
@@ -42,6 +45,8 @@ pub struct Server {
     pub zone: ZoneHandle,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
+    /// Encoded answers from the zone to plain queries ([`crate::cache`]).
+    pub packet_cache: PacketCache,
 }
 
 fn error_reply(req: &Message, rcode: ResponseCode) -> Message {
@@ -145,8 +150,28 @@ impl Server {
     /// The query path up to the first wait, without I/O: parse `req`, answer it from the
     /// cluster zone and encode the answer — or say that it needs the forwarder. This is what
     /// the UDP workers run for every packet (and what the fuzz target feeds).
+    ///
+    /// A plain query (see [`crate::cache`]) is first looked up in the packet cache; a hit is
+    /// counted in the same metrics as a full answer and sent without parsing anything.
     pub fn handle_now(&self, req: &[u8], proto: Proto) -> Step {
         let started = Instant::now();
+        let key = if self.packet_cache.is_enabled() {
+            cache::key(req)
+        } else {
+            None
+        };
+        if let Some(k) = key {
+            if let Some(hit) = self.packet_cache.get(proto, k, req, self.zone.generation()) {
+                self.metrics.packet_cache_hits.inc();
+                self.metrics.request(proto, hit.qtype).inc();
+                self.metrics.count_response(hit.rcode);
+                self.metrics
+                    .duration(hit.qtype)
+                    .observe(started.elapsed().as_secs_f64());
+                return Step::Reply(Some(hit.bytes));
+            }
+            self.metrics.packet_cache_misses.inc();
+        }
         let req = match Message::from_vec(req) {
             Ok(m) => m,
             Err(_) if req.len() >= 12 && req[2] & 0x80 == 0 => {
@@ -167,7 +192,16 @@ impl Server {
             .unwrap_or(RecordType::Unknown(0));
         self.metrics.request(proto, TypeLabel::of(qtype)).inc();
         match self.respond_now(&req) {
-            Ok(resp) => Step::Reply(self.finish(&req, resp, proto, qtype, started)),
+            Ok((resp, from_zone)) => {
+                let rcode = resp.metadata.response_code;
+                let out = self.finish(&req, resp, proto, qtype, started);
+                if let (Some(k), Some(generation), Some(bytes)) = (key, from_zone, &out) {
+                    let t = TypeLabel::of(qtype);
+                    self.packet_cache
+                        .insert(proto, k, generation, bytes, rcode, t);
+                }
+                Step::Reply(out)
+            }
             Err(wait) => Step::Later(Box::new(Pending {
                 req,
                 proto,
@@ -227,28 +261,30 @@ impl Server {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// The answer from the zone, or what it waits for.
-    fn respond_now(&self, req: &Message) -> Result<Message, Wait> {
+    /// The answer from the zone, or what it waits for; with the zone's generation when the
+    /// answer was computed from the zone alone (what the packet cache may keep).
+    fn respond_now(&self, req: &Message) -> Result<(Message, Option<u64>), Wait> {
+        let error = |rcode| Ok((error_reply(req, rcode), None));
         if req.metadata.op_code != OpCode::Query {
-            return Ok(error_reply(req, ResponseCode::NotImp));
+            return error(ResponseCode::NotImp);
         }
         if req.queries.len() != 1 {
-            return Ok(error_reply(req, ResponseCode::FormErr));
+            return error(ResponseCode::FormErr);
         }
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return Ok(error_reply(req, ResponseCode::BADVERS));
+            return error(ResponseCode::BADVERS);
         }
         let q = &req.queries[0];
-        let zone = self.zone.current();
+        let (zone, generation) = self.zone.current_with_generation();
         if zone.is_cluster_name(q.name()) && !self.metrics.is_ready() {
-            return Ok(error_reply(req, ResponseCode::ServFail));
+            return error(ResponseCode::ServFail);
         }
         let local = if q.query_class() == DNSClass::IN
             && !matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR)
         {
             zone.answer(q.name(), q.query_type())
         } else if zone.is_cluster_name(q.name()) {
-            return Ok(error_reply(req, ResponseCode::NotImp));
+            return error(ResponseCode::NotImp);
         } else {
             None
         };
@@ -263,7 +299,7 @@ impl Server {
         m.additionals = a.additional;
         match a.chase {
             Some(target) => Err(Wait::Chase(Box::new(m), target)),
-            None => Ok(m),
+            None => Ok((m, Some(generation))),
         }
     }
 
@@ -463,6 +499,7 @@ mod tests {
             zone: ZoneHandle::new(zone),
             forwarder: Forwarder::new(vec![], None, 10, metrics.clone()).unwrap(),
             metrics,
+            packet_cache: PacketCache::default(),
         }
     }
 
@@ -620,5 +657,330 @@ mod tests {
             Some(MAX_UDP_PAYLOAD)
         );
         assert_eq!(r.answers.len(), 1);
+    }
+}
+
+/// The packet cache against the full path: every kind of answer of the fixture zone.
+#[cfg(test)]
+mod packet_cache_tests {
+    use super::*;
+    use crate::testing::{fixture_objects, fixture_server, fixture_server_with};
+    use crate::zone::{ClusterZone, PodMode, ZoneConfig};
+
+    const NAMES: &[&str] = &[
+        "nginx.default.svc.cluster.local.",
+        "NGINX.Default.SVC.cluster.local.",
+        "nGiNx.dEfAuLt.svc.CLUSTER.local.",
+        "_http._tcp.nginx.default.svc.cluster.local.",
+        "_http._tcp.NGINX.default.svc.cluster.local.",
+        "_dns._udp.nginx.default.svc.cluster.local.",
+        "dual.default.svc.cluster.local.",
+        "headless.default.svc.cluster.local.",
+        "Headless.Default.svc.cluster.local.",
+        "_http._tcp.headless.default.svc.cluster.local.",
+        "web-0.headless.default.svc.cluster.local.",
+        "10-244-1-3.headless.default.svc.cluster.local.",
+        "ext.default.svc.cluster.local.",
+        "inside.default.svc.cluster.local.",
+        "Inside.default.svc.cluster.local.",
+        "missing.default.svc.cluster.local.",
+        "MISSING.default.svc.cluster.local.",
+        "default.svc.cluster.local.",
+        "svc.cluster.local.",
+        "cluster.local.",
+        "Cluster.Local.",
+        "ns.dns.cluster.local.",
+        "dns-version.cluster.local.",
+        "DNS-Version.cluster.local.",
+        "10-244-1-3.default.pod.cluster.local.",
+        "fd00--1.default.pod.cluster.local.",
+        "20.0.96.10.in-addr.arpa.",
+        "20.0.96.10.IN-ADDR.ARPA.",
+        "1.2.244.10.in-addr.arpa.",
+        "1.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+        "example.org.",
+    ];
+
+    const TYPES: &[RecordType] = &[
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::SRV,
+        RecordType::PTR,
+        RecordType::CNAME,
+        RecordType::TXT,
+        RecordType::SOA,
+        RecordType::NS,
+        RecordType::MX,
+        RecordType::ANY,
+    ];
+
+    /// (EDNS payload size, DO bit); None: no EDNS.
+    const EDNS: &[Option<(u16, bool)>] = &[
+        None,
+        Some((512, false)),
+        Some((1232, true)),
+        // hickory writes at least 512: this is 512 with DO.
+        Some((100, true)),
+        Some((600, true)),
+        Some((4096, false)),
+        Some((65535, true)),
+    ];
+
+    fn packet(
+        id: u16,
+        name: &str,
+        t: RecordType,
+        rd: bool,
+        cd: bool,
+        edns: Option<(u16, bool)>,
+    ) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = rd;
+        m.metadata.checking_disabled = cd;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        if let Some((size, dnssec_ok)) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            e.set_dnssec_ok(dnssec_ok);
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn reply(s: &Server, p: &[u8], proto: Proto) -> Option<Vec<u8>> {
+        match s.handle_now(p, proto) {
+            Step::Reply(r) => r,
+            Step::Later(_) => None,
+        }
+    }
+
+    #[test]
+    fn hits_are_byte_identical_to_the_full_path() {
+        let cached = fixture_server();
+        let uncached = fixture_server_with(PacketCache::new(0));
+        let (mut hits, mut truncated, mut cased) = (0u64, 0, 0);
+        let mut rcodes = std::collections::HashSet::new();
+        for name in NAMES {
+            for &t in TYPES {
+                for &edns in EDNS {
+                    for (rd, cd) in [(true, false), (false, false), (true, true)] {
+                        for proto in [Proto::Udp, Proto::Tcp] {
+                            let first = packet(0x0101, name, t, rd, cd, edns);
+                            let second = packet(0xfe02, name, t, rd, cd, edns);
+                            let before = cached.metrics.packet_cache_hits.get();
+                            let miss = reply(&cached, &first, proto);
+                            assert_eq!(cached.metrics.packet_cache_hits.get(), before);
+                            let hit = reply(&cached, &second, proto);
+                            let full = reply(&uncached, &second, proto);
+                            let what = format!("{name} {t} rd={rd} cd={cd} {edns:?} {proto:?}");
+                            assert_eq!(hit, full, "{what}");
+                            let Some(full) = full else {
+                                // Waits on upstreams: never cached.
+                                assert!(
+                                    !name.ends_with("cluster.local.") || name.starts_with("ext.")
+                                );
+                                assert!(miss.is_none(), "{what}");
+                                continue;
+                            };
+                            let miss = miss.unwrap();
+                            assert_eq!(&miss[..2], &[0x01, 0x01], "{what}");
+                            assert_eq!(miss[2..], full[2..], "{what}");
+                            // Every local answer here is from the zone: the second is a hit.
+                            assert_eq!(
+                                cached.metrics.packet_cache_hits.get(),
+                                before + 1,
+                                "{what}"
+                            );
+                            hits += 1;
+                            let m = Message::from_vec(&full).unwrap();
+                            assert_eq!(m.metadata.id, 0xfe02);
+                            assert_eq!(m.queries[0].name().to_ascii(), *name, "{what}");
+                            truncated += m.metadata.truncation as usize;
+                            cased += name.bytes().any(|b| b.is_ascii_uppercase()) as usize;
+                            rcodes.insert(u16::from(m.metadata.response_code));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(hits > 3000, "{hits} hits");
+        assert!(truncated > 0 && cased > 0);
+        // NOERROR and NXDOMAIN, both cached.
+        assert!(rcodes.contains(&0) && rcodes.contains(&3), "{rcodes:?}");
+        // Every query is still counted.
+        let text = cached.metrics.text();
+        assert!(text.contains(&format!("svcnet_dns_packet_cache_hits_total {hits}")));
+    }
+
+    /// Why the key keeps the name's case: the encoder's compression is case-sensitive, so the
+    /// same answer to a differently-cased question is laid out differently.
+    #[test]
+    fn the_layout_depends_on_the_question_case() {
+        let s = fixture_server_with(PacketCache::new(0));
+        let ask = |name| {
+            reply(
+                &s,
+                &packet(1, name, RecordType::A, true, false, None),
+                Proto::Udp,
+            )
+            .unwrap()
+        };
+        // NXDOMAIN with the SOA of `cluster.local.`: its owner is a pointer into the question
+        // only when the question spells the suffix the same way.
+        let lower = ask("missing.default.svc.cluster.local.");
+        let upper = ask("missing.default.svc.CLUSTER.local.");
+        assert_ne!(lower.len(), upper.len());
+    }
+
+    fn zone_of(
+        services: &[k8s_openapi::api::core::v1::Service],
+        slices: &[k8s_openapi::api::discovery::v1::EndpointSlice],
+    ) -> ClusterZone {
+        let (_, _, nss) = fixture_objects();
+        ClusterZone::build(
+            ZoneConfig {
+                pods: PodMode::Insecure,
+                ..ZoneConfig::default()
+            },
+            &services.iter().collect::<Vec<_>>(),
+            &slices.iter().collect::<Vec<_>>(),
+            &nss.iter().collect::<Vec<_>>(),
+            &[],
+        )
+    }
+
+    fn answers(s: &Server, name: &str, t: RecordType) -> (ResponseCode, usize) {
+        let out = reply(
+            s,
+            &packet(9, name, t, true, false, Some((4096, false))),
+            Proto::Udp,
+        )
+        .unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        (m.metadata.response_code, m.answers.len())
+    }
+
+    #[test]
+    fn a_zone_change_invalidates() {
+        let s = fixture_server();
+        let (mut services, mut slices, _) = fixture_objects();
+        let headless = "headless.default.svc.cluster.local.";
+        let nginx = "nginx.default.svc.cluster.local.";
+        // 36 ready endpoints; asked twice (the second from the cache).
+        for _ in 0..2 {
+            assert_eq!(
+                answers(&s, headless, RecordType::A),
+                (ResponseCode::NoError, 36)
+            );
+            assert_eq!(
+                answers(&s, nginx, RecordType::A),
+                (ResponseCode::NoError, 1)
+            );
+        }
+        let hits = s.metrics.packet_cache_hits.get();
+        assert_eq!(hits, 2);
+        // An endpoint more.
+        slices[0].endpoints.push(
+            serde_json::from_value(serde_json::json!({"addresses": ["10.244.3.1"]})).unwrap(),
+        );
+        s.zone.swap(zone_of(&services, &slices));
+        assert_eq!(
+            answers(&s, headless, RecordType::A),
+            (ResponseCode::NoError, 37)
+        );
+        // The Service deleted.
+        services.retain(|x| x.metadata.name.as_deref() != Some("nginx"));
+        s.zone.swap(zone_of(&services, &slices));
+        assert_eq!(answers(&s, nginx, RecordType::A).0, ResponseCode::NXDomain);
+        assert_eq!(answers(&s, nginx, RecordType::A).0, ResponseCode::NXDomain);
+        assert_eq!(
+            answers(&s, headless, RecordType::A),
+            (ResponseCode::NoError, 37)
+        );
+        // One hit since: the repeated NXDOMAIN (every other answer was computed afresh after
+        // each swap, the unchanged headless one included).
+        assert_eq!(s.metrics.packet_cache_hits.get(), hits + 1);
+    }
+
+    #[test]
+    fn edge_packets_take_the_full_path() {
+        let cached = fixture_server();
+        let uncached = fixture_server_with(PacketCache::new(0));
+        let plain = packet(
+            0x1234,
+            "nginx.default.svc.cluster.local.",
+            RecordType::A,
+            true,
+            false,
+            None,
+        );
+        // A compression pointer in the question, to the name of the same question's first
+        // label: "nginx" then a pointer back to offset 12 (a loop) — and one to a valid name.
+        let mut looped = plain[..12].to_vec();
+        looped.extend_from_slice(&[5, b'n', b'g', b'i', b'n', b'x', 0xc0, 12, 0, 1, 0, 1]);
+        // QDCOUNT 2: the same question twice, the second as a pointer.
+        let mut two = plain.clone();
+        two[5] = 2;
+        two.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        // An answer record in the query.
+        let mut with_answer = plain.clone();
+        with_answer[7] = 1;
+        with_answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]);
+        // EDNS with a cookie option.
+        let mut cookie = packet(
+            0x1234,
+            "nginx.default.svc.cluster.local.",
+            RecordType::A,
+            true,
+            false,
+            Some((1232, false)),
+        );
+        let n = cookie.len();
+        cookie[n - 1] = 12;
+        cookie.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let truncated = plain[..plain.len() - 3].to_vec();
+        for p in [looped, two, with_answer, cookie, truncated] {
+            for proto in [Proto::Udp, Proto::Tcp] {
+                for _ in 0..3 {
+                    assert_eq!(
+                        reply(&cached, &p, proto),
+                        reply(&uncached, &p, proto),
+                        "{p:02x?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(cached.metrics.packet_cache_hits.get(), 0);
+        assert_eq!(cached.metrics.packet_cache_misses.get(), 0);
+        assert!(cached.packet_cache.is_empty());
+    }
+
+    #[test]
+    fn servfail_before_sync_is_not_cached() {
+        let s = fixture_server();
+        s.metrics
+            .ready
+            .store(false, std::sync::atomic::Ordering::Release);
+        let p = packet(
+            1,
+            "nginx.default.svc.cluster.local.",
+            RecordType::A,
+            true,
+            false,
+            None,
+        );
+        for _ in 0..2 {
+            let m = Message::from_vec(&reply(&s, &p, Proto::Udp).unwrap()).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        }
+        assert!(s.packet_cache.is_empty());
+        s.metrics
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
+        let m = Message::from_vec(&reply(&s, &p, Proto::Udp).unwrap()).unwrap();
+        assert_eq!(
+            (m.metadata.response_code, m.answers.len()),
+            (ResponseCode::NoError, 1)
+        );
     }
 }

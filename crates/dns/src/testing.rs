@@ -2,8 +2,8 @@
 //! for a bounded deterministic test run in CI: a [`Server`] over a small fixed zone (every
 //! record kind: ClusterIP with named ports, dual-stack, headless with and without hostnames,
 //! ExternalName in and out of the zone, pod records), and [`check_query`], which feeds one
-//! packet through [`Server::handle_now`] — what the UDP workers run per packet — over UDP and
-//! TCP and checks what comes out.
+//! packet through [`Server::handle_now`] — what the UDP workers run per packet, packet cache
+//! included — over UDP and TCP and checks what comes out.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
+use crate::cache::PacketCache;
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::server::{Proto, Server, Step, MAX_UDP_PAYLOAD};
@@ -23,9 +24,43 @@ fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("fixture object")
 }
 
-/// The fixed zone's server (no upstreams: forwarded names stop at [`Step::Later`]).
-/// Needs no runtime.
+/// The fixed zone's server (no upstreams: forwarded names stop at [`Step::Later`]), with the
+/// default packet cache. Needs no runtime.
 pub fn fixture_server() -> Server {
+    fixture_server_with(PacketCache::default())
+}
+
+/// The fixed zone (of [`fixture_objects`], pod records `insecure`).
+pub fn fixture_zone() -> ClusterZone {
+    let (services, slices, nss) = fixture_objects();
+    let cfg = ZoneConfig {
+        pods: PodMode::Insecure,
+        ..ZoneConfig::default()
+    };
+    ClusterZone::build(
+        cfg,
+        &services.iter().collect::<Vec<_>>(),
+        &slices.iter().collect::<Vec<_>>(),
+        &nss.iter().collect::<Vec<_>>(),
+        &[],
+    )
+}
+
+/// The fixed zone's server with `packet_cache` (e.g. `PacketCache::new(0)`: none).
+pub fn fixture_server_with(packet_cache: PacketCache) -> Server {
+    let metrics = Arc::new(Metrics::default());
+    metrics.ready.store(true, Ordering::Release);
+    Server {
+        zone: ZoneHandle::new(fixture_zone()),
+        forwarder: Forwarder::new(vec![], None, 16, metrics.clone())
+            .expect("a forwarder without upstreams"),
+        metrics,
+        packet_cache,
+    }
+}
+
+/// The fixture's objects: Services, their EndpointSlices, Namespaces.
+pub fn fixture_objects() -> (Vec<Service>, Vec<EndpointSlice>, Vec<Namespace>) {
     let services: Vec<Service> = vec![
         obj(
             json!({"metadata": {"name": "nginx", "namespace": "default"},
@@ -69,35 +104,25 @@ pub fn fixture_server() -> Server {
         .iter()
         .map(|n| obj(json!({"metadata": {"name": n}})))
         .collect();
-    let cfg = ZoneConfig {
-        pods: PodMode::Insecure,
-        ..ZoneConfig::default()
-    };
-    let zone = ClusterZone::build(
-        cfg,
-        &services.iter().collect::<Vec<_>>(),
-        &slices.iter().collect::<Vec<_>>(),
-        &nss.iter().collect::<Vec<_>>(),
-        &[],
-    );
-    let metrics = Arc::new(Metrics::default());
-    metrics.ready.store(true, Ordering::Release);
-    Server {
-        zone: ZoneHandle::new(zone),
-        forwarder: Forwarder::new(vec![], None, 16, metrics.clone())
-            .expect("a forwarder without upstreams"),
-        metrics,
-    }
+    (services, slices, nss)
 }
 
 /// Feed `packet` through the query path over UDP and TCP; panic if what comes back is not a
 /// well-formed response to it: decodable, the request's ID, QR set, and within the UDP size
-/// limit (4096, the most this server accepts from EDNS0) over UDP.
+/// limit (4096, the most this server accepts from EDNS0) over UDP. Each packet is asked twice
+/// (the second time possibly from the packet cache): the answers must be the same bytes.
 pub fn check_query(server: &Server, packet: &[u8]) {
     for proto in [Proto::Udp, Proto::Tcp] {
         let Step::Reply(Some(out)) = server.handle_now(packet, proto) else {
             continue; // nothing to send, or waiting on upstreams (none here)
         };
+        match server.handle_now(packet, proto) {
+            Step::Reply(Some(again)) => assert_eq!(
+                again, out,
+                "the same request answered differently: {packet:02x?}"
+            ),
+            _ => panic!("the same request answered once only: {packet:02x?}"),
+        }
         let m = Message::from_vec(&out)
             .unwrap_or_else(|e| panic!("undecodable response {out:02x?} to {packet:02x?}: {e}"));
         assert_eq!(
@@ -234,6 +259,7 @@ mod tests {
     #[test]
     fn query_path_survives_garbage() {
         let server = fixture_server();
+        let uncached = fixture_server_with(PacketCache::new(0));
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         for i in 0..6000 {
             let packet = match i % 3 {
@@ -252,7 +278,18 @@ mod tests {
                 _ => valid(&mut r),
             };
             check_query(&server, &packet);
+            // And the same bytes as a server without the packet cache.
+            for proto in [Proto::Udp, Proto::Tcp] {
+                let reply = |s: &Server| match s.handle_now(&packet, proto) {
+                    Step::Reply(r) => Some(r),
+                    Step::Later(_) => None,
+                };
+                assert_eq!(reply(&server), reply(&uncached), "{packet:02x?}");
+            }
         }
+        // The valid and some mutated packets went through the cache.
+        assert!(server.metrics.packet_cache_hits.get() > 2000);
+        assert!(uncached.metrics.packet_cache_hits.get() == 0);
     }
 
     /// Every valid question of the fixture gets an answer from the zone itself (only names

@@ -5,7 +5,7 @@
 //! [`ZoneHandle`] (an `Arc` behind a lock held only to clone it), so a rebuild never blocks
 //! them and a query sees one whole zone, old or new.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,28 +21,55 @@ use tokio::sync::Notify;
 use crate::metrics::Metrics;
 use crate::zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
 
-/// The zone queries are answered from; swapped whole on every change.
+/// The zone queries are answered from; swapped whole on every change. Every swap increments
+/// a generation, published with the zone, which the packet cache ([`crate::cache`]) stores
+/// with each response so that no response computed from an older zone is served once a new
+/// one is in.
 #[derive(Clone)]
-pub struct ZoneHandle(Arc<RwLock<Arc<ClusterZone>>>);
+pub struct ZoneHandle(Arc<Current>);
+
+struct Current {
+    /// The zone and its generation.
+    zone: RwLock<(Arc<ClusterZone>, u64)>,
+    /// The generation of the current zone, readable without the lock (set under it).
+    generation: AtomicU64,
+}
 
 impl ZoneHandle {
     pub fn new(zone: ClusterZone) -> Self {
-        ZoneHandle(Arc::new(RwLock::new(Arc::new(zone))))
+        ZoneHandle(Arc::new(Current {
+            zone: RwLock::new((Arc::new(zone), 1)),
+            generation: AtomicU64::new(1),
+        }))
     }
 
     pub fn current(&self) -> Arc<ClusterZone> {
-        match self.0.read() {
+        self.current_with_generation().0
+    }
+
+    /// The current zone and its generation (one consistent pair).
+    pub fn current_with_generation(&self) -> (Arc<ClusterZone>, u64) {
+        match self.0.zone.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
+    /// The current zone's generation.
+    pub fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::Acquire)
+    }
+
     pub fn swap(&self, zone: ClusterZone) {
         let z = Arc::new(zone);
-        match self.0.write() {
-            Ok(mut g) => *g = z,
-            Err(p) => *p.into_inner() = z,
-        }
+        let mut g = match self.0.zone.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let generation = g.1 + 1;
+        *g = (z, generation);
+        // Before the lock is released: whoever reads the new zone also sees its generation.
+        self.0.generation.store(generation, Ordering::Release);
     }
 }
 
