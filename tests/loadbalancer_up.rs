@@ -150,9 +150,8 @@ fn walkthrough(mode: &str) {
         (announcers(&c, &ip) == [owner]).then_some(())
     });
 
-    // loadBalancerSourceRanges (not enforced by the userspace mode: crates/proxy/src/userspace.rs
-    // has no source filter).
-    if mode != "userspace" {
+    // loadBalancerSourceRanges, in every mode.
+    {
         // loadBalancerSourceRanges: a range without 172.28.0.254 shuts the outside client out ...
         c.kubectl_ok(&[
             "patch",

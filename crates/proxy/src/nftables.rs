@@ -802,6 +802,39 @@ fn route(
     }
 }
 
+/// The rule that enforces `sp`'s loadBalancerSourceRanges on traffic to its load-balancer IPs
+/// (None when it has neither): drop unless the source is in a range, or is one of the
+/// load-balancer IPs while a range allows one of `node_ips` — the node reaching its own
+/// load-balancer IP has that IP as source (kube-proxy's rule).
+pub(crate) fn source_ranges_rule(sp: &ServicePort, node_ips: &[IpAddr]) -> Option<String> {
+    let lb_ips: Vec<Ipv4Addr> = sp.load_balancer_ips.iter().filter_map(v4).collect();
+    if lb_ips.is_empty() || sp.load_balancer_source_ranges.is_empty() {
+        return None;
+    }
+    let v4_ranges: Vec<ipnet::Ipv4Net> = sp
+        .load_balancer_source_ranges
+        .iter()
+        .filter_map(|r| match r {
+            ipnet::IpNet::V4(n) => Some(n.trunc()),
+            ipnet::IpNet::V6(_) => None,
+        })
+        .collect();
+    let mut ranges: BTreeSet<String> = v4_ranges.iter().map(|n| n.to_string()).collect();
+    if node_ips
+        .iter()
+        .filter_map(v4)
+        .any(|ip| v4_ranges.iter().any(|n| n.contains(&ip)))
+    {
+        ranges.extend(lb_ips.iter().map(Ipv4Addr::to_string));
+    }
+    let ranges: Vec<String> = ranges.into_iter().collect();
+    Some(if ranges.is_empty() {
+        "drop".to_string()
+    } else {
+        format!("ip saddr != {{ {} }} drop", ranges.join(", "))
+    })
+}
+
 /// The plan of `sp`; `number` is its [`Numbering`] number when it uses the shared dispatch.
 fn plan(
     sp: &ServicePort,
@@ -959,32 +992,7 @@ fn plan(
     }
 
     // loadBalancerSourceRanges.
-    if !lb_ips.is_empty() && !sp.load_balancer_source_ranges.is_empty() {
-        let v4_ranges: Vec<ipnet::Ipv4Net> = sp
-            .load_balancer_source_ranges
-            .iter()
-            .filter_map(|r| match r {
-                ipnet::IpNet::V4(n) => Some(n.trunc()),
-                ipnet::IpNet::V6(_) => None,
-            })
-            .collect();
-        let mut ranges: BTreeSet<String> = v4_ranges.iter().map(|n| n.to_string()).collect();
-        // The node reaching its own load-balancer IP has that IP as source: allowed when the
-        // ranges allow the node (kube-proxy's rule).
-        if node
-            .node_ips
-            .iter()
-            .filter_map(v4)
-            .any(|ip| v4_ranges.iter().any(|n| n.contains(&ip)))
-        {
-            ranges.extend(lb_ips.iter().map(Ipv4Addr::to_string));
-        }
-        let ranges: Vec<String> = ranges.into_iter().collect();
-        let rule = if ranges.is_empty() {
-            "drop".to_string()
-        } else {
-            format!("ip saddr != {{ {} }} drop", ranges.join(", "))
-        };
+    if let Some(rule) = source_ranges_rule(sp, &node.node_ips) {
         chains.push((fw.clone(), vec![rule]));
         for ip in &lb_ips {
             shared

@@ -479,6 +479,7 @@ fn push_elements(out: &mut String, decl: &str, name: &str, elems: &[String]) {
             "nodeport-redirects" => "inet_proto . inet_service : inet_service",
             "no-endpoints" => "ipv4_addr . inet_proto . inet_service",
             "no-endpoint-nodeports" => "inet_proto . inet_service",
+            "firewall-ips" => "ipv4_addr . inet_proto . inet_service : verdict",
             _ => "ipv4_addr",
         }
     ));
@@ -492,12 +493,23 @@ fn push_elements(out: &mut String, decl: &str, name: &str, elems: &[String]) {
 pub fn render(redirects: &[Redirect], node_ips: &[IpAddr]) -> String {
     let (mut cluster, mut nodeports, mut rejects, mut np_rejects) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // loadBalancerSourceRanges, as the nftables backend enforces them: `firewall-ips` sends
+    // traffic to a load-balancer IP to the Service port's `fw-N` before any redirect.
+    let (mut firewall, mut fw_chains, mut fw_count) = (Vec::new(), String::new(), 0);
     for r in redirects {
         let sp = &r.service;
         if sp.protocol == Protocol::Sctp {
             continue;
         }
         let proto = sp.protocol.lower();
+        if let Some(rule) = nftables::source_ranges_rule(sp, node_ips) {
+            let chain = format!("fw-{fw_count}");
+            fw_count += 1;
+            fw_chains.push_str(&format!("\tchain {chain} {{\n\t\t{rule}\n\t}}\n"));
+            for ip in v4s(&sp.load_balancer_ips) {
+                firewall.push(format!("{ip} . {proto} . {} : goto {chain}", sp.port));
+            }
+        }
         let ips: Vec<Ipv4Addr> = v4s(&sp.cluster_ips)
             .chain(v4s(&sp.external_ips))
             .chain(v4s(&sp.load_balancer_ips))
@@ -541,6 +553,8 @@ pub fn render(redirects: &[Redirect], node_ips: &[IpAddr]) -> String {
     push_elements(&mut out, "map", "nodeport-redirects", &nodeports);
     push_elements(&mut out, "set", "no-endpoints", &rejects);
     push_elements(&mut out, "set", "no-endpoint-nodeports", &np_rejects);
+    push_elements(&mut out, "map", "firewall-ips", &firewall);
+    out.push_str(&fw_chains);
     out.push_str(&format!(
         "\tchain services {{\n\
          \t\tmeta l4proto {{ tcp, udp }} redirect to :ip daddr . meta l4proto . th dport map @redirects\n\
@@ -555,6 +569,10 @@ pub fn render(redirects: &[Redirect], node_ips: &[IpAddr]) -> String {
          \t\t{local} meta l4proto . th dport @no-endpoint-nodeports reject\n\t}}\n\
          \tchain filter-input {{\n\t\ttype filter hook input priority filter; policy accept;\n\
          \t\t{local} meta l4proto . th dport @no-endpoint-nodeports reject\n\t}}\n\
+         \tchain firewall-prerouting {{\n\t\ttype filter hook prerouting priority -110; policy accept;\n\
+         \t\tip daddr . meta l4proto . th dport vmap @firewall-ips\n\t}}\n\
+         \tchain firewall-output {{\n\t\ttype filter hook output priority -110; policy accept;\n\
+         \t\tip daddr . meta l4proto . th dport vmap @firewall-ips\n\t}}\n\
          }}\n"
     ));
     out
@@ -917,5 +935,50 @@ mod tests {
         assert!(out.contains("elements = { tcp . 30081 }"));
         assert!(out.contains("elements = { 198.51.100.1 }"));
         assert!(out.contains("ip daddr @nodeport-ips meta l4proto { tcp, udp } redirect"));
+        assert!(!out.contains("fw-0"), "no source ranges, no firewall chain");
+
+        // loadBalancerSourceRanges: a chain per Service port, reached through `firewall-ips`.
+        let mut lb = sp("lb", "10.97.1.4", Protocol::Tcp, 30082);
+        lb.load_balancer_ips = vec!["172.28.0.200".parse().unwrap()];
+        lb.load_balancer_source_ranges = vec!["10.0.0.0/8".parse().unwrap()];
+        let out = render(
+            &[Redirect {
+                service: lb,
+                listener: Some(40003),
+            }],
+            &["198.51.100.1".parse().unwrap()],
+        );
+        assert!(out.contains("elements = { 172.28.0.200 . tcp . 80 : goto fw-0 }"));
+        assert!(out.contains("chain fw-0 {\n\t\tip saddr != { 10.0.0.0/8 } drop\n\t}"));
+        assert!(out.contains("type filter hook prerouting priority -110"));
+    }
+
+    /// The rendered table loads, firewall and all.
+    #[test]
+    fn nft_accepts_the_table() {
+        let Some(scratch) = crate::nftables::tests::Scratch::new("userspace") else {
+            return;
+        };
+        let mut lb = ServicePort::new(
+            ServicePortName {
+                namespace: "d".into(),
+                name: "lb".into(),
+                port: String::new(),
+                protocol: Protocol::Tcp,
+            },
+            "10.97.1.4".parse().unwrap(),
+            80,
+        );
+        lb.load_balancer_ips = vec!["172.28.0.200".parse().unwrap()];
+        lb.load_balancer_source_ranges = vec!["198.51.100.0/24".parse().unwrap()];
+        let out = render(
+            &[Redirect {
+                service: lb,
+                listener: Some(40003),
+            }],
+            &["198.51.100.1".parse().unwrap()],
+        );
+        nftables::check(Some(&scratch.0), &out).unwrap();
+        assert!(out.contains("ip saddr != { 172.28.0.200, 198.51.100.0/24 } drop"));
     }
 }
