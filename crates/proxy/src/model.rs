@@ -2,8 +2,9 @@
 //! `EndpointsMap`: built purely from API objects, so every renderer (nftables, iptables,
 //! userspace, IPVS) consumes the same thing and can be tested without a cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -211,46 +212,168 @@ pub fn service_ports(svc: &Service) -> Vec<ServicePort> {
         .collect()
 }
 
+/// One EndpointSlice as the proxy keeps it (kube-proxy's `endpointSliceInfo`): only what
+/// [`merge`] reads, converted when the slice arrives, so a cache of 10k slices does not hold
+/// 10k API objects. Where endpoints are (node, zone, hints) is shared ([`Interner`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// The owning Service (label `kubernetes.io/service-name`); None: the slice is ignored.
+    pub service: Option<String>,
+    /// Ports with a number (the others are ignored).
+    pub ports: Box<[SlicePort]>,
+    /// Endpoints with a parseable first address (the others are ignored).
+    pub endpoints: Box<[SliceEndpoint]>,
+}
+
+/// A port of a [`SliceInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePort {
+    /// "" when unnamed.
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// An endpoint of a [`SliceInfo`] (32 bytes), its conditions' defaults resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    pub ip: IpAddr,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    /// None: no node, zone or hints.
+    pub place: Option<Arc<Place>>,
+}
+
+/// Where an endpoint is: the same for the many endpoints of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Place {
+    pub node_name: Option<String>,
+    pub zone: Option<String>,
+    pub hint_zones: Option<Vec<String>>,
+}
+
+/// Shares the few distinct [`Place`]s among many endpoints.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Arc<Place>>);
+
+impl Interner {
+    pub fn get(&mut self, p: Place) -> Arc<Place> {
+        if let Some(a) = self.0.get(&p) {
+            return a.clone();
+        }
+        let a = Arc::new(p);
+        self.0.insert(a.clone());
+        a
+    }
+
+    /// How many places it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Forget places nobody else holds any more.
+    pub fn prune(&mut self) {
+        self.0.retain(|a| Arc::strong_count(a) > 1);
+    }
+}
+
+impl SliceInfo {
+    pub fn new(s: &EndpointSlice, places: &mut Interner) -> SliceInfo {
+        SliceInfo {
+            service: s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .cloned(),
+            ports: s
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(SlicePort {
+                        port: p.port? as u16,
+                        name: p.name.clone().unwrap_or_default(),
+                        protocol: Protocol::parse(p.protocol.as_deref()),
+                    })
+                })
+                .collect(),
+            endpoints: s
+                .endpoints
+                .iter()
+                .filter_map(|e| {
+                    let ip = e.addresses.first()?.parse::<IpAddr>().ok()?;
+                    let c = e.conditions.as_ref();
+                    // Kubernetes: nil ready means ready; nil serving means = ready.
+                    let ready = c.and_then(|c| c.ready).unwrap_or(true);
+                    let place = Place {
+                        node_name: e.node_name.clone(),
+                        zone: e.zone.clone(),
+                        hint_zones: e
+                            .hints
+                            .as_ref()
+                            .and_then(|h| h.for_zones.as_ref())
+                            .map(|z| z.iter().map(|z| z.name.clone()).collect()),
+                    };
+                    Some(SliceEndpoint {
+                        ip,
+                        ready,
+                        serving: c.and_then(|c| c.serving).unwrap_or(ready),
+                        terminating: c.and_then(|c| c.terminating).unwrap_or(false),
+                        place: (place != Place::default()).then(|| places.get(place)),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The endpoints per Service port from a Service's EndpointSlices (kube-proxy's
 /// `EndpointSliceCache`): endpoints merged across slices and de-duplicated by address, ports
 /// matched by name and protocol.
 pub fn endpoints(slices: &[&EndpointSlice]) -> BTreeMap<(String, Protocol), Vec<Endpoint>> {
+    let mut places = Interner::default();
+    let infos: Vec<SliceInfo> = slices
+        .iter()
+        .map(|s| SliceInfo::new(s, &mut places))
+        .collect();
+    merge(&infos)
+}
+
+/// [`endpoints`] from slices already converted: the first slice naming an address (for a
+/// port) wins.
+pub fn merge<'a>(
+    slices: impl IntoIterator<Item = &'a SliceInfo>,
+) -> BTreeMap<(String, Protocol), Vec<Endpoint>> {
     let mut out: BTreeMap<(String, Protocol), Vec<Endpoint>> = BTreeMap::new();
     for s in slices {
-        for p in s.ports.iter().flatten() {
-            let Some(port) = p.port else { continue };
-            let key = (
-                p.name.clone().unwrap_or_default(),
-                Protocol::parse(p.protocol.as_deref()),
-            );
-            let list = out.entry(key).or_default();
+        for p in &s.ports {
+            let list = out.entry((p.name.clone(), p.protocol)).or_default();
             for e in &s.endpoints {
-                let Some(ip) = e.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
-                    continue;
-                };
-                if list.iter().any(|x| x.ip == ip && x.port == port as u16) {
+                if list.iter().any(|x| x.ip == e.ip && x.port == p.port) {
                     continue;
                 }
-                let c = e.conditions.clone().unwrap_or_default();
-                // Kubernetes: nil ready means ready; nil serving means = ready.
-                let ready = c.ready.unwrap_or(true);
                 list.push(Endpoint {
-                    ip,
-                    port: port as u16,
-                    ready,
-                    serving: c.serving.unwrap_or(ready),
-                    terminating: c.terminating.unwrap_or(false),
-                    node_name: e.node_name.clone(),
-                    zone: e.zone.clone(),
-                    hint_zones: e
-                        .hints
-                        .as_ref()
-                        .and_then(|h| h.for_zones.as_ref())
-                        .map(|z| z.iter().map(|z| z.name.clone()).collect()),
+                    ip: e.ip,
+                    port: p.port,
+                    ready: e.ready,
+                    serving: e.serving,
+                    terminating: e.terminating,
+                    node_name: e.place.as_ref().and_then(|p| p.node_name.clone()),
+                    zone: e.place.as_ref().and_then(|p| p.zone.clone()),
+                    hint_zones: e.place.as_ref().and_then(|p| p.hint_zones.clone()),
                 });
             }
             list.sort();
         }
+    }
+    for list in out.values_mut() {
+        list.shrink_to_fit();
     }
     out
 }

@@ -1361,6 +1361,14 @@ pub fn render_full_sync(
     }
 }
 
+/// What [`plans_of`] finds: `endpoints` elements, per other shared element how many of the
+/// Service ports contribute it, and their plans.
+type Plans = (
+    BTreeSet<String>,
+    BTreeMap<(&'static str, String), i64>,
+    BTreeMap<ServicePortName, Plan>,
+);
+
 /// The plans of the Service ports `ids` in `state`, their `endpoints` elements, and how many
 /// of them contribute each other shared element.
 fn plans_of(
@@ -1369,11 +1377,7 @@ fn plans_of(
     node: &NodeInfo,
     cfg: &Config,
     num: &mut Numbering,
-) -> (
-    BTreeSet<String>,
-    BTreeMap<(&'static str, String), i64>,
-    BTreeMap<ServicePortName, Plan>,
-) {
+) -> Plans {
     let mut endpoints = BTreeSet::new();
     let mut counts = BTreeMap::new();
     let mut plans = BTreeMap::new();

@@ -1,6 +1,7 @@
-//! The proxy's control loop (kube-proxy's `SyncRunner` + change trackers): Services and
-//! EndpointSlices are watched (kube-rs reflectors, so this runs against any API server), every
-//! change wakes the sync loop, which rebuilds the [`State`], compares it with what it last
+//! The proxy's control loop (kube-proxy's `SyncRunner`): Services and EndpointSlices are watched
+//! (kube-rs watchers, so this runs against any API server), each event is converted on arrival
+//! and applied to the [`Cache`] (which keeps the [`State`] and the Service ports it touched);
+//! every change wakes the sync loop, which compares the touched Service ports with what it last
 //! programmed, and asks the backend for a full sync (at start, after a failure, every
 //! `sync_period`) or a partial one naming only the Service ports that changed.
 
@@ -11,14 +12,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, ResourceExt};
-use tokio::sync::Notify;
+use kube::{Api, Client};
+use tokio::sync::mpsc;
 
+use crate::cache::{Cache, Update};
 use crate::metrics::Metrics;
-use crate::model::{self, ServicePortName, State};
+use crate::model::{Interner, ServicePortName, State};
 
 /// A way of programming the kernel (nftables, iptables, ...).
 pub trait Backend: Send {
@@ -26,7 +27,8 @@ pub trait Backend: Send {
     /// Program everything from scratch (one transaction).
     fn full(&mut self, state: &State) -> Result<(), String>;
     /// Program only what `changed` needs (their Services' rules), given the state `old` that
-    /// is programmed now (after a full sync, or the last partial one).
+    /// is programmed now (after a full sync, or the last partial one). `old` may hold only the
+    /// Service ports in `changed` (the runtime keeps no copy of the rest, which equals `state`).
     fn partial(
         &mut self,
         old: &State,
@@ -61,22 +63,37 @@ impl Default for SyncSettings {
 /// What changed between two states: Service ports added, removed or with other settings or
 /// endpoints (the union of kube-proxy's two change trackers' results).
 pub fn changed(old: &State, new: &State) -> BTreeSet<ServicePortName> {
-    let mut out = BTreeSet::new();
-    for (id, sp) in &new.services {
-        if old.services.get(id) != Some(sp) || old.endpoints.get(id) != new.endpoints.get(id) {
-            out.insert(id.clone());
+    let ids = new.services.keys().chain(old.services.keys());
+    ids.filter(|id| differs(old, new, id)).cloned().collect()
+}
+
+/// Whether the Service port `id` differs between the states.
+fn differs(old: &State, new: &State, id: &ServicePortName) -> bool {
+    old.services.get(id) != new.services.get(id) || old.endpoints.get(id) != new.endpoints.get(id)
+}
+
+/// Only the Service ports `ids` of `st` (for comparisons that need no others).
+pub(crate) fn only(st: &State, ids: &BTreeSet<ServicePortName>) -> State {
+    let mut out = State::default();
+    for id in ids {
+        if let Some(sp) = st.services.get(id) {
+            out.services.insert(id.clone(), sp.clone());
         }
-    }
-    for id in old.services.keys() {
-        if !new.services.contains_key(id) {
-            out.insert(id.clone());
+        if let Some(e) = st.endpoints.get(id) {
+            out.endpoints.insert(id.clone(), e.clone());
         }
     }
     out
 }
 
-fn spawn_reflector<K>(api: Api<K>, wake: Arc<Notify>) -> Store<K>
-where
+/// Watch `api`, converting each event's object on arrival (`convert`): only the converted form
+/// reaches the cache. Errors are retried with kube-rs' default backoff; a re-list after one
+/// arrives as `Init` ... `InitDone`.
+fn spawn_watcher<K>(
+    api: Api<K>,
+    tx: mpsc::UnboundedSender<Update>,
+    mut convert: impl FnMut(watcher::Event<K>) -> Update + Send + 'static,
+) where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
@@ -85,26 +102,20 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store();
-    // The proxy reads specs, endpoints and labels only: what kubectl and the API server keep in
-    // metadata (managed fields, last-applied annotations) would be most of the cache's memory.
-    let objects = watcher(api, watcher::Config::default()).modify(|o| {
-        o.managed_fields_mut().clear();
-        o.annotations_mut().clear();
-    });
-    let stream = reflector::reflector(writer, objects)
-        .default_backoff()
-        .touched_objects();
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "proxy watch");
+            match ev {
+                Ok(ev) => {
+                    if tx.send(convert(ev)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "proxy watch"),
             }
-            wake.notify_one();
         }
     });
-    store
 }
 
 /// Where and for which node stale UDP / SCTP conntrack entries are flushed after each sync
@@ -124,36 +135,67 @@ pub async fn run(
     mut health: Option<crate::healthcheck::HealthServers>,
     cleanup: Option<Cleanup>,
 ) {
-    let wake = Arc::new(Notify::new());
-    let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
-    let slices = spawn_reflector(Api::<EndpointSlice>::all(client), wake.clone());
-    let _ = services.wait_until_ready().await;
-    let _ = slices.wait_until_ready().await;
-    let mut programmed: Option<Arc<State>> = None;
-    // The last state programmed successfully (kept across failures), for conntrack cleanup.
-    let mut last_ok: Option<Arc<State>> = None;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_watcher(
+        Api::<Service>::all(client.clone()),
+        tx.clone(),
+        Update::service,
+    );
+    let mut places = Interner::default();
+    spawn_watcher(Api::<EndpointSlice>::all(client), tx, move |ev| {
+        Update::slice(ev, &mut places)
+    });
+    let mut cache = Cache::default();
+    while !cache.synced() {
+        match rx.recv().await {
+            Some(u) => cache.apply(u),
+            None => return,
+        }
+    }
+    // Since the last successful sync (kept across failures): the Service ports touched, and what
+    // they were then — all partial syncs and conntrack cleanup compare with (the other ports
+    // are as programmed, so no copy of the whole state is kept).
+    let mut pending: BTreeSet<ServicePortName> = BTreeSet::new();
+    let mut old = State::default();
+    let mut synced_once = false;
+    // The kernel holds the state as of the last successful sync (false after a failure: a full
+    // sync follows).
+    let mut programmed = false;
     let mut last_full = Instant::now();
     // When a watch event woke the loop: the start of network programming latency.
     let mut woken: Option<Instant> = None;
     loop {
+        while let Ok(u) = rx.try_recv() {
+            cache.apply(u);
+        }
         let started = Instant::now();
-        let svcs = services.state();
-        let sls = slices.state();
-        let state = model::build(
-            &svcs.iter().map(|s| &**s).collect::<Vec<_>>(),
-            &sls.iter().map(|s| &**s).collect::<Vec<_>>(),
-        );
-        let full_due = programmed.is_none() || last_full.elapsed() >= settings.sync_period;
-        let result = match (&programmed, full_due) {
-            (Some(prev), false) => {
-                let diff = changed(prev, &state);
-                if diff.is_empty() {
-                    Ok(false)
-                } else {
-                    backend.partial(prev, &state, &diff).map(|_| false)
-                }
+        let (touched, mut was) = cache.take_touched();
+        for id in touched {
+            if pending.contains(&id) {
+                continue;
             }
-            _ => backend.full(&state).map(|_| true),
+            if let Some(sp) = was.services.remove(&id) {
+                old.services.insert(id.clone(), sp);
+            }
+            if let Some(e) = was.endpoints.remove(&id) {
+                old.endpoints.insert(id.clone(), e);
+            }
+            pending.insert(id);
+        }
+        let state = cache.state();
+        // What differs from what is programmed (touched and changed back is not).
+        let diff: BTreeSet<ServicePortName> = pending
+            .iter()
+            .filter(|id| differs(&old, state, id))
+            .cloned()
+            .collect();
+        let full_due = !programmed || last_full.elapsed() >= settings.sync_period;
+        let result = if full_due {
+            backend.full(state).map(|_| true)
+        } else if diff.is_empty() {
+            Ok(false)
+        } else {
+            backend.partial(&old, state, &diff).map(|_| false)
         };
         match result {
             Ok(full) => {
@@ -168,29 +210,41 @@ pub async fn run(
                 }
                 tracing::debug!(backend = backend.name(), full, took = ?started.elapsed(), "synced proxy rules");
                 if let Some(h) = health.as_mut() {
-                    h.sync(&state);
+                    h.sync(state);
                 }
-                if let (Some(c), Some(prev)) = (&cleanup, &last_ok) {
-                    let stale = crate::conntrack::stale_entries(prev, &state, &c.node);
+                if let (Some(c), true) = (&cleanup, synced_once) {
+                    // Only changed Service ports can have stale entries.
+                    let stale = crate::conntrack::stale_entries(
+                        &only(&old, &diff),
+                        &only(state, &diff),
+                        &c.node,
+                    );
                     if let Err(e) = crate::conntrack::flush(c.netns.as_deref(), &stale) {
                         tracing::warn!(error = %e, "flushing stale conntrack entries");
                     }
                 }
-                let state = Arc::new(state);
-                last_ok = Some(state.clone());
-                programmed = Some(state);
+                pending.clear();
+                old = State::default();
+                synced_once = true;
+                programmed = true;
             }
             Err(e) => {
                 metrics.sync_failures.inc();
                 tracing::warn!(backend = backend.name(), error = %e, "sync failed; a full sync follows");
-                programmed = None;
+                programmed = false;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         }
         let wait = settings.sync_period.saturating_sub(last_full.elapsed());
         tokio::select! {
-            _ = wake.notified() => woken = Some(Instant::now()),
+            u = rx.recv() => match u {
+                Some(u) => {
+                    cache.apply(u);
+                    woken = Some(Instant::now());
+                }
+                None => return,
+            },
             _ = tokio::time::sleep(wait) => {}
         }
         if !settings.min_sync_period.is_zero() {
