@@ -471,7 +471,12 @@ impl Drop for Nsd {
 }
 
 fn ratio(x: f64, y: f64) -> String {
-    format!("{:.2}x", x / y.max(1e-12))
+    if y > 0.0 && y.is_finite() {
+        format!("{:.2}x", x / y)
+    } else {
+        // No reference in this run (`--no-peer`).
+        "—".to_string()
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -600,6 +600,39 @@ fn element_id(set: &str, e: &str) -> u128 {
     (u128::from(a) << 64) | u128::from(b)
 }
 
+/// `n` in decimal, without the formatting machinery: a full sync writes hundreds of thousands
+/// of element numbers and addresses.
+fn push_number(out: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
+}
+
+/// An address as nft writes it (dotted quad for IPv4), as [`push_number`].
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_number(out, u32::from(o));
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 /// Whether `sp` uses the shared dispatch path (else it has chains and maps of its own).
 fn shared_dispatch(sp: &ServicePort) -> bool {
     sp.affinity_timeout.is_none() && !sp.internal_local && !sp.external_local
@@ -664,7 +697,8 @@ impl Shared {
             v
         };
         vec![
-            (ENDPOINTS, sort(self.endpoints)),
+            // Unique keys already; sorted only for a script ([`render_full_with`]).
+            (ENDPOINTS, self.endpoints),
             (SERVICE_IDS, sort(self.service_ids)),
             (SERVICE_IPS, sort(self.service_ips)),
             (NODEPORT_IDS, sort(self.nodeport_ids)),
@@ -874,9 +908,15 @@ fn plan(
         if used_dispatch.is_none() {
             used_dispatch = Some(n);
             for (i, e) in cluster.iter().enumerate() {
-                shared
-                    .endpoints
-                    .push(format!("{number} . {i} : {} . {}", e.ip, e.port));
+                let mut el = String::with_capacity(32);
+                push_number(&mut el, number);
+                el.push_str(" . ");
+                push_number(&mut el, i as u32);
+                el.push_str(" : ");
+                push_ip(&mut el, e.ip);
+                el.push_str(" . ");
+                push_number(&mut el, u32::from(e.port));
+                shared.endpoints.push(el);
             }
         }
         (format!("goto {dispatch_prefix}{n}"), Some(number))
@@ -1008,9 +1048,13 @@ fn plan(
         .filter(|e| e.node_name.as_deref().is_none_or(|n| n == node.name))
         .filter_map(|e| v4(&e.ip))
         .collect();
-    shared
-        .hairpin
-        .extend(used.iter().map(|ip| format!("{ip} . {ip}")));
+    shared.hairpin.extend(used.iter().map(|ip| {
+        let mut el = String::with_capacity(32);
+        push_ip(&mut el, IpAddr::V4(*ip));
+        el.push_str(" . ");
+        push_ip(&mut el, IpAddr::V4(*ip));
+        el
+    }));
     maps.sort();
     maps.dedup_by(|a, b| a.0 == b.0);
     Plan {
@@ -1085,7 +1129,12 @@ pub fn render_full_with(
     cfg: &Config,
     num: &mut Numbering,
 ) -> String {
-    let full = render_full_sync(state, node, cfg, num);
+    let mut full = render_full_sync(state, node, cfg, num);
+    for (name, elems) in &mut full.shared {
+        if *name == ENDPOINTS {
+            elems.sort_unstable();
+        }
+    }
     let mut out = String::with_capacity(full.structure.len() + 64);
     let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY_TABLE}");
@@ -1103,7 +1152,8 @@ pub struct FullSync {
     /// The `table ip svcnet { ... }` block (set declarations, every chain with its rules) and
     /// the elements of the Service ports' own maps.
     pub structure: String,
-    /// The shared maps' and sets' elements, as nft writes them (`key : value`), sorted.
+    /// The shared maps' and sets' elements, as nft writes them (`key : value`), sorted (but
+    /// `endpoints`, whose keys are unique, in Service order).
     pub shared: Vec<(&'static str, Vec<String>)>,
     /// The names of the chains `structure` declares.
     pub chains: BTreeSet<String>,
@@ -2032,6 +2082,27 @@ pub(crate) mod tests {
         );
         assert_eq!(replaced, expect(&fixture(), &before));
         cleanup(ns).unwrap();
+    }
+
+    #[test]
+    fn numbers_and_addresses_as_display_writes_them() {
+        for n in [0u32, 7, 10, 99, 100, 65535, 4_294_967_295] {
+            let mut s = String::new();
+            push_number(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for ip in [
+            "0.0.0.0",
+            "10.244.1.2",
+            "255.255.255.255",
+            "1.20.100.9",
+            "fd00::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
     }
 
     #[test]
