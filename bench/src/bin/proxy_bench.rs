@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         let mut num = nftables::Numbering::default();
         let full = nftables::render_full_sync(&st, &node_n, &cfg_n, &mut num);
         let render_n = t.elapsed();
-        session.apply_full_sync(&full)?;
+        session.apply_full_sync(full)?;
         let full_n = t.elapsed();
         if let Some(dir) = &a.dump_scripts {
             // The same table as one nft script (the numbering starts afresh as it did above).
@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         // The periodic resync: the same state again, over the table now in place.
         let t = Instant::now();
         let again = nftables::render_full_sync(&st, &node_n, &cfg_n, &mut num);
-        session.apply_full_sync(&again)?;
+        session.apply_full_sync(again)?;
         let resync_n = t.elapsed();
         let mut part_n = Vec::new();
         let mut part_render_n = Vec::new();

@@ -15,8 +15,8 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{
-    bind, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-    SockProtocol, SockType,
+    bind, recv, sendmsg, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr,
+    SockFlag, SockProtocol, SockType,
 };
 use nix::sys::time::TimeVal;
 
@@ -203,7 +203,14 @@ impl Writer {
 }
 
 /// One transaction's worth of set changes, applied by [`Socket::commit`]: all or none.
+///
+/// Each message is kept in a buffer of its own (under 64 KiB, so from the heap, where memory
+/// the caller frees while filling the batch — its elements' text, say — is reused) and the
+/// buffers go to the kernel together in one `sendmsg`.
 pub struct Batch {
+    /// The buffers of the messages before the one being written.
+    done: Vec<Vec<u8>>,
+    /// The message being written.
     w: Writer,
     family: u8,
     table: String,
@@ -229,6 +236,7 @@ impl Batch {
         );
         w.end_message(at);
         Batch {
+            done: Vec::new(),
             w,
             family,
             table: table.to_string(),
@@ -253,6 +261,13 @@ impl Batch {
 
     fn set_message(&mut self, ty: u16, set: &str) -> usize {
         self.close();
+        if !self.w.buf.is_empty() {
+            let full = std::mem::replace(
+                &mut self.w.buf,
+                Vec::with_capacity(MESSAGE_LIMIT + 8 * 1024),
+            );
+            self.done.push(full);
+        }
         let seq = self.next_seq(set);
         let flags = NLM_F_REQUEST
             | if ty == NFT_MSG_NEWSETELEM {
@@ -314,7 +329,7 @@ impl Batch {
 
     /// The batch's size in bytes so far.
     pub fn len(&self) -> usize {
-        self.w.buf.len()
+        self.done.iter().map(Vec::len).sum::<usize>() + self.w.buf.len()
     }
 
     /// Whether nothing was added.
@@ -323,24 +338,13 @@ impl Batch {
     }
 
     /// The finished batch: the last message asks for an acknowledgement, END closes it.
-    fn finish(mut self) -> (Vec<u8>, Vec<(u32, String)>) {
+    pub fn finish(mut self) -> Finished {
         self.close();
-        if let Some(&(seq, _)) = self.messages.last() {
-            // Find the last message's header by walking the buffer.
-            let mut at = 0;
-            let mut last = None;
-            while at + 16 <= self.w.buf.len() {
-                let len = u32::from_ne_bytes(self.w.buf[at..at + 4].try_into().unwrap()) as usize;
-                let s = u32::from_ne_bytes(self.w.buf[at + 8..at + 12].try_into().unwrap());
-                if s == seq {
-                    last = Some(at);
-                }
-                at += len;
-            }
-            if let Some(at) = last {
-                let flags = u16::from_ne_bytes(self.w.buf[at + 6..at + 8].try_into().unwrap());
-                self.w.buf[at + 6..at + 8].copy_from_slice(&(flags | NLM_F_ACK).to_ne_bytes());
-            }
+        if !self.messages.is_empty() {
+            // The last message starts the buffer being written.
+            let b = &mut self.w.buf;
+            let flags = u16::from_ne_bytes(b[6..8].try_into().unwrap());
+            b[6..8].copy_from_slice(&(flags | NLM_F_ACK).to_ne_bytes());
         }
         let at = self.w.message(
             NFNL_MSG_BATCH_END,
@@ -350,8 +354,20 @@ impl Batch {
             NFNL_SUBSYS_NFTABLES,
         );
         self.w.end_message(at);
-        (self.w.buf, self.messages)
+        let mut buffers = self.done;
+        buffers.push(self.w.buf);
+        Finished {
+            buffers,
+            messages: self.messages,
+        }
     }
+}
+
+/// A [`Batch`] ready to send (any number of times: [`Socket::commit`] does not consume it).
+pub struct Finished {
+    buffers: Vec<Vec<u8>>,
+    /// (sequence number, set) of each message between BEGIN and END.
+    messages: Vec<(u32, String)>,
 }
 
 /// A netlink socket to nf_tables in the network namespace of the thread that opened it.
@@ -438,25 +454,41 @@ impl Socket {
     }
 
     fn send(&self, msg: &[u8]) -> Result<()> {
-        // A batch travels in one datagram; make room for it.
-        if msg.len() > 200 * 1024 {
-            setsockopt(&self.fd, sockopt::SndBufForce, &(msg.len() + 64 * 1024))?;
+        self.send_buffers(&[msg])
+    }
+
+    /// Send `buffers` as one datagram (the kernel reads a batch from one).
+    fn send_buffers(&self, buffers: &[&[u8]]) -> Result<()> {
+        let total: usize = buffers.iter().map(|b| b.len()).sum();
+        if total > 200 * 1024 {
+            setsockopt(&self.fd, sockopt::SndBufForce, &(total + 64 * 1024))?;
         }
-        let n = send(self.fd.as_raw_fd(), msg, MsgFlags::empty())?;
-        if n != msg.len() {
+        // At most UIO_MAXIOV (1024) pieces: beyond that, neighbours are joined.
+        let joined: Vec<Vec<u8>>;
+        let buffers: Vec<&[u8]> = if buffers.len() > 1024 {
+            let per = buffers.len().div_ceil(1024);
+            joined = buffers.chunks(per).map(|c| c.concat()).collect();
+            joined.iter().map(Vec::as_slice).collect()
+        } else {
+            buffers.to_vec()
+        };
+        let iov: Vec<std::io::IoSlice> = buffers.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let n = sendmsg::<NetlinkAddr>(self.fd.as_raw_fd(), &iov, &[], MsgFlags::empty(), None)?;
+        if n != total {
             return Err(Error::Malformed("short send"));
         }
         Ok(())
     }
 
     /// Apply `batch` in one transaction. On error nothing of it was applied.
-    pub fn commit(&mut self, batch: Batch) -> Result<()> {
-        if batch.is_empty() {
+    pub fn commit(&mut self, batch: &Finished) -> Result<()> {
+        let messages = &batch.messages;
+        if messages.is_empty() {
             return Ok(());
         }
-        let (msg, messages) = batch.finish();
         let last = messages.last().map_or(0, |m| m.0);
-        self.send(&msg)?;
+        let buffers: Vec<&[u8]> = batch.buffers.iter().map(Vec::as_slice).collect();
+        self.send_buffers(&buffers)?;
         let mut failure: Option<Error> = None;
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty())?;
@@ -623,7 +655,9 @@ mod tests {
             b.add_element("s", &k, Some(Data::Verdict(Verdict::Goto("c"))));
         }
         b.add_element("other", &[1, 2, 3, 4], None);
-        let (buf, messages) = b.finish();
+        let f = b.finish();
+        assert!(f.buffers.len() > 3, "a buffer per message");
+        let (buf, messages) = (f.buffers.concat(), f.messages);
         let all: Vec<Reply> = replies(&buf).map(|r| r.unwrap()).collect();
         // BEGIN, flush, several NEWSETELEM for "s", one for "other", END.
         assert_eq!(all.first().unwrap().ty, NFNL_MSG_BATCH_BEGIN);

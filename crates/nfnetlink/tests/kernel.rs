@@ -153,7 +153,7 @@ add element ip u pairs { 10.244.1.2 . 10.244.1.2 }
         encode::ipv4(&mut k, [10, 244, 1, 2].into());
         encode::ipv4(&mut k, [10, 244, 1, 2].into());
         b.add_element("pairs", &k, None);
-        s.commit(b).expect("commit");
+        s.commit(&b.finish()).expect("commit");
     });
     let ours = ns.list("table ip t");
     let theirs = ns.list("table ip u").replace("table ip u", "table ip t");
@@ -178,7 +178,7 @@ fn flush_and_refill_is_one_transaction() {
         b.flush_set("pairs");
         b.add_element("pairs", &pair([3, 3, 3, 3], [4, 4, 4, 4]), None);
         b.add_element("missing", &[0, 0, 0, 0], None);
-        s.commit(b).unwrap_err().to_string()
+        s.commit(&b.finish()).unwrap_err().to_string()
     });
     assert!(err.contains("missing"), "{err}");
     let before = ns.list("set ip t pairs");
@@ -193,7 +193,10 @@ fn flush_and_refill_is_one_transaction() {
             b.add_element("pairs", &pair([10, x, y, z], [10, x, y, z]), None);
         }
         assert!(b.len() > 64 * 1024);
-        s.commit(b).expect("commit");
+        let f = b.finish();
+        s.commit(&f).expect("commit");
+        // A finished batch can be sent again (a retry): the same elements, still one each.
+        s.commit(&f).expect("commit again");
     });
     let after = ns.list("set ip t pairs");
     assert!(!after.contains("1.1.1.1"), "flushed");

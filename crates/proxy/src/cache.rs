@@ -137,14 +137,36 @@ impl Cache {
         }
     }
 
+    /// The Services (namespace, name) that have ports in the state.
+    fn service_keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self
+            .state
+            .services
+            .keys()
+            .map(|id| (id.namespace.clone(), id.name.clone()))
+            .collect();
+        keys.dedup();
+        keys
+    }
+
     pub fn apply(&mut self, u: Update) {
         match u {
             Update::Service(c) => match c {
+                // The first list goes straight in (nothing was programmed from the cache yet;
+                // buffering 10k Services would only add to the start-up peak). A list that
+                // restarts before it ended begins from nothing again.
+                Change::Init if !self.services_synced => {
+                    let present: Vec<Key> = self.service_keys();
+                    for k in present {
+                        self.set_service(&k, Vec::new());
+                    }
+                }
                 Change::Init => self.services_relist = Some(Vec::new()),
                 Change::InitApply(k, v) => match &mut self.services_relist {
                     Some(b) => b.push((k, v)),
                     None => self.set_service(&k, v),
                 },
+                Change::InitDone if self.services_relist.is_none() => self.services_synced = true,
                 Change::InitDone => {
                     let listed = self.services_relist.take().unwrap_or_default();
                     let seen: HashSet<&Key> = listed.iter().map(|(k, _)| k).collect();
@@ -168,11 +190,18 @@ impl Cache {
                 Change::Delete(k) => self.set_service(&k, Vec::new()),
             },
             Update::Slice(c) => match c {
+                Change::Init if !self.slices_synced => {
+                    let present: Vec<Key> = self.owner.keys().cloned().collect();
+                    for k in present {
+                        self.set_slice(k, None);
+                    }
+                }
                 Change::Init => self.slices_relist = Some(Vec::new()),
                 Change::InitApply(k, v) => match &mut self.slices_relist {
                     Some(b) => b.push((k, v)),
                     None => self.set_slice(k, Some(v)),
                 },
+                Change::InitDone if self.slices_relist.is_none() => self.slices_synced = true,
                 Change::InitDone => {
                     let listed = self.slices_relist.take().unwrap_or_default();
                     let seen: HashSet<&Key> = listed.iter().map(|(k, _)| k).collect();
@@ -543,6 +572,43 @@ mod tests {
         let b = w.snapshot();
         w.del_slice("a", "web-2");
         assert!(w.check(&b).is_empty(), "the unlabelled slice was ignored");
+    }
+
+    /// The first list is applied as it arrives (no buffer); one that restarts before its end
+    /// starts again from nothing.
+    #[test]
+    fn first_list_goes_straight_in_and_restarts_cleanly() {
+        let mut w = World::default();
+        w.cache.apply(Update::service(watcher::Event::Init));
+        let u = Update::slice(watcher::Event::Init, &mut w.names);
+        w.cache.apply(u);
+        w.cache.apply(Update::service(watcher::Event::InitApply(svc(
+            "a",
+            "gone",
+            "10.96.0.2",
+            http(),
+        ))));
+        let u = Update::slice(
+            watcher::Event::InitApply(slice("a", "gone-1", Some("gone"), 8080, &["10.244.0.3"])),
+            &mut w.names,
+        );
+        w.cache.apply(u);
+        assert!(!w.cache.synced());
+        assert_eq!(w.cache.state().services.len(), 1, "applied as it arrived");
+        // The watch fails and lists again, without `gone`.
+        w.relist(
+            &[svc("a", "web", "10.96.0.1", http())],
+            &[slice("a", "web-1", Some("web"), 8080, &["10.244.0.1"])],
+        );
+        assert!(w.cache.synced());
+        let st = w.cache.state();
+        assert_eq!(
+            st,
+            &model::build(
+                &[&svc("a", "web", "10.96.0.1", http())],
+                &[&slice("a", "web-1", Some("web"), 8080, &["10.244.0.1"])]
+            )
+        );
     }
 
     #[test]

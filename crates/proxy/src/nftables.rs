@@ -206,7 +206,41 @@ impl Session {
     /// Between 1 and 2 the old elements meet the new chains; a Service port whose own chain
     /// went away in 1 (deleted, or moved to the shared dispatch) has no DNAT for that moment.
     /// With the table unchanged, every step rewrites what was there and nothing is missed.
-    pub fn apply_full_sync(&mut self, full: &FullSync) -> Result<FullSyncKind, Error> {
+    pub fn apply_full_sync(&mut self, full: FullSync) -> Result<FullSyncKind, Error> {
+        // The shared elements, encoded first: each set's text is freed once encoded, so the
+        // text and the batch are not both whole in memory.
+        let FullSync {
+            structure,
+            shared,
+            chains,
+            affinity,
+        } = full;
+        let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
+        let mut key = Vec::with_capacity(16);
+        let mut data = Vec::with_capacity(16);
+        for (name, elems) in shared {
+            let Some((_, shape)) = SHARED.iter().find(|(n, _)| *n == name) else {
+                return Err(self.netlink_error(format!("no encoding for set {name}")));
+            };
+            // (A no-op on a set just created.)
+            batch.flush_set(name);
+            for e in &elems {
+                key.clear();
+                data.clear();
+                let value = shape
+                    .encode(e, &mut key, &mut data)
+                    .map_err(|err| self.netlink_error(format!("{name} element {e:?}: {err}")))?;
+                batch.add_element(name, &key, value);
+            }
+        }
+        let batch = batch.finish();
+        let full = Structure {
+            structure,
+            chains,
+            affinity,
+            batch,
+        };
+        let full = &full;
         let objects = self
             .netlink()?
             .objects(svcnet_nfnetlink::FAMILY_IPV4, TABLE)
@@ -227,7 +261,7 @@ impl Session {
     /// the table).
     fn full_sync_steps(
         &mut self,
-        full: &FullSync,
+        full: &Structure,
         existing: Option<&svcnet_nfnetlink::Objects>,
     ) -> Result<(), Error> {
         let mut script = String::new();
@@ -278,27 +312,8 @@ impl Session {
             self.apply(&script)?;
         }
 
-        let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
-        let mut key = Vec::with_capacity(16);
-        let mut data = Vec::with_capacity(16);
-        for (name, elems) in &full.shared {
-            let Some((_, shape)) = SHARED.iter().find(|(n, _)| n == name) else {
-                return Err(self.netlink_error(format!("no encoding for set {name}")));
-            };
-            if existing.is_some() {
-                batch.flush_set(name);
-            }
-            for e in elems {
-                key.clear();
-                data.clear();
-                let value = shape
-                    .encode(e, &mut key, &mut data)
-                    .map_err(|err| self.netlink_error(format!("{name} element {e:?}: {err}")))?;
-                batch.add_element(name, &key, value);
-            }
-        }
         self.netlink()?
-            .commit(batch)
+            .commit(&full.batch)
             .map_err(|e| self.netlink_error(e))?;
 
         if !stale.is_empty() {
@@ -313,6 +328,14 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A [`FullSync`] with its shared elements encoded.
+struct Structure {
+    structure: String,
+    chains: BTreeSet<String>,
+    affinity: BTreeSet<String>,
+    batch: svcnet_nfnetlink::Finished,
 }
 
 /// How [`Session::apply_full_sync`] went.
@@ -2005,7 +2028,7 @@ pub(crate) mod tests {
         let mut num = Numbering::default();
         let before = num.clone();
         let kind = session
-            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
             .unwrap();
         assert_eq!(kind, FullSyncKind::Replaced, "no table yet");
         let loaded = listing(&scratch.0);
@@ -2020,18 +2043,18 @@ pub(crate) mod tests {
             for (from, to) in [(&old, &new), (&new, &old)] {
                 let mut num = Numbering::default();
                 session
-                    .apply_full_sync(&render_full_sync(from, &node(), &cfg(), &mut num))
+                    .apply_full_sync(render_full_sync(from, &node(), &cfg(), &mut num))
                     .unwrap();
                 let before = num.clone();
                 let kind = session
-                    .apply_full_sync(&render_full_sync(to, &node(), &cfg(), &mut num))
+                    .apply_full_sync(render_full_sync(to, &node(), &cfg(), &mut num))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(kind, FullSyncKind::InPlace, "{name}");
                 let in_place = listing(&scratch.0);
                 assert_eq!(in_place, expect(to, &before), "{name}: in place");
                 // A partial sync back, on top of the table the netlink sync left.
                 session
-                    .apply_full_sync(&render_full_sync(to, &node(), &cfg(), &mut num))
+                    .apply_full_sync(render_full_sync(to, &node(), &cfg(), &mut num))
                     .unwrap();
                 let script = changes_script(to, from, &ids, &mut num);
                 session
@@ -2044,7 +2067,7 @@ pub(crate) mod tests {
         // sessionAffinity state survives a resync in place.
         let mut num = Numbering::default();
         session
-            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
             .unwrap();
         let aff = format!("{AFF_MAP}default/sticky/tcp");
         apply(
@@ -2053,7 +2076,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let kind = session
-            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
             .unwrap();
         assert_eq!(kind, FullSyncKind::InPlace);
         let listed = svcnet_netns::NetNs::open(&scratch.0)
@@ -2072,7 +2095,7 @@ pub(crate) mod tests {
         let mut num = Numbering::default();
         let before = num.clone();
         let kind = session
-            .apply_full_sync(&render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
             .unwrap();
         assert_eq!(kind, FullSyncKind::Replaced);
         let replaced = listing(&scratch.0);

@@ -78,7 +78,7 @@ impl Backend for Nft {
         let full = nftables::render_full_sync(state, &self.node, &self.cfg, &mut self.numbering);
         let kind = self
             .session
-            .apply_full_sync(&full)
+            .apply_full_sync(full)
             .map_err(|e| e.to_string())?;
         tracing::debug!(?kind, "nftables full sync");
         Ok(())
