@@ -151,14 +151,29 @@ fn txn_parts(
 }
 
 /// Namespace admission (Kubernetes' NamespaceLifecycle): the namespace must exist and not be
-/// terminating.
-fn check_namespace(state: &AppState, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
-    let (obj, _) = state.cache.get(&NAMESPACES.key(None, ns));
-    let Some(obj) = obj else {
-        return Err(ApiError::namespace_not_found(ns));
+/// terminating. The watch cache answers; on a miss the store does (as NamespaceLifecycle's live
+/// lookup): a namespace created a moment ago may not have reached the cache yet.
+async fn check_namespace(
+    state: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+) -> ApiResult<()> {
+    let key = NAMESPACES.key(None, ns);
+    let cached = state.cache.get(&key).0;
+    let stored: Value;
+    let value = match &cached {
+        Some(obj) => &obj.value,
+        None => match state.store.get(&key).await?.0 {
+            Some(kv) => {
+                stored = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                &stored
+            }
+            None => return Err(ApiError::namespace_not_found(ns)),
+        },
     };
-    if objmeta::deletion_timestamp(&obj.value).is_some()
-        || obj.value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    if objmeta::deletion_timestamp(value).is_some()
+        || value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
     {
         return Err(ApiError::forbidden(
             info,
@@ -249,7 +264,7 @@ pub async fn create_internal(
             return Err(ApiError::bad_request("Name parameter required."));
         }
         if let Some(ns) = namespace.filter(|_| info.namespaced) {
-            check_namespace(state, info, ns, &name)?;
+            check_namespace(state, info, ns, &name).await?;
         }
         if opts.dry_run {
             return Ok(obj);
@@ -975,4 +990,62 @@ pub async fn delete_collection(
             Representation::Json
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::SERVICES;
+
+    /// A namespace the watch cache has not seen yet (written a moment ago) is found in the
+    /// store: `svcnet up` once failed creating `default/kubernetes` right after `default`.
+    #[tokio::test]
+    async fn a_namespace_not_yet_in_the_watch_cache_is_found_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::new(dir.path().to_path_buf());
+        cfg.secure_port = 0;
+        let server = crate::server::Server::start(cfg).await.unwrap();
+        let st = &server.state;
+        let key = NAMESPACES.key(None, "fresh");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "fresh", "uid": "u1"},
+                        "status": {"phase": "Active"}});
+        // Straight into the store: the cache learns of it from the store's watch, later.
+        st.store
+            .txn(
+                vec![Compare::Absent(key.clone())],
+                vec![Op::Put {
+                    key: key.clone(),
+                    value: Bytes::from(ns.to_string()),
+                }],
+            )
+            .await
+            .unwrap();
+        let svc = |ns: &str| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "web", "namespace": ns},
+                   "spec": {"ports": [{"port": 80}]}})
+        };
+        let created = create_internal(
+            st,
+            &SERVICES,
+            Some("fresh"),
+            svc("fresh"),
+            &WriteOptions::default(),
+        )
+        .await;
+        assert!(created.is_ok(), "{:?}", created.err());
+        let e = create_internal(
+            st,
+            &SERVICES,
+            Some("nowhere"),
+            svc("nowhere"),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, 404);
+        assert_eq!(e.message, "namespaces \"nowhere\" not found");
+        server.shutdown().await;
+    }
 }
