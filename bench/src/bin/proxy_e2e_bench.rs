@@ -65,9 +65,18 @@ fn ruleset(ns: &str) -> String {
 /// How many full syncs the proxy in `ns` has done (its `/metrics`).
 fn full_syncs(ns: &str) -> u64 {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-s", "http://127.0.0.1:10249/metrics"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "http://127.0.0.1:10249/metrics",
+        ])
         .output();
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("kubeproxy_sync_full_proxy_rules_duration_seconds_count "))
         .and_then(|v| v.trim().parse().ok())
