@@ -554,9 +554,17 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The proxy runs on one thread: its work is one sync loop fed by two watches, and one
+    // thread keeps one allocator arena (the memory a list freed is what the full sync reuses).
+    let rt = if matches!(cli.command, Command::Proxy(_)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async {
         match cli.command {
             Command::Apiserver(a) => apiserver(a).await,
