@@ -453,12 +453,23 @@ impl Socket {
         })
     }
 
-    fn send(&self, msg: &[u8]) -> Result<()> {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_buffers(&[msg])
     }
 
+    /// Drop whatever an earlier exchange left unread (after a timeout, say), so that no old
+    /// answer is taken for one to the next request: batches number their messages from 1.
+    fn drain(&mut self) {
+        while let Ok(n) = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
     /// Send `buffers` as one datagram (the kernel reads a batch from one).
-    fn send_buffers(&self, buffers: &[&[u8]]) -> Result<()> {
+    fn send_buffers(&mut self, buffers: &[&[u8]]) -> Result<()> {
+        self.drain();
         let total: usize = buffers.iter().map(|b| b.len()).sum();
         if total > 200 * 1024 {
             setsockopt(&self.fd, sockopt::SndBufForce, &(total + 64 * 1024))?;
