@@ -1674,7 +1674,7 @@ pub(crate) mod tests {
     use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
     use pretty_assertions::assert_eq;
 
-    fn id(name: &str, port: &str, protocol: Protocol) -> ServicePortName {
+    pub(crate) fn id(name: &str, port: &str, protocol: Protocol) -> ServicePortName {
         ServicePortName {
             namespace: "default".into(),
             name: name.into(),
@@ -1683,11 +1683,11 @@ pub(crate) mod tests {
         }
     }
 
-    fn sp(id: &ServicePortName, cluster_ip: &str, port: u16) -> ServicePort {
+    pub(crate) fn sp(id: &ServicePortName, cluster_ip: &str, port: u16) -> ServicePort {
         ServicePort::new(id.clone(), cluster_ip.parse().unwrap(), port)
     }
 
-    fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
+    pub(crate) fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
         Endpoint {
             ip: ip.parse().unwrap(),
             port,
@@ -1700,7 +1700,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn add(st: &mut State, s: ServicePort, eps: Vec<Endpoint>) {
+    pub(crate) fn add(st: &mut State, s: ServicePort, eps: Vec<Endpoint>) {
         st.endpoints.insert(s.id.clone(), eps);
         st.services.insert(s.id.clone(), s);
     }

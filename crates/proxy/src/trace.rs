@@ -2083,8 +2083,8 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::model::{Endpoint, ServicePort, ServicePortName, State};
-    use crate::nftables::tests::{cfg, fixture, node};
+    use crate::model::{Endpoint, ServicePortName, State};
+    use crate::nftables::tests::{add, cfg, ep, fixture, id, node, sp};
     use crate::nftables::{render_changes, render_full, render_full_with, Config, Numbering};
 
     /// A pod on this node (in the cluster CIDR) that is no endpoint.
@@ -2118,37 +2118,6 @@ mod tests {
 
     fn tracer(st: &State) -> Tracer {
         Tracer::from_script(&render_full(st, &node(), &cfg()), &local_ips())
-    }
-
-    fn id(name: &str, port: &str, protocol: Protocol) -> ServicePortName {
-        ServicePortName {
-            namespace: "default".into(),
-            name: name.into(),
-            port: port.into(),
-            protocol,
-        }
-    }
-
-    fn sp(id: &ServicePortName, cluster_ip: &str, port: u16) -> ServicePort {
-        ServicePort::new(id.clone(), cluster_ip.parse().unwrap(), port)
-    }
-
-    fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().unwrap(),
-            port,
-            ready: true,
-            serving: true,
-            terminating: false,
-            node_name: Some(node.into()),
-            zone: None,
-            hint_zones: None,
-        }
-    }
-
-    fn add(st: &mut State, s: ServicePort, eps: Vec<Endpoint>) {
-        st.endpoints.insert(s.id.clone(), eps);
-        st.services.insert(s.id.clone(), s);
     }
 
     /// The fixture plus an external IP under the Cluster policy, internalTrafficPolicy Local
@@ -2241,6 +2210,12 @@ mod tests {
     fn check(t: &mut Tracer, name: &str, p: Packet, want: &Want) -> Trace {
         let tr = t.trace(p);
         let ctx = format!("{name}: {p}\n  got {tr}\n  want {want:?}");
+        assert_trace(&tr, want, &ctx);
+        tr
+    }
+
+    /// That `tr` is what `want` says (for either tracer).
+    fn assert_trace(tr: &Trace, want: &Want, ctx: &str) {
         match want {
             Want::To(eps, masq) => {
                 assert_eq!(tr.verdict, Verdict::Accept, "{ctx}");
@@ -2264,7 +2239,6 @@ mod tests {
                 assert_eq!((tr.dnat, tr.masqueraded), (None, false), "{ctx}");
             }
         }
-        tr
     }
 
     fn tcp(src: &str, dst: &str, port: u16) -> Packet {
@@ -2856,29 +2830,7 @@ mod tests {
             "iptables {name}: {p} (pick {})\n  got {tr}\n  want {want:?}",
             t.pick
         );
-        match want {
-            Want::To(eps, masq) => {
-                assert_eq!(tr.verdict, Verdict::Accept, "{ctx}");
-                let (ip, port) = tr.dnat.unwrap_or_else(|| panic!("no DNAT: {ctx}"));
-                assert!(eps.contains(&format!("{ip}:{port}").as_str()), "{ctx}");
-                assert_eq!(tr.masqueraded, *masq, "masquerade: {ctx}");
-            }
-            Want::Reject { tcp_reset } => {
-                assert_eq!(
-                    tr.verdict,
-                    Verdict::Reject {
-                        tcp_reset: *tcp_reset
-                    },
-                    "{ctx}"
-                );
-                assert_eq!(tr.dnat, None, "{ctx}");
-            }
-            Want::Drop => assert_eq!(tr.verdict, Verdict::Drop, "{ctx}"),
-            Want::Pass => {
-                assert_eq!(tr.verdict, Verdict::Accept, "{ctx}");
-                assert_eq!((tr.dnat, tr.masqueraded), (None, false), "{ctx}");
-            }
-        }
+        assert_trace(&tr, want, &ctx);
         tr
     }
 
