@@ -12,69 +12,7 @@ fn open_tmp() -> (tempfile::TempDir, Arc<SqliteStore>) {
     (dir, Arc::new(store))
 }
 
-fn put(key: &str, value: &str) -> Op {
-    Op::Put {
-        key: key.to_string(),
-        value: Bytes::from(value.to_string()),
-    }
-}
-
-fn del(key: &str) -> Op {
-    Op::Delete {
-        key: key.to_string(),
-    }
-}
-
-async fn must_txn(store: &SqliteStore, compares: Vec<Compare>, ops: Vec<Op>) -> Revision {
-    let r = store.txn(compares, ops).await.unwrap();
-    assert!(r.succeeded, "txn failed: {r:?}");
-    r.revision
-}
-
-async fn range_all(store: &SqliteStore, prefix: &str, revision: Option<Revision>) -> RangeResult {
-    store
-        .range(RangeRequest {
-            prefix: prefix.to_string(),
-            revision,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// Collect watch responses until one at or past `until` arrives (with a timeout).
-async fn collect_until(
-    stream: &mut BoxStream<'static, Result<WatchResponse>>,
-    until: Revision,
-) -> Vec<WatchResponse> {
-    let mut out = Vec::new();
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("watch stalled")
-            .expect("watch ended")
-            .unwrap();
-        let rev = match &item {
-            WatchResponse::Events { revision, .. } | WatchResponse::Progress { revision } => {
-                *revision
-            }
-        };
-        out.push(item);
-        if rev >= until {
-            return out;
-        }
-    }
-}
-
-fn event_revisions(items: &[WatchResponse]) -> Vec<Revision> {
-    items
-        .iter()
-        .filter_map(|r| match r {
-            WatchResponse::Events { revision, .. } => Some(*revision),
-            WatchResponse::Progress { .. } => None,
-        })
-        .collect()
-}
+use crate::conformance::{collect_until, del, event_revisions, must_txn, put, range_all};
 
 #[tokio::test]
 async fn empty_store_starts_at_zero() {
@@ -84,7 +22,7 @@ async fn empty_store_starts_at_zero() {
     let (kv, rev) = store.get("/a").await.unwrap();
     assert!(kv.is_none());
     assert_eq!(rev, 0);
-    let r = range_all(&store, "", None).await;
+    let r = range_all(&*store, "", None).await;
     assert!(r.kvs.is_empty());
     assert_eq!(r.revision, 0);
 }
@@ -101,7 +39,7 @@ crate::conformance::conformance_tests!(open_dyn, (FEED_CAPACITY * 2 + 100) as Re
 async fn compacted_revision_survives_reopen() {
     let (dir, store) = open_tmp();
     for i in 1..=10 {
-        must_txn(&store, vec![], vec![put("/c/k", &i.to_string())]).await;
+        must_txn(&*store, vec![], vec![put("/c/k", &i.to_string())]).await;
     }
     store.compact(6).await.unwrap();
     // Into the future is an error with the current revision.
@@ -118,8 +56,8 @@ async fn compacted_revision_survives_reopen() {
 #[tokio::test]
 async fn noop_txn_gets_its_own_revision() {
     let (_dir, store) = open_tmp();
-    let r = must_txn(&store, vec![], vec![put("/a", "1")]).await;
-    let r2 = must_txn(&store, vec![], vec![del("/never-existed")]).await;
+    let r = must_txn(&*store, vec![], vec![put("/a", "1")]).await;
+    let r2 = must_txn(&*store, vec![], vec![del("/never-existed")]).await;
     assert_eq!(r2, r + 1);
 }
 
@@ -155,7 +93,7 @@ async fn durable_across_reopen_with_history() {
 #[tokio::test]
 async fn close_ends_watches_and_rejects_calls() {
     let (_dir, store) = open_tmp();
-    must_txn(&store, vec![], vec![put("/z", "1")]).await;
+    must_txn(&*store, vec![], vec![put("/z", "1")]).await;
     let mut stream = store.watch("/", 2).await.unwrap();
     store.close();
     let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
@@ -246,7 +184,7 @@ async fn bench_store() {
     );
 
     let t = Instant::now();
-    let all = range_all(&store, "/registry/services/specs/default/", None).await;
+    let all = range_all(&*store, "/registry/services/specs/default/", None).await;
     println!("store range of {} keys: {:?}", all.kvs.len(), t.elapsed());
     let t = Instant::now();
     let page = store
