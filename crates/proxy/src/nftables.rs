@@ -1845,6 +1845,22 @@ pub(crate) mod tests {
         ]
     }
 
+    /// `cur` with the Service ports `ids` as `new` has them (added, changed or removed).
+    pub(crate) fn with_changes(cur: &State, new: &State, ids: &[ServicePortName]) -> State {
+        let mut next = cur.clone();
+        for id in ids {
+            next.services.remove(id);
+            next.endpoints.remove(id);
+            if let Some(s) = new.services.get(id) {
+                next.services.insert(id.clone(), s.clone());
+            }
+            if let Some(e) = new.endpoints.get(id) {
+                next.endpoints.insert(id.clone(), e.clone());
+            }
+        }
+        next
+    }
+
     /// `render_changes` from `old` (as a full sync of `old` numbered it) to `new`, and the
     /// numbering after it.
     fn changes_script(
@@ -1984,17 +2000,7 @@ pub(crate) mod tests {
         apply(ns, &render_full_with(&cur, &node(), &cfg(), &mut num)).unwrap();
         for (name, _, new, ids) in changes() {
             // This case's change to these Service ports, on top of the previous ones.
-            let mut next = cur.clone();
-            for id in &ids {
-                next.services.remove(id);
-                next.endpoints.remove(id);
-                if let Some(s) = new.services.get(id) {
-                    next.services.insert(id.clone(), s.clone());
-                }
-                if let Some(e) = new.endpoints.get(id) {
-                    next.endpoints.insert(id.clone(), e.clone());
-                }
-            }
+            let next = with_changes(&cur, &new, &ids);
             let script = changes_script(&cur, &next, &ids, &mut num);
             apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
             cur = next;

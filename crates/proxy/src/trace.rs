@@ -2084,7 +2084,7 @@ mod tests {
 
     use super::*;
     use crate::model::{Endpoint, ServicePortName, State};
-    use crate::nftables::tests::{add, cfg, ep, fixture, id, node, sp};
+    use crate::nftables::tests::{add, cfg, ep, fixture, id, node, sp, with_changes};
     use crate::nftables::{render_changes, render_full, render_full_with, Config, Numbering};
 
     /// A pod on this node (in the cluster CIDR) that is no endpoint.
@@ -2720,17 +2720,7 @@ mod tests {
             if name == "everything" {
                 continue;
             }
-            let mut next = cur.clone();
-            for id in &ids {
-                next.services.remove(id);
-                next.endpoints.remove(id);
-                if let Some(s) = new.services.get(id) {
-                    next.services.insert(id.clone(), s.clone());
-                }
-                if let Some(e) = new.endpoints.get(id) {
-                    next.endpoints.insert(id.clone(), e.clone());
-                }
-            }
+            let next = with_changes(&cur, &new, &ids);
             let script = render_changes(&cur, &next, &ids, &node(), &cfg(), &mut num);
             t.ruleset
                 .apply(&script)
