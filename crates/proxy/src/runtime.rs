@@ -3,7 +3,7 @@
 //! and applied to the [`Cache`] (which keeps the [`State`] and the Service ports it touched);
 //! every change wakes the sync loop, which compares the touched Service ports with what it last
 //! programmed, and asks the backend for a full sync (at start, after a failure, every
-//! `sync_period`) or a partial one naming only the Service ports that changed.
+//! `full_sync_period`) or a partial one naming only the Service ports that changed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -47,8 +47,12 @@ pub trait Backend: Send {
 pub struct SyncSettings {
     /// `--min-sync-period`: at most one sync per this interval (0 = sync as soon as a change arrives).
     pub min_sync_period: Duration,
-    /// `--sync-period`: a full resync this often.
+    /// `--sync-period`: the loop runs at least this often (with nothing changed it does
+    /// nothing, unless a full sync is due).
     pub sync_period: Duration,
+    /// A full sync this often, to repair whatever else changed the kernel's rules: kube-proxy's
+    /// `FullSyncPeriod` (one hour; not a kube-proxy flag, `svcnet proxy --full-sync-period` here).
+    pub full_sync_period: Duration,
 }
 
 impl Default for SyncSettings {
@@ -56,6 +60,7 @@ impl Default for SyncSettings {
         SyncSettings {
             min_sync_period: Duration::ZERO,
             sync_period: Duration::from_secs(30),
+            full_sync_period: Duration::from_secs(3600),
         }
     }
 }
@@ -189,7 +194,7 @@ pub async fn run(
             .filter(|id| differs(&old, state, id))
             .cloned()
             .collect();
-        let full_due = !programmed || last_full.elapsed() >= settings.sync_period;
+        let full_due = !programmed || last_full.elapsed() >= settings.full_sync_period;
         let result = if full_due {
             backend.full(state).map(|_| true)
         } else if diff.is_empty() {
@@ -236,7 +241,11 @@ pub async fn run(
                 continue;
             }
         }
-        let wait = settings.sync_period.saturating_sub(last_full.elapsed());
+        let wait = settings.sync_period.min(
+            settings
+                .full_sync_period
+                .saturating_sub(last_full.elapsed()),
+        );
         tokio::select! {
             u = rx.recv() => match u {
                 Some(u) => {

@@ -124,9 +124,13 @@ struct ProxyArgs {
     /// Where /metrics and /healthz are served.
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_bind_address: std::net::SocketAddr,
-    /// Seconds between full resyncs.
+    /// Seconds between syncs when nothing changes (a sync with nothing to do does nothing, unless
+    /// a full sync is due).
     #[arg(long, default_value_t = 30)]
     sync_period: u64,
+    /// Seconds between full syncs, which rewrite every rule (kube-proxy's fixed one hour).
+    #[arg(long, default_value_t = 3600)]
+    full_sync_period: u64,
     /// Minimum milliseconds between syncs (0: as soon as a change arrives).
     #[arg(long, default_value_t = 0)]
     min_sync_period_ms: u64,
@@ -481,6 +485,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
         settings: svcnet_proxy::runtime::SyncSettings {
             min_sync_period: std::time::Duration::from_millis(a.min_sync_period_ms),
             sync_period: std::time::Duration::from_secs(a.sync_period),
+            full_sync_period: std::time::Duration::from_secs(a.full_sync_period),
         },
         userspace_algorithm: a
             .userspace_algorithm
