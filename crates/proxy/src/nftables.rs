@@ -41,6 +41,10 @@ use std::process::{Command, Stdio};
 
 use crate::model::{categorize, Endpoint, ServicePort, ServicePortName, State};
 
+mod elements;
+
+use elements::{element_id, Dest, Elem, NodePort, Verdict};
+
 pub const TABLE: &str = "svcnet";
 /// The table's family and name, as nft commands spell it.
 pub const FAMILY_TABLE: &str = "ip svcnet";
@@ -198,62 +202,29 @@ impl Session {
     ///
     /// 1. the structure (nft): when the table exists, its chains are emptied and refilled and
     ///    the Service ports' own maps re-created, all in one transaction, while the shared maps
-    ///    keep serving their old elements; otherwise the table is created (replaced if it cannot
-    ///    be updated in place: a set of another type, say);
-    /// 2. the shared maps and sets (netlink): each flushed and refilled, in one transaction;
+    ///    keep serving their elements; otherwise the table is created (replaced if it cannot be
+    ///    updated in place: a set of another type, say);
+    /// 2. the shared maps and sets (netlink): each flushed and refilled, in one transaction
+    ///    (encoded from the typed elements, nothing parsed);
     /// 3. chains no longer used are deleted (nft), now that no element names them.
     ///
     /// Between 1 and 2 the old elements meet the new chains; a Service port whose own chain
     /// went away in 1 (deleted, or moved to the shared dispatch) has no DNAT for that moment.
     /// With the table unchanged, every step rewrites what was there and nothing is missed.
     pub fn apply_full_sync(&mut self, full: FullSync) -> Result<FullSyncKind, Error> {
-        // The shared elements, encoded first: each set's text is freed once encoded, so the
-        // text and the batch are not both whole in memory.
-        let FullSync {
-            structure,
-            shared,
-            chains,
-            affinity,
-        } = full;
-        let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
-        let mut key = Vec::with_capacity(16);
-        let mut data = Vec::with_capacity(16);
-        for (name, elems) in shared {
-            let Some((_, shape)) = SHARED.iter().find(|(n, _)| *n == name) else {
-                return Err(self.netlink_error(format!("no encoding for set {name}")));
-            };
-            // (A no-op on a set just created.)
-            batch.flush_set(name);
-            for e in &elems {
-                key.clear();
-                data.clear();
-                let value = shape
-                    .encode(e, &mut key, &mut data)
-                    .map_err(|err| self.netlink_error(format!("{name} element {e:?}: {err}")))?;
-                batch.add_element(name, &key, value);
-            }
-        }
-        let batch = batch.finish();
-        let full = Structure {
-            structure,
-            chains,
-            affinity,
-            batch,
-        };
-        let full = &full;
         let objects = self
             .netlink()?
             .objects(svcnet_nfnetlink::FAMILY_IPV4, TABLE)
             .map_err(|e| self.netlink_error(e))?;
         if !objects.chains.is_empty() || !objects.sets.is_empty() {
-            match self.full_sync_steps(full, Some(&objects)) {
+            match self.full_sync_steps(&full, Some(&objects)) {
                 Ok(()) => return Ok(FullSyncKind::InPlace),
                 Err(e) => {
                     tracing::info!(error = %e, "updating the table in place failed; replacing it")
                 }
             }
         }
-        self.full_sync_steps(full, None)?;
+        self.full_sync_steps(&full, None)?;
         Ok(FullSyncKind::Replaced)
     }
 
@@ -261,7 +232,7 @@ impl Session {
     /// the table).
     fn full_sync_steps(
         &mut self,
-        full: &Structure,
+        full: &FullSync,
         existing: Option<&svcnet_nfnetlink::Objects>,
     ) -> Result<(), Error> {
         let mut script = String::new();
@@ -296,7 +267,7 @@ impl Session {
                         let _ = writeln!(script, "flush set {FAMILY_TABLE} {NODEPORT_IPS}");
                     } else if full.affinity.contains(&set.name) {
                         // Clients keep their endpoints across resyncs, as with kube-proxy.
-                    } else if !SHARED.iter().any(|(name, _)| *name == set.name) {
+                    } else if !SHARED_SETS.contains(&set.name.as_str()) {
                         // A Service port's own map: re-created (or gone).
                         let _ = writeln!(script, "delete map {FAMILY_TABLE} {}", set.name);
                     }
@@ -311,9 +282,11 @@ impl Session {
         } else {
             self.apply(&script)?;
         }
+        drop(script);
 
+        let batch = shared_batch(&full.shared);
         self.netlink()?
-            .commit(&full.batch)
+            .commit(&batch)
             .map_err(|e| self.netlink_error(e))?;
 
         if !stale.is_empty() {
@@ -330,12 +303,23 @@ impl Session {
     }
 }
 
-/// A [`FullSync`] with its shared elements encoded.
-struct Structure {
-    structure: String,
-    chains: BTreeSet<String>,
-    affinity: BTreeSet<String>,
-    batch: svcnet_nfnetlink::Finished,
+/// A batch that flushes every shared set and fills it with its elements of `shared`. (Sending
+/// only the differences from what the kernel lists was measured slower: the kernel resumes a
+/// set's dump from its first element for every 32 KiB message, so at 10k Services × 10
+/// endpoints listing the 100k-element `endpoints` map alone took 0.87 s and the whole resync
+/// 1.56 s, against 0.88 s to flush and refill all 230k shared elements.)
+fn shared_batch(shared: &[(&'static str, Vec<Elem>)]) -> svcnet_nfnetlink::Finished {
+    let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
+    let (mut key, mut data) = (Vec::with_capacity(16), Vec::with_capacity(16));
+    for (name, elems) in shared {
+        // (A no-op on a set just created.)
+        batch.flush_set(name);
+        for e in elems {
+            let d = e.encode(&mut key, &mut data);
+            batch.add_element(name, &key, d);
+        }
+    }
+    batch.finish()
 }
 
 /// How [`Session::apply_full_sync`] went.
@@ -350,168 +334,20 @@ pub enum FullSyncKind {
 /// Structure scripts longer than this go to `nft -f` in a child rather than to the library.
 const IN_PROCESS_LIMIT: usize = 1 << 20;
 
-/// A field of a set's key or data, as nft writes it in an element and the kernel stores it.
-#[derive(Clone, Copy, Debug)]
-enum Field {
-    /// `ipv4_addr`: `10.96.0.1`.
-    Ip,
-    /// `inet_proto`: `tcp`.
-    Proto,
-    /// `inet_service`: `80`.
-    Port,
-    /// `mark`, `ct mark`, `numgen`: a host-order 32-bit number.
-    Number,
-}
-
-/// The types of a shared set's elements.
-#[derive(Clone, Copy, Debug)]
-struct Shape {
-    key: &'static [Field],
-    /// None: a set; Some(&[]): a verdict map.
-    data: Option<&'static [Field]>,
-}
-
-const KEY3: &[Field] = &[Field::Ip, Field::Proto, Field::Port];
-const KEY2: &[Field] = &[Field::Proto, Field::Port];
-
-/// The shared maps and sets and their element types (the declarations in
-/// [`render_full_sync`]).
-const SHARED: [(&str, Shape); 10] = [
-    (
-        ENDPOINTS,
-        Shape {
-            key: &[Field::Number, Field::Number],
-            data: Some(&[Field::Ip, Field::Port]),
-        },
-    ),
-    (
-        SERVICE_IDS,
-        Shape {
-            key: KEY3,
-            data: Some(&[Field::Number]),
-        },
-    ),
-    (
-        SERVICE_IPS,
-        Shape {
-            key: KEY3,
-            data: Some(&[]),
-        },
-    ),
-    (
-        NODEPORT_IDS,
-        Shape {
-            key: KEY2,
-            data: Some(&[Field::Number]),
-        },
-    ),
-    (
-        SERVICE_NODEPORTS,
-        Shape {
-            key: KEY2,
-            data: Some(&[]),
-        },
-    ),
-    (
-        NO_ENDPOINT_SERVICES,
-        Shape {
-            key: KEY3,
-            data: Some(&[]),
-        },
-    ),
-    (
-        NO_ENDPOINT_NODEPORTS,
-        Shape {
-            key: KEY2,
-            data: Some(&[]),
-        },
-    ),
-    (
-        FIREWALL_IPS,
-        Shape {
-            key: KEY3,
-            data: Some(&[]),
-        },
-    ),
-    (
-        CLUSTER_IPS,
-        Shape {
-            key: &[Field::Ip],
-            data: None,
-        },
-    ),
-    (
-        HAIRPIN,
-        Shape {
-            key: &[Field::Ip, Field::Ip],
-            data: None,
-        },
-    ),
+/// The shared maps and sets: filled by [`Session::apply_full_sync`] over netlink, kept (with
+/// their elements) when the table is updated in place.
+const SHARED_SETS: [&str; 10] = [
+    ENDPOINTS,
+    SERVICE_IDS,
+    SERVICE_IPS,
+    NODEPORT_IDS,
+    SERVICE_NODEPORTS,
+    NO_ENDPOINT_SERVICES,
+    NO_ENDPOINT_NODEPORTS,
+    FIREWALL_IPS,
+    CLUSTER_IPS,
+    HAIRPIN,
 ];
-
-impl Shape {
-    fn fields(fields: &[Field], text: &str, out: &mut Vec<u8>) -> Result<(), String> {
-        use svcnet_nfnetlink::encode;
-        // `a . b . c`: the fields are the tokens between the dots.
-        let mut parts = text.split(' ').filter(|t| *t != ".");
-        for f in fields {
-            let p = parts.next().ok_or("too few fields")?;
-            let bad = || format!("bad {f:?} {p:?}");
-            match f {
-                Field::Ip => encode::ipv4(out, p.parse().map_err(|_| bad())?),
-                Field::Port => encode::port(out, p.parse().map_err(|_| bad())?),
-                Field::Number => encode::host32(out, p.parse().map_err(|_| bad())?),
-                Field::Proto => encode::proto(
-                    out,
-                    match p {
-                        "tcp" => 6,
-                        "udp" => 17,
-                        "sctp" => 132,
-                        _ => return Err(format!("bad protocol {p:?}")),
-                    },
-                ),
-            }
-        }
-        if parts.next().is_some() {
-            return Err("too many fields".into());
-        }
-        Ok(())
-    }
-
-    /// Encode the element `text` (`key` or `key : value`) into `key` and `data`.
-    fn encode<'a>(
-        &self,
-        text: &'a str,
-        key: &mut Vec<u8>,
-        data: &'a mut Vec<u8>,
-    ) -> Result<Option<svcnet_nfnetlink::Data<'a>>, String> {
-        use svcnet_nfnetlink::{Data, Verdict};
-        let (k, v) = match text.split_once(" : ") {
-            Some((k, v)) => (k, Some(v)),
-            None => (text, None),
-        };
-        Self::fields(self.key, k, key)?;
-        match (self.data, v) {
-            (None, None) => Ok(None),
-            (Some([]), Some(v)) => {
-                let verdict = match v.split_once(' ') {
-                    Some(("goto", c)) => Verdict::Goto(c),
-                    Some(("jump", c)) => Verdict::Jump(c),
-                    None if v == "drop" => Verdict::Drop,
-                    None if v == "accept" => Verdict::Accept,
-                    None if v == "return" => Verdict::Return,
-                    _ => return Err(format!("bad verdict {v:?}")),
-                };
-                Ok(Some(Data::Verdict(verdict)))
-            }
-            (Some(fields), Some(v)) => {
-                Self::fields(fields, v, data)?;
-                Ok(Some(Data::Value(data)))
-            }
-            _ => Err("key and value do not match the set's kind".into()),
-        }
-    }
-}
 
 /// The part of per-service object names that identifies the Service port: `ns/name/proto[/port]`
 /// (characters nft identifiers allow; a hash when too long).
@@ -612,50 +448,6 @@ impl Numbering {
     }
 }
 
-/// A shared element's identity in [`Numbering`]'s reference counts: two fixed-seed 64-bit
-/// hashes of (set, element) rather than the element's text, which cost a third of a 10k-Service
-/// full sync's rendering (130k strings copied and hashed). A collision among a table's elements
-/// (about 1e-29 at that size) would at worst keep or drop one element until the next full sync.
-fn element_id(set: &str, e: &str) -> u128 {
-    use std::hash::BuildHasher;
-    let a = foldhash::quality::FixedState::with_seed(0x243f_6a88_85a3_08d3).hash_one((set, e));
-    let b = foldhash::quality::FixedState::with_seed(0x1319_8a2e_0370_7344).hash_one((set, e));
-    (u128::from(a) << 64) | u128::from(b)
-}
-
-/// `n` in decimal, without the formatting machinery: a full sync writes hundreds of thousands
-/// of element numbers and addresses.
-fn push_number(out: &mut String, mut n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
-}
-
-/// An address as nft writes it (dotted quad for IPv4), as [`push_number`].
-fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_number(out, u32::from(o));
-            }
-        }
-        IpAddr::V6(_) => {
-            let _ = write!(out, "{ip}");
-        }
-    }
-}
-
 /// Whether `sp` uses the shared dispatch path (else it has chains and maps of its own).
 fn shared_dispatch(sp: &ServicePort) -> bool {
     sp.affinity_timeout.is_none() && !sp.internal_local && !sp.external_local
@@ -664,16 +456,16 @@ fn shared_dispatch(sp: &ServicePort) -> bool {
 /// Elements one Service port contributes to the shared maps and sets.
 #[derive(Default)]
 struct Shared {
-    service_ips: Vec<String>,
-    service_ids: Vec<String>,
-    service_nodeports: Vec<String>,
-    nodeport_ids: Vec<String>,
-    no_endpoint_services: Vec<String>,
-    no_endpoint_nodeports: Vec<String>,
-    firewall_ips: Vec<String>,
-    cluster_ips: Vec<String>,
-    hairpin: Vec<String>,
-    endpoints: Vec<String>,
+    service_ips: Vec<Elem>,
+    service_ids: Vec<Elem>,
+    service_nodeports: Vec<Elem>,
+    nodeport_ids: Vec<Elem>,
+    no_endpoint_services: Vec<Elem>,
+    no_endpoint_nodeports: Vec<Elem>,
+    firewall_ips: Vec<Elem>,
+    cluster_ips: Vec<Elem>,
+    hairpin: Vec<Elem>,
+    endpoints: Vec<Elem>,
 }
 
 impl Shared {
@@ -692,9 +484,9 @@ impl Shared {
 
     /// The elements that another Service port may also contribute (all but `endpoints`, whose
     /// keys are unique), de-duplicated within this Service port.
-    fn counted(&self) -> [(&'static str, Vec<&String>); 9] {
-        fn set(v: &[String]) -> Vec<&String> {
-            let mut v: Vec<&String> = v.iter().collect();
+    fn counted(&self) -> [(&'static str, Vec<&Elem>); 9] {
+        fn set(v: &[Elem]) -> Vec<&Elem> {
+            let mut v: Vec<&Elem> = v.iter().collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -713,14 +505,14 @@ impl Shared {
     }
 
     /// `(name, elements)` of the maps and sets, elements sorted and de-duplicated.
-    fn lists(self) -> Vec<(&'static str, Vec<String>)> {
-        let sort = |mut v: Vec<String>| -> Vec<String> {
+    fn lists(self) -> Vec<(&'static str, Vec<Elem>)> {
+        let sort = |mut v: Vec<Elem>| -> Vec<Elem> {
             v.sort_unstable();
             v.dedup();
             v
         };
         vec![
-            // Unique keys already; sorted only for a script ([`render_full_with`]).
+            // Unique keys already.
             (ENDPOINTS, self.endpoints),
             (SERVICE_IDS, sort(self.service_ids)),
             (SERVICE_IPS, sort(self.service_ips)),
@@ -837,25 +629,29 @@ fn dispatch_chains(n: usize, cfg: &Config) -> Vec<(String, Vec<String>)> {
 
 /// Where one destination of a Service port goes: a verdict, and its [`Numbering`] number on the
 /// shared dispatch path.
-type Target = (String, Option<u32>);
+type Target = (Verdict, Option<u32>);
 
-/// The elements of destination key `k`: `[verdicts, numbers, no-endpoint verdicts]` of its kind
-/// (ClusterIP / external IP, or node port) get `k : verdict` and `k : number`, or, without a
-/// target, `k : no_endpoints`.
-fn route(
-    k: &str,
+/// How the elements of a key kind are made: `(key : verdict, key : number)`.
+type ElemOf<K> = (fn(K, Verdict) -> Elem, fn(K, u32) -> Elem);
+
+/// The elements of destination key `k` (a ClusterIP / external IP port, or a node port, whose
+/// elements `verdict` and `number` make): `[verdicts, numbers, no-endpoint verdicts]` of its
+/// kind get `k : verdict` and `k : number`, or, without a target, `k : no_endpoints`.
+fn route<K: Copy>(
+    k: K,
+    (verdict, number): ElemOf<K>,
     target: Option<&Target>,
-    no_endpoints: &str,
-    [verdicts, numbers, none]: [&mut Vec<String>; 3],
+    no_endpoints: &Verdict,
+    [verdicts, numbers, none]: [&mut Vec<Elem>; 3],
 ) {
     match target {
-        Some((verdict, number)) => {
-            verdicts.push(format!("{k} : {verdict}"));
-            if let Some(n) = number {
-                numbers.push(format!("{k} : {n}"));
+        Some((v, n)) => {
+            verdicts.push(verdict(k, v.clone()));
+            if let Some(n) = n {
+                numbers.push(number(k, *n));
             }
         }
-        None => none.push(format!("{k} : {no_endpoints}")),
+        None => none.push(verdict(k, no_endpoints.clone())),
     }
 }
 
@@ -901,7 +697,6 @@ fn plan(
     number: Option<u32>,
 ) -> Plan {
     let key = service_key(&sp.id);
-    let proto = sp.protocol.lower();
     let port = sp.port;
     let (cluster, local) = categorize(sp, eps, &node.name, node.zone.as_deref());
     fn only_v4(v: Vec<&Endpoint>) -> Vec<&Endpoint> {
@@ -911,9 +706,9 @@ fn plan(
     let internal = if sp.internal_local { &local } else { &cluster };
     let external = if sp.external_local { &local } else { &cluster };
     let no_endpoints = if cluster.is_empty() {
-        format!("goto {REJECT_CHAIN}")
+        Verdict::goto(REJECT_CHAIN)
     } else {
-        "drop".to_string()
+        Verdict::Drop
     };
 
     let svc = format!("{SVC_CHAIN}{key}");
@@ -930,19 +725,18 @@ fn plan(
         let n = cluster.len();
         if used_dispatch.is_none() {
             used_dispatch = Some(n);
-            for (i, e) in cluster.iter().enumerate() {
-                let mut el = String::with_capacity(32);
-                push_number(&mut el, number);
-                el.push_str(" . ");
-                push_number(&mut el, i as u32);
-                el.push_str(" : ");
-                push_ip(&mut el, e.ip);
-                el.push_str(" . ");
-                push_number(&mut el, u32::from(e.port));
-                shared.endpoints.push(el);
+            // (`cluster` holds IPv4 endpoints only.)
+            let v4s = cluster.iter().filter_map(|e| Some((v4(&e.ip)?, e.port)));
+            for (i, (ip, port)) in v4s.enumerate() {
+                shared.endpoints.push(Elem::Endpoint {
+                    number,
+                    index: i as u32,
+                    ip,
+                    port,
+                });
             }
         }
-        (format!("goto {dispatch_prefix}{n}"), Some(number))
+        (Verdict::goto(format!("{dispatch_prefix}{n}")), Some(number))
     };
 
     let cluster_ips: Vec<Ipv4Addr> = sp.cluster_ips.iter().filter_map(v4).collect();
@@ -972,14 +766,20 @@ fn plan(
                 &mut maps,
             ));
             chains.push((svc.clone(), rules));
-            svc_target = Some((format!("goto {svc}"), None));
+            svc_target = Some((Verdict::goto(svc.as_str()), None));
         }
     }
+    let dest = |ip: Ipv4Addr| Dest {
+        ip,
+        proto: sp.protocol,
+        port,
+    };
+    let by_dest: ElemOf<Dest> = (Elem::DestVerdict, Elem::DestNumber);
     for ip in &cluster_ips {
-        shared.cluster_ips.push(ip.to_string());
-        let k = format!("{ip} . {proto} . {port}");
+        shared.cluster_ips.push(Elem::Ip(*ip));
         route(
-            &k,
+            dest(*ip),
+            by_dest,
             svc_target.as_ref(),
             &no_endpoints,
             [
@@ -1024,12 +824,12 @@ fn plan(
                 rules.extend(dispatch(sp, external, sp.external_local, &key, cfg, target));
             }
             chains.push((ext.clone(), rules));
-            Some((format!("goto {ext}"), None))
+            Some((Verdict::goto(ext.as_str()), None))
         };
         for ip in &external_ips {
-            let k = format!("{ip} . {proto} . {port}");
             route(
-                &k,
+                dest(*ip),
+                by_dest,
                 target.as_ref(),
                 &no_endpoints,
                 [
@@ -1040,9 +840,13 @@ fn plan(
             );
         }
         if sp.node_port != 0 {
-            let k = format!("{proto} . {}", sp.node_port);
+            let k = NodePort {
+                proto: sp.protocol,
+                port: sp.node_port,
+            };
             route(
-                &k,
+                k,
+                (Elem::PortVerdict, Elem::PortNumber),
                 target.as_ref(),
                 &no_endpoints,
                 [
@@ -1060,7 +864,7 @@ fn plan(
         for ip in &lb_ips {
             shared
                 .firewall_ips
-                .push(format!("{ip} . {proto} . {port} : goto {fw}"));
+                .push(Elem::DestVerdict(dest(*ip), Verdict::goto(fw.as_str())));
         }
     }
 
@@ -1071,13 +875,9 @@ fn plan(
         .filter(|e| e.node_name.as_deref().is_none_or(|n| n == node.name))
         .filter_map(|e| v4(&e.ip))
         .collect();
-    shared.hairpin.extend(used.iter().map(|ip| {
-        let mut el = String::with_capacity(32);
-        push_ip(&mut el, IpAddr::V4(*ip));
-        el.push_str(" . ");
-        push_ip(&mut el, IpAddr::V4(*ip));
-        el
-    }));
+    shared
+        .hairpin
+        .extend(used.iter().map(|ip| Elem::IpPair(*ip, *ip)));
     maps.sort();
     maps.dedup_by(|a, b| a.0 == b.0);
     Plan {
@@ -1152,18 +952,15 @@ pub fn render_full_with(
     cfg: &Config,
     num: &mut Numbering,
 ) -> String {
-    let mut full = render_full_sync(state, node, cfg, num);
-    for (name, elems) in &mut full.shared {
-        if *name == ENDPOINTS {
-            elems.sort_unstable();
-        }
-    }
+    let full = render_full_sync(state, node, cfg, num);
     let mut out = String::with_capacity(full.structure.len() + 64);
     let _ = writeln!(out, "table {FAMILY_TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY_TABLE}");
     out.push_str(&full.structure);
     for (name, elems) in &full.shared {
-        push_elements(&mut out, name, elems);
+        let mut text: Vec<String> = elems.iter().map(Elem::text).collect();
+        text.sort_unstable();
+        push_elements(&mut out, name, &text);
     }
     out
 }
@@ -1175,9 +972,8 @@ pub struct FullSync {
     /// The `table ip svcnet { ... }` block (set declarations, every chain with its rules) and
     /// the elements of the Service ports' own maps.
     pub structure: String,
-    /// The shared maps' and sets' elements, as nft writes them (`key : value`), sorted (but
-    /// `endpoints`, whose keys are unique, in Service order).
-    pub shared: Vec<(&'static str, Vec<String>)>,
+    /// The shared maps' and sets' elements (each once).
+    pub(crate) shared: Vec<(&'static str, Vec<Elem>)>,
     /// The names of the chains `structure` declares.
     pub chains: BTreeSet<String>,
     /// The sessionAffinity maps `structure` declares (client → endpoint, filled by traffic).
@@ -1437,8 +1233,8 @@ pub fn render_full_sync(
 /// What [`plans_of`] finds: `endpoints` elements, per other shared element how many of the
 /// Service ports contribute it, and their plans.
 type Plans = (
-    BTreeSet<String>,
-    BTreeMap<(&'static str, String), i64>,
+    BTreeSet<Elem>,
+    BTreeMap<(&'static str, Elem), i64>,
     BTreeMap<ServicePortName, Plan>,
 );
 
@@ -1467,11 +1263,6 @@ fn plans_of(
         plans.insert((*id).clone(), p);
     }
     (endpoints, counts, plans)
-}
-
-/// The key of a map element `key : value` (a set element is all key).
-fn element_key(e: &str) -> &str {
-    e.split_once(" : ").map_or(e, |(k, _)| k)
 }
 
 /// An incremental sync from `old` (what the table holds, as [`render_full_with`] of `old` or
@@ -1511,12 +1302,12 @@ pub fn render_changes<'a>(
 
     // A shared element goes when no Service port has it any more, and comes when the first one
     // does; `endpoints` elements belong to one Service port each.
-    let mut delta: BTreeMap<(&'static str, String), i64> = new_counts;
+    let mut delta: BTreeMap<(&'static str, Elem), i64> = new_counts;
     for (k, c) in old_counts {
         *delta.entry(k).or_default() -= c;
     }
-    let mut gone = BTreeSet::new();
-    let mut come = BTreeSet::new();
+    let mut gone: BTreeSet<(&'static str, Elem)> = BTreeSet::new();
+    let mut come: BTreeSet<(&'static str, Elem)> = BTreeSet::new();
     for (k, d) in delta {
         if d == 0 {
             continue;
@@ -1539,24 +1330,25 @@ pub fn render_changes<'a>(
     gone.extend(old_eps.difference(&new_eps).map(|e| (ENDPOINTS, e.clone())));
     come.extend(new_eps.difference(&old_eps).map(|e| (ENDPOINTS, e.clone())));
 
-    let group = |set: BTreeSet<(&'static str, String)>| {
-        let mut by_map: Vec<(&'static str, Vec<String>)> = Vec::new();
+    // By map, as nft writes them (keys only for deletes), sorted by that text.
+    let group = |set: BTreeSet<(&'static str, Elem)>, text: fn(&Elem) -> String| {
+        let mut by_map: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for (name, e) in set {
-            match by_map.last_mut() {
-                Some((n, v)) if *n == name => v.push(e),
-                _ => by_map.push((name, vec![e])),
-            }
+            by_map.entry(name).or_default().push(text(&e));
+        }
+        for v in by_map.values_mut() {
+            v.sort_unstable();
+            v.dedup();
         }
         by_map
     };
-    let deletes = group(gone);
-    let adds = group(come);
+    let deletes = group(gone, Elem::key_text);
+    let adds = group(come, Elem::text);
 
     let mut out = String::new();
     // 1. Shared elements that go (they may reference chains deleted below).
-    for (name, elems) in &deletes {
+    for (name, keys) in &deletes {
         let _ = writeln!(out, "delete element {FAMILY_TABLE} {name} {{");
-        let keys: BTreeSet<&str> = elems.iter().map(|e| element_key(e)).collect();
         for k in keys {
             let _ = writeln!(out, "\t{k},");
         }
@@ -2113,53 +1905,51 @@ pub(crate) mod tests {
         cleanup(ns).unwrap();
     }
 
+    /// A resync in place repairs shared elements changed behind the proxy's back (deleted,
+    /// added, given another verdict or value).
     #[test]
-    fn numbers_and_addresses_as_display_writes_them() {
-        for n in [0u32, 7, 10, 99, 100, 65535, 4_294_967_295] {
-            let mut s = String::new();
-            push_number(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
-        for ip in [
-            "0.0.0.0",
-            "10.244.1.2",
-            "255.255.255.255",
-            "1.20.100.9",
-            "fd00::1",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            let mut s = String::new();
-            push_ip(&mut s, ip);
-            assert_eq!(s, ip.to_string());
-        }
-    }
-
-    #[test]
-    fn element_encoding_rejects_what_it_cannot_encode() {
-        let shape = |name: &str| SHARED.iter().find(|(n, _)| *n == name).unwrap().1;
-        let (mut k, mut d) = (Vec::new(), Vec::new());
-        let v = shape(SERVICE_IPS)
-            .encode("10.96.0.1 . tcp . 80 : goto cluster-3", &mut k, &mut d)
+    fn in_place_full_sync_repairs_drift() {
+        let Some(scratch) = Scratch::new("drift") else {
+            return;
+        };
+        let ns = Some(scratch.0.as_str());
+        let mut session = Session::open(ns);
+        let mut num = Numbering::default();
+        session
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
             .unwrap();
-        assert_eq!(
-            v,
-            Some(svcnet_nfnetlink::Data::Verdict(
-                svcnet_nfnetlink::Verdict::Goto("cluster-3")
-            ))
+        let want = listing(&scratch.0);
+        let full = render_full_sync(&fixture(), &node(), &cfg(), &mut num.clone());
+        let first = |set: &str, pick: fn(&Elem) -> bool| -> Elem {
+            let (_, elems) = full.shared.iter().find(|(n, _)| *n == set).unwrap();
+            elems.iter().find(|e| pick(e)).unwrap().clone()
+        };
+        let verdict = first(SERVICE_IPS, |e| matches!(e, Elem::DestVerdict(..)));
+        let endpoint = first(ENDPOINTS, |_| true);
+        let cluster_ip = first(CLUSTER_IPS, |_| true);
+        let Elem::Endpoint { number, index, .. } = endpoint else {
+            unreachable!()
+        };
+        let tamper = format!(
+            "delete element {FAMILY_TABLE} {CLUSTER_IPS} {{ {} }}\n\
+             add element {FAMILY_TABLE} {CLUSTER_IPS} {{ 10.96.250.250 }}\n\
+             add element {FAMILY_TABLE} {HAIRPIN} {{ 10.244.250.1 . 10.244.250.1 }}\n\
+             delete element {FAMILY_TABLE} {SERVICE_IPS} {{ {} }}\n\
+             add element {FAMILY_TABLE} {SERVICE_IPS} {{ {} : drop }}\n\
+             delete element {FAMILY_TABLE} {ENDPOINTS} {{ {number} . {index} }}\n\
+             add element {FAMILY_TABLE} {ENDPOINTS} {{ {number} . {index} : 10.9.9.9 . 9 }}\n",
+            cluster_ip.key_text(),
+            verdict.key_text(),
+            verdict.key_text(),
         );
-        assert_eq!(k, [10, 96, 0, 1, 6, 0, 0, 0, 0, 80, 0, 0]);
-        for (set, bad) in [
-            (SERVICE_IPS, "10.96.0.1 . icmp . 80 : drop"),
-            (SERVICE_IPS, "10.96.0.1 . tcp . 80"),
-            (SERVICE_IPS, "10.96.0.1 . tcp . 80 : maybe"),
-            (SERVICE_IDS, "10.96.0.1 . tcp . 70000 : 1"),
-            (CLUSTER_IPS, "10.96.0.1 . tcp"),
-            (HAIRPIN, "10.0.0.1"),
-            (ENDPOINTS, "1 . 0 : 10.0.0.1 . 80 : 3"),
-        ] {
-            let (mut k, mut d) = (Vec::new(), Vec::new());
-            assert!(shape(set).encode(bad, &mut k, &mut d).is_err(), "{bad}");
-        }
+        apply(ns, &tamper).unwrap();
+        assert_ne!(listing(&scratch.0), want, "tampered");
+        let kind = session
+            .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+            .unwrap();
+        assert_eq!(kind, FullSyncKind::InPlace);
+        assert_eq!(listing(&scratch.0), want);
+        cleanup(ns).unwrap();
     }
 
     #[test]
