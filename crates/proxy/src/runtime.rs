@@ -55,6 +55,21 @@ pub struct SyncSettings {
     pub full_sync_period: Duration,
 }
 
+impl SyncSettings {
+    /// Whether the next sync is a full one: nothing is programmed (start, or after a failure),
+    /// or the last full sync was `full_sync_period` ago.
+    fn full_due(&self, programmed: bool, since_full: Duration) -> bool {
+        !programmed || since_full >= self.full_sync_period
+    }
+
+    /// How long the loop sleeps when no event comes: at most `sync_period`, and not past the
+    /// next full sync.
+    fn idle_wait(&self, since_full: Duration) -> Duration {
+        self.sync_period
+            .min(self.full_sync_period.saturating_sub(since_full))
+    }
+}
+
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
@@ -194,7 +209,7 @@ pub async fn run(
             .filter(|id| differs(&old, state, id))
             .cloned()
             .collect();
-        let full_due = !programmed || last_full.elapsed() >= settings.full_sync_period;
+        let full_due = settings.full_due(programmed, last_full.elapsed());
         let result = if full_due {
             backend.full(state).map(|_| true)
         } else if diff.is_empty() {
@@ -241,11 +256,7 @@ pub async fn run(
                 continue;
             }
         }
-        let wait = settings.sync_period.min(
-            settings
-                .full_sync_period
-                .saturating_sub(last_full.elapsed()),
-        );
+        let wait = settings.idle_wait(last_full.elapsed());
         tokio::select! {
             u = rx.recv() => match u {
                 Some(u) => {
@@ -281,6 +292,22 @@ mod tests {
             "10.96.0.9".parse().unwrap(),
             80,
         )
+    }
+
+    #[test]
+    fn full_syncs_hourly_not_every_sync_period() {
+        let s = SyncSettings::default();
+        let secs = Duration::from_secs;
+        assert!(s.full_due(false, secs(0)), "nothing programmed yet");
+        assert!(
+            !s.full_due(true, secs(31)),
+            "a sync period is not a full sync"
+        );
+        assert!(!s.full_due(true, secs(3599)));
+        assert!(s.full_due(true, secs(3600)));
+        assert_eq!(s.idle_wait(secs(10)), secs(30));
+        assert_eq!(s.idle_wait(secs(3590)), secs(10), "wakes for the full sync");
+        assert_eq!(s.idle_wait(secs(4000)), secs(0));
     }
 
     #[test]
