@@ -81,8 +81,10 @@ impl Default for SyncSettings {
 }
 
 /// What changed between two states: Service ports added, removed or with other settings or
-/// endpoints (the union of kube-proxy's two change trackers' results).
-pub fn changed(old: &State, new: &State) -> BTreeSet<ServicePortName> {
+/// endpoints (the union of kube-proxy's two change trackers' results). The loop needs no
+/// whole-state comparison (the cache names what it touched); tests check the cache with it.
+#[cfg(test)]
+pub(crate) fn changed(old: &State, new: &State) -> BTreeSet<ServicePortName> {
     let ids = new.services.keys().chain(old.services.keys());
     ids.filter(|id| differs(old, new, id)).cloned().collect()
 }
