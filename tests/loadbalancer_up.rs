@@ -3,7 +3,8 @@
 //! its eth0 + unsolicited ARP), and the outside client reaches the pods through it (and the
 //! host through 127.28.0.x); loadBalancerSourceRanges filter it; an exhausted pool leaves a
 //! Service `<pending>` with a Warning Event until a deletion frees an address; when the
-//! announcing node's network goes down another node takes the address over.
+//! announcing node's network goes down another node takes the address over, and when it comes
+//! back the node's agent restores the routes the kernel dropped with the link.
 
 mod support;
 
@@ -283,14 +284,16 @@ fn walkthrough(mode: &str) {
     );
 
     // The announcing node's network goes down: another node takes the address over.
-    // (Last: a node whose link went down loses its routes, which its agent does not restore.)
     let owner = announcers(&c, &ip)[0];
-    let down = Command::new("ip")
-        .args(["-n", &format!("{}node-{owner}", c.prefix)])
-        .args(["link", "set", "eth0", "down"])
-        .status()
-        .unwrap();
-    assert!(down.success());
+    let owner_ns = format!("{}node-{owner}", c.prefix);
+    let link = |state: &str| {
+        let ok = Command::new("ip")
+            .args(["-n", &owner_ns, "link", "set", "eth0", state])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "link {state}");
+    };
+    link("down");
     let started = Instant::now();
     eventually(
         Duration::from_secs(30),
@@ -309,4 +312,40 @@ fn walkthrough(mode: &str) {
     assert!(took < Duration::from_secs(30));
     assert_eq!(now.len(), 1, "one announcer: {now:?}");
     assert_ne!(now[0], owner, "the address moved");
+
+    // The link comes back. The kernel dropped every route through it; the node's agent puts
+    // them back: from that node, each pod (on every node) answers by its IP again, and the
+    // Service by its ClusterIP.
+    link("up");
+    let wide = table(&c.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "wide"]));
+    let cluster_ip = table(&c.kubectl_ok(&["get", "svc", "web"]))[0]["CLUSTER-IP"].clone();
+    let node = format!("node-{owner}");
+    assert!(
+        wide.iter().any(|p| p["NODE"] != node),
+        "a pod on another node (routes to other nodes' pods): {wide:?}"
+    );
+    let curl_node = |url: &str| -> Option<String> {
+        let out = c.exec(&["--node", &node], &["curl", "-s", "-m", "2", url]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let started = Instant::now();
+    eventually(
+        Duration::from_secs(30),
+        "pods and the ClusterIP reachable from the node after its link came back",
+        || {
+            let pods_answer = wide.iter().all(|p| {
+                curl_node(&format!("http://{}:8080/hostname", p["IP"])).as_deref()
+                    == Some(p["NAME"].as_str())
+            });
+            let service = curl_node(&format!("http://{cluster_ip}/hostname"))
+                .is_some_and(|g| pods.contains(&g));
+            (pods_answer && service).then_some(())
+        },
+    );
+    println!(
+        "{mode}: node-{owner}'s link back up; its routes were restored within {:.2?}",
+        started.elapsed()
+    );
 }

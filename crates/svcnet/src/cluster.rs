@@ -500,6 +500,8 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             heartbeat: Duration::from_secs(10),
             labels: Default::default(),
             netns_prefix: l.prefix.clone(),
+            // Added at creation too (`create_network`); put back after a link flap.
+            routes: vec![format!("{SERVICE_CIDR} dev eth0")],
         };
         let c = client.clone();
         tokio::spawn(async move {
@@ -533,6 +535,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         client.clone(),
         Some(l.cp()),
         None,
+        Vec::new(),
     ));
     tokio::spawn(nodeport_forwarders(client.clone(), l.outside()));
     cluster_dns(&client, l, o).await?;

@@ -434,6 +434,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         heartbeat: std::time::Duration::from_secs(a.heartbeat_seconds),
         labels: Default::default(),
         netns_prefix: a.netns_prefix,
+        routes: Vec::new(),
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,

@@ -50,6 +50,10 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Prefix of the network namespaces of this agent's pods (so `svcnet down` finds them).
     pub netns_prefix: String,
+    /// Routes the agent keeps in the node's namespace besides those to other nodes' pods
+    /// (`ip route` arguments), put back when they go (a link flap deletes the routes through
+    /// the link).
+    pub routes: Vec<String>,
 }
 
 /// A pod as the kubelet API sees it.
@@ -246,11 +250,12 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         }
     });
 
-    // Routes to the other nodes' pods.
+    // Routes to the other nodes' pods, and the node's own.
     tokio::spawn(node::sync_routes(
         client.clone(),
         cfg.node_netns.clone(),
         Some(cfg.node_name.clone()),
+        cfg.routes.clone(),
     ));
 
     // Heartbeat (the loop below retries a failed one).

@@ -142,15 +142,41 @@ pub async fn wait_for_pod_cidr(client: &Client, cfg: &AgentConfig) -> anyhow::Re
     }
 }
 
-/// Keep a route to every other node's pod CIDR via that node's InternalIP, in `netns` (the
-/// node's namespace, or the control plane's when it runs this for itself).
-pub async fn sync_routes(client: Client, netns: Option<String>, own: Option<String>) {
+/// How often [`sync_routes`] puts back routes that went away without a Node change (a link
+/// that goes down takes every route through it, and coming back up restores none).
+const ROUTE_CHECK: Duration = Duration::from_secs(5);
+
+/// Keep a route to every other node's pod CIDR via that node's InternalIP, and the routes
+/// `keep` (`ip route` arguments, e.g. `10.96.0.0/12 dev eth0`), in `netns` (the node's
+/// namespace, or the control plane's when it runs this for itself).
+pub async fn sync_routes(
+    client: Client,
+    netns: Option<String>,
+    own: Option<String>,
+    keep: Vec<String>,
+) {
     let api: Api<Node> = Api::all(client);
     let mut installed: BTreeMap<String, (Ipv4Net, Ipv4Addr)> = BTreeMap::new();
     let mut nodes: BTreeMap<String, (Ipv4Net, Ipv4Addr)> = BTreeMap::new();
     let mut stream = Box::pin(watcher(api, watcher::Config::default()));
+    let mut check = tokio::time::interval(ROUTE_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let ev = match stream.try_next().await {
+        let next = tokio::select! {
+            next = stream.try_next() => next,
+            _ = check.tick() => {
+                // Every wanted route again (`replace` leaves one that is there as it is).
+                let mut cmds: String = keep.iter().map(|r| format!("route replace {r}\n")).collect();
+                for (name, (cidr, ip)) in &installed {
+                    if Some(name) != own.as_ref() {
+                        cmds.push_str(&format!("route replace {cidr} via {ip}\n"));
+                    }
+                }
+                run_routes(netns.as_deref(), &cmds);
+                continue;
+            }
+        };
+        let ev = match next {
             Ok(Some(ev)) => ev,
             Ok(None) => return,
             Err(e) => {
@@ -213,14 +239,20 @@ pub async fn sync_routes(client: Client, netns: Option<String>, own: Option<Stri
                 cmds.push_str(&format!("route replace {cidr} via {ip}\n"));
             }
         }
-        if !cmds.is_empty() {
-            // `route del` of a route already gone fails the batch: run line by line.
-            for line in cmds.lines() {
-                if let Err(e) = svcnet_netns::ip_batch(netns.as_deref(), line) {
-                    tracing::debug!(error = %e, line, "route");
-                }
-            }
-        }
+        run_routes(netns.as_deref(), &cmds);
         installed = nodes.clone();
+    }
+}
+
+/// Run the `ip` commands `cmds` in `netns`, one by one when the batch fails (`route del` of a
+/// route already gone, or a gateway not reachable while a link is down, fails a whole batch).
+fn run_routes(netns: Option<&str>, cmds: &str) {
+    if cmds.is_empty() || svcnet_netns::ip_batch(netns, cmds).is_ok() {
+        return;
+    }
+    for line in cmds.lines() {
+        if let Err(e) = svcnet_netns::ip_batch(netns, line) {
+            tracing::debug!(error = %e, line, "route");
+        }
     }
 }
