@@ -348,4 +348,14 @@ fn walkthrough(mode: &str) {
         "{mode}: node-{owner}'s link back up; its routes were restored within {:.2?}",
         started.elapsed()
     );
+    // And the address is announced by one node still (the speakers agree again).
+    let back = eventually(
+        Duration::from_secs(20),
+        "one announcer after the link came back",
+        || {
+            let a = announcers(&c, &ip);
+            (a.len() == 1).then_some(a)
+        },
+    );
+    println!("{mode}: {ip} announced by node(s) {back:?} after the link came back");
 }
