@@ -365,87 +365,90 @@ pub fn render_with(
             )
         };
 
-        let dport = |port: u16| format!("-m {proto} --dport {port}");
+        // `-A chain [-d ip/32] -p proto <comment> -m proto --dport port -j target`, the shape of
+        // every per-destination rule below (`dest`: `-d ip/32 ` or "").
+        let rule = |out: &mut String, chain: &str, dest: &str, c: &str, port: u16, target: &str| {
+            let _ = writeln!(
+                out,
+                "-A {chain} {dest}-p {proto} {} -m {proto} --dport {port} -j {target}",
+                comment(c)
+            );
+        };
         // ClusterIPs.
         for ip in &cluster_ips {
+            let d = format!("-d {ip}/32 ");
             if has_internal {
-                let _ = writeln!(
-                    nat_services,
-                    "-A {KUBE_SERVICES} -d {ip}/32 -p {proto} {} {} -j {internal_chain}",
-                    comment(&format!("{spn} cluster IP")),
-                    dport(sp.port)
+                let c = format!("{spn} cluster IP");
+                rule(
+                    &mut nat_services,
+                    KUBE_SERVICES,
+                    &d,
+                    &c,
+                    sp.port,
+                    internal_chain,
                 );
             } else if let Some((c, t)) = &internal_filter {
-                let _ = writeln!(
-                    f_services,
-                    "-A {KUBE_SERVICES} -d {ip}/32 -p {proto} {} {} -j {t}",
-                    comment(c),
-                    dport(sp.port)
-                );
+                rule(&mut f_services, KUBE_SERVICES, &d, c, sp.port, t);
             }
         }
         // External IPs.
         for ip in &external_ips {
+            let d = format!("-d {ip}/32 ");
             if has_endpoints {
-                let _ = writeln!(
-                    nat_services,
-                    "-A {KUBE_SERVICES} -d {ip}/32 -p {proto} {} {} -j {ext_chain}",
-                    comment(&format!("{spn} external IP")),
-                    dport(sp.port)
+                let c = format!("{spn} external IP");
+                rule(
+                    &mut nat_services,
+                    KUBE_SERVICES,
+                    &d,
+                    &c,
+                    sp.port,
+                    &ext_chain,
                 );
             }
             if let Some((c, t)) = &external_filter {
-                let _ = writeln!(
-                    f_external,
-                    "-A {KUBE_EXTERNAL_SERVICES} -d {ip}/32 -p {proto} {} {} -j {t}",
-                    comment(c),
-                    dport(sp.port)
-                );
+                rule(&mut f_external, KUBE_EXTERNAL_SERVICES, &d, c, sp.port, t);
             }
         }
         // Load-balancer IPs.
         for ip in &lb_ips {
+            let d = format!("-d {ip}/32 ");
             if has_endpoints {
-                let _ = writeln!(
-                    nat_services,
-                    "-A {KUBE_SERVICES} -d {ip}/32 -p {proto} {} {} -j {lb_chain}",
-                    comment(&format!("{spn} loadbalancer IP")),
-                    dport(sp.port)
-                );
+                let c = format!("{spn} loadbalancer IP");
+                rule(&mut nat_services, KUBE_SERVICES, &d, &c, sp.port, lb_chain);
             }
             if uses_fw {
-                let _ = writeln!(
-                    f_firewall,
-                    "-A {KUBE_PROXY_FIREWALL} -d {ip}/32 -p {proto} {} {} -j DROP",
-                    comment(&format!("{spn} traffic not accepted by {fw_chain}")),
-                    dport(sp.port)
+                let c = format!("{spn} traffic not accepted by {fw_chain}");
+                rule(
+                    &mut f_firewall,
+                    KUBE_PROXY_FIREWALL,
+                    &d,
+                    &c,
+                    sp.port,
+                    "DROP",
                 );
             }
             if let Some((c, t)) = &external_filter {
-                let _ = writeln!(
-                    f_external,
-                    "-A {KUBE_EXTERNAL_SERVICES} -d {ip}/32 -p {proto} {} {} -j {t}",
-                    comment(c),
-                    dport(sp.port)
-                );
+                rule(&mut f_external, KUBE_EXTERNAL_SERVICES, &d, c, sp.port, t);
             }
         }
         // Node port.
         if sp.node_port != 0 {
             if has_endpoints {
-                let _ = writeln!(
-                    nat_nodeports,
-                    "-A {KUBE_NODEPORTS} -p {proto} {} {} -j {ext_chain}",
-                    comment(&spn),
-                    dport(sp.node_port)
+                rule(
+                    &mut nat_nodeports,
+                    KUBE_NODEPORTS,
+                    "",
+                    &spn,
+                    sp.node_port,
+                    &ext_chain,
                 );
             }
             if let Some((c, t)) = &external_filter {
                 let _ = writeln!(
                     f_external,
-                    "-A {KUBE_EXTERNAL_SERVICES} -p {proto} {} -m addrtype --dst-type LOCAL {} -j {t}",
+                    "-A {KUBE_EXTERNAL_SERVICES} -p {proto} {} -m addrtype --dst-type LOCAL -m {proto} --dport {} -j {t}",
                     comment(c),
-                    dport(sp.node_port)
+                    sp.node_port
                 );
             }
         }
@@ -470,12 +473,9 @@ pub fn render_with(
             let Some(cidr) = &cluster_cidr else { return };
             if chain == internal_chain.as_str() && has_internal {
                 for ip in &cluster_ips {
-                    let _ = writeln!(
-                        out,
-                        "-A {chain} ! -s {cidr} -d {ip}/32 -p {proto} {} {} -j {KUBE_MARK_MASQ}",
-                        comment(&format!("{spn} cluster IP")),
-                        dport(sp.port)
-                    );
+                    let d = format!("! -s {cidr} -d {ip}/32 ");
+                    let c = format!("{spn} cluster IP");
+                    rule(out, chain, &d, &c, sp.port, KUBE_MARK_MASQ);
                 }
             }
         };
