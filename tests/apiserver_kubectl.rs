@@ -701,3 +701,111 @@ fn deletion_semantics_graceful_finalizers_dry_run() {
     );
     assert!(!s.kubectl(&["get", "svc", "dry"]).status.success());
 }
+
+/// coordination.k8s.io Leases, as leader election uses them: created by kubectl and by a PUT
+/// of one that does not exist yet, listed with their holder, renewed under optimistic
+/// concurrency (a stale resourceVersion is a 409), validated with Kubernetes' messages.
+#[test]
+fn leases_for_leader_election() {
+    let s = ApiServer::start();
+    let lease = "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: controller, namespace: default}
+spec: {holderIdentity: node-1, leaseDurationSeconds: 15, leaseTransitions: 0}
+";
+    let out = s.kubectl_stdin(&["create", "-f", "-"], lease);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "lease.coordination.k8s.io/controller created"
+    );
+    let t = table(&s.kubectl_ok(&["get", "leases"]));
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(
+        (t[0]["NAME"].as_str(), t[0]["HOLDER"].as_str()),
+        ("controller", "node-1")
+    );
+    assert!(t[0].contains_key("AGE"), "{t:?}");
+
+    // A PUT creates a Lease that does not exist (AllowCreateOnUpdate), as client-go's
+    // leader election may.
+    let put = |name: &str, body: &str| {
+        s.curl_auth(
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+            ],
+            &format!("/apis/coordination.k8s.io/v1/namespaces/default/leases/{name}"),
+        )
+    };
+    let (code, body) = put(
+        "scheduler",
+        r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"scheduler","namespace":"default"},"spec":{"holderIdentity":"a","leaseDurationSeconds":15}}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+
+    // Renewal under optimistic concurrency: the current resourceVersion wins, a stale one is a
+    // conflict.
+    let rv = s.kubectl_ok(&[
+        "get",
+        "lease",
+        "scheduler",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let renew = |rv: &str, holder: &str| {
+        put(
+            "scheduler",
+            &format!(
+                r#"{{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{{"name":"scheduler","namespace":"default","resourceVersion":"{rv}"}},"spec":{{"holderIdentity":"{holder}","leaseDurationSeconds":15,"leaseTransitions":1}}}}"#
+            ),
+        )
+    };
+    let (code, body) = renew(rv.trim(), "b");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = renew(rv.trim(), "c");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains(r#"Operation cannot be fulfilled on leases.coordination.k8s.io \"scheduler\": the object has been modified; please apply your changes to the latest version and try again"#),
+        "{body}"
+    );
+    let holder = s.kubectl_ok(&[
+        "get",
+        "lease",
+        "scheduler",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder.trim(), "b");
+
+    // Validation, with Kubernetes' messages; nothing stored.
+    let bad = "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: bad, namespace: default}
+spec: {leaseDurationSeconds: 0, leaseTransitions: -1}
+";
+    let out = s.kubectl_stdin(&["create", "-f", "-"], bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"The Lease "bad" is invalid: "#)
+            && err.contains("spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0")
+            && err.contains(
+                "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0"
+            ),
+        "{err}"
+    );
+    let names = s.kubectl_ok(&["get", "leases", "-o", "name"]);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        [
+            "lease.coordination.k8s.io/controller",
+            "lease.coordination.k8s.io/scheduler"
+        ]
+    );
+    s.kubectl_ok(&["delete", "lease", "controller"]);
+}

@@ -271,6 +271,9 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["discovery.k8s.io", "apps"]);
+        assert_eq!(
+            names,
+            vec!["discovery.k8s.io", "apps", "coordination.k8s.io"]
+        );
     }
 }

@@ -324,6 +324,26 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     strategy: &strategy::REPLICASET,
 };
 
+pub static LEASES: ResourceInfo = ResourceInfo {
+    group: "coordination.k8s.io",
+    version: "v1",
+    kind: "Lease",
+    list_kind: "LeaseList",
+    plural: "leases",
+    singular: "lease",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/leases",
+    subresources: &[],
+    verbs: CRUD,
+    // As Kubernetes' lease strategy: leader election PUTs a Lease that may not exist yet.
+    allow_create_on_update: true,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::LEASE,
+};
+
 /// Every served resource, in discovery order.
 pub static ALL: &[&ResourceInfo] = &[
     &NAMESPACES,
@@ -335,6 +355,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &ENDPOINTSLICES,
     &DEPLOYMENTS,
     &REPLICASETS,
+    &LEASES,
 ];
 
 /// The served group/versions: ("", "v1") first, then named groups.

@@ -6,6 +6,7 @@
 //! can represent: every known field round-trips, unknown ones never reach the store.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, PodStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
@@ -270,6 +271,26 @@ pub static ENDPOINTSLICE: Typed<EndpointSlice> = Typed {
     prepare_for_create: nothing,
     validate_create: validation::endpoints::validate_endpointslice_create,
     validate_update: validation::endpoints::validate_endpointslice_update,
+    validate_status_update: no_errors_update,
+};
+
+/// What `PrepareForCreate` / `PrepareForUpdate` of the lease registry do with the
+/// CoordinatedLeaderElection feature off (its default): `spec.strategy` and
+/// `spec.preferredHolder` are dropped.
+fn drop_coordinated_fields(lease: &mut Lease) {
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.strategy = None;
+        spec.preferred_holder = None;
+    }
+}
+
+pub static LEASE: Typed<Lease> = Typed {
+    // Runs on create and update alike.
+    default: drop_coordinated_fields,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::coordination::validate_create,
+    validate_update: validation::coordination::validate_update,
     validate_status_update: no_errors_update,
 };
 

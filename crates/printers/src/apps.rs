@@ -1,5 +1,5 @@
-//! `apps` and `discovery.k8s.io` printers: `printDeployment`, `printReplicaSet`,
-//! `printEndpointSlice`.
+//! `apps`, `discovery.k8s.io` and `coordination.k8s.io` printers: `printDeployment`,
+//! `printReplicaSet`, `printEndpointSlice`, `printLease`.
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -117,4 +117,13 @@ fn list_with_more_string(list: &[String], more: bool, count: usize) -> String {
         return "<unset>".to_string();
     }
     ret
+}
+
+/// `printLease`: name, `spec.holderIdentity` ("" when unset), age.
+pub(crate) fn lease(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        json!(name(obj)),
+        json!(str_at(obj, &["spec", "holderIdentity"])),
+        age(obj, now),
+    ]
 }

@@ -172,6 +172,17 @@ pub(crate) static NAMESPACES: [Column; 3] = [
     AGE,
 ];
 
+pub(crate) static LEASES: [Column; 3] = [
+    NAME,
+    col(
+        "Holder",
+        "string",
+        "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.",
+        0,
+    ),
+    AGE,
+];
+
 pub(crate) static DEPLOYMENTS: [Column; 8] = [
     NAME,
     col("Ready", "string", "Number of the pod with ready state", 0),

@@ -51,6 +51,7 @@ enum Kind {
     EndpointSlice,
     Deployment,
     ReplicaSet,
+    Lease,
     Default,
 }
 
@@ -65,6 +66,7 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("discovery.k8s.io", "endpointslices") => Kind::EndpointSlice,
         ("apps", "deployments") => Kind::Deployment,
         ("apps", "replicasets") => Kind::ReplicaSet,
+        ("coordination.k8s.io", "leases") => Kind::Lease,
         _ => Kind::Default,
     }
 }
@@ -81,6 +83,7 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::EndpointSlice => &columns::ENDPOINTSLICES,
         Kind::Deployment => &columns::DEPLOYMENTS,
         Kind::ReplicaSet => &columns::REPLICASETS,
+        Kind::Lease => &columns::LEASES,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -100,6 +103,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::EndpointSlice => apps::endpoint_slice(obj, now),
         Kind::Deployment => apps::deployment(obj, now),
         Kind::ReplicaSet => apps::replica_set(obj, now),
+        Kind::Lease => apps::lease(obj, now),
         Kind::Default => default_cells(obj),
     }
 }

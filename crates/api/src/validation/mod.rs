@@ -1,5 +1,6 @@
 //! Validation of every kind the API server serves, with Kubernetes' field paths and messages
 //! (`pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/discovery/validation`,
+//! `pkg/apis/coordination/validation`,
 //! `k8s.io/apimachinery/pkg/api/validation`, `k8s.io/apimachinery/pkg/util/validation`).
 //!
 //! Each kind has `validate_create(&T)`, `validate_update(&new, &old)` and, where the kind has a
@@ -13,6 +14,7 @@
 //! prints the offending value ([`gofmt`]).
 
 pub mod apps;
+pub mod coordination;
 pub mod endpoints;
 pub mod event;
 pub mod gofmt;
