@@ -110,11 +110,22 @@ fn walkthrough(mode: &str) {
         (a.len() == 1).then(|| a[0])
     });
     println!("{mode}: web: {ip}, announced by node-{owner}");
+    // Each node's speaker holds a Lease of its own (coordination.k8s.io, as kubectl shows it).
+    let leases = table(&c.kubectl_ok(&["get", "leases", "-n", "kube-system"]));
+    let held: BTreeSet<(String, String)> = leases
+        .iter()
+        .map(|r| (r["NAME"].clone(), r["HOLDER"].clone()))
+        .collect();
+    let want: BTreeSet<(String, String)> = (1..=3)
+        .map(|i| (format!("svcnet-speaker-node-{i}"), format!("node-{i}")))
+        .collect();
+    assert_eq!(held, want, "{leases:?}");
 
-    // The outside client reaches the pods through it (spread over them: Cluster policy).
+    // The outside client reaches the pods through it (spread over them: Cluster policy; twelve
+    // requests, as iptables mode picks at random: all on one of three pods is 3 in 3^12).
     let url = format!("http://{ip}/hostname");
     let seen: BTreeSet<String> = eventually(Duration::from_secs(20), "traffic to the LB", || {
-        let got: Vec<Option<String>> = (0..6).map(|_| curl_outside(&c, &url, 3)).collect();
+        let got: Vec<Option<String>> = (0..12).map(|_| curl_outside(&c, &url, 3)).collect();
         got.iter()
             .all(|g| g.as_ref().is_some_and(|g| pods.contains(g)))
             .then(|| got.into_iter().flatten().collect())

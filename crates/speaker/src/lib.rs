@@ -5,9 +5,10 @@
 //! address to that node, where the service proxy's rules take it.
 //!
 //! Liveness: a node's Ready condition changes only after 40 s, too slow for failover, so every
-//! speaker renews a lease of its own — the annotation [`RENEW_ANNOTATION`] on its Node, every
-//! second, valid [`DURATION_ANNOTATION`] seconds (svcnet's API server does not serve
-//! coordination.k8s.io Leases). A speaker renews only while its interface is up.
+//! speaker renews a coordination.k8s.io Lease of its own every second — `svcnet-speaker-<node>`
+//! in [`LEASE_NAMESPACE`], labelled [`LEASE_LABEL`], held by the node, valid
+//! `leaseDurationSeconds` (3) — as kubelets renew theirs in `kube-node-lease`. A speaker renews
+//! only while its interface is up.
 //!
 //! [`plan`] is pure (unit-tested); [`run`] is the I/O around it.
 
@@ -17,6 +18,7 @@ mod runtime;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -25,10 +27,12 @@ pub use runtime::{release, run, SpeakerConfig};
 
 /// The `spec.loadBalancerClass` svcnet serves (unset is ours too).
 pub const CLASS: &str = "svcnet.io/loadbalancer";
-/// When the node's speaker last renewed its lease (RFC 3339).
-pub const RENEW_ANNOTATION: &str = "speaker.svcnet.io/renew-time";
-/// For how long a renewal is valid, in seconds.
-pub const DURATION_ANNOTATION: &str = "speaker.svcnet.io/lease-duration-seconds";
+/// Where the speakers' Leases live.
+pub const LEASE_NAMESPACE: &str = "kube-system";
+/// A speaker's Lease is this followed by its node's name.
+pub const LEASE_PREFIX: &str = "svcnet-speaker-";
+/// The label (`key=value`) every speaker Lease carries, which the speakers watch.
+pub const LEASE_LABEL: (&str, &str) = ("app.kubernetes.io/name", "svcnet-speaker");
 /// Nodes with this label never announce (as MetalLB and the cloud providers).
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
@@ -77,30 +81,37 @@ pub fn node_ready(node: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn renewal(node: &Node) -> Option<(jiff::Timestamp, i64)> {
-    let a = node.metadata.annotations.as_ref()?;
-    let at = a.get(RENEW_ANNOTATION)?.parse().ok()?;
-    let secs = a.get(DURATION_ANNOTATION)?.parse().ok()?;
-    Some((at, secs))
+/// A speaker Lease's node (its holder), last renewal and duration in seconds.
+fn renewal(lease: &Lease) -> Option<(&str, jiff::Timestamp, i64)> {
+    if !lease.metadata.name.as_deref()?.starts_with(LEASE_PREFIX) {
+        return None;
+    }
+    let spec = lease.spec.as_ref()?;
+    let node = spec.holder_identity.as_deref()?;
+    let at = spec.renew_time.as_ref()?.0;
+    Some((node, at, i64::from(spec.lease_duration_seconds?)))
 }
 
 /// The time leases are judged against: now, or the newest renewal seen if that is older.
 /// When no speaker's renewal gets through (the API server is down, the watch stalls), every
 /// lease ages alike and none expires; a node falls out only when it stops renewing while
 /// others go on.
-pub fn lease_reference(nodes: &[&Node], now: jiff::Timestamp) -> jiff::Timestamp {
-    nodes
+pub fn lease_reference(leases: &[&Lease], now: jiff::Timestamp) -> jiff::Timestamp {
+    leases
         .iter()
-        .filter_map(|n| renewal(n).map(|(t, _)| t))
+        .filter_map(|l| renewal(l).map(|(_, t, _)| t))
         .max()
         .map_or(now, |newest| newest.min(now))
 }
 
-/// Has the node's speaker renewed its lease within its duration (of `reference`)?
-pub fn speaker_alive(node: &Node, reference: jiff::Timestamp) -> bool {
-    renewal(node).is_some_and(|(at, secs)| {
-        reference.duration_since(at) <= jiff::SignedDuration::from_secs(secs)
-    })
+/// Has `node`'s speaker renewed its Lease within its duration (of `reference`)?
+pub fn speaker_alive(node: &str, leases: &[&Lease], reference: jiff::Timestamp) -> bool {
+    leases
+        .iter()
+        .filter_map(|l| renewal(l))
+        .any(|(n, at, secs)| {
+            n == node && reference.duration_since(at) <= jiff::SignedDuration::from_secs(secs)
+        })
 }
 
 /// Nodes that may announce an address of `services`: Ready, speaker alive, not excluded, and,
@@ -109,12 +120,16 @@ pub fn candidates(
     services: &[&Service],
     slices: &[&EndpointSlice],
     nodes: &[&Node],
+    leases: &[&Lease],
     now: jiff::Timestamp,
 ) -> Vec<String> {
-    let reference = lease_reference(nodes, now);
+    let reference = lease_reference(leases, now);
     let mut out: Vec<String> = nodes
         .iter()
-        .filter(|n| node_ready(n) && speaker_alive(n, reference))
+        .filter(|n| {
+            node_ready(n)
+                && speaker_alive(n.metadata.name.as_deref().unwrap_or(""), leases, reference)
+        })
         .filter(|n| {
             !n.metadata
                 .labels
@@ -163,6 +178,7 @@ pub fn plan(
     services: &[&Service],
     slices: &[&EndpointSlice],
     nodes: &[&Node],
+    leases: &[&Lease],
     now: jiff::Timestamp,
 ) -> BTreeMap<Ipv4Addr, Vec<String>> {
     let mut by_ip: BTreeMap<Ipv4Addr, Vec<&Service>> = BTreeMap::new();
@@ -174,7 +190,7 @@ pub fn plan(
     by_ip
         .into_iter()
         .filter(|(ip, svcs)| {
-            let c = candidates(svcs, slices, nodes, now);
+            let c = candidates(svcs, slices, nodes, leases, now);
             elect(&ip.to_string(), &c).as_deref() == Some(node)
         })
         .map(|(ip, svcs)| {

@@ -1,6 +1,7 @@
-//! The speaker's loop: reflectors (Services, EndpointSlices, Nodes) wake it, and so does a
-//! one-second tick (leases expire without any event); each pass recomputes the addresses this
-//! node wins and adds / removes the difference. A second task renews this node's lease.
+//! The speaker's loop: reflectors (Services, EndpointSlices, Nodes, the speakers' Leases) wake
+//! it, and so does a one-second tick (leases expire without any event); each pass recomputes
+//! the addresses this node wins and adds / removes the difference. A second task renews this
+//! node's Lease.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -9,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
@@ -49,7 +52,7 @@ impl SpeakerConfig {
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>, wake: Arc<Notify>) -> Store<K>
+fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, wake: Arc<Notify>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -60,7 +63,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let objects = watcher(api, watcher::Config::default()).modify(|o| {
+    let objects = watcher(api, config).modify(|o| {
         o.managed_fields_mut().clear();
     });
     let stream = reflector::reflector(writer, objects)
@@ -95,10 +98,50 @@ async fn link_up(netns: Option<&str>, interface: &str) -> bool {
         .is_some_and(|flags| flags.split(',').any(|f| f == "UP") && flags.contains("LOWER_UP"))
 }
 
-/// Renew this node's lease every `renew_interval` while its interface is up; `up` tells the
+/// The speaker Lease of `node`, renewed now.
+fn lease(node: &str, duration_seconds: i64) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(format!("{}{node}", crate::LEASE_PREFIX)),
+            namespace: Some(crate::LEASE_NAMESPACE.to_string()),
+            labels: Some(
+                [(
+                    crate::LEASE_LABEL.0.to_string(),
+                    crate::LEASE_LABEL.1.to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(node.to_string()),
+            lease_duration_seconds: Some(i32::try_from(duration_seconds).unwrap_or(i32::MAX)),
+            renew_time: Some(MicroTime(jiff::Timestamp::now())),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Renew `node`'s Lease: a merge patch of its spec, or its creation when it is not there.
+async fn renew_once(leases: &Api<Lease>, node: &str, duration_seconds: i64) -> kube::Result<()> {
+    let l = lease(node, duration_seconds);
+    let name = l.metadata.name.clone().unwrap_or_default();
+    let patch = serde_json::json!({ "spec": l.spec });
+    match leases
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            leases.create(&PostParams::default(), &l).await.map(|_| ())
+        }
+        r => r.map(|_| ()),
+    }
+}
+
+/// Renew this node's Lease every `renew_interval` while its interface is up; `up` tells the
 /// loop whether it is.
 async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Arc<Notify>) {
-    let nodes: Api<Node> = Api::all(client);
+    let leases: Api<Lease> = Api::namespaced(client, crate::LEASE_NAMESPACE);
     let mut tick = tokio::time::interval(cfg.renew_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
@@ -116,23 +159,11 @@ async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Ar
         if !is_up {
             continue;
         }
-        let patch = serde_json::json!({"metadata": {"annotations": {
-            crate::RENEW_ANNOTATION: jiff::Timestamp::now().to_string(),
-            crate::DURATION_ANNOTATION: cfg.lease_duration_seconds.to_string(),
-        }}});
-        match nodes
-            .patch(
-                &cfg.node_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => failures = 0,
+        match renew_once(&leases, &cfg.node_name, cfg.lease_duration_seconds).await {
+            Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
-                // Said once per run of failures: at start the agent may not have registered
-                // the Node yet.
+                // Said once per run of failures (the API server may be restarting).
                 if failures == 10 {
                     tracing::warn!(node = %cfg.node_name, error = %e, "renewing the speaker lease keeps failing");
                 } else {
@@ -143,25 +174,43 @@ async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Ar
     }
 }
 
-/// Give up this node's lease at once (a clean stop), so the other speakers take its addresses
+/// Give up this node's Lease at once (a clean stop), so the other speakers take its addresses
 /// over without waiting for it to expire.
 pub async fn release(client: Client, node_name: &str) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        crate::RENEW_ANNOTATION: null,
-        crate::DURATION_ANNOTATION: null,
-    }}});
-    Api::<Node>::all(client)
-        .patch(node_name, &PatchParams::default(), &Patch::Merge(&patch))
+    let name = format!("{}{node_name}", crate::LEASE_PREFIX);
+    match Api::<Lease>::namespaced(client, crate::LEASE_NAMESPACE)
+        .delete(&name, &DeleteParams::default())
         .await
-        .map(|_| ())
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 /// Run the speaker until the task is dropped; every address it added is removed then.
 pub async fn run(client: Client, cfg: SpeakerConfig) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
-    let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
-    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), wake.clone());
-    let nodes = spawn_reflector(Api::<Node>::all(client.clone()), wake.clone());
+    let all = watcher::Config::default;
+    let services = spawn_reflector(Api::<Service>::all(client.clone()), all(), wake.clone());
+    let slices = spawn_reflector(
+        Api::<EndpointSlice>::all(client.clone()),
+        all(),
+        wake.clone(),
+    );
+    let nodes = spawn_reflector(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        wake.clone(),
+    );
+    let leases = spawn_reflector(
+        Api::<Lease>::namespaced(client.clone(), crate::LEASE_NAMESPACE),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            crate::LEASE_LABEL.0,
+            crate::LEASE_LABEL.1
+        )),
+        wake.clone(),
+    );
 
     let mut announcer = Announcer::new(cfg.netns.clone(), &cfg.interface);
     announcer.remove_stale(&cfg.stale_ranges);
@@ -189,6 +238,7 @@ pub async fn run(client: Client, cfg: SpeakerConfig) -> anyhow::Result<()> {
     services.wait_until_ready().await?;
     slices.wait_until_ready().await?;
     nodes.wait_until_ready().await?;
+    leases.wait_until_ready().await?;
     tracing::info!(node = %cfg.node_name, interface = %cfg.interface, "speaker started");
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -208,11 +258,13 @@ pub async fn run(client: Client, cfg: SpeakerConfig) -> anyhow::Result<()> {
             let svcs = services.state();
             let sls = slices.state();
             let ns = nodes.state();
+            let ls = leases.state();
             crate::plan(
                 &cfg.node_name,
                 &svcs.iter().map(|s| &**s).collect::<Vec<_>>(),
                 &sls.iter().map(|s| &**s).collect::<Vec<_>>(),
                 &ns.iter().map(|n| &**n).collect::<Vec<_>>(),
+                &ls.iter().map(|l| &**l).collect::<Vec<_>>(),
                 jiff::Timestamp::now(),
             )
         } else {

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -13,21 +14,33 @@ fn now() -> jiff::Timestamp {
     "2026-01-01T00:00:10Z".parse().unwrap()
 }
 
-fn node(name: &str, ready: bool, renewed: Option<&str>) -> Node {
-    let mut annotations = serde_json::Map::new();
-    if let Some(t) = renewed {
-        annotations.insert(RENEW_ANNOTATION.into(), t.into());
-        annotations.insert(DURATION_ANNOTATION.into(), "3".into());
-    }
-    serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "annotations": annotations},
+/// A node and, when `renewed`, its speaker's Lease (renewed then, valid 3 s).
+fn node(name: &str, ready: bool, renewed: Option<&str>) -> (Node, Option<Lease>) {
+    let node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
         "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
     }))
-    .unwrap()
+    .unwrap();
+    let lease = renewed.map(|t| {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{LEASE_PREFIX}{name}"), "namespace": LEASE_NAMESPACE},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 3, "renewTime": t},
+        }))
+        .unwrap()
+    });
+    (node, lease)
 }
 
-fn live(name: &str) -> Node {
-    node(name, true, Some("2026-01-01T00:00:09.5Z"))
+fn live(name: &str) -> (Node, Option<Lease>) {
+    node(name, true, Some("2026-01-01T00:00:09.500000Z"))
+}
+
+/// The nodes and Leases of `members`, as the functions under test take them.
+fn split(members: &[(Node, Option<Lease>)]) -> (Vec<&Node>, Vec<&Lease>) {
+    (
+        members.iter().map(|(n, _)| n).collect(),
+        members.iter().filter_map(|(_, l)| l.as_ref()).collect(),
+    )
 }
 
 fn lb(name: &str, ip: &str, policy: &str) -> Service {
@@ -109,49 +122,65 @@ fn failover_moves_only_the_winners_addresses() {
 
 #[test]
 fn candidates_need_ready_and_a_live_lease() {
-    let n1 = live("node-1");
-    let n2 = node("node-2", false, Some("2026-01-01T00:00:09.5Z")); // NotReady
-    let n3 = node("node-3", true, Some("2026-01-01T00:00:05Z")); // lease expired
-    let n4 = node("node-4", true, None); // no speaker
+    let members = [
+        live("node-1"),
+        node("node-2", false, Some("2026-01-01T00:00:09.500000Z")), // NotReady
+        node("node-3", true, Some("2026-01-01T00:00:05Z")),         // lease expired
+        node("node-4", true, None),                                 // no speaker
+    ];
+    let (nodes, leases) = split(&members);
     let svc = lb("web", "172.28.0.200", "Cluster");
-    let c = candidates(&[&svc], &[], &[&n1, &n2, &n3, &n4], now());
+    let c = candidates(&[&svc], &[], &nodes, &leases, now());
     assert_eq!(c, names(&["node-1"]));
+    // A Lease that is not a speaker's (by name) counts for nothing.
+    let mut foreign = members[0].1.clone().unwrap();
+    foreign.metadata.name = Some("node-4".into());
+    foreign.spec.as_mut().unwrap().holder_identity = Some("node-4".into());
+    let mut with_foreign = leases.clone();
+    with_foreign.push(&foreign);
+    assert_eq!(
+        candidates(&[&svc], &[], &nodes, &with_foreign, now()),
+        names(&["node-1"])
+    );
 }
 
 #[test]
 fn leases_do_not_expire_when_every_renewal_stalls() {
     // The API server was unreachable for a while: nobody's renewal got through, all are old.
-    let n1 = node("node-1", true, Some("2026-01-01T00:00:01Z"));
-    let n2 = node("node-2", true, Some("2026-01-01T00:00:00.5Z"));
+    let members = [
+        node("node-1", true, Some("2026-01-01T00:00:01Z")),
+        node("node-2", true, Some("2026-01-01T00:00:00.500000Z")),
+    ];
+    let (nodes, leases) = split(&members);
     let svc = lb("web", "172.28.0.200", "Cluster");
-    let c = candidates(&[&svc], &[], &[&n1, &n2], now());
+    let c = candidates(&[&svc], &[], &nodes, &leases, now());
     assert_eq!(c, names(&["node-1", "node-2"]));
 }
 
 #[test]
 fn local_policy_needs_a_ready_local_endpoint() {
-    let nodes = [live("node-1"), live("node-2"), live("node-3")];
-    let nodes: Vec<&Node> = nodes.iter().collect();
+    let members = [live("node-1"), live("node-2"), live("node-3")];
+    let (nodes, leases) = split(&members);
     let svc = lb("web", "172.28.0.200", "Local");
     let sl = slice("web", &[("node-2", true), ("node-3", false)]);
     let other = slice("other", &[("node-1", true)]);
     assert_eq!(
-        candidates(&[&svc], &[&sl, &other], &nodes, now()),
+        candidates(&[&svc], &[&sl, &other], &nodes, &leases, now()),
         names(&["node-2"])
     );
     // Cluster policy: every live node.
     let svc = lb("web", "172.28.0.200", "Cluster");
-    assert_eq!(candidates(&[&svc], &[&sl], &nodes, now()).len(), 3);
+    assert_eq!(candidates(&[&svc], &[&sl], &nodes, &leases, now()).len(), 3);
     // Local with no ready endpoint: nobody announces.
     let svc = lb("web", "172.28.0.200", "Local");
     let sl = slice("web", &[("node-3", false)]);
-    assert!(candidates(&[&svc], &[&sl], &nodes, now()).is_empty());
+    assert!(candidates(&[&svc], &[&sl], &nodes, &leases, now()).is_empty());
 }
 
 #[test]
 fn plan_splits_addresses_between_nodes_and_skips_foreign_classes() {
-    let nodes = [live("node-1"), live("node-2"), live("node-3")];
-    let nodes: Vec<&Node> = nodes.iter().collect();
+    let members = [live("node-1"), live("node-2"), live("node-3")];
+    let (nodes, leases) = split(&members);
     let svcs: Vec<Service> = (0..12)
         .map(|i| {
             lb(
@@ -164,7 +193,7 @@ fn plan_splits_addresses_between_nodes_and_skips_foreign_classes() {
     let refs: Vec<&Service> = svcs.iter().collect();
     let mut total = 0;
     for n in ["node-1", "node-2", "node-3"] {
-        let p = plan(n, &refs, &[], &nodes, now());
+        let p = plan(n, &refs, &[], &nodes, &leases, now());
         for (ip, owners) in &p {
             assert_eq!(owners.len(), 1);
             assert_eq!(
@@ -184,7 +213,17 @@ fn plan_splits_addresses_between_nodes_and_skips_foreign_classes() {
     cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
     let all: Vec<_> = ["node-1", "node-2", "node-3"]
         .iter()
-        .flat_map(|n| plan(n, &[&foreign, &ours, &cluster_ip], &[], &nodes, now()).into_keys())
+        .flat_map(|n| {
+            plan(
+                n,
+                &[&foreign, &ours, &cluster_ip],
+                &[],
+                &nodes,
+                &leases,
+                now(),
+            )
+            .into_keys()
+        })
         .collect();
     assert_eq!(
         all,
