@@ -166,31 +166,9 @@ fn set_fsuid(uid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `nft -f -` with `script` inside `ns`.
+/// `nft -f -` with `script` inside `ns` (the proxy's own `nftables::apply`).
 fn nft(ns: &NetNs, script: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = ns
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "nft in {}: {}: {}",
-        ns.name(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
+    Ok(svcnet_proxy::nftables::apply(Some(ns.name()), script)?)
 }
 
 /// The reference table, loaded into a namespace; deleted on drop (early returns, panics).

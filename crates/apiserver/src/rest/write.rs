@@ -166,7 +166,7 @@ async fn check_namespace(
         Some(obj) => &obj.value,
         None => match state.store.get(&key).await?.0 {
             Some(kv) => {
-                stored = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                stored = super::read::object_from_kv(&kv)?;
                 &stored
             }
             None => return Err(ApiError::namespace_not_found(ns)),
