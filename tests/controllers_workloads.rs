@@ -408,14 +408,20 @@ async fn pending_pods_are_bound_to_ready_nodes_spread_by_count() {
     })
     .await;
     assert!(p.spec.unwrap().node_name.is_none());
-    let events = s.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "reason=FailedScheduling",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ]);
+    // The Event is recorded after the pod's condition (the scheduler's event recorder runs
+    // beside it), so it may come a moment later.
+    let events = wait_for(T, "a FailedScheduling event", || async {
+        let events = s.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=FailedScheduling",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        (!events.is_empty()).then_some(events)
+    })
+    .await;
     assert!(events.contains("0/0 nodes are available"), "{events}");
 
     // Two ready nodes and a not-ready one appear; the pending pod lands on the first ready one.
