@@ -24,9 +24,9 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";

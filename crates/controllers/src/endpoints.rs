@@ -17,9 +17,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::endpointslice::{queue_all_services, watch_services_and_pods, LABEL_HEADLESS};
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 /// `v1.EndpointsOverCapacity`
 pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";

@@ -22,9 +22,9 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";

@@ -17,9 +17,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::endpointslice::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 pub const CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
 pub const SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::runtime::Key;
+use svcnet_informer::Key;
 
 /// After this long, expectations are assumed lost (a watch event missed) and dropped.
 const TTL: Duration = Duration::from_secs(5 * 60);

@@ -26,9 +26,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 const FOREGROUND: &str = "foregroundDeletion";
 const ORPHAN: &str = "orphan";
@@ -111,7 +111,7 @@ fn resync(ctx: &Context, queue: &Queue) {
 fn watch<K>(
     ctx: &Arc<Context>,
     queue: &Arc<Queue>,
-    mut sub: crate::runtime::Subscription<K>,
+    mut sub: svcnet_informer::Subscription<K>,
     kind: &'static str,
 ) where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,

@@ -1,8 +1,8 @@
 //! Controllers, as kube-controller-manager runs them, on kube-rs watchers so the same code works
 //! against svcnet's API server and a real Kubernetes one.
 //!
-//! Start at [`runtime`] (shared informers and the work queue) and [`run`], which starts every
-//! controller over one set of informers; then one module per controller:
+//! Start at [`run`], which starts every controller over one set of shared informers
+//! ([`svcnet_informer`]: informers, the work queue); then one module per controller:
 //! [`endpointslice`], [`endpointslicemirroring`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
 //! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes),
 //! [`loadbalancer`] (LoadBalancer addresses from pools).
@@ -18,7 +18,6 @@ pub mod loadbalancer;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
-pub mod runtime;
 pub mod scheduler;
 pub mod util;
 
@@ -30,7 +29,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
-use runtime::Informer;
+use svcnet_informer::Informer;
 
 /// Controller-manager settings (flags named as kube-controller-manager's).
 #[derive(Clone, Debug)]

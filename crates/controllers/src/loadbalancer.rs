@@ -25,8 +25,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 /// The `spec.loadBalancerClass` this controller serves (besides an unset class).
 pub const LB_CLASS: &str = "svcnet.io/loadbalancer";

@@ -13,8 +13,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 /// The first block of `cluster` (of `mask` bits) not in `used`.
 pub fn first_free(cluster: Ipv4Net, mask: u8, used: &BTreeSet<Ipv4Net>) -> Option<Ipv4Net> {

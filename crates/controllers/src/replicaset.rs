@@ -17,9 +17,9 @@ use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
 use crate::expectations::Expectations;
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 /// `burstReplicas`: at most this many pods created or deleted per sync.
 const BURST_REPLICAS: usize = 500;

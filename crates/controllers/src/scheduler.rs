@@ -16,9 +16,10 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
-use crate::runtime::{run_workers, Change, Key, Queue};
 use crate::util;
 use crate::Context;
+use svcnet_informer::conditions::node_ready;
+use svcnet_informer::{run_workers, Change, Key, Queue};
 
 const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
@@ -31,13 +32,6 @@ fn pending(pod: &Pod) -> bool {
             .and_then(|s| s.scheduler_name.as_deref())
             .is_none_or(|n| n == DEFAULT_SCHEDULER)
         && !matches!(util::phase(pod), "Succeeded" | "Failed")
-}
-
-pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn tolerates(tolerations: &[Toleration], key: &str, value: Option<&str>, effect: &str) -> bool {

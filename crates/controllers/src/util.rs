@@ -234,8 +234,8 @@ where
 }
 
 /// The namespaced key of an object, `namespace/name`.
-pub fn key_of<K: Resource>(obj: &K) -> crate::runtime::Key {
-    crate::runtime::Key::of(obj)
+pub fn key_of<K: Resource>(obj: &K) -> svcnet_informer::Key {
+    svcnet_informer::Key::of(obj)
 }
 
 /// Labels of an object (empty map when none).

@@ -9,13 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::{Api, Client};
+use svcnet_informer::reflector;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -73,32 +71,6 @@ impl ZoneHandle {
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>, wake: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "dns watch");
-            }
-            wake.notify_one();
-        }
-    });
-    store
-}
-
 fn serial_now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -110,11 +82,15 @@ fn serial_now() -> u32 {
 /// true after the first complete build (before it, cluster names get SERVFAIL).
 pub async fn run(client: Client, cfg: ZoneConfig, handle: ZoneHandle, metrics: Arc<Metrics>) {
     let wake = Arc::new(Notify::new());
-    let services = spawn_reflector(Api::<Service>::all(client.clone()), wake.clone());
-    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), wake.clone());
-    let namespaces = spawn_reflector(Api::<Namespace>::all(client.clone()), wake.clone());
+    let all = watcher::Config::default;
+    let w = || wake.clone();
+    let services = reflector::spawn_waking(Api::<Service>::all(client.clone()), all(), w(), "dns");
+    let slices =
+        reflector::spawn_waking(Api::<EndpointSlice>::all(client.clone()), all(), w(), "dns");
+    let namespaces =
+        reflector::spawn_waking(Api::<Namespace>::all(client.clone()), all(), w(), "dns");
     let pods = (cfg.pods == PodMode::Verified)
-        .then(|| spawn_reflector(Api::<Pod>::all(client), wake.clone()));
+        .then(|| reflector::spawn_waking(Api::<Pod>::all(client), all(), w(), "dns"));
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
     let _ = namespaces.wait_until_ready().await;

@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::ops::ControlFlow;
+
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::{Api, Client};
+use svcnet_informer::watch::{self, Watched};
 use tokio::sync::mpsc;
 
 use crate::cache::{Cache, Update};
@@ -111,32 +112,21 @@ pub(crate) fn only(st: &State, ids: &BTreeSet<ServicePortName>) -> State {
 /// Watch `api`, converting each event's object on arrival (`convert`): only the converted form
 /// reaches the cache. Errors are retried with kube-rs' default backoff; a re-list after one
 /// arrives as `Init` ... `InitDone`.
-fn spawn_watcher<K>(
+fn spawn_watcher<K: Watched>(
     api: Api<K>,
     tx: mpsc::UnboundedSender<Update>,
     mut convert: impl FnMut(watcher::Event<K>) -> Update + Send + 'static,
-) where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    if tx.send(convert(ev)).is_err() {
-                        return;
-                    }
+) {
+    watch::spawn(api, watcher::Config::default(), move |ev| {
+        match ev {
+            Ok(ev) => {
+                if tx.send(convert(ev)).is_err() {
+                    return ControlFlow::Break(());
                 }
-                Err(e) => tracing::debug!(error = %e, "proxy watch"),
             }
+            Err(e) => tracing::debug!(error = %e, "proxy watch"),
         }
+        ControlFlow::Continue(())
     });
 }
 

@@ -21,6 +21,7 @@ use std::net::Ipv4Addr;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use svcnet_informer::conditions::node_ready;
 
 pub use announce::{parse_range, Announcer, IpRange};
 pub use runtime::{release, run, SpeakerConfig};
@@ -74,11 +75,14 @@ pub fn ingress_ipv4(svc: &Service) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+/// The Lease that says `node`'s speaker is alive, as its speaker writes it.
+pub fn lease_holder(node: &str, duration_seconds: i64) -> svcnet_informer::lease::LeaseHolder {
+    svcnet_informer::lease::LeaseHolder {
+        name: format!("{LEASE_PREFIX}{node}"),
+        holder: node.to_string(),
+        labels: [(LEASE_LABEL.0.to_string(), LEASE_LABEL.1.to_string())].into(),
+        duration_seconds,
+    }
 }
 
 /// A speaker Lease's node (its holder), last renewal and duration in seconds.

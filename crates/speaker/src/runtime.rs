@@ -9,16 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use svcnet_informer::{lease, reflector};
 use tokio::sync::Notify;
 
 use crate::announce::{Announcer, IpRange};
@@ -52,35 +48,6 @@ impl SpeakerConfig {
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, wake: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let objects = watcher(api, config).modify(|o| {
-        o.managed_fields_mut().clear();
-    });
-    let stream = reflector::reflector(writer, objects)
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "speaker watch");
-            }
-            wake.notify_one();
-        }
-    });
-    store
-}
-
 /// Is the interface administratively and physically up (`ip -o link show`)?
 async fn link_up(netns: Option<&str>, interface: &str) -> bool {
     let mut c = tokio::process::Command::new("ip");
@@ -98,50 +65,11 @@ async fn link_up(netns: Option<&str>, interface: &str) -> bool {
         .is_some_and(|flags| flags.split(',').any(|f| f == "UP") && flags.contains("LOWER_UP"))
 }
 
-/// The speaker Lease of `node`, renewed now.
-fn lease(node: &str, duration_seconds: i64) -> Lease {
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(format!("{}{node}", crate::LEASE_PREFIX)),
-            namespace: Some(crate::LEASE_NAMESPACE.to_string()),
-            labels: Some(
-                [(
-                    crate::LEASE_LABEL.0.to_string(),
-                    crate::LEASE_LABEL.1.to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(node.to_string()),
-            lease_duration_seconds: Some(i32::try_from(duration_seconds).unwrap_or(i32::MAX)),
-            renew_time: Some(MicroTime(jiff::Timestamp::now())),
-            ..Default::default()
-        }),
-    }
-}
-
-/// Renew `node`'s Lease: a merge patch of its spec, or its creation when it is not there.
-async fn renew_once(leases: &Api<Lease>, node: &str, duration_seconds: i64) -> kube::Result<()> {
-    let l = lease(node, duration_seconds);
-    let name = l.metadata.name.clone().unwrap_or_default();
-    let patch = serde_json::json!({ "spec": l.spec });
-    match leases
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            leases.create(&PostParams::default(), &l).await.map(|_| ())
-        }
-        r => r.map(|_| ()),
-    }
-}
-
 /// Renew this node's Lease every `renew_interval` while its interface is up; `up` tells the
 /// loop whether it is.
 async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Arc<Notify>) {
     let leases: Api<Lease> = Api::namespaced(client, crate::LEASE_NAMESPACE);
+    let holder = crate::lease_holder(&cfg.node_name, cfg.lease_duration_seconds);
     let mut tick = tokio::time::interval(cfg.renew_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
@@ -159,7 +87,7 @@ async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Ar
         if !is_up {
             continue;
         }
-        match renew_once(&leases, &cfg.node_name, cfg.lease_duration_seconds).await {
+        match holder.renew(&leases).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -177,39 +105,33 @@ async fn renew(client: Client, cfg: SpeakerConfig, up: Arc<AtomicBool>, wake: Ar
 /// Give up this node's Lease at once (a clean stop), so the other speakers take its addresses
 /// over without waiting for it to expire.
 pub async fn release(client: Client, node_name: &str) -> Result<(), kube::Error> {
-    let name = format!("{}{node_name}", crate::LEASE_PREFIX);
-    match Api::<Lease>::namespaced(client, crate::LEASE_NAMESPACE)
-        .delete(&name, &DeleteParams::default())
-        .await
-    {
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        r => r.map(|_| ()),
-    }
+    let leases = Api::<Lease>::namespaced(client, crate::LEASE_NAMESPACE);
+    lease::release(&leases, &format!("{}{node_name}", crate::LEASE_PREFIX)).await
 }
 
 /// Run the speaker until the task is dropped; every address it added is removed then.
 pub async fn run(client: Client, cfg: SpeakerConfig) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let all = watcher::Config::default;
-    let services = spawn_reflector(Api::<Service>::all(client.clone()), all(), wake.clone());
-    let slices = spawn_reflector(
+    let w = || wake.clone();
+    let services =
+        reflector::spawn_waking(Api::<Service>::all(client.clone()), all(), w(), "speaker");
+    let slices = reflector::spawn_waking(
         Api::<EndpointSlice>::all(client.clone()),
         all(),
-        wake.clone(),
+        w(),
+        "speaker",
     );
-    let nodes = spawn_reflector(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        wake.clone(),
-    );
-    let leases = spawn_reflector(
+    let nodes = reflector::spawn_waking(Api::<Node>::all(client.clone()), all(), w(), "speaker");
+    let leases = reflector::spawn_waking(
         Api::<Lease>::namespaced(client.clone(), crate::LEASE_NAMESPACE),
-        watcher::Config::default().labels(&format!(
+        all().labels(&format!(
             "{}={}",
             crate::LEASE_LABEL.0,
             crate::LEASE_LABEL.1
         )),
-        wake.clone(),
+        w(),
+        "speaker",
     );
 
     let mut announcer = Announcer::new(cfg.netns.clone(), &cfg.interface);

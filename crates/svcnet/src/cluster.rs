@@ -402,12 +402,7 @@ async fn all_nodes_ready(client: &Client, n: usize) -> bool {
     };
     list.items
         .iter()
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|n| svcnet_informer::conditions::node_ready(n))
         .count()
         >= n
 }

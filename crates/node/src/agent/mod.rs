@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
@@ -204,26 +204,11 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     let ipam = Ipam::open(cidr, &cfg.data_dir.join("ipam.json"))?;
 
     // Services, for the pods' environment variables.
-    let (services, writer) = reflector::store();
-    let svc_stream = reflector::reflector(
-        writer,
-        watcher(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(svc_stream);
-        loop {
-            match svc_stream.try_next().await {
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(e) => tracing::debug!(error = %e, "service watch"),
-            }
-        }
-    });
+    let services = svcnet_informer::reflector::spawn(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        "service",
+    );
 
     let connector: Arc<dyn crate::probe::Connector> = match &cfg.node_netns {
         Some(n) => Arc::new(crate::probe::NetnsConnector { netns: n.clone() }),

@@ -4,12 +4,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use std::ops::ControlFlow;
+
 use kube::runtime::reflector::{store::Writer, ObjectRef, Store};
-use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
-use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 /// One change seen by an informer.
@@ -129,7 +128,7 @@ impl<K: Clone> Subscription<K> {
 
 impl<K> Informer<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: crate::watch::Watched,
 {
     /// Start listing and watching `api`; the returned informer fills as the watch proceeds.
     pub fn spawn(api: Api<K>, config: watcher::Config) -> Arc<Self> {
@@ -153,14 +152,13 @@ where
             tx: tx.clone(),
             index: index.clone(),
         });
-        tokio::spawn(async move {
-            let mut events = watcher(api, config).default_backoff().boxed();
-            while let Some(ev) = events.next().await {
+        crate::watch::spawn(api, config, move |ev| {
+            {
                 let ev = match ev {
                     Ok(ev) => ev,
                     Err(e) => {
                         tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch failed; retrying");
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                 };
                 match &ev {
@@ -203,6 +201,7 @@ where
                     Event::Init | Event::InitApply(_) => writer.apply_watcher_event(&ev),
                 }
             }
+            ControlFlow::Continue(())
         });
         informer
     }
