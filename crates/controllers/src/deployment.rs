@@ -49,17 +49,11 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
     if let Some(l) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         l.remove(POD_TEMPLATE_HASH);
     }
-    let bytes = serde_json::to_vec(&t).unwrap_or_default();
-    let mut h: u32 = 0x811c9dc5;
-    let mut feed = |b: u8| {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x01000193);
-    };
-    bytes.iter().for_each(|b| feed(*b));
+    let mut bytes = serde_json::to_vec(&t).unwrap_or_default();
     if let Some(c) = collision_count {
-        (c as u32).to_le_bytes().iter().for_each(|b| feed(*b));
+        bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }
-    safe_encode(&h.to_string())
+    safe_encode(&const_fnv1a_hash::fnv1a_hash_32(&bytes, None).to_string())
 }
 
 /// Drop empty objects and arrays: Go's semantic equality treats a nil map or slice as equal to

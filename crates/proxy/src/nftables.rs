@@ -375,19 +375,13 @@ pub fn service_key(id: &ServicePortName) -> String {
     }
     if key.len() > 200 {
         // FNV-1a of the full identity keeps long names unique and within nft's 256 bytes.
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in format!(
+        let h = const_fnv1a_hash::fnv1a_hash_str_64(&format!(
             "{}/{}/{}/{}",
             id.namespace,
             id.name,
             id.protocol.lower(),
             id.port
-        )
-        .bytes()
-        {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
+        ));
         key = format!("{}/{:016x}", &key[..180], h);
     }
     key

@@ -48,11 +48,7 @@ impl Layout {
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let canonical = data_dir.canonicalize()?;
         // FNV-1a of the path: short, stable, different per data directory.
-        let mut h: u32 = 0x811c9dc5;
-        for b in canonical.to_string_lossy().bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x01000193);
-        }
+        let h = const_fnv1a_hash::fnv1a_hash_str_32(&canonical.to_string_lossy());
         Ok(Layout {
             data_dir: canonical,
             prefix: format!("svcnet-{:06x}-", h & 0xffffff),
