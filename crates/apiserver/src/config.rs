@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
+use svcnet_cluster::ClusterNetwork;
+
 /// Where objects are stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -63,8 +65,8 @@ impl Config {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure_port: 6443,
             advertise_address: None,
-            service_cluster_ip_range: "10.96.0.0/12".parse().expect("valid default CIDR"),
-            service_node_port_range: (30000, 32767),
+            service_cluster_ip_range: Default::default(),
+            service_node_port_range: (0, 0),
             store: None,
             watch_cache_size: 100_000,
             token_auth_file: None,
@@ -72,6 +74,17 @@ impl Config {
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Duration::from_secs(300),
         }
+        .with_network(&ClusterNetwork::default())
+    }
+
+    /// The Service ClusterIP range and NodePort range of `net`.
+    pub fn with_network(mut self, net: &ClusterNetwork) -> Self {
+        self.service_cluster_ip_range = net.service_cidr;
+        self.service_node_port_range = (
+            i32::from(*net.node_port_range.start()),
+            i32::from(*net.node_port_range.end()),
+        );
+        self
     }
 
     pub fn store_url(&self) -> StoreUrl {

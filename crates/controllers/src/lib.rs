@@ -66,15 +66,24 @@ impl Default for Config {
             concurrent_replicaset_syncs: 5,
             concurrent_gc_syncs: 20,
             controllers: Vec::new(),
-            cluster_cidr: "10.244.0.0/16".parse().expect("valid default CIDR"),
-            node_cidr_mask_size: 24,
+            cluster_cidr: Default::default(),
+            node_cidr_mask_size: 0,
             node_monitor_grace_period: std::time::Duration::from_secs(40),
             loadbalancer_ip_ranges: Vec::new(),
         }
+        .with_network(&svcnet_cluster::ClusterNetwork::default())
     }
 }
 
 impl Config {
+    /// The pods' range, its per-node blocks and the LoadBalancer pools of `net`.
+    pub fn with_network(mut self, net: &svcnet_cluster::ClusterNetwork) -> Self {
+        self.cluster_cidr = net.cluster_cidr;
+        self.node_cidr_mask_size = net.node_cidr_mask_size;
+        self.loadbalancer_ip_ranges = net.loadbalancer_ip_ranges.clone();
+        self
+    }
+
     pub fn enabled(&self, name: &str) -> bool {
         self.controllers.is_empty() || self.controllers.iter().any(|c| c == name || c == "*")
     }

@@ -63,7 +63,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "0.0.0.0:53".parse().expect("valid"),
-            cluster_domain: "cluster.local".into(),
+            cluster_domain: svcnet_cluster::defaults::CLUSTER_DOMAIN.into(),
             ttl: 5,
             pods: PodMode::Disabled,
             upstreams: vec![],

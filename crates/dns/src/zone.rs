@@ -69,7 +69,7 @@ pub struct ZoneConfig {
 impl Default for ZoneConfig {
     fn default() -> Self {
         ZoneConfig {
-            domain: "cluster.local".into(),
+            domain: svcnet_cluster::defaults::CLUSTER_DOMAIN.into(),
             ttl: 5,
             pods: PodMode::Disabled,
             serial: 0,

@@ -24,13 +24,12 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
+use svcnet_cluster::{ports, ClusterNetwork};
 use svcnet_netns::NetNs;
 
 pub const CP_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 2);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 254);
 const PREFIX_LEN: u8 = 24;
-/// The API server's default Service ClusterIP range.
-const SERVICE_CIDR: &str = "10.96.0.0/12";
 /// LoadBalancer addresses, on the node network (announced by the node that serves each).
 pub const LB_POOL: &str = "172.28.0.200-172.28.0.249";
 pub const MAX_NODES: usize = 200;
@@ -91,7 +90,7 @@ fn attach(net: &NetNs, member: &NetNs, veth: &str, ip: Ipv4Addr) -> anyhow::Resu
 }
 
 /// Create the namespaces and the bridge for `nodes` nodes.
-pub fn create_network(l: &Layout, nodes: usize) -> anyhow::Result<()> {
+pub fn create_network(l: &Layout, nodes: usize, cluster: &ClusterNetwork) -> anyhow::Result<()> {
     let net = NetNs::create(&l.net())?;
     net.ip_batch("link set lo up\nlink add br0 type bridge\nlink set br0 up\n")?;
     let cp = NetNs::create(&l.cp())?;
@@ -103,7 +102,7 @@ pub fn create_network(l: &Layout, nodes: usize) -> anyhow::Result<()> {
         attach(&net, &n, &format!("vn{i}"), Layout::node_ip(i))?;
         // The node's own connections to ClusterIPs need a route before the proxy's NAT
         // rewrites them (route lookup happens first).
-        n.ip_batch(&format!("route add {SERVICE_CIDR} dev eth0\n"))?;
+        n.ip_batch(&format!("route add {}\n", cluster.service_route("eth0")))?;
     }
     Ok(())
 }
@@ -173,7 +172,8 @@ pub struct UpOptions {
     pub data_dir: PathBuf,
     pub proxy_mode: String,
     pub apiserver_port: u16,
-    pub cluster_dns: String,
+    /// The cluster's facts (the LoadBalancer pool is set by `up`: it is on the node network).
+    pub network: ClusterNetwork,
     /// `--store`: None = SQLite in the data dir; "etcd" = a local etcd (crate::etcd).
     pub store: Option<String>,
 }
@@ -306,10 +306,14 @@ async fn loadbalancer_forwarders(client: Client, outside: String) {
 }
 
 /// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
-fn start_speaker(client: &Client, l: &Layout, i: usize) {
+fn start_speaker(client: &Client, l: &Layout, i: usize, net: &ClusterNetwork) {
     let mut cfg =
         svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
-    cfg.stale_ranges = svcnet_speaker::parse_range(LB_POOL).into_iter().collect();
+    cfg.stale_ranges = net
+        .loadbalancer_ip_ranges
+        .iter()
+        .filter_map(|r| svcnet_speaker::parse_range(r).ok())
+        .collect();
     let c = client.clone();
     tokio::spawn(async move {
         if let Err(e) = svcnet_speaker::run(c, cfg).await {
@@ -325,13 +329,15 @@ fn start_speaker(client: &Client, l: &Layout, i: usize) {
 /// the cluster are forwarded only to what a node's namespace can reach (no route leaves the
 /// cluster's namespaces: `--upstream` of `svcnet dns` is for real networks).
 async fn cluster_dns(client: &Client, l: &Layout, o: &UpOptions) -> anyhow::Result<()> {
+    let net = &o.network;
     use k8s_openapi::api::core::v1::Endpoints;
     use kube::api::{Patch, PatchParams, PostParams};
     for i in 1..=o.nodes {
         let cfg = svcnet_dns::Config {
-            listen: SocketAddr::from((Layout::node_ip(i), 53)),
-            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), 9153))),
+            listen: SocketAddr::from((Layout::node_ip(i), ports::DNS)),
+            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), ports::DNS_METRICS))),
             netns: Some(l.node_ns(i)),
+            cluster_domain: net.cluster_domain.clone(),
             ..Default::default()
         };
         svcnet_dns::start(client.clone(), cfg)
@@ -341,7 +347,7 @@ async fn cluster_dns(client: &Client, l: &Layout, o: &UpOptions) -> anyhow::Resu
     let svc: Service = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "kube-dns", "namespace": "kube-system",
                      "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
-        "spec": {"clusterIP": o.cluster_dns, "ports": [
+        "spec": {"clusterIP": net.cluster_dns.to_string(), "ports": [
             {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
             {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}
@@ -445,15 +451,16 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
 
 async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
     let mode: svcnet_proxy::proxier::Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
-    create_network(l, o.nodes)?;
+    let net = &o.network;
+    create_network(l, o.nodes, net)?;
     let cp = NetNs::open(&l.cp())?;
 
     // The API server: on 127.0.0.1 for kubectl, and on the control plane's address for the cluster.
-    let mut config = svcnet_apiserver::Config::new(l.data_dir.clone());
+    let mut config = svcnet_apiserver::Config::new(l.data_dir.clone()).with_network(net);
     config.secure_port = o.apiserver_port;
     config.advertise_address = Some(CP_IP);
     let _etcd = crate::etcd::select_store(&l.data_dir, o.store.as_deref(), &mut config)?;
-    let cp_listener = cp.tcp_listen(SocketAddr::from((CP_IP, 6443)))?;
+    let cp_listener = cp.tcp_listen(SocketAddr::from((CP_IP, ports::APISERVER)))?;
     let options = svcnet_apiserver::ServerOptions {
         dialer: Arc::new(CpDialer(l.cp())),
         extra_listeners: vec![cp_listener],
@@ -462,12 +469,9 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     let client = client_for(&server.kubeconfig_path).await?;
 
     // Controllers.
-    let cc = client.clone();
+    let (cc, cc_net) = (client.clone(), net.clone());
     tokio::spawn(async move {
-        let config = svcnet_controllers::Config {
-            loadbalancer_ip_ranges: vec![LB_POOL.to_string()],
-            ..Default::default()
-        };
+        let config = svcnet_controllers::Config::default().with_network(&cc_net);
         svcnet_controllers::run(cc, config).await
     });
 
@@ -482,17 +486,16 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             node_netns: Some(l.node_ns(i)),
             node_ip: Layout::node_ip(i),
             data_dir: l.data_dir.join("nodes").join(Layout::node_name(i)),
-            kubelet_port: 10250,
+            kubelet_port: ports::KUBELET,
             kubelet_token: token.clone(),
-            cluster_dns: vec![o.cluster_dns.clone()],
-            cluster_domain: "cluster.local".into(),
+            network: net.clone(),
             pod_cidr: None,
             exe: exe.clone(),
             heartbeat: Duration::from_secs(10),
             labels: Default::default(),
             netns_prefix: l.prefix.clone(),
             // Added at creation too (`create_network`); put back after a link flap.
-            routes: vec![format!("{SERVICE_CIDR} dev eth0")],
+            routes: vec![net.service_route("eth0")],
         };
         let c = client.clone();
         tokio::spawn(async move {
@@ -507,8 +510,8 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             netns: Some(l.node_ns(i)),
             node_name: Layout::node_name(i),
             node_ips: vec![std::net::IpAddr::V4(Layout::node_ip(i))],
-            cluster_cidr: Some("10.244.0.0/16".parse().expect("valid CIDR")),
-            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), 10249))),
+            cluster_cidr: Some(net.cluster_cidr.into()),
+            metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), ports::PROXY_METRICS))),
             health_bind: Some(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             settings: Default::default(),
             userspace_algorithm: Default::default(),
@@ -519,7 +522,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
                 tracing::error!(error = %e, "service proxy stopped");
             }
         });
-        start_speaker(&client, l, i);
+        start_speaker(&client, l, i, net);
     }
     // The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
     tokio::spawn(svcnet_node::agent::node::sync_routes(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use svcnet_cluster::{defaults, ports, ClusterNetwork};
 
 mod cluster;
 mod etcd;
@@ -74,8 +75,8 @@ struct UpArgs {
     #[arg(long, default_value_t = 6443)]
     apiserver_port: u16,
     /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
-    #[arg(long, default_value = "10.96.0.10")]
-    cluster_dns: String,
+    #[arg(long, default_value = defaults::CLUSTER_DNS)]
+    cluster_dns: Ipv4Addr,
     /// Where objects are stored: sqlite (default, <data-dir>/state.db), `etcd` (starts a local
     /// etcd in <data-dir>/etcd on loopback), or a URL as for `svcnet apiserver --store`.
     #[arg(long)]
@@ -171,7 +172,7 @@ struct DnsArgs {
     /// Where DNS is served, over UDP and TCP.
     #[arg(long, default_value = "0.0.0.0:53")]
     listen: std::net::SocketAddr,
-    #[arg(long, default_value = "cluster.local")]
+    #[arg(long, default_value = defaults::CLUSTER_DOMAIN)]
     cluster_domain: String,
     /// TTL of the cluster records, in seconds.
     #[arg(long, default_value_t = 5)]
@@ -211,14 +212,14 @@ struct NodeArgs {
     /// Where pods' state and logs live.
     #[arg(long, default_value = "./.svcnet-node")]
     data_dir: PathBuf,
-    #[arg(long, default_value_t = 10250)]
+    #[arg(long, default_value_t = ports::KUBELET)]
     port: u16,
     /// File with the bearer token the API server presents to the kubelet API.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    #[arg(long, default_value = "10.96.0.10")]
-    cluster_dns: String,
-    #[arg(long, default_value = "cluster.local")]
+    #[arg(long, default_value = defaults::CLUSTER_DNS)]
+    cluster_dns: Ipv4Addr,
+    #[arg(long, default_value = defaults::CLUSTER_DOMAIN)]
     cluster_domain: String,
     /// A fixed pod CIDR (default: the one the node IPAM controller assigns).
     #[arg(long)]
@@ -271,10 +272,10 @@ struct ControllerManagerArgs {
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
     /// The pods' address range, split into per-node blocks by the node IPAM controller.
-    #[arg(long, default_value = "10.244.0.0/16")]
+    #[arg(long, default_value = defaults::CLUSTER_CIDR)]
     cluster_cidr: ipnet::Ipv4Net,
     /// The size of each node's block of --cluster-cidr.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = defaults::NODE_CIDR_MASK_SIZE)]
     node_cidr_mask_size: u8,
     /// Seconds without a status from a node's agent before the node is marked Unknown.
     #[arg(long, default_value_t = 40)]
@@ -309,7 +310,7 @@ struct ApiserverArgs {
     #[arg(long)]
     etcd_keyfile: Option<PathBuf>,
     /// The port to serve HTTPS on.
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, default_value_t = ports::APISERVER)]
     secure_port: u16,
     /// The IP address to listen on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
@@ -318,10 +319,10 @@ struct ApiserverArgs {
     #[arg(long)]
     advertise_address: Option<Ipv4Addr>,
     /// CIDR from which Service ClusterIPs are allocated.
-    #[arg(long, default_value = "10.96.0.0/12")]
+    #[arg(long, default_value = defaults::SERVICE_CIDR)]
     service_cluster_ip_range: ipnet::Ipv4Net,
     /// Port range reserved for NodePort Services (LOW-HIGH, inclusive).
-    #[arg(long, default_value = "30000-32767")]
+    #[arg(long, default_value = defaults::NODE_PORT_RANGE)]
     service_node_port_range: String,
     /// Bearer tokens, in kube-apiserver's CSV format (token,user,uid,"group1,group2").
     #[arg(long)]
@@ -427,8 +428,11 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         data_dir: a.data_dir.canonicalize()?,
         kubelet_port: a.port,
         kubelet_token: token,
-        cluster_dns: vec![a.cluster_dns],
-        cluster_domain: a.cluster_domain,
+        network: ClusterNetwork {
+            cluster_dns: a.cluster_dns,
+            cluster_domain: a.cluster_domain,
+            ..Default::default()
+        },
         pod_cidr: a.pod_cidr,
         exe: std::env::current_exe()?,
         heartbeat: std::time::Duration::from_secs(a.heartbeat_seconds),
@@ -581,7 +585,11 @@ fn main() -> anyhow::Result<()> {
                     data_dir: a.data_dir,
                     proxy_mode: a.proxy_mode,
                     apiserver_port: a.apiserver_port,
-                    cluster_dns: a.cluster_dns,
+                    network: ClusterNetwork {
+                        cluster_dns: a.cluster_dns,
+                        loadbalancer_ip_ranges: vec![cluster::LB_POOL.to_string()],
+                        ..Default::default()
+                    },
                     store: a.store,
                 })
                 .await

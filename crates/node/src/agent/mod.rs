@@ -37,10 +37,9 @@ pub struct AgentConfig {
     pub kubelet_port: u16,
     /// Bearer token the API server presents to the kubelet API (`None`: no authentication).
     pub kubelet_token: Option<String>,
-    /// `--cluster-dns`: the nameserver pods with dnsPolicy ClusterFirst get.
-    pub cluster_dns: Vec<String>,
-    /// `--cluster-domain`
-    pub cluster_domain: String,
+    /// The cluster's facts: the nameserver and search path of pods with dnsPolicy ClusterFirst
+    /// (`--cluster-dns`, `--cluster-domain`).
+    pub network: svcnet_cluster::ClusterNetwork,
     /// A fixed pod CIDR (`--pod-cidr`); `None`: wait for the node IPAM controller.
     pub pod_cidr: Option<Ipv4Net>,
     /// The svcnet binary, for container shims.

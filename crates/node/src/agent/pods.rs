@@ -131,7 +131,7 @@ pub fn hostname(pod: &Pod) -> String {
 fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
     let spec = pod.spec.clone().unwrap_or_default();
     let ns = pod.namespace().unwrap_or_else(|| "default".into());
-    let domain = &shared.cfg.cluster_domain;
+    let domain = &shared.cfg.network.cluster_domain;
     let host = hostname(pod);
     let mut f = PodFiles {
         hostname: host.clone(),
@@ -153,12 +153,8 @@ fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
         "ClusterFirst" | "ClusterFirstWithHostNet"
             if !(host_network && policy == "ClusterFirst") =>
         {
-            f.nameservers = shared.cfg.cluster_dns.clone();
-            f.searches = vec![
-                format!("{ns}.svc.{domain}"),
-                format!("svc.{domain}"),
-                domain.clone(),
-            ];
+            f.nameservers = vec![shared.cfg.network.cluster_dns.to_string()];
+            f.searches = shared.cfg.network.dns_search(&ns);
             f.options = vec!["ndots:5".into()];
         }
         "None" => {}
