@@ -23,10 +23,6 @@ use crate::request::{self, Target};
 use crate::resources::ResourceInfo;
 use crate::state::AppState;
 
-pub use write::{
-    create_internal, delete_internal, update_internal, DeleteOptions, Part, WriteOptions,
-};
-
 /// Entry point for every `/api/...` and `/apis/...` resource path.
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
     let started = Instant::now();

@@ -10,10 +10,11 @@ use svcnet_api::field::{Error as FieldError, Path};
 use svcnet_api::selector::LabelSelector;
 
 use super::read::get_cached;
-use super::write::{apply_patch, update_internal, Part, PatchType};
+use super::write::{apply_patch, PatchType};
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::objmeta;
+use crate::registry::{self, Part};
 use crate::request::Target;
 use crate::state::AppState;
 
@@ -75,7 +76,7 @@ pub async fn update_scale(
     };
     let name = t.name.clone().unwrap_or_default();
     let info = t.info;
-    let (obj, _) = update_internal(
+    let (obj, _) = registry::update(
         state,
         info,
         t.namespace.as_deref(),
@@ -154,7 +155,7 @@ pub async fn bind(
     let info = t.info;
     // One write, as the binding REST's: the node, and the PodScheduled condition.
     let now = objmeta::now_rfc3339();
-    update_internal(
+    registry::update(
         state,
         info,
         t.namespace.as_deref(),
