@@ -92,7 +92,7 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(resource)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.tokens.clone(),
             auth::middleware,
         ))
         .with_state(state)
@@ -214,7 +214,7 @@ impl Server {
             store,
             cache,
             alloc,
-            tokens,
+            tokens: Arc::new(tokens),
             metrics: Metrics::new(),
             dialer: options.dialer,
             kubelet_token: Some(kubelet_token),
