@@ -33,5 +33,5 @@ pub mod tls;
 pub mod version;
 
 pub use config::Config;
-pub use server::{run, Server, ServerError, ServerOptions};
+pub use server::{Server, ServerError, ServerOptions};
 pub mod proxy;
