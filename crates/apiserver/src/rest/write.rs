@@ -2,26 +2,17 @@
 //! decode the request (body, `fieldValidation`, patch formats, `DeleteOptions`), call the
 //! [`crate::registry`], encode the answer (as kube-apiserver's `endpoints/handlers`).
 
-use std::sync::Arc;
-
+use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-use super::encode_one;
+use super::{encode_one, ResourceRequest};
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::objmeta;
-use crate::registry::{self, DeleteOptions, Part, WriteOptions};
-use crate::request::Target;
+use crate::registry::{self, DeleteOptions};
 use crate::resources::ResourceInfo;
-use crate::state::AppState;
-
-impl From<&Query> for WriteOptions {
-    fn from(q: &Query) -> Self {
-        WriteOptions { dry_run: q.dry_run }
-    }
-}
 
 /// `fieldValidation`: how unknown fields in a body are treated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,38 +92,32 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-pub async fn create(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let raw = codec::decode_body(headers, body)?;
-    let (obj, warnings) = decode_object(t.info, raw, q)?;
-    let created = registry::create(state, t.info, t.namespace.as_deref(), obj, &q.into()).await?;
+pub async fn create(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let raw = codec::decode_body(r.headers, &body)?;
+    let (obj, warnings) = decode_object(r.target.info, raw, r.query)?;
+    let created = registry::create(
+        r.state,
+        r.target.info,
+        r.namespace(),
+        obj,
+        &r.write_options(),
+    )
+    .await?;
     Ok(with_warnings(
-        encode_one(t.info, &created, rep, StatusCode::CREATED),
+        encode_one(r.target.info, &created, rep, StatusCode::CREATED),
         &warnings,
     ))
 }
 
-fn part_of(t: &Target) -> Part {
-    Part::of_subresource(t.subresource.as_deref())
-}
-
-pub async fn update(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let name = t.name.clone().unwrap_or_default();
-    let raw = codec::decode_body(headers, body)?;
-    let (obj, warnings) = decode_object(t.info, raw, q)?;
+pub async fn update(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let t = r.target;
+    let rep = r.negotiate()?;
+    let name = r.name();
+    let raw = codec::decode_body(r.headers, &body)?;
+    let (obj, warnings) = decode_object(t.info, raw, r.query)?;
     match objmeta::name(&obj) {
         Some(n) if n == name => {}
         Some(n) => {
@@ -151,14 +136,13 @@ pub async fn update(
             }
         }
     }
-    let part = part_of(t);
     let (result, created) = registry::update(
-        state,
+        r.state,
         t.info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
-        part,
-        &q.into(),
+        r.part(),
+        &r.write_options(),
         true,
         |_| Ok(obj.clone()),
     )
@@ -231,19 +215,19 @@ pub fn apply_patch(
     })
 }
 
-pub async fn patch(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let patch_type = patch_type(headers)?;
-    let patch: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let name = t.name.clone().unwrap_or_default();
-    let info = t.info;
+/// A patch document (JSON, whatever its patch format).
+pub fn decode_patch(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+}
+
+pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let patch_type = patch_type(r.headers)?;
+    let patch = decode_patch(&body)?;
+    let name = r.name();
+    let info = r.target.info;
     let explicit_rv = patch.pointer("/metadata/resourceVersion").is_some()
         || patch.as_array().is_some_and(|ops| {
             ops.iter().any(|op| {
@@ -252,12 +236,12 @@ pub async fn patch(
         });
     let mut warnings = Vec::new();
     let (result, _) = registry::update(
-        state,
+        r.state,
         info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
-        part_of(t),
-        &q.into(),
+        r.part(),
+        &r.write_options(),
         false,
         |cur| {
             let patched = apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?;
@@ -267,7 +251,7 @@ pub async fn patch(
                     objmeta::name(&patched).unwrap_or("")
                 )));
             }
-            let (mut obj, w) = decode_object(info, patched, q)?;
+            let (mut obj, w) = decode_object(info, patched, r.query)?;
             warnings = w;
             // A patch is conditional only when it names a resourceVersion itself; otherwise
             // it applies to whatever is current, and a lost race is retried (as Kubernetes).
@@ -342,44 +326,35 @@ fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<Dele
     Ok(o)
 }
 
-pub async fn delete(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let opts = delete_options(q, headers, body)?;
-    let name = t.name.clone().unwrap_or_default();
-    let (obj, _) = registry::delete(state, t.info, t.namespace.as_deref(), &name, &opts).await?;
-    Ok(encode_one(t.info, &obj, rep, StatusCode::OK))
+pub async fn delete(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let opts = delete_options(r.query, r.headers, &body)?;
+    let (obj, _) =
+        registry::delete(r.state, r.target.info, r.namespace(), &r.name(), &opts).await?;
+    Ok(encode_one(r.target.info, &obj, rep, StatusCode::OK))
 }
 
-pub async fn delete_collection(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    if !t.info.verbs.contains(&"deletecollection") {
+pub async fn delete_collection(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let info = r.target.info;
+    if !info.verbs.contains(&"deletecollection") {
         return Err(ApiError::method_not_allowed());
     }
-    let opts = delete_options(q, headers, body)?;
-    let sel = super::Selectors::parse(t.info, q)?;
+    let opts = delete_options(r.query, r.headers, &body)?;
+    let sel = super::Selectors::parse(info, r.query)?;
     let (deleted, rv) = registry::delete_collection(
-        state,
-        t.info,
-        t.namespace.as_deref(),
-        |obj| sel.matches(t.info, obj),
+        r.state,
+        info,
+        r.namespace(),
+        |obj| sel.matches(info, obj),
         &opts,
     )
     .await?;
     let list = json!({
-        "kind": t.info.list_kind,
-        "apiVersion": t.info.api_version(),
+        "kind": info.list_kind,
+        "apiVersion": info.api_version(),
         "metadata": { "resourceVersion": rv.to_string() },
         "items": deleted,
     });
