@@ -576,6 +576,24 @@ mod tests {
         fn get(&self, k: &str) -> Option<String> {
             self.0.borrow().get(k).cloned()
         }
+        /// Allocate for a new Service and hold what it claims (under its namespace/name), as
+        /// its create would.
+        fn create(&self, a: &ServiceAllocator, v: serde_json::Value) -> (Service, Claims) {
+            let mut s = svc(v);
+            let c = a.allocate_create(&mut s, &|k| self.get(k)).unwrap();
+            let owner = format!(
+                "{}/{}",
+                s.metadata.namespace.as_deref().unwrap_or(""),
+                s.metadata.name.as_deref().unwrap_or("")
+            );
+            self.apply(&c, &owner);
+            (s, c)
+        }
+        /// The error that refuses a new Service.
+        fn refused(&self, a: &ServiceAllocator, v: serde_json::Value) -> ApiError {
+            a.allocate_create(&mut svc(v), &|k| self.get(k))
+                .unwrap_err()
+        }
     }
 
     #[test]
@@ -593,30 +611,28 @@ mod tests {
     fn requested_ip_honoured_then_refused() {
         let a = alloc();
         let held = Held::new();
-        let h = |k: &str| held.get(k);
-        let mut s = svc(
+        let (_, c) = held.create(
+            &a,
             serde_json::json!({"metadata": {"name": "a", "namespace": "default"},
             "spec": {"clusterIP": "10.97.1.1", "ports": [{"port": 80}]}}),
         );
-        let c = a.allocate_create(&mut s, &h).unwrap();
         assert_eq!(c.claim[0].0, "/registry/svcnet/clusterips/10.97.1.1");
         assert!(!c.has_random);
-        held.apply(&c, "default/a");
-        let mut s2 = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "b", "namespace": "default"},
             "spec": {"clusterIP": "10.97.1.1", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s2, &h).unwrap_err();
         assert_eq!(err.code, 422);
         assert_eq!(
             err.message,
             r#"Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.97.1.1"}: failed to allocate IP 10.97.1.1: provided IP is already allocated"#
         );
-        let mut s3 = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "c", "namespace": "default"},
             "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s3, &h).unwrap_err();
         assert!(err.message.ends_with(
             "failed to allocate IP 10.0.0.1: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
         ));
@@ -628,11 +644,11 @@ mod tests {
         let held = Held::new();
         let h = |k: &str| held.get(k);
         for i in 0..200 {
-            let mut s = svc(
+            let (s, _) = held.create(
+                &a,
                 serde_json::json!({"metadata": {"name": format!("s{i}"), "namespace": "default"},
                 "spec": {"ports": [{"port": 80}]}}),
             );
-            let c = a.allocate_create(&mut s, &h).unwrap();
             let ip: Ipv4Addr = s
                 .spec
                 .as_ref()
@@ -646,7 +662,6 @@ mod tests {
                 u32::from(ip) >= u32::from(Ipv4Addr::new(10, 96, 1, 1)),
                 "{ip} is in the static band"
             );
-            held.apply(&c, &format!("default/s{i}"));
         }
         assert_eq!(held.0.borrow().len(), 200);
         let mut s = svc(
@@ -661,14 +676,13 @@ mod tests {
         let a = alloc();
         let held = Held::new();
         let h = |k: &str| held.get(k);
-        let mut s = svc(
+        let (s, _) = held.create(
+            &a,
             serde_json::json!({"metadata": {"name": "np", "namespace": "default"},
             "spec": {"type": "NodePort", "clusterIP": "10.96.5.5",
                      "ports": [{"name": "a", "port": 80, "nodePort": 30002}, {"name": "dns", "port": 53, "protocol": "UDP"},
                                {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}),
         );
-        let c = a.allocate_create(&mut s, &h).unwrap();
-        held.apply(&c, "default/np");
         let ports = s.spec.as_ref().unwrap().ports.as_ref().unwrap();
         assert_eq!(ports[0].node_port, Some(30002));
         assert_eq!(
@@ -680,23 +694,19 @@ mod tests {
             (30086..=32767).contains(&random),
             "{random} outside the dynamic band"
         );
-        // Another service asking for 30002 is refused with Kubernetes' message.
-        let mut s2 = svc(
-            serde_json::json!({"metadata": {"name": "np2", "namespace": "default"},
-            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30002}]}}),
-        );
-        let err = a.allocate_create(&mut s2, &h).unwrap_err();
-        assert!(err.message.ends_with(
-            "spec.ports[0].nodePort: Invalid value: 30002: provided port is already allocated"
-        ));
-        let mut s3 = svc(
-            serde_json::json!({"metadata": {"name": "np3", "namespace": "default"},
-            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}}),
-        );
-        let err = a.allocate_create(&mut s3, &h).unwrap_err();
-        assert!(err.message.ends_with(
-            "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"
-        ));
+        // Another service asking for 30002, or for a port outside the range, is refused with
+        // Kubernetes' message.
+        for (name, node_port, message) in [
+            ("np2", 30002, "spec.ports[0].nodePort: Invalid value: 30002: provided port is already allocated"),
+            ("np3", 80, "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+        ] {
+            let err = held.refused(
+                &a,
+                serde_json::json!({"metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]}}),
+            );
+            assert!(err.message.ends_with(message));
+        }
         // Type change to ClusterIP releases every node port.
         let old = s.clone();
         let mut new = s.clone();
@@ -725,20 +735,18 @@ mod tests {
     fn exhausted_node_ports_are_a_500() {
         let a = ServiceAllocator::new("10.96.0.0/12".parse().unwrap(), (30000, 30001));
         let held = Held::new();
-        let h = |k: &str| held.get(k);
         for i in 0..2 {
-            let mut s = svc(
+            held.create(
+                &a,
                 serde_json::json!({"metadata": {"name": format!("n{i}"), "namespace": "d"},
                 "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
             );
-            let c = a.allocate_create(&mut s, &h).unwrap();
-            held.apply(&c, &format!("d/n{i}"));
         }
-        let mut s = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "x", "namespace": "d"},
             "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s, &h).unwrap_err();
         assert_eq!(
             (err.code, err.message.as_str()),
             (
