@@ -5,11 +5,18 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams};
 use support::ApiServer;
+
+/// Creates each of the 8 writers makes at most: 1,200 Services, 600 of them NodePort, so the
+/// 2,768-port range keeps room for the 200 NodePort Services made after the restart however
+/// fast the machine is (a burst bounded by time filled the range on a quiet machine).
+const CREATES_PER_WRITER: usize = 150;
+/// The server is killed once this many creates are acknowledged: mid-burst on any machine.
+const KILL_AFTER_ACKED: usize = 100;
 
 fn svc(name: &str, node_port: bool) -> Service {
     serde_json::from_value(serde_json::json!({
@@ -46,7 +53,7 @@ async fn kill9_during_creates_loses_nothing_acknowledged() {
         let api = api.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
-            for i in 0.. {
+            for i in 0..CREATES_PER_WRITER {
                 let name = format!("w{w}-{i}");
                 match api
                     .create(&PostParams::default(), &svc(&name, i % 2 == 0))
@@ -58,8 +65,19 @@ async fn kill9_during_creates_loses_nothing_acknowledged() {
             }
         }));
     }
-    // Let the burst run, then crash the server mid-flight.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let the burst run, then crash the server mid-flight: after a count of acknowledged
+    // creates, not a time, so the burst is the same on a quiet machine and on a loaded one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = acked.lock().unwrap().len();
+        if n >= KILL_AFTER_ACKED
+            || Instant::now() > deadline
+            || tasks.iter().all(|t| t.is_finished())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     s.kill9();
     for t in tasks {
         let _ = t.await;

@@ -205,11 +205,7 @@ async fn api_basics_on_etcd() {
     // The watch saw every change, in order, with increasing resourceVersions.
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), watch.next())
-            .await
-            .expect("watch stalled")
-            .unwrap()
-            .unwrap();
+        let ev = next_event(&mut watch).await.unwrap().unwrap();
         match ev {
             WatchEvent::Added(s) => seen.push((
                 "ADDED",
@@ -292,6 +288,33 @@ async fn create_many(
     retries.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+type ServiceWatch = futures::stream::BoxStream<'static, kube::Result<WatchEvent<Service>>>;
+
+/// A watch of `api`'s Services from its current resourceVersion (a one-item list tells it), and
+/// that resourceVersion.
+async fn watch_from_now(api: &Api<Service>, timeout: u32) -> (String, ServiceWatch) {
+    let from = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let w = api
+        .watch(&WatchParams::default().timeout(timeout), &from)
+        .await
+        .unwrap()
+        .boxed();
+    (from, w)
+}
+
+/// The next event of a watch; one that does not come within 10 s fails the test.
+async fn next_event(w: &mut ServiceWatch) -> Option<kube::Result<WatchEvent<Service>>> {
+    tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("watch stalled")
+}
+
 /// Every Service listed through `api` (`expect` of them, `node_ports` NodePorts): ClusterIPs and
 /// NodePorts must all be distinct.
 async fn assert_unique_allocations(api: &Api<Service>, expect: usize, node_ports: usize) {
@@ -368,27 +391,12 @@ async fn several_apiservers_on_one_etcd_cluster() {
     assert_eq!(count("/registry/svcnet/nodeports/").await, 1000);
 
     // A watch on A sees a write made through C.
-    let from = ca
-        .list(&ListParams::default().limit(1))
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut wa = ca
-        .watch(&WatchParams::default().timeout(60), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let (_, mut wa) = watch_from_now(&ca, 60).await;
     let made = cc
         .create(&PostParams::default(), &svc("through-c", false))
         .await
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), wa.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let ev = next_event(&mut wa).await.unwrap().unwrap();
     match ev {
         WatchEvent::Added(s) => {
             assert_eq!(s.metadata.name.as_deref(), Some("through-c"));
@@ -421,18 +429,7 @@ async fn several_apiservers_on_one_etcd_cluster() {
         while rf.try_next().await.ok().flatten().is_some() {}
     });
     reader.wait_until_ready().await.unwrap();
-    let from = ca
-        .list(&ListParams::default().limit(1))
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut w = ca
-        .watch(&WatchParams::default().timeout(120), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let (from, mut w) = watch_from_now(&ca, 120).await;
 
     // A writer through B and C, while A is killed mid-stream.
     let writer = {
@@ -456,10 +453,7 @@ async fn several_apiservers_on_one_etcd_cluster() {
     let mut last_rv: i64 = from.parse().unwrap();
     // Read some events from A, then kill it.
     while seen.len() < 20 {
-        match tokio::time::timeout(Duration::from_secs(10), w.next())
-            .await
-            .unwrap()
-        {
+        match next_event(&mut w).await {
             Some(Ok(WatchEvent::Added(s))) => {
                 last_rv = rv_of(&s.metadata);
                 seen.push((s.metadata.name.unwrap(), last_rv));
@@ -471,10 +465,7 @@ async fn several_apiservers_on_one_etcd_cluster() {
     a.kill9();
     // The stream from A ends (possibly after buffered events, which count as seen).
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), w.next())
-            .await
-            .unwrap()
-        {
+        match next_event(&mut w).await {
             Some(Ok(WatchEvent::Added(s))) => {
                 last_rv = rv_of(&s.metadata);
                 seen.push((s.metadata.name.unwrap(), last_rv));
@@ -493,10 +484,7 @@ async fn several_apiservers_on_one_etcd_cluster() {
         .boxed();
     let names = writer.await.unwrap();
     while seen.len() < names.len() {
-        match tokio::time::timeout(Duration::from_secs(10), w.next())
-            .await
-            .unwrap()
-        {
+        match next_event(&mut w).await {
             Some(Ok(WatchEvent::Added(s))) => {
                 seen.push((s.metadata.name.clone().unwrap(), rv_of(&s.metadata)))
             }

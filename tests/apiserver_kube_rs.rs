@@ -162,10 +162,9 @@ async fn gone_resource_version_makes_the_watcher_relist() {
     task.abort();
 }
 
-#[test]
-fn raw_watch_semantics() {
-    let s = ApiServer::start_with(&["--watch-cache-size", "5"]);
-    for i in 0..3 {
+/// ClusterIP Services `w<i>` (TCP 80) for each `i` of `range`, made by kubectl.
+fn create_services(s: &ApiServer, range: std::ops::Range<usize>) {
+    for i in range {
         s.kubectl_ok(&[
             "create",
             "service",
@@ -174,6 +173,12 @@ fn raw_watch_semantics() {
             "--tcp=80",
         ]);
     }
+}
+
+#[test]
+fn raw_watch_semantics() {
+    let s = ApiServer::start_with(&["--watch-cache-size", "5"]);
+    create_services(&s, 0..3);
     // sendInitialEvents: the current state, then a BOOKMARK marking its end.
     let (code, body) = s.curl_auth(
         &["--max-time", "20"],
@@ -196,15 +201,7 @@ fn raw_watch_semantics() {
     );
 
     // A resourceVersion older than the window: an in-stream ERROR with 410 Expired.
-    for i in 3..12 {
-        s.kubectl_ok(&[
-            "create",
-            "service",
-            "clusterip",
-            &format!("w{i}"),
-            "--tcp=80",
-        ]);
-    }
+    create_services(&s, 3..12);
     let (code, body) = s.curl_auth(
         &["--max-time", "20"],
         "/api/v1/namespaces/default/services?watch=1&resourceVersion=2&timeoutSeconds=5",

@@ -8,7 +8,20 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{eventually, seed, table, ApiServer};
+use support::{assert_success, cells, eventually, seed, table, ApiServer};
+
+/// `kubectl get svc web -o jsonpath=<template>`.
+fn web_jsonpath(s: &ApiServer, template: &str) -> String {
+    s.kubectl_ok(&["get", "svc", "web", "-o", &format!("jsonpath={template}")])
+}
+
+/// `kubectl patch svc web <flags> -p <patch>`: stdout.
+fn patch_web(s: &ApiServer, flags: &[&str], patch: &str) -> String {
+    let mut args = vec!["patch", "svc", "web"];
+    args.extend_from_slice(flags);
+    args.extend(["-p", patch]);
+    s.kubectl_ok(&args)
+}
 
 fn create_seeds(s: &ApiServer) {
     s.kubectl_ok(&["create", "namespace", "shield"]);
@@ -68,34 +81,23 @@ fn seeds_create_get_wide_and_describe() {
     };
     let k = row("kubernetes");
     assert_eq!(
-        (
-            k["TYPE"].as_str(),
-            k["CLUSTER-IP"].as_str(),
-            k["EXTERNAL-IP"].as_str(),
-            k["PORT(S)"].as_str(),
-            k["SELECTOR"].as_str()
+        cells(
+            &k,
+            &["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "SELECTOR"]
         ),
-        ("ClusterIP", "10.96.0.1", "<none>", "443/TCP", "<none>")
+        ["ClusterIP", "10.96.0.1", "<none>", "443/TCP", "<none>"]
     );
     let c = row("service-clusterip");
     assert_eq!(
-        (
-            c["TYPE"].as_str(),
-            c["CLUSTER-IP"].as_str(),
-            c["PORT(S)"].as_str(),
-            c["SELECTOR"].as_str()
-        ),
-        ("ClusterIP", "10.97.1.1", "80/TCP", "app=service-env")
+        cells(&c, &["TYPE", "CLUSTER-IP", "PORT(S)", "SELECTOR"]),
+        ["ClusterIP", "10.97.1.1", "80/TCP", "app=service-env"]
     );
     let h = row("service-headliness");
-    assert_eq!(
-        (h["CLUSTER-IP"].as_str(), h["PORT(S)"].as_str()),
-        ("None", "80/TCP")
-    );
+    assert_eq!(cells(&h, &["CLUSTER-IP", "PORT(S)"]), ["None", "80/TCP"]);
     let n = row("service-nodeport");
     assert_eq!(
-        (n["TYPE"].as_str(), n["PORT(S)"].as_str()),
-        ("NodePort", "80:30002/TCP")
+        cells(&n, &["TYPE", "PORT(S)"]),
+        ["NodePort", "80:30002/TCP"]
     );
     let ip: std::net::Ipv4Addr = n["CLUSTER-IP"].parse().unwrap();
     assert!(
@@ -104,13 +106,8 @@ fn seeds_create_get_wide_and_describe() {
     );
     let e = row("service-externalname");
     assert_eq!(
-        (
-            e["TYPE"].as_str(),
-            e["CLUSTER-IP"].as_str(),
-            e["EXTERNAL-IP"].as_str(),
-            e["PORT(S)"].as_str()
-        ),
-        ("ExternalName", "<none>", "www.baidu.com", "<none>")
+        cells(&e, &["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]),
+        ["ExternalName", "<none>", "www.baidu.com", "<none>"]
     );
     assert!(c["AGE"].ends_with('s'), "age like 5s: {}", c["AGE"]);
 
@@ -120,12 +117,8 @@ fn seeds_create_get_wide_and_describe() {
     let out = s.kubectl_ok(&["get", "pods", "-n", "shield", "--show-labels"]);
     let pod = &table(&out)[0];
     assert_eq!(
-        (
-            pod["NAME"].as_str(),
-            pod["STATUS"].as_str(),
-            pod["LABELS"].as_str()
-        ),
-        ("triskelion", "Pending", "env=marvel")
+        cells(pod, &["NAME", "STATUS", "LABELS"]),
+        ["triskelion", "Pending", "env=marvel"]
     );
 
     // describe, as in the seeds (Endpoints are filled by the controllers, issue 3).
@@ -142,19 +135,23 @@ fn seeds_create_get_wide_and_describe() {
             .map(|(_, v)| v.as_str())
             .unwrap_or_else(|| panic!("no {k} in\n{out}"))
     };
-    assert_eq!(get("Name"), "service-clusterip");
-    assert_eq!(get("Namespace"), "default");
-    assert_eq!(get("Labels"), "<none>");
-    assert_eq!(get("Selector"), "app=service-env");
-    assert_eq!(get("Type"), "ClusterIP");
-    assert_eq!(get("IP Family Policy"), "SingleStack");
-    assert_eq!(get("IP Families"), "IPv4");
-    assert_eq!(get("IP"), "10.97.1.1");
-    assert_eq!(get("IPs"), "10.97.1.1");
-    assert_eq!(get("Port"), "<unset>  80/TCP");
-    assert_eq!(get("TargetPort"), "80/TCP");
-    assert_eq!(get("Session Affinity"), "None");
-    assert_eq!(get("Events"), "<none>");
+    for (field, want) in [
+        ("Name", "service-clusterip"),
+        ("Namespace", "default"),
+        ("Labels", "<none>"),
+        ("Selector", "app=service-env"),
+        ("Type", "ClusterIP"),
+        ("IP Family Policy", "SingleStack"),
+        ("IP Families", "IPv4"),
+        ("IP", "10.97.1.1"),
+        ("IPs", "10.97.1.1"),
+        ("Port", "<unset>  80/TCP"),
+        ("TargetPort", "80/TCP"),
+        ("Session Affinity", "None"),
+        ("Events", "<none>"),
+    ] {
+        assert_eq!(get(field), want, "{field}");
+    }
 
     let out = s.kubectl_ok(&["describe", "svc", "service-headliness"]);
     assert!(
@@ -247,7 +244,7 @@ fn apply_twice_then_edit_patch_delete() {
         s.kubectl_ok(&["apply", "-f", f]).trim(),
         "service/web unchanged"
     );
-    let ip = s.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let ip = web_jsonpath(&s, "{.spec.clusterIP}");
 
     // Change the file: a second port and a new label; apply merges, keeping the allocated IP.
     let changed = WEB.replace("    tier: front\n", "    tier: front\n    team: a\n")
@@ -257,13 +254,10 @@ fn apply_twice_then_edit_patch_delete() {
         s.kubectl_ok(&["apply", "-f", f]).trim(),
         "service/web configured"
     );
-    let out = s.kubectl_ok(&[
-        "get",
-        "svc",
-        "web",
-        "-o",
-        "jsonpath={.spec.clusterIP} {.metadata.labels.team} {.spec.ports[*].port}",
-    ]);
+    let out = web_jsonpath(
+        &s,
+        "{.spec.clusterIP} {.metadata.labels.team} {.spec.ports[*].port}",
+    );
     assert_eq!(out, format!("{ip} a 80 9090"));
     // Remove the port again: apply deletes it (strategic merge with $setElementOrder).
     std::fs::write(&file, WEB).unwrap();
@@ -272,65 +266,42 @@ fn apply_twice_then_edit_patch_delete() {
         "service/web configured"
     );
     assert_eq!(
-        s.kubectl_ok(&[
-            "get",
-            "svc",
-            "web",
-            "-o",
-            "jsonpath={.spec.ports[*].port} {.metadata.labels}"
-        ]),
+        web_jsonpath(&s, "{.spec.ports[*].port} {.metadata.labels}"),
         "80 {\"tier\":\"front\"}"
     );
 
     // kubectl patch: strategic (default), merge and json.
     assert_eq!(
-        s.kubectl_ok(&[
-            "patch",
-            "svc",
-            "web",
-            "-p",
+        patch_web(
+            &s,
+            &[],
             r#"{"spec":{"ports":[{"port":80,"targetPort":9000}]}}"#
-        ])
+        )
         .trim(),
         "service/web patched"
     );
     assert_eq!(
-        s.kubectl_ok(&[
-            "get",
-            "svc",
-            "web",
-            "-o",
-            "jsonpath={.spec.ports[0].targetPort} {.spec.ports[0].name}"
-        ]),
+        web_jsonpath(&s, "{.spec.ports[0].targetPort} {.spec.ports[0].name}"),
         "9000 http"
     );
-    s.kubectl_ok(&[
-        "patch",
-        "svc",
-        "web",
-        "--type=merge",
-        "-p",
+    patch_web(
+        &s,
+        &["--type=merge"],
         r#"{"metadata":{"annotations":{"note":"hi"}}}"#,
-    ]);
-    s.kubectl_ok(&[
-        "patch",
-        "svc",
-        "web",
-        "--type=json",
-        "-p",
+    );
+    patch_web(
+        &s,
+        &["--type=json"],
         r#"[{"op":"replace","path":"/spec/sessionAffinity","value":"ClientIP"}]"#,
-    ]);
-    let out = s.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.metadata.annotations.note} {.spec.sessionAffinity} {.spec.sessionAffinityConfig.clientIP.timeoutSeconds}"]);
+    );
+    let out = web_jsonpath(&s, "{.metadata.annotations.note} {.spec.sessionAffinity} {.spec.sessionAffinityConfig.clientIP.timeoutSeconds}");
     assert_eq!(out, "hi ClientIP 10800");
     // A patch that changes nothing is "no change".
-    let out = s.kubectl_ok(&[
-        "patch",
-        "svc",
-        "web",
-        "--type=merge",
-        "-p",
+    let out = patch_web(
+        &s,
+        &["--type=merge"],
         r#"{"metadata":{"annotations":{"note":"hi"}}}"#,
-    ]);
+    );
     assert_eq!(out.trim(), "service/web patched (no change)");
 
     // kubectl edit, with an editor that rewrites the port.
@@ -350,19 +321,12 @@ fn apply_twice_then_edit_patch_delete() {
         .env("KUBE_EDITOR", &editor)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "service/web edited"
     );
-    assert_eq!(
-        s.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].port}"]),
-        "8081"
-    );
+    assert_eq!(web_jsonpath(&s, "{.spec.ports[0].port}"), "8081");
 
     // Optimistic concurrency: a replace with a stale resourceVersion is a conflict.
     let stale = s.kubectl_ok(&["get", "svc", "web", "-o", "json"]);
@@ -387,11 +351,7 @@ fn apply_twice_then_edit_patch_delete() {
     // Its ClusterIP is free again: a new Service can ask for it.
     let again = WEB.replace("spec:\n", &format!("spec:\n  clusterIP: {ip}\n"));
     let out = s.kubectl_stdin(&["create", "-f", "-"], &again);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 }
 
 #[test]
@@ -546,11 +506,7 @@ fn expose_scale_selectors_and_events() {
         "source":{{"component":"test"}},"count":1}}"#
     );
     let out = s.kubectl_stdin(&["create", "-f", "-"], &event);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = s.kubectl_ok(&[
         "get",
         "events",

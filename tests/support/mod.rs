@@ -347,6 +347,24 @@ pub fn table(out: &str) -> Vec<std::collections::BTreeMap<String, String>> {
         .collect()
 }
 
+/// A command that must have succeeded; its stderr says why not.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cells of `row` (a row of [`table`]) under `columns`, in that order.
+pub fn cells<'a>(
+    row: &'a std::collections::BTreeMap<String, String>,
+    columns: &[&str],
+) -> Vec<&'a str> {
+    columns.iter().map(|c| row[*c].as_str()).collect()
+}
+
 /// Plays the node agent for controller tests that run no nodes: every pod without an IP gets
 /// one (10.244.<n>) and turns Running and Ready, through the pods' status as a kubelet reports
 /// it. Stops when the returned handle is aborted or dropped with the runtime.

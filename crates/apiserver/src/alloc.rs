@@ -74,6 +74,40 @@ pub fn owner_from_value(value: &serde_json::Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// One Service's allocation in progress: who holds what (per the store), which Service asks,
+/// and the claims so far.
+struct Pass<'a> {
+    holder: Holder<'a>,
+    owner: String,
+    claims: Claims,
+}
+
+impl<'a> Pass<'a> {
+    fn new(svc: &Service, holder: Holder<'a>) -> Self {
+        Pass {
+            holder,
+            owner: owner_of(svc),
+            claims: Claims::default(),
+        }
+    }
+
+    /// Who holds `key`, if anyone.
+    fn holder_of(&self, key: &str) -> Option<String> {
+        (self.holder)(key)
+    }
+
+    /// Claim `key` for this Service.
+    fn claim(&mut self, key: String) {
+        self.claims.claim.push((key, owner_value(&self.owner)));
+    }
+
+    /// Claim `key`, a value picked automatically (a conflict on it is retried).
+    fn claim_random(&mut self, key: String) {
+        self.claim(key);
+        self.claims.has_random = true;
+    }
+}
+
 /// The size of the static band of a range of `size` values (Kubernetes' formula).
 fn static_band(size: u64, min: u64, max: u64, step: u64) -> u64 {
     (size / step).clamp(min, max).min(size)
@@ -150,12 +184,11 @@ impl ServiceAllocator {
     /// Allocate what a new Service needs; fills `spec.clusterIP(s)`, nodePorts and
     /// healthCheckNodePort. Errors are Kubernetes' (422 for a requested value, 500 when full).
     pub fn allocate_create(&self, svc: &mut Service, holder: Holder) -> ApiResult<Claims> {
-        let owner = owner_of(svc);
-        let mut claims = Claims::default();
-        self.alloc_cluster_ips(svc, holder, &owner, &mut claims)?;
-        self.alloc_node_ports(svc, None, holder, &owner, &mut claims)?;
-        self.alloc_health_check_port(svc, None, holder, &owner, &mut claims)?;
-        Ok(claims)
+        let mut pass = Pass::new(svc, holder);
+        self.alloc_cluster_ips(svc, &mut pass)?;
+        self.alloc_node_ports(svc, None, &mut pass)?;
+        self.alloc_health_check_port(svc, None, &mut pass)?;
+        Ok(pass.claims)
     }
 
     /// Allocate and release what an update changes (type changes, ports added or removed).
@@ -166,20 +199,19 @@ impl ServiceAllocator {
         old: &Service,
         holder: Holder,
     ) -> ApiResult<Claims> {
-        let owner = owner_of(new);
-        let mut claims = Claims::default();
+        let mut pass = Pass::new(new, holder);
         let old_type = service_type(old);
         let new_type = service_type(new);
         if old_type == "ExternalName" && new_type != "ExternalName" {
-            self.alloc_cluster_ips(new, holder, &owner, &mut claims)?;
+            self.alloc_cluster_ips(new, &mut pass)?;
         } else if old_type != "ExternalName" && new_type == "ExternalName" {
             for ip in allocated_ips(old) {
-                claims.release.push(cluster_ip_key(&ip));
+                pass.claims.release.push(cluster_ip_key(&ip));
             }
         }
-        self.alloc_node_ports(new, Some(old), holder, &owner, &mut claims)?;
-        self.alloc_health_check_port(new, Some(old), holder, &owner, &mut claims)?;
-        Ok(claims)
+        self.alloc_node_ports(new, Some(old), &mut pass)?;
+        self.alloc_health_check_port(new, Some(old), &mut pass)?;
+        Ok(pass.claims)
     }
 
     /// Everything a deleted Service held.
@@ -204,13 +236,7 @@ impl ServiceAllocator {
         claims
     }
 
-    fn alloc_cluster_ips(
-        &self,
-        svc: &mut Service,
-        holder: Holder,
-        owner: &str,
-        claims: &mut Claims,
-    ) -> ApiResult<()> {
+    fn alloc_cluster_ips(&self, svc: &mut Service, pass: &mut Pass) -> ApiResult<()> {
         if service_type(svc) == "ExternalName" {
             return Ok(());
         }
@@ -254,25 +280,20 @@ impl ServiceAllocator {
                         self.cidr
                     )));
                 }
-                match holder(&cluster_ip_key(&ip.to_string())) {
-                    Some(h) if h != owner => {
+                match pass.holder_of(&cluster_ip_key(&ip.to_string())) {
+                    Some(h) if h != pass.owner => {
                         return Err(field_err("provided IP is already allocated".into()))
                     }
                     Some(_) => {}
-                    None => claims
-                        .claim
-                        .push((cluster_ip_key(&ip.to_string()), owner_value(owner))),
+                    None => pass.claim(cluster_ip_key(&ip.to_string())),
                 }
                 ip
             }
             None => {
-                let ip = self.next_ip(holder, &[]).ok_or_else(|| {
+                let ip = self.next_ip(pass.holder, &[]).ok_or_else(|| {
                     ApiError::internal("failed to allocate a serviceIP: range is full")
                 })?;
-                claims
-                    .claim
-                    .push((cluster_ip_key(&ip.to_string()), owner_value(owner)));
-                claims.has_random = true;
+                pass.claim_random(cluster_ip_key(&ip.to_string()));
                 ip
             }
         };
@@ -286,8 +307,7 @@ impl ServiceAllocator {
         name: &str,
         path: Path,
         port: i32,
-        holder: Holder,
-        owner: &str,
+        pass: &Pass,
     ) -> ApiResult<bool> {
         let err = |detail: String| {
             ApiError::invalid_kind(
@@ -303,8 +323,8 @@ impl ServiceAllocator {
                 self.port_min, self.port_max
             )));
         }
-        match holder(&node_port_key(port)) {
-            Some(h) if h != owner => Err(err("provided port is already allocated".into())),
+        match pass.holder_of(&node_port_key(port)) {
+            Some(h) if h != pass.owner => Err(err("provided port is already allocated".into())),
             Some(_) => Ok(false),
             None => Ok(true),
         }
@@ -314,9 +334,7 @@ impl ServiceAllocator {
         &self,
         svc: &mut Service,
         old: Option<&Service>,
-        holder: Holder,
-        owner: &str,
-        claims: &mut Claims,
+        pass: &mut Pass,
     ) -> ApiResult<()> {
         let name = svc.metadata.name.clone().unwrap_or_default();
         let old_ports: Vec<i32> = old.map(node_ports).unwrap_or_default();
@@ -324,7 +342,7 @@ impl ServiceAllocator {
         if !wants {
             // Moving away from NodePort/LoadBalancer releases every node port held.
             for p in &old_ports {
-                claims.release.push(node_port_key(*p));
+                pass.claims.release.push(node_port_key(*p));
             }
             return Ok(());
         }
@@ -342,10 +360,8 @@ impl ServiceAllocator {
                 if requested != 0 {
                     if !old_ports.contains(&requested) && !claimed_here.contains(&requested) {
                         let path = Path::new("spec").child("ports").index(i).child("nodePort");
-                        if self.check_requested_port(&name, path, requested, holder, owner)? {
-                            claims
-                                .claim
-                                .push((node_port_key(requested), owner_value(owner)));
+                        if self.check_requested_port(&name, path, requested, pass)? {
+                            pass.claim(node_port_key(requested));
                         }
                         claimed_here.push(requested);
                     }
@@ -356,11 +372,10 @@ impl ServiceAllocator {
                     sp.node_port = Some(*shared);
                     continue;
                 }
-                let port = self.next_port(holder, &claimed_here).ok_or_else(|| {
+                let port = self.next_port(pass.holder, &claimed_here).ok_or_else(|| {
                     ApiError::internal("failed to allocate a nodePort: range is full")
                 })?;
-                claims.claim.push((node_port_key(port), owner_value(owner)));
-                claims.has_random = true;
+                pass.claim_random(node_port_key(port));
                 claimed_here.push(port);
                 by_service_port.insert(sp.port, port);
                 sp.node_port = Some(port);
@@ -369,7 +384,7 @@ impl ServiceAllocator {
         let now = node_ports(svc);
         for p in old_ports {
             if !now.contains(&p) {
-                claims.release.push(node_port_key(p));
+                pass.claims.release.push(node_port_key(p));
             }
         }
         Ok(())
@@ -379,9 +394,7 @@ impl ServiceAllocator {
         &self,
         svc: &mut Service,
         old: Option<&Service>,
-        holder: Holder,
-        owner: &str,
-        claims: &mut Claims,
+        pass: &mut Pass,
     ) -> ApiResult<()> {
         let needed_before = old.is_some_and(needs_health_check);
         let old_port = old
@@ -394,7 +407,7 @@ impl ServiceAllocator {
         match (needed_before, needs) {
             (true, false) => {
                 if old_port != 0 {
-                    claims.release.push(node_port_key(old_port));
+                    pass.claims.release.push(node_port_key(old_port));
                 }
                 spec.health_check_node_port = None;
             }
@@ -403,7 +416,9 @@ impl ServiceAllocator {
                 if requested != 0 {
                     let free = requested >= self.port_min
                         && requested <= self.port_max
-                        && holder(&node_port_key(requested)).is_none_or(|h| h == owner);
+                        && pass
+                            .holder_of(&node_port_key(requested))
+                            .is_none_or(|h| h == pass.owner);
                     if !free {
                         let why = if requested < self.port_min || requested > self.port_max {
                             format!(
@@ -417,19 +432,16 @@ impl ServiceAllocator {
                             "failed to allocate requested HealthCheck NodePort {requested}: {why}"
                         )));
                     }
-                    if holder(&node_port_key(requested)).is_none() {
-                        claims
-                            .claim
-                            .push((node_port_key(requested), owner_value(owner)));
+                    if pass.holder_of(&node_port_key(requested)).is_none() {
+                        pass.claim(node_port_key(requested));
                     }
                 } else {
-                    let port = self.next_port(holder, &taken_here).ok_or_else(|| {
+                    let port = self.next_port(pass.holder, &taken_here).ok_or_else(|| {
                         ApiError::internal(
                             "failed to allocate a HealthCheck NodePort 0: range is full",
                         )
                     })?;
-                    claims.claim.push((node_port_key(port), owner_value(owner)));
-                    claims.has_random = true;
+                    pass.claim_random(node_port_key(port));
                     spec.health_check_node_port = Some(port);
                 }
             }
@@ -576,6 +588,19 @@ mod tests {
         fn get(&self, k: &str) -> Option<String> {
             self.0.borrow().get(k).cloned()
         }
+        /// Allocate for a new Service and hold what it claims (under its namespace/name), as
+        /// its create would.
+        fn create(&self, a: &ServiceAllocator, v: serde_json::Value) -> (Service, Claims) {
+            let mut s = svc(v);
+            let c = a.allocate_create(&mut s, &|k| self.get(k)).unwrap();
+            self.apply(&c, &owner_of(&s));
+            (s, c)
+        }
+        /// The error that refuses a new Service.
+        fn refused(&self, a: &ServiceAllocator, v: serde_json::Value) -> ApiError {
+            a.allocate_create(&mut svc(v), &|k| self.get(k))
+                .unwrap_err()
+        }
     }
 
     #[test]
@@ -593,30 +618,28 @@ mod tests {
     fn requested_ip_honoured_then_refused() {
         let a = alloc();
         let held = Held::new();
-        let h = |k: &str| held.get(k);
-        let mut s = svc(
+        let (_, c) = held.create(
+            &a,
             serde_json::json!({"metadata": {"name": "a", "namespace": "default"},
             "spec": {"clusterIP": "10.97.1.1", "ports": [{"port": 80}]}}),
         );
-        let c = a.allocate_create(&mut s, &h).unwrap();
         assert_eq!(c.claim[0].0, "/registry/svcnet/clusterips/10.97.1.1");
         assert!(!c.has_random);
-        held.apply(&c, "default/a");
-        let mut s2 = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "b", "namespace": "default"},
             "spec": {"clusterIP": "10.97.1.1", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s2, &h).unwrap_err();
         assert_eq!(err.code, 422);
         assert_eq!(
             err.message,
             r#"Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.97.1.1"}: failed to allocate IP 10.97.1.1: provided IP is already allocated"#
         );
-        let mut s3 = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "c", "namespace": "default"},
             "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s3, &h).unwrap_err();
         assert!(err.message.ends_with(
             "failed to allocate IP 10.0.0.1: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
         ));
@@ -628,11 +651,11 @@ mod tests {
         let held = Held::new();
         let h = |k: &str| held.get(k);
         for i in 0..200 {
-            let mut s = svc(
+            let (s, _) = held.create(
+                &a,
                 serde_json::json!({"metadata": {"name": format!("s{i}"), "namespace": "default"},
                 "spec": {"ports": [{"port": 80}]}}),
             );
-            let c = a.allocate_create(&mut s, &h).unwrap();
             let ip: Ipv4Addr = s
                 .spec
                 .as_ref()
@@ -646,7 +669,6 @@ mod tests {
                 u32::from(ip) >= u32::from(Ipv4Addr::new(10, 96, 1, 1)),
                 "{ip} is in the static band"
             );
-            held.apply(&c, &format!("default/s{i}"));
         }
         assert_eq!(held.0.borrow().len(), 200);
         let mut s = svc(
@@ -661,14 +683,13 @@ mod tests {
         let a = alloc();
         let held = Held::new();
         let h = |k: &str| held.get(k);
-        let mut s = svc(
+        let (s, _) = held.create(
+            &a,
             serde_json::json!({"metadata": {"name": "np", "namespace": "default"},
             "spec": {"type": "NodePort", "clusterIP": "10.96.5.5",
                      "ports": [{"name": "a", "port": 80, "nodePort": 30002}, {"name": "dns", "port": 53, "protocol": "UDP"},
                                {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}),
         );
-        let c = a.allocate_create(&mut s, &h).unwrap();
-        held.apply(&c, "default/np");
         let ports = s.spec.as_ref().unwrap().ports.as_ref().unwrap();
         assert_eq!(ports[0].node_port, Some(30002));
         assert_eq!(
@@ -680,23 +701,19 @@ mod tests {
             (30086..=32767).contains(&random),
             "{random} outside the dynamic band"
         );
-        // Another service asking for 30002 is refused with Kubernetes' message.
-        let mut s2 = svc(
-            serde_json::json!({"metadata": {"name": "np2", "namespace": "default"},
-            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30002}]}}),
-        );
-        let err = a.allocate_create(&mut s2, &h).unwrap_err();
-        assert!(err.message.ends_with(
-            "spec.ports[0].nodePort: Invalid value: 30002: provided port is already allocated"
-        ));
-        let mut s3 = svc(
-            serde_json::json!({"metadata": {"name": "np3", "namespace": "default"},
-            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}}),
-        );
-        let err = a.allocate_create(&mut s3, &h).unwrap_err();
-        assert!(err.message.ends_with(
-            "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"
-        ));
+        // Another service asking for 30002, or for a port outside the range, is refused with
+        // Kubernetes' message.
+        for (name, node_port, message) in [
+            ("np2", 30002, "spec.ports[0].nodePort: Invalid value: 30002: provided port is already allocated"),
+            ("np3", 80, "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+        ] {
+            let err = held.refused(
+                &a,
+                serde_json::json!({"metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]}}),
+            );
+            assert!(err.message.ends_with(message));
+        }
         // Type change to ClusterIP releases every node port.
         let old = s.clone();
         let mut new = s.clone();
@@ -725,20 +742,18 @@ mod tests {
     fn exhausted_node_ports_are_a_500() {
         let a = ServiceAllocator::new("10.96.0.0/12".parse().unwrap(), (30000, 30001));
         let held = Held::new();
-        let h = |k: &str| held.get(k);
         for i in 0..2 {
-            let mut s = svc(
+            held.create(
+                &a,
                 serde_json::json!({"metadata": {"name": format!("n{i}"), "namespace": "d"},
                 "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
             );
-            let c = a.allocate_create(&mut s, &h).unwrap();
-            held.apply(&c, &format!("d/n{i}"));
         }
-        let mut s = svc(
+        let err = held.refused(
+            &a,
             serde_json::json!({"metadata": {"name": "x", "namespace": "d"},
             "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
         );
-        let err = a.allocate_create(&mut s, &h).unwrap_err();
         assert_eq!(
             (err.code, err.message.as_str()),
             (

@@ -13,7 +13,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -115,7 +114,9 @@ pub fn token_file(data_dir: &Path, file: &str) -> io::Result<String> {
 
 const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
-pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// The authentication filter (kube-apiserver's `WithAuthentication`): it needs the tokens
+/// alone, not the server's state, so the state can hold them without a circle.
+pub async fn middleware(State(tokens): State<Arc<Tokens>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if PUBLIC_PATHS
         .iter()
@@ -132,7 +133,7 @@ pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: 
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    match token.and_then(|t| state.tokens.lookup(t)) {
+    match token.and_then(|t| tokens.lookup(t)) {
         Some(_) => next.run(req).await,
         None => ApiError::unauthorized().into_response(),
     }

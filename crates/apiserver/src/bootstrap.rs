@@ -6,8 +6,9 @@
 use serde_json::json;
 
 use crate::error::ApiResult;
+use crate::objmeta;
+use crate::registry::{self, Part, WriteOptions};
 use crate::resources::{ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES};
-use crate::rest::{create_internal, update_internal, WriteOptions};
 use crate::state::AppState;
 
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -19,7 +20,7 @@ async fn ensure(
     ns: Option<&str>,
     obj: serde_json::Value,
 ) -> ApiResult<()> {
-    match create_internal(state, info, ns, obj, &WriteOptions::default()).await {
+    match registry::create(state, info, ns, obj, &WriteOptions::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
@@ -53,12 +54,12 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
     if let Some(addr) = state.config.advertise_address {
         let port = state.config.secure_port;
         let subsets = json!([{"addresses": [{"ip": addr.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]);
-        update_internal(
+        registry::update(
             state,
             &ENDPOINTS,
             Some("default"),
             "kubernetes",
-            crate::rest::Part::Main,
+            Part::Main,
             &WriteOptions::default(),
             true,
             |cur| {
@@ -70,9 +71,7 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
                     cur.clone()
                 };
                 next["subsets"] = subsets.clone();
-                if let Some(m) = next.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                    m.remove("resourceVersion");
-                }
+                objmeta::clear_resource_version(&mut next);
                 Ok(next)
             },
         )

@@ -56,6 +56,15 @@ impl ApiError {
         self
     }
 
+    /// `Service in version "v1" cannot be handled as a Service: <detail>` (400): a body that
+    /// does not decode as the kind, or that its strategy cannot default or prepare.
+    pub fn cannot_handle(info: &ResourceInfo, detail: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            info.kind, info.version, info.kind, detail
+        ))
+    }
+
     /// `services "x" not found` (404).
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
         Self::plain(

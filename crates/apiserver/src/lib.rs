@@ -6,7 +6,8 @@
 //! etcd-shaped [`svcnet_store::Store`] with resourceVersion = revision.
 //!
 //! Where to start: [`server::Server::start`] wires everything; [`rest`] holds the generic verb
-//! handlers; per-kind behaviour is in [`resources`] (names, keys) and [`strategy`] (defaulting,
+//! handlers (HTTP in and out); [`registry`] is the write path they and the server's own writers
+//! share (create, update, delete); per-kind behaviour is in [`resources`] (names, keys) and [`strategy`] (defaulting,
 //! validation via `svcnet-api`), with Service IP/port allocation in [`alloc`] and [`hooks`].
 
 pub mod alloc;
@@ -20,6 +21,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod objmeta;
 pub mod openapi;
+pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod rest;
@@ -31,5 +33,5 @@ pub mod tls;
 pub mod version;
 
 pub use config::Config;
-pub use server::{run, Server, ServerError, ServerOptions};
+pub use server::{Server, ServerError, ServerOptions};
 pub mod proxy;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::objmeta;
+use crate::registry::{self, Part, WriteOptions};
 use crate::resources::{self, NAMESPACES};
-use crate::rest::{delete_internal, update_internal, Part, WriteOptions};
 use crate::state::AppState;
 
 /// Delete what is left in `ns`; true when it is empty.
@@ -25,7 +25,8 @@ async fn sweep(state: &AppState, ns: &str) -> bool {
                 continue;
             }
             let name = objmeta::name(&o.value).unwrap_or_default().to_string();
-            if let Err(e) = delete_internal(state, info, Some(ns), &name, &Default::default()).await
+            if let Err(e) =
+                registry::delete(state, info, Some(ns), &name, &Default::default()).await
             {
                 if e.code != 404 {
                     tracing::warn!(namespace = ns, resource = info.plural, name, error = %e, "namespace cleanup");
@@ -37,7 +38,7 @@ async fn sweep(state: &AppState, ns: &str) -> bool {
 }
 
 async fn finalize(state: &AppState, ns: &str) {
-    let res = update_internal(
+    let res = registry::update(
         state,
         &NAMESPACES,
         None,
@@ -48,9 +49,7 @@ async fn finalize(state: &AppState, ns: &str) {
         |cur| {
             let mut next = cur.clone();
             next["spec"]["finalizers"] = json!([]);
-            if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
+            objmeta::clear_resource_version(&mut next);
             Ok(next)
         },
     )

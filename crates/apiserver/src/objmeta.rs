@@ -1,6 +1,9 @@
 //! Small accessors on objects as JSON values, and the system fields of `metadata`.
 
 use serde_json::{json, Map, Value};
+use svcnet_store::KeyValue;
+
+use crate::error::{ApiError, ApiResult};
 
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
@@ -63,6 +66,13 @@ pub fn set_resource_version(obj: &mut Value, rv: i64) {
     meta_mut(obj).insert("resourceVersion".into(), json!(rv.to_string()));
 }
 
+/// Drop `metadata.resourceVersion`: an update built from it is then unconditional.
+pub fn clear_resource_version(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+}
+
 /// The object as stored: without resourceVersion (it is the key's mod_revision) and without
 /// managedFields (not tracked by this server).
 pub fn for_storage(obj: &Value) -> Vec<u8> {
@@ -73,6 +83,15 @@ pub fn for_storage(obj: &Value) -> Vec<u8> {
         m.remove("selfLink");
     }
     serde_json::to_vec(&v).expect("a JSON value serializes")
+}
+
+/// An object read from the store (not the cache), with its resourceVersion set: the inverse
+/// of [`for_storage`].
+pub fn from_storage(kv: &KeyValue) -> ApiResult<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+    set_resource_version(&mut v, kv.mod_revision);
+    Ok(v)
 }
 
 /// Equal as stored (ignoring resourceVersion/managedFields): an update that changes nothing is not

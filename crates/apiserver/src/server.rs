@@ -92,7 +92,7 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(resource)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.tokens.clone(),
             auth::middleware,
         ))
         .with_state(state)
@@ -214,7 +214,7 @@ impl Server {
             store,
             cache,
             alloc,
-            tokens,
+            tokens: Arc::new(tokens),
             metrics: Metrics::new(),
             dialer: options.dialer,
             kubelet_token: Some(kubelet_token),
@@ -260,7 +260,8 @@ impl Server {
         })
     }
 
-    /// Stop serving and background work.
+    /// Stop serving and background work. The library never waits for signals: whoever runs
+    /// the server (the `svcnet` binary, a test) decides when to call this.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -327,23 +328,5 @@ async fn serve(
                 _ = shutdown.changed() => {}
             }
         });
-    }
-}
-
-/// Run until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), ServerError> {
-    let server = Server::start(config).await?;
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    server.shutdown().await;
-    Ok(())
-}
-
-pub async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -15,7 +15,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
     pub alloc: ServiceAllocator,
-    pub tokens: Tokens,
+    /// The bearer tokens the authentication middleware accepts.
+    pub tokens: Arc<Tokens>,
     pub metrics: Metrics,
     /// How connections to nodes and pods are made (proxy, logs, exec).
     pub dialer: Arc<dyn crate::proxy::Dialer>,

@@ -548,7 +548,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         o.nodes,
         started.elapsed().as_secs_f64()
     );
-    svcnet_apiserver::server::wait_for_signal().await;
+    crate::signal::wait_for_signal().await;
     drop(server);
     Ok(())
 }

@@ -10,6 +10,7 @@ use svcnet_cluster::{defaults, ports, ClusterNetwork};
 
 mod cluster;
 mod etcd;
+mod signal;
 
 #[derive(Parser)]
 #[command(
@@ -368,7 +369,13 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    svcnet_apiserver::run(config).await.context("apiserver")
+    let server = svcnet_apiserver::Server::start(config)
+        .await
+        .context("apiserver")?;
+    signal::wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
 }
 
 /// A client for the API server from an explicit kubeconfig or kube-rs' defaults.
@@ -402,7 +409,7 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     tokio::select! {
         _ = svcnet_controllers::run(client, config) => Ok(()),
-        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+        _ = signal::wait_for_signal() => Ok(()),
     }
 }
 
@@ -442,7 +449,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,
-        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+        _ = signal::wait_for_signal() => Ok(()),
     }
 }
 
@@ -499,7 +506,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = svcnet_proxy::proxier::run(client, opts) => r.map_err(anyhow::Error::msg),
-        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+        _ = signal::wait_for_signal() => Ok(()),
     }
 }
 
@@ -516,7 +523,7 @@ async fn speaker(a: SpeakerArgs) -> anyhow::Result<()> {
     // the lease is given up so other nodes take over at once.
     tokio::select! {
         r = svcnet_speaker::run(client.clone(), cfg) => r,
-        _ = svcnet_apiserver::server::wait_for_signal() => {
+        _ = signal::wait_for_signal() => {
             if let Err(e) = svcnet_speaker::release(client, &a.node).await {
                 tracing::warn!(error = %e, "giving up the speaker lease");
             }
@@ -551,7 +558,7 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
     let client = client(a.kubeconfig).await?;
     tokio::select! {
         r = svcnet_dns::run(client, cfg) => r.context("dns"),
-        _ = svcnet_apiserver::server::wait_for_signal() => Ok(()),
+        _ = signal::wait_for_signal() => Ok(()),
     }
 }
 

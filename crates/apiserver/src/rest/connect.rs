@@ -122,26 +122,10 @@ fn container_of(pod: &Value, name: &str, query: Option<&str>) -> ApiResult<Strin
             .find(|(k, _)| k == "container")
             .map(|(_, v)| v.into_owned())
     });
-    let containers: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let containers = container_names(pod, "/spec/containers");
     match wanted {
         Some(c) if !c.is_empty() => {
-            let init: Vec<String> = pod
-                .pointer("/spec/initContainers")
-                .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .filter_map(|c| c["name"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let init = container_names(pod, "/spec/initContainers");
             if containers.contains(&c) || init.contains(&c) {
                 Ok(c)
             } else {
@@ -158,36 +142,66 @@ fn container_of(pod: &Value, name: &str, query: Option<&str>) -> ApiResult<Strin
     }
 }
 
-fn node_of(pod: &Value, name: &str) -> ApiResult<String> {
-    pod.pointer("/spec/nodeName")
+/// The names of the containers listed at `pointer` (`/spec/containers`, `/spec/initContainers`).
+fn container_names(pod: &Value, pointer: &str) -> Vec<String> {
+    pod.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The kubelet API of the node `pod` is bound to.
+async fn kubelet_of_pod(state: &AppState, pod: &Value, name: &str) -> ApiResult<SocketAddr> {
+    let node = pod
+        .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::bad_request(format!("pod {name} does not have a host assigned")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("pod {name} does not have a host assigned"))
+        })?;
+    kubelet_of(state, node).await
+}
+
+/// Forward `req` to a kubelet's `path`, presenting the API server's kubelet credential.
+async fn forward_to_kubelet(
+    state: &AppState,
+    req: Request<Body>,
+    kubelet: SocketAddr,
+    path: &str,
+) -> ApiResult<Response> {
+    crate::proxy::forward(
+        &state.dialer,
+        req,
+        kubelet,
+        path,
+        state.kubelet_token.as_deref(),
+    )
+    .await
+}
+
+/// `?query` of the request, or "".
+fn query_suffix(req: &Request<Body>) -> String {
+    req.uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default()
 }
 
 async fn pod_log(state: &Arc<AppState>, req: Request<Body>, t: &Target) -> ApiResult<Response> {
     let name = t.name.clone().unwrap_or_default();
     let pod = pod(state, t, &name).await?;
     let container = container_of(&pod, &name, req.uri().query())?;
-    let node = node_of(&pod, &name)?;
-    let kubelet = kubelet_of(state, &node).await?;
+    let kubelet = kubelet_of_pod(state, &pod, &name).await?;
     let ns = t.namespace.clone().unwrap_or_default();
     let path = format!(
         "/containerLogs/{ns}/{name}/{container}{}",
-        req.uri()
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default()
+        query_suffix(&req)
     );
-    crate::proxy::forward(
-        &state.dialer,
-        req,
-        kubelet,
-        &path,
-        state.kubelet_token.as_deref(),
-    )
-    .await
+    forward_to_kubelet(state, req, kubelet, &path).await
 }
 
 async fn pod_stream(
@@ -198,28 +212,16 @@ async fn pod_stream(
 ) -> ApiResult<Response> {
     let name = t.name.clone().unwrap_or_default();
     let pod = pod(state, t, &name).await?;
-    let node = node_of(&pod, &name)?;
-    let kubelet = kubelet_of(state, &node).await?;
+    let kubelet = kubelet_of_pod(state, &pod, &name).await?;
     let ns = t.namespace.clone().unwrap_or_default();
-    let q = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
+    let q = query_suffix(&req);
     let path = if sub == "portforward" {
         format!("/portForward/{ns}/{name}{q}")
     } else {
         let container = container_of(&pod, &name, req.uri().query())?;
         format!("/{sub}/{ns}/{name}/{container}{q}")
     };
-    crate::proxy::forward(
-        &state.dialer,
-        req,
-        kubelet,
-        &path,
-        state.kubelet_token.as_deref(),
-    )
-    .await
+    forward_to_kubelet(state, req, kubelet, &path).await
 }
 
 async fn pod_proxy(state: &Arc<AppState>, req: Request<Body>, t: &Target) -> ApiResult<Response> {
@@ -343,14 +345,7 @@ async fn node_proxy(state: &Arc<AppState>, req: Request<Body>, t: &Target) -> Ap
         kubelet.set_port(p);
     }
     let path = proxied_path(&req);
-    crate::proxy::forward(
-        &state.dialer,
-        req,
-        kubelet,
-        &path,
-        state.kubelet_token.as_deref(),
-    )
-    .await
+    forward_to_kubelet(state, req, kubelet, &path).await
 }
 
 #[cfg(test)]

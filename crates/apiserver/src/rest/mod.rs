@@ -19,13 +19,10 @@ use svcnet_api::selector::{FieldSelector, LabelSelector};
 
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
+use crate::registry::{Part, WriteOptions};
 use crate::request::{self, Target};
 use crate::resources::ResourceInfo;
 use crate::state::AppState;
-
-pub use write::{
-    create_internal, delete_internal, update_internal, DeleteOptions, Part, WriteOptions,
-};
 
 /// Entry point for every `/api/...` and `/apis/...` resource path.
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
@@ -88,6 +85,51 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
     }
 }
 
+/// A request to a resource path as its handler receives it (kube-apiserver's handlers take
+/// the request and its RequestScope): the resolved target, the query and the headers. Handlers
+/// that take a body get it beside, and read it with [`ResourceRequest::read_body`].
+pub struct ResourceRequest<'a> {
+    pub state: &'a Arc<AppState>,
+    pub target: &'a Target,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+}
+
+impl ResourceRequest<'_> {
+    /// The body, read in full (413 past `--max-request-body-bytes`).
+    pub async fn read_body(&self, body: Body) -> ApiResult<Bytes> {
+        let limit = self.state.config.max_request_body_bytes;
+        axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::too_large(limit))
+    }
+
+    /// The representation the client accepts for the answer.
+    pub fn negotiate(&self) -> ApiResult<Representation> {
+        codec::negotiate(self.headers)
+    }
+
+    /// The object named by the path ("" for a collection).
+    pub fn name(&self) -> String {
+        self.target.name.clone().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.target.namespace.as_deref()
+    }
+
+    /// What an update of this path may change.
+    pub fn part(&self) -> Part {
+        Part::of_subresource(self.target.subresource.as_deref())
+    }
+
+    pub fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            dry_run: self.query.dry_run,
+        }
+    }
+}
+
 async fn dispatch(
     state: &Arc<AppState>,
     method: &Method,
@@ -96,69 +138,29 @@ async fn dispatch(
     q: &Query,
     body: Body,
 ) -> ApiResult<Response> {
-    let sub = t.subresource.as_deref();
-    match (method.as_str(), t.name.as_deref(), sub) {
-        ("GET", None, None) => {
-            let rep = codec::negotiate(headers)?;
-            if q.watch || t.legacy_watch {
-                watch::watch(state, t, q, rep).await
-            } else {
-                read::list(state, t, q, rep).await
-            }
-        }
-        ("GET", Some(_), None | Some("status")) if t.legacy_watch => {
-            // `/watch/.../name`: a watch of one object.
-            let rep = codec::negotiate(headers)?;
-            watch::watch(state, t, q, rep).await
-        }
-        ("GET", Some(_), None | Some("status")) => {
-            read::get(state, t, q, codec::negotiate(headers)?).await
-        }
-        ("GET", Some(_), Some("scale")) => {
-            sub::get_scale(state, t, codec::negotiate(headers)?).await
-        }
-        ("POST", None, None) => {
-            let body = read_body(state, body).await?;
-            write::create(state, t, q, headers, &body).await
-        }
-        ("POST", Some(_), Some("binding")) => {
-            let body = read_body(state, body).await?;
-            sub::bind(state, t, q, headers, &body).await
-        }
-        ("PUT", Some(_), None | Some("status") | Some("finalize")) => {
-            let body = read_body(state, body).await?;
-            write::update(state, t, q, headers, &body).await
-        }
-        ("PUT", Some(_), Some("scale")) => {
-            let body = read_body(state, body).await?;
-            sub::update_scale(state, t, q, headers, &body, None).await
-        }
-        ("PATCH", Some(_), None | Some("status")) => {
-            let body = read_body(state, body).await?;
-            write::patch(state, t, q, headers, &body).await
-        }
-        ("PATCH", Some(_), Some("scale")) => {
-            let body = read_body(state, body).await?;
-            let patch_type = write::patch_type(headers)?;
-            sub::update_scale(state, t, q, headers, &body, Some(patch_type)).await
-        }
-        ("DELETE", Some(_), None) => {
-            let body = read_body(state, body).await?;
-            write::delete(state, t, q, headers, &body).await
-        }
-        ("DELETE", None, None) => {
-            let body = read_body(state, body).await?;
-            write::delete_collection(state, t, q, headers, &body).await
-        }
+    let r = ResourceRequest {
+        state,
+        target: t,
+        query: q,
+        headers,
+    };
+    match (method.as_str(), t.name.as_deref(), t.subresource.as_deref()) {
+        ("GET", None, None) if q.watch || t.legacy_watch => watch::watch(&r).await,
+        ("GET", None, None) => read::list(&r).await,
+        // `/watch/.../name`: a watch of one object.
+        ("GET", Some(_), None | Some("status")) if t.legacy_watch => watch::watch(&r).await,
+        ("GET", Some(_), None | Some("status")) => read::get(&r).await,
+        ("GET", Some(_), Some("scale")) => sub::get_scale(&r).await,
+        ("POST", None, None) => write::create(&r, body).await,
+        ("POST", Some(_), Some("binding")) => sub::bind(&r, body).await,
+        ("PUT", Some(_), None | Some("status") | Some("finalize")) => write::update(&r, body).await,
+        ("PUT", Some(_), Some("scale")) => sub::update_scale(&r, body, false).await,
+        ("PATCH", Some(_), None | Some("status")) => write::patch(&r, body).await,
+        ("PATCH", Some(_), Some("scale")) => sub::update_scale(&r, body, true).await,
+        ("DELETE", Some(_), None) => write::delete(&r, body).await,
+        ("DELETE", None, None) => write::delete_collection(&r, body).await,
         _ => Err(ApiError::method_not_allowed()),
     }
-}
-
-async fn read_body(state: &AppState, body: Body) -> ApiResult<Bytes> {
-    let limit = state.config.max_request_body_bytes;
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))
 }
 
 /// Parsed label and field selectors of a list or watch.

@@ -8,9 +8,9 @@ use base64::Engine;
 use http::StatusCode;
 use serde_json::{json, Value};
 use svcnet_store::cache::CachedObject;
-use svcnet_store::{KeyValue, RangeRequest, StoreError};
+use svcnet_store::{RangeRequest, StoreError};
 
-use super::{encode_one, Selectors};
+use super::{encode_one, ResourceRequest, Selectors};
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::request::Target;
@@ -55,13 +55,10 @@ pub async fn get_cached(
         .ok_or_else(|| ApiError::not_found(t.info, name))
 }
 
-pub async fn get(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    rep: Representation,
-) -> ApiResult<Response> {
-    let obj = get_cached(state, t, q.resource_version.as_deref()).await?;
+pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
+    let rep = r.negotiate()?;
+    let t = r.target;
+    let obj = get_cached(r.state, t, r.query.resource_version.as_deref()).await?;
     if rep == Representation::Json {
         return Ok(codec::respond_json_bytes(StatusCode::OK, obj.json.to_vec()));
     }
@@ -105,20 +102,9 @@ fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
 
 const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
-/// An object read from the store (not the cache), with its resourceVersion set.
-pub fn object_from_kv(kv: &KeyValue) -> ApiResult<Value> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
-    crate::objmeta::set_resource_version(&mut v, kv.mod_revision);
-    Ok(v)
-}
-
-pub async fn list(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    rep: Representation,
-) -> ApiResult<Response> {
+pub async fn list(r: &ResourceRequest<'_>) -> ApiResult<Response> {
+    let rep = r.negotiate()?;
+    let (state, t, q) = (r.state, r.target, r.query);
     let info = t.info;
     let sel = Selectors::parse(info, q)?;
     let prefix = info.prefix(t.namespace.as_deref());
@@ -234,7 +220,7 @@ async fn list_from_store(
             start_after = Some(last.key.clone());
         }
         for kv in &res.kvs {
-            let obj = object_from_kv(kv)?;
+            let obj = crate::objmeta::from_storage(kv)?;
             if sel.matches(t.info, &obj) {
                 items.push(obj);
             }

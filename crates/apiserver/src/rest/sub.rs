@@ -1,21 +1,20 @@
 //! Subresources with their own object types: `scale` (autoscaling/v1 Scale) of Deployments and
 //! ReplicaSets, and `binding` of Pods (what a scheduler posts).
 
-use std::sync::Arc;
-
+use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{json, Value};
 use svcnet_api::field::{Error as FieldError, Path};
 use svcnet_api::selector::LabelSelector;
 
 use super::read::get_cached;
-use super::write::{apply_patch, update_internal, Part, PatchType};
-use crate::codec::{self, Query, Representation};
+use super::write::{apply_patch, decode_patch, patch_type};
+use super::ResourceRequest;
+use crate::codec::{self, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::objmeta;
-use crate::request::Target;
-use crate::state::AppState;
+use crate::registry::{self, Part};
 
 fn scale_of(obj: &Value) -> Value {
     let meta = objmeta::meta(obj).cloned().unwrap_or_default();
@@ -49,39 +48,34 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-pub async fn get_scale(
-    state: &Arc<AppState>,
-    t: &Target,
-    rep: Representation,
-) -> ApiResult<Response> {
-    let obj = get_cached(state, t, None).await?;
+pub async fn get_scale(r: &ResourceRequest<'_>) -> ApiResult<Response> {
+    let rep = r.negotiate()?;
+    let obj = get_cached(r.state, r.target, None).await?;
     Ok(codec::respond(StatusCode::OK, &scale_of(&obj.value), rep))
 }
 
-/// PUT (a Scale body) or PATCH (`patch_type`) of `scale`: changes `spec.replicas` of the object.
-pub async fn update_scale(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-    patch_type: Option<PatchType>,
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let input: Value = match patch_type {
-        Some(_) => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        None => codec::decode_body(headers, body)?,
+/// PUT (a Scale body) or PATCH (`patch`) of `scale`: changes `spec.replicas` of the object.
+pub async fn update_scale(r: &ResourceRequest<'_>, body: Body, patch: bool) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let patch_type = if patch {
+        Some(patch_type(r.headers)?)
+    } else {
+        None
     };
-    let name = t.name.clone().unwrap_or_default();
-    let info = t.info;
-    let (obj, _) = update_internal(
-        state,
+    let rep = r.negotiate()?;
+    let input: Value = match patch_type {
+        Some(_) => decode_patch(&body)?,
+        None => codec::decode_body(r.headers, &body)?,
+    };
+    let name = r.name();
+    let info = r.target.info;
+    let (obj, _) = registry::update(
+        r.state,
         info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
         Part::Main,
-        &q.into(),
+        &r.write_options(),
         false,
         |cur| {
             let current_scale = scale_of(cur);
@@ -115,11 +109,7 @@ pub async fn update_scale(
                 {
                     objmeta::meta_mut(&mut next).insert("resourceVersion".into(), json!(rv));
                 }
-                _ => {
-                    if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.remove("resourceVersion");
-                    }
-                }
+                _ => objmeta::clear_resource_version(&mut next),
             }
             Ok(next)
         },
@@ -129,15 +119,10 @@ pub async fn update_scale(
 }
 
 /// `POST pods/{name}/binding`: assign the pod to a node, once.
-pub async fn bind(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let binding = codec::decode_body(headers, body)?;
-    let name = t.name.clone().unwrap_or_default();
+pub async fn bind(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let binding = codec::decode_body(r.headers, &body)?;
+    let name = r.name();
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -151,16 +136,16 @@ pub async fn bind(
             )
         })?
         .to_string();
-    let info = t.info;
+    let info = r.target.info;
     // One write, as the binding REST's: the node, and the PodScheduled condition.
     let now = objmeta::now_rfc3339();
-    update_internal(
-        state,
+    registry::update(
+        r.state,
         info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
         Part::Binding,
-        &q.into(),
+        &r.write_options(),
         false,
         |cur| {
             if let Some(existing) = cur
@@ -187,9 +172,7 @@ pub async fn bind(
             let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
             conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
             next["status"]["conditions"] = Value::Array(conds);
-            if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
+            objmeta::clear_resource_version(&mut next);
             Ok(next)
         },
     )

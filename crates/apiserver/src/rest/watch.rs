@@ -23,12 +23,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::read::{parse_rv, sync_cache};
-use super::Selectors;
-use crate::codec::{Query, Representation};
+use super::{ResourceRequest, Selectors};
+use crate::codec::Representation;
 use crate::error::{ApiError, ApiResult};
-use crate::request::Target;
 use crate::resources::ResourceInfo;
-use crate::state::AppState;
 
 /// Encodes watch events in the negotiated representation.
 struct Encoder {
@@ -97,12 +95,9 @@ fn error_line(e: &ApiError) -> Bytes {
     line("ERROR", &e.to_status())
 }
 
-pub async fn watch(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    rep: Representation,
-) -> ApiResult<Response> {
+pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
+    let rep = r.negotiate()?;
+    let (state, t, q) = (r.state, r.target, r.query);
     let info = t.info;
     let mut sel = Selectors::parse(info, q)?;
     if let Some(name) = &t.name {
@@ -131,19 +126,7 @@ pub async fn watch(
     let mut initial_rv = 0;
     let mut early_error: Option<ApiError> = None;
     let cache_watch = if with_initial || rv.is_none() || rv == Some("0") {
-        match rv {
-            Some("0") => {}
-            Some(n) => {
-                let n = parse_rv(n)?;
-                state
-                    .cache
-                    .wait_for_revision(n, Duration::from_secs(3))
-                    .await?;
-            }
-            None => {
-                sync_cache(state, None).await?;
-            }
-        }
+        sync_cache(state, rv).await?;
         let (objs, rev, w) = state.cache.list_and_watch(&prefix);
         initial_rv = rev;
         if with_initial {

@@ -1,40 +1,18 @@
-//! create, update (PUT, status, finalize), patch, delete and deletecollection.
+//! The HTTP side of create, update (PUT, status, finalize), patch, delete and deletecollection:
+//! decode the request (body, `fieldValidation`, patch formats, `DeleteOptions`), call the
+//! [`crate::registry`], encode the answer (as kube-apiserver's `endpoints/handlers`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use svcnet_store::{Compare, Op};
 
-use super::encode_one;
-use crate::alloc::Claims;
+use super::{encode_one, ResourceRequest};
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
-use crate::hooks;
-use crate::objmeta::{self, meta_mut};
-use crate::request::Target;
-use crate::resources::{ResourceInfo, NAMESPACES, PODS};
-use crate::state::AppState;
-
-/// Attempts of a write that lost a race (a concurrent update, a random allocation taken).
-const MAX_ATTEMPTS: usize = 16;
-/// Attempts of one update (PUT, PATCH, status, binding) racing other writers of the object.
-const UPDATE_ATTEMPTS: usize = 100;
-const WAIT: Duration = Duration::from_secs(3);
-
-#[derive(Clone, Debug, Default)]
-pub struct WriteOptions {
-    pub dry_run: bool,
-}
-
-impl From<&Query> for WriteOptions {
-    fn from(q: &Query) -> Self {
-        WriteOptions { dry_run: q.dry_run }
-    }
-}
+use crate::objmeta;
+use crate::registry::{self, DeleteOptions};
+use crate::resources::ResourceInfo;
 
 /// `fieldValidation`: how unknown fields in a body are treated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,12 +38,7 @@ fn field_validation(q: &Query) -> ApiResult<FieldValidation> {
 fn decode_object(info: &ResourceInfo, raw: Value, q: &Query) -> ApiResult<(Value, Vec<String>)> {
     let mode = field_validation(q)?;
     let api_version = info.api_version();
-    let cannot = |detail: String| {
-        ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: {}",
-            info.kind, info.version, info.kind, detail
-        ))
-    };
+    let cannot = |detail: String| ApiError::cannot_handle(info, detail);
     let Value::Object(mut map) = raw else {
         return Err(cannot("the object provided is not a JSON object".into()));
     };
@@ -119,448 +92,32 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-fn strategy_err(info: &ResourceInfo, e: String) -> ApiError {
-    ApiError::bad_request(format!(
-        "{} in version \"{}\" cannot be handled as a {}: {}",
-        info.kind, info.version, info.kind, e
-    ))
-}
-
-fn txn_parts(
-    key: &str,
-    value: Vec<u8>,
-    guard: Compare,
-    claims: &Claims,
-) -> (Vec<Compare>, Vec<Op>) {
-    let mut compares = vec![guard];
-    let mut ops = vec![Op::Put {
-        key: key.to_string(),
-        value: Bytes::from(value),
-    }];
-    for (k, v) in &claims.claim {
-        compares.push(Compare::Absent(k.clone()));
-        ops.push(Op::Put {
-            key: k.clone(),
-            value: v.clone(),
-        });
-    }
-    for k in &claims.release {
-        ops.push(Op::Delete { key: k.clone() });
-    }
-    (compares, ops)
-}
-
-/// Namespace admission (Kubernetes' NamespaceLifecycle): the namespace must exist and not be
-/// terminating. The watch cache answers; on a miss the store does (as NamespaceLifecycle's live
-/// lookup): a namespace created a moment ago may not have reached the cache yet.
-async fn check_namespace(
-    state: &AppState,
-    info: &ResourceInfo,
-    ns: &str,
-    name: &str,
-) -> ApiResult<()> {
-    let key = NAMESPACES.key(None, ns);
-    let cached = state.cache.get(&key).0;
-    let stored: Value;
-    let value = match &cached {
-        Some(obj) => &obj.value,
-        None => match state.store.get(&key).await?.0 {
-            Some(kv) => {
-                stored = super::read::object_from_kv(&kv)?;
-                &stored
-            }
-            None => return Err(ApiError::namespace_not_found(ns)),
-        },
-    };
-    if objmeta::deletion_timestamp(value).is_some()
-        || value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-    {
-        return Err(ApiError::forbidden(
-            info,
-            name,
-            &format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Create `obj` (already decoded) in `namespace`. Used by the REST handler and by the server itself.
-pub async fn create_internal(
-    state: &AppState,
-    info: &'static ResourceInfo,
-    namespace: Option<&str>,
-    mut obj: Value,
-    opts: &WriteOptions,
-) -> ApiResult<Value> {
-    // Namespace of the object vs the request.
-    if info.namespaced {
-        let url_ns = namespace.ok_or_else(ApiError::method_not_allowed)?;
-        match objmeta::namespace(&obj) {
-            None => {
-                meta_mut(&mut obj).insert("namespace".into(), json!(url_ns));
-            }
-            Some(ns) if ns == url_ns => {}
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ))
-            }
-        }
-    }
-    if objmeta::resource_version(&obj).is_some() {
-        return Err(ApiError::internal(
-            "resourceVersion should not be set on objects to be created",
-        ));
-    }
-    {
-        let m = meta_mut(&mut obj);
-        let has_name = m
-            .get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty());
-        if !has_name {
-            if let Some(prefix) = m
-                .get("generateName")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            {
-                let generated = objmeta::generate_name(prefix);
-                m.insert("name".into(), json!(generated));
-            }
-        }
-        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        m.insert("creationTimestamp".into(), json!(objmeta::now_rfc3339()));
-        m.remove("deletionTimestamp");
-        m.remove("deletionGracePeriodSeconds");
-        if info.has_generation {
-            m.insert("generation".into(), json!(1));
-        } else {
-            m.remove("generation");
-        }
-    }
-    info.strategy
-        .default(&mut obj)
-        .map_err(|e| strategy_err(info, e))?;
-    info.strategy
-        .prepare_for_create(&mut obj)
-        .map_err(|e| strategy_err(info, e))?;
-    let name = objmeta::name(&obj).unwrap_or("").to_string();
-    let key = info.key(namespace, &name);
-    let base = obj;
-    let mut last_err = None;
-    for _ in 0..MAX_ATTEMPTS {
-        let mut obj = base.clone();
-        let claims = hooks::begin_create(state, info, &mut obj)?;
-        let errs = info
-            .strategy
-            .validate_create(&obj)
-            .map_err(|e| strategy_err(info, e))?;
-        if !errs.is_empty() {
-            return Err(ApiError::invalid(info, &name, &errs));
-        }
-        if name.is_empty() {
-            return Err(ApiError::bad_request("Name parameter required."));
-        }
-        if let Some(ns) = namespace.filter(|_| info.namespaced) {
-            check_namespace(state, info, ns, &name).await?;
-        }
-        if opts.dry_run {
-            return Ok(obj);
-        }
-        let (compares, ops) = txn_parts(
-            &key,
-            objmeta::for_storage(&obj),
-            Compare::Absent(key.clone()),
-            &claims,
-        );
-        let res = state.store.txn(compares, ops).await?;
-        if res.succeeded {
-            objmeta::set_resource_version(&mut obj, res.revision);
-            return Ok(obj);
-        }
-        match res.failed_compare {
-            Some(0) => return Err(ApiError::already_exists(info, &name)),
-            _ => {
-                // An allocation was taken meanwhile: let the cache catch up and allocate again
-                // (a requested value then fails with "already allocated").
-                state.cache.wait_consistent(WAIT).await?;
-                last_err = Some(ApiError::internal("allocation kept conflicting; try again"));
-            }
-        }
-    }
-    Err(last_err.unwrap_or_else(|| ApiError::internal("create did not converge")))
-}
-
-pub async fn create(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let raw = codec::decode_body(headers, body)?;
-    let (obj, warnings) = decode_object(t.info, raw, q)?;
-    let created = create_internal(state, t.info, t.namespace.as_deref(), obj, &q.into()).await?;
+pub async fn create(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let raw = codec::decode_body(r.headers, &body)?;
+    let (obj, warnings) = decode_object(r.target.info, raw, r.query)?;
+    let created = registry::create(
+        r.state,
+        r.target.info,
+        r.namespace(),
+        obj,
+        &r.write_options(),
+    )
+    .await?;
     Ok(with_warnings(
-        encode_one(t.info, &created, rep, StatusCode::CREATED),
+        encode_one(r.target.info, &created, rep, StatusCode::CREATED),
         &warnings,
     ))
 }
 
-/// Which part of an object an update may change.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Part {
-    /// The main resource: everything but `status` (for kinds with a status subresource).
-    Main,
-    /// `/status`: only `status`.
-    Status,
-    /// `namespaces/x/finalize`: only `spec.finalizers`.
-    Finalize,
-    /// `pods/x/binding`: only `spec.nodeName` and `status.conditions`, without the pod-update
-    /// validation that forbids changing the node (as the binding REST's own update).
-    Binding,
-}
-
-impl Part {
-    fn of(t: &Target) -> Part {
-        match t.subresource.as_deref() {
-            Some("status") => Part::Status,
-            Some("finalize") => Part::Finalize,
-            _ => Part::Main,
-        }
-    }
-}
-
-/// Carry the system-owned metadata of `old` into `new`.
-fn keep_system_metadata(new: &mut Value, old: &Value) {
-    let old_meta = objmeta::meta(old).cloned().unwrap_or_default();
-    let m = meta_mut(new);
-    for f in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "name",
-        "namespace",
-    ] {
-        match old_meta.get(f) {
-            Some(v) => {
-                m.insert(f.into(), v.clone());
-            }
-            None => {
-                m.remove(f);
-            }
-        }
-    }
-}
-
-/// The read-modify-write loop of every update (Kubernetes' GuaranteedUpdate): `produce` turns
-/// the current object into the desired one; the write is retried on a lost race unless the
-/// desired object names the resourceVersion it expects, which then must match (409 otherwise).
-/// A missing object is created when the kind allows create-on-update and `create_missing`.
-#[allow(clippy::too_many_arguments)]
-pub async fn update_internal(
-    state: &AppState,
-    info: &'static ResourceInfo,
-    namespace: Option<&str>,
-    name: &str,
-    part: Part,
-    opts: &WriteOptions,
-    create_missing: bool,
-    mut produce: impl FnMut(&Value) -> ApiResult<Value>,
-) -> ApiResult<(Value, bool)> {
-    let key = info.key(namespace, name);
-    // Kubernetes' GuaranteedUpdate retries a lost race until it wins; we bound it generously
-    // and back off a little (randomized) so many writers of one object all get through.
-    for attempt in 0..UPDATE_ATTEMPTS {
-        if attempt >= 4 {
-            use rand::Rng;
-            let us = rand::rng().random_range(0..=200 * attempt as u64);
-            tokio::time::sleep(Duration::from_micros(us)).await;
-        }
-        state.cache.wait_consistent(WAIT).await?;
-        let Some(cur) = state.cache.get(&key).0 else {
-            if create_missing && info.allow_create_on_update && part == Part::Main {
-                let mut obj = produce(&Value::Null)?;
-                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
-                }
-                return Ok((
-                    create_internal(state, info, namespace, obj, opts).await?,
-                    true,
-                ));
-            }
-            return Err(ApiError::not_found(info, name));
-        };
-        let old = &cur.value;
-        let mut new = produce(old)?;
-        let expected_rv = objmeta::resource_version(&new).map(str::to_string);
-        if let Some(rv) = &expected_rv {
-            if *rv != cur.mod_revision.to_string() {
-                return Err(ApiError::conflict_modified(info, name));
-            }
-        }
-        keep_system_metadata(&mut new, old);
-        if expected_rv.is_none() {
-            // An unconditional update is validated as an update of the current version.
-            objmeta::set_resource_version(&mut new, cur.mod_revision);
-        }
-        info.strategy
-            .default(&mut new)
-            .map_err(|e| strategy_err(info, e))?;
-        match part {
-            Part::Main if info.has_status() => match old.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            },
-            Part::Main => {}
-            Part::Status => {
-                let status = new.get("status").cloned();
-                new = old.clone();
-                match status {
-                    Some(s) => new["status"] = s,
-                    None => {
-                        if let Some(o) = new.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-            }
-            Part::Finalize => {
-                let finalizers = new.pointer("/spec/finalizers").cloned();
-                new = old.clone();
-                if !new.get("spec").is_some_and(Value::is_object) {
-                    new["spec"] = json!({});
-                }
-                new["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
-            }
-            Part::Binding => {
-                let node = new
-                    .pointer("/spec/nodeName")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let conditions = new
-                    .pointer("/status/conditions")
-                    .cloned()
-                    .unwrap_or(json!([]));
-                new = old.clone();
-                new["spec"]["nodeName"] = node;
-                if !new.get("status").is_some_and(Value::is_object) {
-                    new["status"] = json!({});
-                }
-                new["status"]["conditions"] = conditions;
-            }
-        }
-        if info.has_generation && new.get("spec") != old.get("spec") {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
-            meta_mut(&mut new).insert("generation".into(), json!(g));
-        }
-        let claims = if part == Part::Main {
-            hooks::begin_update(state, info, &mut new, old)?
-        } else {
-            Claims::default()
-        };
-        let errs = match part {
-            Part::Status => info.strategy.validate_status_update(&new, old),
-            Part::Binding => Ok(Vec::new()),
-            _ => info.strategy.validate_update(&new, old),
-        }
-        .map_err(|e| strategy_err(info, e))?;
-        if !errs.is_empty() {
-            return Err(ApiError::invalid(info, name, &errs));
-        }
-        if objmeta::same_for_storage(&new, old) && claims.is_empty() {
-            return Ok((old.clone(), false));
-        }
-        if opts.dry_run {
-            return Ok((new, false));
-        }
-        // Removing the last finalizer of an object being deleted deletes it.
-        if objmeta::deletion_timestamp(&new).is_some()
-            && objmeta::finalizers(&new).is_empty()
-            && !held_by_spec_finalizers(info, &new)
-        {
-            let mut release = hooks::on_delete(state, info, old)?;
-            release.release.extend(claims.release);
-            if let Some(v) = finish_delete(state, &key, cur.mod_revision, &new, &release).await? {
-                return Ok((v, false));
-            }
-            continue;
-        }
-        let (compares, ops) = txn_parts(
-            &key,
-            objmeta::for_storage(&new),
-            Compare::ModRevision(key.clone(), cur.mod_revision),
-            &claims,
-        );
-        let res = state.store.txn(compares, ops).await?;
-        if res.succeeded {
-            objmeta::set_resource_version(&mut new, res.revision);
-            return Ok((new, false));
-        }
-        if res.failed_compare == Some(0) && expected_rv.is_some() {
-            return Err(ApiError::conflict_modified(info, name));
-        }
-    }
-    Err(ApiError::conflict_modified(info, name))
-}
-
-/// Namespaces stay until their `spec.finalizers` are cleared too.
-fn held_by_spec_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
-    std::ptr::eq(info, &NAMESPACES)
-        && obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-}
-
-/// Delete `key` if it is still at `rev`; `None` when it changed meanwhile (retry).
-async fn finish_delete(
-    state: &AppState,
-    key: &str,
-    rev: i64,
-    last: &Value,
-    claims: &Claims,
-) -> ApiResult<Option<Value>> {
-    let mut ops = vec![Op::Delete {
-        key: key.to_string(),
-    }];
-    ops.extend(claims.release.iter().map(|k| Op::Delete { key: k.clone() }));
-    let res = state
-        .store
-        .txn(vec![Compare::ModRevision(key.to_string(), rev)], ops)
-        .await?;
-    if !res.succeeded {
-        return Ok(None);
-    }
-    let mut v = last.clone();
-    objmeta::set_resource_version(&mut v, res.revision);
-    Ok(Some(v))
-}
-
-pub async fn update(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let name = t.name.clone().unwrap_or_default();
-    let raw = codec::decode_body(headers, body)?;
-    let (obj, warnings) = decode_object(t.info, raw, q)?;
+pub async fn update(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let t = r.target;
+    let rep = r.negotiate()?;
+    let name = r.name();
+    let raw = codec::decode_body(r.headers, &body)?;
+    let (obj, warnings) = decode_object(t.info, raw, r.query)?;
     match objmeta::name(&obj) {
         Some(n) if n == name => {}
         Some(n) => {
@@ -579,14 +136,13 @@ pub async fn update(
             }
         }
     }
-    let part = Part::of(t);
-    let (result, created) = update_internal(
-        state,
+    let (result, created) = registry::update(
+        r.state,
         t.info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
-        part,
-        &q.into(),
+        r.part(),
+        &r.write_options(),
         true,
         |_| Ok(obj.clone()),
     )
@@ -659,19 +215,19 @@ pub fn apply_patch(
     })
 }
 
-pub async fn patch(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let patch_type = patch_type(headers)?;
-    let patch: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let name = t.name.clone().unwrap_or_default();
-    let info = t.info;
+/// A patch document (JSON, whatever its patch format).
+pub fn decode_patch(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+}
+
+pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let patch_type = patch_type(r.headers)?;
+    let patch = decode_patch(&body)?;
+    let name = r.name();
+    let info = r.target.info;
     let explicit_rv = patch.pointer("/metadata/resourceVersion").is_some()
         || patch.as_array().is_some_and(|ops| {
             ops.iter().any(|op| {
@@ -679,13 +235,13 @@ pub async fn patch(
             })
         });
     let mut warnings = Vec::new();
-    let (result, _) = update_internal(
-        state,
+    let (result, _) = registry::update(
+        r.state,
         info,
-        t.namespace.as_deref(),
+        r.namespace(),
         &name,
-        Part::of(t),
-        &q.into(),
+        r.part(),
+        &r.write_options(),
         false,
         |cur| {
             let patched = apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?;
@@ -695,14 +251,12 @@ pub async fn patch(
                     objmeta::name(&patched).unwrap_or("")
                 )));
             }
-            let (mut obj, w) = decode_object(info, patched, q)?;
+            let (mut obj, w) = decode_object(info, patched, r.query)?;
             warnings = w;
             // A patch is conditional only when it names a resourceVersion itself; otherwise
             // it applies to whatever is current, and a lost race is retried (as Kubernetes).
             if !explicit_rv {
-                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
-                }
+                objmeta::clear_resource_version(&mut obj);
             }
             Ok(obj)
         },
@@ -712,16 +266,6 @@ pub async fn patch(
         encode_one(info, &result, rep, StatusCode::OK),
         &warnings,
     ))
-}
-
-/// `DeleteOptions`, from the body and the query.
-#[derive(Clone, Debug, Default)]
-pub struct DeleteOptions {
-    pub grace_period_seconds: Option<i64>,
-    pub propagation_policy: Option<String>,
-    pub precondition_uid: Option<String>,
-    pub precondition_rv: Option<String>,
-    pub dry_run: bool,
 }
 
 fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
@@ -782,202 +326,35 @@ fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<Dele
     Ok(o)
 }
 
-/// Namespaces Kubernetes never lets you delete.
-const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
-
-/// Delete one object with Kubernetes' semantics: preconditions; graceful deletion of pods bound
-/// to a node (deletionTimestamp set; the node agent finishes it); finalizers (the object stays,
-/// marked, until they are removed); namespaces go Terminating. Returns the object as last seen
-/// and whether it is gone.
-pub async fn delete_internal(
-    state: &AppState,
-    info: &'static ResourceInfo,
-    namespace: Option<&str>,
-    name: &str,
-    opts: &DeleteOptions,
-) -> ApiResult<(Value, bool)> {
-    let key = info.key(namespace, name);
-    if std::ptr::eq(info, &NAMESPACES) && UNDELETABLE_NAMESPACES.contains(&name) {
-        return Err(ApiError::forbidden(
-            info,
-            name,
-            "this namespace may not be deleted",
-        ));
-    }
-    for _ in 0..MAX_ATTEMPTS {
-        state.cache.wait_consistent(WAIT).await?;
-        let Some(cur) = state.cache.get(&key).0 else {
-            return Err(ApiError::not_found(info, name));
-        };
-        let obj = &cur.value;
-        if let Some(uid) = &opts.precondition_uid {
-            let actual = objmeta::meta_str(obj, "uid").unwrap_or("");
-            if uid != actual {
-                return Err(ApiError::conflict(
-                    info,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.precondition_rv {
-            if *rv != cur.mod_revision.to_string() {
-                return Err(ApiError::conflict(
-                    info,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}",
-                        cur.mod_revision
-                    ),
-                ));
-            }
-        }
-        let mut marked = obj.clone();
-        let mut keep = false;
-        // Graceful deletion of a pod running on a node.
-        if std::ptr::eq(info, &PODS)
-            && obj
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty())
-        {
-            let phase = obj
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let grace = opts
-                .grace_period_seconds
-                .or_else(|| {
-                    obj.pointer("/spec/terminationGracePeriodSeconds")
-                        .and_then(Value::as_i64)
-                })
-                .unwrap_or(30);
-            if grace > 0 && phase != "Succeeded" && phase != "Failed" {
-                let current = obj
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64);
-                if current.is_some_and(|c| c <= grace) {
-                    return Ok((obj.clone(), false));
-                }
-                let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-                let m = meta_mut(&mut marked);
-                m.insert(
-                    "deletionTimestamp".into(),
-                    json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                );
-                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                keep = true;
-            }
-        }
-        // Namespaces: Terminating until their content is gone.
-        if held_by_spec_finalizers(info, obj) {
-            if objmeta::deletion_timestamp(obj).is_some() {
-                return Ok((obj.clone(), false));
-            }
-            meta_mut(&mut marked).insert("deletionTimestamp".into(), json!(objmeta::now_rfc3339()));
-            marked["status"] = json!({ "phase": "Terminating" });
-            keep = true;
-        }
-        let mut finalizers = objmeta::finalizers(obj);
-        match opts.propagation_policy.as_deref() {
-            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-                finalizers.push("foregroundDeletion".into())
-            }
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-                finalizers.push("orphan".into())
-            }
-            _ => {}
-        }
-        if !finalizers.is_empty() {
-            let m = meta_mut(&mut marked);
-            if !m.contains_key("deletionTimestamp") {
-                m.insert("deletionTimestamp".into(), json!(objmeta::now_rfc3339()));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            m.insert("finalizers".into(), json!(finalizers));
-            keep = true;
-        }
-        if opts.dry_run {
-            return Ok((if keep { marked } else { obj.clone() }, !keep));
-        }
-        if keep {
-            if objmeta::same_for_storage(&marked, obj) {
-                return Ok((obj.clone(), false));
-            }
-            if info.has_generation {
-                let g = obj
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    + 1;
-                meta_mut(&mut marked).insert("generation".into(), json!(g));
-            }
-            let res = state
-                .store
-                .txn(
-                    vec![Compare::ModRevision(key.clone(), cur.mod_revision)],
-                    vec![Op::Put {
-                        key: key.clone(),
-                        value: Bytes::from(objmeta::for_storage(&marked)),
-                    }],
-                )
-                .await?;
-            if res.succeeded {
-                objmeta::set_resource_version(&mut marked, res.revision);
-                return Ok((marked, false));
-            }
-            continue;
-        }
-        let claims = hooks::on_delete(state, info, obj)?;
-        if let Some(v) = finish_delete(state, &key, cur.mod_revision, obj, &claims).await? {
-            return Ok((v, true));
-        }
-    }
-    Err(ApiError::conflict_modified(info, name))
+pub async fn delete(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let opts = delete_options(r.query, r.headers, &body)?;
+    let (obj, _) =
+        registry::delete(r.state, r.target.info, r.namespace(), &r.name(), &opts).await?;
+    Ok(encode_one(r.target.info, &obj, rep, StatusCode::OK))
 }
 
-pub async fn delete(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    let opts = delete_options(q, headers, body)?;
-    let name = t.name.clone().unwrap_or_default();
-    let (obj, _) = delete_internal(state, t.info, t.namespace.as_deref(), &name, &opts).await?;
-    Ok(encode_one(t.info, &obj, rep, StatusCode::OK))
-}
-
-pub async fn delete_collection(
-    state: &Arc<AppState>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let rep = codec::negotiate(headers)?;
-    if !t.info.verbs.contains(&"deletecollection") {
+pub async fn delete_collection(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
+    let body = r.read_body(body).await?;
+    let rep = r.negotiate()?;
+    let info = r.target.info;
+    if !info.verbs.contains(&"deletecollection") {
         return Err(ApiError::method_not_allowed());
     }
-    let opts = delete_options(q, headers, body)?;
-    let sel = super::Selectors::parse(t.info, q)?;
-    state.cache.wait_consistent(WAIT).await?;
-    let (objs, rv) = state.cache.list(&t.info.prefix(t.namespace.as_deref()));
-    let mut deleted = Vec::new();
-    for o in objs.iter().filter(|o| sel.matches(t.info, &o.value)) {
-        let ns = objmeta::namespace(&o.value);
-        let name = objmeta::name(&o.value).unwrap_or("");
-        match delete_internal(state, t.info, ns, name, &opts).await {
-            Ok((v, _)) => deleted.push(v),
-            Err(e) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let opts = delete_options(r.query, r.headers, &body)?;
+    let sel = super::Selectors::parse(info, r.query)?;
+    let (deleted, rv) = registry::delete_collection(
+        r.state,
+        info,
+        r.namespace(),
+        |obj| sel.matches(info, obj),
+        &opts,
+    )
+    .await?;
     let list = json!({
-        "kind": t.info.list_kind,
-        "apiVersion": t.info.api_version(),
+        "kind": info.list_kind,
+        "apiVersion": info.api_version(),
         "metadata": { "resourceVersion": rv.to_string() },
         "items": deleted,
     });
@@ -990,62 +367,4 @@ pub async fn delete_collection(
             Representation::Json
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::SERVICES;
-
-    /// A namespace the watch cache has not seen yet (written a moment ago) is found in the
-    /// store: `svcnet up` once failed creating `default/kubernetes` right after `default`.
-    #[tokio::test]
-    async fn a_namespace_not_yet_in_the_watch_cache_is_found_in_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = crate::config::Config::new(dir.path().to_path_buf());
-        cfg.secure_port = 0;
-        let server = crate::server::Server::start(cfg).await.unwrap();
-        let st = &server.state;
-        let key = NAMESPACES.key(None, "fresh");
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": "fresh", "uid": "u1"},
-                        "status": {"phase": "Active"}});
-        // Straight into the store: the cache learns of it from the store's watch, later.
-        st.store
-            .txn(
-                vec![Compare::Absent(key.clone())],
-                vec![Op::Put {
-                    key: key.clone(),
-                    value: Bytes::from(ns.to_string()),
-                }],
-            )
-            .await
-            .unwrap();
-        let svc = |ns: &str| {
-            json!({"apiVersion": "v1", "kind": "Service",
-                   "metadata": {"name": "web", "namespace": ns},
-                   "spec": {"ports": [{"port": 80}]}})
-        };
-        let created = create_internal(
-            st,
-            &SERVICES,
-            Some("fresh"),
-            svc("fresh"),
-            &WriteOptions::default(),
-        )
-        .await;
-        assert!(created.is_ok(), "{:?}", created.err());
-        let e = create_internal(
-            st,
-            &SERVICES,
-            Some("nowhere"),
-            svc("nowhere"),
-            &WriteOptions::default(),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.code, 404);
-        assert_eq!(e.message, "namespaces \"nowhere\" not found");
-        server.shutdown().await;
-    }
 }

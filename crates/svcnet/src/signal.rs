@@ -1,0 +1,12 @@
+//! Waiting for the signals that stop a foreground `svcnet` command. Only the binary waits for
+//! signals: the libraries it runs offer a way to stop (a future to drop, `Server::shutdown`).
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
