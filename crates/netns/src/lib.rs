@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub const NETNS_DIR: &str = "/run/netns";
 
 #[derive(Debug, thiserror::Error)]
@@ -506,28 +509,7 @@ pub fn set_window_size(
 mod tests {
     use super::*;
 
-    /// Namespaces made by a test, deleted however the test ends.
-    struct Guard(Vec<String>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            for n in &self.0 {
-                let _ = NetNs::delete(n);
-            }
-        }
-    }
-
-    fn unique(tag: &str) -> String {
-        format!("svcnet-test-{}-{}-{tag}", std::process::id(), rand_suffix())
-    }
-
-    fn rand_suffix() -> u32 {
-        use std::time::{SystemTime, UNIX_EPOCH};
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-            % 100_000
-    }
+    use crate::testing::{unique_name as unique, NetnsGuard as Guard};
 
     #[test]
     fn plumb_two_namespaces_and_talk_over_tcp() {
