@@ -25,7 +25,20 @@ pub mod node;
 pub mod pod;
 pub mod service;
 
+use crate::field::{Error, ErrorList, Path};
+
 /// `""` for an absent string field: Go has no difference between the two.
 pub(crate) fn s(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
+}
+
+/// `must be one of ...` helper: Required for empty, NotSupported for unknown.
+pub(crate) fn enum_value(value: &str, path: &Path, valid: &[&str]) -> ErrorList {
+    if value.is_empty() {
+        vec![Error::required(path, "")]
+    } else if !valid.contains(&value) {
+        vec![Error::not_supported(path, value, valid)]
+    } else {
+        Vec::new()
+    }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::defaults::core::default_pod;
+use k8s_openapi::api::core::v1::Pod;
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
