@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::duration::since;
+use crate::duration::{age, since};
 use crate::json::{arr_at, bool_at, get, has, int_at, map_at, name, opt_bool_at, str_at, time_at};
 use crate::labels::format_labels;
 
@@ -14,10 +14,6 @@ const NODE_ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
 const NODE_ROLE_LABEL: &str = "kubernetes.io/role";
 /// `k8s.io/kubernetes/pkg/util/node.NodeUnreachablePodReason`.
 const NODE_UNREACHABLE_POD_REASON: &str = "NodeLost";
-
-fn age(obj: &Value, now: Timestamp) -> Value {
-    json!(since(time_at(obj, &["metadata", "creationTimestamp"]), now))
-}
 
 // --- Service ------------------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 //! helpers of `pkg/printers/internalversion`.
 
 use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::json::time_at;
 
 const NS_PER_SECOND: i128 = 1_000_000_000;
 const NS_PER_MINUTE: i128 = 60 * NS_PER_SECOND;
@@ -66,4 +69,9 @@ pub(crate) fn since(t: Option<Timestamp>, now: Timestamp) -> String {
         None => "<unknown>".to_string(),
         Some(t) => human_nanos(now.as_nanosecond() - t.as_nanosecond()),
     }
+}
+
+/// The AGE cell: [`since`] the object's `metadata.creationTimestamp`.
+pub(crate) fn age(obj: &Value, now: Timestamp) -> Value {
+    json!(since(time_at(obj, &["metadata", "creationTimestamp"]), now))
 }

@@ -19,7 +19,9 @@ use serde_json::Value;
 
 mod apps;
 mod columns;
+mod coordination;
 mod core;
+mod discovery;
 mod duration;
 mod json;
 mod labels;
@@ -100,10 +102,10 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::Node => core::node(obj, now),
         Kind::Namespace => core::namespace(obj, now),
         Kind::Event => core::event(obj, now),
-        Kind::EndpointSlice => apps::endpoint_slice(obj, now),
+        Kind::EndpointSlice => discovery::endpoint_slice(obj, now),
         Kind::Deployment => apps::deployment(obj, now),
         Kind::ReplicaSet => apps::replica_set(obj, now),
-        Kind::Lease => apps::lease(obj, now),
+        Kind::Lease => coordination::lease(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
