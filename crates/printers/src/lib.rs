@@ -25,6 +25,7 @@ mod discovery;
 mod duration;
 mod json;
 mod labels;
+mod pod;
 #[cfg(test)]
 mod tests;
 
@@ -97,7 +98,7 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
 pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
     match kind(group, resource) {
         Kind::Service => core::service(obj, now),
-        Kind::Pod => core::pod(obj, now),
+        Kind::Pod => pod::pod(obj, now),
         Kind::Endpoints => core::endpoints(obj, now),
         Kind::Node => core::node(obj, now),
         Kind::Namespace => core::namespace(obj, now),
@@ -115,7 +116,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
 /// field.
 pub fn row_conditions(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
     match kind(group, resource) {
-        Kind::Pod => core::pod_row_conditions(obj),
+        Kind::Pod => pod::pod_row_conditions(obj),
         _ => Vec::new(),
     }
 }
