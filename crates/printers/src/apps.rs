@@ -50,3 +50,144 @@ pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
         json!(format_label_selector(get(obj, &["spec", "selector"]))),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::{json, Value};
+
+    use crate::testing::{meta, row};
+
+    #[test]
+    fn deployments() {
+        let template = json!({"metadata": {"labels": {"app": "service-env"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "docker.io/library/nginx:1.23.1",
+                                                       "ports": [{"containerPort": 80}]}]}});
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "seed: service-env",
+                json!({"metadata": meta("service-env", 108),
+                       "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "service-env"}}, "template": template},
+                       "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}}),
+                vec![
+                    json!("service-env"),
+                    json!("3/3"),
+                    json!(3),
+                    json!(3),
+                    json!("108s"),
+                    json!("nginx"),
+                    json!("docker.io/library/nginx:1.23.1"),
+                    json!("app=service-env"),
+                ],
+            ),
+            (
+                "rolling out, no status yet, replicas defaulted, expressions",
+                json!({"metadata": meta("web", 10),
+                       "spec": {"selector": {"matchLabels": {"tier": "web"},
+                                             "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
+                                                                  {"key": "canary", "operator": "DoesNotExist"}]},
+                                "template": {"spec": {"containers": [{"name": "a", "image": "img-a"},
+                                                                     {"name": "b", "image": "img-b"}]}}}}),
+                vec![
+                    json!("web"),
+                    json!("0/1"),
+                    json!(0),
+                    json!(0),
+                    json!("10s"),
+                    json!("a,b"),
+                    json!("img-a,img-b"),
+                    json!("!canary,env in (dev,prod),tier=web"),
+                ],
+            ),
+            (
+                "empty selector prints empty, invalid prints <invalid>",
+                json!({"metadata": meta("odd", 10), "spec": {"replicas": 0, "selector": {}}}),
+                vec![
+                    json!("odd"),
+                    json!("0/0"),
+                    json!(0),
+                    json!(0),
+                    json!("10s"),
+                    json!(""),
+                    json!(""),
+                    json!(""),
+                ],
+            ),
+            (
+                "invalid selector",
+                json!({"metadata": meta("bad", 10),
+                       "spec": {"replicas": 2, "selector": {"matchLabels": {"bad key!": "x"}}}}),
+                vec![
+                    json!("bad"),
+                    json!("0/2"),
+                    json!(0),
+                    json!(0),
+                    json!("10s"),
+                    json!(""),
+                    json!(""),
+                    json!("<invalid>"),
+                ],
+            ),
+        ];
+        for (name, obj, want) in cases {
+            assert_eq!(row("apps", "deployments", &obj), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn replica_sets() {
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "seed: service-env-77bd9f74d4",
+                json!({"metadata": meta("service-env-77bd9f74d4", 108),
+                       "spec": {"replicas": 3,
+                                "selector": {"matchLabels": {"app": "service-env", "pod-template-hash": "77bd9f74d4"}},
+                                "template": {"spec": {"containers": [{"name": "nginx",
+                                                                      "image": "docker.io/library/nginx:1.23.1"}]}}},
+                       "status": {"replicas": 3, "readyReplicas": 2}}),
+                vec![
+                    json!("service-env-77bd9f74d4"),
+                    json!(3),
+                    json!(3),
+                    json!(2),
+                    json!("108s"),
+                    json!("nginx"),
+                    json!("docker.io/library/nginx:1.23.1"),
+                    json!("app=service-env,pod-template-hash=77bd9f74d4"),
+                ],
+            ),
+            (
+                "no selector: <none>; invalid operator: <error>",
+                json!({"metadata": meta("rs", 5)}),
+                vec![
+                    json!("rs"),
+                    json!(1),
+                    json!(0),
+                    json!(0),
+                    json!("5s"),
+                    json!(""),
+                    json!(""),
+                    json!("<none>"),
+                ],
+            ),
+            (
+                "invalid operator",
+                json!({"metadata": meta("rs", 5),
+                       "spec": {"replicas": 1, "selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}}),
+                vec![
+                    json!("rs"),
+                    json!(1),
+                    json!(0),
+                    json!(0),
+                    json!("5s"),
+                    json!(""),
+                    json!(""),
+                    json!("<error>"),
+                ],
+            ),
+        ];
+        for (name, obj, want) in cases {
+            assert_eq!(row("apps", "replicasets", &obj), want, "{name}");
+        }
+    }
+}

@@ -318,3 +318,6 @@ fn format_event_source(obj: &Value) -> String {
         format!("{component}, {instance}")
     }
 }
+
+#[cfg(test)]
+mod tests;

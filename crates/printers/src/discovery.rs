@@ -68,3 +68,54 @@ fn list_with_more_string(list: &[String], more: bool, count: usize) -> String {
     }
     ret
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::{json, Value};
+
+    use crate::testing::{meta, row};
+
+    #[test]
+    fn endpoint_slices() {
+        let ep = |ips: &[&str]| json!({"addresses": ips, "conditions": {"ready": true}});
+        let cases: Vec<(&str, Value, &str, &str)> = vec![
+            (
+                "empty",
+                json!({"addressType": "IPv4"}),
+                "<unset>",
+                "<unset>",
+            ),
+            (
+                "seed: three pods",
+                json!({"addressType": "IPv4", "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
+                       "endpoints": [ep(&["10.244.52.222"]), ep(&["10.244.67.79"]), ep(&["10.244.67.84"])]}),
+                "80",
+                "10.244.52.222,10.244.67.79,10.244.67.84",
+            ),
+            (
+                "more ports and endpoints than shown",
+                json!({"addressType": "IPv4",
+                       "ports": [{"port": 80}, {"name": "metrics"}, {}, {"port": 9000}, {"port": 9001}],
+                       "endpoints": [ep(&["10.0.0.1", "10.0.0.2"]), ep(&["10.0.0.3"]), ep(&["10.0.0.4"])]}),
+                "80,metrics,* + 2 more...",
+                "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...",
+            ),
+        ];
+        for (name, mut obj, ports, endpoints) in cases {
+            obj["metadata"] = meta("web-abcde", 30);
+            let addr_type = obj["addressType"].clone();
+            assert_eq!(
+                row("discovery.k8s.io", "endpointslices", &obj),
+                vec![
+                    json!("web-abcde"),
+                    addr_type,
+                    json!(ports),
+                    json!(endpoints),
+                    json!("30s")
+                ],
+                "{name}"
+            );
+        }
+    }
+}

@@ -258,3 +258,6 @@ pub(crate) fn pod_row_conditions(obj: &Value) -> Vec<Value> {
         "message": message,
     })]
 }
+
+#[cfg(test)]
+mod tests;
