@@ -7,14 +7,12 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{Container, ContainerPort};
 
 use crate::field::{Error, ErrorList, Path};
-use crate::validation::names::{
-    is_valid_group_id, is_valid_port_name, is_valid_port_num, is_valid_user_id,
-    validate_dns1123_label,
-};
+use crate::validation::names::{is_valid_port_name, is_valid_port_num, validate_dns1123_label};
 use crate::validation::{enum_value, s};
 
 use super::env::{validate_env, validate_env_from};
-use super::probes::{validate_lifecycle, validate_probe_kind, ProbeKind};
+use super::probes::validate_lifecycle_and_probes;
+use super::security_context::validate_container_security_context;
 use super::volumes::validate_volume_mounts;
 
 const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
@@ -39,24 +37,7 @@ pub(super) fn validate_containers(
         if !names.insert(c.name.clone()) {
             errs.push(Error::duplicate(&p.child("name"), c.name.as_str()));
         }
-        if let Some(l) = &c.lifecycle {
-            errs.extend(validate_lifecycle(l, grace, &p.child("lifecycle")));
-        }
-        errs.extend(validate_probe_kind(
-            c.liveness_probe.as_ref(),
-            ProbeKind::Liveness,
-            &p.child("livenessProbe"),
-        ));
-        errs.extend(validate_probe_kind(
-            c.readiness_probe.as_ref(),
-            ProbeKind::Readiness,
-            &p.child("readinessProbe"),
-        ));
-        errs.extend(validate_probe_kind(
-            c.startup_probe.as_ref(),
-            ProbeKind::Startup,
-            &p.child("startupProbe"),
-        ));
+        errs.extend(validate_lifecycle_and_probes(c, grace, &p));
         if c.restart_policy.is_some() {
             errs.push(Error::forbidden(
                 &p.child("restartPolicy"),
@@ -99,24 +80,7 @@ pub(super) fn validate_init_containers(
         }
         errs.extend(check_host_port_conflicts(std::slice::from_ref(c), i, path));
         if restart_always {
-            if let Some(l) = &c.lifecycle {
-                errs.extend(validate_lifecycle(l, grace, &p.child("lifecycle")));
-            }
-            errs.extend(validate_probe_kind(
-                c.liveness_probe.as_ref(),
-                ProbeKind::Liveness,
-                &p.child("livenessProbe"),
-            ));
-            errs.extend(validate_probe_kind(
-                c.readiness_probe.as_ref(),
-                ProbeKind::Readiness,
-                &p.child("readinessProbe"),
-            ));
-            errs.extend(validate_probe_kind(
-                c.startup_probe.as_ref(),
-                ProbeKind::Startup,
-                &p.child("startupProbe"),
-            ));
+            errs.extend(validate_lifecycle_and_probes(c, grace, &p));
         } else {
             let forbidden = "may not be set for init containers without restartPolicy=Always";
             for (set, field) in [
@@ -197,26 +161,10 @@ fn validate_container_common(c: &Container, volumes: &BTreeSet<String>, path: &P
         SUPPORTED_PULL_POLICIES,
     ));
     if let Some(sc) = &c.security_context {
-        let p = path.child("securityContext");
-        if let Some(uid) = sc.run_as_user {
-            for m in is_valid_user_id(uid) {
-                errs.push(Error::invalid(&p.child("runAsUser"), uid, m));
-            }
-        }
-        if let Some(gid) = sc.run_as_group {
-            for m in is_valid_group_id(gid) {
-                errs.push(Error::invalid(&p.child("runAsGroup"), gid, m));
-            }
-        }
-        if let Some(pm) = &sc.proc_mount {
-            if pm != "Default" && pm != "Unmasked" {
-                errs.push(Error::not_supported(
-                    &p.child("procMount"),
-                    pm.as_str(),
-                    &["Default", "Unmasked"],
-                ));
-            }
-        }
+        errs.extend(validate_container_security_context(
+            sc,
+            &path.child("securityContext"),
+        ));
     }
     errs
 }

@@ -20,24 +20,21 @@ pub fn validate_create(pod: &Pod) -> ErrorList {
     let mut errs = validate_pod_metadata_and_spec(pod);
     let spec_path = Path::new("spec");
     let spec = pod.spec.clone().unwrap_or_default();
-    if !spec
+    if spec
         .ephemeral_containers
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
     {
         errs.push(Error::forbidden(
             &spec_path.child("ephemeralContainers"),
             "cannot be set on create",
         ));
     }
-    if !s(&spec.node_name).is_empty()
-        && !spec
-            .scheduling_gates
-            .as_deref()
-            .unwrap_or_default()
-            .is_empty()
-    {
+    let gated = spec
+        .scheduling_gates
+        .as_ref()
+        .is_some_and(|g| !g.is_empty());
+    if !s(&spec.node_name).is_empty() && gated {
         errs.push(Error::forbidden(
             &spec_path.child("nodeName"),
             "cannot be set until all schedulingGates have been cleared",
@@ -116,11 +113,10 @@ pub fn validate_pod_template_spec(template: &PodTemplateSpec, path: &Path) -> Er
         &path.child("spec"),
         PodValidationOptions::default(),
     ));
-    if !spec
+    if spec
         .ephemeral_containers
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
     {
         errs.push(Error::forbidden(
             &path.child("spec").child("ephemeralContainers"),

@@ -110,26 +110,38 @@ fn validate_env_var_value_from(ev: &EnvVar, path: &Path) -> ErrorList {
             &path.child("secretKeyRef"),
         ));
     }
-    if num == 0 {
-        errs.push(Error::invalid(
-            path,
-            "",
-            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-        ));
-    } else if !s(&ev.value).is_empty() {
+    if num != 0 && !s(&ev.value).is_empty() {
         errs.push(Error::invalid(
             path,
             "",
             "may not be specified when `value` is not empty",
         ));
-    } else if num > 1 {
-        errs.push(Error::invalid(
+    } else {
+        errs.extend(exactly_one_source(
+            num,
+            "`fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             path,
-            "",
-            "may not have more than one field specified at a time",
         ));
     }
     errs
+}
+
+/// A `valueFrom` or `envFrom` entry names exactly one source: none is "must specify one of",
+/// several are "may not have more than one field specified at a time".
+fn exactly_one_source(count: usize, sources: &str, path: &Path) -> Option<Error> {
+    match count {
+        0 => Some(Error::invalid(
+            path,
+            "",
+            format!("must specify one of: {sources}"),
+        )),
+        1 => None,
+        _ => Some(Error::invalid(
+            path,
+            "",
+            "may not have more than one field specified at a time",
+        )),
+    }
 }
 
 fn validate_key_selector(name: &str, key: &str, path: &Path) -> ErrorList {
@@ -229,19 +241,11 @@ pub(super) fn validate_env_from(c: &Container, path: &Path) -> ErrorList {
                 }
             }
         }
-        if num == 0 {
-            errs.push(Error::invalid(
-                path,
-                "",
-                "must specify one of: `configMapRef` or `secretRef`",
-            ));
-        } else if num > 1 {
-            errs.push(Error::invalid(
-                path,
-                "",
-                "may not have more than one field specified at a time",
-            ));
-        }
+        errs.extend(exactly_one_source(
+            num,
+            "`configMapRef` or `secretRef`",
+            path,
+        ));
     }
     errs
 }

@@ -2,7 +2,9 @@
 //! startup probes, `validateLifecycle`, and the handler actions both share (`validateHandler`,
 //! `validateHTTPGetAction`).
 
-use k8s_openapi::api::core::v1::{Lifecycle, LifecycleHandler, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::field::{Error, ErrorList, Path};
@@ -13,18 +15,40 @@ use crate::validation::s;
 
 const SUPPORTED_HTTP_SCHEMES: &[&str] = &["HTTP", "HTTPS"];
 
+/// A container's lifecycle hooks and its liveness, readiness and startup probes, as
+/// `validateContainers` (and `validateInitContainers` for a restartable init container) checks
+/// them one after the other.
+pub(super) fn validate_lifecycle_and_probes(
+    c: &Container,
+    grace: Option<i64>,
+    path: &Path,
+) -> ErrorList {
+    let mut errs = Vec::new();
+    if let Some(l) = &c.lifecycle {
+        errs.extend(validate_lifecycle(l, grace, &path.child("lifecycle")));
+    }
+    for (probe, kind, field) in [
+        (&c.liveness_probe, ProbeKind::Liveness, "livenessProbe"),
+        (&c.readiness_probe, ProbeKind::Readiness, "readinessProbe"),
+        (&c.startup_probe, ProbeKind::Startup, "startupProbe"),
+    ] {
+        errs.extend(validate_probe_kind(
+            probe.as_ref(),
+            kind,
+            &path.child(field),
+        ));
+    }
+    errs
+}
+
 #[derive(Clone, Copy, PartialEq)]
-pub(super) enum ProbeKind {
+enum ProbeKind {
     Liveness,
     Readiness,
     Startup,
 }
 
-pub(super) fn validate_probe_kind(
-    probe: Option<&Probe>,
-    kind: ProbeKind,
-    path: &Path,
-) -> ErrorList {
+fn validate_probe_kind(probe: Option<&Probe>, kind: ProbeKind, path: &Path) -> ErrorList {
     let Some(probe) = probe else {
         return Vec::new();
     };
@@ -55,32 +79,12 @@ pub(super) fn validate_probe_kind(
 
 fn validate_probe(probe: &Probe, path: &Path) -> ErrorList {
     let mut errs = Vec::new();
-    let mut handlers: Vec<(&str, ErrorList)> = Vec::new();
-    if let Some(e) = &probe.exec {
-        let mut el = Vec::new();
-        if e.command.as_deref().unwrap_or_default().is_empty() {
-            el.push(Error::required(&path.child("exec").child("command"), ""));
-        }
-        handlers.push(("exec", el));
-    }
-    if let Some(h) = &probe.http_get {
-        handlers.push((
-            "httpGet",
-            validate_http_get(
-                s(&h.path),
-                &h.port,
-                s(&h.scheme),
-                h.http_headers.as_deref().unwrap_or_default(),
-                &path.child("httpGet"),
-            ),
-        ));
-    }
-    if let Some(t) = &probe.tcp_socket {
-        handlers.push((
-            "tcpSocket",
-            validate_port_num_or_name(&t.port, &path.child("tcpSocket").child("port")),
-        ));
-    }
+    let mut handlers = shared_handlers(
+        probe.exec.as_ref(),
+        probe.http_get.as_ref(),
+        probe.tcp_socket.as_ref(),
+        path,
+    );
     if let Some(g) = &probe.grpc {
         handlers.push((
             "grpc",
@@ -112,6 +116,35 @@ fn validate_probe(probe: &Probe, path: &Path) -> ErrorList {
     errs
 }
 
+/// The handler actions a probe and a lifecycle hook have in common (exec, httpGet, tcpSocket),
+/// each set one with its own errors, in `validateHandler`'s order; the caller adds its own
+/// (grpc for a probe, sleep for a hook) and hands them to [`collect_handlers`].
+fn shared_handlers(
+    exec: Option<&ExecAction>,
+    http_get: Option<&HTTPGetAction>,
+    tcp_socket: Option<&TCPSocketAction>,
+    path: &Path,
+) -> Vec<(&'static str, ErrorList)> {
+    let mut handlers = Vec::new();
+    if let Some(e) = exec {
+        let mut el = Vec::new();
+        if e.command.as_deref().unwrap_or_default().is_empty() {
+            el.push(Error::required(&path.child("exec").child("command"), ""));
+        }
+        handlers.push(("exec", el));
+    }
+    if let Some(h) = http_get {
+        handlers.push(("httpGet", validate_http_get(h, &path.child("httpGet"))));
+    }
+    if let Some(t) = tcp_socket {
+        handlers.push((
+            "tcpSocket",
+            validate_port_num_or_name(&t.port, &path.child("tcpSocket").child("port")),
+        ));
+    }
+    handlers
+}
+
 /// `validateHandler`: exactly one handler; the later ones are "may not specify more than 1
 /// handler type".
 fn collect_handlers(handlers: Vec<(&str, ErrorList)>, path: &Path) -> ErrorList {
@@ -132,18 +165,14 @@ fn collect_handlers(handlers: Vec<(&str, ErrorList)>, path: &Path) -> ErrorList 
     errs
 }
 
-fn validate_http_get(
-    p: &str,
-    port: &IntOrString,
-    scheme: &str,
-    headers: &[k8s_openapi::api::core::v1::HTTPHeader],
-    path: &Path,
-) -> ErrorList {
+/// `validateHTTPGetAction`
+fn validate_http_get(h: &HTTPGetAction, path: &Path) -> ErrorList {
     let mut errs = Vec::new();
-    if p.is_empty() {
+    if s(&h.path).is_empty() {
         errs.push(Error::required(&path.child("path"), ""));
     }
-    errs.extend(validate_port_num_or_name(port, &path.child("port")));
+    errs.extend(validate_port_num_or_name(&h.port, &path.child("port")));
+    let scheme = s(&h.scheme);
     if !SUPPORTED_HTTP_SCHEMES.contains(&scheme) {
         errs.push(Error::not_supported(
             &path.child("scheme"),
@@ -151,11 +180,11 @@ fn validate_http_get(
             SUPPORTED_HTTP_SCHEMES,
         ));
     }
-    for h in headers {
-        for m in is_http_header_name(&h.name) {
+    for header in h.http_headers.iter().flatten() {
+        for m in is_http_header_name(&header.name) {
             errs.push(Error::invalid(
                 &path.child("httpHeaders"),
-                h.name.as_str(),
+                header.name.as_str(),
                 m,
             ));
         }
@@ -163,7 +192,7 @@ fn validate_http_get(
     errs
 }
 
-pub(super) fn validate_lifecycle(l: &Lifecycle, grace: Option<i64>, path: &Path) -> ErrorList {
+fn validate_lifecycle(l: &Lifecycle, grace: Option<i64>, path: &Path) -> ErrorList {
     let mut errs = Vec::new();
     for (h, field) in [(&l.post_start, "postStart"), (&l.pre_stop, "preStop")] {
         if let Some(h) = h {
@@ -174,32 +203,12 @@ pub(super) fn validate_lifecycle(l: &Lifecycle, grace: Option<i64>, path: &Path)
 }
 
 fn validate_lifecycle_handler(h: &LifecycleHandler, grace: Option<i64>, path: &Path) -> ErrorList {
-    let mut handlers: Vec<(&str, ErrorList)> = Vec::new();
-    if let Some(e) = &h.exec {
-        let mut el = Vec::new();
-        if e.command.as_deref().unwrap_or_default().is_empty() {
-            el.push(Error::required(&path.child("exec").child("command"), ""));
-        }
-        handlers.push(("exec", el));
-    }
-    if let Some(g) = &h.http_get {
-        handlers.push((
-            "httpGet",
-            validate_http_get(
-                s(&g.path),
-                &g.port,
-                s(&g.scheme),
-                g.http_headers.as_deref().unwrap_or_default(),
-                &path.child("httpGet"),
-            ),
-        ));
-    }
-    if let Some(t) = &h.tcp_socket {
-        handlers.push((
-            "tcpSocket",
-            validate_port_num_or_name(&t.port, &path.child("tcpSocket").child("port")),
-        ));
-    }
+    let mut handlers = shared_handlers(
+        h.exec.as_ref(),
+        h.http_get.as_ref(),
+        h.tcp_socket.as_ref(),
+        path,
+    );
     if let Some(sl) = &h.sleep {
         let mut el = Vec::new();
         if let Some(g) = grace {
