@@ -12,10 +12,8 @@ use super::names::{
     is_valid_label_value, name_is_dns_subdomain, parse_cidr_sloppy, validate_cidr,
     validate_qualified_name,
 };
-use super::s;
+use super::{s, TAINT_EFFECTS};
 use crate::field::{go_quote, BadValue, Error, ErrorList, Path};
-
-const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 fn taint_go(t: &Taint) -> BadValue {
     BadValue::Raw(format!(

@@ -8,14 +8,13 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort};
 
 use crate::field::{Error, ErrorList, Path};
 use crate::validation::names::{is_valid_port_name, is_valid_port_num, validate_dns1123_label};
-use crate::validation::{enum_value, s};
+use crate::validation::{enum_value, s, SUPPORTED_PORT_PROTOCOLS};
 
 use super::env::{validate_env, validate_env_from};
 use super::probes::validate_lifecycle_and_probes;
 use super::security_context::validate_container_security_context;
 use super::volumes::validate_volume_mounts;
 
-const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const SUPPORTED_PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const TERMINATION_MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
 

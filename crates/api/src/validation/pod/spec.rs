@@ -12,7 +12,7 @@ use crate::validation::names::{
     inclusive_range_error, is_valid_label_value, name_is_dns_subdomain, validate_dns1123_label,
     validate_dns1123_subdomain, validate_ip, validate_labels, validate_qualified_name,
 };
-use crate::validation::{enum_value, s};
+use crate::validation::{enum_value, s, TAINT_EFFECTS};
 
 use super::containers::{validate_containers, validate_init_containers};
 use super::security_context::validate_pod_security_context;
@@ -27,7 +27,6 @@ pub struct PodValidationOptions {
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
-const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 /// `ValidatePodSpec`
 pub fn validate_pod_spec(spec: &PodSpec, path: &Path, opts: PodValidationOptions) -> ErrorList {
