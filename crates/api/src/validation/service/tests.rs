@@ -385,72 +385,57 @@ fn reapplying_the_same_manifest_keeps_allocations() {
 
 #[test]
 fn update_errors_match_kubernetes() {
-    let old = created(json!({"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}));
-    let (_, errs) = update(
-        &old,
-        json!({"spec": {"clusterIP": "10.96.0.99", "clusterIPs": ["10.96.0.99"], "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#
-        ]
-    );
-    // Only the singular field changed: normalisation follows it, the same error results.
-    let (_, errs) = update(
-        &old,
-        json!({"spec": {"clusterIP": "10.96.0.99", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#
-        ]
-    );
-    // Headless stays headless when the manifest omits clusterIP; asking for an IP is a change.
-    let headless = created(
-        json!({"spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    let (_, errs) = update(
-        &headless,
-        json!({"spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    assert_eq!(errs, Vec::<String>::new());
-    let (_, errs) = update(
-        &headless,
-        json!({"spec": {"clusterIP": "10.96.0.50", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.50"}: may not change once set"#
-        ]
-    );
+    let web = json!({"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let headless = json!({"spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}});
+    // (stored manifest, manifest sent as the update, the errors)
+    let cases: Vec<(Value, Value, Vec<&str>)> = vec![
+        (
+            web.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.99", "clusterIPs": ["10.96.0.99"], "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#,
+            ],
+        ),
+        // Only the singular field changed: normalisation follows it, the same error results.
+        (
+            web.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.99", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#,
+            ],
+        ),
+        // Headless stays headless when the manifest omits clusterIP; asking for an IP is a change.
+        (
+            headless.clone(),
+            json!({"spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
+            vec![],
+        ),
+        (
+            headless.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.50", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.50"}: may not change once set"#,
+            ],
+        ),
+        (
+            json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/a", "ports": [{"port": 80}]}}),
+            json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/b", "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set"#,
+            ],
+        ),
+        (
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}),
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "ports": [{"port": 80}]}}),
+            vec!["spec.healthCheckNodePort: Forbidden: field is immutable"],
+        ),
+    ];
+    for (stored, sent, want) in cases {
+        let (_, errs) = update(&created(stored.clone()), sent.clone());
+        assert_eq!(errs, want, "{stored} updated with {sent}");
+    }
 
-    let lb = created(
-        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/a", "ports": [{"port": 80}]}}),
-    );
-    let (_, errs) = update(
-        &lb,
-        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/b", "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![r#"spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set"#]
-    );
-
-    let local = created(
-        json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}),
-    );
-    let (_, errs) = update(
-        &local,
-        json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec!["spec.healthCheckNodePort: Forbidden: field is immutable"]
-    );
-
+    let old = created(web);
     let mut stale = old.clone();
     stale.metadata.name = Some("other".into());
     let got = messages(&validate_update(&stale, &old));
