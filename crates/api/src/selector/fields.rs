@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::selector::{err, SelectorError};
+use crate::selector::{err, write_joined, SelectorError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldOperator {
@@ -95,13 +95,7 @@ impl FieldSelector {
 impl fmt::Display for FieldSelector {
     /// Go's `Selector.String()`: the terms joined with `,`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{r}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 

@@ -18,6 +18,8 @@
 //! (`requirement.rs`), the lexer and parser of the string syntax (`parser.rs`), and
 //! [`LabelSelector`] (`mod.rs`). `fields.rs` is its `fields` package.
 
+use std::fmt;
+
 mod fields;
 mod labels;
 
@@ -31,4 +33,15 @@ pub struct SelectorError(pub String);
 
 fn err<T>(msg: String) -> Result<T, SelectorError> {
     Err(SelectorError(msg))
+}
+
+/// Go's `Selector.String()` in both packages: the requirements' strings joined with `,`.
+fn write_joined(f: &mut fmt::Formatter<'_>, requirements: &[impl fmt::Display]) -> fmt::Result {
+    for (i, r) in requirements.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{r}")?;
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as MetaLabelSelector;
 
-use crate::selector::SelectorError;
+use crate::selector::{write_joined, SelectorError};
 
 mod parser;
 mod requirement;
@@ -100,13 +100,7 @@ impl LabelSelector {
 impl fmt::Display for LabelSelector {
     /// The canonical string form, as Go's `Selector.String()`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{r}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 
