@@ -106,17 +106,13 @@ fn deployment_update_and_status() {
     let mut new = old.clone();
     new.spec.as_mut().unwrap().selector =
         serde_json::from_value(json!({"matchLabels": {"app": "web", "tier": "x"}})).unwrap();
-    new.spec
+    let template_labels = new
+        .spec
         .as_mut()
-        .unwrap()
-        .template
-        .metadata
-        .as_mut()
-        .unwrap()
-        .labels
-        .as_mut()
-        .unwrap()
-        .insert("tier".into(), "x".into());
+        .and_then(|s| s.template.metadata.as_mut())
+        .and_then(|m| m.labels.as_mut())
+        .unwrap();
+    template_labels.insert("tier".into(), "x".into());
     assert_eq!(
         messages(&validate_deployment_update(&new, &old)),
         vec!["spec.selector: Invalid value: &LabelSelector{MatchLabels:map[string]string{app: web,tier: x,},MatchExpressions:[]LabelSelectorRequirement{},}: field is immutable"]
