@@ -56,7 +56,7 @@ mod tests {
     use pretty_assertions::assert_eq;
     use serde_json::{json, Value};
 
-    use crate::testing::{meta, row};
+    use crate::testing::{json_row, meta, row};
 
     #[test]
     fn deployments() {
@@ -69,16 +69,9 @@ mod tests {
                 json!({"metadata": meta("service-env", 108),
                        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "service-env"}}, "template": template},
                        "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}}),
-                vec![
-                    json!("service-env"),
-                    json!("3/3"),
-                    json!(3),
-                    json!(3),
-                    json!("108s"),
-                    json!("nginx"),
-                    json!("docker.io/library/nginx:1.23.1"),
-                    json!("app=service-env"),
-                ],
+                json_row(
+                    r#"["service-env", "3/3", 3, 3, "108s", "nginx", "docker.io/library/nginx:1.23.1", "app=service-env"]"#,
+                ),
             ),
             (
                 "rolling out, no status yet, replicas defaulted, expressions",
@@ -88,45 +81,20 @@ mod tests {
                                                                   {"key": "canary", "operator": "DoesNotExist"}]},
                                 "template": {"spec": {"containers": [{"name": "a", "image": "img-a"},
                                                                      {"name": "b", "image": "img-b"}]}}}}),
-                vec![
-                    json!("web"),
-                    json!("0/1"),
-                    json!(0),
-                    json!(0),
-                    json!("10s"),
-                    json!("a,b"),
-                    json!("img-a,img-b"),
-                    json!("!canary,env in (dev,prod),tier=web"),
-                ],
+                json_row(
+                    r#"["web", "0/1", 0, 0, "10s", "a,b", "img-a,img-b", "!canary,env in (dev,prod),tier=web"]"#,
+                ),
             ),
             (
                 "empty selector prints empty, invalid prints <invalid>",
                 json!({"metadata": meta("odd", 10), "spec": {"replicas": 0, "selector": {}}}),
-                vec![
-                    json!("odd"),
-                    json!("0/0"),
-                    json!(0),
-                    json!(0),
-                    json!("10s"),
-                    json!(""),
-                    json!(""),
-                    json!(""),
-                ],
+                json_row(r#"["odd", "0/0", 0, 0, "10s", "", "", ""]"#),
             ),
             (
                 "invalid selector",
                 json!({"metadata": meta("bad", 10),
                        "spec": {"replicas": 2, "selector": {"matchLabels": {"bad key!": "x"}}}}),
-                vec![
-                    json!("bad"),
-                    json!("0/2"),
-                    json!(0),
-                    json!(0),
-                    json!("10s"),
-                    json!(""),
-                    json!(""),
-                    json!("<invalid>"),
-                ],
+                json_row(r#"["bad", "0/2", 0, 0, "10s", "", "", "<invalid>"]"#),
             ),
         ];
         for (name, obj, want) in cases {
@@ -145,45 +113,20 @@ mod tests {
                                 "template": {"spec": {"containers": [{"name": "nginx",
                                                                       "image": "docker.io/library/nginx:1.23.1"}]}}},
                        "status": {"replicas": 3, "readyReplicas": 2}}),
-                vec![
-                    json!("service-env-77bd9f74d4"),
-                    json!(3),
-                    json!(3),
-                    json!(2),
-                    json!("108s"),
-                    json!("nginx"),
-                    json!("docker.io/library/nginx:1.23.1"),
-                    json!("app=service-env,pod-template-hash=77bd9f74d4"),
-                ],
+                json_row(
+                    r#"["service-env-77bd9f74d4", 3, 3, 2, "108s", "nginx", "docker.io/library/nginx:1.23.1", "app=service-env,pod-template-hash=77bd9f74d4"]"#,
+                ),
             ),
             (
                 "no selector: <none>; invalid operator: <error>",
                 json!({"metadata": meta("rs", 5)}),
-                vec![
-                    json!("rs"),
-                    json!(1),
-                    json!(0),
-                    json!(0),
-                    json!("5s"),
-                    json!(""),
-                    json!(""),
-                    json!("<none>"),
-                ],
+                json_row(r#"["rs", 1, 0, 0, "5s", "", "", "<none>"]"#),
             ),
             (
                 "invalid operator",
                 json!({"metadata": meta("rs", 5),
                        "spec": {"replicas": 1, "selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}}),
-                vec![
-                    json!("rs"),
-                    json!(1),
-                    json!(0),
-                    json!(0),
-                    json!("5s"),
-                    json!(""),
-                    json!(""),
-                    json!("<error>"),
-                ],
+                json_row(r#"["rs", 1, 0, 0, "5s", "", "", "<error>"]"#),
             ),
         ];
         for (name, obj, want) in cases {

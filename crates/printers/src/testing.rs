@@ -31,3 +31,9 @@ pub(crate) fn row(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
     );
     c
 }
+
+/// A row's expected cells, written as the JSON array a Table row carries:
+/// `json_row(r#"["web", "1/1", 3]"#)` (strings and numbers as the printer returns them).
+pub(crate) fn json_row(cells: &str) -> Vec<Value> {
+    serde_json::from_str(cells).unwrap()
+}

@@ -4,7 +4,7 @@
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
-use crate::testing::{ago, meta, row};
+use crate::testing::{ago, json_row, meta, row};
 
 #[test]
 fn services() {
@@ -16,15 +16,9 @@ fn services() {
                 "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }),
-            vec![
-                json!("kubernetes"),
-                json!("ClusterIP"),
-                json!("10.96.0.1"),
-                json!("<none>"),
-                json!("443/TCP"),
-                json!("2d18h"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "2d18h", "<none>"]"#,
+            ),
         ),
         (
             "seed: service-clusterip",
@@ -34,15 +28,9 @@ fn services() {
                          "clusterIPs": ["10.97.1.1"], "type": "ClusterIP",
                          "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}]},
             }),
-            vec![
-                json!("service-clusterip"),
-                json!("ClusterIP"),
-                json!("10.97.1.1"),
-                json!("<none>"),
-                json!("80/TCP"),
-                json!("4m42s"),
-                json!("app=service-env"),
-            ],
+            json_row(
+                r#"["service-clusterip", "ClusterIP", "10.97.1.1", "<none>", "80/TCP", "4m42s", "app=service-env"]"#,
+            ),
         ),
         (
             "seed: headless",
@@ -51,15 +39,9 @@ fn services() {
                 "spec": {"selector": {"app": "service-env"}, "clusterIP": "None", "clusterIPs": ["None"],
                          "type": "ClusterIP", "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}]},
             }),
-            vec![
-                json!("service-headliness"),
-                json!("ClusterIP"),
-                json!("None"),
-                json!("<none>"),
-                json!("80/TCP"),
-                json!("43s"),
-                json!("app=service-env"),
-            ],
+            json_row(
+                r#"["service-headliness", "ClusterIP", "None", "<none>", "80/TCP", "43s", "app=service-env"]"#,
+            ),
         ),
         (
             "seed: service-nodeport",
@@ -69,15 +51,9 @@ fn services() {
                          "clusterIP": "10.101.89.79", "clusterIPs": ["10.101.89.79"],
                          "ports": [{"port": 80, "nodePort": 30002, "targetPort": 80, "protocol": "TCP"}]},
             }),
-            vec![
-                json!("service-nodeport"),
-                json!("NodePort"),
-                json!("10.101.89.79"),
-                json!("<none>"),
-                json!("80:30002/TCP"),
-                json!("20s"),
-                json!("app=service-env"),
-            ],
+            json_row(
+                r#"["service-nodeport", "NodePort", "10.101.89.79", "<none>", "80:30002/TCP", "20s", "app=service-env"]"#,
+            ),
         ),
         (
             "seed: service-externalname",
@@ -85,15 +61,9 @@ fn services() {
                 "metadata": meta("service-externalname", 5),
                 "spec": {"type": "ExternalName", "externalName": "www.baidu.com"},
             }),
-            vec![
-                json!("service-externalname"),
-                json!("ExternalName"),
-                json!("<none>"),
-                json!("www.baidu.com"),
-                json!("<none>"),
-                json!("5s"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["service-externalname", "ExternalName", "<none>", "www.baidu.com", "<none>", "5s", "<none>"]"#,
+            ),
         ),
         (
             "seed: nginx NodePort from kubectl expose",
@@ -103,15 +73,9 @@ fn services() {
                          "ports": [{"port": 80, "nodePort": 31230, "protocol": "TCP"}],
                          "selector": {"run": "nginx"}},
             }),
-            vec![
-                json!("nginx"),
-                json!("NodePort"),
-                json!("10.0.0.112"),
-                json!("<none>"),
-                json!("80:31230/TCP"),
-                json!("5s"),
-                json!("run=nginx"),
-            ],
+            json_row(
+                r#"["nginx", "NodePort", "10.0.0.112", "<none>", "80:31230/TCP", "5s", "run=nginx"]"#,
+            ),
         ),
         (
             "seed: the-bus NodePort 8080",
@@ -121,15 +85,9 @@ fn services() {
                          "ports": [{"port": 8080, "nodePort": 31112, "targetPort": 8080, "protocol": "TCP"}],
                          "selector": {"env": "marvel"}},
             }),
-            vec![
-                json!("the-bus"),
-                json!("NodePort"),
-                json!("10.96.69.229"),
-                json!("<none>"),
-                json!("8080:31112/TCP"),
-                json!("60m"),
-                json!("env=marvel"),
-            ],
+            json_row(
+                r#"["the-bus", "NodePort", "10.96.69.229", "<none>", "8080:31112/TCP", "60m", "env=marvel"]"#,
+            ),
         ),
         (
             "load balancer with multiple ingress IPs, sorted",
@@ -139,15 +97,9 @@ fn services() {
                          "ports": [{"port": 80, "protocol": "TCP", "nodePort": 31000}]},
                 "status": {"loadBalancer": {"ingress": [{"ip": "3.4.5.6"}, {"ip": "2.3.4.5"}]}},
             }),
-            vec![
-                json!("service1"),
-                json!("LoadBalancer"),
-                json!("1.2.3.4"),
-                json!("2.3.4.5,3.4.5.6"),
-                json!("80:31000/TCP"),
-                json!("<unknown>"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["service1", "LoadBalancer", "1.2.3.4", "2.3.4.5,3.4.5.6", "80:31000/TCP", "<unknown>", "<none>"]"#,
+            ),
         ),
         (
             "load balancer pending, several protocols",
@@ -157,15 +109,9 @@ fn services() {
                          "ports": [{"port": 80, "protocol": "TCP"}, {"port": 8090, "protocol": "UDP"},
                                    {"port": 8000, "protocol": "TCP"}, {"port": 7777, "protocol": "SCTP"}]},
             }),
-            vec![
-                json!("service2"),
-                json!("LoadBalancer"),
-                json!("1.3.4.5"),
-                json!("<pending>"),
-                json!("80/TCP,8090/UDP,8000/TCP,7777/SCTP"),
-                json!("<unknown>"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["service2", "LoadBalancer", "1.3.4.5", "<pending>", "80/TCP,8090/UDP,8000/TCP,7777/SCTP", "<unknown>", "<none>"]"#,
+            ),
         ),
         (
             "load balancer: wide output is not elided; hostname when no IP; dedup",
@@ -177,15 +123,9 @@ fn services() {
                     {"ip": "2.3.4.5"}, {"ip": "3.4.5.6"}, {"ip": "5.6.7.8", "hostname": "host5678"},
                     {"hostname": "lb.example.com"}, {"ip": "2.3.4.5"}]}},
             }),
-            vec![
-                json!("service4"),
-                json!("LoadBalancer"),
-                json!("1.5.6.7"),
-                json!("2.3.4.5,3.4.5.6,5.6.7.8,lb.example.com"),
-                json!("80/TCP"),
-                json!("<unknown>"),
-                json!("foo=bar"),
-            ],
+            json_row(
+                r#"["service4", "LoadBalancer", "1.5.6.7", "2.3.4.5,3.4.5.6,5.6.7.8,lb.example.com", "80/TCP", "<unknown>", "foo=bar"]"#,
+            ),
         ),
         (
             "load balancer with ingress and external IPs",
@@ -194,15 +134,9 @@ fn services() {
                 "spec": {"clusterIPs": ["10.0.0.9"], "type": "LoadBalancer", "externalIPs": ["9.9.9.9"]},
                 "status": {"loadBalancer": {"ingress": [{"ip": "8.8.8.8"}]}},
             }),
-            vec![
-                json!("lb"),
-                json!("LoadBalancer"),
-                json!("10.0.0.9"),
-                json!("8.8.8.8,9.9.9.9"),
-                json!("<none>"),
-                json!("<unknown>"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["lb", "LoadBalancer", "10.0.0.9", "8.8.8.8,9.9.9.9", "<none>", "<unknown>", "<none>"]"#,
+            ),
         ),
         (
             "cluster IP with external IPs, multiple ports, selector keys sorted, defaults",
@@ -212,28 +146,14 @@ fn services() {
                          "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}],
                          "selector": {"tier": "web", "app": "shop"}},
             }),
-            vec![
-                json!("web"),
-                json!("ClusterIP"),
-                json!("10.0.0.3"),
-                json!("1.1.1.1,2.2.2.2"),
-                json!("80/TCP,53/UDP"),
-                json!("<unknown>"),
-                json!("app=shop,tier=web"),
-            ],
+            json_row(
+                r#"["web", "ClusterIP", "10.0.0.3", "1.1.1.1,2.2.2.2", "80/TCP,53/UDP", "<unknown>", "app=shop,tier=web"]"#,
+            ),
         ),
         (
             "unknown type",
             json!({"metadata": {"name": "x"}, "spec": {"type": "Weird"}}),
-            vec![
-                json!("x"),
-                json!("Weird"),
-                json!("<none>"),
-                json!("<unknown>"),
-                json!("<none>"),
-                json!("<unknown>"),
-                json!("<none>"),
-            ],
+            json_row(r#"["x", "Weird", "<none>", "<unknown>", "<none>", "<unknown>", "<none>"]"#),
         ),
     ];
     for (name, obj, want) in cases {
@@ -294,7 +214,7 @@ fn endpoints() {
 #[test]
 fn nodes() {
     let ready = |s: &str| json!({"conditions": [{"type": "Ready", "status": s}]});
-    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Value, Vec<Value>)> = vec![
         (
             "ready, control plane, wide info",
             json!({"metadata": {"name": "master.host.com", "creationTimestamp": ago(2 * 86400 + 18 * 3600),
@@ -306,83 +226,38 @@ fn nodes() {
                                             {"type": "Hostname", "address": "master.host.com"}],
                               "nodeInfo": {"kubeletVersion": "v1.32.0", "osImage": "Ubuntu 24.04 LTS",
                                            "kernelVersion": "6.8.0", "containerRuntimeVersion": "svcnet://0.1.0"}}}),
-            vec![
-                "master.host.com",
-                "Ready",
-                "control-plane",
-                "2d18h",
-                "v1.32.0",
-                "192.16.1.10",
-                "<none>",
-                "Ubuntu 24.04 LTS",
-                "6.8.0",
-                "svcnet://0.1.0",
-            ],
+            json_row(
+                r#"["master.host.com", "Ready", "control-plane", "2d18h", "v1.32.0", "192.16.1.10", "<none>", "Ubuntu 24.04 LTS", "6.8.0", "svcnet://0.1.0"]"#,
+            ),
         ),
         (
             "ready and cordoned",
             json!({"metadata": {"name": "foo2"}, "spec": {"unschedulable": true}, "status": ready("True")}),
-            vec![
-                "foo2",
-                "Ready,SchedulingDisabled",
-                "<none>",
-                "<unknown>",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>",
-            ],
+            json_row(
+                r#"["foo2", "Ready,SchedulingDisabled", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]"#,
+            ),
         ),
         (
             "not ready",
             json!({"metadata": {"name": "foo4"}, "status": ready("False")}),
-            vec![
-                "foo4",
-                "NotReady",
-                "<none>",
-                "<unknown>",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>",
-            ],
+            json_row(
+                r#"["foo4", "NotReady", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]"#,
+            ),
         ),
         (
             "unknown ready status is NotReady",
             json!({"metadata": {"name": "foo4u"}, "status": ready("Unknown")}),
-            vec![
-                "foo4u",
-                "NotReady",
-                "<none>",
-                "<unknown>",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>",
-            ],
+            json_row(
+                r#"["foo4u", "NotReady", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]"#,
+            ),
         ),
         (
             "no Ready condition, cordoned",
             json!({"metadata": {"name": "foo8"}, "spec": {"unschedulable": true},
                    "status": {"conditions": [{"type": "InvalidValue", "status": "True"}]}}),
-            vec![
-                "foo8",
-                "Unknown,SchedulingDisabled",
-                "<none>",
-                "<unknown>",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>",
-            ],
+            json_row(
+                r#"["foo8", "Unknown,SchedulingDisabled", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]"#,
+            ),
         ),
         (
             "roles from both label forms, sorted; first addresses of each type",
@@ -393,22 +268,12 @@ fn nodes() {
                    "status": {"addresses": [{"type": "ExternalIP", "address": "2.2.2.2"},
                                             {"type": "InternalIP", "address": "3.3.3.3"},
                                             {"type": "ExternalIP", "address": "4.4.4.4"}]}}),
-            vec![
-                "foo10",
-                "Unknown",
-                "control-plane,master,node,proxy",
-                "<unknown>",
-                "",
-                "3.3.3.3",
-                "2.2.2.2",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>",
-            ],
+            json_row(
+                r#"["foo10", "Unknown", "control-plane,master,node,proxy", "<unknown>", "", "3.3.3.3", "2.2.2.2", "<unknown>", "<unknown>", "<unknown>"]"#,
+            ),
         ),
     ];
     for (name, obj, want) in cases {
-        let want: Vec<Value> = want.into_iter().map(|s| json!(s)).collect();
         assert_eq!(row("", "nodes", &obj), want, "{name}");
     }
 }
@@ -444,18 +309,9 @@ fn events() {
                    "reason": "Pulled", "message": "  Container image already present  \n", "type": "Normal",
                    "source": {"component": "kubelet", "host": "work1.host.com"},
                    "firstTimestamp": ago(300), "lastTimestamp": ago(20), "count": 4}),
-            vec![
-                json!("20s"),
-                json!("Normal"),
-                json!("Pulled"),
-                json!("pod/web-1"),
-                json!("spec.containers{nginx}"),
-                json!("kubelet, work1.host.com"),
-                json!("Container image already present"),
-                json!("5m"),
-                json!(4),
-                json!("web.17a"),
-            ],
+            json_row(
+                r#"["20s", "Normal", "Pulled", "pod/web-1", "spec.containers{nginx}", "kubelet, work1.host.com", "Container image already present", "5m", 4, "web.17a"]"#,
+            ),
         ),
         (
             "new-style event: eventTime, reporting controller, no count",
@@ -464,18 +320,9 @@ fn events() {
                    "reason": "Allocated", "message": "ok", "type": "Normal",
                    "eventTime": "2024-06-01T11:58:30.000000Z",
                    "reportingComponent": "svcnet-controller", "reportingInstance": ""}),
-            vec![
-                json!("90s"),
-                json!("Normal"),
-                json!("Allocated"),
-                json!("service/web"),
-                json!(""),
-                json!("svcnet-controller"),
-                json!("ok"),
-                json!("90s"),
-                json!(1),
-                json!("svc.1"),
-            ],
+            json_row(
+                r#"["90s", "Normal", "Allocated", "service/web", "", "svcnet-controller", "ok", "90s", 1, "svc.1"]"#,
+            ),
         ),
         (
             "series",
@@ -484,34 +331,12 @@ fn events() {
                    "type": "Warning", "reason": "Flapping",
                    "firstTimestamp": ago(9000), "lastTimestamp": ago(8000), "count": 2,
                    "series": {"count": 7, "lastObservedTime": "2024-06-01T11:59:00.000000Z"}}),
-            vec![
-                json!("60s"),
-                json!("Warning"),
-                json!("Flapping"),
-                json!("node"),
-                json!(""),
-                json!(""),
-                json!(""),
-                json!("150m"),
-                json!(7),
-                json!("x"),
-            ],
+            json_row(r#"["60s", "Warning", "Flapping", "node", "", "", "", "150m", 7, "x"]"#),
         ),
         (
             "no timestamps at all",
             json!({"metadata": {"name": "bare"}}),
-            vec![
-                json!("<unknown>"),
-                json!(""),
-                json!(""),
-                json!(""),
-                json!(""),
-                json!(""),
-                json!(""),
-                json!("<unknown>"),
-                json!(1),
-                json!("bare"),
-            ],
+            json_row(r#"["<unknown>", "", "", "", "", "", "", "<unknown>", 1, "bare"]"#),
         ),
     ];
     for (name, obj, want) in cases {

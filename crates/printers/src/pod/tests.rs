@@ -5,7 +5,7 @@ use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
 use crate::row_conditions;
-use crate::testing::{ago, meta, row};
+use crate::testing::{ago, json_row, meta, row};
 
 fn containers(n: usize) -> Value {
     Value::Array((0..n).map(|_| json!({"name": "", "image": ""})).collect())
@@ -380,17 +380,9 @@ fn pod_wide_and_seed() {
                            "containerStatuses": [{"name": "nginx", "ready": true, "restartCount": 0,
                                                   "started": true, "state": {"running": {"startedAt": ago(100)}}}]},
             }),
-            vec![
-                json!("service-env-77bd9f74d4-7qntr"),
-                json!("1/1"),
-                json!("Running"),
-                json!("0"),
-                json!("108s"),
-                json!("10.244.52.222"),
-                json!("work2.host.com"),
-                json!("<none>"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["service-env-77bd9f74d4-7qntr", "1/1", "Running", "0", "108s", "10.244.52.222", "work2.host.com", "<none>", "<none>"]"#,
+            ),
         ),
         (
             "readiness gates, nominated node, first of podIPs",
@@ -406,17 +398,9 @@ fn pod_wide_and_seed() {
                            "containerStatuses": [{"ready": true, "restartCount": 3, "state": {"running": {}}},
                                                  {"restartCount": 3}]},
             }),
-            vec![
-                json!("test1"),
-                json!("1/2"),
-                json!("podPhase"),
-                json!("6"),
-                json!("<unknown>"),
-                json!("1.1.1.1"),
-                json!("test1"),
-                json!("node1"),
-                json!("1/3"),
-            ],
+            json_row(
+                r#"["test1", "1/2", "podPhase", "6", "<unknown>", "1.1.1.1", "test1", "node1", "1/3"]"#,
+            ),
         ),
         (
             "no node, no IP",
@@ -427,17 +411,9 @@ fn pod_wide_and_seed() {
                     {"ready": true, "restartCount": 3, "state": {"running": {}}},
                     {"restartCount": 3, "state": {"waiting": {"reason": "ContainerWaitingReason"}}}]},
             }),
-            vec![
-                json!("test2"),
-                json!("1/2"),
-                json!("ContainerWaitingReason"),
-                json!("6"),
-                json!("<unknown>"),
-                json!("<none>"),
-                json!("<none>"),
-                json!("<none>"),
-                json!("<none>"),
-            ],
+            json_row(
+                r#"["test2", "1/2", "ContainerWaitingReason", "6", "<unknown>", "<none>", "<none>", "<none>", "<none>"]"#,
+            ),
         ),
     ];
     for (name, pod, expected) in cases {
