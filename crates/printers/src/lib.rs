@@ -11,9 +11,11 @@
 //! (Service `type`, port `protocol`, `clusterIPs`, `spec.replicas`, Namespace `phase`), the
 //! default is applied.
 //!
-//! Printers, as upstream: services, pods, endpoints, nodes, namespaces, events (core);
-//! endpointslices (`discovery.k8s.io`); deployments, replicasets (`apps`). Anything else gets
-//! the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
+//! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
+//! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
+//! deployments, replicasets (`apps.rs`); leases (`coordination.rs`). The column tables are in
+//! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
+//! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
 use serde_json::Value;
 
