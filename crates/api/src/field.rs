@@ -289,6 +289,13 @@ pub fn aggregate_message(errs: &[Error]) -> String {
     }
 }
 
+/// Every error as Kubernetes renders it, in order: what validation tests compare with
+/// kube-apiserver's messages.
+#[cfg(test)]
+pub(crate) fn messages(errs: &[Error]) -> Vec<String> {
+    errs.iter().map(Error::to_string).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

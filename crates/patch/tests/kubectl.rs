@@ -5,8 +5,11 @@ use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 use svcnet_patch::{schema, strategic_merge_patch, PatchError};
 
-fn smp(api_version: &str, kind: &str, live: &Value, patch: Value) -> Value {
-    let ty = schema::lookup(api_version, kind).expect("served kind");
+/// `patch` applied to `live` with the schema of `live`'s own `apiVersion` and `kind`, as the API
+/// server picks it for the object it patches.
+fn smp(live: &Value, patch: Value) -> Value {
+    let (api_version, kind) = (live["apiVersion"].as_str(), live["kind"].as_str());
+    let ty = schema::lookup(api_version.unwrap(), kind.unwrap()).expect("served kind");
     strategic_merge_patch(live, &patch, ty).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -53,8 +56,6 @@ fn apply_changes_a_service_port() {
     let live =
         service(json!([{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({
             "metadata": {"annotations": {LAST_APPLIED: "{\"new\":true}\n"}},
@@ -78,8 +79,6 @@ fn apply_changes_a_service_port() {
 fn apply_adds_a_label() {
     let live = service(json!([{"port": 80, "protocol": "TCP", "targetPort": 80}]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({
             "metadata": {
@@ -102,8 +101,6 @@ fn apply_removes_a_port_and_a_label() {
         {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}
     ]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({
             "metadata": {"labels": {"app": null}},
@@ -132,8 +129,6 @@ fn apply_reorders_ports_and_keeps_server_fields() {
         |v| v["spec"]["type"] = json!("NodePort"),
     );
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({"spec": {"$setElementOrder/ports": [{"port": 81}, {"port": 80}]}}),
     );
@@ -152,8 +147,6 @@ fn edit_changes_target_port_and_type() {
     let live =
         service(json!([{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({
             "spec": {
@@ -181,8 +174,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
         {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}
     ]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({
             "spec": {
@@ -202,8 +193,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
     // A protocol matches a live port without one as TCP, the default.
     let live_undefaulted = service(json!([{"name": "dns", "port": 53, "targetPort": 53}]));
     let got2 = smp(
-        "v1",
-        "Service",
         &live_undefaulted,
         json!({"spec": {"ports": [{"port": 53, "protocol": "TCP", "targetPort": 5353}]}}),
     );
@@ -214,8 +203,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
 
     // With both present, a patch element with a protocol changes only that one...
     let got3 = smp(
-        "v1",
-        "Service",
         &got,
         json!({"spec": {"ports": [{"port": 53, "protocol": "UDP", "targetPort": 1053}]}}),
     );
@@ -228,8 +215,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
     );
     // ...one without a protocol keeps upstream's meaning: the first port 53.
     let got4 = smp(
-        "v1",
-        "Service",
         &got,
         json!({"spec": {"ports": [{"port": 53, "targetPort": 9053}]}}),
     );
@@ -242,8 +227,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
     );
     // Deleting with a protocol deletes that port only; without, every port 53.
     let got5 = smp(
-        "v1",
-        "Service",
         &got,
         json!({"spec": {"ports": [{"$patch": "delete", "port": 53, "protocol": "UDP"}]}}),
     );
@@ -252,8 +235,6 @@ fn udp_next_to_tcp_on_the_same_port_is_a_second_port() {
         json!([{"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}])
     );
     let got6 = smp(
-        "v1",
-        "Service",
         &got,
         json!({"spec": {"ports": [{"$patch": "delete", "port": 53}]}}),
     );
@@ -267,8 +248,6 @@ fn patch_replaces_ports_with_replace_directive() {
         {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}
     ]));
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({"spec": {"ports": [{"port": 8080, "name": null}, {"$patch": "replace"}]}}),
     );
@@ -297,8 +276,6 @@ fn patch_into_a_missing_spec_drops_directives() {
     // The live object has no spec: the patch's spec is taken as is, minus its directives.
     let live = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}});
     let got = smp(
-        "v1",
-        "Service",
         &live,
         json!({"spec": {
             "$setElementOrder/ports": [{"port": 80}],
@@ -363,8 +340,6 @@ fn deployment() -> Value {
 fn apply_changes_a_container_image() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"template": {"spec": {
             "$setElementOrder/containers": [{"name": "web"}, {"name": "log"}],
@@ -382,8 +357,6 @@ fn set_image_changes_a_container_image() {
     // `kubectl set image deployment/web web=nginx:1.27`
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"template": {"spec": {"containers": [{"image": "nginx:1.27", "name": "web"}]}}}}),
     );
@@ -397,8 +370,6 @@ fn set_image_changes_a_container_image() {
 fn apply_merges_env_mounts_and_ports_inside_a_container() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"template": {"spec": {
             "$setElementOrder/containers": [{"name": "web"}, {"name": "log"}],
@@ -437,8 +408,6 @@ fn apply_merges_env_mounts_and_ports_inside_a_container() {
 fn apply_adds_a_container_at_the_configured_position() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"template": {"spec": {
             "$setElementOrder/containers": [{"name": "init"}, {"name": "web"}, {"name": "log"}],
@@ -458,8 +427,6 @@ fn apply_adds_a_container_at_the_configured_position() {
 fn apply_changes_the_deployment_strategy_with_retain_keys() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
     );
@@ -470,8 +437,6 @@ fn apply_changes_the_deployment_strategy_with_retain_keys() {
 fn apply_switches_a_volume_source_with_retain_keys() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"spec": {"template": {"spec": {
             "$setElementOrder/volumes": [{"name": "data"}],
@@ -488,8 +453,6 @@ fn apply_switches_a_volume_source_with_retain_keys() {
 fn status_conditions_merge_by_type() {
     let live = deployment();
     let got = smp(
-        "apps/v1",
-        "Deployment",
         &live,
         json!({"status": {"conditions": [
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"},
@@ -517,8 +480,6 @@ fn finalizers_and_owner_references() {
         }
     });
     let got = smp(
-        "apps/v1",
-        "ReplicaSet",
         &live,
         json!({"metadata": {
             "finalizers": ["c", "a"],
@@ -539,8 +500,6 @@ fn finalizers_and_owner_references() {
         ])
     );
     let got = smp(
-        "apps/v1",
-        "ReplicaSet",
         &got,
         json!({"metadata": {
             "$deleteFromPrimitiveList/finalizers": ["c"],
@@ -570,8 +529,6 @@ fn node_lists() {
         }
     });
     let got = smp(
-        "v1",
-        "Node",
         &live,
         json!({
             "spec": {"podCIDRs": ["fd00::/64"], "taints": [{"key": "c", "effect": "NoSchedule"}]},
@@ -610,12 +567,7 @@ fn endpoint_slice_lists_are_atomic() {
         "endpoints": [{"addresses": ["10.244.1.5"]}, {"addresses": ["10.244.2.7"]}],
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
     });
-    let got = smp(
-        "discovery.k8s.io/v1",
-        "EndpointSlice",
-        &live,
-        json!({"endpoints": [{"addresses": ["10.244.3.9"]}]}),
-    );
+    let got = smp(&live, json!({"endpoints": [{"addresses": ["10.244.3.9"]}]}));
     assert_eq!(got["endpoints"], json!([{"addresses": ["10.244.3.9"]}]));
     assert_eq!(got["ports"], live["ports"]);
 }
@@ -627,8 +579,6 @@ fn pod_status_ips_merge_by_ip() {
         "status": {"podIPs": [{"ip": "10.244.1.5"}], "phase": "Pending"}
     });
     let got = smp(
-        "v1",
-        "Pod",
         &live,
         json!({"status": {"phase": "Running", "podIPs": [{"ip": "fd00::5"}],
                           "conditions": [{"type": "Ready", "status": "True"}]}}),
@@ -648,11 +598,6 @@ fn pod_status_ips_merge_by_ip() {
 fn scale_patch() {
     let live = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
                       "metadata": {"name": "web"}, "spec": {"replicas": 2}, "status": {"replicas": 2}});
-    let got = smp(
-        "autoscaling/v1",
-        "Scale",
-        &live,
-        json!({"spec": {"replicas": 5}}),
-    );
+    let got = smp(&live, json!({"spec": {"replicas": 5}}));
     assert_eq!(got["spec"], json!({"replicas": 5}));
 }

@@ -1,16 +1,11 @@
-//! `apps`, `discovery.k8s.io` and `coordination.k8s.io` printers: `printDeployment`,
-//! `printReplicaSet`, `printEndpointSlice`, `printLease`.
+//! `apps` printers: `printDeployment`, `printReplicaSet`.
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::duration::since;
-use crate::json::{arr_at, get, has, int_at, name, opt_int_at, opt_str_at, str_at, time_at};
+use crate::duration::age;
+use crate::json::{arr_at, get, int_at, name, opt_int_at, str_at};
 use crate::labels::{format_label_selector, selector_string};
-
-fn age(obj: &Value, now: Timestamp) -> Value {
-    json!(since(time_at(obj, &["metadata", "creationTimestamp"]), now))
-}
 
 /// `spec.replicas`, defaulted to 1 as upstream does when decoding an apps/v1 object.
 fn desired_replicas(obj: &Value) -> i64 {
@@ -56,74 +51,86 @@ pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-pub(crate) fn endpoint_slice(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(name(obj)),
-        json!(str_at(obj, &["addressType"])),
-        json!(format_discovery_ports(arr_at(obj, &["ports"]))),
-        json!(format_discovery_endpoints(arr_at(obj, &["endpoints"]))),
-        age(obj, now),
-    ]
-}
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::{json, Value};
 
-const MAX_LISTED: usize = 3;
+    use crate::testing::{json_row, meta, row};
 
-/// `formatDiscoveryPorts`: port numbers, else names, else `*` (all ports).
-fn format_discovery_ports(ports: &[Value]) -> String {
-    let mut list = Vec::new();
-    let mut more = false;
-    for port in ports {
-        if list.len() < MAX_LISTED {
-            let num = if has(port, &["port"]) {
-                int_at(port, &["port"]).to_string()
-            } else if let Some(n) = opt_str_at(port, &["name"]) {
-                n.to_string()
-            } else {
-                "*".to_string()
-            };
-            list.push(num);
-        } else if list.len() == MAX_LISTED {
-            more = true;
+    #[test]
+    fn deployments() {
+        let template = json!({"metadata": {"labels": {"app": "service-env"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "docker.io/library/nginx:1.23.1",
+                                                       "ports": [{"containerPort": 80}]}]}});
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "seed: service-env",
+                json!({"metadata": meta("service-env", 108),
+                       "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "service-env"}}, "template": template},
+                       "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}}),
+                json_row(
+                    r#"["service-env", "3/3", 3, 3, "108s", "nginx", "docker.io/library/nginx:1.23.1", "app=service-env"]"#,
+                ),
+            ),
+            (
+                "rolling out, no status yet, replicas defaulted, expressions",
+                json!({"metadata": meta("web", 10),
+                       "spec": {"selector": {"matchLabels": {"tier": "web"},
+                                             "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
+                                                                  {"key": "canary", "operator": "DoesNotExist"}]},
+                                "template": {"spec": {"containers": [{"name": "a", "image": "img-a"},
+                                                                     {"name": "b", "image": "img-b"}]}}}}),
+                json_row(
+                    r#"["web", "0/1", 0, 0, "10s", "a,b", "img-a,img-b", "!canary,env in (dev,prod),tier=web"]"#,
+                ),
+            ),
+            (
+                "empty selector prints empty, invalid prints <invalid>",
+                json!({"metadata": meta("odd", 10), "spec": {"replicas": 0, "selector": {}}}),
+                json_row(r#"["odd", "0/0", 0, 0, "10s", "", "", ""]"#),
+            ),
+            (
+                "invalid selector",
+                json!({"metadata": meta("bad", 10),
+                       "spec": {"replicas": 2, "selector": {"matchLabels": {"bad key!": "x"}}}}),
+                json_row(r#"["bad", "0/2", 0, 0, "10s", "", "", "<invalid>"]"#),
+            ),
+        ];
+        for (name, obj, want) in cases {
+            assert_eq!(row("apps", "deployments", &obj), want, "{name}");
         }
     }
-    list_with_more_string(&list, more, ports.len())
-}
 
-/// `formatDiscoveryEndpoints`: the addresses of all endpoints.
-fn format_discovery_endpoints(endpoints: &[Value]) -> String {
-    let mut list = Vec::new();
-    let mut more = false;
-    let mut count = 0;
-    for endpoint in endpoints {
-        for address in arr_at(endpoint, &["addresses"]) {
-            if list.len() < MAX_LISTED {
-                list.push(address.as_str().unwrap_or("").to_string());
-            } else if list.len() == MAX_LISTED {
-                more = true;
-            }
-            count += 1;
+    #[test]
+    fn replica_sets() {
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "seed: service-env-77bd9f74d4",
+                json!({"metadata": meta("service-env-77bd9f74d4", 108),
+                       "spec": {"replicas": 3,
+                                "selector": {"matchLabels": {"app": "service-env", "pod-template-hash": "77bd9f74d4"}},
+                                "template": {"spec": {"containers": [{"name": "nginx",
+                                                                      "image": "docker.io/library/nginx:1.23.1"}]}}},
+                       "status": {"replicas": 3, "readyReplicas": 2}}),
+                json_row(
+                    r#"["service-env-77bd9f74d4", 3, 3, 2, "108s", "nginx", "docker.io/library/nginx:1.23.1", "app=service-env,pod-template-hash=77bd9f74d4"]"#,
+                ),
+            ),
+            (
+                "no selector: <none>; invalid operator: <error>",
+                json!({"metadata": meta("rs", 5)}),
+                json_row(r#"["rs", 1, 0, 0, "5s", "", "", "<none>"]"#),
+            ),
+            (
+                "invalid operator",
+                json!({"metadata": meta("rs", 5),
+                       "spec": {"replicas": 1, "selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}}),
+                json_row(r#"["rs", 1, 0, 0, "5s", "", "", "<error>"]"#),
+            ),
+        ];
+        for (name, obj, want) in cases {
+            assert_eq!(row("apps", "replicasets", &obj), want, "{name}");
         }
     }
-    list_with_more_string(&list, more, count)
-}
-
-/// `listWithMoreString`: ` + N more...` past the first three, `<unset>` for none.
-fn list_with_more_string(list: &[String], more: bool, count: usize) -> String {
-    let ret = list.join(",");
-    if more {
-        return format!("{ret} + {} more...", count - MAX_LISTED);
-    }
-    if ret.is_empty() {
-        return "<unset>".to_string();
-    }
-    ret
-}
-
-/// `printLease`: name, `spec.holderIdentity` ("" when unset), age.
-pub(crate) fn lease(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(name(obj)),
-        json!(str_at(obj, &["spec", "holderIdentity"])),
-        age(obj, now),
-    ]
 }

@@ -222,3 +222,153 @@ pub(crate) static ENDPOINTSLICES: [Column; 5] = [
     col("Endpoints", "string", SLICE_ENDPOINTS, 0),
     AGE,
 ];
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use crate::columns;
+
+    #[test]
+    fn column_names_and_priorities() {
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, i32)]);
+        let cases: &[Case] = &[
+            (
+                "",
+                "services",
+                &[
+                    ("Name", 0),
+                    ("Type", 0),
+                    ("Cluster-IP", 0),
+                    ("External-IP", 0),
+                    ("Port(s)", 0),
+                    ("Age", 0),
+                    ("Selector", 1),
+                ],
+            ),
+            (
+                "",
+                "pods",
+                &[
+                    ("Name", 0),
+                    ("Ready", 0),
+                    ("Status", 0),
+                    ("Restarts", 0),
+                    ("Age", 0),
+                    ("IP", 1),
+                    ("Node", 1),
+                    ("Nominated Node", 1),
+                    ("Readiness Gates", 1),
+                ],
+            ),
+            (
+                "",
+                "endpoints",
+                &[("Name", 0), ("Endpoints", 0), ("Age", 0)],
+            ),
+            (
+                "",
+                "nodes",
+                &[
+                    ("Name", 0),
+                    ("Status", 0),
+                    ("Roles", 0),
+                    ("Age", 0),
+                    ("Version", 0),
+                    ("Internal-IP", 1),
+                    ("External-IP", 1),
+                    ("OS-Image", 1),
+                    ("Kernel-Version", 1),
+                    ("Container-Runtime", 1),
+                ],
+            ),
+            ("", "namespaces", &[("Name", 0), ("Status", 0), ("Age", 0)]),
+            (
+                "",
+                "events",
+                &[
+                    ("Last Seen", 0),
+                    ("Type", 0),
+                    ("Reason", 0),
+                    ("Object", 0),
+                    ("Subobject", 1),
+                    ("Source", 1),
+                    ("Message", 0),
+                    ("First Seen", 1),
+                    ("Count", 1),
+                    ("Name", 1),
+                ],
+            ),
+            (
+                "discovery.k8s.io",
+                "endpointslices",
+                &[
+                    ("Name", 0),
+                    ("AddressType", 0),
+                    ("Ports", 0),
+                    ("Endpoints", 0),
+                    ("Age", 0),
+                ],
+            ),
+            (
+                "apps",
+                "deployments",
+                &[
+                    ("Name", 0),
+                    ("Ready", 0),
+                    ("Up-to-date", 0),
+                    ("Available", 0),
+                    ("Age", 0),
+                    ("Containers", 1),
+                    ("Images", 1),
+                    ("Selector", 1),
+                ],
+            ),
+            (
+                "apps",
+                "replicasets",
+                &[
+                    ("Name", 0),
+                    ("Desired", 0),
+                    ("Current", 0),
+                    ("Ready", 0),
+                    ("Age", 0),
+                    ("Containers", 1),
+                    ("Images", 1),
+                    ("Selector", 1),
+                ],
+            ),
+            ("", "configmaps", &[("Name", 0), ("Created At", 0)]),
+            ("apps", "services", &[("Name", 0), ("Created At", 0)]),
+        ];
+        for (group, resource, want) in cases {
+            let got: Vec<(&str, i32)> = columns(group, resource)
+                .iter()
+                .map(|c| (c.name, c.priority))
+                .collect();
+            assert_eq!(&got, want, "{group}/{resource}");
+            for c in columns(group, resource) {
+                assert_eq!(
+                    c.format == "name",
+                    c.name == "Name",
+                    "{group}/{resource} {c:?}"
+                );
+                assert!(!c.description.is_empty(), "{c:?}");
+                assert!(!c.description.contains('\\'), "unescaped: {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_types_as_upstream() {
+        let types = |g, r| -> Vec<&str> { columns(g, r).iter().map(|c| c.type_).collect() };
+        assert_eq!(
+            types("", "pods")[3],
+            "string",
+            "RESTARTS is a string column since 1.24"
+        );
+        assert_eq!(types("apps", "replicasets")[1..4], ["integer"; 3]);
+        assert_eq!(types("apps", "deployments")[2..4], ["string"; 2]);
+        assert_eq!(types("", "configmaps"), ["string", "date"]);
+    }
+}

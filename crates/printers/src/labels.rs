@@ -130,3 +130,45 @@ fn is_dns1123_subdomain(s: &str) -> bool {
             && b.iter().all(|&c| edge(c) || c == b'-')
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::{json, Value};
+
+    use super::selector_string;
+
+    #[test]
+    fn label_selectors() {
+        let cases: Vec<(Value, Option<&str>)> = vec![
+            (
+                json!({"matchLabels": {"b": "2", "a": "1"}}),
+                Some("a=1,b=2"),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["b", "a"]},
+                                            {"key": "w", "operator": "Exists"}]}),
+                Some("w,x notin (a,b)"),
+            ),
+            (
+                json!({"matchLabels": {"example.com/app": "web"}}),
+                Some("example.com/app=web"),
+            ),
+            (json!({"matchLabels": {"Example.com/app": "web"}}), None),
+            (json!({"matchLabels": {"a": "-bad"}}), None),
+            (json!({"matchLabels": {"a": ""}}), Some("a=")),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+                None,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+                None,
+            ),
+        ];
+        for (sel, want) in cases {
+            assert_eq!(selector_string(Some(&sel)).as_deref(), want, "{sel}");
+        }
+        assert_eq!(selector_string(None).as_deref(), Some(""));
+    }
+}

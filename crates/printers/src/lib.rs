@@ -11,20 +11,25 @@
 //! (Service `type`, port `protocol`, `clusterIPs`, `spec.replicas`, Namespace `phase`), the
 //! default is applied.
 //!
-//! Printers, as upstream: services, pods, endpoints, nodes, namespaces, events (core);
-//! endpointslices (`discovery.k8s.io`); deployments, replicasets (`apps`). Anything else gets
-//! the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
+//! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
+//! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
+//! deployments, replicasets (`apps.rs`); leases (`coordination.rs`). The column tables are in
+//! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
+//! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
 use serde_json::Value;
 
 mod apps;
 mod columns;
+mod coordination;
 mod core;
+mod discovery;
 mod duration;
 mod json;
 mod labels;
+mod pod;
 #[cfg(test)]
-mod tests;
+mod testing;
 
 /// `metav1.TableColumnDefinition`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,15 +100,15 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
 pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
     match kind(group, resource) {
         Kind::Service => core::service(obj, now),
-        Kind::Pod => core::pod(obj, now),
+        Kind::Pod => pod::pod(obj, now),
         Kind::Endpoints => core::endpoints(obj, now),
         Kind::Node => core::node(obj, now),
         Kind::Namespace => core::namespace(obj, now),
         Kind::Event => core::event(obj, now),
-        Kind::EndpointSlice => apps::endpoint_slice(obj, now),
+        Kind::EndpointSlice => discovery::endpoint_slice(obj, now),
         Kind::Deployment => apps::deployment(obj, now),
         Kind::ReplicaSet => apps::replica_set(obj, now),
-        Kind::Lease => apps::lease(obj, now),
+        Kind::Lease => coordination::lease(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
@@ -113,7 +118,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
 /// field.
 pub fn row_conditions(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
     match kind(group, resource) {
-        Kind::Pod => core::pod_row_conditions(obj),
+        Kind::Pod => pod::pod_row_conditions(obj),
         _ => Vec::new(),
     }
 }
@@ -136,4 +141,81 @@ fn default_cells(obj: &Value) -> Vec<Value> {
         Value::String(json::name(obj).to_string()),
         Value::String(created),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use crate::testing::row;
+
+    #[test]
+    fn default_table() {
+        let obj = json!({"metadata": {"name": "cfg", "creationTimestamp": "2024-05-01T10:20:30Z"}});
+        assert_eq!(
+            row("", "configmaps", &obj),
+            vec![json!("cfg"), json!("2024-05-01T10:20:30Z")]
+        );
+        let with_offset =
+            json!({"metadata": {"name": "x", "creationTimestamp": "2024-05-01T12:20:30.5+02:00"}});
+        assert_eq!(
+            row("example.com", "widgets", &with_offset),
+            vec![json!("x"), json!("2024-05-01T10:20:30Z")]
+        );
+        assert_eq!(
+            row("", "configmaps", &json!({})),
+            vec![json!(""), json!("0001-01-01T00:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        let resources = [
+            ("", "services"),
+            ("", "pods"),
+            ("", "endpoints"),
+            ("", "nodes"),
+            ("", "namespaces"),
+            ("", "events"),
+            ("discovery.k8s.io", "endpointslices"),
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            ("", "secrets"),
+        ];
+        let odd = [
+            json!(null),
+            json!(42),
+            json!("pod"),
+            json!([]),
+            json!({"metadata": null, "spec": null, "status": null}),
+            json!({"metadata": {"name": 7, "creationTimestamp": "yesterday", "deletionTimestamp": null,
+                                "labels": {"a": 1}},
+                   "spec": {"ports": [null, 3, {"port": "80", "nodePort": -1}], "containers": "x",
+                            "initContainers": [{"name": null, "restartPolicy": 1}], "selector": [1],
+                            "replicas": 2.5, "type": 3, "clusterIPs": [null]},
+                   "status": {"containerStatuses": [null, {"state": null, "lastState": {"terminated": null}}],
+                              "initContainerStatuses": [{"state": {"terminated": {"exitCode": "1"}}}],
+                              "conditions": "Ready", "loadBalancer": {"ingress": [{}]}},
+                   "subsets": [{"addresses": [{}], "ports": [{}]}],
+                   "endpoints": [{"addresses": [null]}], "ports": [{"port": null, "name": null}],
+                   "series": {}, "count": -3}),
+        ];
+        for (group, resource) in resources {
+            for obj in &odd {
+                let c = row(group, resource, obj);
+                assert!(
+                    c.iter().all(|v| v.is_string() || v.is_i64()),
+                    "{group}/{resource}: {c:?}"
+                );
+            }
+        }
+        // The clock running behind an object's creation time.
+        let future =
+            json!({"metadata": {"name": "f", "creationTimestamp": "2024-06-01T12:00:01Z"}});
+        assert_eq!(row("", "namespaces", &future)[2], json!("0s"));
+        let far_future =
+            json!({"metadata": {"name": "f", "creationTimestamp": "2024-06-01T12:05:00Z"}});
+        assert_eq!(row("", "namespaces", &far_future)[2], json!("<invalid>"));
+    }
 }

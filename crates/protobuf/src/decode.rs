@@ -23,11 +23,7 @@ pub(crate) fn message(
     // protobuf readers do (a newer client may send fields this schema does not know).
     let mut occurrences: Vec<Vec<wire::Value<'_>>> = vec![Vec::new(); msg.fields.len()];
     for item in Fields::new(bytes) {
-        let (number, value) = item.map_err(|e| DecodeError::WireMalformed {
-            path: String::new(),
-            message: msg.name,
-            reason: e.reason(),
-        })?;
+        let (number, value) = item.map_err(|e| DecodeError::malformed(msg.name, e.reason()))?;
         if let Ok(i) = msg.fields.binary_search_by_key(&number, |f| f.number) {
             occurrences[i].push(value);
         }
@@ -130,11 +126,7 @@ fn map(
         let entry = length_delimited(msg, field, value)?;
         let (mut key, mut val) = (None, None);
         for item in Fields::new(entry) {
-            let (number, v) = item.map_err(|e| DecodeError::WireMalformed {
-                path: String::new(),
-                message: ENTRY.name,
-                reason: e.reason(),
-            })?;
+            let (number, v) = item.map_err(|e| DecodeError::malformed(ENTRY.name, e.reason()))?;
             match number {
                 1 => key = Some(v),
                 2 => val = Some(v),
@@ -211,10 +203,11 @@ fn unpack(
     ty: Type,
     mut packed: &[u8],
 ) -> Result<Vec<Value>, DecodeError> {
-    let malformed = |e: wire::WireError| DecodeError::WireMalformed {
-        path: String::new(),
-        message: msg.name,
-        reason: format!("packed field {}: {}", field.number, e.reason()),
+    let malformed = |e: wire::WireError| {
+        DecodeError::malformed(
+            msg.name,
+            format!("packed field {}: {}", field.number, e.reason()),
+        )
     };
     let mut out = Vec::new();
     while !packed.is_empty() {

@@ -54,6 +54,15 @@ impl DecodeError {
         self
     }
 
+    /// Bytes that are not protobuf's wire format, inside a message of type `message`.
+    pub(crate) fn malformed(message: &'static str, reason: impl Into<String>) -> Self {
+        DecodeError::WireMalformed {
+            path: String::new(),
+            message,
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         DecodeError::ValueInvalid {
             path: String::new(),

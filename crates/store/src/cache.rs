@@ -38,9 +38,6 @@ use crate::{
     EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent, WatchResponse,
 };
 
-#[cfg(test)]
-mod tests;
-
 /// Page size of the (re-)list that loads the cache.
 const LIST_PAGE: usize = 5000;
 /// How long `watch` waits for a `from` ahead of the cache.
@@ -778,3 +775,6 @@ impl CacheWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,6 +34,17 @@ pub async fn must_txn(store: &dyn Store, compares: Vec<Compare>, ops: Vec<Op>) -
     r.revision
 }
 
+/// Creates `key` as the API server does (the put guarded by `Compare::Absent`) and asserts that
+/// it was created.
+pub async fn create(store: &dyn Store, key: String, value: Bytes) -> Revision {
+    must_txn(
+        store,
+        vec![Compare::Absent(key.clone())],
+        vec![Op::Put { key, value }],
+    )
+    .await
+}
+
 pub async fn range_all(store: &dyn Store, prefix: &str, revision: Option<Revision>) -> RangeResult {
     store
         .range(RangeRequest {

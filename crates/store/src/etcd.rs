@@ -37,9 +37,6 @@ use crate::{
 
 pub mod local;
 
-#[cfg(test)]
-mod tests;
-
 /// How long a watch may be quiet before it asks etcd for a progress notification.
 const PROGRESS_AFTER_IDLE: Duration = Duration::from_millis(500);
 /// Watch responses buffered per watch before the reader must catch up.
@@ -682,3 +679,6 @@ impl Store for EtcdStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

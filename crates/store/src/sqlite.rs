@@ -40,9 +40,6 @@ use crate::{
     StoreError, TxnResult, WatchEvent, WatchResponse,
 };
 
-#[cfg(test)]
-mod tests;
-
 /// How many commits the live feed buffers; a watcher further behind catches up from history.
 const FEED_CAPACITY: usize = 4096;
 /// At most this many queued commands are applied in one SQLite transaction.
@@ -1011,3 +1008,6 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
+
+#[cfg(test)]
+mod tests;

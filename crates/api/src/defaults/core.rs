@@ -47,11 +47,18 @@ pub fn image_tag(image: &str) -> String {
     }
 }
 
-/// `SetDefaults_Container` and the generated defaults below it.
-pub fn default_container(c: &mut Container) {
-    if empty(&c.image_pull_policy) {
-        let tag = image_tag(c.image.as_deref().unwrap_or(""));
-        c.image_pull_policy = Some(
+/// What `SetDefaults_Container` and `SetDefaults_EphemeralContainer` share (the two are
+/// different types): `imagePullPolicy` from the image's tag (`Always` for `latest`), the
+/// termination message path and policy.
+fn default_image_and_termination_message(
+    image: Option<&str>,
+    image_pull_policy: &mut Option<String>,
+    termination_message_path: &mut Option<String>,
+    termination_message_policy: &mut Option<String>,
+) {
+    if empty(image_pull_policy) {
+        let tag = image_tag(image.unwrap_or(""));
+        *image_pull_policy = Some(
             if tag == "latest" {
                 "Always"
             } else {
@@ -60,11 +67,18 @@ pub fn default_container(c: &mut Container) {
             .into(),
         );
     }
-    set_if_empty(
+    set_if_empty(termination_message_path, TERMINATION_MESSAGE_PATH_DEFAULT);
+    set_if_empty(termination_message_policy, "File");
+}
+
+/// `SetDefaults_Container` and the generated defaults below it.
+pub fn default_container(c: &mut Container) {
+    default_image_and_termination_message(
+        c.image.as_deref(),
+        &mut c.image_pull_policy,
         &mut c.termination_message_path,
-        TERMINATION_MESSAGE_PATH_DEFAULT,
+        &mut c.termination_message_policy,
     );
-    set_if_empty(&mut c.termination_message_policy, "File");
     for p in c.ports.iter_mut().flatten() {
         set_if_empty(&mut p.protocol, "TCP");
     }
@@ -183,22 +197,12 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
         default_container(c);
     }
     for e in spec.ephemeral_containers.iter_mut().flatten() {
-        if empty(&e.image_pull_policy) {
-            let tag = image_tag(e.image.as_deref().unwrap_or(""));
-            e.image_pull_policy = Some(
-                if tag == "latest" {
-                    "Always"
-                } else {
-                    "IfNotPresent"
-                }
-                .into(),
-            );
-        }
-        set_if_empty(
+        default_image_and_termination_message(
+            e.image.as_deref(),
+            &mut e.image_pull_policy,
             &mut e.termination_message_path,
-            TERMINATION_MESSAGE_PATH_DEFAULT,
+            &mut e.termination_message_policy,
         );
-        set_if_empty(&mut e.termination_message_policy, "File");
     }
 }
 

@@ -56,14 +56,11 @@ fn validate_spec(spec: Option<&LeaseSpec>) -> ErrorList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::messages;
     use serde_json::json;
 
     fn lease(v: serde_json::Value) -> Lease {
         serde_json::from_value(v).unwrap()
-    }
-
-    fn messages(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]

@@ -10,14 +10,13 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::meta::{validate_object_meta, validate_object_meta_update};
 use super::names::{
-    is_valid_port_num, name_is_dns_subdomain, validate_dns1123_label,
-    validate_fully_qualified_domain_name, validate_ip, validate_ipv4, validate_ipv6,
-    validate_labels, validate_non_special_ip, validate_qualified_name, FIELD_IMMUTABLE_ERROR_MSG,
+    name_is_dns_subdomain, validate_dns1123_label, validate_fully_qualified_domain_name,
+    validate_ip, validate_ipv4, validate_ipv6, validate_labels, validate_non_special_ip,
+    validate_qualified_name, FIELD_IMMUTABLE_ERROR_MSG,
 };
-use super::s;
+use super::{s, validate_port_and_protocol, validate_port_name, SUPPORTED_PORT_PROTOCOLS};
 use crate::field::{Error, ErrorList, Path};
 
-const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const SUPPORTED_ADDRESS_TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
 const SUPPORTED_ADDRESS_TYPES_ON_UPDATE: &[&str] = &["FQDN", "IP", "IPv4", "IPv6"];
 const MAX_TOPOLOGY_LABELS: usize = 16;
@@ -93,26 +92,12 @@ fn validate_endpoint_address(a: &EndpointAddress, path: &Path) -> ErrorList {
 }
 
 fn validate_endpoint_port(port: &EndpointPort, require_name: bool, path: &Path) -> ErrorList {
-    let mut errs = Vec::new();
-    let name = s(&port.name);
-    if require_name && name.is_empty() {
-        errs.push(Error::required(&path.child("name"), ""));
-    } else if !name.is_empty() {
-        errs.extend(validate_dns1123_label(name, &path.child("name")));
-    }
-    for m in is_valid_port_num(port.port.into()) {
-        errs.push(Error::invalid(&path.child("port"), port.port, m));
-    }
-    let protocol = s(&port.protocol);
-    if protocol.is_empty() {
-        errs.push(Error::required(&path.child("protocol"), ""));
-    } else if !SUPPORTED_PORT_PROTOCOLS.contains(&protocol) {
-        errs.push(Error::not_supported(
-            &path.child("protocol"),
-            protocol,
-            SUPPORTED_PORT_PROTOCOLS,
-        ));
-    }
+    let mut errs = validate_port_name(s(&port.name), require_name, path);
+    errs.extend(validate_port_and_protocol(
+        port.port,
+        s(&port.protocol),
+        path,
+    ));
     if let Some(app) = &port.app_protocol {
         errs.extend(validate_qualified_name(app, &path.child("appProtocol")));
     }

@@ -91,6 +91,7 @@ fn legacy_validate_event(event: &Event) -> ErrorList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::messages;
     use serde_json::json;
 
     #[test]
@@ -103,10 +104,7 @@ mod tests {
             "involvedObject": {"kind": "Pod", "name": "web", "namespace": "other"}}),
         )
         .unwrap();
-        let got: Vec<String> = validate_create(&bad)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let got = messages(&validate_create(&bad));
         assert_eq!(
             got,
             vec![
@@ -115,10 +113,7 @@ mod tests {
         );
         let new_style: Event = serde_json::from_value(json!({"metadata": {"name": "e", "namespace": "default"},
             "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"}, "eventTime": "2024-05-01T10:00:00.000000Z"})).unwrap();
-        let got: Vec<String> = validate_create(&new_style)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let got = messages(&validate_create(&new_style));
         assert_eq!(got[0], "reportingController: Required value");
         assert!(got.contains(&"reportingInstance: Required value".to_string()));
         assert!(got.contains(&"action: Required value".to_string()));

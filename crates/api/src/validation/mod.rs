@@ -25,7 +25,52 @@ pub mod node;
 pub mod pod;
 pub mod service;
 
+use crate::field::{Error, ErrorList, Path};
+use names::{is_valid_port_num, validate_dns1123_label};
+
+/// `supportedPortProtocols`: what a Service, Endpoints or container port may name.
+pub(crate) const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+/// The taint effects a Node's taint or a Pod's toleration may name.
+pub(crate) const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
 /// `""` for an absent string field: Go has no difference between the two.
 pub(crate) fn s(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
+}
+
+/// `must be one of ...` helper: Required for empty, NotSupported for unknown.
+pub(crate) fn enum_value(value: &str, path: &Path, valid: &[&str]) -> ErrorList {
+    if value.is_empty() {
+        vec![Error::required(path, "")]
+    } else if !valid.contains(&value) {
+        vec![Error::not_supported(path, value, valid)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The `name` of a Service or Endpoints port (`path` is the port's): required where the object
+/// has several ports, a DNS-1123 label when set.
+pub(crate) fn validate_port_name(name: &str, required: bool, path: &Path) -> ErrorList {
+    if required && name.is_empty() {
+        vec![Error::required(&path.child("name"), "")]
+    } else if !name.is_empty() {
+        validate_dns1123_label(name, &path.child("name"))
+    } else {
+        Vec::new()
+    }
+}
+
+/// The `port` number and `protocol` of a Service or Endpoints port (`path` is the port's).
+pub(crate) fn validate_port_and_protocol(port: i32, protocol: &str, path: &Path) -> ErrorList {
+    let mut errs = Vec::new();
+    for m in is_valid_port_num(port.into()) {
+        errs.push(Error::invalid(&path.child("port"), port, m));
+    }
+    errs.extend(enum_value(
+        protocol,
+        &path.child("protocol"),
+        SUPPORTED_PORT_PROTOCOLS,
+    ));
+    errs
 }

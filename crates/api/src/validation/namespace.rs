@@ -64,11 +64,8 @@ pub fn validate_status_update(new: &Namespace, old: &Namespace) -> ErrorList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::messages;
     use serde_json::json;
-
-    fn msgs(e: ErrorList) -> Vec<String> {
-        e.iter().map(|e| e.to_string()).collect()
-    }
 
     #[test]
     fn namespace_rules() {
@@ -82,7 +79,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            msgs(validate_create(&bad)),
+            messages(&validate_create(&bad)),
             vec![
                 r#"metadata.name: Invalid value: "team.a": must not contain dots"#,
                 r#"spec.finalizers: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified"#,
@@ -93,7 +90,7 @@ mod tests {
         let mut new = old.clone();
         new.status = Some(serde_json::from_value(json!({"phase": "Terminating"})).unwrap());
         assert_eq!(
-            msgs(validate_status_update(&new, &old)),
+            messages(&validate_status_update(&new, &old)),
             vec![
                 r#"status.Phase: Invalid value: "Terminating": may only be 'Active' if `deletionTimestamp` is empty"#
             ]

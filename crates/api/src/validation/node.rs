@@ -12,10 +12,8 @@ use super::names::{
     is_valid_label_value, name_is_dns_subdomain, parse_cidr_sloppy, validate_cidr,
     validate_qualified_name,
 };
-use super::s;
+use super::{s, TAINT_EFFECTS};
 use crate::field::{go_quote, BadValue, Error, ErrorList, Path};
-
-const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 fn taint_go(t: &Taint) -> BadValue {
     BadValue::Raw(format!(
@@ -166,14 +164,11 @@ pub fn validate_status_update(new: &Node, old: &Node) -> ErrorList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::messages;
     use serde_json::json;
 
     fn node(v: serde_json::Value) -> Node {
         serde_json::from_value(v).unwrap()
-    }
-
-    fn msgs(e: ErrorList) -> Vec<String> {
-        e.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
@@ -184,7 +179,7 @@ mod tests {
         let bad = node(json!({"metadata": {"name": "Node_1", "namespace": "x"},
             "spec": {"podCIDRs": ["10.244.1.0/33", "10.244.2.0/24"], "taints": [{"key": "k", "effect": "NoSchedule"}, {"key": "k", "effect": "NoSchedule"}, {"key": "j", "effect": "Sometimes"}]}}));
         assert_eq!(
-            msgs(validate_create(&bad)),
+            messages(&validate_create(&bad)),
             vec![
                 r#"metadata.name: Invalid value: "Node_1": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"#,
                 "metadata.namespace: Forbidden: not allowed on this type",
@@ -199,7 +194,7 @@ mod tests {
         let mut new = old.clone();
         new.spec.as_mut().unwrap().pod_cidrs = Some(vec!["10.244.9.0/24".into()]);
         assert_eq!(
-            msgs(validate_update(&new, &old)),
+            messages(&validate_update(&new, &old)),
             vec![
                 r#"spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#
             ]

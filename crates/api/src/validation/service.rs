@@ -17,17 +17,16 @@ use super::gofmt;
 use super::meta::{validate_object_meta, validate_object_meta_update};
 use super::names::{
     is_ipv6_string, is_valid_port_num, name_is_dns1035_label, validate_cidr,
-    validate_dns1123_label, validate_dns1123_subdomain, validate_ip, validate_labels,
-    validate_non_special_ip, validate_port_num_or_name, validate_qualified_name,
+    validate_dns1123_subdomain, validate_ip, validate_labels, validate_non_special_ip,
+    validate_port_num_or_name, validate_qualified_name,
 };
-use super::s;
+use super::{enum_value, s, validate_port_and_protocol, validate_port_name};
 use crate::field::{BadValue, Error, ErrorList, Path};
 
 /// The most a ClientIP affinity may last (`core.MaxClientIPServiceAffinitySeconds`).
 pub const MAX_CLIENT_IP_SERVICE_AFFINITY_SECONDS: i32 = 86400;
 
 /// Sorted as `sets.List` sorts them, the order Kubernetes prints in "supported values".
-const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const SUPPORTED_SESSION_AFFINITY: &[&str] = &["ClientIP", "None"];
 const SUPPORTED_SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const SUPPORTED_TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
@@ -196,15 +195,11 @@ pub fn validate_service(svc: &Service) -> ErrorList {
     }
 
     let affinity = s(&spec.session_affinity);
-    if affinity.is_empty() {
-        errs.push(Error::required(&spec_path.child("sessionAffinity"), ""));
-    } else if !SUPPORTED_SESSION_AFFINITY.contains(&affinity) {
-        errs.push(Error::not_supported(
-            &spec_path.child("sessionAffinity"),
-            affinity,
-            SUPPORTED_SESSION_AFFINITY,
-        ));
-    }
+    errs.extend(enum_value(
+        affinity,
+        &spec_path.child("sessionAffinity"),
+        SUPPORTED_SESSION_AFFINITY,
+    ));
     let config_path = spec_path.child("sessionAffinityConfig");
     if affinity == "ClientIP" {
         errs.extend(validate_client_ip_affinity_config(&spec, &config_path));
@@ -345,29 +340,16 @@ fn validate_service_port(
     names: &mut BTreeSet<String>,
     path: &Path,
 ) -> ErrorList {
-    let mut errs = Vec::new();
     let name = s(&port.name);
-    if require_name && name.is_empty() {
-        errs.push(Error::required(&path.child("name"), ""));
-    } else if !name.is_empty() {
-        errs.extend(validate_dns1123_label(name, &path.child("name")));
-        if !names.insert(name.to_string()) {
-            errs.push(Error::duplicate(&path.child("name"), name));
-        }
+    let mut errs = validate_port_name(name, require_name, path);
+    if !name.is_empty() && !names.insert(name.to_string()) {
+        errs.push(Error::duplicate(&path.child("name"), name));
     }
-    for m in is_valid_port_num(port.port.into()) {
-        errs.push(Error::invalid(&path.child("port"), port.port, m));
-    }
-    let protocol = s(&port.protocol);
-    if protocol.is_empty() {
-        errs.push(Error::required(&path.child("protocol"), ""));
-    } else if !SUPPORTED_PORT_PROTOCOLS.contains(&protocol) {
-        errs.push(Error::not_supported(
-            &path.child("protocol"),
-            protocol,
-            SUPPORTED_PORT_PROTOCOLS,
-        ));
-    }
+    errs.extend(validate_port_and_protocol(
+        port.port,
+        s(&port.protocol),
+        path,
+    ));
     let target = port.target_port.clone().unwrap_or(IntOrString::Int(0));
     errs.extend(validate_port_num_or_name(
         &target,

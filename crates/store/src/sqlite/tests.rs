@@ -5,14 +5,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::*;
+use crate::conformance::{collect_until, create, del, event_revisions, must_txn, put, range_all};
 
 fn open_tmp() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     (dir, Arc::new(store))
 }
-
-use crate::conformance::{collect_until, del, event_revisions, must_txn, put, range_all};
 
 #[tokio::test]
 async fn empty_store_starts_at_zero() {
@@ -137,17 +136,7 @@ async fn bench_store() {
     let t = Instant::now();
     for i in 0..n {
         let key = format!("/registry/services/specs/default/svc-{i:05}");
-        let r = store
-            .txn(
-                vec![Compare::Absent(key.clone())],
-                vec![Op::Put {
-                    key,
-                    value: value.clone(),
-                }],
-            )
-            .await
-            .unwrap();
-        assert!(r.succeeded);
+        create(&*store, key, value.clone()).await;
     }
     let seq = t.elapsed();
     println!("sequential creates: {n} in {seq:?} ({:?}/txn)", seq / n);
@@ -160,17 +149,7 @@ async fn bench_store() {
         tasks.push(tokio::spawn(async move {
             for i in 0..n / 32 {
                 let key = format!("/registry/services/specs/ns{w}/svc-{i:05}");
-                let r = store
-                    .txn(
-                        vec![Compare::Absent(key.clone())],
-                        vec![Op::Put {
-                            key,
-                            value: value.clone(),
-                        }],
-                    )
-                    .await
-                    .unwrap();
-                assert!(r.succeeded);
+                create(&*store, key, value.clone()).await;
             }
         }));
     }

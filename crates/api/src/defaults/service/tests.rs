@@ -1,4 +1,5 @@
 use super::*;
+use crate::field::messages;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -127,10 +128,11 @@ fn update_adopts_the_old_policy_and_guards_downgrades() {
     let mut new = svc(
         json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "ipFamilies": ["IPv4", "IPv6"]}}),
     );
-    let errs: Vec<String> = init_ip_families_for_update(&mut new, &old, &["IPv4", "IPv6"])
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let errs = messages(&init_ip_families_for_update(
+        &mut new,
+        &old,
+        &["IPv4", "IPv6"],
+    ));
     assert_eq!(
         errs,
         vec![

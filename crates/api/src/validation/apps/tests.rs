@@ -1,5 +1,6 @@
 use super::*;
 use crate::defaults::apps::{default_deployment, default_replicaset};
+use crate::field::messages;
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
@@ -14,10 +15,6 @@ fn deployment(spec: Value) -> Deployment {
 
 fn template() -> Value {
     json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
-}
-
-fn msgs(e: ErrorList) -> Vec<String> {
-    e.iter().map(|e| e.to_string()).collect()
 }
 
 #[test]
@@ -94,7 +91,7 @@ fn deployment_errors_match_kubernetes() {
     ];
     for (spec, want) in cases {
         assert_eq!(
-            msgs(validate_deployment_create(&deployment(spec.clone()))),
+            messages(&validate_deployment_create(&deployment(spec.clone()))),
             want,
             "{spec}"
         );
@@ -109,19 +106,15 @@ fn deployment_update_and_status() {
     let mut new = old.clone();
     new.spec.as_mut().unwrap().selector =
         serde_json::from_value(json!({"matchLabels": {"app": "web", "tier": "x"}})).unwrap();
-    new.spec
+    let template_labels = new
+        .spec
         .as_mut()
-        .unwrap()
-        .template
-        .metadata
-        .as_mut()
-        .unwrap()
-        .labels
-        .as_mut()
-        .unwrap()
-        .insert("tier".into(), "x".into());
+        .and_then(|s| s.template.metadata.as_mut())
+        .and_then(|m| m.labels.as_mut())
+        .unwrap();
+    template_labels.insert("tier".into(), "x".into());
     assert_eq!(
-        msgs(validate_deployment_update(&new, &old)),
+        messages(&validate_deployment_update(&new, &old)),
         vec!["spec.selector: Invalid value: &LabelSelector{MatchLabels:map[string]string{app: web,tier: x,},MatchExpressions:[]LabelSelectorRequirement{},}: field is immutable"]
     );
     let mut new = old.clone();
@@ -130,7 +123,7 @@ fn deployment_update_and_status() {
             .unwrap(),
     );
     assert_eq!(
-        msgs(validate_deployment_status_update(&new, &old)),
+        messages(&validate_deployment_status_update(&new, &old)),
         vec![
             "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
             "status.availableReplicas: Invalid value: 3: cannot be greater than status.replicas",
@@ -152,11 +145,11 @@ fn replicasets_and_scale() {
     bad.spec.as_mut().unwrap().selector =
         serde_json::from_value(json!({"matchLabels": {}})).unwrap();
     assert_eq!(
-        msgs(validate_replicaset_create(&bad)),
+        messages(&validate_replicaset_create(&bad)),
         vec!["spec.selector: Invalid value: &LabelSelector{MatchLabels:map[string]string{},MatchExpressions:[]LabelSelectorRequirement{},}: empty selector is invalid for deployment"]
     );
     assert_eq!(
-        msgs(validate_scale(-2)),
+        messages(&validate_scale(-2)),
         vec!["spec.replicas: Invalid value: -2: must be greater than or equal to 0"]
     );
     assert_eq!(validate_scale(0), vec![]);

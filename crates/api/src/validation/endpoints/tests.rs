@@ -1,12 +1,9 @@
 use super::*;
 use crate::defaults::core::default_endpoints;
 use crate::defaults::discovery::default_endpointslice;
+use crate::field::messages;
 use pretty_assertions::assert_eq;
 use serde_json::json;
-
-fn msgs(e: ErrorList) -> Vec<String> {
-    e.iter().map(|e| e.to_string()).collect()
-}
 
 #[test]
 fn endpoints_rules() {
@@ -18,7 +15,7 @@ fn endpoints_rules() {
         "subsets": [{"ports": [{"port": 80}]}, {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "a", "port": 80}, {"port": 0}]}]})).unwrap();
     default_endpoints(&mut bad);
     assert_eq!(
-        msgs(validate_endpoints_create(&bad)),
+        messages(&validate_endpoints_create(&bad)),
         vec![
             "subsets[0]: Required value: must specify `addresses` or `notReadyAddresses`",
             r#"subsets[1].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)"#,
@@ -42,7 +39,7 @@ fn endpointslice_rules() {
     .unwrap();
     default_endpointslice(&mut bad);
     assert_eq!(
-        msgs(validate_endpointslice_create(&bad)),
+        messages(&validate_endpointslice_create(&bad)),
         vec![
             "endpoints[0].addresses: Required value: must contain at least 1 address",
             r#"endpoints[1].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address"#,
@@ -53,7 +50,7 @@ fn endpointslice_rules() {
     let mut t = s.clone();
     t.address_type = "Magic".into();
     assert_eq!(
-        msgs(validate_endpointslice_create(&t)),
+        messages(&validate_endpointslice_create(&t)),
         vec![
             r#"addressType: Unsupported value: "Magic": supported values: "FQDN", "IPv4", "IPv6""#
         ]
@@ -64,7 +61,7 @@ fn endpointslice_rules() {
     new.address_type = "IPv6".into();
     new.endpoints[0].addresses = vec!["fd00::5".into()];
     assert_eq!(
-        msgs(validate_endpointslice_update(&new, &old)),
+        messages(&validate_endpointslice_update(&new, &old)),
         vec![r#"addressType: Invalid value: "IPv6": field is immutable"#]
     );
 }

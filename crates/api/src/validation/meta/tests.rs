@@ -1,10 +1,7 @@
 use super::*;
+use crate::field::messages;
 use crate::validation::names::{name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-fn msgs(errs: &ErrorList) -> Vec<String> {
-    errs.iter().map(|e| e.to_string()).collect()
-}
 
 fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
     ObjectMeta {
@@ -25,7 +22,7 @@ fn create_rules() {
     )
     .is_empty());
     assert_eq!(
-        msgs(&validate_object_meta(
+        messages(&validate_object_meta(
             &meta("", Some("default")),
             true,
             name_is_dns_subdomain,
@@ -34,7 +31,7 @@ fn create_rules() {
         vec!["metadata.name: Required value: name or generateName is required"]
     );
     assert_eq!(
-        msgs(&validate_object_meta(
+        messages(&validate_object_meta(
             &meta("web", None),
             true,
             name_is_dns_subdomain,
@@ -43,7 +40,7 @@ fn create_rules() {
         vec!["metadata.namespace: Required value"]
     );
     assert_eq!(
-        msgs(&validate_object_meta(
+        messages(&validate_object_meta(
             &meta("web", Some("x")),
             false,
             name_is_dns_label,
@@ -52,7 +49,7 @@ fn create_rules() {
         vec!["metadata.namespace: Forbidden: not allowed on this type"]
     );
     assert_eq!(
-        msgs(&validate_object_meta(
+        messages(&validate_object_meta(
             &meta("1web", Some("default")),
             true,
             name_is_dns1035_label,
@@ -64,7 +61,7 @@ fn create_rules() {
     );
     let mut m = meta("", Some("default"));
     m.generate_name = Some("Web-".into());
-    let got = msgs(&validate_object_meta(&m, true, name_is_dns1035_label, &p));
+    let got = messages(&validate_object_meta(&m, true, name_is_dns1035_label, &p));
     assert_eq!(got.len(), 2);
     assert!(got[0].starts_with(r#"metadata.generateName: Invalid value: "Web-": a DNS-1035 label"#));
     assert_eq!(
@@ -79,14 +76,14 @@ fn create_rules() {
         "kubernetes".into(),
     ]);
     assert_eq!(
-        msgs(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
+        messages(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
         vec![
             r#"metadata.finalizers[0]: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified"#
         ]
     );
     m.finalizers = Some(vec!["orphan".into(), "foregroundDeletion".into()]);
     assert_eq!(
-        msgs(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
+        messages(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
         vec![
             r#"metadata.finalizers: Invalid value: []string{"orphan", "foregroundDeletion"}: finalizer orphan and foregroundDeletion cannot be both set"#
         ]
@@ -101,7 +98,7 @@ fn create_rules() {
         ..Default::default()
     }]);
     assert_eq!(
-        msgs(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
+        messages(&validate_object_meta(&m, true, name_is_dns_subdomain, &p)),
         vec![
             "metadata.generation: Invalid value: -1: must be greater than or equal to 0",
             r#"metadata.ownerReferences.name: Invalid value: "": must not be empty"#,
@@ -123,7 +120,7 @@ fn update_rules() {
     new.resource_version = None;
     new.creation_timestamp = Some(Time("2024-05-02T10:00:00Z".parse().unwrap()));
     assert_eq!(
-        msgs(&validate_object_meta_update(&new, &old, &p)),
+        messages(&validate_object_meta_update(&new, &old, &p)),
         vec![
             r#"metadata.resourceVersion: Invalid value: "": must be specified for an update"#,
             r#"metadata.name: Invalid value: "web2": field is immutable"#,
@@ -137,7 +134,7 @@ fn update_rules() {
     let mut new = old.clone();
     new.finalizers = Some(vec!["example.com/a".into()]);
     assert_eq!(
-        msgs(&validate_object_meta_update(&new, &old, &p)),
+        messages(&validate_object_meta_update(&new, &old, &p)),
         vec![
             r#"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/a"}"#
         ]

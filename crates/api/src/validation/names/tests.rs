@@ -1,4 +1,5 @@
 use super::*;
+use crate::field::messages;
 
 const LABEL_REGEX_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const SUBDOMAIN_REGEX_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -116,20 +117,14 @@ fn ips_and_cidrs() {
         vec!["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
     );
     let p = Path::new("spec").child("externalIPs").index(0);
-    let msgs: Vec<String> = validate_non_special_ip("127.0.0.1", &p)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let msgs = messages(&validate_non_special_ip("127.0.0.1", &p));
     assert_eq!(
         msgs,
         vec![
             r#"spec.externalIPs[0]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)"#
         ]
     );
-    let msgs: Vec<String> = validate_non_special_ip("0.0.0.0", &p)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let msgs = messages(&validate_non_special_ip("0.0.0.0", &p));
     assert_eq!(
         msgs,
         vec![r#"spec.externalIPs[0]: Invalid value: "0.0.0.0": may not be unspecified (0.0.0.0)"#]

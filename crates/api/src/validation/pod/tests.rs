@@ -1,5 +1,7 @@
 use super::*;
 use crate::defaults::core::default_pod;
+use crate::field::messages;
+use k8s_openapi::api::core::v1::Pod;
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
@@ -13,10 +15,7 @@ fn pod(spec: Value) -> Pod {
 }
 
 fn create(spec: Value) -> Vec<String> {
-    validate_create(&pod(spec))
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
+    messages(&validate_create(&pod(spec)))
 }
 
 #[test]
@@ -192,10 +191,7 @@ fn updates_may_only_change_images_and_a_few_fields() {
         .containers
         .push(serde_json::from_value(json!({"name": "b", "image": "x"})).unwrap());
     default_pod(&mut new);
-    let got: Vec<String> = validate_update(&new, &old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_update(&new, &old));
     assert_eq!(
         got,
         vec!["spec.containers: Forbidden: pod updates may not add or remove containers"]
@@ -214,10 +210,7 @@ fn status_updates() {
     new.status = Some(serde_json::from_value(json!({"podIPs": [{"ip": "10.244.1.5"}, {"ip": "10.244.1.6"}],
         "containerStatuses": [{"name": "web", "image": "nginx", "imageID": "", "ready": true, "restartCount": 1, "state": {"running": {}}}]})).unwrap());
     new.spec.as_mut().unwrap().node_name = Some("n2".into());
-    let got: Vec<String> = validate_status_update(&new, &old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_status_update(&new, &old));
     assert_eq!(
         got,
         vec![

@@ -6,6 +6,7 @@ use super::*;
 use crate::defaults::service::{
     default_service, drop_type_dependent_fields, init_ip_families, patch_allocated_values,
 };
+use crate::field::messages;
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
@@ -54,13 +55,10 @@ fn create(v: Value) -> Vec<String> {
     default_service(&mut svc);
     let errs = init_ip_families(&mut svc, &["IPv4"]);
     if !errs.is_empty() {
-        return errs.iter().map(|e| e.to_string()).collect();
+        return messages(&errs);
     }
     fake_allocate(&mut svc);
-    validate_create(&svc)
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
+    messages(&validate_create(&svc))
 }
 
 fn created(v: Value) -> Service {
@@ -83,13 +81,10 @@ fn update(old: &Service, v: Value) -> (Service, Vec<String>) {
     drop_type_dependent_fields(&mut svc, old);
     let errs = init_ip_families(&mut svc, &["IPv4"]);
     if !errs.is_empty() {
-        return (svc, errs.iter().map(|e| e.to_string()).collect());
+        return (svc, messages(&errs));
     }
     fake_allocate(&mut svc);
-    let errs = validate_update(&svc, old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let errs = messages(&validate_update(&svc, old));
     (svc, errs)
 }
 
@@ -326,10 +321,7 @@ fn validates_without_defaulting_too() {
     // A raw object (e.g. written by a controller without defaults) still gets the required-field
     // errors Kubernetes would report.
     let svc = parse(json!({"spec": {"ports": [{"port": 80, "targetPort": 80}]}}));
-    let got: Vec<String> = validate_create(&svc)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_create(&svc));
     assert_eq!(
         got,
         vec![
@@ -345,10 +337,7 @@ fn validates_without_defaulting_too() {
     );
     svc.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.1".into());
     svc.spec.as_mut().unwrap().cluster_ips = Some(vec!["10.96.0.1".into()]);
-    let got: Vec<String> = validate_create(&svc)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_create(&svc));
     assert_eq!(
         got,
         vec![
@@ -361,10 +350,7 @@ fn validates_without_defaulting_too() {
         "internalTrafficPolicy": "Cluster", "externalTrafficPolicy": "Cluster", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
         "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP", "nodePort": 30001}]}}),
     );
-    let got: Vec<String> = validate_create(&svc)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_create(&svc));
     assert_eq!(
         got,
         vec!["spec.sessionAffinityConfig: Required value: when session affinity type is ClientIP"]
@@ -373,10 +359,7 @@ fn validates_without_defaulting_too() {
     let spec = svc.spec.as_mut().unwrap();
     spec.session_affinity = Some("None".into());
     spec.session_affinity_config = Some(Default::default());
-    let got: Vec<String> = validate_create(&svc)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_create(&svc));
     assert_eq!(
         got,
         vec![
@@ -402,78 +385,60 @@ fn reapplying_the_same_manifest_keeps_allocations() {
 
 #[test]
 fn update_errors_match_kubernetes() {
-    let old = created(json!({"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}));
-    let (_, errs) = update(
-        &old,
-        json!({"spec": {"clusterIP": "10.96.0.99", "clusterIPs": ["10.96.0.99"], "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#
-        ]
-    );
-    // Only the singular field changed: normalisation follows it, the same error results.
-    let (_, errs) = update(
-        &old,
-        json!({"spec": {"clusterIP": "10.96.0.99", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#
-        ]
-    );
-    // Headless stays headless when the manifest omits clusterIP; asking for an IP is a change.
-    let headless = created(
-        json!({"spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    let (_, errs) = update(
-        &headless,
-        json!({"spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    assert_eq!(errs, Vec::<String>::new());
-    let (_, errs) = update(
-        &headless,
-        json!({"spec": {"clusterIP": "10.96.0.50", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![
-            r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.50"}: may not change once set"#
-        ]
-    );
+    let web = json!({"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let headless = json!({"spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}});
+    // (stored manifest, manifest sent as the update, the errors)
+    let cases: Vec<(Value, Value, Vec<&str>)> = vec![
+        (
+            web.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.99", "clusterIPs": ["10.96.0.99"], "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#,
+            ],
+        ),
+        // Only the singular field changed: normalisation follows it, the same error results.
+        (
+            web.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.99", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.99"}: may not change once set"#,
+            ],
+        ),
+        // Headless stays headless when the manifest omits clusterIP; asking for an IP is a change.
+        (
+            headless.clone(),
+            json!({"spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
+            vec![],
+        ),
+        (
+            headless.clone(),
+            json!({"spec": {"clusterIP": "10.96.0.50", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.50"}: may not change once set"#,
+            ],
+        ),
+        (
+            json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/a", "ports": [{"port": 80}]}}),
+            json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/b", "ports": [{"port": 80}]}}),
+            vec![
+                r#"spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set"#,
+            ],
+        ),
+        (
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}),
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "ports": [{"port": 80}]}}),
+            vec!["spec.healthCheckNodePort: Forbidden: field is immutable"],
+        ),
+    ];
+    for (stored, sent, want) in cases {
+        let (_, errs) = update(&created(stored.clone()), sent.clone());
+        assert_eq!(errs, want, "{stored} updated with {sent}");
+    }
 
-    let lb = created(
-        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/a", "ports": [{"port": 80}]}}),
-    );
-    let (_, errs) = update(
-        &lb,
-        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/b", "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec![r#"spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set"#]
-    );
-
-    let local = created(
-        json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}),
-    );
-    let (_, errs) = update(
-        &local,
-        json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "ports": [{"port": 80}]}}),
-    );
-    assert_eq!(
-        errs,
-        vec!["spec.healthCheckNodePort: Forbidden: field is immutable"]
-    );
-
+    let old = created(web);
     let mut stale = old.clone();
     stale.metadata.name = Some("other".into());
-    let got: Vec<String> = validate_update(&stale, &old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_update(&stale, &old));
     assert_eq!(
         got,
         vec![r#"metadata.name: Invalid value: "other": field is immutable"#]
@@ -545,10 +510,7 @@ fn status_updates() {
         serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}))
             .unwrap(),
     );
-    let got: Vec<String> = validate_status_update(&new, &old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_status_update(&new, &old));
     assert_eq!(
         got,
         vec!["status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'"]
@@ -558,10 +520,7 @@ fn status_updates() {
     new.status = Some(serde_json::from_value(json!({"loadBalancer": {"ingress": [
         {"ip": "192.0.2.300", "ipMode": "VIP"}, {"ip": "192.0.2.2"}, {"hostname": "10.0.0.1"}, {"ip": "192.0.2.3", "ipMode": "Tunnel"}
     ]}})).unwrap());
-    let got: Vec<String> = validate_status_update(&new, &old)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got = messages(&validate_status_update(&new, &old));
     assert_eq!(
         got,
         vec![
