@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod envvars;
+pub mod layout;
 pub mod probe;
 pub mod sandbox;
 pub mod server;

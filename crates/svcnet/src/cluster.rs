@@ -26,6 +26,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use svcnet_cluster::{ports, ClusterNetwork};
 use svcnet_netns::NetNs;
+use svcnet_node::layout;
 
 pub const CP_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 2);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 28, 0, 254);
@@ -485,7 +486,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             node_name: Layout::node_name(i),
             node_netns: Some(l.node_ns(i)),
             node_ip: Layout::node_ip(i),
-            data_dir: l.data_dir.join("nodes").join(Layout::node_name(i)),
+            data_dir: layout::node_dir(&l.data_dir, &Layout::node_name(i)),
             kubelet_port: ports::KUBELET,
             kubelet_token: token.clone(),
             network: net.clone(),
@@ -614,20 +615,10 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .with_context(|| format!("pod {name} is not scheduled"))?;
-            let files = l
-                .data_dir
-                .join("nodes")
-                .join(&node)
-                .join("pods")
-                .join(&uid)
-                .join("files");
-            let binds = ["resolv.conf", "hosts", "hostname"]
-                .iter()
-                .map(|f| (files.join(f), PathBuf::from("/etc").join(f)))
-                .filter(|(s, _)| s.exists())
-                .collect();
+            let node_dir = layout::node_dir(&l.data_dir, &node);
+            let binds = layout::pod_file_binds(&layout::pod_dir(&node_dir, &uid));
             (
-                format!("{}pod-{}", l.prefix, &uid[..uid.len().min(13)]),
+                layout::pod_netns(&l.prefix, &uid),
                 Some(svcnet_node::agent::pods::hostname(&pod)),
                 binds,
             )

@@ -199,7 +199,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     }
     let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
     crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
-    std::fs::create_dir_all(cfg.data_dir.join("pods"))?;
+    std::fs::create_dir_all(crate::layout::pods_dir(&cfg.data_dir))?;
     let ipam = Ipam::open(cidr, &cfg.data_dir.join("ipam.json"))?;
 
     // Services, for the pods' environment variables.
@@ -300,7 +300,9 @@ async fn run_pods(shared: Arc<Shared>) -> anyhow::Result<()> {
                     }
                 }
                 workers.retain(|uid, _| seen_in_list.contains(uid));
-                if let Ok(entries) = std::fs::read_dir(shared.cfg.data_dir.join("pods")) {
+                if let Ok(entries) =
+                    std::fs::read_dir(crate::layout::pods_dir(&shared.cfg.data_dir))
+                {
                     for e in entries.flatten() {
                         let uid = e.file_name().to_string_lossy().to_string();
                         if !workers.contains_key(&uid) {

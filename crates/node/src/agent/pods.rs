@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::status::{self, ContainerView, Exit, Run};
 use super::Shared;
+use crate::layout;
 use crate::probe::{self, ProbeContext, ProbeKind, ProbeUpdate};
 use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
 use crate::shim::{self, ShimSpec};
@@ -217,7 +218,7 @@ impl Worker {
     pub fn new(shared: Arc<Shared>, rx: watch::Receiver<Option<Arc<Pod>>>) -> Option<Worker> {
         let pod = rx.borrow().clone()?;
         let uid = pod.uid()?;
-        let dir = shared.cfg.data_dir.join("pods").join(&uid);
+        let dir = layout::pod_dir(&shared.cfg.data_dir, &uid);
         let _ = std::fs::create_dir_all(&dir);
         let started = std::fs::read_to_string(dir.join("started"))
             .ok()
@@ -291,11 +292,7 @@ impl Worker {
     }
 
     fn netns_name(&self) -> String {
-        format!(
-            "{}pod-{}",
-            self.shared.cfg.netns_prefix,
-            &self.uid[..self.uid.len().min(13)]
-        )
+        layout::pod_netns(&self.shared.cfg.netns_prefix, &self.uid)
     }
 
     fn node_ns(&self) -> Option<svcnet_netns::NetNs> {
@@ -325,7 +322,7 @@ impl Worker {
         };
         let files = pod_files(&self.shared, pod);
         let netns = self.netns_name();
-        let files_dir = self.dir.join("files");
+        let files_dir = layout::pod_files_dir(&self.dir);
         let spec = SandboxSpec {
             netns: &netns,
             uid: &self.uid,
@@ -794,7 +791,7 @@ fn termination_grace(pod: &Pod) -> Duration {
 /// Remove what a pod left on this node when its object is gone (a restart of the agent while
 /// the pod was deleted): processes, namespace, IP, files.
 pub fn cleanup_orphan(shared: &Shared, uid: &str) {
-    let dir = shared.cfg.data_dir.join("pods").join(uid);
+    let dir = layout::pod_dir(&shared.cfg.data_dir, uid);
     if let Ok(entries) = std::fs::read_dir(dir.join("containers")) {
         for e in entries.flatten() {
             signal_group(&e.path(), Signal::SIGKILL);
