@@ -74,7 +74,7 @@ use clap::Parser;
 use svcnet_netns::NetNs;
 use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
 use svcnet_proxy::proxier::{self, Mode, Options};
-use svcnet_proxy::runtime::Backend;
+use svcnet_proxy::backend::Backend;
 
 #[derive(Parser)]
 struct Args {

@@ -8,6 +8,7 @@
 //!   [`iptables`]; [`runtime`] is the sync loop over them, [`proxier`] a whole node's proxy,
 //!   [`metrics`] and [`healthcheck`] its HTTP endpoints.
 
+pub mod backend;
 pub mod cache;
 pub mod conntrack;
 pub mod healthcheck;

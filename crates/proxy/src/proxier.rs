@@ -12,7 +12,8 @@ use kube::Client;
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
 use crate::model::{NodeInfo, ServicePortName, State};
-use crate::runtime::{self, Backend, SyncSettings};
+use crate::backend::Backend;
+use crate::runtime::{self, SyncSettings};
 use crate::{iptables, nftables, userspace};
 
 /// `--proxy-mode`.

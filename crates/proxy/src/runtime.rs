@@ -18,30 +18,10 @@ use kube::{Api, Client};
 use svcnet_informer::watch::{self, Watched};
 use tokio::sync::mpsc;
 
+use crate::backend::Backend;
 use crate::cache::{Cache, Update};
 use crate::metrics::Metrics;
 use crate::model::{Interner, ServicePortName, State};
-
-/// A way of programming the kernel (nftables, iptables, ...).
-pub trait Backend: Send {
-    fn name(&self) -> &'static str;
-    /// Program everything from scratch (one transaction).
-    fn full(&mut self, state: &State) -> Result<(), String>;
-    /// Program only what `changed` needs (their Services' rules), given the state `old` that
-    /// is programmed now (after a full sync, or the last partial one). `old` may hold only the
-    /// Service ports in `changed` (the runtime keeps no copy of the rest, which equals `state`).
-    fn partial(
-        &mut self,
-        old: &State,
-        state: &State,
-        changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), String> {
-        let _ = (old, changed);
-        self.full(state)
-    }
-    /// Remove everything this backend programmed.
-    fn cleanup(&mut self) -> Result<(), String>;
-}
 
 /// Loop settings (kube-proxy's flags).
 #[derive(Clone, Debug)]

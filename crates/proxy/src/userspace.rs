@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::{categorize, Protocol, ServicePort, ServicePortName, State};
 use crate::nftables;
-use crate::runtime::Backend;
+use crate::backend::Backend;
 
 /// The table's name.
 pub const TABLE: &str = "svcnet-userspace";

@@ -11,7 +11,7 @@ use common::{add, ask, backends, sp, Topology};
 use std::time::{Duration, Instant};
 
 use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::runtime::Backend;
+use svcnet_proxy::backend::Backend;
 use svcnet_proxy::userspace::{Algorithm, Userspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

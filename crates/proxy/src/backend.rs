@@ -1,0 +1,29 @@
+//! What every proxy mode implements: the per-mode proxier of kube-proxy
+//! (`pkg/proxy/{nftables,iptables,ipvs}/proxier.go`, each a `Proxier` with `syncProxyRules`),
+//! driven by the sync loop ([`crate::syncer`]). Here a full sync and a partial one are two
+//! methods, where kube-proxy's proxier decides inside `syncProxyRules`.
+
+use std::collections::BTreeSet;
+
+use crate::model::{ServicePortName, State};
+
+/// A way of programming the kernel (nftables, iptables, ...).
+pub trait Backend: Send {
+    fn name(&self) -> &'static str;
+    /// Program everything from scratch (one transaction).
+    fn full(&mut self, state: &State) -> Result<(), String>;
+    /// Program only what `changed` needs (their Services' rules), given the state `old` that
+    /// is programmed now (after a full sync, or the last partial one). `old` may hold only the
+    /// Service ports in `changed` (the sync loop keeps no copy of the rest, which equals `state`).
+    fn partial(
+        &mut self,
+        old: &State,
+        state: &State,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> Result<(), String> {
+        let _ = (old, changed);
+        self.full(state)
+    }
+    /// Remove everything this backend programmed.
+    fn cleanup(&mut self) -> Result<(), String>;
+}
