@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use kube::Client;
 
+use crate::backend::Backend;
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
 use crate::model::{NodeInfo, ServicePortName, State};
-use crate::backend::Backend;
 use crate::runtime::{self, SyncSettings};
 use crate::{iptables, nftables, userspace};
 

@@ -36,9 +36,9 @@ use svcnet_netns::NetNs;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
+use crate::backend::Backend;
 use crate::model::{categorize, Protocol, ServicePort, ServicePortName, State};
 use crate::nftables;
-use crate::backend::Backend;
 
 /// The table's name.
 pub const TABLE: &str = "svcnet-userspace";

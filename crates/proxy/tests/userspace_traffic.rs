@@ -10,8 +10,8 @@ mod common;
 use common::{add, ask, backends, sp, Topology};
 use std::time::{Duration, Instant};
 
-use svcnet_proxy::model::{Protocol, State};
 use svcnet_proxy::backend::Backend;
+use svcnet_proxy::model::{Protocol, State};
 use svcnet_proxy::userspace::{Algorithm, Userspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

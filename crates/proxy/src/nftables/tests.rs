@@ -1,0 +1,641 @@
+use std::collections::BTreeMap;
+
+use super::elements::*;
+use super::kernel::*;
+use super::names::*;
+use super::plan::*;
+use super::render::*;
+use super::*;
+use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
+use pretty_assertions::assert_eq;
+
+pub(crate) fn id(name: &str, port: &str, protocol: Protocol) -> ServicePortName {
+    ServicePortName {
+        namespace: "default".into(),
+        name: name.into(),
+        port: port.into(),
+        protocol,
+    }
+}
+
+pub(crate) fn sp(id: &ServicePortName, cluster_ip: &str, port: u16) -> ServicePort {
+    ServicePort::new(id.clone(), cluster_ip.parse().unwrap(), port)
+}
+
+pub(crate) fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().unwrap(),
+        port,
+        ready: true,
+        serving: true,
+        terminating: false,
+        node_name: Some(node.into()),
+        zone: None,
+        hint_zones: None,
+    }
+}
+
+pub(crate) fn add(st: &mut State, s: ServicePort, eps: Vec<Endpoint>) {
+    st.endpoints.insert(s.id.clone(), eps);
+    st.services.insert(s.id.clone(), s);
+}
+
+/// ClusterIP TCP+UDP, NodePort, no endpoints, affinity, ETP Local (with and without local
+/// endpoints), LoadBalancer with source ranges, and an IPv6 ClusterIP (skipped).
+pub(crate) fn fixture() -> State {
+    let mut st = State::default();
+    let web = [
+        ep("10.244.0.2", 8080, "node-1"),
+        ep("10.244.0.3", 8080, "node-1"),
+        ep("10.244.1.4", 8080, "node-2"),
+    ];
+    add(
+        &mut st,
+        sp(&id("web", "http", Protocol::Tcp), "10.97.1.1", 80),
+        web.to_vec(),
+    );
+    add(
+        &mut st,
+        sp(&id("web", "dns", Protocol::Udp), "10.97.1.1", 53),
+        vec![ep("10.244.0.2", 5353, "node-1")],
+    );
+    let mut np = sp(&id("np", "", Protocol::Tcp), "10.97.1.2", 80);
+    np.node_port = 30080;
+    add(&mut st, np, vec![ep("10.244.0.2", 8080, "node-1")]);
+    add(
+        &mut st,
+        sp(&id("empty", "", Protocol::Tcp), "10.97.1.3", 80),
+        vec![],
+    );
+    let mut sticky = sp(&id("sticky", "", Protocol::Tcp), "10.97.1.4", 80);
+    sticky.affinity_timeout = Some(300);
+    add(&mut st, sticky, web[..2].to_vec());
+    let mut local = sp(&id("local", "", Protocol::Tcp), "10.97.1.5", 80);
+    local.node_port = 30081;
+    local.external_ips = vec!["198.51.100.50".parse().unwrap()];
+    local.external_local = true;
+    add(&mut st, local, vec![web[0].clone(), web[2].clone()]);
+    let mut remote = sp(&id("remote", "", Protocol::Tcp), "10.97.1.7", 80);
+    remote.node_port = 30083;
+    remote.external_local = true;
+    add(&mut st, remote, vec![web[2].clone()]);
+    let mut lb = sp(&id("lb", "", Protocol::Tcp), "10.97.1.6", 443);
+    lb.node_port = 30082;
+    lb.load_balancer_ips = vec!["198.51.100.100".parse().unwrap()];
+    lb.load_balancer_source_ranges = vec!["198.51.100.0/28".parse().unwrap()];
+    add(&mut st, lb, vec![ep("10.244.0.3", 8443, "node-1")]);
+    add(
+        &mut st,
+        sp(&id("v6", "", Protocol::Tcp), "fd00::1", 80),
+        vec![ep("fd00:244::2", 80, "node-1")],
+    );
+    st
+}
+
+pub(crate) fn node() -> NodeInfo {
+    NodeInfo {
+        name: "node-1".into(),
+        node_ips: vec!["198.51.100.1".parse().unwrap()],
+        zone: None,
+    }
+}
+
+pub(crate) fn cfg() -> Config {
+    Config {
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+        random: false,
+    }
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(expected, actual, "{name}");
+}
+
+/// Incremental changes the golden and nft tests exercise: `(golden name, old, new, ids)`.
+pub(crate) fn changes() -> Vec<(&'static str, State, State, Vec<ServicePortName>)> {
+    let st = fixture();
+    let web = id("web", "http", Protocol::Tcp);
+    // An endpoint's address changed (its old address stays in `hairpin`: `local` uses it).
+    let mut moved = st.clone();
+    moved.endpoints.get_mut(&web).unwrap()[2].ip = "10.244.1.9".parse().unwrap();
+    // A Service with affinity, a NodePort and an endpoint of its own.
+    let extra = id("extra", "", Protocol::Tcp);
+    let mut added = st.clone();
+    let mut s = sp(&extra, "10.97.1.9", 8080);
+    s.node_port = 30090;
+    s.affinity_timeout = Some(60);
+    add(
+        &mut added,
+        s,
+        vec![
+            ep("10.244.2.2", 80, "node-1"),
+            ep("10.244.0.2", 80, "node-1"),
+        ],
+    );
+    // One port of a two-port Service removed (its ClusterIP stays in `cluster-ips`).
+    let dns = id("web", "dns", Protocol::Udp);
+    let mut port_removed = st.clone();
+    port_removed.services.remove(&dns);
+    port_removed.endpoints.remove(&dns);
+    // Two at once: a LoadBalancer loses its endpoints, a NodePort moves.
+    let (lb, np) = (id("lb", "", Protocol::Tcp), id("np", "", Protocol::Tcp));
+    let mut two = st.clone();
+    two.endpoints.insert(lb.clone(), Vec::new());
+    two.services.get_mut(&np).unwrap().node_port = 30085;
+    vec![
+        (
+            "nftables-changes-endpoint.nft",
+            st.clone(),
+            moved,
+            vec![web],
+        ),
+        (
+            "nftables-changes-added.nft",
+            st.clone(),
+            added.clone(),
+            vec![extra.clone()],
+        ),
+        (
+            "nftables-changes-removed.nft",
+            added,
+            st.clone(),
+            vec![extra],
+        ),
+        (
+            "nftables-changes-port-removed.nft",
+            st.clone(),
+            port_removed,
+            vec![dns],
+        ),
+        ("nftables-changes-two.nft", st, two, vec![lb, np]),
+    ]
+}
+
+/// `cur` with the Service ports `ids` as `new` has them (added, changed or removed).
+pub(crate) fn with_changes(cur: &State, new: &State, ids: &[ServicePortName]) -> State {
+    let mut next = cur.clone();
+    for id in ids {
+        next.services.remove(id);
+        next.endpoints.remove(id);
+        if let Some(s) = new.services.get(id) {
+            next.services.insert(id.clone(), s.clone());
+        }
+        if let Some(e) = new.endpoints.get(id) {
+            next.endpoints.insert(id.clone(), e.clone());
+        }
+    }
+    next
+}
+
+/// `render_changes` from `old` (as a full sync of `old` numbered it) to `new`, and the
+/// numbering after it.
+fn changes_script(
+    old: &State,
+    new: &State,
+    ids: &[ServicePortName],
+    num: &mut Numbering,
+) -> String {
+    render_changes(old, new, ids, &node(), &cfg(), num)
+}
+
+#[test]
+fn golden_changes() {
+    for (name, old, new, ids) in changes() {
+        let mut num = Numbering::default();
+        render_full_with(&old, &node(), &cfg(), &mut num);
+        let mut num2 = num.clone();
+        let out = changes_script(&old, &new, &ids, &mut num);
+        let rev: Vec<ServicePortName> = ids.iter().rev().cloned().collect();
+        assert_eq!(out, changes_script(&old, &new, &rev, &mut num2));
+        assert_eq!(num, num2);
+        golden(name, &out);
+    }
+    // Nothing changed: nothing to do.
+    let st = fixture();
+    let web = id("web", "http", Protocol::Tcp);
+    let mut num = Numbering::default();
+    render_full_with(&st, &node(), &cfg(), &mut num);
+    let out = changes_script(&st, &st, &[web], &mut num);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn numbering_is_kept_and_reused() {
+    let st = fixture();
+    let web = id("web", "http", Protocol::Tcp);
+    let mut num = Numbering::default();
+    render_full_with(&st, &node(), &cfg(), &mut num);
+    let n = num.get(&web).unwrap();
+    // sessionAffinity takes the Service port off the shared path: its number is released
+    // after the change, and reused by the next Service port that needs one.
+    let mut sticky = st.clone();
+    sticky.services.get_mut(&web).unwrap().affinity_timeout = Some(10);
+    let out = changes_script(&st, &sticky, std::slice::from_ref(&web), &mut num);
+    assert!(
+        out.contains(&format!(
+            "delete element ip svcnet endpoints {{\n\t{n} . 0,"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("chain svc-default/web/tcp/http"), "{out}");
+    assert_eq!(num.get(&web), None);
+    let extra = id("extra", "", Protocol::Tcp);
+    let mut more = sticky.clone();
+    add(
+        &mut more,
+        sp(&extra, "10.97.1.9", 80),
+        vec![ep("10.244.2.2", 80, "node-1")],
+    );
+    changes_script(&sticky, &more, std::slice::from_ref(&extra), &mut num);
+    assert_eq!(num.get(&extra), Some(n));
+    // A full sync keeps the numbers it can (and keeps only the dispatch chains in use).
+    let before = num.ids.clone();
+    render_full_with(&more, &node(), &cfg(), &mut num);
+    assert_eq!(num.ids, before);
+    assert!(!num.dispatch.contains(&3), "{:?}", num.dispatch);
+}
+
+/// `nft -j list table ip svcnet`, without handles, in an order independent of how the table
+/// was built: objects sorted, set elements sorted, rules in their chain's order.
+fn listing(ns: &str) -> Vec<String> {
+    let out = svcnet_netns::NetNs::open(ns)
+        .unwrap()
+        .exec(&["nft", "-j", "list", "table", "ip", TABLE])
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("handle");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut items = Vec::new();
+    let mut rule_no: BTreeMap<String, usize> = BTreeMap::new();
+    for mut item in v["nftables"].as_array().unwrap().clone() {
+        strip(&mut item);
+        let obj = item.as_object_mut().unwrap();
+        if obj.contains_key("metainfo") {
+            continue;
+        }
+        for kind in ["set", "map"] {
+            if let Some(elem) = obj
+                .get_mut(kind)
+                .and_then(|s| s.get_mut("elem"))
+                .and_then(|e| e.as_array_mut())
+            {
+                elem.sort_by_key(|e| e.to_string());
+            }
+        }
+        if let Some(rule) = obj.get("rule") {
+            let chain = rule["chain"].as_str().unwrap().to_string();
+            let n = rule_no.entry(chain.clone()).or_default();
+            *n += 1;
+            items.push(format!("rule {chain} #{n:04} {item}"));
+        } else {
+            items.push(item.to_string());
+        }
+    }
+    items.sort();
+    items
+}
+
+#[test]
+fn nft_changes_equal_full() {
+    let Some(scratch) = Scratch::new("changes") else {
+        return;
+    };
+    let ns = Some(scratch.0.as_str());
+    for (name, old, new, ids) in changes() {
+        for (from, to) in [(&old, &new), (&new, &old)] {
+            let mut num = Numbering::default();
+            apply(ns, &render_full_with(from, &node(), &cfg(), &mut num)).unwrap();
+            let script = changes_script(from, to, &ids, &mut num);
+            apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+            let incremental = listing(&scratch.0);
+            apply(ns, &render_full_with(to, &node(), &cfg(), &mut num.clone())).unwrap();
+            assert_eq!(listing(&scratch.0), incremental, "{name}\n{script}");
+        }
+    }
+    // A chain of changes from a full load, each against the previous state.
+    let mut cur = fixture();
+    let mut num = Numbering::default();
+    apply(ns, &render_full_with(&cur, &node(), &cfg(), &mut num)).unwrap();
+    for (name, _, new, ids) in changes() {
+        // This case's change to these Service ports, on top of the previous ones.
+        let next = with_changes(&cur, &new, &ids);
+        let script = changes_script(&cur, &next, &ids, &mut num);
+        apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+        cur = next;
+    }
+    assert!(!cur.services.contains_key(&id("web", "dns", Protocol::Udp)));
+    let incremental = listing(&scratch.0);
+    apply(
+        ns,
+        &render_full_with(&cur, &node(), &cfg(), &mut num.clone()),
+    )
+    .unwrap();
+    assert_eq!(listing(&scratch.0), incremental);
+    cleanup(ns).unwrap();
+}
+
+/// A full sync through [`Session::apply_full_sync`] (structure by nft, shared elements by
+/// netlink) leaves exactly the table the one-script full sync does: from nothing, over the
+/// table of another state (in place: stale chains go, own maps are re-created), over a table
+/// that cannot be updated in place, and with partial syncs after it.
+#[test]
+fn netlink_full_sync_equals_script() {
+    let Some(scratch) = Scratch::new("netlink") else {
+        return;
+    };
+    let ns = Some(scratch.0.as_str());
+    let mut session = Session::open(ns);
+    let expect = |st: &State, num: &Numbering| -> Vec<String> {
+        apply(ns, &render_full_with(st, &node(), &cfg(), &mut num.clone())).unwrap();
+        listing(&scratch.0)
+    };
+    let mut num = Numbering::default();
+    let before = num.clone();
+    let kind = session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    assert_eq!(kind, FullSyncKind::Replaced, "no table yet");
+    let loaded = listing(&scratch.0);
+    assert!(
+        loaded
+            .iter()
+            .any(|l| l.contains("\"name\":\"endpoints\"") && l.contains("10.244.1.4")),
+        "the shared endpoints map is filled"
+    );
+    assert_eq!(loaded, expect(&fixture(), &before));
+    for (name, old, new, ids) in changes() {
+        for (from, to) in [(&old, &new), (&new, &old)] {
+            let mut num = Numbering::default();
+            session
+                .apply_full_sync(render_full_sync(from, &node(), &cfg(), &mut num))
+                .unwrap();
+            let before = num.clone();
+            let kind = session
+                .apply_full_sync(render_full_sync(to, &node(), &cfg(), &mut num))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(kind, FullSyncKind::InPlace, "{name}");
+            let in_place = listing(&scratch.0);
+            assert_eq!(in_place, expect(to, &before), "{name}: in place");
+            // A partial sync back, on top of the table the netlink sync left.
+            session
+                .apply_full_sync(render_full_sync(to, &node(), &cfg(), &mut num))
+                .unwrap();
+            let script = changes_script(to, from, &ids, &mut num);
+            session
+                .apply(&script)
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
+            let partial = listing(&scratch.0);
+            assert_eq!(partial, expect(from, &num), "{name}: partial after");
+        }
+    }
+    // sessionAffinity state survives a resync in place.
+    let mut num = Numbering::default();
+    session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    let aff = format!("{AFF_MAP}default/sticky/tcp");
+    apply(
+        ns,
+        &format!("add element {FAMILY_TABLE} {aff} {{ 10.244.9.9 timeout 5m : 1 }}\n"),
+    )
+    .unwrap();
+    let kind = session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    assert_eq!(kind, FullSyncKind::InPlace);
+    let listed = svcnet_netns::NetNs::open(&scratch.0)
+        .unwrap()
+        .exec(&["nft", "list", "map", "ip", TABLE, &aff])
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("10.244.9.9"), "{listed}");
+    // A table whose shared map has another type cannot be updated in place: replaced.
+    cleanup(ns).unwrap();
+    apply(
+        ns,
+        "table ip svcnet {\n\tmap endpoints {\n\t\ttype ipv4_addr : mark;\n\t}\n\tchain old {\n\t}\n}\n",
+    )
+    .unwrap();
+    let mut num = Numbering::default();
+    let before = num.clone();
+    let kind = session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    assert_eq!(kind, FullSyncKind::Replaced);
+    let replaced = listing(&scratch.0);
+    assert!(
+        !replaced.iter().any(|l| l.contains("\"old\"")),
+        "{replaced:?}"
+    );
+    assert_eq!(replaced, expect(&fixture(), &before));
+    cleanup(ns).unwrap();
+}
+
+/// A resync in place repairs shared elements changed behind the proxy's back (deleted,
+/// added, given another verdict or value).
+#[test]
+fn in_place_full_sync_repairs_drift() {
+    let Some(scratch) = Scratch::new("drift") else {
+        return;
+    };
+    let ns = Some(scratch.0.as_str());
+    let mut session = Session::open(ns);
+    let mut num = Numbering::default();
+    session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    let want = listing(&scratch.0);
+    let full = render_full_sync(&fixture(), &node(), &cfg(), &mut num.clone());
+    let first = |set: &str, pick: fn(&Elem) -> bool| -> Elem {
+        let (_, elems) = full.shared.iter().find(|(n, _)| *n == set).unwrap();
+        elems.iter().find(|e| pick(e)).unwrap().clone()
+    };
+    let verdict = first(SERVICE_IPS, |e| matches!(e, Elem::DestVerdict(..)));
+    let endpoint = first(ENDPOINTS, |_| true);
+    let cluster_ip = first(CLUSTER_IPS, |_| true);
+    let Elem::Endpoint { number, index, .. } = endpoint else {
+        unreachable!()
+    };
+    let tamper = format!(
+        "delete element {FAMILY_TABLE} {CLUSTER_IPS} {{ {} }}\n\
+         add element {FAMILY_TABLE} {CLUSTER_IPS} {{ 10.96.250.250 }}\n\
+         add element {FAMILY_TABLE} {HAIRPIN} {{ 10.244.250.1 . 10.244.250.1 }}\n\
+         delete element {FAMILY_TABLE} {SERVICE_IPS} {{ {} }}\n\
+         add element {FAMILY_TABLE} {SERVICE_IPS} {{ {} : drop }}\n\
+         delete element {FAMILY_TABLE} {ENDPOINTS} {{ {number} . {index} }}\n\
+         add element {FAMILY_TABLE} {ENDPOINTS} {{ {number} . {index} : 10.9.9.9 . 9 }}\n",
+        cluster_ip.key_text(),
+        verdict.key_text(),
+        verdict.key_text(),
+    );
+    apply(ns, &tamper).unwrap();
+    assert_ne!(listing(&scratch.0), want, "tampered");
+    let kind = session
+        .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
+        .unwrap();
+    assert_eq!(kind, FullSyncKind::InPlace);
+    assert_eq!(listing(&scratch.0), want);
+    cleanup(ns).unwrap();
+}
+
+#[test]
+fn golden_full() {
+    golden(
+        "nftables-full.nft",
+        &render_full(&fixture(), &node(), &cfg()),
+    );
+}
+
+#[test]
+fn deterministic_and_options() {
+    let st = fixture();
+    assert_eq!(
+        render_full(&st, &node(), &cfg()),
+        render_full(&st.clone(), &node(), &cfg())
+    );
+    let out = render_full(
+        &st,
+        &NodeInfo {
+            node_ips: vec![],
+            ..node()
+        },
+        &Config {
+            cluster_cidr: None,
+            random: true,
+        },
+    );
+    assert!(out.contains("numgen random mod 3"), "{out}");
+    assert!(out.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto"));
+    assert!(!out.contains("ip saddr != 10.244.0.0/16"));
+    assert!(!out.contains("fd00"), "IPv6 is skipped");
+}
+
+/// `services` ClusterIP Service ports with `endpoints` endpoints each.
+fn many(services: u32, endpoints: u32) -> State {
+    let mut st = State::default();
+    for i in 0..services {
+        let s = sp(
+            &id(&format!("s{i}"), "", Protocol::Tcp),
+            &std::net::Ipv4Addr::from(0x0a60_0000 + i).to_string(),
+            80,
+        );
+        let eps = (0..endpoints)
+            .map(|e| {
+                let ip = std::net::Ipv4Addr::from(0x0af4_0000 + i * endpoints + e);
+                ep(&ip.to_string(), 8080, "node-1")
+            })
+            .collect();
+        add(&mut st, s, eps);
+    }
+    st
+}
+
+#[test]
+fn long_names_stay_valid() {
+    let long = ServicePortName {
+        namespace: "n".repeat(63),
+        name: "s".repeat(63),
+        port: "p".repeat(200),
+        protocol: Protocol::Sctp,
+    };
+    let k = service_key(&long);
+    assert!(k.len() <= 200 && k.len() + LOCAL_EPA_MAP.len() < 256, "{k}");
+    let mut other = long.clone();
+    other.port.push('q');
+    assert_ne!(k, service_key(&other));
+    assert_eq!(
+        service_key(&id("web", "http", Protocol::Udp)),
+        "default/web/udp/http"
+    );
+}
+
+/// A scratch namespace, deleted however the test ends.
+pub(crate) struct Scratch(pub String);
+impl Scratch {
+    pub(crate) fn new(tag: &str) -> Option<Scratch> {
+        if svcnet_netns::check_privileges().is_err() || svcnet_netns::which("nft").is_none() {
+            eprintln!("skipped: needs root and nft");
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("svcnet-nft-{}-{nanos}-{tag}", std::process::id());
+        svcnet_netns::NetNs::create(&name).unwrap();
+        Some(Scratch(name))
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = svcnet_netns::NetNs::delete(&self.0);
+    }
+}
+
+#[test]
+fn nft_accepts_every_script() {
+    let Some(scratch) = Scratch::new("check") else {
+        return;
+    };
+    let ns = Some(scratch.0.as_str());
+    let full = render_full(&fixture(), &node(), &cfg());
+    check(ns, &full).unwrap();
+    let no_cidr = Config {
+        cluster_cidr: None,
+        random: true,
+    };
+    let bare = NodeInfo {
+        node_ips: vec![],
+        ..node()
+    };
+    check(ns, &render_full(&fixture(), &bare, &no_cidr)).unwrap();
+    check(ns, &render_full(&State::default(), &node(), &cfg())).unwrap();
+    // Large enough for sized sets.
+    let big = many(1100, 4);
+    let script = render_full(&big, &node(), &cfg());
+    assert!(
+        script.contains("map endpoints {\n\t\ttypeof ct mark . numgen inc mod 1 : ip daddr . tcp dport; size 32768;"),
+        "4400 endpoints: size 4x, a power of two"
+    );
+    apply(ns, &script).unwrap();
+    // Every Service port removed by one partial sync, then added back by another.
+    apply(ns, &full).unwrap();
+    let st = fixture();
+    let mut num = Numbering::default();
+    apply(ns, &render_full_with(&st, &node(), &cfg(), &mut num)).unwrap();
+    let ids: Vec<ServicePortName> = st.services.keys().cloned().collect();
+    let empty = State::default();
+    apply(ns, &changes_script(&st, &empty, &ids, &mut num)).unwrap();
+    let listed = svcnet_netns::NetNs::open(&scratch.0)
+        .unwrap()
+        .exec(&["nft", "list", "table", "ip", TABLE])
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("svc-"), "{listed}");
+    assert!(!listed.contains("10.97.1."), "{listed}");
+    assert!(!listed.contains("10.244.0.2"), "{listed}");
+    let script = changes_script(&empty, &st, &ids, &mut num);
+    check(ns, &script).unwrap();
+    apply(ns, &script).unwrap();
+    let err = apply(ns, "add rule ip svcnet nope accept\n").unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    cleanup(ns).unwrap();
+    cleanup(ns).unwrap();
+}
