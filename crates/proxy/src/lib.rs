@@ -9,7 +9,7 @@
 //!   [`metrics`] and [`healthcheck`] its HTTP endpoints.
 
 pub mod backend;
-pub mod cache;
+pub mod change_tracker;
 pub mod conntrack;
 pub mod healthcheck;
 pub mod iptables;

@@ -1,6 +1,6 @@
 //! The proxy's control loop (kube-proxy's `SyncRunner`): Services and EndpointSlices are watched
 //! (kube-rs watchers, so this runs against any API server), each event is converted on arrival
-//! and applied to the [`Cache`] (which keeps the [`State`] and the Service ports it touched);
+//! and applied to the [`ChangeTracker`] (which keeps the [`State`] and the Service ports it touched);
 //! every change wakes the sync loop, which compares the touched Service ports with what it last
 //! programmed, and asks the backend for a full sync (at start, after a failure, every
 //! `full_sync_period`) or a partial one naming only the Service ports that changed.
@@ -19,7 +19,7 @@ use svcnet_informer::watch::{self, Watched};
 use tokio::sync::mpsc;
 
 use crate::backend::Backend;
-use crate::cache::{Cache, Update};
+use crate::change_tracker::{ChangeTracker, Update};
 use crate::metrics::Metrics;
 use crate::model::{Interner, ServicePortName, State};
 
@@ -63,7 +63,7 @@ impl Default for SyncSettings {
 
 /// What changed between two states: Service ports added, removed or with other settings or
 /// endpoints (the union of kube-proxy's two change trackers' results). The loop needs no
-/// whole-state comparison (the cache names what it touched); tests check the cache with it.
+/// whole-state comparison (the tracker names what it touched); tests check the tracker with it.
 #[cfg(test)]
 pub(crate) fn changed(old: &State, new: &State) -> BTreeSet<ServicePortName> {
     let ids = new.services.keys().chain(old.services.keys());
@@ -90,7 +90,7 @@ pub(crate) fn only(st: &State, ids: &BTreeSet<ServicePortName>) -> State {
 }
 
 /// Watch `api`, converting each event's object on arrival (`convert`): only the converted form
-/// reaches the cache. Errors are retried with kube-rs' default backoff; a re-list after one
+/// reaches the tracker. Errors are retried with kube-rs' default backoff; a re-list after one
 /// arrives as `Init` ... `InitDone`.
 fn spawn_watcher<K: Watched>(
     api: Api<K>,
@@ -137,10 +137,10 @@ pub async fn run(
     spawn_watcher(Api::<EndpointSlice>::all(client), tx, move |ev| {
         Update::slice(ev, &mut places)
     });
-    let mut cache = Cache::default();
-    while !cache.synced() {
+    let mut tracker = ChangeTracker::default();
+    while !tracker.synced() {
         match rx.recv().await {
-            Some(u) => cache.apply(u),
+            Some(u) => tracker.apply(u),
             None => return,
         }
     }
@@ -158,10 +158,10 @@ pub async fn run(
     let mut woken: Option<Instant> = None;
     loop {
         while let Ok(u) = rx.try_recv() {
-            cache.apply(u);
+            tracker.apply(u);
         }
         let started = Instant::now();
-        let (touched, mut was) = cache.take_touched();
+        let (touched, mut was) = tracker.take_touched();
         for id in touched {
             if pending.contains(&id) {
                 continue;
@@ -174,7 +174,7 @@ pub async fn run(
             }
             pending.insert(id);
         }
-        let state = cache.state();
+        let state = tracker.state();
         // What differs from what is programmed (touched and changed back is not).
         let diff: BTreeSet<ServicePortName> = pending
             .iter()
@@ -232,7 +232,7 @@ pub async fn run(
         tokio::select! {
             u = rx.recv() => match u {
                 Some(u) => {
-                    cache.apply(u);
+                    tracker.apply(u);
                     woken = Some(Instant::now());
                 }
                 None => return,
