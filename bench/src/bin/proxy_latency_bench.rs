@@ -56,7 +56,7 @@
 //! never connected to. The measured Service sorts last (`bench/zz-measured`), iptables' worst
 //! case.
 //!
-//! Rules are loaded with the proxy's own backends (`proxier::backend(..).full(..)`), each load
+//! Rules are loaded with the proxy's own backends (`server::backend(..).full(..)`), each load
 //! bounded by `--load-timeout`; a load that does not finish in time is killed and that mode's
 //! larger sizes are skipped. Each connect is closed with SO_LINGER 0 (a reset: no TIME_WAIT on
 //! the client; source ports are the kernel's ephemeral ones).
@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use svcnet_netns::NetNs;
 use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
-use svcnet_proxy::proxier::{self, Mode, Options};
+use svcnet_proxy::server::{self, Mode, Options};
 use svcnet_proxy::backend::Backend;
 
 #[derive(Parser)]
@@ -894,7 +894,7 @@ fn main() -> anyhow::Result<()> {
     let mut restore_mismatch = Vec::new();
     let mut skipped = Vec::new();
     for (mode, mname) in [(Mode::Nftables, "nftables"), (Mode::Iptables, "iptables")] {
-        let mut backend = Some(proxier::backend(&options(mode, &s.node)));
+        let mut backend = Some(server::backend(&options(mode, &s.node)));
         let mut dead = false;
         let mut sizes: Vec<(usize, bool)> = a.sizes.iter().map(|&n| (n, false)).collect();
         if let Some(&first) = a.sizes.first() {

@@ -17,8 +17,8 @@ pub mod ipvs;
 pub mod metrics;
 pub mod model;
 pub mod nftables;
-pub mod proxier;
-pub mod runtime;
+pub mod server;
+pub mod syncer;
 #[cfg(test)]
 pub(crate) mod trace;
 pub mod userspace;

@@ -1,7 +1,7 @@
 //! Restarts and mode switches with real packets (issue 5: "Restarting the proxy does not break
 //! established connections; leftover rules of the other mode are cleaned up when switching
 //! modes"), in the namespaces of [`common::Topology`], driven only through the public
-//! [`Backend`] made by [`proxier::backend`] — exactly what `svcnet proxy` runs at start.
+//! [`Backend`] made by [`server::backend`] — exactly what `svcnet proxy` runs at start.
 //!
 //! - `established_connection_survives_restart_{nftables,iptables}`: a TCP connection through a
 //!   ClusterIP keeps carrying data both ways after a fresh backend's start-up full sync (for
@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::{add, ask, backends, sp, Topology};
 use svcnet_netns::NetNs;
 use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::proxier::{self, Mode, Options};
+use svcnet_proxy::server::{self, Mode, Options};
 use svcnet_proxy::{iptables, nftables};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -210,7 +210,7 @@ async fn established_connection_survives_restart(mode: Mode, prefix: &str) {
     let st = state();
     let vip = format!("{VIP}:80");
 
-    let mut first = proxier::backend(&opts);
+    let mut first = server::backend(&opts);
     first.full(&st).unwrap();
     assert!(rules_present(mode, node));
     let mut conn = client
@@ -223,7 +223,7 @@ async fn established_connection_survives_restart(mode: Mode, prefix: &str) {
     //    `delete table` + the whole table again in one transaction; iptables: the other modes'
     //    cleanup, the jumps, then `iptables-restore --noflush` over the existing chains).
     drop(first);
-    let mut second = proxier::backend(&opts);
+    let mut second = server::backend(&opts);
     second.full(&st).unwrap();
     assert!(rules_present(mode, node));
     for i in 0..3 {
@@ -264,7 +264,7 @@ async fn established_connection_survives_restart(mode: Mode, prefix: &str) {
         ask(client, "10.97.2.2:80").await.is_err(),
         "no rules: the ClusterIP is not served"
     );
-    let mut third = proxier::backend(&opts);
+    let mut third = server::backend(&opts);
     third.full(&st).unwrap();
     assert!(rules_present(mode, node));
     for i in 0..3 {
@@ -326,7 +326,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     let vip = format!("{VIP}:80");
 
     // iptables first.
-    let mut ipt = proxier::backend(&options(Mode::Iptables, node));
+    let mut ipt = server::backend(&options(Mode::Iptables, node));
     ipt.full(&st).unwrap();
     assert!(rules_present(Mode::Iptables, node));
     assert!(!nft_has_table(node));
@@ -344,7 +344,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     drop(ipt); // the iptables proxy stops without cleaning up (a crash, or a mode change)
 
     // Start in nftables mode as `svcnet proxy --proxy-mode nftables` does.
-    let mut nft = proxier::backend(&options(Mode::Nftables, node));
+    let mut nft = server::backend(&options(Mode::Nftables, node));
     nft.full(&st).unwrap();
     let left = kube_chains(node);
     assert!(
@@ -361,7 +361,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     drop(nft);
 
     // And back: iptables mode removes the nftables table.
-    let mut ipt = proxier::backend(&options(Mode::Iptables, node));
+    let mut ipt = server::backend(&options(Mode::Iptables, node));
     ipt.full(&st).unwrap();
     assert!(
         !nft_has_table(node),

@@ -451,7 +451,7 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
-    let mode: svcnet_proxy::proxier::Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    let mode: svcnet_proxy::server::Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
     let net = &o.network;
     create_network(l, o.nodes, net)?;
     let cp = NetNs::open(&l.cp())?;
@@ -506,7 +506,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
             }
         });
         // The node's service proxy, in the node's namespace.
-        let opts = svcnet_proxy::proxier::Options {
+        let opts = svcnet_proxy::server::Options {
             mode,
             netns: Some(l.node_ns(i)),
             node_name: Layout::node_name(i),
@@ -519,7 +519,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         };
         let c = client.clone();
         tokio::spawn(async move {
-            if let Err(e) = svcnet_proxy::proxier::run(c, opts).await {
+            if let Err(e) = svcnet_proxy::server::run(c, opts).await {
                 tracing::error!(error = %e, "service proxy stopped");
             }
         });

@@ -454,7 +454,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
 }
 
 async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
-    let mode: svcnet_proxy::proxier::Mode = a.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    let mode: svcnet_proxy::server::Mode = a.proxy_mode.parse().map_err(anyhow::Error::msg)?;
     if a.cleanup {
         let _ = svcnet_proxy::nftables::cleanup(a.netns.as_deref());
         let _ = svcnet_proxy::iptables::cleanup(a.netns.as_deref());
@@ -486,7 +486,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
         print!("{}", svcnet_proxy::ipvs::list(&state, &node, "rr"));
         return Ok(());
     }
-    let opts = svcnet_proxy::proxier::Options {
+    let opts = svcnet_proxy::server::Options {
         mode,
         netns: a.netns,
         node_name: a.hostname_override,
@@ -494,7 +494,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
         cluster_cidr: a.cluster_cidr,
         metrics_addr: Some(a.metrics_bind_address),
         health_bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        settings: svcnet_proxy::runtime::SyncSettings {
+        settings: svcnet_proxy::syncer::SyncSettings {
             min_sync_period: std::time::Duration::from_millis(a.min_sync_period_ms),
             sync_period: std::time::Duration::from_secs(a.sync_period),
             full_sync_period: std::time::Duration::from_secs(a.full_sync_period),
@@ -505,7 +505,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--userspace-algorithm: {e}"))?,
     };
     tokio::select! {
-        r = svcnet_proxy::proxier::run(client, opts) => r.map_err(anyhow::Error::msg),
+        r = svcnet_proxy::server::run(client, opts) => r.map_err(anyhow::Error::msg),
         _ = signal::wait_for_signal() => Ok(()),
     }
 }

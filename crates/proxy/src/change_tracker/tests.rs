@@ -47,12 +47,14 @@ impl World {
 
     fn put_svc(&mut self, s: Service) {
         self.services.insert(key_of(&s.metadata), s.clone());
-        self.tracker.apply(Update::service(watcher::Event::Apply(s)));
+        self.tracker
+            .apply(Update::service(watcher::Event::Apply(s)));
     }
 
     fn del_svc(&mut self, ns: &str, name: &str) {
         let s = self.services.remove(&(ns.into(), name.into())).unwrap();
-        self.tracker.apply(Update::service(watcher::Event::Delete(s)));
+        self.tracker
+            .apply(Update::service(watcher::Event::Delete(s)));
     }
 
     fn put_slice(&mut self, s: EndpointSlice) {
@@ -84,7 +86,8 @@ impl World {
             let u = Update::slice(watcher::Event::InitApply(s.clone()), &mut self.names);
             self.tracker.apply(u);
         }
-        self.tracker.apply(Update::service(watcher::Event::InitDone));
+        self.tracker
+            .apply(Update::service(watcher::Event::InitDone));
         let u = Update::slice(watcher::Event::InitDone, &mut self.names);
         self.tracker.apply(u);
     }
@@ -99,8 +102,8 @@ impl World {
         );
         pretty_assertions::assert_eq!(self.tracker.state(), &want);
         let (touched, was) = self.tracker.take_touched();
-        assert_eq!(touched, crate::runtime::changed(before, &want));
-        pretty_assertions::assert_eq!(was, crate::runtime::only(before, &touched));
+        assert_eq!(touched, crate::syncer::changed(before, &want));
+        pretty_assertions::assert_eq!(was, crate::syncer::only(before, &touched));
         touched.iter().map(|id| id.to_string()).collect()
     }
 
@@ -238,12 +241,13 @@ fn first_list_goes_straight_in_and_restarts_cleanly() {
     w.tracker.apply(Update::service(watcher::Event::Init));
     let u = Update::slice(watcher::Event::Init, &mut w.names);
     w.tracker.apply(u);
-    w.tracker.apply(Update::service(watcher::Event::InitApply(svc(
-        "a",
-        "gone",
-        "10.96.0.2",
-        http(),
-    ))));
+    w.tracker
+        .apply(Update::service(watcher::Event::InitApply(svc(
+            "a",
+            "gone",
+            "10.96.0.2",
+            http(),
+        ))));
     let u = Update::slice(
         watcher::Event::InitApply(slice("a", "gone-1", Some("gone"), 8080, &["10.244.0.3"])),
         &mut w.names,

@@ -30,6 +30,7 @@
 //! (health-check node ports), `KUBE-FORWARD`, `KUBE-PROXY-FIREWALL` (source ranges).
 
 mod names;
+mod proxier;
 mod render;
 mod restore;
 #[cfg(test)]
@@ -37,5 +38,6 @@ pub(crate) mod tests;
 
 pub use crate::model::NodeInfo;
 pub use names::*;
+pub use proxier::Proxier;
 pub use render::{endpoint_chain, render, render_with, service_hash, Config};
 pub use restore::{apply, cleanup, ensure_jumps, existing_chains, save, test_input, Error};

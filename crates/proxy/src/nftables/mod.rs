@@ -37,6 +37,7 @@ mod elements;
 mod kernel;
 mod names;
 mod plan;
+mod proxier;
 mod render;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -46,4 +47,5 @@ pub use kernel::{apply, check, cleanup, Error, FullSyncKind, Session};
 pub use names::*;
 pub(crate) use plan::source_ranges_rule;
 pub use plan::{service_key, Config, Numbering};
+pub use proxier::Proxier;
 pub use render::{render_changes, render_full, render_full_sync, render_full_with, FullSync};

@@ -1,6 +1,7 @@
-//! A whole proxy for one node: the chosen backend behind the sync loop, the metrics and health
-//! endpoints, and the health-check servers of `externalTrafficPolicy: Local` Services. Used by
-//! `svcnet proxy` and by every node of `svcnet up`.
+//! A whole proxy for one node (kube-proxy's `ProxyServer`, cmd/kube-proxy/app/server.go): the
+//! mode's proxier chosen from [`Options`], behind the sync loop ([`crate::syncer`]), the metrics
+//! and health endpoints, and the health-check servers of `externalTrafficPolicy: Local`
+//! Services. Used by `svcnet proxy` and by every node of `svcnet up`.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +14,7 @@ use crate::backend::Backend;
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
 use crate::model::{NodeInfo, ServicePortName, State};
-use crate::runtime::{self, SyncSettings};
+use crate::syncer::{self, SyncSettings, Syncer};
 use crate::{iptables, nftables, userspace};
 
 /// `--proxy-mode`.
@@ -59,83 +60,6 @@ pub struct Options {
     pub settings: SyncSettings,
     /// How the userspace mode picks an endpoint.
     pub userspace_algorithm: userspace::Algorithm,
-}
-
-struct Nft {
-    netns: Option<String>,
-    session: nftables::Session,
-    node: NodeInfo,
-    cfg: nftables::Config,
-    /// What the table holds beyond the last state (Service port numbers).
-    numbering: nftables::Numbering,
-}
-
-impl Backend for Nft {
-    fn name(&self) -> &'static str {
-        "nftables"
-    }
-
-    fn full(&mut self, state: &State) -> Result<(), String> {
-        let full = nftables::render_full_sync(state, &self.node, &self.cfg, &mut self.numbering);
-        let kind = self
-            .session
-            .apply_full_sync(full)
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(?kind, "nftables full sync");
-        Ok(())
-    }
-
-    fn partial(
-        &mut self,
-        old: &State,
-        state: &State,
-        changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), String> {
-        // Only the changed Service ports' elements move (O(change), not O(cluster)).
-        let script = nftables::render_changes(
-            old,
-            state,
-            changed.iter(),
-            &self.node,
-            &self.cfg,
-            &mut self.numbering,
-        );
-        self.session.apply(&script).map_err(|e| e.to_string())
-    }
-
-    fn cleanup(&mut self) -> Result<(), String> {
-        nftables::cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
-    }
-}
-
-struct Ipt {
-    netns: Option<String>,
-    node: NodeInfo,
-    cfg: iptables::Config,
-    chains: Option<BTreeSet<String>>,
-}
-
-impl Backend for Ipt {
-    fn name(&self) -> &'static str {
-        "iptables"
-    }
-
-    fn full(&mut self, state: &State) -> Result<(), String> {
-        let ns = self.netns.as_deref();
-        iptables::ensure_jumps(ns).map_err(|e| e.to_string())?;
-        let prev = match self.chains.take() {
-            Some(c) => c,
-            None => iptables::existing_chains(ns).map_err(|e| e.to_string())?,
-        };
-        let (input, chains) = iptables::render_with(&prev, state, &self.node, &self.cfg);
-        iptables::apply(ns, &input).map_err(|e| e.to_string())?;
-        self.chains = Some(chains);
-        Ok(())
-    }
-
-    fn cleanup(&mut self) -> Result<(), String> {
-        iptables::cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
-    }
 }
 
 /// The backend for `mode`. The other modes' leftovers are removed after its first successful
@@ -195,32 +119,28 @@ impl Backend for Switched {
 }
 
 fn mode_backend(o: &Options) -> Box<dyn Backend> {
-    let ns = o.netns.as_deref();
     let node = NodeInfo {
         name: o.node_name.clone(),
         node_ips: o.node_ips.clone(),
         zone: None,
     };
     match o.mode {
-        Mode::Nftables => Box::new(Nft {
-            netns: o.netns.clone(),
-            session: nftables::Session::open(ns),
+        Mode::Nftables => Box::new(nftables::Proxier::new(
+            o.netns.clone(),
             node,
-            cfg: nftables::Config {
+            nftables::Config {
                 cluster_cidr: o.cluster_cidr,
                 random: false,
             },
-            numbering: Default::default(),
-        }),
-        Mode::Iptables => Box::new(Ipt {
-            netns: o.netns.clone(),
+        )),
+        Mode::Iptables => Box::new(iptables::Proxier::new(
+            o.netns.clone(),
             node,
-            cfg: iptables::Config {
+            iptables::Config {
                 cluster_cidr: o.cluster_cidr,
                 ..Default::default()
             },
-            chains: None,
-        }),
+        )),
         Mode::Userspace => Box::new(userspace::Userspace::new(
             o.netns.clone(),
             o.node_ips.clone(),
@@ -244,19 +164,13 @@ pub async fn run(client: Client, o: Options) -> Result<(), String> {
     let health = o
         .health_bind
         .map(|b| HealthServers::new(&o.node_name, o.netns.clone(), b));
-    let backend = backend(&o);
-    let cleanup = Some(runtime::Cleanup {
+    let cleanup = Some(syncer::Cleanup {
         netns: o.netns.clone(),
         node: o.node_name.clone(),
     });
-    runtime::run(
-        client,
-        backend,
-        o.settings.clone(),
-        metrics,
-        health,
-        cleanup,
-    )
-    .await;
+    let syncer = Syncer::new(backend(&o), o.settings.clone(), metrics)
+        .with_health(health)
+        .with_cleanup(cleanup);
+    syncer::run(client, syncer).await;
     Ok(())
 }
