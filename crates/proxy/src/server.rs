@@ -141,7 +141,7 @@ fn mode_backend(o: &Options) -> Box<dyn Backend> {
                 ..Default::default()
             },
         )),
-        Mode::Userspace => Box::new(userspace::Userspace::new(
+        Mode::Userspace => Box::new(userspace::Proxier::new(
             o.netns.clone(),
             o.node_ips.clone(),
             o.userspace_algorithm,

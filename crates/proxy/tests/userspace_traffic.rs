@@ -1,6 +1,6 @@
 //! Real traffic through the userspace proxy: a client namespace, a `node` namespace routing
 //! between the client (198.51.100.0/24) and three backend namespaces (10.244.0.0/24 on a
-//! bridge); the [`Userspace`] backend runs in this test's tokio runtime with its listeners and
+//! bridge); the [`userspace::Proxier`] runs in this test's tokio runtime with its listeners and
 //! its nftables table in `node`.
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use svcnet_proxy::backend::Backend;
 use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::userspace::{Algorithm, Userspace};
+use svcnet_proxy::userspace::{self, Algorithm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_retry_udp_affinity() {
@@ -55,7 +55,7 @@ async fn round_robin_retry_udp_affinity() {
         backends(&[2], 5353),
     );
 
-    let mut proxy = Userspace::new(
+    let mut proxy = userspace::Proxier::new(
         Some(node.name().to_string()),
         vec!["198.51.100.1".parse().unwrap()],
         Algorithm::RoundRobin,
