@@ -1,0 +1,314 @@
+use super::*;
+use crate::model::ServicePortName;
+
+fn port(ns: &str, name: &str, pname: &str, proto: Protocol, ip: &str, p: u16) -> ServicePort {
+    ServicePort::new(
+        ServicePortName {
+            namespace: ns.into(),
+            name: name.into(),
+            port: pname.into(),
+            protocol: proto,
+        },
+        ip.parse().unwrap(),
+        p,
+    )
+}
+
+fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().unwrap(),
+        port,
+        ready: true,
+        serving: true,
+        terminating: false,
+        node_name: Some(node.into()),
+        zone: None,
+        hint_zones: None,
+    }
+}
+
+fn add(st: &mut State, sp: ServicePort, eps: Vec<Endpoint>) {
+    st.endpoints.insert(sp.id.clone(), eps);
+    st.services.insert(sp.id.clone(), sp);
+}
+
+/// ClusterIP TCP with two ports and three endpoints, a UDP Service (one endpoint not
+/// ready), a NodePort, externalTrafficPolicy Local (node port, external and LB IP), session
+/// affinity, and a Service without endpoints.
+fn sample() -> State {
+    let mut st = State::default();
+    let three = |p: u16| {
+        vec![
+            ep("10.244.0.2", p, "node-1"),
+            ep("10.244.1.2", p, "node-2"),
+            ep("10.244.10.2", p, "node-3"),
+        ]
+    };
+    let tcp = Protocol::Tcp;
+    add(
+        &mut st,
+        port("default", "web", "http", tcp, "10.97.1.1", 80),
+        three(8080),
+    );
+    add(
+        &mut st,
+        port("default", "web", "metrics", tcp, "10.97.1.1", 9090),
+        three(9090),
+    );
+    let mut not_ready = ep("10.244.2.5", 53, "node-3");
+    not_ready.ready = false;
+    not_ready.serving = false;
+    add(
+        &mut st,
+        port("kube-system", "dns", "dns", Protocol::Udp, "10.97.0.10", 53),
+        vec![ep("10.244.0.5", 53, "node-1"), not_ready],
+    );
+    let mut np = port("default", "np", "", tcp, "10.97.1.2", 80);
+    np.node_port = 30080;
+    add(&mut st, np, three(8080));
+    add(
+        &mut st,
+        port("default", "empty", "", tcp, "10.97.1.3", 80),
+        vec![],
+    );
+    let mut sticky = port("default", "sticky", "", tcp, "10.97.1.4", 80);
+    sticky.affinity_timeout = Some(10800);
+    add(&mut st, sticky, three(8080));
+    let mut local = port("default", "local", "", tcp, "10.97.1.5", 80);
+    local.node_port = 30081;
+    local.external_local = true;
+    local.external_ips = vec!["203.0.113.10".parse().unwrap()];
+    local.load_balancer_ips = vec!["198.51.100.20".parse().unwrap()];
+    local.health_check_node_port = 30500;
+    add(&mut st, local, three(8080));
+    st
+}
+
+fn node() -> NodeInfo {
+    NodeInfo {
+        name: "node-1".into(),
+        node_ips: vec![
+            "192.168.1.10".parse().unwrap(),
+            "172.18.0.10".parse().unwrap(),
+        ],
+        zone: None,
+    }
+}
+
+const GOLDEN_RESTORE: &str = "\
+-A -t 172.18.0.10:30080 -s rr
+-a -t 172.18.0.10:30080 -r 10.244.0.2:8080 -m -w 1
+-a -t 172.18.0.10:30080 -r 10.244.1.2:8080 -m -w 1
+-a -t 172.18.0.10:30080 -r 10.244.10.2:8080 -m -w 1
+-A -t 172.18.0.10:30081 -s rr
+-a -t 172.18.0.10:30081 -r 10.244.0.2:8080 -m -w 1
+-A -t 192.168.1.10:30080 -s rr
+-a -t 192.168.1.10:30080 -r 10.244.0.2:8080 -m -w 1
+-a -t 192.168.1.10:30080 -r 10.244.1.2:8080 -m -w 1
+-a -t 192.168.1.10:30080 -r 10.244.10.2:8080 -m -w 1
+-A -t 192.168.1.10:30081 -s rr
+-a -t 192.168.1.10:30081 -r 10.244.0.2:8080 -m -w 1
+-A -t 198.51.100.20:80 -s rr
+-a -t 198.51.100.20:80 -r 10.244.0.2:8080 -m -w 1
+-A -t 203.0.113.10:80 -s rr
+-a -t 203.0.113.10:80 -r 10.244.0.2:8080 -m -w 1
+-A -t 10.97.1.1:80 -s rr
+-a -t 10.97.1.1:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.1:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.1:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.1:9090 -s rr
+-a -t 10.97.1.1:9090 -r 10.244.0.2:9090 -m -w 1
+-a -t 10.97.1.1:9090 -r 10.244.1.2:9090 -m -w 1
+-a -t 10.97.1.1:9090 -r 10.244.10.2:9090 -m -w 1
+-A -t 10.97.1.2:80 -s rr
+-a -t 10.97.1.2:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.2:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.2:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.3:80 -s rr
+-A -t 10.97.1.4:80 -s rr -p 10800
+-a -t 10.97.1.4:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.4:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.4:80 -r 10.244.10.2:8080 -m -w 1
+-A -t 10.97.1.5:80 -s rr
+-a -t 10.97.1.5:80 -r 10.244.0.2:8080 -m -w 1
+-a -t 10.97.1.5:80 -r 10.244.1.2:8080 -m -w 1
+-a -t 10.97.1.5:80 -r 10.244.10.2:8080 -m -w 1
+-A -u 10.97.0.10:53 -s rr
+-a -u 10.97.0.10:53 -r 10.244.0.5:53 -m -w 1
+";
+
+const GOLDEN_LIST: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  172.18.0.10:30080 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  172.18.0.10:30081 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  192.168.1.10:30080 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  192.168.1.10:30081 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  198.51.100.20:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  203.0.113.10:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+TCP  10.97.1.1:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.1:9090 rr
+  -> 10.244.0.2:9090              Masq    1      0          0
+  -> 10.244.1.2:9090              Masq    1      0          0
+  -> 10.244.10.2:9090             Masq    1      0          0
+TCP  10.97.1.2:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.3:80 rr
+TCP  10.97.1.4:80 rr persistent 10800
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+TCP  10.97.1.5:80 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.1.2:8080              Masq    1      0          0
+  -> 10.244.10.2:8080             Masq    1      0          0
+UDP  10.97.0.10:53 rr
+  -> 10.244.0.5:53                Masq    1      0          0
+";
+
+#[test]
+fn golden_restore() {
+    let text = render(&sample(), &node(), &Config::default());
+    if std::env::var_os("PRINT_GOLDEN").is_some() {
+        println!("{text}");
+    }
+    pretty_assertions::assert_eq!(text, GOLDEN_RESTORE);
+    let lc = Config {
+        scheduler: Scheduler::LeastConnection,
+    };
+    assert!(render(&sample(), &node(), &lc).contains("-A -t 10.97.1.4:80 -s lc -p 10800\n"));
+}
+
+#[test]
+fn golden_list() {
+    let text = list(&sample(), &node(), "rr");
+    if std::env::var_os("PRINT_GOLDEN").is_some() {
+        println!("{text}");
+    }
+    pretty_assertions::assert_eq!(text, GOLDEN_LIST);
+}
+
+/// The header and a real-server line exactly as in a captured `ipvsadm -Ln`.
+#[test]
+fn list_layout_matches_ipvsadm() {
+    let mut st = State::default();
+    add(
+        &mut st,
+        port(
+            "kube-system",
+            "kube-dns",
+            "dns",
+            Protocol::Udp,
+            "10.96.0.10",
+            53,
+        ),
+        vec![ep("10.244.52.213", 53, "n"), ep("10.244.52.218", 53, "n")],
+    );
+    let captured = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.96.0.10:53 rr
+  -> 10.244.52.213:53             Masq    1      0          0
+  -> 10.244.52.218:53             Masq    1      0          0
+";
+    assert_eq!(list(&st, &NodeInfo::default(), "rr"), captured);
+}
+
+#[test]
+fn dummy_addresses() {
+    assert_eq!(
+        render_dummy_addresses(&sample()),
+        [
+            "10.97.0.10",
+            "10.97.1.1",
+            "10.97.1.2",
+            "10.97.1.3",
+            "10.97.1.4",
+            "10.97.1.5",
+            "198.51.100.20",
+            "203.0.113.10",
+        ]
+        .map(|ip| format!("ip addr add {ip}/32 dev kube-ipvs0"))
+    );
+}
+
+#[test]
+fn ipv6_and_internal_traffic_policy_local() {
+    let mut st = State::default();
+    let mut sp = port("d", "v6", "", Protocol::Tcp, "fd00::10", 443);
+    sp.internal_local = true;
+    sp.node_port = 30443;
+    let eps = vec![
+        ep("fd00:10:244::1", 8443, "node-1"),
+        ep("fd00:10:244::2", 8443, "node-2"),
+    ];
+    add(&mut st, sp, eps);
+    let node = NodeInfo {
+        name: "node-1".into(),
+        // The IPv4 node IP gets no virtual server for an IPv6-only Service.
+        node_ips: vec![
+            "192.168.1.10".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ],
+        zone: None,
+    };
+    // ClusterIP: internal policy Local; node port: Cluster. fd00:: sorts before 2001:: (modulo
+    // 2^32, as libipvs compares).
+    assert_eq!(
+        render(&st, &node, &Config::default()),
+        "\
+-A -t [fd00::10]:443 -s rr
+-a -t [fd00::10]:443 -r [fd00:10:244::1]:8443 -m -w 1
+-A -t [2001:db8::1]:30443 -s rr
+-a -t [2001:db8::1]:30443 -r [fd00:10:244::1]:8443 -m -w 1
+-a -t [2001:db8::1]:30443 -r [fd00:10:244::2]:8443 -m -w 1
+"
+    );
+    assert_eq!(
+        render_dummy_addresses(&st),
+        ["ip addr add fd00::10/128 dev kube-ipvs0"]
+    );
+}
+
+#[test]
+fn libipvs_address_order() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    // Modulo 2^32: 192.168/16 and 172.16/12 sort before 10/8, as real listings show.
+    assert!(cmp_addr(&ip("192.168.1.10"), &ip("10.96.0.1")) < 0);
+    assert!(cmp_addr(&ip("172.17.0.1"), &ip("192.168.1.10")) < 0);
+    assert!(cmp_addr(&ip("10.244.2.2"), &ip("10.244.10.2")) < 0);
+    // A cyclic set (10 < 127 < 172 < 10) sorts deterministically, without panicking.
+    let mut v = vec![
+        (ip("172.17.0.1"), 1),
+        (ip("10.0.2.15"), 1),
+        (ip("127.0.0.1"), 1),
+    ];
+    glibc_msort(&mut v, &cmp_dests);
+    assert_eq!(v.len(), 3);
+}
+
+#[test]
+fn schedulers_parse() {
+    for s in Scheduler::ALL {
+        assert_eq!(s.name().parse::<Scheduler>(), Ok(s));
+    }
+    assert_eq!("".parse::<Scheduler>(), Ok(Scheduler::RoundRobin));
+    assert!("bogus".parse::<Scheduler>().is_err());
+}
