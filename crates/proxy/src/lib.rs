@@ -19,6 +19,8 @@ pub mod model;
 pub mod nftables;
 pub mod server;
 pub mod syncer;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 pub(crate) mod trace;
 pub mod userspace;

@@ -1,84 +1,9 @@
 use std::collections::BTreeSet;
 
 use super::render::*;
-use super::*;
-use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
-
-fn spn(ns: &str, name: &str, port: &str) -> ServicePortName {
-    ServicePortName {
-        namespace: ns.into(),
-        name: name.into(),
-        port: port.into(),
-        protocol: Protocol::Tcp,
-    }
-}
-
-fn port(id: ServicePortName, ip: &str, port: u16) -> ServicePort {
-    ServicePort::new(id, ip.parse().unwrap(), port)
-}
-
-fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
-    Endpoint {
-        ip: ip.parse().unwrap(),
-        port,
-        ready: true,
-        serving: true,
-        terminating: false,
-        node_name: Some(node.into()),
-        zone: None,
-        hint_zones: None,
-    }
-}
-
-/// The State of the golden test: ClusterIP with two ports, a NodePort, one without
-/// endpoints, one with affinity, one with externalTrafficPolicy Local.
-pub(crate) fn sample() -> State {
-    let mut st = State::default();
-    let mut add = |sp: ServicePort, eps: Vec<Endpoint>| {
-        st.endpoints.insert(sp.id.clone(), eps);
-        st.services.insert(sp.id.clone(), sp);
-    };
-    let two = vec![
-        ep("10.244.1.2", 8080, "node-1"),
-        ep("10.244.2.2", 8080, "node-2"),
-    ];
-    add(
-        port(spn("default", "web", "http"), "10.97.1.1", 80),
-        two.clone(),
-    );
-    add(
-        port(spn("default", "web", "metrics"), "10.97.1.1", 9090),
-        vec![ep("10.244.1.2", 9090, "node-1")],
-    );
-    let mut np = port(spn("default", "np", ""), "10.97.1.2", 80);
-    np.node_port = 30080;
-    add(np, two.clone());
-    add(port(spn("default", "empty", ""), "10.97.1.3", 80), vec![]);
-    let mut sticky = port(spn("default", "sticky", ""), "10.97.1.4", 80);
-    sticky.affinity_timeout = Some(10800);
-    add(sticky, two.clone());
-    let mut local = port(spn("default", "local", ""), "10.97.1.5", 80);
-    local.node_port = 30081;
-    local.external_local = true;
-    local.health_check_node_port = 30500;
-    add(local, two);
-    st
-}
-
-pub(crate) fn node() -> NodeInfo {
-    NodeInfo {
-        name: "node-1".into(),
-        node_ips: vec!["198.51.100.1".parse().unwrap()],
-        zone: None,
-    }
-}
-
-pub(crate) fn cfg() -> Config {
-    Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        masquerade_bit: 14,
-    }
-}
+use crate::model::{Protocol, State};
+use crate::testing::fixtures::{ipt_cfg as cfg, ipt_sample as sample, node};
+use crate::testing::{ep, id, sp};
 
 #[test]
 fn probabilities_as_iptables_save_prints_them() {
@@ -209,12 +134,12 @@ fn golden() {
 #[test]
 fn internal_traffic_policy_local() {
     let mut st = State::default();
-    let mut remote = port(spn("default", "remote", ""), "10.97.2.1", 80);
+    let mut remote = sp(&id("remote", "", Protocol::Tcp), "10.97.2.1", 80);
     remote.internal_local = true;
     st.endpoints
         .insert(remote.id.clone(), vec![ep("10.244.2.2", 8080, "node-2")]);
     st.services.insert(remote.id.clone(), remote);
-    let mut local = port(spn("default", "local", ""), "10.97.2.2", 80);
+    let mut local = sp(&id("local", "", Protocol::Tcp), "10.97.2.2", 80);
     local.internal_local = true;
     local.node_port = 30090;
     st.endpoints.insert(

@@ -1,99 +1,6 @@
 use super::*;
-use crate::model::ServicePortName;
-
-fn port(ns: &str, name: &str, pname: &str, proto: Protocol, ip: &str, p: u16) -> ServicePort {
-    ServicePort::new(
-        ServicePortName {
-            namespace: ns.into(),
-            name: name.into(),
-            port: pname.into(),
-            protocol: proto,
-        },
-        ip.parse().unwrap(),
-        p,
-    )
-}
-
-fn ep(ip: &str, port: u16, node: &str) -> Endpoint {
-    Endpoint {
-        ip: ip.parse().unwrap(),
-        port,
-        ready: true,
-        serving: true,
-        terminating: false,
-        node_name: Some(node.into()),
-        zone: None,
-        hint_zones: None,
-    }
-}
-
-fn add(st: &mut State, sp: ServicePort, eps: Vec<Endpoint>) {
-    st.endpoints.insert(sp.id.clone(), eps);
-    st.services.insert(sp.id.clone(), sp);
-}
-
-/// ClusterIP TCP with two ports and three endpoints, a UDP Service (one endpoint not
-/// ready), a NodePort, externalTrafficPolicy Local (node port, external and LB IP), session
-/// affinity, and a Service without endpoints.
-fn sample() -> State {
-    let mut st = State::default();
-    let three = |p: u16| {
-        vec![
-            ep("10.244.0.2", p, "node-1"),
-            ep("10.244.1.2", p, "node-2"),
-            ep("10.244.10.2", p, "node-3"),
-        ]
-    };
-    let tcp = Protocol::Tcp;
-    add(
-        &mut st,
-        port("default", "web", "http", tcp, "10.97.1.1", 80),
-        three(8080),
-    );
-    add(
-        &mut st,
-        port("default", "web", "metrics", tcp, "10.97.1.1", 9090),
-        three(9090),
-    );
-    let mut not_ready = ep("10.244.2.5", 53, "node-3");
-    not_ready.ready = false;
-    not_ready.serving = false;
-    add(
-        &mut st,
-        port("kube-system", "dns", "dns", Protocol::Udp, "10.97.0.10", 53),
-        vec![ep("10.244.0.5", 53, "node-1"), not_ready],
-    );
-    let mut np = port("default", "np", "", tcp, "10.97.1.2", 80);
-    np.node_port = 30080;
-    add(&mut st, np, three(8080));
-    add(
-        &mut st,
-        port("default", "empty", "", tcp, "10.97.1.3", 80),
-        vec![],
-    );
-    let mut sticky = port("default", "sticky", "", tcp, "10.97.1.4", 80);
-    sticky.affinity_timeout = Some(10800);
-    add(&mut st, sticky, three(8080));
-    let mut local = port("default", "local", "", tcp, "10.97.1.5", 80);
-    local.node_port = 30081;
-    local.external_local = true;
-    local.external_ips = vec!["203.0.113.10".parse().unwrap()];
-    local.load_balancer_ips = vec!["198.51.100.20".parse().unwrap()];
-    local.health_check_node_port = 30500;
-    add(&mut st, local, three(8080));
-    st
-}
-
-fn node() -> NodeInfo {
-    NodeInfo {
-        name: "node-1".into(),
-        node_ips: vec![
-            "192.168.1.10".parse().unwrap(),
-            "172.18.0.10".parse().unwrap(),
-        ],
-        zone: None,
-    }
-}
+use crate::testing::fixtures::{ipvs_node as node, ipvs_sample as sample};
+use crate::testing::{add, ep, id_in, sp};
 
 const GOLDEN_RESTORE: &str = "\
 -A -t 172.18.0.10:30080 -s rr
@@ -210,11 +117,8 @@ fn list_layout_matches_ipvsadm() {
     let mut st = State::default();
     add(
         &mut st,
-        port(
-            "kube-system",
-            "kube-dns",
-            "dns",
-            Protocol::Udp,
+        sp(
+            &id_in("kube-system", "kube-dns", "dns", Protocol::Udp),
             "10.96.0.10",
             53,
         ),
@@ -252,14 +156,14 @@ fn dummy_addresses() {
 #[test]
 fn ipv6_and_internal_traffic_policy_local() {
     let mut st = State::default();
-    let mut sp = port("d", "v6", "", Protocol::Tcp, "fd00::10", 443);
-    sp.internal_local = true;
-    sp.node_port = 30443;
+    let mut v6 = sp(&id_in("d", "v6", "", Protocol::Tcp), "fd00::10", 443);
+    v6.internal_local = true;
+    v6.node_port = 30443;
     let eps = vec![
         ep("fd00:10:244::1", 8443, "node-1"),
         ep("fd00:10:244::2", 8443, "node-2"),
     ];
-    add(&mut st, sp, eps);
+    add(&mut st, v6, eps);
     let node = NodeInfo {
         name: "node-1".into(),
         // The IPv4 node IP gets no virtual server for an IPv6-only Service.

@@ -70,3 +70,6 @@ impl Backend for Proxier {
         cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;
