@@ -258,53 +258,19 @@ pub fn flush(netns: Option<&str>, f: &[Flush]) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::model::Endpoint;
+    use crate::testing::{self, ip, state};
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
+    /// Port 53 of Service `name` in namespace `d`.
     fn sp(name: &str, protocol: Protocol, cluster_ip: &str, node_port: u16) -> ServicePort {
         ServicePort {
-            id: ServicePortName {
-                namespace: "d".into(),
-                name: name.into(),
-                port: String::new(),
-                protocol,
-            },
-            cluster_ips: vec![ip(cluster_ip)],
-            port: 53,
-            protocol,
             node_port,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
+            ..testing::sp(&testing::id_in("d", name, "", protocol), cluster_ip, 53)
         }
     }
 
+    /// A ready endpoint on node `n1`, port 5353.
     fn ep(addr: &str) -> Endpoint {
-        Endpoint {
-            ip: ip(addr),
-            port: 5353,
-            ready: true,
-            serving: true,
-            terminating: false,
-            node_name: Some("n1".into()),
-            zone: None,
-            hint_zones: None,
-        }
-    }
-
-    fn state(sps: &[(ServicePort, Vec<Endpoint>)]) -> State {
-        let mut st = State::default();
-        for (s, eps) in sps {
-            st.endpoints.insert(s.id.clone(), eps.clone());
-            st.services.insert(s.id.clone(), s.clone());
-        }
-        st
+        testing::ep(addr, 5353, "n1")
     }
 
     #[test]

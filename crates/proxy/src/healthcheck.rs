@@ -132,33 +132,20 @@ impl Drop for HealthServers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName};
+    use crate::model::{Protocol, ServicePort};
+    use crate::testing::{ep, id_in, sp};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_by_local_endpoint_count() {
-        let id = ServicePortName {
-            namespace: "d".into(),
-            name: "lb".into(),
-            port: String::new(),
-            protocol: Protocol::Tcp,
-        };
+        let id = id_in("d", "lb", "", Protocol::Tcp);
         let port = 32000 + (std::process::id() % 700) as u16;
         let sp = ServicePort {
             node_port: 30080,
             external_local: true,
             health_check_node_port: port,
-            ..ServicePort::new(id.clone(), "10.96.0.9".parse().unwrap(), 80)
+            ..sp(&id, "10.96.0.9", 80)
         };
-        let ep = |node: &str| Endpoint {
-            ip: "10.244.0.2".parse().unwrap(),
-            port: 80,
-            ready: true,
-            serving: true,
-            terminating: false,
-            node_name: Some(node.into()),
-            zone: None,
-            hint_zones: None,
-        };
+        let ep = |node: &str| ep("10.244.0.2", 80, node);
         let mut st = State::default();
         st.services.insert(id.clone(), sp);
         st.endpoints.insert(id.clone(), vec![ep("other")]);

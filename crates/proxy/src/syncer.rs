@@ -344,18 +344,10 @@ pub async fn run(client: Client, syncer: Syncer) {
 mod tests {
     use super::*;
     use crate::model::{Endpoint, Protocol, ServicePort};
+    use crate::testing::{self, id_in};
 
     fn sp(name: &str) -> ServicePort {
-        ServicePort::new(
-            ServicePortName {
-                namespace: "d".into(),
-                name: name.into(),
-                port: String::new(),
-                protocol: Protocol::Tcp,
-            },
-            "10.96.0.9".parse().unwrap(),
-            80,
-        )
+        testing::sp(&id_in("d", name, "", Protocol::Tcp), "10.96.0.9", 80)
     }
 
     #[test]
@@ -385,19 +377,11 @@ mod tests {
         let mut b = a.clone();
         assert!(changed(&a, &b).is_empty());
         let y = sp("y").id;
-        b.endpoints.insert(
-            y.clone(),
-            vec![Endpoint {
-                ip: "10.244.0.2".parse().unwrap(),
-                port: 80,
-                ready: true,
-                serving: true,
-                terminating: false,
-                node_name: None,
-                zone: None,
-                hint_zones: None,
-            }],
-        );
+        let ep = Endpoint {
+            node_name: None,
+            ..testing::ep("10.244.0.2", 80, "")
+        };
+        b.endpoints.insert(y.clone(), vec![ep]);
         let z = sp("z").id;
         b.services.remove(&z);
         b.endpoints.remove(&z);

@@ -34,7 +34,7 @@ mod proxier;
 mod render;
 mod restore;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 pub use crate::model::NodeInfo;
 pub use names::*;

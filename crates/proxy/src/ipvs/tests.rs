@@ -2,100 +2,10 @@ use super::*;
 use crate::testing::fixtures::{ipvs_node as node, ipvs_sample as sample};
 use crate::testing::{add, ep, id_in, sp};
 
-const GOLDEN_RESTORE: &str = "\
--A -t 172.18.0.10:30080 -s rr
--a -t 172.18.0.10:30080 -r 10.244.0.2:8080 -m -w 1
--a -t 172.18.0.10:30080 -r 10.244.1.2:8080 -m -w 1
--a -t 172.18.0.10:30080 -r 10.244.10.2:8080 -m -w 1
--A -t 172.18.0.10:30081 -s rr
--a -t 172.18.0.10:30081 -r 10.244.0.2:8080 -m -w 1
--A -t 192.168.1.10:30080 -s rr
--a -t 192.168.1.10:30080 -r 10.244.0.2:8080 -m -w 1
--a -t 192.168.1.10:30080 -r 10.244.1.2:8080 -m -w 1
--a -t 192.168.1.10:30080 -r 10.244.10.2:8080 -m -w 1
--A -t 192.168.1.10:30081 -s rr
--a -t 192.168.1.10:30081 -r 10.244.0.2:8080 -m -w 1
--A -t 198.51.100.20:80 -s rr
--a -t 198.51.100.20:80 -r 10.244.0.2:8080 -m -w 1
--A -t 203.0.113.10:80 -s rr
--a -t 203.0.113.10:80 -r 10.244.0.2:8080 -m -w 1
--A -t 10.97.1.1:80 -s rr
--a -t 10.97.1.1:80 -r 10.244.0.2:8080 -m -w 1
--a -t 10.97.1.1:80 -r 10.244.1.2:8080 -m -w 1
--a -t 10.97.1.1:80 -r 10.244.10.2:8080 -m -w 1
--A -t 10.97.1.1:9090 -s rr
--a -t 10.97.1.1:9090 -r 10.244.0.2:9090 -m -w 1
--a -t 10.97.1.1:9090 -r 10.244.1.2:9090 -m -w 1
--a -t 10.97.1.1:9090 -r 10.244.10.2:9090 -m -w 1
--A -t 10.97.1.2:80 -s rr
--a -t 10.97.1.2:80 -r 10.244.0.2:8080 -m -w 1
--a -t 10.97.1.2:80 -r 10.244.1.2:8080 -m -w 1
--a -t 10.97.1.2:80 -r 10.244.10.2:8080 -m -w 1
--A -t 10.97.1.3:80 -s rr
--A -t 10.97.1.4:80 -s rr -p 10800
--a -t 10.97.1.4:80 -r 10.244.0.2:8080 -m -w 1
--a -t 10.97.1.4:80 -r 10.244.1.2:8080 -m -w 1
--a -t 10.97.1.4:80 -r 10.244.10.2:8080 -m -w 1
--A -t 10.97.1.5:80 -s rr
--a -t 10.97.1.5:80 -r 10.244.0.2:8080 -m -w 1
--a -t 10.97.1.5:80 -r 10.244.1.2:8080 -m -w 1
--a -t 10.97.1.5:80 -r 10.244.10.2:8080 -m -w 1
--A -u 10.97.0.10:53 -s rr
--a -u 10.97.0.10:53 -r 10.244.0.5:53 -m -w 1
-";
-
-const GOLDEN_LIST: &str = "\
-IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
-TCP  172.18.0.10:30080 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-TCP  172.18.0.10:30081 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-TCP  192.168.1.10:30080 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-TCP  192.168.1.10:30081 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-TCP  198.51.100.20:80 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-TCP  203.0.113.10:80 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-TCP  10.97.1.1:80 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-TCP  10.97.1.1:9090 rr
-  -> 10.244.0.2:9090              Masq    1      0          0
-  -> 10.244.1.2:9090              Masq    1      0          0
-  -> 10.244.10.2:9090             Masq    1      0          0
-TCP  10.97.1.2:80 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-TCP  10.97.1.3:80 rr
-TCP  10.97.1.4:80 rr persistent 10800
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-TCP  10.97.1.5:80 rr
-  -> 10.244.0.2:8080              Masq    1      0          0
-  -> 10.244.1.2:8080              Masq    1      0          0
-  -> 10.244.10.2:8080             Masq    1      0          0
-UDP  10.97.0.10:53 rr
-  -> 10.244.0.5:53                Masq    1      0          0
-";
-
 #[test]
 fn golden_restore() {
     let text = render(&sample(), &node(), &Config::default());
-    if std::env::var_os("PRINT_GOLDEN").is_some() {
-        println!("{text}");
-    }
-    pretty_assertions::assert_eq!(text, GOLDEN_RESTORE);
+    crate::testing::golden("ipvs-restore.txt", &text);
     let lc = Config {
         scheduler: Scheduler::LeastConnection,
     };
@@ -105,10 +15,7 @@ fn golden_restore() {
 #[test]
 fn golden_list() {
     let text = list(&sample(), &node(), "rr");
-    if std::env::var_os("PRINT_GOLDEN").is_some() {
-        println!("{text}");
-    }
-    pretty_assertions::assert_eq!(text, GOLDEN_LIST);
+    crate::testing::golden("ipvs-list.txt", &text);
 }
 
 /// The header and a real-server line exactly as in a captured `ipvsadm -Ln`.

@@ -40,7 +40,7 @@ mod plan;
 mod proxier;
 mod render;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 pub use crate::model::NodeInfo;
 pub use kernel::{apply, check, cleanup, Error, FullSyncKind, Session};

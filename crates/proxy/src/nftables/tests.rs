@@ -8,7 +8,7 @@ use super::render::*;
 use super::*;
 use crate::model::{Protocol, ServicePortName, State};
 use crate::testing::fixtures::{changes, fixture, nft_cfg as cfg, node};
-use crate::testing::{add, ep, golden, id, sp, with_changes};
+use crate::testing::{add, ep, golden, id, nft_netns, sp, with_changes};
 use pretty_assertions::assert_eq;
 
 /// `render_changes` from `old` (as a full sync of `old` numbered it) to `new`, and the
@@ -129,19 +129,19 @@ fn listing(ns: &str) -> Vec<String> {
 
 #[test]
 fn nft_changes_equal_full() {
-    let Some(scratch) = Scratch::new("changes") else {
+    let Some(scratch) = nft_netns("changes") else {
         return;
     };
-    let ns = Some(scratch.0.as_str());
+    let ns = Some(scratch.name());
     for (name, old, new, ids) in changes() {
         for (from, to) in [(&old, &new), (&new, &old)] {
             let mut num = Numbering::default();
             apply(ns, &render_full_with(from, &node(), &cfg(), &mut num)).unwrap();
             let script = changes_script(from, to, &ids, &mut num);
             apply(ns, &script).unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
-            let incremental = listing(&scratch.0);
+            let incremental = listing(scratch.name());
             apply(ns, &render_full_with(to, &node(), &cfg(), &mut num.clone())).unwrap();
-            assert_eq!(listing(&scratch.0), incremental, "{name}\n{script}");
+            assert_eq!(listing(scratch.name()), incremental, "{name}\n{script}");
         }
     }
     // A chain of changes from a full load, each against the previous state.
@@ -156,13 +156,13 @@ fn nft_changes_equal_full() {
         cur = next;
     }
     assert!(!cur.services.contains_key(&id("web", "dns", Protocol::Udp)));
-    let incremental = listing(&scratch.0);
+    let incremental = listing(scratch.name());
     apply(
         ns,
         &render_full_with(&cur, &node(), &cfg(), &mut num.clone()),
     )
     .unwrap();
-    assert_eq!(listing(&scratch.0), incremental);
+    assert_eq!(listing(scratch.name()), incremental);
     cleanup(ns).unwrap();
 }
 
@@ -172,14 +172,14 @@ fn nft_changes_equal_full() {
 /// that cannot be updated in place, and with partial syncs after it.
 #[test]
 fn netlink_full_sync_equals_script() {
-    let Some(scratch) = Scratch::new("netlink") else {
+    let Some(scratch) = nft_netns("netlink") else {
         return;
     };
-    let ns = Some(scratch.0.as_str());
+    let ns = Some(scratch.name());
     let mut session = Session::open(ns);
     let expect = |st: &State, num: &Numbering| -> Vec<String> {
         apply(ns, &render_full_with(st, &node(), &cfg(), &mut num.clone())).unwrap();
-        listing(&scratch.0)
+        listing(scratch.name())
     };
     let mut num = Numbering::default();
     let before = num.clone();
@@ -187,7 +187,7 @@ fn netlink_full_sync_equals_script() {
         .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
         .unwrap();
     assert_eq!(kind, FullSyncKind::Replaced, "no table yet");
-    let loaded = listing(&scratch.0);
+    let loaded = listing(scratch.name());
     assert!(
         loaded
             .iter()
@@ -206,7 +206,7 @@ fn netlink_full_sync_equals_script() {
                 .apply_full_sync(render_full_sync(to, &node(), &cfg(), &mut num))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(kind, FullSyncKind::InPlace, "{name}");
-            let in_place = listing(&scratch.0);
+            let in_place = listing(scratch.name());
             assert_eq!(in_place, expect(to, &before), "{name}: in place");
             // A partial sync back, on top of the table the netlink sync left.
             session
@@ -216,7 +216,7 @@ fn netlink_full_sync_equals_script() {
             session
                 .apply(&script)
                 .unwrap_or_else(|e| panic!("{name}: {e}\n{script}"));
-            let partial = listing(&scratch.0);
+            let partial = listing(scratch.name());
             assert_eq!(partial, expect(from, &num), "{name}: partial after");
         }
     }
@@ -235,7 +235,7 @@ fn netlink_full_sync_equals_script() {
         .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
         .unwrap();
     assert_eq!(kind, FullSyncKind::InPlace);
-    let listed = svcnet_netns::NetNs::open(&scratch.0)
+    let listed = svcnet_netns::NetNs::open(scratch.name())
         .unwrap()
         .exec(&["nft", "list", "map", "ip", TABLE, &aff])
         .unwrap();
@@ -254,7 +254,7 @@ fn netlink_full_sync_equals_script() {
         .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
         .unwrap();
     assert_eq!(kind, FullSyncKind::Replaced);
-    let replaced = listing(&scratch.0);
+    let replaced = listing(scratch.name());
     assert!(
         !replaced.iter().any(|l| l.contains("\"old\"")),
         "{replaced:?}"
@@ -267,16 +267,16 @@ fn netlink_full_sync_equals_script() {
 /// added, given another verdict or value).
 #[test]
 fn in_place_full_sync_repairs_drift() {
-    let Some(scratch) = Scratch::new("drift") else {
+    let Some(scratch) = nft_netns("drift") else {
         return;
     };
-    let ns = Some(scratch.0.as_str());
+    let ns = Some(scratch.name());
     let mut session = Session::open(ns);
     let mut num = Numbering::default();
     session
         .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
         .unwrap();
-    let want = listing(&scratch.0);
+    let want = listing(scratch.name());
     let full = render_full_sync(&fixture(), &node(), &cfg(), &mut num.clone());
     let first = |set: &str, pick: fn(&Elem) -> bool| -> Elem {
         let (_, elems) = full.shared.iter().find(|(n, _)| *n == set).unwrap();
@@ -301,12 +301,12 @@ fn in_place_full_sync_repairs_drift() {
         verdict.key_text(),
     );
     apply(ns, &tamper).unwrap();
-    assert_ne!(listing(&scratch.0), want, "tampered");
+    assert_ne!(listing(scratch.name()), want, "tampered");
     let kind = session
         .apply_full_sync(render_full_sync(&fixture(), &node(), &cfg(), &mut num))
         .unwrap();
     assert_eq!(kind, FullSyncKind::InPlace);
-    assert_eq!(listing(&scratch.0), want);
+    assert_eq!(listing(scratch.name()), want);
     cleanup(ns).unwrap();
 }
 
@@ -381,35 +381,12 @@ fn long_names_stay_valid() {
     );
 }
 
-/// A scratch namespace, deleted however the test ends.
-pub(crate) struct Scratch(pub String);
-impl Scratch {
-    pub(crate) fn new(tag: &str) -> Option<Scratch> {
-        if svcnet_netns::check_privileges().is_err() || svcnet_netns::which("nft").is_none() {
-            eprintln!("skipped: needs root and nft");
-            return None;
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("svcnet-nft-{}-{nanos}-{tag}", std::process::id());
-        svcnet_netns::NetNs::create(&name).unwrap();
-        Some(Scratch(name))
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = svcnet_netns::NetNs::delete(&self.0);
-    }
-}
-
 #[test]
 fn nft_accepts_every_script() {
-    let Some(scratch) = Scratch::new("check") else {
+    let Some(scratch) = nft_netns("check") else {
         return;
     };
-    let ns = Some(scratch.0.as_str());
+    let ns = Some(scratch.name());
     let full = render_full(&fixture(), &node(), &cfg());
     check(ns, &full).unwrap();
     let no_cidr = Config {
@@ -438,7 +415,7 @@ fn nft_accepts_every_script() {
     let ids: Vec<ServicePortName> = st.services.keys().cloned().collect();
     let empty = State::default();
     apply(ns, &changes_script(&st, &empty, &ids, &mut num)).unwrap();
-    let listed = svcnet_netns::NetNs::open(&scratch.0)
+    let listed = svcnet_netns::NetNs::open(scratch.name())
         .unwrap()
         .exec(&["nft", "list", "table", "ip", TABLE])
         .unwrap();

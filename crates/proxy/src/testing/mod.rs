@@ -95,6 +95,16 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("an IP address")
 }
 
+/// A scratch network namespace for a test that needs root and nft (None: the test is skipped,
+/// and says so).
+#[cfg(test)]
+pub fn nft_netns(tag: &str) -> Option<svcnet_netns::testing::ScratchNetns> {
+    if !svcnet_netns::testing::can_run(&["nft"]) {
+        return None;
+    }
+    Some(svcnet_netns::testing::ScratchNetns::new(tag).expect("a scratch namespace"))
+}
+
 /// The golden file `name` (in `crates/proxy/tests/golden/`) must hold `actual`; with
 /// `UPDATE_GOLDEN=1` it is written first. Every rendered ruleset's golden test goes through
 /// here.

@@ -146,28 +146,14 @@ pub fn cleanup(netns: Option<&str>) -> Result<(), nftables::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Protocol, ServicePortName};
+    use crate::model::Protocol;
+    use crate::testing;
 
     #[test]
     fn renders_redirects_and_rejects() {
         let sp = |name: &str, ip: &str, protocol: Protocol, node_port: u16| ServicePort {
-            id: ServicePortName {
-                namespace: "d".into(),
-                name: name.into(),
-                port: String::new(),
-                protocol,
-            },
-            cluster_ips: vec![ip.parse().unwrap()],
-            port: 80,
-            protocol,
             node_port,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: 0,
+            ..testing::sp(&testing::id_in("d", name, "", protocol), ip, 80)
         };
         let out = render(
             &[
@@ -215,17 +201,12 @@ mod tests {
     /// The rendered table loads, firewall and all.
     #[test]
     fn nft_accepts_the_table() {
-        let Some(scratch) = crate::nftables::tests::Scratch::new("userspace") else {
+        let Some(scratch) = testing::nft_netns("userspace") else {
             return;
         };
-        let mut lb = ServicePort::new(
-            ServicePortName {
-                namespace: "d".into(),
-                name: "lb".into(),
-                port: String::new(),
-                protocol: Protocol::Tcp,
-            },
-            "10.97.1.4".parse().unwrap(),
+        let mut lb = testing::sp(
+            &testing::id_in("d", "lb", "", Protocol::Tcp),
+            "10.97.1.4",
             80,
         );
         lb.load_balancer_ips = vec!["172.28.0.200".parse().unwrap()];
@@ -237,7 +218,7 @@ mod tests {
             }],
             &["198.51.100.1".parse().unwrap()],
         );
-        nftables::check(Some(&scratch.0), &out).unwrap();
+        nftables::check(Some(scratch.name()), &out).unwrap();
         assert!(out.contains("ip saddr != { 172.28.0.200, 198.51.100.0/24 } drop"));
     }
 }
