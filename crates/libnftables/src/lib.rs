@@ -229,23 +229,19 @@ impl Nft {
 mod tests {
     use super::*;
 
-    /// A scratch namespace, deleted however the test ends.
-    struct Scratch(String);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = svcnet_netns::NetNs::delete(&self.0);
-        }
-    }
+    use svcnet_netns::testing::{can_run, ScratchNetns};
 
     #[test]
     fn runs_scripts_in_its_namespace() {
-        if svcnet_netns::check_privileges().is_err() || !available() {
-            eprintln!("skipped: needs root and libnftables");
+        if !can_run(&[]) {
             return;
         }
-        let s = Scratch(format!("svcnet-libnft-{}", std::process::id()));
-        svcnet_netns::NetNs::create(&s.0).unwrap();
-        let nft = Nft::open(Some(&s.0)).unwrap();
+        if !available() {
+            eprintln!("skipped: needs libnftables");
+            return;
+        }
+        let s = ScratchNetns::new("libnft").unwrap();
+        let nft = Nft::open(Some(s.name())).unwrap();
         nft.run("table ip t {\n\tset s { type ipv4_addr; }\n}\n")
             .unwrap();
         nft.run("add element ip t s { 10.0.0.1 }\n").unwrap();
@@ -260,10 +256,7 @@ mod tests {
             "{err}"
         );
         nft.check("add element ip t s { 10.0.0.4 }\n").unwrap();
-        let listed = svcnet_netns::NetNs::open(&s.0)
-            .unwrap()
-            .exec(&["nft", "list", "set", "ip", "t", "s"])
-            .unwrap();
+        let listed = s.exec(&["nft", "list", "set", "ip", "t", "s"]).unwrap();
         let listed = String::from_utf8_lossy(&listed.stdout);
         assert!(listed.contains("10.0.0.1"), "{listed}");
         assert!(!listed.contains("10.0.0.2"), "{listed}");

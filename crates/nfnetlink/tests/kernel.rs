@@ -4,20 +4,20 @@
 
 use std::process::Command;
 
+use svcnet_netns::testing::ScratchNetns;
 use svcnet_nfnetlink::{encode, Batch, Data, Socket, Verdict, FAMILY_IPV4, SET_ANONYMOUS};
 
-struct Scratch(String);
+/// A scratch namespace (deleted when the test ends) and what the tests do in it.
+struct Scratch(ScratchNetns);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let name = format!("svcnet-nfnl-{tag}-{}", std::process::id());
-        svcnet_netns::NetNs::create(&name).expect("create netns (needs root)");
-        Scratch(name)
+        Scratch(ScratchNetns::new(&format!("nfnl-{tag}")).expect("create netns (needs root)"))
     }
 
     fn nft(&self, script: &str) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
+            .args(["netns", "exec", self.0.name(), "nft", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -38,7 +38,7 @@ impl Scratch {
 
     fn list(&self, what: &str) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "list"])
+            .args(["netns", "exec", self.0.name(), "nft", "list"])
             .args(what.split(' '))
             .output()
             .expect("nft list");
@@ -50,16 +50,9 @@ impl Scratch {
         &self,
         f: impl FnOnce(&mut Socket) -> R + Send + 'static,
     ) -> R {
-        svcnet_netns::NetNs::open(&self.0)
-            .unwrap()
+        self.0
             .run(move || f(&mut Socket::open().expect("netlink socket")))
             .unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = svcnet_netns::NetNs::delete(&self.0);
     }
 }
 

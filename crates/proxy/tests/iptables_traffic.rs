@@ -4,80 +4,17 @@
 //! through a node namespace reach the backends as a Service should.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use svcnet_netns::{NetNs, NetnsError};
+use svcnet_netns::testing::{ask, can_run, unique_name, NetnsGuard, ScratchNetns};
+use svcnet_netns::NetNs;
 use svcnet_proxy::iptables::{self, Config, NodeInfo};
-use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, State};
+use svcnet_proxy::testing::{ep, service};
+use tokio::io::AsyncWriteExt;
 
-/// Namespaces made by a test, deleted however the test ends.
-struct Guard(Vec<String>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = NetNs::delete(n);
-        }
-    }
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "svcnet-tipt-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn usable() -> bool {
-    if let Err(e) = svcnet_netns::check_privileges() {
-        eprintln!("skipped: {e}");
-        return false;
-    }
-    if svcnet_netns::which("iptables-restore").is_none() {
-        eprintln!("skipped: iptables is not installed");
-        return false;
-    }
-    true
-}
-
-fn service(name: &str, ip: &str, port: u16) -> ServicePort {
-    ServicePort {
-        id: ServicePortName {
-            namespace: "default".into(),
-            name: name.into(),
-            port: String::new(),
-            protocol: Protocol::Tcp,
-        },
-        cluster_ips: vec![ip.parse().unwrap()],
-        port,
-        protocol: Protocol::Tcp,
-        node_port: 0,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity_timeout: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: 0,
-    }
-}
-
-fn endpoint(ip: &str, port: u16) -> Endpoint {
-    Endpoint {
-        ip: ip.parse().unwrap(),
-        port,
-        ready: true,
-        serving: true,
-        terminating: false,
-        node_name: Some("node-1".into()),
-        zone: None,
-        hint_zones: None,
-    }
+/// A Service port `name` (TCP) on `ip`.
+fn tcp_service(name: &str, ip: &str, port: u16) -> ServicePort {
+    service(name, ip, port, Protocol::Tcp)
 }
 
 /// web 10.97.1.1:80 (NodePort 30080), sticky 10.97.1.2:80 (ClientIP affinity), both on the
@@ -85,15 +22,15 @@ fn endpoint(ip: &str, port: u16) -> Endpoint {
 /// external IP, a load-balancer IP and source ranges, ETP Local.
 fn state() -> State {
     let backends: Vec<Endpoint> = (1..=3)
-        .map(|i| endpoint(&format!("10.244.{i}.2"), 8080))
+        .map(|i| ep(&format!("10.244.{i}.2"), 8080, "node-1"))
         .collect();
     let mut st = State::default();
-    let mut web = service("web", "10.97.1.1", 80);
+    let mut web = tcp_service("web", "10.97.1.1", 80);
     web.node_port = 30080;
-    let mut sticky = service("sticky", "10.97.1.2", 80);
+    let mut sticky = tcp_service("sticky", "10.97.1.2", 80);
     sticky.affinity_timeout = Some(600);
-    let empty = service("empty", "10.97.1.3", 80);
-    let mut lb = service("lb", "10.97.1.4", 80);
+    let empty = tcp_service("empty", "10.97.1.3", 80);
+    let mut lb = tcp_service("lb", "10.97.1.4", 80);
     lb.external_ips = vec!["198.51.100.200".parse().unwrap()];
     lb.load_balancer_ips = vec!["198.51.100.201".parse().unwrap()];
     lb.load_balancer_source_ranges = vec!["198.51.100.0/24".parse().unwrap()];
@@ -154,12 +91,11 @@ fn kube_chains(ns: &str) -> BTreeSet<String> {
 
 #[test]
 fn restore_accepts_render_save_matches_jumps_stale_cleanup() {
-    if !usable() {
+    if !can_run(&["iptables-restore"]) {
         return;
     }
-    let name = unique("scratch");
-    let _g = Guard(vec![name.clone()]);
-    NetNs::create(&name).unwrap();
+    let scratch = ScratchNetns::new("ipt").unwrap();
+    let name = scratch.name().to_string();
     let ns = Some(name.as_str());
 
     let (text, chains) = iptables::render_with(&BTreeSet::new(), &state(), &node(), &cfg());
@@ -244,16 +180,6 @@ fn serve(ns: &NetNs, name: &str) {
     });
 }
 
-async fn ask(client: &NetNs, addr: &str) -> Result<String, NetnsError> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let mut s = client.tcp_connect(addr, Duration::from_secs(3)).await?;
-    let mut buf = String::new();
-    tokio::time::timeout(Duration::from_secs(3), s.read_to_string(&mut buf))
-        .await
-        .map_err(|_| NetnsError::Io(std::io::ErrorKind::TimedOut.into()))??;
-    Ok(buf)
-}
-
 /// Answers of `n` connections to `addr`, counted by answer.
 async fn ask_many(client: &NetNs, addr: &str, n: usize) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -268,14 +194,14 @@ async fn ask_many(client: &NetNs, addr: &str, n: usize) -> BTreeMap<String, usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_through_the_node() {
-    if !usable() {
+    if !can_run(&["iptables-restore"]) {
         return;
     }
     let names: Vec<String> = ["c", "n", "b1", "b2", "b3"]
         .iter()
-        .map(|t| unique(t))
+        .map(|t| unique_name(&format!("ipt-{t}")))
         .collect();
-    let _g = Guard(names.clone());
+    let _g = NetnsGuard(names.clone());
     let client = NetNs::create(&names[0]).unwrap();
     let node_ns = NetNs::create(&names[1]).unwrap();
     let backends: Vec<NetNs> = names[2..]
@@ -338,7 +264,7 @@ async fn traffic_through_the_node() {
 
     // No endpoints: rejected.
     match ask(&client, "10.97.1.3:80").await {
-        Err(NetnsError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
         other => panic!("expected connection refused, got {other:?}"),
     }
 

@@ -2,10 +2,9 @@
 //! between the client (198.51.100.0/24) and three backend namespaces (10.244.0.0/24 on a
 //! bridge), with [`render_full_with`] applied in `node`.
 
-mod common;
-
-use common::{add, ask, backends, sp, Topology};
 use std::time::{Duration, Instant};
+use svcnet_netns::testing::{ask, can_run, Topology};
+use svcnet_proxy::testing::{add, backends, service};
 
 use svcnet_proxy::model::{Protocol, State};
 use svcnet_proxy::nftables::{
@@ -14,24 +13,27 @@ use svcnet_proxy::nftables::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_reject_nodeport_affinity() {
-    if svcnet_netns::check_privileges().is_err() || svcnet_netns::which("nft").is_none() {
-        eprintln!("skipped: needs root and nft");
+    if !can_run(&["nft"]) {
         return;
     }
-    let t = Topology::new("svcnet-nftt");
+    let t = Topology::new("nftt");
     let (client, node) = (t.client(), t.node());
 
     let mut st = State::default();
     add(
         &mut st,
-        sp("web", "10.97.1.1", 80, Protocol::Tcp),
+        service("web", "10.97.1.1", 80, Protocol::Tcp),
         backends(&[2, 3, 4], 8080),
     );
-    add(&mut st, sp("empty", "10.97.1.3", 80, Protocol::Tcp), vec![]);
-    let mut sticky = sp("sticky", "10.97.1.4", 80, Protocol::Tcp);
+    add(
+        &mut st,
+        service("empty", "10.97.1.3", 80, Protocol::Tcp),
+        vec![],
+    );
+    let mut sticky = service("sticky", "10.97.1.4", 80, Protocol::Tcp);
     sticky.affinity_timeout = Some(300);
     add(&mut st, sticky, backends(&[2, 3, 4], 8080));
-    let mut np = sp("np", "10.97.1.2", 80, Protocol::Tcp);
+    let mut np = service("np", "10.97.1.2", 80, Protocol::Tcp);
     np.node_port = 30080;
     add(&mut st, np, backends(&[2, 3, 4], 8080));
     let info = NodeInfo {

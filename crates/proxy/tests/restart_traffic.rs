@@ -1,6 +1,6 @@
 //! Restarts and mode switches with real packets (issue 5: "Restarting the proxy does not break
 //! established connections; leftover rules of the other mode are cleaned up when switching
-//! modes"), in the namespaces of [`common::Topology`], driven only through the public
+//! modes"), in the namespaces of [`svcnet_netns::testing::Topology`], driven only through the public
 //! [`Backend`] made by [`server::backend`] — exactly what `svcnet proxy` runs at start.
 //!
 //! - `established_connection_survives_restart_{nftables,iptables}`: a TCP connection through a
@@ -11,14 +11,13 @@
 //!   in `iptables-save`; nftables → iptables leaves no `table ip svcnet`; traffic works after
 //!   each switch, and a (quiet) connection made before the first switch survives both.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{add, ask, backends, sp, Topology};
+use svcnet_netns::testing::{ask, can_run, Topology};
 use svcnet_netns::NetNs;
 use svcnet_proxy::model::{Protocol, State};
 use svcnet_proxy::server::{self, Mode, Options};
+use svcnet_proxy::testing::{add, backends, service};
 use svcnet_proxy::{iptables, nftables};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,20 +27,13 @@ const VIP: &str = "10.97.2.1";
 /// :8080 close after one answer; these keep a connection open).
 const ECHO_PORT: u16 = 9090;
 
+/// Whether the test can run here: root, nft, and the mode's own tool.
 fn usable(mode: Mode) -> bool {
-    if let Err(e) = svcnet_netns::check_privileges() {
-        eprintln!("skipped: {e}");
-        return false;
-    }
     let tool = match mode {
         Mode::Nftables => "nft",
         _ => "iptables-restore",
     };
-    if svcnet_netns::which(tool).is_none() || svcnet_netns::which("nft").is_none() {
-        eprintln!("skipped: needs {tool} and nft");
-        return false;
-    }
-    true
+    can_run(&[tool, "nft"])
 }
 
 fn options(mode: Mode, node: &NetNs) -> Options {
@@ -64,12 +56,12 @@ fn state() -> State {
     let mut st = State::default();
     add(
         &mut st,
-        sp("echo", VIP, 80, Protocol::Tcp),
+        service("echo", VIP, 80, Protocol::Tcp),
         backends(&[2, 3], ECHO_PORT),
     );
     add(
         &mut st,
-        sp("web", "10.97.2.2", 80, Protocol::Tcp),
+        service("web", "10.97.2.2", 80, Protocol::Tcp),
         backends(&[2, 3, 4], 8080),
     );
     st
@@ -296,12 +288,12 @@ async fn established_connection_survives_restart(mode: Mode, prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn established_connection_survives_restart_nftables() {
-    established_connection_survives_restart(Mode::Nftables, "svcnet-rstn").await;
+    established_connection_survives_restart(Mode::Nftables, "rstn").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn established_connection_survives_restart_iptables() {
-    established_connection_survives_restart(Mode::Iptables, "svcnet-rsti").await;
+    established_connection_survives_restart(Mode::Iptables, "rsti").await;
 }
 
 /// The names the three `web` answers came from, sorted.
@@ -319,7 +311,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     if !usable(Mode::Iptables) || !usable(Mode::Nftables) {
         return;
     }
-    let t = Topology::new("svcnet-rsts");
+    let t = Topology::new("rsts");
     let echo = start_echo(&t);
     let (client, node) = (t.client(), t.node());
     let st = state();

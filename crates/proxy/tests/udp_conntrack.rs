@@ -6,61 +6,22 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use svcnet_netns::NetNs;
+use svcnet_netns::testing::{can_run, Topology};
 use svcnet_proxy::conntrack::{flush, stale_entries, Flush};
-use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
+use svcnet_proxy::model::{Protocol, ServicePort, State};
 use svcnet_proxy::nftables::{apply, cleanup, render_full, Config, NodeInfo};
+use svcnet_proxy::testing::{add, ep, service};
 use tokio::net::UdpSocket;
 
-/// Namespaces made by the test, deleted however it ends.
-struct Guard(Vec<String>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = NetNs::delete(n);
-        }
-    }
-}
-
+/// The UDP Service `dns` (10.97.1.10:53).
 fn dns() -> ServicePort {
-    ServicePort {
-        id: ServicePortName {
-            namespace: "default".into(),
-            name: "dns".into(),
-            port: String::new(),
-            protocol: Protocol::Udp,
-        },
-        cluster_ips: vec!["10.97.1.10".parse().unwrap()],
-        port: 53,
-        protocol: Protocol::Udp,
-        node_port: 0,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity_timeout: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: 0,
-    }
+    service("dns", "10.97.1.10", 53, Protocol::Udp)
 }
 
+/// `dns` with one endpoint, `backend_ip`:5353.
 fn state_with(backend_ip: &str) -> State {
-    let s = dns();
     let mut st = State::default();
-    st.endpoints.insert(
-        s.id.clone(),
-        vec![Endpoint {
-            ip: backend_ip.parse().unwrap(),
-            port: 5353,
-            ready: true,
-            serving: true,
-            terminating: false,
-            node_name: Some("node".into()),
-            zone: None,
-            hint_zones: None,
-        }],
-    );
-    st.services.insert(s.id.clone(), s);
+    add(&mut st, dns(), vec![ep(backend_ip, 5353, "node")]);
     st
 }
 
@@ -78,59 +39,15 @@ async fn ask(sock: &UdpSocket) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_moves_udp_flow_to_new_endpoint() {
-    if svcnet_netns::check_privileges().is_err()
-        || svcnet_netns::which("nft").is_none()
-        || svcnet_netns::which("conntrack").is_none()
-    {
-        eprintln!("skipped: needs root, nft and conntrack");
+    if !can_run(&["nft", "conntrack"]) {
         return;
     }
-    let tag = format!(
-        "svcnet-tct-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-            % 100_000
-    );
-    let names: Vec<String> = ["client", "node", "a", "b"]
-        .iter()
-        .map(|n| format!("{tag}-{n}"))
-        .collect();
-    let _guard = Guard(names.clone());
-    let ns: Vec<NetNs> = names.iter().map(|n| NetNs::create(n).unwrap()).collect();
-    let (client, node) = (&ns[0], &ns[1]);
-
-    node.ip_batch(&format!(
-        "link add cl0 type veth peer name eth0 netns {}\n\
-         link set cl0 up\n\
-         addr add 198.51.100.1/24 dev cl0\n\
-         link add br0 type bridge\n\
-         link set br0 up\n\
-         addr add 10.244.0.1/24 dev br0\n\
-         route add 10.96.0.0/12 dev br0\n",
-        names[0]
-    ))
-    .unwrap();
-    node.sysctls(&[("net.ipv4.ip_forward", "1")]).unwrap();
-    client
-        .ip_batch(
-            "link set eth0 up\naddr add 198.51.100.2/24 dev eth0\nroute add default via 198.51.100.1\n",
-        )
-        .unwrap();
+    // The standard topology with backends A (b2) and B (b3), each answering UDP :5353 with its
+    // letter.
+    let t = Topology::with_backends("tct", 2);
+    let (client, node) = (t.client(), t.node());
     let mut servers = Vec::new();
-    for (i, (b, answer)) in ns[2..].iter().zip(["A", "B"]).enumerate() {
-        let n = i + 2;
-        node.ip_batch(&format!(
-            "link add vb{n} type veth peer name eth0 netns {}\nlink set vb{n} master br0\nlink set vb{n} up\n",
-            b.name()
-        ))
-        .unwrap();
-        b.ip_batch(&format!(
-            "link set eth0 up\naddr add 10.244.0.{n}/24 dev eth0\nroute add default via 10.244.0.1\n"
-        ))
-        .unwrap();
+    for (b, answer) in t.ns[2..].iter().zip(["A", "B"]) {
         let s = UdpSocket::from_std(b.udp_bind("0.0.0.0:5353".parse().unwrap()).unwrap()).unwrap();
         servers.push(tokio::spawn(async move {
             let mut buf = [0u8; 64];

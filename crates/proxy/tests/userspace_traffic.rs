@@ -5,10 +5,9 @@
 
 use std::net::SocketAddr;
 
-mod common;
-
-use common::{add, ask, backends, sp, Topology};
 use std::time::{Duration, Instant};
+use svcnet_netns::testing::{ask, can_run, Topology};
+use svcnet_proxy::testing::{add, backends, service};
 
 use svcnet_proxy::backend::Backend;
 use svcnet_proxy::model::{Protocol, State};
@@ -16,11 +15,10 @@ use svcnet_proxy::userspace::{self, Algorithm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_retry_udp_affinity() {
-    if svcnet_netns::check_privileges().is_err() || svcnet_netns::which("nft").is_none() {
-        eprintln!("skipped: needs root and nft");
+    if !can_run(&["nft"]) {
         return;
     }
-    let t = Topology::new("svcnet-tus");
+    let t = Topology::new("tus");
     let (client, node, ns, servers) = (t.client(), t.node(), &t.ns, &t.servers);
 
     // One UDP echo, on b2.
@@ -39,19 +37,23 @@ async fn round_robin_retry_udp_affinity() {
     let mut st = State::default();
     add(
         &mut st,
-        sp("web", "10.97.1.1", 80, Protocol::Tcp),
+        service("web", "10.97.1.1", 80, Protocol::Tcp),
         backends(&[2, 3, 4], 8080),
     );
-    let mut np = sp("np", "10.97.1.2", 80, Protocol::Tcp);
+    let mut np = service("np", "10.97.1.2", 80, Protocol::Tcp);
     np.node_port = 30080;
     add(&mut st, np, backends(&[2, 3, 4], 8080));
-    add(&mut st, sp("empty", "10.97.1.3", 80, Protocol::Tcp), vec![]);
-    let mut sticky = sp("sticky", "10.97.1.4", 80, Protocol::Tcp);
+    add(
+        &mut st,
+        service("empty", "10.97.1.3", 80, Protocol::Tcp),
+        vec![],
+    );
+    let mut sticky = service("sticky", "10.97.1.4", 80, Protocol::Tcp);
     sticky.affinity_timeout = Some(300);
     add(&mut st, sticky, backends(&[2, 3, 4], 8080));
     add(
         &mut st,
-        sp("dns", "10.97.1.5", 53, Protocol::Udp),
+        service("dns", "10.97.1.5", 53, Protocol::Udp),
         backends(&[2], 5353),
     );
 
