@@ -458,7 +458,7 @@ fn load(
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let t = Instant::now();
-        let r = backend.full(&state).map(|_| t.elapsed());
+        let r = backend.full(&state).map(|_| t.elapsed()).map_err(|e| e.to_string());
         let _ = tx.send((backend, r));
     });
     match rx.recv_timeout(timeout) {

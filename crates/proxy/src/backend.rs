@@ -6,12 +6,24 @@
 use std::collections::BTreeSet;
 
 use crate::model::{ServicePortName, State};
+use crate::{iptables, nftables, userspace};
+
+/// Why a sync failed, by mode (the message is the mode's own).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NftablesFailed(#[from] nftables::Error),
+    #[error(transparent)]
+    IptablesFailed(#[from] iptables::Error),
+    #[error(transparent)]
+    UserspaceFailed(#[from] userspace::Error),
+}
 
 /// A way of programming the kernel (nftables, iptables, ...).
 pub trait Backend: Send {
     fn name(&self) -> &'static str;
     /// Program everything from scratch (one transaction).
-    fn full(&mut self, state: &State) -> Result<(), String>;
+    fn full(&mut self, state: &State) -> Result<(), Error>;
     /// Program only what `changed` needs (their Services' rules), given the state `old` that
     /// is programmed now (after a full sync, or the last partial one). `old` may hold only the
     /// Service ports in `changed` (the sync loop keeps no copy of the rest, which equals `state`).
@@ -20,10 +32,10 @@ pub trait Backend: Send {
         old: &State,
         state: &State,
         changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let _ = (old, changed);
         self.full(state)
     }
     /// Remove everything this backend programmed.
-    fn cleanup(&mut self) -> Result<(), String>;
+    fn cleanup(&mut self) -> Result<(), Error>;
 }

@@ -114,16 +114,19 @@ impl Flush {
     }
 }
 
+/// Why flushing conntrack entries failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// conntrack ran and failed.
     #[error("conntrack {args} failed{}: {stderr}", netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default())]
-    Conntrack {
+    FlushFailed {
         netns: Option<String>,
         args: String,
         stderr: String,
     },
+    /// conntrack could not be run.
     #[error("running conntrack: {0}")]
-    Io(#[from] std::io::Error),
+    RunFailed(#[from] std::io::Error),
 }
 
 /// Whether conntrack state can outlive the rules for this protocol.
@@ -233,7 +236,7 @@ pub fn flush(netns: Option<&str>, f: &[Flush]) -> Result<(), Error> {
         let out = match cmd.args(&args).output() {
             Ok(o) => o,
             Err(e) => {
-                first.get_or_insert(Error::Io(e));
+                first.get_or_insert(Error::RunFailed(e));
                 continue;
             }
         };
@@ -242,7 +245,7 @@ pub fn flush(netns: Option<&str>, f: &[Flush]) -> Result<(), Error> {
             tracing::debug!(args = %args.join(" "), result = %stderr.trim(), "conntrack flush");
             continue;
         }
-        first.get_or_insert(Error::Conntrack {
+        first.get_or_insert(Error::FlushFailed {
             netns: netns.map(str::to_string),
             args: args.join(" "),
             stderr: stderr.trim().to_string(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
 use crate::model::{NodeInfo, ServicePortName, State};
@@ -25,22 +25,36 @@ pub enum Mode {
     Userspace,
 }
 
-impl FromStr for Mode {
-    type Err = String;
+/// Why `--proxy-mode` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseModeError {
+    /// A kube-proxy mode this proxy does not run (ipvs: rendered, but this kernel has none).
+    #[error("proxy mode {0:?} is not available yet (nftables and iptables are)")]
+    NotAvailable(String),
+    #[error("unknown proxy mode {0:?}: use nftables or iptables")]
+    Unknown(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Mode {
+    type Err = ParseModeError;
+
+    fn from_str(s: &str) -> Result<Self, ParseModeError> {
         match s {
             "nftables" | "" => Ok(Mode::Nftables),
             "iptables" => Ok(Mode::Iptables),
             "userspace" => Ok(Mode::Userspace),
-            "ipvs" => Err(format!(
-                "proxy mode {s:?} is not available yet (nftables and iptables are)"
-            )),
-            other => Err(format!(
-                "unknown proxy mode {other:?}: use nftables or iptables"
-            )),
+            "ipvs" => Err(ParseModeError::NotAvailable(s.to_string())),
+            other => Err(ParseModeError::Unknown(other.to_string())),
         }
     }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--metrics-bind-address` could not be listened on.
+    #[error(transparent)]
+    MetricsListenFailed(std::io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -87,7 +101,7 @@ impl Backend for Switched {
         self.inner.name()
     }
 
-    fn full(&mut self, state: &State) -> Result<(), String> {
+    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
         self.inner.full(state)?;
         if std::mem::take(&mut self.others_left) {
             let ns = self.netns.as_deref();
@@ -109,11 +123,11 @@ impl Backend for Switched {
         old: &State,
         state: &State,
         changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), String> {
+    ) -> Result<(), backend::Error> {
         self.inner.partial(old, state, changed)
     }
 
-    fn cleanup(&mut self) -> Result<(), String> {
+    fn cleanup(&mut self) -> Result<(), backend::Error> {
         self.inner.cleanup()
     }
 }
@@ -150,11 +164,11 @@ fn mode_backend(o: &Options) -> Box<dyn Backend> {
 }
 
 /// Run the proxy for one node until the process ends.
-pub async fn run(client: Client, o: Options) -> Result<(), String> {
+pub async fn run(client: Client, o: Options) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = o.metrics_addr {
-        let l =
-            svcnet_netns::tokio_listener(o.netns.as_deref(), addr).map_err(|e| e.to_string())?;
+        let l = svcnet_netns::tokio_listener(o.netns.as_deref(), addr)
+            .map_err(Error::MetricsListenFailed)?;
         let m = metrics.clone();
         let max_age = o.settings.sync_period * 2;
         tokio::spawn(async move {

@@ -19,7 +19,7 @@ use kube::{Api, Client};
 use svcnet_informer::watch::{self, Watched};
 use tokio::sync::mpsc;
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 use crate::change_tracker::{ChangeTracker, Update};
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
@@ -192,7 +192,11 @@ impl Syncer {
 
     /// One pass at time `now`: the Service ports `tracker` touched join the pending ones; a full
     /// sync when due, else a partial one of those that differ from what is programmed.
-    pub fn sync(&mut self, tracker: &mut ChangeTracker, now: Instant) -> Result<Synced, String> {
+    pub fn sync(
+        &mut self,
+        tracker: &mut ChangeTracker,
+        now: Instant,
+    ) -> Result<Synced, backend::Error> {
         let clock = Instant::now();
         self.last_start = Some(now);
         let (touched, mut was) = tracker.take_touched();
@@ -408,10 +412,15 @@ mod tests {
             std::mem::take(&mut self.calls.lock().unwrap())
         }
 
-        fn record(&self, c: Call) -> Result<(), String> {
+        fn record(&self, c: Call) -> Result<(), backend::Error> {
             self.calls.lock().unwrap().push(c);
             if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                return Err("told to fail".into());
+                return Err(backend::Error::IptablesFailed(
+                    crate::iptables::Error::CommandFailed {
+                        command: "fake".into(),
+                        stderr: "told to fail".into(),
+                    },
+                ));
             }
             Ok(())
         }
@@ -422,7 +431,7 @@ mod tests {
             "fake"
         }
 
-        fn full(&mut self, state: &State) -> Result<(), String> {
+        fn full(&mut self, state: &State) -> Result<(), backend::Error> {
             self.record(Call::Full(state.services.len()))
         }
 
@@ -431,13 +440,13 @@ mod tests {
             _old: &State,
             _state: &State,
             changed: &BTreeSet<ServicePortName>,
-        ) -> Result<(), String> {
+        ) -> Result<(), backend::Error> {
             self.record(Call::Partial(
                 changed.iter().map(|id| id.name.clone()).collect(),
             ))
         }
 
-        fn cleanup(&mut self) -> Result<(), String> {
+        fn cleanup(&mut self) -> Result<(), backend::Error> {
             Ok(())
         }
     }
@@ -471,22 +480,31 @@ mod tests {
         let (mut tracker, mut syncer) = start(&fake, SyncSettings::default());
         let t0 = Instant::now();
         let secs = Duration::from_secs;
-        assert_eq!(syncer.sync(&mut tracker, t0), Ok(Synced::Full));
+        assert_eq!(syncer.sync(&mut tracker, t0).ok(), Some(Synced::Full));
         assert_eq!(fake.take(), [Call::Full(2)]);
 
         // Nothing touched: nothing asked of the backend.
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(1)), Ok(Synced::Nothing));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(1)).ok(),
+            Some(Synced::Nothing)
+        );
         assert_eq!(fake.take(), []);
 
         // A change: a partial sync naming only that Service port.
         apply(&mut tracker, "y", 81);
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(2)), Ok(Synced::Partial));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(2)).ok(),
+            Some(Synced::Partial)
+        );
         assert_eq!(fake.take(), [Call::Partial(vec!["y".into()])]);
 
         // Touched and changed back before the sync: nothing differs.
         apply(&mut tracker, "x", 81);
         apply(&mut tracker, "x", 80);
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(3)), Ok(Synced::Nothing));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(3)).ok(),
+            Some(Synced::Nothing)
+        );
         assert_eq!(fake.take(), []);
 
         // A failed partial sync: the next one is full, whatever changed since.
@@ -494,13 +512,19 @@ mod tests {
         fake.fail.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(syncer.sync(&mut tracker, t0 + secs(4)).is_err());
         assert_eq!(fake.take(), [Call::Partial(vec!["x".into()])]);
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(5)), Ok(Synced::Full));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(5)).ok(),
+            Some(Synced::Full)
+        );
         assert_eq!(fake.take(), [Call::Full(2)]);
         assert_eq!(syncer.metrics.sync_failures.get(), 1);
 
         // And partial syncs again after it.
         apply(&mut tracker, "y", 83);
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(6)), Ok(Synced::Partial));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(6)).ok(),
+            Some(Synced::Partial)
+        );
         assert_eq!(fake.take(), [Call::Partial(vec!["y".into()])]);
     }
 
@@ -519,7 +543,7 @@ mod tests {
             Duration::ZERO,
             "the first sync waits for nothing"
         );
-        assert_eq!(syncer.sync(&mut tracker, t0), Ok(Synced::Full));
+        assert_eq!(syncer.sync(&mut tracker, t0).ok(), Some(Synced::Full));
         // An event 1 s later waits out the rest of --min-sync-period.
         assert_eq!(syncer.min_sync_wait(t0 + secs(1)), secs(9));
         assert_eq!(syncer.min_sync_wait(t0 + secs(10)), Duration::ZERO);
@@ -530,10 +554,13 @@ mod tests {
         let wait = syncer.idle_wait(t0 + secs(3590));
         assert!(wait >= secs(10) && wait < secs(11), "{wait:?}");
         assert_eq!(
-            syncer.sync(&mut tracker, t0 + secs(3599)),
-            Ok(Synced::Nothing)
+            syncer.sync(&mut tracker, t0 + secs(3599)).ok(),
+            Some(Synced::Nothing)
         );
-        assert_eq!(syncer.sync(&mut tracker, t0 + secs(3601)), Ok(Synced::Full));
+        assert_eq!(
+            syncer.sync(&mut tracker, t0 + secs(3601)).ok(),
+            Some(Synced::Full)
+        );
         assert_eq!(fake.take(), [Call::Full(2), Call::Full(2)]);
     }
 }

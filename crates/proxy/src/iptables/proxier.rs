@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 use crate::model::{NodeInfo, State};
 
 use super::render::{render_with, Config};
@@ -35,21 +35,21 @@ impl Backend for Proxier {
         "iptables"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), String> {
+    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
         let ns = self.netns.as_deref();
-        ensure_jumps(ns).map_err(|e| e.to_string())?;
+        ensure_jumps(ns)?;
         let prev = match self.chains.take() {
             Some(c) => c,
-            None => existing_chains(ns).map_err(|e| e.to_string())?,
+            None => existing_chains(ns)?,
         };
         let (input, chains) = render_with(&prev, state, &self.node, &self.cfg);
-        apply(ns, &input).map_err(|e| e.to_string())?;
+        apply(ns, &input)?;
         self.chains = Some(chains);
         Ok(())
     }
 
-    fn cleanup(&mut self) -> Result<(), String> {
-        cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
+    fn cleanup(&mut self) -> Result<(), backend::Error> {
+        cleanup(self.netns.as_deref()).map_err(backend::Error::from)
     }
 }
 

@@ -9,12 +9,15 @@ use std::process::{Command, Stdio};
 
 use super::names::*;
 
+/// Why an iptables command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// It ran and failed.
     #[error("`{command}` failed: {stderr}")]
-    Failed { command: String, stderr: String },
+    CommandFailed { command: String, stderr: String },
+    /// It could not be run.
     #[error("running `{command}`: {source}")]
-    Spawn {
+    SpawnFailed {
         command: String,
         source: std::io::Error,
     },
@@ -53,7 +56,7 @@ pub(super) fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String, Error
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let spawn_err = |source| Error::Spawn {
+    let spawn_err = |source| Error::SpawnFailed {
         command: desc.clone(),
         source,
     };
@@ -64,7 +67,7 @@ pub(super) fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String, Error
     }
     let out = child.wait_with_output().map_err(spawn_err)?;
     if !out.status.success() {
-        return Err(Error::Failed {
+        return Err(Error::CommandFailed {
             command: desc,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
@@ -131,7 +134,7 @@ pub fn ensure_jumps(netns: Option<&str>) -> Result<(), Error> {
                 None,
             ) {
                 match &e {
-                    Error::Failed { stderr, .. } if stderr.contains("exists") => {}
+                    Error::CommandFailed { stderr, .. } if stderr.contains("exists") => {}
                     _ => return Err(e),
                 }
             }

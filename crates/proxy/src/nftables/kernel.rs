@@ -10,17 +10,21 @@ use super::elements::Elem;
 use super::names::*;
 use super::render::FullSync;
 
+/// Why programming the table failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// nft (or libnftables) refused a script.
     #[error("nft -f failed{}: {stderr}", netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default())]
-    Nft {
+    ApplyFailed {
         netns: Option<String>,
         stderr: String,
     },
     #[error("running nft: {0}")]
-    Io(#[from] std::io::Error),
+    /// nft could not be run.
+    RunFailed(#[from] std::io::Error),
     #[error("loading elements{}: {error}", netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default())]
-    Netlink {
+    /// The kernel refused the netlink batch of shared elements.
+    LoadFailed {
         netns: Option<String>,
         error: String,
     },
@@ -55,7 +59,7 @@ impl Session {
     /// Apply `script` in one transaction (as [`apply`]).
     pub fn apply(&self, script: &str) -> Result<(), Error> {
         match &self.lib {
-            Some(lib) => lib.run(script).map_err(|e| Error::Nft {
+            Some(lib) => lib.run(script).map_err(|e| Error::ApplyFailed {
                 netns: self.netns.clone(),
                 stderr: e.to_string(),
             }),
@@ -64,7 +68,7 @@ impl Session {
     }
 
     pub(super) fn netlink_error(&self, e: impl std::fmt::Display) -> Error {
-        Error::Netlink {
+        Error::LoadFailed {
             netns: self.netns.clone(),
             error: e.to_string(),
         }
@@ -258,7 +262,7 @@ pub(super) fn nft(netns: Option<&str>, args: &[&str], script: &str) -> Result<()
     let out = child.wait_with_output()?;
     let _ = writer.join();
     if !out.status.success() {
-        return Err(Error::Nft {
+        return Err(Error::ApplyFailed {
             netns: netns.map(str::to_string),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });

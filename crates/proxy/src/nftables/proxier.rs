@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 use crate::model::{NodeInfo, ServicePortName, State};
 
 use super::kernel::{cleanup, Session};
@@ -38,12 +38,9 @@ impl Backend for Proxier {
         "nftables"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), String> {
+    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
         let full = render_full_sync(state, &self.node, &self.cfg, &mut self.numbering);
-        let kind = self
-            .session
-            .apply_full_sync(full)
-            .map_err(|e| e.to_string())?;
+        let kind = self.session.apply_full_sync(full)?;
         tracing::debug!(?kind, "nftables full sync");
         Ok(())
     }
@@ -53,7 +50,7 @@ impl Backend for Proxier {
         old: &State,
         state: &State,
         changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), String> {
+    ) -> Result<(), backend::Error> {
         // Only the changed Service ports' elements move (O(change), not O(cluster)).
         let script = render_changes(
             old,
@@ -63,11 +60,11 @@ impl Backend for Proxier {
             &self.cfg,
             &mut self.numbering,
         );
-        self.session.apply(&script).map_err(|e| e.to_string())
+        self.session.apply(&script).map_err(backend::Error::from)
     }
 
-    fn cleanup(&mut self) -> Result<(), String> {
-        cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
+    fn cleanup(&mut self) -> Result<(), backend::Error> {
+        cleanup(self.netns.as_deref()).map_err(backend::Error::from)
     }
 }
 

@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 
 use crate::model::Protocol;
 
-use super::packet::{is_local, Packet, Trace, Verdict, Walk, MAX_DEPTH};
+use super::packet::{is_local, Packet, ParseFailed, Trace, Verdict, Walk, MAX_DEPTH};
 
 /// The jumps from built-in chains (kube-proxy's `iptablesJumpChains`, as
 /// `crate::iptables::JUMPS` lists them), in `-A` form.
@@ -86,7 +86,7 @@ pub struct IptRules {
 }
 
 /// Split like a shell: whitespace, double quotes.
-fn words(line: &str) -> Result<Vec<String>, String> {
+fn words(line: &str) -> Result<Vec<String>, ParseFailed> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -110,7 +110,7 @@ fn words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("unbalanced quote in {line:?}"));
+        return Err(fail!("unbalanced quote in {line:?}"));
     }
     if any {
         out.push(cur);
@@ -118,34 +118,34 @@ fn words(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn net(s: &str) -> Result<Ipv4Net, String> {
+fn net(s: &str) -> Result<Ipv4Net, ParseFailed> {
     if s.contains('/') {
-        let n: Ipv4Net = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let n: Ipv4Net = s.parse().map_err(|e| fail!("{s:?}: {e}"))?;
         if n.trunc() != n {
-            return Err(format!("{s} has host bits set"));
+            return Err(fail!("{s} has host bits set"));
         }
         Ok(n)
     } else {
-        let a: Ipv4Addr = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let a: Ipv4Addr = s.parse().map_err(|e| fail!("{s:?}: {e}"))?;
         Ok(Ipv4Net::new(a, 32).unwrap())
     }
 }
 
-fn num(s: &str) -> Result<u32, String> {
+fn num(s: &str) -> Result<u32, ParseFailed> {
     match s.strip_prefix("0x") {
         Some(h) => u32::from_str_radix(h, 16),
         None => s.parse(),
     }
-    .map_err(|e| format!("bad number {s:?}: {e}"))
+    .map_err(|e| fail!("bad number {s:?}: {e}"))
 }
 
 /// One `-A CHAIN ...` line's options after the chain.
-fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
+fn parse_rule(line: &str, w: &[String]) -> Result<IRule, ParseFailed> {
     let mut i = 0;
     let mut matches = Vec::new();
     let mut target = None;
     let mut neg = false;
-    let next = |i: &mut usize| -> Result<&str, String> {
+    let next = |i: &mut usize| -> Result<&str, ParseFailed> {
         let t = w.get(*i).ok_or("unexpected end of rule")?;
         *i += 1;
         Ok(t.as_str())
@@ -159,7 +159,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
         let was_neg = std::mem::take(&mut neg);
         let allow_neg = matches!(opt, "-s" | "-d");
         if was_neg && !allow_neg {
-            return Err(format!("unsupported negation of {opt}"));
+            return Err(fail!("unsupported negation of {opt}"));
         }
         match opt {
             "-s" => matches.push(M::Src {
@@ -174,7 +174,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
                 "sctp" => Protocol::Sctp,
-                p => return Err(format!("unknown protocol {p}")),
+                p => return Err(fail!("unknown protocol {p}")),
             })),
             "-m" => match next(&mut i)? {
                 "comment" => {
@@ -188,13 +188,13 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                         .iter()
                         .any(|m| matches!(m, M::Proto(x) if x.lower() == p));
                     if !proto_ok {
-                        return Err(format!("-m {p} without -p {p}"));
+                        return Err(fail!("-m {p} without -p {p}"));
                     }
                     if w.get(i).map(String::as_str) == Some("--dport") {
                         i += 1;
                         let port = next(&mut i)?;
                         matches.push(M::Dport(
-                            port.parse().map_err(|e| format!("port {port:?}: {e}"))?,
+                            port.parse().map_err(|e| fail!("port {port:?}: {e}"))?,
                         ));
                     }
                 }
@@ -202,7 +202,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                     let src = match next(&mut i)? {
                         "--src-type" => true,
                         "--dst-type" => false,
-                        o => return Err(format!("unknown addrtype option {o}")),
+                        o => return Err(fail!("unknown addrtype option {o}")),
                     };
                     if next(&mut i)? != "LOCAL" {
                         return Err("addrtype other than LOCAL".into());
@@ -217,7 +217,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                         next(&mut i)?.split(',').map(str::to_string).collect();
                     for s in &states {
                         if !["NEW", "ESTABLISHED", "RELATED", "INVALID"].contains(&s.as_str()) {
-                            return Err(format!("unknown ctstate {s}"));
+                            return Err(fail!("unknown ctstate {s}"));
                         }
                     }
                     matches.push(M::CtState(states));
@@ -245,12 +245,12 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                 "statistic" => {
                     let (a, b, c) = (next(&mut i)?, next(&mut i)?, next(&mut i)?);
                     if (a, b, c) != ("--mode", "random", "--probability") {
-                        return Err(format!("unsupported statistic {a} {b} {c}"));
+                        return Err(fail!("unsupported statistic {a} {b} {c}"));
                     }
                     let p = next(&mut i)?;
-                    let p: f64 = p.parse().map_err(|e| format!("probability {p:?}: {e}"))?;
+                    let p: f64 = p.parse().map_err(|e| fail!("probability {p:?}: {e}"))?;
                     if !(0.0..=1.0).contains(&p) {
-                        return Err(format!("probability {p}"));
+                        return Err(fail!("probability {p}"));
                     }
                     matches.push(M::Statistic(p));
                 }
@@ -271,7 +271,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                             "--mask" => {
                                 mask = next(&mut i)? == "255.255.255.255";
                             }
-                            o => return Err(format!("unknown recent option {o}")),
+                            o => return Err(fail!("unknown recent option {o}")),
                         }
                     }
                     let name = name.ok_or("-m recent without --name")?;
@@ -286,14 +286,14 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                         _ => return Err("unsupported -m recent".into()),
                     }
                 }
-                m => return Err(format!("unknown match module {m}")),
+                m => return Err(fail!("unknown match module {m}")),
             },
             "-j" => {
                 let t = next(&mut i)?;
-                let mut opt = |want: &str| -> Result<String, String> {
+                let mut opt = |want: &str| -> Result<String, ParseFailed> {
                     let o = next(&mut i)?;
                     if o != want {
-                        return Err(format!("-j {t}: expected {want}, found {o}"));
+                        return Err(fail!("-j {t}: expected {want}, found {o}"));
                     }
                     Ok(next(&mut i)?.to_string())
                 };
@@ -304,7 +304,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                     "REJECT" => {
                         let with = opt("--reject-with")?;
                         if with != "icmp-port-unreachable" {
-                            return Err(format!("REJECT with {with}"));
+                            return Err(fail!("REJECT with {with}"));
                         }
                         T::Reject
                     }
@@ -314,7 +314,7 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                         match o {
                             "--or-mark" => T::MarkOr(v),
                             "--xor-mark" => T::MarkXor(v),
-                            o => return Err(format!("MARK {o}")),
+                            o => return Err(fail!("MARK {o}")),
                         }
                     }
                     "MASQUERADE" => {
@@ -325,20 +325,20 @@ fn parse_rule(line: &str, w: &[String]) -> Result<IRule, String> {
                     }
                     "DNAT" => {
                         let to = opt("--to-destination")?;
-                        let (a, p) = to.split_once(':').ok_or_else(|| format!("DNAT to {to}"))?;
+                        let (a, p) = to.split_once(':').ok_or_else(|| fail!("DNAT to {to}"))?;
                         T::Dnat(
-                            a.parse().map_err(|e| format!("{a:?}: {e}"))?,
-                            p.parse().map_err(|e| format!("{p:?}: {e}"))?,
+                            a.parse().map_err(|e| fail!("{a:?}: {e}"))?,
+                            p.parse().map_err(|e| fail!("{p:?}: {e}"))?,
                         )
                     }
                     c if c.starts_with("KUBE-") => T::Jump(c.to_string()),
-                    c => return Err(format!("unknown target {c}")),
+                    c => return Err(fail!("unknown target {c}")),
                 });
                 if i < w.len() {
-                    return Err(format!("options after the target: {:?}", &w[i..]));
+                    return Err(fail!("options after the target: {:?}", &w[i..]));
                 }
             }
-            o => return Err(format!("unknown option {o}")),
+            o => return Err(fail!("unknown option {o}")),
         }
     }
     Ok(IRule {
@@ -386,11 +386,11 @@ impl IptRules {
 
     /// `iptables-restore --noflush`: declared chains are created or flushed, rules
     /// appended, `-X` chains deleted; all or nothing.
-    pub fn restore(&mut self, input: &str) -> Result<(), String> {
+    pub fn restore(&mut self, input: &str) -> Result<(), ParseFailed> {
         let mut next = self.clone();
         let mut table: Option<String> = None;
         for (n, line) in input.lines().enumerate() {
-            let err = |e: String| format!("line {}: {line:?}: {e}", n + 1);
+            let err = |e: ParseFailed| fail!("line {}: {line:?}: {e}", n + 1);
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -423,12 +423,12 @@ impl IptRules {
                     let rule = parse_rule(line, &w[2..]).map_err(err)?;
                     if let Some(T::Jump(to)) = &rule.target {
                         if !chains.contains_key(to) {
-                            return Err(err(format!("no chain {to}")));
+                            return Err(err(fail!("no chain {to}")));
                         }
                     }
                     chains
                         .get_mut(chain)
-                        .ok_or_else(|| err(format!("no chain {chain}")))?
+                        .ok_or_else(|| err(fail!("no chain {chain}")))?
                         .push(rule);
                 }
                 Some("-X") if w.len() == 2 => {

@@ -27,6 +27,13 @@
 //! `nftables/proxier/tests.rs` and `iptables/proxier/tests.rs`, over the table of
 //! [`crate::testing::flows`].
 
+/// `Err(fail!(...))`: a [`packet::ParseFailed`] with a formatted message.
+macro_rules! fail {
+    ($($t:tt)*) => {
+        crate::trace::packet::ParseFailed(format!($($t)*))
+    };
+}
+
 pub(crate) mod ipt;
 mod nft;
 mod packet;

@@ -150,3 +150,21 @@ impl Walk {
 pub(crate) fn is_local(local_ips: &[Ipv4Addr], ip: Ipv4Addr) -> bool {
     ip.is_loopback() || local_ips.contains(&ip)
 }
+
+/// Why a script (or `iptables-restore` input) was refused: what the tracer does not understand,
+/// or what nft / iptables would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ParseFailed(pub(crate) String);
+
+impl From<String> for ParseFailed {
+    fn from(s: String) -> ParseFailed {
+        ParseFailed(s)
+    }
+}
+
+impl From<&str> for ParseFailed {
+    fn from(s: &str) -> ParseFailed {
+        ParseFailed(s.to_string())
+    }
+}

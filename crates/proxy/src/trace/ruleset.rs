@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::packet::ParseFailed;
+
 pub(crate) const TABLE: &str = "ip svcnet";
 
 /// A component of a set/map key or a compared value.
@@ -31,29 +33,29 @@ impl fmt::Display for Atom {
     }
 }
 
-pub(crate) fn parse_atom(s: &str) -> Result<Atom, String> {
+pub(crate) fn parse_atom(s: &str) -> Result<Atom, ParseFailed> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return Ok(Atom::Ip(ip));
     }
     if s.contains('/') {
-        let n: Ipv4Net = s.parse().map_err(|e| format!("bad prefix {s:?}: {e}"))?;
+        let n: Ipv4Net = s.parse().map_err(|e| fail!("bad prefix {s:?}: {e}"))?;
         if n.trunc() != n {
-            return Err(format!("prefix {s} has host bits set (nft refuses it)"));
+            return Err(fail!("prefix {s} has host bits set (nft refuses it)"));
         }
         return Ok(Atom::Net(n));
     }
     if let Some(h) = s.strip_prefix("0x") {
         return u32::from_str_radix(h, 16)
             .map(Atom::Num)
-            .map_err(|e| format!("bad number {s:?}: {e}"));
+            .map_err(|e| fail!("bad number {s:?}: {e}"));
     }
     if let Ok(n) = s.parse::<u32>() {
         return Ok(Atom::Num(n));
     }
     match s {
         "tcp" | "udp" | "sctp" => Ok(Atom::Name(s.to_string())),
-        _ => Err(format!("unknown value {s:?}")),
+        _ => Err(fail!("unknown value {s:?}")),
     }
 }
 
@@ -84,7 +86,7 @@ impl Target {
     }
 }
 
-pub(crate) fn parse_jump(s: &str) -> Result<Target, String> {
+pub(crate) fn parse_jump(s: &str) -> Result<Target, ParseFailed> {
     let t: Vec<&str> = s.split_whitespace().collect();
     match t.as_slice() {
         ["accept"] => Ok(Target::Accept),
@@ -92,7 +94,7 @@ pub(crate) fn parse_jump(s: &str) -> Result<Target, String> {
         ["return"] => Ok(Target::Return),
         ["jump", c] => Ok(Target::Jump(c.to_string())),
         ["goto", c] => Ok(Target::Goto(c.to_string())),
-        _ => Err(format!("unknown verdict {s:?}")),
+        _ => Err(fail!("unknown verdict {s:?}")),
     }
 }
 
@@ -126,28 +128,28 @@ pub struct Map {
 }
 
 impl Map {
-    pub(crate) fn parse_key(&self, s: &str) -> Result<Vec<Atom>, String> {
+    pub(crate) fn parse_key(&self, s: &str) -> Result<Vec<Atom>, ParseFailed> {
         let key: Vec<Atom> = s.split(" . ").map(parse_atom).collect::<Result<_, _>>()?;
         if key.len() != self.arity {
-            return Err(format!(
+            return Err(fail!(
                 "key {s:?} has {} parts, want {}",
                 key.len(),
                 self.arity
             ));
         }
         if key.iter().any(|a| matches!(a, Atom::Net(_))) {
-            return Err(format!(
+            return Err(fail!(
                 "interval element {s:?} in a set without flags interval"
             ));
         }
         Ok(key)
     }
 
-    pub(crate) fn parse_element(&self, s: &str) -> Result<(Vec<Atom>, Data), String> {
+    pub(crate) fn parse_element(&self, s: &str) -> Result<(Vec<Atom>, Data), ParseFailed> {
         let (k, d) = match (self.kind, s.split_once(" : ")) {
             (DataKind::None, None) => return Ok((self.parse_key(s)?, Data::None)),
-            (DataKind::None, Some(_)) => return Err(format!("set element with data: {s:?}")),
-            (_, None) => return Err(format!("map element without data: {s:?}")),
+            (DataKind::None, Some(_)) => return Err(fail!("set element with data: {s:?}")),
+            (_, None) => return Err(fail!("map element without data: {s:?}")),
             (_, Some(kd)) => kd,
         };
         let key = self.parse_key(k)?;
@@ -155,14 +157,14 @@ impl Map {
             DataKind::Verdict => Data::Verdict(parse_jump(d)?),
             DataKind::Mark => match parse_atom(d)? {
                 Atom::Num(n) => Data::Mark(n),
-                _ => return Err(format!("bad mark {d:?}")),
+                _ => return Err(fail!("bad mark {d:?}")),
             },
             DataKind::AddrPort => match d.split(" . ").collect::<Vec<_>>().as_slice() {
                 [a, p] => Data::AddrPort(
-                    a.parse().map_err(|e| format!("bad address {a:?}: {e}"))?,
-                    p.parse().map_err(|e| format!("bad port {p:?}: {e}"))?,
+                    a.parse().map_err(|e| fail!("bad address {a:?}: {e}"))?,
+                    p.parse().map_err(|e| fail!("bad port {p:?}: {e}"))?,
                 ),
-                _ => return Err(format!("bad address . port {d:?}")),
+                _ => return Err(fail!("bad address . port {d:?}")),
             },
             DataKind::None => unreachable!(),
         };
@@ -326,15 +328,15 @@ impl<'a> Toks<'a> {
     fn peek2(&self) -> Option<&'a str> {
         self.t.get(self.i + 1).copied()
     }
-    fn next(&mut self) -> Result<&'a str, String> {
+    fn next(&mut self) -> Result<&'a str, ParseFailed> {
         let t = self.peek().ok_or("unexpected end of rule")?;
         self.i += 1;
         Ok(t)
     }
-    fn expect(&mut self, want: &str) -> Result<(), String> {
+    fn expect(&mut self, want: &str) -> Result<(), ParseFailed> {
         let t = self.next()?;
         if t != want {
-            return Err(format!("expected {want:?}, found {t:?}"));
+            return Err(fail!("expected {want:?}, found {t:?}"));
         }
         Ok(())
     }
@@ -346,20 +348,20 @@ impl<'a> Toks<'a> {
             false
         }
     }
-    fn name(&mut self) -> Result<String, String> {
+    fn name(&mut self) -> Result<String, ParseFailed> {
         let t = self.next()?;
         t.strip_prefix('@')
             .map(str::to_string)
-            .ok_or_else(|| format!("expected @name, found {t:?}"))
+            .ok_or_else(|| fail!("expected @name, found {t:?}"))
     }
-    fn num(&mut self) -> Result<u32, String> {
+    fn num(&mut self) -> Result<u32, ParseFailed> {
         match parse_atom(self.next()?)? {
             Atom::Num(n) => Ok(n),
-            a => Err(format!("expected a number, found {a}")),
+            a => Err(fail!("expected a number, found {a}")),
         }
     }
     /// `{ a, b, ... }` (the `{` already taken).
-    fn anon_set(&mut self) -> Result<Vec<Atom>, String> {
+    fn anon_set(&mut self) -> Result<Vec<Atom>, ParseFailed> {
         let mut out = Vec::new();
         loop {
             let t = self.next()?;
@@ -376,7 +378,7 @@ impl<'a> Toks<'a> {
 }
 
 impl Ruleset {
-    pub(crate) fn parse_primary(&mut self, t: &mut Toks) -> Result<Expr, String> {
+    pub(crate) fn parse_primary(&mut self, t: &mut Toks) -> Result<Expr, ParseFailed> {
         let a = t.next()?;
         Ok(match (a, t.next()?) {
             ("ip", "saddr") => Expr::Saddr,
@@ -400,11 +402,11 @@ impl Ruleset {
                     id: self.next_id,
                 }
             }
-            (a, b) => return Err(format!("unknown expression {a:?} {b:?}")),
+            (a, b) => return Err(fail!("unknown expression {a:?} {b:?}")),
         })
     }
 
-    pub(crate) fn parse_concat(&mut self, t: &mut Toks) -> Result<Vec<Expr>, String> {
+    pub(crate) fn parse_concat(&mut self, t: &mut Toks) -> Result<Vec<Expr>, ParseFailed> {
         let mut out = vec![self.parse_primary(t)?];
         while t.eat(".") {
             out.push(self.parse_primary(t)?);
@@ -413,7 +415,7 @@ impl Ruleset {
     }
 
     /// An expression followed by how it is used: a comparison, a set lookup or a verdict map.
-    pub(crate) fn parse_relational(&mut self, t: &mut Toks) -> Result<Item, String> {
+    pub(crate) fn parse_relational(&mut self, t: &mut Toks) -> Result<Item, ParseFailed> {
         let mut key = self.parse_concat(t)?;
         let tok = t.peek().ok_or("expression without use")?;
         if tok.starts_with('@') {
@@ -426,7 +428,7 @@ impl Ruleset {
             return Ok(Item::Vmap { key, map });
         }
         if key.len() != 1 {
-            return Err(format!("concatenation followed by {tok:?}"));
+            return Err(fail!("concatenation followed by {tok:?}"));
         }
         let expr = key.remove(0);
         if tok == "&" {
@@ -450,7 +452,7 @@ impl Ruleset {
         Ok(Item::Cmp { expr, neg, value })
     }
 
-    pub(crate) fn parse_rule(&mut self, text: &str) -> Result<Rule, String> {
+    pub(crate) fn parse_rule(&mut self, text: &str) -> Result<Rule, ParseFailed> {
         let mut t = Toks {
             t: text.split_whitespace().collect(),
             i: 0,
@@ -486,7 +488,7 @@ impl Ruleset {
                     let op = match t.next()? {
                         "|" => MarkOp::Or,
                         "^" => MarkOp::Xor,
-                        o => return Err(format!("unknown mark operation {o:?}")),
+                        o => return Err(fail!("unknown mark operation {o:?}")),
                     };
                     let value = t.num()?;
                     Item::SetMetaMark { op, value }
@@ -497,7 +499,7 @@ impl Ruleset {
                     let saddr = match t.next()? {
                         "saddr" => true,
                         "daddr" => false,
-                        o => return Err(format!("unknown fib key {o:?}")),
+                        o => return Err(fail!("unknown fib key {o:?}")),
                     };
                     t.expect("type")?;
                     t.expect("local")?;
@@ -513,7 +515,7 @@ impl Ruleset {
                     let timeout = to
                         .strip_suffix('s')
                         .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| format!("bad timeout {to:?}"))?;
+                        .ok_or_else(|| fail!("bad timeout {to:?}"))?;
                     t.expect(":")?;
                     let data = t.num()?;
                     t.expect("}")?;
@@ -555,7 +557,7 @@ impl Ruleset {
                     Item::Verdict(parse_jump(&format!("{v} {c}"))?)
                 }
                 ("accept" | "drop" | "return", _) => Item::Verdict(parse_jump(t.next()?)?),
-                _ => return Err(format!("unknown syntax at {tok:?}")),
+                _ => return Err(fail!("unknown syntax at {tok:?}")),
             };
             let terminal = matches!(
                 item,
@@ -563,7 +565,7 @@ impl Ruleset {
             );
             items.push(item);
             if terminal && t.peek().is_some() {
-                return Err(format!("statement after the verdict: {:?}", t.peek()));
+                return Err(fail!("statement after the verdict: {:?}", t.peek()));
             }
         }
         if items.is_empty() {
@@ -575,12 +577,12 @@ impl Ruleset {
         };
         for c in rule.chains() {
             if !self.chains.contains_key(c) {
-                return Err(format!("rule refers to chain {c} which does not exist"));
+                return Err(fail!("rule refers to chain {c} which does not exist"));
             }
         }
         for m in rule.maps() {
             if !self.maps.contains_key(m) {
-                return Err(format!("rule refers to @{m} which does not exist"));
+                return Err(fail!("rule refers to @{m} which does not exist"));
             }
         }
         Ok(rule)
@@ -591,7 +593,7 @@ impl Ruleset {
         name: &str,
         set: bool,
         lines: &[&str],
-    ) -> Result<(), String> {
+    ) -> Result<(), ParseFailed> {
         let mut decl: Option<(DataKind, usize)> = None;
         let mut dynamic = false;
         let mut elements = Vec::new();
@@ -599,7 +601,7 @@ impl Ruleset {
             if let Some(rest) = line.strip_prefix("elements = {") {
                 let rest = rest
                     .strip_suffix('}')
-                    .ok_or_else(|| format!("bad elements line {line:?}"))?;
+                    .ok_or_else(|| fail!("bad elements line {line:?}"))?;
                 elements.extend(rest.split(',').map(str::trim).filter(|s| !s.is_empty()));
                 continue;
             }
@@ -608,7 +610,7 @@ impl Ruleset {
                     for f in flags.split(',') {
                         match f.trim() {
                             "dynamic" | "timeout" => dynamic = true,
-                            f => return Err(format!("unknown flag {f:?}")),
+                            f => return Err(fail!("unknown flag {f:?}")),
                         }
                     }
                     continue;
@@ -616,7 +618,7 @@ impl Ruleset {
                 let spec = clause
                     .strip_prefix("typeof ")
                     .or_else(|| clause.strip_prefix("type "))
-                    .ok_or_else(|| format!("unknown declaration {clause:?} in {name}"))?;
+                    .ok_or_else(|| fail!("unknown declaration {clause:?} in {name}"))?;
                 let (key, data) = match spec.split_once(" : ") {
                     Some((k, d)) => (k, Some(d)),
                     None => (spec, None),
@@ -633,19 +635,19 @@ impl Ruleset {
                             | "ip daddr . tcp dport",
                         ),
                     ) => DataKind::AddrPort,
-                    _ => return Err(format!("unsupported declaration {clause:?} of {name}")),
+                    _ => return Err(fail!("unsupported declaration {clause:?} of {name}")),
                 };
                 for part in key.split(" . ") {
                     match part {
                         "ipv4_addr" | "inet_proto" | "inet_service" | "mark" | "ct mark" => {}
                         p if p.starts_with("numgen ") => {}
-                        p => return Err(format!("unsupported key type {p:?} of {name}")),
+                        p => return Err(fail!("unsupported key type {p:?} of {name}")),
                     }
                 }
                 decl = Some((kind, key.split(" . ").count()));
             }
         }
-        let (kind, arity) = decl.ok_or_else(|| format!("{name} without a type"))?;
+        let (kind, arity) = decl.ok_or_else(|| fail!("{name} without a type"))?;
         let mut map = Map {
             kind,
             arity,
@@ -654,7 +656,7 @@ impl Ruleset {
         };
         if let Some(old) = self.maps.get(name) {
             if (old.kind, old.arity, old.dynamic) != (kind, arity, dynamic) {
-                return Err(format!("{name} redeclared with another type"));
+                return Err(fail!("{name} redeclared with another type"));
             }
             return Ok(());
         }
@@ -669,7 +671,7 @@ impl Ruleset {
     /// A `table ip svcnet { ... }` block's lines (without the braces of the table). As nft
     /// does, the block's sets, maps and chains are created before its rules are added, so a
     /// rule may refer to a chain declared further down.
-    pub(crate) fn table_block(&mut self, lines: &[&str]) -> Result<(), String> {
+    pub(crate) fn table_block(&mut self, lines: &[&str]) -> Result<(), ParseFailed> {
         let mut objects = Vec::new();
         let mut i = 0;
         while i < lines.len() {
@@ -678,11 +680,11 @@ impl Ruleset {
                 .iter()
                 .position(|l| *l == "}")
                 .map(|p| i + p)
-                .ok_or_else(|| format!("unterminated {line:?}"))?;
+                .ok_or_else(|| fail!("unterminated {line:?}"))?;
             let body = &lines[i + 1..end];
             let head = line
                 .strip_suffix(" {")
-                .ok_or_else(|| format!("unknown line in table: {line:?}"))?;
+                .ok_or_else(|| fail!("unknown line in table: {line:?}"))?;
             match head.split_once(' ') {
                 Some(("map", name)) => self.declare_map(name, false, body)?,
                 Some(("set", name)) => self.declare_map(name, true, body)?,
@@ -700,19 +702,17 @@ impl Ruleset {
                         rules: Vec::new(),
                     });
                     if chain.hook != hook && hook.is_some() {
-                        return Err(format!("chain {name} redeclared with another hook"));
+                        return Err(fail!("chain {name} redeclared with another hook"));
                     }
                     objects.push((name, rules));
                 }
-                _ => return Err(format!("unknown object in table: {line:?}")),
+                _ => return Err(fail!("unknown object in table: {line:?}")),
             }
             i = end + 1;
         }
         for (name, rules) in objects {
             for r in rules {
-                let rule = self
-                    .parse_rule(r)
-                    .map_err(|e| format!("{name}: {r}: {e}"))?;
+                let rule = self.parse_rule(r).map_err(|e| fail!("{name}: {r}: {e}"))?;
                 self.chains.get_mut(name).unwrap().rules.push(rule);
             }
         }
@@ -739,16 +739,16 @@ impl Ruleset {
 
     /// Apply an `nft -f` script as the renderer writes them, in one transaction: on error the
     /// ruleset is unchanged.
-    pub fn apply(&mut self, script: &str) -> Result<(), String> {
+    pub fn apply(&mut self, script: &str) -> Result<(), ParseFailed> {
         let mut next = self.clone();
         next.apply_inner(script)?;
         *self = next;
         Ok(())
     }
 
-    pub(crate) fn apply_inner(&mut self, script: &str) -> Result<(), String> {
+    pub(crate) fn apply_inner(&mut self, script: &str) -> Result<(), ParseFailed> {
         let lines: Vec<&str> = script.lines().map(str::trim).collect();
-        let block_end = |from: usize| -> Result<usize, String> {
+        let block_end = |from: usize| -> Result<usize, ParseFailed> {
             // Blocks end at a `}` alone in the first column of the script.
             script
                 .lines()
@@ -756,13 +756,13 @@ impl Ruleset {
                 .skip(from)
                 .find(|(_, l)| *l == "}")
                 .map(|(i, _)| i)
-                .ok_or_else(|| format!("unterminated block at line {}", from + 1))
+                .ok_or_else(|| fail!("unterminated block at line {}", from + 1))
         };
         let mut i = 0;
         while i < lines.len() {
             let line = lines[i];
             let ln = i + 1;
-            let err = move |e: String| format!("line {ln}: {line:?}: {e}");
+            let err = move |e: ParseFailed| fail!("line {ln}: {line:?}: {e}");
             if line.is_empty() || line == format!("table {TABLE} {{}}") {
                 i += 1;
                 continue;
@@ -792,25 +792,25 @@ impl Ruleset {
                     let map = self
                         .maps
                         .get(*name)
-                        .ok_or_else(|| err(format!("no map {name}")))?
+                        .ok_or_else(|| err(fail!("no map {name}")))?
                         .clone();
                     let mut map = map;
                     for e in &lines[i + 1..end] {
                         let e = e
                             .strip_suffix(',')
-                            .ok_or_else(|| err(format!("element {e:?} without comma")))?;
+                            .ok_or_else(|| err(fail!("element {e:?} without comma")))?;
                         if op == "add" {
                             let (k, d) = map.parse_element(e).map_err(err)?;
                             if let Data::Verdict(j) = &d {
                                 if let Some(c) = j.target() {
                                     if !self.chains.contains_key(c) {
-                                        return Err(err(format!("element {e:?}: no chain {c}")));
+                                        return Err(err(fail!("element {e:?}: no chain {c}")));
                                     }
                                 }
                             }
                             match map.elems.get(&k) {
                                 Some((old, _)) if *old != d => {
-                                    return Err(err(format!("element {e:?} exists with {old:?}")))
+                                    return Err(err(fail!("element {e:?} exists with {old:?}")))
                                 }
                                 _ => {
                                     map.elems.insert(k, (d, None));
@@ -819,7 +819,7 @@ impl Ruleset {
                         } else {
                             let k = map.parse_key(e).map_err(err)?;
                             if map.elems.remove(&k).is_none() {
-                                return Err(err(format!("delete of absent element {e:?}")));
+                                return Err(err(fail!("delete of absent element {e:?}")));
                             }
                         }
                     }
@@ -843,7 +843,7 @@ impl Ruleset {
                         return Err(err("chain not empty".into()));
                     }
                     if let Some(by) = self.referenced_chain(name) {
-                        return Err(err(format!("chain in use by {by}")));
+                        return Err(err(fail!("chain in use by {by}")));
                     }
                     self.chains.remove(*name);
                 }
@@ -853,7 +853,7 @@ impl Ruleset {
                     }
                     for (c, ch) in &self.chains {
                         if ch.rules.iter().any(|r| r.maps().any(|m| m == *name)) {
-                            return Err(err(format!("map in use by a rule of {c}")));
+                            return Err(err(fail!("map in use by a rule of {c}")));
                         }
                     }
                     self.maps.remove(*name);
@@ -879,7 +879,7 @@ impl Ruleset {
     }
 
     /// Parse a complete script.
-    pub fn parse(script: &str) -> Result<Ruleset, String> {
+    pub fn parse(script: &str) -> Result<Ruleset, ParseFailed> {
         let mut r = Ruleset::default();
         r.apply(script)?;
         Ok(r)
@@ -908,7 +908,7 @@ impl Ruleset {
     }
 }
 
-pub(crate) fn parse_hook(line: &str) -> Result<(String, String, i32), String> {
+pub(crate) fn parse_hook(line: &str) -> Result<(String, String, i32), ParseFailed> {
     let t: Vec<&str> = line.split_whitespace().collect();
     match t.as_slice() {
         ["type", ty @ ("filter" | "nat"), "hook", hook @ ("prerouting" | "input" | "forward" | "output" | "postrouting"), "priority", prio, "policy", "accept;"] =>
@@ -916,10 +916,10 @@ pub(crate) fn parse_hook(line: &str) -> Result<(String, String, i32), String> {
             let prio = prio
                 .strip_suffix(';')
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("bad priority in {line:?}"))?;
+                .ok_or_else(|| fail!("bad priority in {line:?}"))?;
             Ok((ty.to_string(), hook.to_string(), prio))
         }
-        _ => Err(format!("unsupported base chain declaration {line:?}")),
+        _ => Err(fail!("unsupported base chain declaration {line:?}")),
     }
 }
 

@@ -16,17 +16,20 @@ pub enum Algorithm {
     Random,
 }
 
-impl FromStr for Algorithm {
-    type Err = String;
+/// `--userspace-algorithm` names none of the algorithms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown userspace algorithm {0:?}: use round-robin, least-connections or random")]
+pub struct ParseAlgorithmError(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Algorithm {
+    type Err = ParseAlgorithmError;
+
+    fn from_str(s: &str) -> Result<Self, ParseAlgorithmError> {
         match s {
             "round-robin" | "roundrobin" | "rr" | "" => Ok(Algorithm::RoundRobin),
             "least-connections" | "leastconn" | "lc" => Ok(Algorithm::LeastConnections),
             "random" => Ok(Algorithm::Random),
-            other => Err(format!(
-                "unknown userspace algorithm {other:?}: use round-robin, least-connections or random"
-            )),
+            other => Err(ParseAlgorithmError(other.to_string())),
         }
     }
 }

@@ -25,11 +25,13 @@
 //! updated in place.
 
 mod balancer;
+mod error;
 mod listener;
 mod proxier;
 mod rules;
 
-pub use balancer::{Algorithm, Balancer};
+pub use balancer::{Algorithm, Balancer, ParseAlgorithmError};
+pub use error::Error;
 pub use listener::{CONNECT_TIMEOUT, UDP_IDLE};
 pub use proxier::Proxier;
 pub use rules::{cleanup, render, Redirect, FAMILY_TABLE, TABLE};

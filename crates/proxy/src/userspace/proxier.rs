@@ -11,11 +11,12 @@ use std::time::Duration;
 use svcnet_netns::NetNs;
 use tokio::net::{TcpListener, UdpSocket};
 
-use crate::backend::Backend;
+use crate::backend::{self, Backend};
 use crate::model::{categorize, Protocol, ServicePort, ServicePortName, State};
 use crate::nftables;
 
 use super::balancer::{Algorithm, Balancer};
+use super::error::Error;
 use super::listener::{lock, serve_tcp, serve_udp, Dialer, Listener, Shared};
 use super::rules::{cleanup, render, v4s, Redirect};
 
@@ -85,7 +86,7 @@ impl Proxier {
         &mut self,
         sp: &ServicePort,
         handle: &tokio::runtime::Handle,
-    ) -> Result<Listener, String> {
+    ) -> Result<Listener, Error> {
         let dialer = self
             .dialer
             .get_or_insert_with(|| Dialer::new(self.netns.as_deref()))
@@ -98,7 +99,7 @@ impl Proxier {
             None => vec![0],
         };
         let balancer: Shared = Arc::new(Mutex::new(Balancer::new(self.algorithm)));
-        let mut last_err = String::from("no free port in the userspace port range");
+        let mut last_err = Error::NoFreePort;
         for port in ports {
             let _enter = handle.enter();
             let r = match sp.protocol {
@@ -115,7 +116,7 @@ impl Proxier {
                         handle.spawn(serve_udp(Arc::new(s), balancer.clone(), dialer.clone()));
                     Ok((port, task))
                 }),
-                Protocol::Sctp => return Err("SCTP is not proxied in userspace mode".into()),
+                Protocol::Sctp => return Err(Error::SctpNotProxied),
             };
             match r {
                 Ok((port, task)) => {
@@ -125,7 +126,12 @@ impl Proxier {
                         task,
                     })
                 }
-                Err(e) => last_err = format!("listening for {}: {e}", sp.id),
+                Err(source) => {
+                    last_err = Error::ListenFailed {
+                        id: sp.id.clone(),
+                        source,
+                    }
+                }
             }
         }
         Err(last_err)
@@ -145,9 +151,8 @@ impl Backend for Proxier {
         "userspace"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), String> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|e| format!("the userspace proxy needs a tokio runtime: {e}"))?;
+    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+        let handle = tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?;
         let wanted = |sp: &ServicePort| {
             sp.protocol != Protocol::Sctp && v4s(&sp.cluster_ips).next().is_some()
         };
@@ -194,19 +199,20 @@ impl Backend for Proxier {
             });
         }
         nftables::apply(self.netns.as_deref(), &render(&redirects, &self.node_ips))
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::ApplyFailed)?;
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(Error::ListenersFailed(errors).into())
         }
     }
 
-    fn cleanup(&mut self) -> Result<(), String> {
+    fn cleanup(&mut self) -> Result<(), backend::Error> {
         for l in self.listeners.values() {
             l.task.abort();
         }
         self.listeners.clear();
-        cleanup(self.netns.as_deref()).map_err(|e| e.to_string())
+        cleanup(self.netns.as_deref()).map_err(Error::ApplyFailed)?;
+        Ok(())
     }
 }
