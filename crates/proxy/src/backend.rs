@@ -19,23 +19,24 @@ pub enum Error {
     UserspaceFailed(#[from] userspace::Error),
 }
 
+/// The Service ports a partial sync names.
+pub type Changed = BTreeSet<ServicePortName>;
+
+/// What a sync returns.
+pub type SyncResult = Result<(), Error>;
+
 /// A way of programming the kernel (nftables, iptables, ...).
 pub trait Backend: Send {
     fn name(&self) -> &'static str;
     /// Program everything from scratch (one transaction).
-    fn full(&mut self, state: &State) -> Result<(), Error>;
+    fn full(&mut self, state: &State) -> SyncResult;
     /// Program only what `changed` needs (their Services' rules), given the state `old` that
     /// is programmed now (after a full sync, or the last partial one). `old` may hold only the
     /// Service ports in `changed` (the sync loop keeps no copy of the rest, which equals `state`).
-    fn partial(
-        &mut self,
-        old: &State,
-        state: &State,
-        changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), Error> {
+    fn partial(&mut self, old: &State, state: &State, changed: &Changed) -> SyncResult {
         let _ = (old, changed);
         self.full(state)
     }
     /// Remove everything this backend programmed.
-    fn cleanup(&mut self) -> Result<(), Error>;
+    fn cleanup(&mut self) -> SyncResult;
 }

@@ -50,65 +50,45 @@ pub enum Flush {
 impl Flush {
     /// The `conntrack` argument lists (several for [`Flush::NodePort`]: one per family).
     pub fn args(&self) -> Vec<Vec<String>> {
-        let base = |proto: Protocol| vec!["-D".to_string(), "-p".into(), proto.lower().into()];
+        // `-D -p <proto> [-f <family>] [--orig-dst <ip>] --orig-port-dst <port> [--dst-nat <ip>]`.
+        let args = |proto: Protocol,
+                    family: Option<&str>,
+                    orig_dst: Option<IpAddr>,
+                    port: u16,
+                    dst_nat: Option<IpAddr>| {
+            let mut a = vec!["-D".to_string(), "-p".into(), proto.lower().into()];
+            if let Some(f) = family {
+                a.extend(["-f".into(), f.to_string()]);
+            }
+            if let Some(ip) = orig_dst {
+                a.extend(["--orig-dst".into(), ip.to_string()]);
+            }
+            a.extend(["--orig-port-dst".into(), port.to_string()]);
+            if let Some(ip) = dst_nat {
+                a.extend(["--dst-nat".into(), ip.to_string()]);
+            }
+            a
+        };
         match *self {
             Flush::Endpoint {
                 proto,
                 orig_dst,
                 port,
                 dst_nat,
-            } => {
-                let mut a = base(proto);
-                a.extend([
-                    "--orig-dst".into(),
-                    orig_dst.to_string(),
-                    "--orig-port-dst".into(),
-                    port.to_string(),
-                    "--dst-nat".into(),
-                    dst_nat.to_string(),
-                ]);
-                vec![a]
-            }
+            } => vec![args(proto, None, Some(orig_dst), port, Some(dst_nat))],
             Flush::NodePortEndpoint {
                 proto,
                 port,
                 dst_nat,
-            } => {
-                let mut a = base(proto);
-                a.extend([
-                    "--orig-port-dst".into(),
-                    port.to_string(),
-                    "--dst-nat".into(),
-                    dst_nat.to_string(),
-                ]);
-                vec![a]
-            }
+            } => vec![args(proto, None, None, port, Some(dst_nat))],
             Flush::ServiceIp {
                 proto,
                 orig_dst,
                 port,
-            } => {
-                let mut a = base(proto);
-                a.extend([
-                    "--orig-dst".into(),
-                    orig_dst.to_string(),
-                    "--orig-port-dst".into(),
-                    port.to_string(),
-                ]);
-                vec![a]
-            }
+            } => vec![args(proto, None, Some(orig_dst), port, None)],
             Flush::NodePort { proto, port } => ["ipv4", "ipv6"]
                 .iter()
-                .map(|fam| {
-                    let mut a = base(proto);
-                    a.extend([
-                        "-f".into(),
-                        fam.to_string(),
-                        "--orig-port-dst".into(),
-                        port.to_string(),
-                    ]);
-                    a
-                })
+                .map(|fam| args(proto, Some(fam), None, port, None))
                 .collect(),
         }
     }

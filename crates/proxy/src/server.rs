@@ -3,17 +3,16 @@
 //! and health endpoints, and the health-check servers of `externalTrafficPolicy: Local`
 //! Services. Used by `svcnet proxy` and by every node of `svcnet up`.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use kube::Client;
 
-use crate::backend::{self, Backend};
+use crate::backend::{Backend, Changed, SyncResult};
 use crate::healthcheck::HealthServers;
 use crate::metrics::Metrics;
-use crate::model::{NodeInfo, ServicePortName, State};
+use crate::model::{NodeInfo, State};
 use crate::syncer::{self, SyncSettings, Syncer};
 use crate::{iptables, nftables, userspace};
 
@@ -101,7 +100,7 @@ impl Backend for Switched {
         self.inner.name()
     }
 
-    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+    fn full(&mut self, state: &State) -> SyncResult {
         self.inner.full(state)?;
         if std::mem::take(&mut self.others_left) {
             let ns = self.netns.as_deref();
@@ -118,16 +117,11 @@ impl Backend for Switched {
         Ok(())
     }
 
-    fn partial(
-        &mut self,
-        old: &State,
-        state: &State,
-        changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), backend::Error> {
+    fn partial(&mut self, old: &State, state: &State, changed: &Changed) -> SyncResult {
         self.inner.partial(old, state, changed)
     }
 
-    fn cleanup(&mut self) -> Result<(), backend::Error> {
+    fn cleanup(&mut self) -> SyncResult {
         self.inner.cleanup()
     }
 }

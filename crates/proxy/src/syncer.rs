@@ -347,6 +347,7 @@ pub async fn run(client: Client, syncer: Syncer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{Changed, SyncResult};
     use crate::model::{Endpoint, Protocol, ServicePort};
     use crate::testing::{self, id_in};
 
@@ -412,7 +413,7 @@ mod tests {
             std::mem::take(&mut self.calls.lock().unwrap())
         }
 
-        fn record(&self, c: Call) -> Result<(), backend::Error> {
+        fn record(&self, c: Call) -> SyncResult {
             self.calls.lock().unwrap().push(c);
             if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 return Err(backend::Error::IptablesFailed(
@@ -431,22 +432,17 @@ mod tests {
             "fake"
         }
 
-        fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+        fn full(&mut self, state: &State) -> SyncResult {
             self.record(Call::Full(state.services.len()))
         }
 
-        fn partial(
-            &mut self,
-            _old: &State,
-            _state: &State,
-            changed: &BTreeSet<ServicePortName>,
-        ) -> Result<(), backend::Error> {
+        fn partial(&mut self, _old: &State, _state: &State, changed: &Changed) -> SyncResult {
             self.record(Call::Partial(
                 changed.iter().map(|id| id.name.clone()).collect(),
             ))
         }
 
-        fn cleanup(&mut self) -> Result<(), backend::Error> {
+        fn cleanup(&mut self) -> SyncResult {
             Ok(())
         }
     }

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use svcnet_netns::testing::{ask, can_run, unique_name, NetnsGuard, ScratchNetns};
 use svcnet_netns::NetNs;
-use svcnet_proxy::iptables::{self, Config, NodeInfo};
+use svcnet_proxy::iptables::{self, NodeInfo};
 use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, State};
-use svcnet_proxy::testing::{ep, service};
+use svcnet_proxy::testing::{ep, ipt_cfg, service};
 use tokio::io::AsyncWriteExt;
 
 /// A Service port `name` (TCP) on `ip`.
@@ -57,13 +57,6 @@ fn node() -> NodeInfo {
     }
 }
 
-fn cfg() -> Config {
-    Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        masquerade_bit: 14,
-    }
-}
-
 /// The `-A` lines of the filter and nat tables, MARK spelled as we render it.
 fn saved_rules(ns: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -98,7 +91,7 @@ fn restore_accepts_render_save_matches_jumps_stale_cleanup() {
     let name = scratch.name().to_string();
     let ns = Some(name.as_str());
 
-    let (text, chains) = iptables::render_with(&BTreeSet::new(), &state(), &node(), &cfg());
+    let (text, chains) = iptables::render_with(&BTreeSet::new(), &state(), &node(), &ipt_cfg());
     iptables::test_input(ns, &text).unwrap();
     iptables::ensure_jumps(ns).unwrap();
     iptables::ensure_jumps(ns).unwrap();
@@ -140,7 +133,7 @@ fn restore_accepts_render_save_matches_jumps_stale_cleanup() {
     // A Service goes: its chains go.
     let mut st = state();
     st.services.retain(|id, _| id.name != "sticky");
-    let (text2, chains2) = iptables::render_with(&chains, &st, &node(), &cfg());
+    let (text2, chains2) = iptables::render_with(&chains, &st, &node(), &ipt_cfg());
     iptables::apply(ns, &text2).unwrap();
     let gone: BTreeSet<&String> = chains.difference(&chains2).collect();
     assert!(!gone.is_empty());
@@ -249,7 +242,7 @@ async fn traffic_through_the_node() {
 
     let node_name = node_ns.name().to_string();
     iptables::ensure_jumps(Some(&node_name)).unwrap();
-    let (text, _) = iptables::render_with(&BTreeSet::new(), &state(), &node(), &cfg());
+    let (text, _) = iptables::render_with(&BTreeSet::new(), &state(), &node(), &ipt_cfg());
     iptables::apply(Some(&node_name), &text).unwrap();
 
     // ClusterIP: random over the three backends; the client is outside the cluster CIDR,

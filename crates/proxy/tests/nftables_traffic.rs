@@ -4,12 +4,9 @@
 
 use std::time::{Duration, Instant};
 use svcnet_netns::testing::{ask, can_run, Topology};
-use svcnet_proxy::testing::{add, backends, service};
+use svcnet_proxy::testing::{backends, nft_cfg, topology_node, topology_services};
 
-use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::nftables::{
-    apply, cleanup, render_changes, render_full_with, Config, NodeInfo, Numbering,
-};
+use svcnet_proxy::nftables::{apply, cleanup, render_changes, render_full_with, Numbering};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_reject_nodeport_affinity() {
@@ -19,32 +16,8 @@ async fn round_robin_reject_nodeport_affinity() {
     let t = Topology::new("nftt");
     let (client, node) = (t.client(), t.node());
 
-    let mut st = State::default();
-    add(
-        &mut st,
-        service("web", "10.97.1.1", 80, Protocol::Tcp),
-        backends(&[2, 3, 4], 8080),
-    );
-    add(
-        &mut st,
-        service("empty", "10.97.1.3", 80, Protocol::Tcp),
-        vec![],
-    );
-    let mut sticky = service("sticky", "10.97.1.4", 80, Protocol::Tcp);
-    sticky.affinity_timeout = Some(300);
-    add(&mut st, sticky, backends(&[2, 3, 4], 8080));
-    let mut np = service("np", "10.97.1.2", 80, Protocol::Tcp);
-    np.node_port = 30080;
-    add(&mut st, np, backends(&[2, 3, 4], 8080));
-    let info = NodeInfo {
-        name: "node".into(),
-        node_ips: vec!["198.51.100.1".parse().unwrap()],
-        zone: None,
-    };
-    let cfg = Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        random: false,
-    };
+    let mut st = topology_services();
+    let (info, cfg) = (topology_node(), nft_cfg());
     let mut num = Numbering::default();
     apply(
         Some(node.name()),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use svcnet_netns::testing::{can_run, Topology};
 use svcnet_proxy::conntrack::{flush, stale_entries, Flush};
 use svcnet_proxy::model::{Protocol, ServicePort, State};
-use svcnet_proxy::nftables::{apply, cleanup, render_full, Config, NodeInfo};
-use svcnet_proxy::testing::{add, ep, service};
+use svcnet_proxy::nftables::{apply, cleanup, render_full};
+use svcnet_proxy::testing::{add, ep, nft_cfg, service, topology_node};
 use tokio::net::UdpSocket;
 
 /// The UDP Service `dns` (10.97.1.10:53).
@@ -57,15 +57,7 @@ async fn flush_moves_udp_flow_to_new_endpoint() {
         }));
     }
 
-    let info = NodeInfo {
-        name: "node".into(),
-        node_ips: vec!["198.51.100.1".parse().unwrap()],
-        zone: None,
-    };
-    let cfg = Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        random: false,
-    };
+    let (info, cfg) = (topology_node(), nft_cfg());
     let (on_a, on_b) = (state_with("10.244.0.2"), state_with("10.244.0.3"));
     apply(Some(node.name()), &render_full(&on_a, &info, &cfg)).unwrap();
 

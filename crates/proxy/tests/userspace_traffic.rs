@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 use svcnet_netns::testing::{ask, can_run, Topology};
-use svcnet_proxy::testing::{add, backends, service};
+use svcnet_proxy::testing::{add, backends, service, topology_services};
 
 use svcnet_proxy::backend::Backend;
-use svcnet_proxy::model::{Protocol, State};
+use svcnet_proxy::model::Protocol;
 use svcnet_proxy::userspace::{self, Algorithm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,23 +34,7 @@ async fn round_robin_retry_udp_affinity() {
         }
     });
 
-    let mut st = State::default();
-    add(
-        &mut st,
-        service("web", "10.97.1.1", 80, Protocol::Tcp),
-        backends(&[2, 3, 4], 8080),
-    );
-    let mut np = service("np", "10.97.1.2", 80, Protocol::Tcp);
-    np.node_port = 30080;
-    add(&mut st, np, backends(&[2, 3, 4], 8080));
-    add(
-        &mut st,
-        service("empty", "10.97.1.3", 80, Protocol::Tcp),
-        vec![],
-    );
-    let mut sticky = service("sticky", "10.97.1.4", 80, Protocol::Tcp);
-    sticky.affinity_timeout = Some(300);
-    add(&mut st, sticky, backends(&[2, 3, 4], 8080));
+    let mut st = topology_services();
     add(
         &mut st,
         service("dns", "10.97.1.5", 53, Protocol::Udp),

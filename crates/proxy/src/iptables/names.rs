@@ -36,89 +36,21 @@ pub(super) const SERVICE_CHAIN_PREFIXES: [&str; 5] = [
 
 /// The jumps from built-in chains: (table, built-in chain, extra matches, comment, our chain),
 /// as kube-proxy's `iptablesJumpChains`.
+/// `-m conntrack --ctstate NEW`: only a connection's first packet.
+const NEW: &[&str] = &["-m", "conntrack", "--ctstate", "NEW"];
+
+#[rustfmt::skip]
 pub(super) const JUMPS: [(&str, &str, &[&str], &str, &str); 12] = [
-    (
-        "filter",
-        "INPUT",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes externally-visible service portals",
-        KUBE_EXTERNAL_SERVICES,
-    ),
-    (
-        "filter",
-        "FORWARD",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes externally-visible service portals",
-        KUBE_EXTERNAL_SERVICES,
-    ),
-    (
-        "filter",
-        "INPUT",
-        &[],
-        "kubernetes health check service ports",
-        KUBE_NODEPORTS,
-    ),
-    (
-        "filter",
-        "FORWARD",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes service portals",
-        KUBE_SERVICES,
-    ),
-    (
-        "filter",
-        "OUTPUT",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes service portals",
-        KUBE_SERVICES,
-    ),
-    (
-        "filter",
-        "FORWARD",
-        &[],
-        "kubernetes forwarding rules",
-        KUBE_FORWARD,
-    ),
-    (
-        "filter",
-        "INPUT",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes load balancer firewall",
-        KUBE_PROXY_FIREWALL,
-    ),
-    (
-        "filter",
-        "OUTPUT",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes load balancer firewall",
-        KUBE_PROXY_FIREWALL,
-    ),
-    (
-        "filter",
-        "FORWARD",
-        &["-m", "conntrack", "--ctstate", "NEW"],
-        "kubernetes load balancer firewall",
-        KUBE_PROXY_FIREWALL,
-    ),
-    (
-        "nat",
-        "OUTPUT",
-        &[],
-        "kubernetes service portals",
-        KUBE_SERVICES,
-    ),
-    (
-        "nat",
-        "PREROUTING",
-        &[],
-        "kubernetes service portals",
-        KUBE_SERVICES,
-    ),
-    (
-        "nat",
-        "POSTROUTING",
-        &[],
-        "kubernetes postrouting rules",
-        KUBE_POSTROUTING,
-    ),
+    ("filter", "INPUT", NEW, "kubernetes externally-visible service portals", KUBE_EXTERNAL_SERVICES),
+    ("filter", "FORWARD", NEW, "kubernetes externally-visible service portals", KUBE_EXTERNAL_SERVICES),
+    ("filter", "INPUT", &[], "kubernetes health check service ports", KUBE_NODEPORTS),
+    ("filter", "FORWARD", NEW, "kubernetes service portals", KUBE_SERVICES),
+    ("filter", "OUTPUT", NEW, "kubernetes service portals", KUBE_SERVICES),
+    ("filter", "FORWARD", &[], "kubernetes forwarding rules", KUBE_FORWARD),
+    ("filter", "INPUT", NEW, "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("filter", "OUTPUT", NEW, "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("filter", "FORWARD", NEW, "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("nat", "OUTPUT", &[], "kubernetes service portals", KUBE_SERVICES),
+    ("nat", "PREROUTING", &[], "kubernetes service portals", KUBE_SERVICES),
+    ("nat", "POSTROUTING", &[], "kubernetes postrouting rules", KUBE_POSTROUTING),
 ];

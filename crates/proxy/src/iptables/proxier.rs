@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, SyncResult};
 use crate::model::{NodeInfo, State};
 
 use super::render::{render_with, Config};
@@ -35,7 +35,7 @@ impl Backend for Proxier {
         "iptables"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+    fn full(&mut self, state: &State) -> SyncResult {
         let ns = self.netns.as_deref();
         ensure_jumps(ns)?;
         let prev = match self.chains.take() {
@@ -48,7 +48,7 @@ impl Backend for Proxier {
         Ok(())
     }
 
-    fn cleanup(&mut self) -> Result<(), backend::Error> {
+    fn cleanup(&mut self) -> SyncResult {
         cleanup(self.netns.as_deref()).map_err(backend::Error::from)
     }
 }

@@ -212,61 +212,37 @@ pub fn render_with(
                 comment(c)
             );
         };
+        // The same at the Service port (`-d ip/32`).
+        let at_port = |out: &mut String, chain: &str, ip: &Ipv4Addr, c: &str, target: &str| {
+            rule(out, chain, &format!("-d {ip}/32 "), c, sp.port, target);
+        };
         // ClusterIPs.
         for ip in &cluster_ips {
-            let d = format!("-d {ip}/32 ");
             if has_internal {
                 let c = format!("{spn} cluster IP");
-                rule(
-                    &mut nat_services,
-                    KUBE_SERVICES,
-                    &d,
-                    &c,
-                    sp.port,
-                    internal_chain,
-                );
+                at_port(&mut nat_services, KUBE_SERVICES, ip, &c, internal_chain);
             } else if let Some((c, t)) = &internal_filter {
-                rule(&mut f_services, KUBE_SERVICES, &d, c, sp.port, t);
+                at_port(&mut f_services, KUBE_SERVICES, ip, c, t);
             }
         }
-        // External IPs.
-        for ip in &external_ips {
-            let d = format!("-d {ip}/32 ");
-            if has_endpoints {
-                let c = format!("{spn} external IP");
-                rule(
-                    &mut nat_services,
-                    KUBE_SERVICES,
-                    &d,
-                    &c,
-                    sp.port,
-                    &ext_chain,
-                );
-            }
-            if let Some((c, t)) = &external_filter {
-                rule(&mut f_external, KUBE_EXTERNAL_SERVICES, &d, c, sp.port, t);
-            }
-        }
-        // Load-balancer IPs.
-        for ip in &lb_ips {
-            let d = format!("-d {ip}/32 ");
-            if has_endpoints {
-                let c = format!("{spn} loadbalancer IP");
-                rule(&mut nat_services, KUBE_SERVICES, &d, &c, sp.port, lb_chain);
-            }
-            if uses_fw {
-                let c = format!("{spn} traffic not accepted by {fw_chain}");
-                rule(
-                    &mut f_firewall,
-                    KUBE_PROXY_FIREWALL,
-                    &d,
-                    &c,
-                    sp.port,
-                    "DROP",
-                );
-            }
-            if let Some((c, t)) = &external_filter {
-                rule(&mut f_external, KUBE_EXTERNAL_SERVICES, &d, c, sp.port, t);
+        // External IPs, then load-balancer IPs (which pass the source ranges' firewall).
+        let external = [
+            (&external_ips, "external IP", &ext_chain, false),
+            (&lb_ips, "loadbalancer IP", lb_chain, uses_fw),
+        ];
+        for (ips, kind, target, firewalled) in external {
+            for ip in ips {
+                if has_endpoints {
+                    let c = format!("{spn} {kind}");
+                    at_port(&mut nat_services, KUBE_SERVICES, ip, &c, target);
+                }
+                if firewalled {
+                    let c = format!("{spn} traffic not accepted by {fw_chain}");
+                    at_port(&mut f_firewall, KUBE_PROXY_FIREWALL, ip, &c, "DROP");
+                }
+                if let Some((c, t)) = &external_filter {
+                    at_port(&mut f_external, KUBE_EXTERNAL_SERVICES, ip, c, t);
+                }
             }
         }
         // Node port.

@@ -2,10 +2,8 @@
 //! syncs through [`Session::apply_full_sync`], partial ones as [`render_changes`] scripts, with
 //! the [`Numbering`] that describes the table between syncs.
 
-use std::collections::BTreeSet;
-
-use crate::backend::{self, Backend};
-use crate::model::{NodeInfo, ServicePortName, State};
+use crate::backend::{self, Backend, Changed, SyncResult};
+use crate::model::{NodeInfo, State};
 
 use super::kernel::{cleanup, Session};
 use super::plan::{Config, Numbering};
@@ -38,19 +36,14 @@ impl Backend for Proxier {
         "nftables"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+    fn full(&mut self, state: &State) -> SyncResult {
         let full = render_full_sync(state, &self.node, &self.cfg, &mut self.numbering);
         let kind = self.session.apply_full_sync(full)?;
         tracing::debug!(?kind, "nftables full sync");
         Ok(())
     }
 
-    fn partial(
-        &mut self,
-        old: &State,
-        state: &State,
-        changed: &BTreeSet<ServicePortName>,
-    ) -> Result<(), backend::Error> {
+    fn partial(&mut self, old: &State, state: &State, changed: &Changed) -> SyncResult {
         // Only the changed Service ports' elements move (O(change), not O(cluster)).
         let script = render_changes(
             old,
@@ -63,7 +56,7 @@ impl Backend for Proxier {
         self.session.apply(&script).map_err(backend::Error::from)
     }
 
-    fn cleanup(&mut self) -> Result<(), backend::Error> {
+    fn cleanup(&mut self) -> SyncResult {
         cleanup(self.netns.as_deref()).map_err(backend::Error::from)
     }
 }

@@ -2,29 +2,15 @@
 //! and the change tests are built on, with the node and settings they render for.
 
 use crate::model::{Endpoint, NodeInfo, Protocol, ServicePort, ServicePortName, State};
-use crate::{iptables, nftables};
 
 use super::{add, ep, id, id_in, sp};
+pub(crate) use super::{ipt_cfg, nft_cfg};
 
 pub(crate) fn node() -> NodeInfo {
     NodeInfo {
         name: "node-1".into(),
         node_ips: vec!["198.51.100.1".parse().unwrap()],
         zone: None,
-    }
-}
-
-pub(crate) fn nft_cfg() -> nftables::Config {
-    nftables::Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        random: false,
-    }
-}
-
-pub(crate) fn ipt_cfg() -> iptables::Config {
-    iptables::Config {
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        masquerade_bit: 14,
     }
 }
 

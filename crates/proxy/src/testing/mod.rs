@@ -5,7 +5,8 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
+use crate::model::{Endpoint, NodeInfo, Protocol, ServicePort, ServicePortName, State};
+use crate::{iptables, nftables};
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -57,6 +58,56 @@ pub fn backends(ids: &[u8], port: u16) -> Vec<Endpoint> {
     ids.iter()
         .map(|i| ep(&format!("10.244.0.{i}"), port, "node"))
         .collect()
+}
+
+/// The nftables settings tests render with: pods in 10.244.0.0/16, round-robin.
+pub fn nft_cfg() -> nftables::Config {
+    nftables::Config {
+        cluster_cidr: Some("10.244.0.0/16".parse().expect("a CIDR")),
+        random: false,
+    }
+}
+
+/// The iptables settings tests render with: pods in 10.244.0.0/16, kube-proxy's mark bit.
+pub fn ipt_cfg() -> iptables::Config {
+    iptables::Config {
+        cluster_cidr: Some("10.244.0.0/16".parse().expect("a CIDR")),
+        masquerade_bit: 14,
+    }
+}
+
+/// The node of `svcnet_netns::testing::Topology`: `node`, 198.51.100.1.
+pub fn topology_node() -> NodeInfo {
+    NodeInfo {
+        name: "node".into(),
+        node_ips: vec![ip("198.51.100.1")],
+        zone: None,
+    }
+}
+
+/// The Services the real-traffic tests start from, on the Topology's backends b2..b4 (:8080):
+/// `web` 10.97.1.1:80, `np` 10.97.1.2:80 with NodePort 30080, `empty` 10.97.1.3:80 without
+/// endpoints, and `sticky` 10.97.1.4:80 with ClientIP affinity (300 s).
+pub fn topology_services() -> State {
+    let mut st = State::default();
+    let all = || backends(&[2, 3, 4], 8080);
+    add(
+        &mut st,
+        service("web", "10.97.1.1", 80, Protocol::Tcp),
+        all(),
+    );
+    let mut np = service("np", "10.97.1.2", 80, Protocol::Tcp);
+    np.node_port = 30080;
+    add(&mut st, np, all());
+    add(
+        &mut st,
+        service("empty", "10.97.1.3", 80, Protocol::Tcp),
+        vec![],
+    );
+    let mut sticky = service("sticky", "10.97.1.4", 80, Protocol::Tcp);
+    sticky.affinity_timeout = Some(300);
+    add(&mut st, sticky, all());
+    st
 }
 
 /// `s` with its endpoints into `st`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use svcnet_netns::NetNs;
 use tokio::net::{TcpListener, UdpSocket};
 
-use crate::backend::{self, Backend};
+use crate::backend::{Backend, SyncResult};
 use crate::model::{categorize, Protocol, ServicePort, ServicePortName, State};
 use crate::nftables;
 
@@ -151,7 +151,7 @@ impl Backend for Proxier {
         "userspace"
     }
 
-    fn full(&mut self, state: &State) -> Result<(), backend::Error> {
+    fn full(&mut self, state: &State) -> SyncResult {
         let handle = tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?;
         let wanted = |sp: &ServicePort| {
             sp.protocol != Protocol::Sctp && v4s(&sp.cluster_ips).next().is_some()
@@ -207,7 +207,7 @@ impl Backend for Proxier {
         }
     }
 
-    fn cleanup(&mut self) -> Result<(), backend::Error> {
+    fn cleanup(&mut self) -> SyncResult {
         for l in self.listeners.values() {
             l.task.abort();
         }
