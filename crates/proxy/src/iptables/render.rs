@@ -102,7 +102,7 @@ pub fn render(state: &State, node: &NodeInfo, cfg: &Config) -> String {
 ///
 /// Our fixed chains are declared (which flushes them) and refilled; the per-Service chains
 /// too; chains in `prev_chains` (what the previous render returned, or
-/// [`existing_chains`] after a restart) that this render no longer has are flushed and
+/// [`existing_chains`](super::existing_chains) after a restart) that this render no longer has are flushed and
 /// deleted.
 pub fn render_with(
     prev_chains: &BTreeSet<String>,

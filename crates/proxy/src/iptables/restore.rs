@@ -100,7 +100,7 @@ pub fn save(netns: Option<&str>, table: &str) -> Result<String, Error> {
 }
 
 /// The per-Service chains (`KUBE-SVC-`, `KUBE-SEP-`, ...) present in the nat table: what to
-/// pass to [`render_with`] as `prev_chains` after a restart.
+/// pass to [`render_with`](super::render_with) as `prev_chains` after a restart.
 pub fn existing_chains(netns: Option<&str>) -> Result<BTreeSet<String>, Error> {
     Ok(chains_in(&save(netns, "nat")?)
         .into_iter()

@@ -1,4 +1,4 @@
-//! The nftables backend: the [`State`] rendered as an `nft -f` script (kube-proxy's nftables
+//! The nftables backend: the [`State`](crate::model::State) rendered as an `nft -f` script (kube-proxy's nftables
 //! mode, IPv4), applied in one transaction inside a network namespace.
 //!
 //! Layout (one table, `ip svcnet`), chosen for load and change speed (see NOTES.md and
@@ -18,7 +18,7 @@
 //!   change of endpoints is a change of elements only. The numbers are kept in a [`Numbering`]
 //!   between syncs.
 //! - Own dispatch (sessionAffinity, or a Local traffic policy) per Service port `X` (names derived
-//!   from its [`ServicePortName`]): chain `svc-X` (ClusterIP traffic), chain `ext-X` (NodePort /
+//!   from its [`ServicePortName`](crate::model::ServicePortName)): chain `svc-X` (ClusterIP traffic), chain `ext-X` (NodePort /
 //!   external / LB traffic, by externalTrafficPolicy), and named maps of endpoints: `eps-X`
 //!   (`numgen` index → address . port), or with sessionAffinity `epa-X` + `aff-X` (client →
 //!   endpoint index, dynamic with per-element timeout; the index is carried in the conntrack

@@ -76,7 +76,7 @@ pub fn render_full_with(
 }
 
 /// A full sync in two parts, so that the bulk of it — the shared maps' and sets' elements —
-/// can go to the kernel without nft parsing it ([`Session::apply_full_sync`]).
+/// can go to the kernel without nft parsing it ([`Session::apply_full_sync`](super::Session::apply_full_sync)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FullSync {
     /// The `table ip svcnet { ... }` block (set declarations, every chain with its rules) and

@@ -16,11 +16,11 @@
 //!   The listener is kept so the Service port keeps its listener port. When every endpoint
 //!   fails, the client's TCP connection is reset.
 //! - Traffic policies and topology hints are not applied (as in kube-proxy's userspace mode):
-//!   every usable endpoint of [`categorize`]'s cluster set is a candidate. IPv4 only; SCTP
+//!   every usable endpoint of [`categorize`](crate::model::categorize)'s cluster set is a candidate. IPv4 only; SCTP
 //!   Service ports are not proxied.
 //!
 //! Sockets towards endpoints are made inside the node's namespace by one long-lived thread
-//! ([`Dialer`]), so the tokio workers never change namespace. Listeners of unchanged Service
+//! (`listener::Dialer`), so the tokio workers never change namespace. Listeners of unchanged Service
 //! ports are kept across syncs (established connections survive); their endpoint lists are
 //! updated in place.
 
