@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 use svcnet_netns::testing::{ask, can_run, Topology};
-use svcnet_proxy::testing::{backends, nft_cfg, topology_node, topology_services};
+use svcnet_proxy::testing::{backends, id, nft_cfg, topology_node, topology_services};
 
+use svcnet_proxy::model::Protocol;
 use svcnet_proxy::nftables::{apply, cleanup, render_changes, render_full_with, Numbering};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,27 +63,13 @@ async fn round_robin_reject_nodeport_affinity() {
     // A partial sync: `empty` gets an endpoint, `web` is removed.
     let old = st.clone();
     st.endpoints.insert(
-        st.services
-            .keys()
-            .find(|k| k.name == "empty")
-            .unwrap()
-            .clone(),
+        id("empty", "", Protocol::Tcp),
         backends(&[2, 3, 4], 8080)[..1].to_vec(),
     );
-    let web = st
-        .services
-        .keys()
-        .find(|k| k.name == "web")
-        .unwrap()
-        .clone();
+    let web = id("web", "", Protocol::Tcp);
     st.services.remove(&web);
     st.endpoints.remove(&web);
-    let empty = st
-        .services
-        .keys()
-        .find(|k| k.name == "empty")
-        .unwrap()
-        .clone();
+    let empty = id("empty", "", Protocol::Tcp);
     let script = render_changes(&old, &st, [&empty, &web], &info, &cfg, &mut num);
     apply(Some(node.name()), &script).unwrap();
     assert_eq!(ask(client, "10.97.1.3:80").await.unwrap(), "b2");

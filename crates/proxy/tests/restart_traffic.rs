@@ -16,8 +16,8 @@ use std::time::Duration;
 use svcnet_netns::testing::{ask, can_run, Topology};
 use svcnet_netns::NetNs;
 use svcnet_proxy::model::{Protocol, State};
-use svcnet_proxy::server::{self, Mode, Options};
-use svcnet_proxy::testing::{add, backends, service};
+use svcnet_proxy::server::{self, Mode};
+use svcnet_proxy::testing::{add, backends, service, topology_options};
 use svcnet_proxy::{iptables, nftables};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,20 +34,6 @@ fn usable(mode: Mode) -> bool {
         _ => "iptables-restore",
     };
     can_run(&[tool, "nft"])
-}
-
-fn options(mode: Mode, node: &NetNs) -> Options {
-    Options {
-        mode,
-        netns: Some(node.name().to_string()),
-        node_name: "node".into(),
-        node_ips: vec!["198.51.100.1".parse().unwrap()],
-        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        metrics_addr: None,
-        health_bind: None,
-        settings: Default::default(),
-        userspace_algorithm: Default::default(),
-    }
 }
 
 /// One Service `echo` (VIP:80 → b2, b3 on ECHO_PORT) and `web` (10.97.2.2:80 → the
@@ -198,7 +184,7 @@ async fn established_connection_survives_restart(mode: Mode, prefix: &str) {
     let t = Topology::new(prefix);
     let echo = start_echo(&t);
     let (client, node) = (t.client(), t.node());
-    let opts = options(mode, node);
+    let opts = topology_options(mode, node.name());
     let st = state();
     let vip = format!("{VIP}:80");
 
@@ -318,7 +304,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     let vip = format!("{VIP}:80");
 
     // iptables first.
-    let mut ipt = server::backend(&options(Mode::Iptables, node));
+    let mut ipt = server::backend(&topology_options(Mode::Iptables, node.name()));
     ipt.full(&st).unwrap();
     assert!(rules_present(Mode::Iptables, node));
     assert!(!nft_has_table(node));
@@ -336,7 +322,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     drop(ipt); // the iptables proxy stops without cleaning up (a crash, or a mode change)
 
     // Start in nftables mode as `svcnet proxy --proxy-mode nftables` does.
-    let mut nft = server::backend(&options(Mode::Nftables, node));
+    let mut nft = server::backend(&topology_options(Mode::Nftables, node.name()));
     nft.full(&st).unwrap();
     let left = kube_chains(node);
     assert!(
@@ -353,7 +339,7 @@ async fn mode_switch_removes_the_other_modes_rules() {
     drop(nft);
 
     // And back: iptables mode removes the nftables table.
-    let mut ipt = server::backend(&options(Mode::Iptables, node));
+    let mut ipt = server::backend(&topology_options(Mode::Iptables, node.name()));
     ipt.full(&st).unwrap();
     assert!(
         !nft_has_table(node),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 use svcnet_netns::testing::{ask, can_run, Topology};
-use svcnet_proxy::testing::{add, backends, service, topology_services};
+use svcnet_proxy::testing::{add, backends, id, service, topology_services};
 
 use svcnet_proxy::backend::Backend;
 use svcnet_proxy::model::Protocol;
@@ -91,12 +91,7 @@ async fn round_robin_retry_udp_affinity() {
     }
 
     // A resync keeps the listeners (and so established connections).
-    let web = st
-        .services
-        .keys()
-        .find(|k| k.name == "web")
-        .unwrap()
-        .clone();
+    let web = id("web", "", Protocol::Tcp);
     let port = proxy.listener_port(&web).unwrap();
     proxy.full(&st).unwrap();
     assert_eq!(proxy.listener_port(&web), Some(port));

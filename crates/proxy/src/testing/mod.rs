@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::model::{Endpoint, NodeInfo, Protocol, ServicePort, ServicePortName, State};
+use crate::server::{Mode, Options};
 use crate::{iptables, nftables};
 
 #[cfg(test)]
@@ -82,6 +83,23 @@ pub fn topology_node() -> NodeInfo {
         name: "node".into(),
         node_ips: vec![ip("198.51.100.1")],
         zone: None,
+    }
+}
+
+/// The proxy of the Topology's node (namespace `netns`) in `mode`, as `svcnet proxy` would run
+/// it there: no metrics or health servers, default sync settings.
+pub fn topology_options(mode: Mode, netns: &str) -> Options {
+    let node = topology_node();
+    Options {
+        mode,
+        netns: Some(netns.to_string()),
+        node_name: node.name,
+        node_ips: node.node_ips,
+        cluster_cidr: nft_cfg().cluster_cidr,
+        metrics_addr: None,
+        health_bind: None,
+        settings: Default::default(),
+        userspace_algorithm: Default::default(),
     }
 }
 
