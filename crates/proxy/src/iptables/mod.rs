@@ -28,6 +28,9 @@
 //! `internalTrafficPolicy: Local` ones whose endpoints are all on other nodes),
 //! `KUBE-EXTERNAL-SERVICES` (the same for external IPs and node ports), `KUBE-NODEPORTS`
 //! (health-check node ports), `KUBE-FORWARD`, `KUBE-PROXY-FIREWALL` (source ranges).
+//!
+//! Files: `names.rs` (chains and jumps), `render.rs` (pure), `restore.rs` (the iptables
+//! commands: the only file that does I/O), `proxier.rs` (the mode's [`Proxier`]).
 
 mod names;
 mod proxier;

@@ -32,6 +32,11 @@
 //! - nat `postrouting` (priority 100): masquerade what was marked `0x4000`, and hairpin
 //!   connections (an endpoint on this node reaching itself through its Service; `hairpin` holds
 //!   `E . E` per such endpoint).
+//!
+//! Files: `names.rs` (the objects' names), `plan.rs` (what each Service port contributes, and
+//! the [`Numbering`]), `render.rs` (plans written as scripts, pure), `elements.rs` (the shared
+//! elements, typed), `kernel.rs` (nft, libnftables and netlink: the only file that does I/O),
+//! `proxier.rs` (the mode's [`Proxier`]).
 
 mod elements;
 mod kernel;

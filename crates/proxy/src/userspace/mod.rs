@@ -23,6 +23,9 @@
 //! (`listener::Dialer`), so the tokio workers never change namespace. Listeners of unchanged Service
 //! ports are kept across syncs (established connections survive); their endpoint lists are
 //! updated in place.
+//!
+//! Files: `balancer.rs` (which endpoint), `listener.rs` (the sockets), `rules.rs` (the table,
+//! pure but for [`cleanup`]), `error.rs`, `proxier.rs` (the mode's [`Proxier`]).
 
 mod balancer;
 mod error;
