@@ -136,28 +136,22 @@ pub(crate) fn extended() -> State {
     add(&mut st, ext, vec![ep("10.244.1.4", 8080, "node-2")]);
     let mut itp = sp(&id("itp", "", Protocol::Tcp), "10.97.1.8", 80);
     itp.internal_local = true;
-    add(
-        &mut st,
-        itp,
-        vec![
-            ep("10.244.0.3", 8080, "node-1"),
-            ep("10.244.1.4", 8080, "node-2"),
-        ],
-    );
+    let both = vec![
+        ep("10.244.0.3", 8080, "node-1"),
+        ep("10.244.1.4", 8080, "node-2"),
+    ];
+    add(&mut st, itp, both);
     let mut itp_remote = sp(&id("itp-remote", "", Protocol::Tcp), "10.97.1.10", 80);
     itp_remote.internal_local = true;
     add(&mut st, itp_remote, vec![ep("10.244.1.4", 8080, "node-2")]);
     let mut sticky = sp(&id("sticky-np", "", Protocol::Tcp), "10.97.1.12", 80);
     sticky.node_port = 30091;
     sticky.affinity_timeout = Some(60);
-    add(
-        &mut st,
-        sticky,
-        vec![
-            ep("10.244.2.2", 80, "node-3"),
-            ep("10.244.0.2", 80, "node-1"),
-        ],
-    );
+    let both = vec![
+        ep("10.244.2.2", 80, "node-3"),
+        ep("10.244.0.2", 80, "node-1"),
+    ];
+    add(&mut st, sticky, both);
     // Terminating endpoints: used only when no endpoint is ready, and only if serving.
     let terminating = |ip: &str, serving: bool| Endpoint {
         ready: false,
