@@ -68,7 +68,7 @@ use std::sync::Mutex;
 
 use hickory_proto::op::ResponseCode;
 
-use crate::server::{Proto, TypeLabel, TYPE_LABELS};
+use crate::metrics::{Proto, TypeLabel, TYPE_LABELS};
 
 /// Shards of the cache (a power of two).
 pub const SHARDS: usize = 16;

@@ -17,28 +17,13 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::cache::{self, PacketCache};
 use crate::forward::Forwarder;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Proto, TypeLabel};
 use crate::watch::ZoneHandle;
 
 /// The EDNS0 payload size this server advertises and the most it sends over UDP.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
 /// The UDP size without EDNS0 (RFC 1035).
 pub const MIN_UDP_PAYLOAD: u16 = 512;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    Udp,
-    Tcp,
-}
-
-impl Proto {
-    pub fn label(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
-}
 
 /// Everything a query needs.
 pub struct Server {
@@ -320,68 +305,6 @@ impl Server {
                 tracing::debug!(question = %q, error = %e, "forwarding failed");
                 error_reply(req, ResponseCode::ServFail)
             }
-        }
-    }
-}
-
-/// The rcode as CoreDNS labels it (miekg/dns's `RcodeToString`).
-pub fn rcode_label(r: ResponseCode) -> String {
-    match r {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADVERS".into(),
-        other => u16::from(other).to_string(),
-    }
-}
-
-/// The `type` label of the request metrics (CoreDNS's: the common types by name, the rest
-/// `other`), as an index so the metric children are resolved once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TypeLabel {
-    Known(usize),
-    Other,
-}
-
-/// The types with a label of their own, in [`TypeLabel::Known`] order.
-pub const TYPE_LABELS: [RecordType; 12] = [
-    RecordType::A,
-    RecordType::AAAA,
-    RecordType::CNAME,
-    RecordType::MX,
-    RecordType::NS,
-    RecordType::PTR,
-    RecordType::SOA,
-    RecordType::SRV,
-    RecordType::TXT,
-    RecordType::ANY,
-    RecordType::AXFR,
-    RecordType::IXFR,
-];
-
-impl TypeLabel {
-    pub fn of(t: RecordType) -> Self {
-        match TYPE_LABELS.iter().position(|x| *x == t) {
-            Some(i) => TypeLabel::Known(i),
-            None => TypeLabel::Other,
-        }
-    }
-
-    /// The slot of this label (0..=12).
-    pub fn index(self) -> usize {
-        match self {
-            TypeLabel::Known(i) => i,
-            TypeLabel::Other => TYPE_LABELS.len(),
-        }
-    }
-
-    pub fn name(self) -> String {
-        match self {
-            TypeLabel::Known(i) => TYPE_LABELS[i].to_string(),
-            TypeLabel::Other => "other".into(),
         }
     }
 }

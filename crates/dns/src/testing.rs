@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::cache::PacketCache;
 use crate::forward::Forwarder;
-use crate::metrics::Metrics;
-use crate::server::{Proto, Server, Step, MAX_UDP_PAYLOAD};
+use crate::metrics::{Metrics, Proto};
+use crate::server::{Server, Step, MAX_UDP_PAYLOAD};
 use crate::watch::ZoneHandle;
 use crate::zone::{ClusterZone, PodMode, ZoneConfig, SERVICE_NAME_LABEL};
 
