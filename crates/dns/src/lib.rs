@@ -6,9 +6,9 @@
 //! Start with [`zone`] (the records, pure), then [`server`] (the query path), [`watch`] (how
 //! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
 
-pub mod cache;
 pub mod forward;
 pub mod metrics;
+pub mod packet_cache;
 pub mod server;
 pub mod testing;
 mod udp;
@@ -140,7 +140,7 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
         zone: handle.clone(),
         forwarder,
         metrics: metrics.clone(),
-        packet_cache: cache::PacketCache::default(),
+        packet_cache: packet_cache::PacketCache::default(),
     });
     // One UDP worker thread per core (at least 2, so a slow send never stalls the port).
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));

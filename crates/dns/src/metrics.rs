@@ -128,7 +128,7 @@ pub struct Metrics {
     /// `svcnet_dns_zone_names`: owner names in the cluster zone.
     pub zone_names: IntGauge,
     /// `svcnet_dns_packet_cache_hits_total` / `svcnet_dns_packet_cache_misses_total`: plain
-    /// queries answered from the packet cache ([`crate::cache`]) / looked up there and not
+    /// queries answered from the packet cache ([`crate::packet_cache`]) / looked up there and not
     /// found (every query is still counted in the `coredns_dns_*` metrics).
     pub packet_cache_hits: IntCounter,
     pub packet_cache_misses: IntCounter,

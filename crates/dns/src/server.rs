@@ -4,7 +4,7 @@
 //! payload size (512 without EDNS0): additional records go first, then answers, and only
 //! dropping answers sets TC (as miekg/dns's `Truncate`, which CoreDNS uses); TCP gets it all.
 //! Answers from the zone to plain queries are kept, encoded, in the packet cache
-//! ([`crate::cache`]) and a repeated query is answered from there without being parsed.
+//! ([`crate::packet_cache`]) and a repeated query is answered from there without being parsed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-use crate::cache::{self, PacketCache};
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Proto, TypeLabel};
+use crate::packet_cache::{self, PacketCache};
 use crate::watch::ZoneHandle;
 
 /// The EDNS0 payload size this server advertises and the most it sends over UDP.
@@ -30,7 +30,7 @@ pub struct Server {
     pub zone: ZoneHandle,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
-    /// Encoded answers from the zone to plain queries ([`crate::cache`]).
+    /// Encoded answers from the zone to plain queries ([`crate::packet_cache`]).
     pub packet_cache: PacketCache,
 }
 
@@ -136,12 +136,12 @@ impl Server {
     /// cluster zone and encode the answer — or say that it needs the forwarder. This is what
     /// the UDP workers run for every packet (and what the fuzz target feeds).
     ///
-    /// A plain query (see [`crate::cache`]) is first looked up in the packet cache; a hit is
+    /// A plain query (see [`crate::packet_cache`]) is first looked up in the packet cache; a hit is
     /// counted in the same metrics as a full answer and sent without parsing anything.
     pub fn handle_now(&self, req: &[u8], proto: Proto) -> Step {
         let started = Instant::now();
         let key = if self.packet_cache.is_enabled() {
-            cache::key(req)
+            packet_cache::key(req)
         } else {
             None
         };

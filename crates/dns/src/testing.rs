@@ -13,9 +13,9 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
-use crate::cache::PacketCache;
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Proto};
+use crate::packet_cache::PacketCache;
 use crate::server::{Server, Step, MAX_UDP_PAYLOAD};
 use crate::watch::ZoneHandle;
 use crate::zone::{ClusterZone, PodMode, ZoneConfig, SERVICE_NAME_LABEL};
