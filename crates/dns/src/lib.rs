@@ -3,13 +3,13 @@
 //! EndpointSlice and Namespace watches, and everything else forwarded to upstream resolvers
 //! behind a cache. hickory-proto does the wire format; the zone logic is ours.
 //!
-//! Start with [`zone`] (the records, pure), then [`server`] (the query path), [`watch`] (how
+//! Start with [`zone`] (the records, pure), then [`handler`] (the query path), [`watch`] (how
 //! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
 
 pub mod forward;
+pub mod handler;
 pub mod metrics;
 pub mod packet_cache;
-pub mod server;
 pub mod testing;
 mod udp;
 pub mod watch;
@@ -136,7 +136,7 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
         cfg.cache_size,
         metrics.clone(),
     )?;
-    let server = Arc::new(server::Server {
+    let handler = Arc::new(handler::Handler {
         zone: handle.clone(),
         forwarder,
         metrics: metrics.clone(),
@@ -144,8 +144,8 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
     });
     // One UDP worker thread per core (at least 2, so a slow send never stalls the port).
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    server::spawn_udp(server.clone(), udp_std, workers).map_err(|e| bind_err(udp_addr, e))?;
-    server::spawn_tcp(server, tcp);
+    handler::spawn_udp(handler.clone(), udp_std, workers).map_err(|e| bind_err(udp_addr, e))?;
+    handler::spawn_tcp(handler, tcp);
     tokio::spawn(watch::run(client, zone_cfg, handle, metrics));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, upstreams = ?upstreams, domain = %cfg.cluster_domain, "serving DNS");
     Ok(Running {

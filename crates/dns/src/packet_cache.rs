@@ -13,7 +13,7 @@
 //!
 //! The key is the whole request except its 2-byte ID (bytes `2..`: flags, counts, question with
 //! the name's case as sent, the OPT record) plus the transport. Two requests with the same key
-//! therefore differ only in their ID, and the full path ([`crate::server::Server::handle_now`])
+//! therefore differ only in their ID, and the full path ([`crate::handler::Handler::handle_now`])
 //! is a function of the request bytes, the zone and the transport that copies the ID into the
 //! response's first two bytes and uses it nowhere else. So the cached bytes with the ID
 //! replaced are what the full path would have sent, as long as the zone is the one the entry

@@ -1,8 +1,8 @@
 //! The query path on arbitrary bytes, for the fuzz target (`crates/dns/fuzz`, cargo fuzz) and
-//! for a bounded deterministic test run in CI: a [`Server`] over a small fixed zone (every
+//! for a bounded deterministic test run in CI: a [`Handler`] over a small fixed zone (every
 //! record kind: ClusterIP with named ports, dual-stack, headless with and without hostnames,
 //! ExternalName in and out of the zone, pod records), and [`check_query`], which feeds one
-//! packet through [`Server::handle_now`] — what the UDP workers run per packet, packet cache
+//! packet through [`Handler::handle_now`] — what the UDP workers run per packet, packet cache
 //! included — over UDP and TCP and checks what comes out.
 
 use std::sync::atomic::Ordering;
@@ -14,9 +14,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use crate::forward::Forwarder;
+use crate::handler::{Handler, Step, MAX_UDP_PAYLOAD};
 use crate::metrics::{Metrics, Proto};
 use crate::packet_cache::PacketCache;
-use crate::server::{Server, Step, MAX_UDP_PAYLOAD};
 use crate::watch::ZoneHandle;
 use crate::zone::{ClusterZone, PodMode, ZoneConfig, SERVICE_NAME_LABEL};
 
@@ -24,10 +24,10 @@ fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("fixture object")
 }
 
-/// The fixed zone's server (no upstreams: forwarded names stop at [`Step::Later`]), with the
+/// The fixed zone's handler (no upstreams: forwarded names stop at [`Step::Later`]), with the
 /// default packet cache. Needs no runtime.
-pub fn fixture_server() -> Server {
-    fixture_server_with(PacketCache::default())
+pub fn fixture_handler() -> Handler {
+    fixture_handler_with(PacketCache::default())
 }
 
 /// The fixed zone (of [`fixture_objects`], pod records `insecure`).
@@ -46,11 +46,11 @@ pub fn fixture_zone() -> ClusterZone {
     )
 }
 
-/// The fixed zone's server with `packet_cache` (e.g. `PacketCache::new(0)`: none).
-pub fn fixture_server_with(packet_cache: PacketCache) -> Server {
+/// The fixed zone's handler with `packet_cache` (e.g. `PacketCache::new(0)`: none).
+pub fn fixture_handler_with(packet_cache: PacketCache) -> Handler {
     let metrics = Arc::new(Metrics::default());
     metrics.ready.store(true, Ordering::Release);
-    Server {
+    Handler {
         zone: ZoneHandle::new(fixture_zone()),
         forwarder: Forwarder::new(vec![], None, 16, metrics.clone())
             .expect("a forwarder without upstreams"),
@@ -111,12 +111,12 @@ pub fn fixture_objects() -> (Vec<Service>, Vec<EndpointSlice>, Vec<Namespace>) {
 /// well-formed response to it: decodable, the request's ID, QR set, and within the UDP size
 /// limit (4096, the most this server accepts from EDNS0) over UDP. Each packet is asked twice
 /// (the second time possibly from the packet cache): the answers must be the same bytes.
-pub fn check_query(server: &Server, packet: &[u8]) {
+pub fn check_query(handler: &Handler, packet: &[u8]) {
     for proto in [Proto::Udp, Proto::Tcp] {
-        let Step::Reply(Some(out)) = server.handle_now(packet, proto) else {
+        let Step::Reply(Some(out)) = handler.handle_now(packet, proto) else {
             continue; // nothing to send, or waiting on upstreams (none here)
         };
-        match server.handle_now(packet, proto) {
+        match handler.handle_now(packet, proto) {
             Step::Reply(Some(again)) => assert_eq!(
                 again, out,
                 "the same request answered differently: {packet:02x?}"
@@ -258,8 +258,8 @@ mod tests {
     /// deterministic stand-in for the fuzz target; CI runs the real fuzzer when available).
     #[test]
     fn query_path_survives_garbage() {
-        let server = fixture_server();
-        let uncached = fixture_server_with(PacketCache::new(0));
+        let handler = fixture_handler();
+        let uncached = fixture_handler_with(PacketCache::new(0));
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         for i in 0..6000 {
             let packet = match i % 3 {
@@ -277,18 +277,18 @@ mod tests {
                 }
                 _ => valid(&mut r),
             };
-            check_query(&server, &packet);
-            // And the same bytes as a server without the packet cache.
+            check_query(&handler, &packet);
+            // And the same bytes as a handler without the packet cache.
             for proto in [Proto::Udp, Proto::Tcp] {
-                let reply = |s: &Server| match s.handle_now(&packet, proto) {
+                let reply = |s: &Handler| match s.handle_now(&packet, proto) {
                     Step::Reply(r) => Some(r),
                     Step::Later(_) => None,
                 };
-                assert_eq!(reply(&server), reply(&uncached), "{packet:02x?}");
+                assert_eq!(reply(&handler), reply(&uncached), "{packet:02x?}");
             }
         }
         // The valid and some mutated packets went through the cache.
-        assert!(server.metrics.packet_cache_hits.get() > 2000);
+        assert!(handler.metrics.packet_cache_hits.get() > 2000);
         assert!(uncached.metrics.packet_cache_hits.get() == 0);
     }
 
@@ -296,18 +296,18 @@ mod tests {
     /// outside it and the ExternalName target outside wait on upstreams).
     #[test]
     fn fixture_answers_locally() {
-        let server = fixture_server();
+        let handler = fixture_handler();
         let mut r = Rng(7);
         for _ in 0..500 {
             let p = valid(&mut r);
-            check_query(&server, &p);
+            check_query(&handler, &p);
         }
         let mut m = Message::new(1, MessageType::Query, OpCode::Query);
         m.add_query(Query::query(
             Name::from_ascii("headless.default.svc.cluster.local.").unwrap(),
             RecordType::A,
         ));
-        let Step::Reply(Some(out)) = server.handle_now(&m.to_vec().unwrap(), Proto::Udp) else {
+        let Step::Reply(Some(out)) = handler.handle_now(&m.to_vec().unwrap(), Proto::Udp) else {
             panic!("no local answer");
         };
         // 35 ready endpoints do not fit in 512 bytes: truncated, TC set.

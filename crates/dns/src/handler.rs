@@ -25,8 +25,9 @@ pub const MAX_UDP_PAYLOAD: u16 = 4096;
 /// The UDP size without EDNS0 (RFC 1035).
 pub const MIN_UDP_PAYLOAD: u16 = 512;
 
-/// Everything a query needs.
-pub struct Server {
+/// The request handler (hickory's `RequestHandler`): everything a query needs to be answered —
+/// the current zone, the forwarder, the metrics and the packet cache — and nothing of sockets.
+pub struct Handler {
     pub zone: ZoneHandle,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
@@ -98,12 +99,12 @@ fn longest_prefix(
     Some(lo)
 }
 
-/// What the synchronous part of the query path ([`Server::handle_now`]) decided.
+/// What the synchronous part of the query path ([`Handler::handle_now`]) decided.
 pub enum Step {
     /// The encoded answer (None: nothing to send back, e.g. a response or a runt).
     Reply(Option<Vec<u8>>),
     /// The answer needs the upstream resolvers (a name outside the zone, or the target of an
-    /// ExternalName): finish it with [`Server::complete`].
+    /// ExternalName): finish it with [`Handler::complete`].
     Later(Box<Pending>),
 }
 
@@ -123,7 +124,7 @@ enum Wait {
     Chase(Box<Message>, Name),
 }
 
-impl Server {
+impl Handler {
     /// Answer one wire-format request (None: nothing to send back, e.g. a response or garbage).
     pub async fn handle(&self, req: &[u8], proto: Proto) -> Option<Vec<u8>> {
         match self.handle_now(req, proto) {
@@ -197,7 +198,7 @@ impl Server {
         }
     }
 
-    /// Finish a query that [`Server::handle_now`] left waiting on the forwarder.
+    /// Finish a query that [`Handler::handle_now`] left waiting on the forwarder.
     pub async fn complete(&self, p: Pending) -> Option<Vec<u8>> {
         let req = &p.req;
         let dnssec_ok = req.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
@@ -315,7 +316,7 @@ impl Server {
 /// without a task, a wakeup or a copy per packet; only a query that waits on the forwarder
 /// becomes a task on the runtime this is called from. Must be called inside a tokio runtime.
 pub fn spawn_udp(
-    server: Arc<Server>,
+    server: Arc<Handler>,
     sock: std::net::UdpSocket,
     workers: usize,
 ) -> std::io::Result<()> {
@@ -331,7 +332,7 @@ pub fn spawn_udp(
     Ok(())
 }
 
-fn udp_worker(server: &Arc<Server>, sock: &Arc<std::net::UdpSocket>, rt: &tokio::runtime::Handle) {
+fn udp_worker(server: &Arc<Handler>, sock: &Arc<std::net::UdpSocket>, rt: &tokio::runtime::Handle) {
     let mut batch = crate::udp::Batch::new();
     let mut out = Vec::with_capacity(crate::udp::BATCH);
     loop {
@@ -366,7 +367,7 @@ fn udp_worker(server: &Arc<Server>, sock: &Arc<std::net::UdpSocket>, rt: &tokio:
 
 /// Serve DNS over TCP on `listener` until the process ends (length-prefixed messages, several
 /// per connection, answered in order).
-pub fn spawn_tcp(server: Arc<Server>, listener: TcpListener) {
+pub fn spawn_tcp(server: Arc<Handler>, listener: TcpListener) {
     tokio::spawn(async move {
         loop {
             let Ok((mut conn, _peer)) = listener.accept().await else {
@@ -409,7 +410,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Service;
     use std::sync::atomic::Ordering;
 
-    fn server(ready: bool) -> Server {
+    fn handler(ready: bool) -> Handler {
         let svc: Service = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "nginx", "namespace": "default"},
             "spec": {"clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"], "ports": [{"port": 80}]},
@@ -418,7 +419,7 @@ mod tests {
         let zone = ClusterZone::build(ZoneConfig::default(), &[&svc], &[], &[], &[]);
         let metrics = Arc::new(Metrics::default());
         metrics.ready.store(ready, Ordering::Release);
-        Server {
+        Handler {
             zone: ZoneHandle::new(zone),
             forwarder: Forwarder::new(vec![], None, 10, metrics.clone()).unwrap(),
             metrics,
@@ -433,14 +434,14 @@ mod tests {
         m
     }
 
-    async fn ask(s: &Server, m: &Message, proto: Proto) -> Message {
+    async fn ask(s: &Handler, m: &Message, proto: Proto) -> Message {
         let out = s.handle(&m.to_vec().unwrap(), proto).await.unwrap();
         Message::from_vec(&out).unwrap()
     }
 
     #[tokio::test]
     async fn answers_with_aa_rd_copied_and_the_question_echoed() {
-        let s = server(true);
+        let s = handler(true);
         let r = ask(
             &s,
             &query("Nginx.Default.svc.cluster.local.", RecordType::A),
@@ -464,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn servfail_for_cluster_names_until_synced() {
-        let s = server(false);
+        let s = handler(false);
         let r = ask(
             &s,
             &query("nginx.default.svc.cluster.local.", RecordType::A),
@@ -477,14 +478,14 @@ mod tests {
 
     #[tokio::test]
     async fn no_upstream_is_servfail() {
-        let s = server(true);
+        let s = handler(true);
         let r = ask(&s, &query("example.org.", RecordType::A), Proto::Udp).await;
         assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
     }
 
     #[tokio::test]
     async fn malformed_requests() {
-        let s = server(true);
+        let s = handler(true);
         let mut two = query("a.cluster.local.", RecordType::A);
         two.add_query(Query::query(
             Name::from_ascii("b.cluster.local.").unwrap(),
@@ -568,7 +569,7 @@ mod tests {
 
     #[tokio::test]
     async fn edns0_is_answered_with_opt() {
-        let s = server(true);
+        let s = handler(true);
         // An EDNS0 query gets OPT back, with the size this server accepts.
         let mut q = query("cluster.local.", RecordType::SOA);
         let mut e = Edns::new();
@@ -587,7 +588,7 @@ mod tests {
 #[cfg(test)]
 mod packet_cache_tests {
     use super::*;
-    use crate::testing::{fixture_objects, fixture_server, fixture_server_with};
+    use crate::testing::{fixture_handler, fixture_handler_with, fixture_objects};
     use crate::zone::{ClusterZone, PodMode, ZoneConfig};
 
     const NAMES: &[&str] = &[
@@ -670,7 +671,7 @@ mod packet_cache_tests {
         m.to_vec().unwrap()
     }
 
-    fn reply(s: &Server, p: &[u8], proto: Proto) -> Option<Vec<u8>> {
+    fn reply(s: &Handler, p: &[u8], proto: Proto) -> Option<Vec<u8>> {
         match s.handle_now(p, proto) {
             Step::Reply(r) => r,
             Step::Later(_) => None,
@@ -679,8 +680,8 @@ mod packet_cache_tests {
 
     #[test]
     fn hits_are_byte_identical_to_the_full_path() {
-        let cached = fixture_server();
-        let uncached = fixture_server_with(PacketCache::new(0));
+        let cached = fixture_handler();
+        let uncached = fixture_handler_with(PacketCache::new(0));
         let (mut hits, mut truncated, mut cased) = (0u64, 0, 0);
         let mut rcodes = std::collections::HashSet::new();
         for name in NAMES {
@@ -739,7 +740,7 @@ mod packet_cache_tests {
     /// same answer to a differently-cased question is laid out differently.
     #[test]
     fn the_layout_depends_on_the_question_case() {
-        let s = fixture_server_with(PacketCache::new(0));
+        let s = fixture_handler_with(PacketCache::new(0));
         let ask = |name| {
             reply(
                 &s,
@@ -772,7 +773,7 @@ mod packet_cache_tests {
         )
     }
 
-    fn answers(s: &Server, name: &str, t: RecordType) -> (ResponseCode, usize) {
+    fn answers(s: &Handler, name: &str, t: RecordType) -> (ResponseCode, usize) {
         let out = reply(
             s,
             &packet(9, name, t, true, false, Some((4096, false))),
@@ -785,7 +786,7 @@ mod packet_cache_tests {
 
     #[test]
     fn a_zone_change_invalidates() {
-        let s = fixture_server();
+        let s = fixture_handler();
         let (mut services, mut slices, _) = fixture_objects();
         let headless = "headless.default.svc.cluster.local.";
         let nginx = "nginx.default.svc.cluster.local.";
@@ -827,8 +828,8 @@ mod packet_cache_tests {
 
     #[test]
     fn edge_packets_take_the_full_path() {
-        let cached = fixture_server();
-        let uncached = fixture_server_with(PacketCache::new(0));
+        let cached = fixture_handler();
+        let uncached = fixture_handler_with(PacketCache::new(0));
         let plain = packet(
             0x1234,
             "nginx.default.svc.cluster.local.",
@@ -880,7 +881,7 @@ mod packet_cache_tests {
 
     #[test]
     fn servfail_before_sync_is_not_cached() {
-        let s = fixture_server();
+        let s = fixture_handler();
         s.metrics
             .ready
             .store(false, std::sync::atomic::Ordering::Release);
