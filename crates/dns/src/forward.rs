@@ -186,25 +186,6 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
 }
 
-fn bind_udp(netns: Option<&str>, addr: SocketAddr) -> Result<UdpSocket, DnsError> {
-    let std = match netns {
-        Some(ns) => svcnet_netns::NetNs::open(ns)
-            .and_then(|n| n.udp_bind(addr))
-            .map_err(|e| DnsError::BindFailed {
-                addr,
-                source: std::io::Error::other(e),
-            })?,
-        None => {
-            let s = std::net::UdpSocket::bind(addr)
-                .map_err(|source| DnsError::BindFailed { addr, source })?;
-            s.set_nonblocking(true)
-                .map_err(|source| DnsError::BindFailed { addr, source })?;
-            s
-        }
-    };
-    UdpSocket::from_std(std).map_err(|source| DnsError::BindFailed { addr, source })
-}
-
 fn spawn_receiver(sock: Arc<UdpSocket>, pending: Pending) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65535];
@@ -251,9 +232,7 @@ impl Forwarder {
             } else {
                 "[::]:0".parse().expect("valid")
             };
-            let std = bind_udp(netns.as_deref(), any)?
-                .into_std()
-                .map_err(|source| DnsError::BindFailed { addr: any, source })?;
+            let std = crate::bind::udp(netns.as_deref(), any)?;
             if let Err(e) = std.connect(up) {
                 // No route from this namespace (a resolver of the host seen from a node of
                 // `svcnet up`): names outside the cluster get SERVFAIL rather than no server.

@@ -1,10 +1,17 @@
-//! The DNS server: UDP and TCP listeners, one query path for both. A question in the cluster
-//! zone is answered from the current [`ClusterZone`] (SERVFAIL until the watches have synced);
-//! everything else goes to the [`Forwarder`]. Over UDP a response is cut to the client's EDNS0
-//! payload size (512 without EDNS0): additional records go first, then answers, and only
-//! dropping answers sets TC (as miekg/dns's `Truncate`, which CoreDNS uses); TCP gets it all.
-//! Answers from the zone to plain queries are kept, encoded, in the packet cache
+//! The request handler (hickory's `server/request_handler.rs`): what to answer, for UDP and TCP
+//! alike, without a socket — the transports ([`crate::transport`]) hand it bytes and send back
+//! what it returns. A question in the cluster zone is answered from the current
+//! [`crate::ClusterZone`] (SERVFAIL until the watches have synced); everything else goes to the
+//! [`Forwarder`]. Over UDP a response is cut to the client's EDNS0 payload size (512 without
+//! EDNS0): the longest prefix of answers, then authority, then additional records, and only
+//! dropping answers or authority sets TC (as miekg/dns's `Truncate`, which CoreDNS uses); TCP
+//! gets it all. Answers from the zone to plain queries are kept, encoded, in the packet cache
 //! ([`crate::packet_cache`]) and a repeated query is answered from there without being parsed.
+//!
+//! The path is split at its first wait: [`Handler::handle_now`] (parse, answer from the zone,
+//! encode; no I/O — what the UDP workers run per packet and the fuzz target feeds) and
+//! [`Handler::complete`] (only for names forwarded upstream or ExternalName targets outside the
+//! zone).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +19,7 @@ use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Proto, TypeLabel};
@@ -308,93 +314,6 @@ impl Handler {
             }
         }
     }
-}
-
-/// Serve UDP on `sock` until the process ends: `workers` OS threads loop on the shared socket —
-/// a blocking `recvmmsg` that returns as soon as one packet is there with whatever else is
-/// queued (up to 32), the answers, one `sendmmsg` — and answer cluster names right there,
-/// without a task, a wakeup or a copy per packet; only a query that waits on the forwarder
-/// becomes a task on the runtime this is called from. Must be called inside a tokio runtime.
-pub fn spawn_udp(
-    server: Arc<Handler>,
-    sock: std::net::UdpSocket,
-    workers: usize,
-) -> std::io::Result<()> {
-    sock.set_nonblocking(false)?;
-    let sock = Arc::new(sock);
-    let rt = tokio::runtime::Handle::current();
-    for i in 0..workers.max(1) {
-        let (server, sock, rt) = (server.clone(), sock.clone(), rt.clone());
-        std::thread::Builder::new()
-            .name(format!("dns-udp-{i}"))
-            .spawn(move || udp_worker(&server, &sock, &rt))?;
-    }
-    Ok(())
-}
-
-fn udp_worker(server: &Arc<Handler>, sock: &Arc<std::net::UdpSocket>, rt: &tokio::runtime::Handle) {
-    let mut batch = crate::udp::Batch::new();
-    let mut out = Vec::with_capacity(crate::udp::BATCH);
-    loop {
-        let n = match batch.recv(sock) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive");
-                continue;
-            }
-        };
-        for i in 0..n {
-            let (req, from) = batch.packet(i);
-            let Some(from) = from else { continue };
-            match server.handle_now(req, Proto::Udp) {
-                Step::Reply(Some(resp)) => out.push((resp, from)),
-                Step::Reply(None) => {}
-                Step::Later(p) => {
-                    let (server, sock) = (server.clone(), sock.clone());
-                    rt.spawn(async move {
-                        if let Some(resp) = server.complete(*p).await {
-                            // A UDP send does not wait for the peer; at worst for buffer space.
-                            let _ = sock.send_to(&resp, from);
-                        }
-                    });
-                }
-            }
-        }
-        crate::udp::send_all(sock, &out);
-        out.clear();
-    }
-}
-
-/// Serve DNS over TCP on `listener` until the process ends (length-prefixed messages, several
-/// per connection, answered in order).
-pub fn spawn_tcp(server: Arc<Handler>, listener: TcpListener) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _peer)) = listener.accept().await else {
-                continue;
-            };
-            let server = server.clone();
-            tokio::spawn(async move {
-                loop {
-                    let idle =
-                        tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_u16());
-                    let Ok(Ok(len)) = idle.await else { return };
-                    let mut buf = vec![0u8; len as usize];
-                    if conn.read_exact(&mut buf).await.is_err() {
-                        return;
-                    }
-                    let Some(resp) = server.handle(&buf, Proto::Tcp).await else {
-                        continue;
-                    };
-                    let mut framed = (resp.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&resp);
-                    if conn.write_all(&framed).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
 }
 
 /// The address a listener ended up on (for `:0`).

@@ -6,12 +6,13 @@
 //! Start with [`zone`] (the records, pure), then [`handler`] (the query path), [`watch`] (how
 //! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
 
+mod bind;
 pub mod forward;
 pub mod handler;
 pub mod metrics;
 pub mod packet_cache;
 pub mod testing;
-mod udp;
+pub mod transport;
 pub mod watch;
 pub mod zone;
 
@@ -94,21 +95,8 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
     let metrics = Arc::new(metrics::Metrics::default());
     let ns = cfg.netns.as_deref();
     let bind_err = |addr, e: std::io::Error| DnsError::BindFailed { addr, source: e };
-    let udp_std = match ns {
-        Some(n) => svcnet_netns::NetNs::open(n)
-            .and_then(|h| h.udp_bind(cfg.listen))
-            .map_err(|e| bind_err(cfg.listen, std::io::Error::other(e)))?,
-        None => {
-            let s = std::net::UdpSocket::bind(cfg.listen).map_err(|e| bind_err(cfg.listen, e))?;
-            s.set_nonblocking(true)
-                .map_err(|e| bind_err(cfg.listen, e))?;
-            s
-        }
-    };
-    let udp_addr = udp_std.local_addr().map_err(|e| bind_err(cfg.listen, e))?;
-    // TCP on the same port as UDP (matters with port 0).
-    let tcp = svcnet_netns::tokio_listener(ns, udp_addr).map_err(|e| bind_err(udp_addr, e))?;
-    let tcp_addr = tcp.local_addr().map_err(|e| bind_err(udp_addr, e))?;
+    let listeners = transport::Listeners::bind(cfg.listen, ns)?;
+    let (udp_addr, tcp_addr) = (listeners.udp_addr(), listeners.tcp_addr());
     let metrics_addr = match cfg.metrics_addr {
         Some(a) => {
             let l = svcnet_netns::tokio_listener(ns, a).map_err(|e| bind_err(a, e))?;
@@ -142,10 +130,7 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
         metrics: metrics.clone(),
         packet_cache: packet_cache::PacketCache::default(),
     });
-    // One UDP worker thread per core (at least 2, so a slow send never stalls the port).
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    handler::spawn_udp(handler.clone(), udp_std, workers).map_err(|e| bind_err(udp_addr, e))?;
-    handler::spawn_tcp(handler, tcp);
+    listeners.serve(handler)?;
     tokio::spawn(watch::run(client, zone_cfg, handle, metrics));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, upstreams = ?upstreams, domain = %cfg.cluster_domain, "serving DNS");
     Ok(Running {
