@@ -25,7 +25,7 @@
 //! pointers, hence its length — depends on the case pattern (e.g. the SOA owner
 //! `cluster.local.` of an NXDOMAIN is a pointer into the question
 //! `missing.default.svc.cluster.local.` but partly written out after
-//! `missing.default.svc.CLUSTER.local.`; see the server's packet cache tests). Patching the
+//! `missing.default.svc.CLUSTER.local.`; see the handler's packet cache tests). Patching the
 //! case of a cached response would not be what the full path sends; a differently-cased query
 //! is simply another entry.
 //!

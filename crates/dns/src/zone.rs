@@ -106,7 +106,7 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additional: Vec<Record>,
-    /// The answer ends in a CNAME to a name outside the zone: the server resolves that name
+    /// The answer ends in a CNAME to a name outside the zone: the handler resolves that name
     /// (same type) and appends its records, as CoreDNS does for ExternalName Services.
     pub chase: Option<Name>,
 }
