@@ -882,5 +882,4 @@ impl Contribution {
 }
 
 #[cfg(test)]
-#[path = "zone_tests.rs"]
 mod tests;
