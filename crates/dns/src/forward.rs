@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -257,10 +257,6 @@ impl Forwarder {
         })
     }
 
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        &self.upstreams
-    }
-
     /// Resolve `q` upstream (or from the cache). Err: no upstream answered (SERVFAIL).
     pub async fn resolve(&self, q: &Query, dnssec_ok: bool) -> Result<Message, DnsError> {
         let now = Instant::now();
@@ -403,16 +399,11 @@ pub fn query_bytes(
     m.to_vec()
 }
 
-/// For logs: the question as `name TYPE`.
-pub fn describe(name: &Name, t: RecordType) -> String {
-    format!("{name} {t}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::SOA;
-    use hickory_proto::rr::Record;
+    use hickory_proto::rr::{Name, Record};
 
     fn q(name: &str) -> Query {
         Query::query(Name::from_ascii(name).unwrap(), RecordType::A)

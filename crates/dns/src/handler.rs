@@ -13,13 +13,11 @@
 //! [`Handler::complete`] (only for names forwarded upstream or ExternalName targets outside the
 //! zone).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use tokio::net::UdpSocket;
 
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Proto, TypeLabel};
@@ -314,11 +312,6 @@ impl Handler {
             }
         }
     }
-}
-
-/// The address a listener ended up on (for `:0`).
-pub fn local_addr(sock: &UdpSocket) -> Option<SocketAddr> {
-    sock.local_addr().ok()
 }
 
 #[cfg(test)]

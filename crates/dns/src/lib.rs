@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-pub use zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
+pub use zone::{ClusterZone, PodMode, ZoneConfig};
 
 /// The crate's errors, named after the failed operation.
 #[derive(Debug, thiserror::Error)]

@@ -135,7 +135,8 @@ pub struct Metrics {
     /// Set once the watches have synced (`/ready`).
     pub ready: AtomicBool,
     /// The labelled children the query path uses, each resolved on first use (so `/metrics`
-    /// lists only label values seen, as before) and then reached without hashing labels.
+    /// lists only the label values seen, as `with_label_values` on every query would) and then
+    /// reached without hashing labels.
     requests_by: [[OnceLock<IntCounter>; TYPES]; 2],
     responses_by: [OnceLock<IntCounter>; RCODES.len()],
     duration_by: [OnceLock<Histogram>; TYPES],

@@ -41,10 +41,6 @@ impl ZoneHandle {
         }))
     }
 
-    pub fn current(&self) -> Arc<ClusterZone> {
-        self.current_with_generation().0
-    }
-
     /// The current zone and its generation (one consistent pair).
     pub fn current_with_generation(&self) -> (Arc<ClusterZone>, u64) {
         match self.0.zone.read() {

@@ -479,14 +479,6 @@ impl ClusterZone {
         ZoneBuilder::new(cfg).update(serial, services, slices, namespaces, pods)
     }
 
-    pub fn domain(&self) -> &str {
-        &self.cfg.domain
-    }
-
-    pub fn origin(&self) -> &Name {
-        &self.origin
-    }
-
     /// How many owner names the zone has (for logs and metrics).
     pub fn len(&self) -> usize {
         self.names.len()
