@@ -273,10 +273,7 @@ impl Forwarder {
                     if m.metadata.response_code == ResponseCode::ServFail
                         || m.metadata.response_code == ResponseCode::Refused =>
                 {
-                    last = DnsError::UpstreamFailed {
-                        upstream: *up,
-                        reason: m.metadata.response_code.to_string(),
-                    };
+                    last = DnsError::upstream_failed(*up, m.metadata.response_code);
                 }
                 Ok(m) => {
                     self.cache.put(q, dnssec_ok, &m, Instant::now());
@@ -296,10 +293,7 @@ impl Forwarder {
         q: &Query,
         dnssec_ok: bool,
     ) -> Result<Message, DnsError> {
-        let fail = |reason: String| DnsError::UpstreamFailed {
-            upstream: up,
-            reason,
-        };
+        let fail = |reason: String| DnsError::upstream_failed(up, reason);
         let s = self.socks.get(i).ok_or(DnsError::NoUpstream)?;
         let (tx, rx) = oneshot::channel();
         let id = {
@@ -348,10 +342,7 @@ impl Forwarder {
         q: &Query,
         dnssec_ok: bool,
     ) -> Result<Message, DnsError> {
-        let fail = |reason: String| DnsError::UpstreamFailed {
-            upstream: up,
-            reason,
-        };
+        let fail = |reason: String| DnsError::upstream_failed(up, reason);
         let work = async {
             let mut conn = match &self.netns {
                 Some(ns) => svcnet_netns::NetNs::open(ns)

@@ -40,6 +40,16 @@ pub enum DnsError {
     },
 }
 
+impl DnsError {
+    /// [`DnsError::UpstreamFailed`]: `upstream` did not answer, for `reason`.
+    fn upstream_failed(upstream: SocketAddr, reason: impl std::fmt::Display) -> Self {
+        DnsError::UpstreamFailed {
+            upstream,
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// `svcnet dns`'s settings.
 #[derive(Clone, Debug)]
 pub struct Config {
