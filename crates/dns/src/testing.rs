@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
@@ -107,6 +108,50 @@ pub fn fixture_objects() -> (Vec<Service>, Vec<EndpointSlice>, Vec<Namespace>) {
     (services, slices, nss)
 }
 
+/// Questions for the fixture zone: every kind of name it answers (a case-mixed one among them),
+/// names it does not have, and one outside it (forwarded).
+pub const FIXTURE_NAMES: &[&str] = &[
+    "nginx.default.svc.cluster.local.",
+    "NGINX.Default.SVC.cluster.local.",
+    "_http._tcp.nginx.default.svc.cluster.local.",
+    "_dns._udp.nginx.default.svc.cluster.local.",
+    "dual.default.svc.cluster.local.",
+    "headless.default.svc.cluster.local.",
+    "_http._tcp.headless.default.svc.cluster.local.",
+    "web-0.headless.default.svc.cluster.local.",
+    "10-244-1-3.headless.default.svc.cluster.local.",
+    "ext.default.svc.cluster.local.",
+    "inside.default.svc.cluster.local.",
+    "missing.default.svc.cluster.local.",
+    "default.svc.cluster.local.",
+    "svc.cluster.local.",
+    "cluster.local.",
+    "ns.dns.cluster.local.",
+    "dns-version.cluster.local.",
+    "10-244-1-3.default.pod.cluster.local.",
+    "fd00--1.default.pod.cluster.local.",
+    "20.0.96.10.in-addr.arpa.",
+    "1.2.244.10.in-addr.arpa.",
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+    "example.org.",
+];
+
+/// Question types for the fixture zone: those it has records of, the meta types, and MX (which
+/// no cluster name has).
+pub const FIXTURE_TYPES: &[RecordType] = &[
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::SRV,
+    RecordType::PTR,
+    RecordType::CNAME,
+    RecordType::TXT,
+    RecordType::SOA,
+    RecordType::NS,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::MX,
+];
+
 /// Feed `packet` through the query path over UDP and TCP; panic if what comes back is not a
 /// well-formed response to it: decodable, the request's ID, QR set, and within the UDP size
 /// limit (4096, the most this server accepts from EDNS0) over UDP. Each packet is asked twice
@@ -148,7 +193,7 @@ pub fn check_query(handler: &Handler, packet: &[u8]) {
 mod tests {
     use super::*;
     use hickory_proto::op::{Edns, MessageType, OpCode, Query};
-    use hickory_proto::rr::{DNSClass, Name, RecordType};
+    use hickory_proto::rr::{DNSClass, Name};
 
     /// xorshift64: deterministic, so a failure reproduces.
     struct Rng(u64);
@@ -166,52 +211,12 @@ mod tests {
         }
     }
 
-    const NAMES: &[&str] = &[
-        "nginx.default.svc.cluster.local.",
-        "NGINX.Default.SVC.cluster.local.",
-        "_http._tcp.nginx.default.svc.cluster.local.",
-        "_dns._udp.nginx.default.svc.cluster.local.",
-        "dual.default.svc.cluster.local.",
-        "headless.default.svc.cluster.local.",
-        "_http._tcp.headless.default.svc.cluster.local.",
-        "web-0.headless.default.svc.cluster.local.",
-        "10-244-1-3.headless.default.svc.cluster.local.",
-        "ext.default.svc.cluster.local.",
-        "inside.default.svc.cluster.local.",
-        "missing.default.svc.cluster.local.",
-        "default.svc.cluster.local.",
-        "svc.cluster.local.",
-        "cluster.local.",
-        "ns.dns.cluster.local.",
-        "dns-version.cluster.local.",
-        "10-244-1-3.default.pod.cluster.local.",
-        "fd00--1.default.pod.cluster.local.",
-        "20.0.96.10.in-addr.arpa.",
-        "1.2.244.10.in-addr.arpa.",
-        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
-        "example.org.",
-    ];
-
-    const TYPES: &[RecordType] = &[
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::SRV,
-        RecordType::PTR,
-        RecordType::CNAME,
-        RecordType::TXT,
-        RecordType::SOA,
-        RecordType::NS,
-        RecordType::ANY,
-        RecordType::AXFR,
-        RecordType::MX,
-    ];
-
     fn valid(r: &mut Rng) -> Vec<u8> {
         let mut m = Message::new(r.next() as u16, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = r.next().is_multiple_of(2);
         let mut q = Query::query(
-            Name::from_ascii(NAMES[r.below(NAMES.len())]).unwrap(),
-            TYPES[r.below(TYPES.len())],
+            Name::from_ascii(FIXTURE_NAMES[r.below(FIXTURE_NAMES.len())]).unwrap(),
+            FIXTURE_TYPES[r.below(FIXTURE_TYPES.len())],
         );
         if r.next().is_multiple_of(10) {
             q.set_query_class(DNSClass::CH);

@@ -184,55 +184,33 @@ async fn edns0_is_answered_with_opt() {
 /// The packet cache against the full path: every kind of answer of the fixture zone.
 mod packet_cache {
     use super::*;
-    use crate::testing::{fixture_handler, fixture_handler_with, fixture_objects};
+    use crate::testing::{
+        fixture_handler, fixture_handler_with, fixture_objects, FIXTURE_NAMES, FIXTURE_TYPES,
+    };
     use crate::zone::{ClusterZone, PodMode, ZoneConfig};
 
-    const NAMES: &[&str] = &[
-        "nginx.default.svc.cluster.local.",
-        "NGINX.Default.SVC.cluster.local.",
+    /// More spellings of the fixture's names (the packet cache keys the case as sent) and the
+    /// PTR name of the dual-stack Service's IPv6 address.
+    const MORE_NAMES: &[&str] = &[
         "nGiNx.dEfAuLt.svc.CLUSTER.local.",
-        "_http._tcp.nginx.default.svc.cluster.local.",
         "_http._tcp.NGINX.default.svc.cluster.local.",
-        "_dns._udp.nginx.default.svc.cluster.local.",
-        "dual.default.svc.cluster.local.",
-        "headless.default.svc.cluster.local.",
         "Headless.Default.svc.cluster.local.",
-        "_http._tcp.headless.default.svc.cluster.local.",
-        "web-0.headless.default.svc.cluster.local.",
-        "10-244-1-3.headless.default.svc.cluster.local.",
-        "ext.default.svc.cluster.local.",
-        "inside.default.svc.cluster.local.",
         "Inside.default.svc.cluster.local.",
-        "missing.default.svc.cluster.local.",
         "MISSING.default.svc.cluster.local.",
-        "default.svc.cluster.local.",
-        "svc.cluster.local.",
-        "cluster.local.",
         "Cluster.Local.",
-        "ns.dns.cluster.local.",
-        "dns-version.cluster.local.",
         "DNS-Version.cluster.local.",
-        "10-244-1-3.default.pod.cluster.local.",
-        "fd00--1.default.pod.cluster.local.",
-        "20.0.96.10.in-addr.arpa.",
         "20.0.96.10.IN-ADDR.ARPA.",
-        "1.2.244.10.in-addr.arpa.",
         "1.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
-        "example.org.",
     ];
 
-    const TYPES: &[RecordType] = &[
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::SRV,
-        RecordType::PTR,
-        RecordType::CNAME,
-        RecordType::TXT,
-        RecordType::SOA,
-        RecordType::NS,
-        RecordType::MX,
-        RecordType::ANY,
-    ];
+    /// The fixture's question types but AXFR (refused with NOTIMP, never from the zone, so
+    /// never cached).
+    fn types() -> impl Iterator<Item = RecordType> {
+        FIXTURE_TYPES
+            .iter()
+            .copied()
+            .filter(|t| *t != RecordType::AXFR)
+    }
 
     /// (EDNS payload size, DO bit); None: no EDNS.
     const EDNS: &[Option<(u16, bool)>] = &[
@@ -280,8 +258,8 @@ mod packet_cache {
         let uncached = fixture_handler_with(PacketCache::new(0));
         let (mut hits, mut truncated, mut cased) = (0u64, 0, 0);
         let mut rcodes = std::collections::HashSet::new();
-        for name in NAMES {
-            for &t in TYPES {
+        for name in FIXTURE_NAMES.iter().chain(MORE_NAMES) {
+            for t in types() {
                 for &edns in EDNS {
                     for (rd, cd) in [(true, false), (false, false), (true, true)] {
                         for proto in [Proto::Udp, Proto::Tcp] {
