@@ -20,6 +20,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::Resolver;
 use support::{eventually, ApiServer, SVCNET};
+use svcnet_netns::testing;
 
 /// A free port on 127.0.0.1 for both UDP and TCP.
 fn free_port() -> u16 {
@@ -921,26 +922,16 @@ fn metrics_health_and_ready() {
     }
 }
 
-/// Deletes the test's network namespace (and whatever still runs in it) however the test ends.
-struct NsGuard(String);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = svcnet_netns::NetNs::delete(&self.0);
-    }
-}
-
 /// `svcnet dns --netns`: the listeners and the forwarder's sockets live in a named network
 /// namespace (as on a node of `svcnet up`), while the watches reach the API server from here.
 #[test]
 fn serves_and_forwards_inside_a_named_network_namespace() {
-    if let Err(e) = svcnet_netns::check_privileges() {
-        eprintln!("skipped: {e}");
+    if !testing::can_run(&["ip", "dig", "curl"]) {
         return;
     }
-    let ns = format!("svcnet-t-dns-{}", std::process::id());
-    let _guard = NsGuard(ns.clone());
-    svcnet_netns::NetNs::create(&ns).expect("creating the test namespace");
+    // Deleted (with whatever still runs in it) however the test ends.
+    let scratch = testing::ScratchNetns::new("dns").expect("creating the test namespace");
+    let ns = scratch.name().to_string();
     let api = ApiServer::start();
     let out = api.kubectl_stdin(&["create", "-f", "-"], FIXTURE);
     assert!(
