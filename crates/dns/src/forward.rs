@@ -44,7 +44,7 @@ pub fn resolv_conf_nameservers(path: &Path) -> Vec<SocketAddr> {
 }
 
 /// The resolv.conf of a named network namespace (`ip netns exec`'s convention:
-/// /etc/netns/<name>/resolv.conf when it exists), else /etc/resolv.conf.
+/// `/etc/netns/<name>/resolv.conf` when it exists), else `/etc/resolv.conf`.
 pub fn default_upstreams(netns: Option<&str>) -> Vec<SocketAddr> {
     if let Some(ns) = netns {
         let p = Path::new("/etc/netns").join(ns).join("resolv.conf");

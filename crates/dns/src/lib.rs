@@ -3,8 +3,51 @@
 //! EndpointSlice and Namespace watches, and everything else forwarded to upstream resolvers
 //! behind a cache. hickory-proto does the wire format; the zone logic is ours.
 //!
-//! Start with [`zone`] (the records, pure), then [`handler`] (the query path), [`watch`] (how
-//! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
+//! # Where each part of the specification is answered
+//!
+//! The records are indexed by [`zone`] (pure: objects in, answers out) and the rest of a reply
+//! is the [`handler`]'s; the zone's unit tests (`zone/tests.rs`) are grouped by the same
+//! sections, and `tests/dns_conformance.rs` asks them of the real binary with `dig`.
+//!
+//! - 2.2 schema version, `dns-version.<zone>` TXT; the zone apex's SOA and NS, `ns.dns.<zone>`:
+//!   the fixed names of [`zone::ZoneBuilder::new`], answered by [`zone::ClusterZone::answer`].
+//! - 2.3 ClusterIP Services — 2.3.1 A/AAAA, 2.3.2 SRV for each named port, 2.3.3 PTR — and
+//!   2.4 headless Services — 2.4.1 A/AAAA of each ready endpoint (every one with
+//!   `publishNotReadyAddresses`) and of each endpoint by hostname or dashed IP, 2.4.2 SRV,
+//!   2.4.3 PTR: one Service's names are computed in `Contribution::add_service` ([`zone`]),
+//!   once per change of the Service or its slices ([`zone::ZoneBuilder::update`]).
+//! - 2.5.1 ExternalName, a CNAME: followed inside the zone by the zone itself; a target outside
+//!   is resolved by [`handler::Handler::complete`] through the [`forward`]er.
+//! - `<ns>.svc.<zone>` exists iff the Namespace does (as CoreDNS): [`zone::ZoneBuilder::update`].
+//! - Pod records (CoreDNS's `pods insecure|verified`, `<a-b-c-d>.<ns>.pod.<zone>`): computed from
+//!   the name at query time, `ClusterZone::answer_pod` ([`zone`]).
+//! - What the specification leaves to CoreDNS — NXDOMAIN vs NODATA with its SOA, SRV weights,
+//!   case-insensitive names: [`zone::ClusterZone::answer`]; the question's case echoed, FORMERR,
+//!   NOTIMP, BADVERS, SERVFAIL until the watches have synced, and truncation to the client's
+//!   EDNS0 size over UDP (miekg/dns's `Truncate`): [`handler`].
+//! - Names outside the zone: [`forward`] (CoreDNS's `forward` and `cache`).
+//! - Metrics with CoreDNS's names, `/health` and `/ready`: [`metrics`].
+//!
+//! # The parts, and what each may import
+//!
+//! - [`zone`]: the records (pure, no I/O). Imports nothing of the crate.
+//! - [`metrics`]: metric names and label tables (CoreDNS's `plugin/metrics/vars`), the HTTP
+//!   endpoints. Imports nothing of the crate.
+//! - [`watch`]: kube-rs reflectors (`svcnet_informer::reflector::spawn_waking`) and the loop that
+//!   rebuilds the zone and swaps it into the [`watch::ZoneHandle`]. Imports `zone`, `metrics`.
+//! - [`packet_cache`]: encoded answers to repeated plain queries. Imports `metrics`.
+//! - [`forward`]: upstream resolvers and their TTL cache. Imports `metrics` and `bind`.
+//! - [`handler`]: the request handler, what to answer (hickory's `request_handler.rs`).
+//!   Imports `watch::ZoneHandle` (the current zone), `forward`, `packet_cache`, `metrics` —
+//!   never a socket, never `transport`.
+//! - [`transport`]: the UDP and TCP listeners (hickory's `server/transport/`); only hands
+//!   bytes to the handler. Imports `handler`, `metrics`, `bind`.
+//! - `bind`: a UDP socket in the node's network namespace, for `transport` and `forward`.
+//! - [`testing`]: the fixture zone and the query check of the fuzz target (`crates/dns/fuzz`).
+//! - This file: [`Config`], and [`start`] / [`run`], which bind, build and wire the parts.
+//!
+//! Like every client of the API, this crate reaches it only through kube-rs: it never imports
+//! the API server or the store.
 
 mod bind;
 pub mod forward;

@@ -1,5 +1,5 @@
 //! DNS over UDP (hickory's `server/transport/udp`): worker threads on the shared socket, each
-//! receiving a batch ([`mmsg`]), answering what it can at once through the handler and sending
+//! receiving a batch (`mmsg.rs`), answering what it can at once through the handler and sending
 //! the answers back in one batch; only a query that waits on the forwarder becomes a task.
 
 use std::sync::Arc;
