@@ -39,17 +39,20 @@ pub enum PodMode {
     Verified,
 }
 
-impl std::str::FromStr for PodMode {
-    type Err = String;
+/// Parsing a [`PodMode`] failed: not one of its names.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pods mode {0:?}: use disabled, insecure or verified")]
+pub struct UnknownPodMode(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for PodMode {
+    type Err = UnknownPodMode;
+
+    fn from_str(s: &str) -> Result<Self, UnknownPodMode> {
         match s {
             "disabled" => Ok(PodMode::Disabled),
             "insecure" => Ok(PodMode::Insecure),
             "verified" => Ok(PodMode::Verified),
-            other => Err(format!(
-                "unknown pods mode {other:?}: use disabled, insecure or verified"
-            )),
+            other => Err(UnknownPodMode(other.to_string())),
         }
     }
 }
