@@ -20,6 +20,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::Resolver;
 use support::{eventually, ApiServer, SVCNET};
+use svcnet_netns::testing;
 
 /// A free port on 127.0.0.1 for both UDP and TCP.
 fn free_port() -> u16 {
@@ -41,9 +42,15 @@ struct Dns {
 }
 
 impl Dns {
-    fn start(kubeconfig: &Path, dir: &Path, tag: &str, args: &[&str]) -> Dns {
-        let port = free_port();
-        let metrics: SocketAddr = ("127.0.0.1".parse::<IpAddr>().unwrap(), free_port()).into();
+    /// `svcnet dns` on 127.0.0.1:`port` (metrics on `metrics`), its log in `dir`; not waited for.
+    fn spawn(
+        kubeconfig: &Path,
+        dir: &Path,
+        tag: &str,
+        port: u16,
+        metrics: SocketAddr,
+        args: &[&str],
+    ) -> Dns {
         let log = dir.join(format!("dns-{tag}.log"));
         let child = Command::new(SVCNET)
             .arg("dns")
@@ -57,12 +64,18 @@ impl Dns {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting svcnet dns");
-        let d = Dns {
+        Dns {
             child,
             port,
             metrics,
             log,
-        };
+        }
+    }
+
+    /// [`Dns::spawn`] on free ports, waiting until it answers.
+    fn start(kubeconfig: &Path, dir: &Path, tag: &str, args: &[&str]) -> Dns {
+        let metrics: SocketAddr = ("127.0.0.1".parse::<IpAddr>().unwrap(), free_port()).into();
+        let d = Dns::spawn(kubeconfig, dir, tag, free_port(), metrics, args);
         // Listening: a name of its own domain gets an answer (SERVFAIL until synced).
         let domain = args
             .iter()
@@ -135,18 +148,16 @@ impl Dig {
 
     /// NOERROR, no answer, the cluster SOA in authority.
     fn assert_nodata(&self) {
-        assert_eq!(self.status, "NOERROR", "{}", self.raw);
-        assert!(self.answer.is_empty(), "{}", self.raw);
-        assert!(
-            self.authority.len() == 1 && self.authority[0].contains(" SOA "),
-            "{}",
-            self.raw
-        );
-        assert!(self.has_flag("aa"), "{}", self.raw);
+        self.assert_negative("NOERROR");
     }
 
     fn assert_nxdomain(&self) {
-        assert_eq!(self.status, "NXDOMAIN", "{}", self.raw);
+        self.assert_negative("NXDOMAIN");
+    }
+
+    /// `status`, no answer, the cluster SOA in authority, authoritative.
+    fn assert_negative(&self, status: &str) {
+        assert_eq!(self.status, status, "{}", self.raw);
         assert!(self.answer.is_empty(), "{}", self.raw);
         assert!(
             self.authority.len() == 1 && self.authority[0].contains(" SOA "),
@@ -158,7 +169,20 @@ impl Dig {
 }
 
 fn dig(port: u16, args: &[&str]) -> Dig {
-    let out = Command::new("dig")
+    dig_in(None, port, args)
+}
+
+/// [`dig`] run inside the named network namespace (None: here).
+fn dig_in(netns: Option<&str>, port: u16, args: &[&str]) -> Dig {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "dig"]);
+            c
+        }
+        None => Command::new("dig"),
+    };
+    let out = cmd
         .args(["@127.0.0.1", "-p", &port.to_string()])
         .args(["+norec", "+time=2", "+tries=1", "+nocookie"])
         .args(args)
@@ -282,7 +306,22 @@ struct Fixture {
     dns: Dns,
 }
 
-const FIXTURE: &str = r#"
+/// The fixture objects: Services of every kind (ClusterIP, headless with and without
+/// hostnames, headless with only not-ready endpoints, published or not, ExternalName in and
+/// out of the zone), their EndpointSlices, and an empty Namespace.
+fn fixture() -> String {
+    [
+        FIXTURE_HEAD,
+        &headless_not_ready("notready", "10.244.1.9", false),
+        &headless_not_ready("published", "10.244.2.9", true),
+        &external_name("ext", "far.default.svc.example.org"),
+        &external_name("alias", "nginx.default.svc.cluster.local"),
+        FIXTURE_TAIL,
+    ]
+    .concat()
+}
+
+const FIXTURE_HEAD: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: nginx, namespace: default}
@@ -316,60 +355,55 @@ endpoints:
   conditions: {ready: false}
 ports: [{name: http, port: 8080, protocol: TCP}]
 ---
-apiVersion: v1
+"#;
+
+/// A headless Service on port 80 whose one endpoint, `ip`, is not ready, with
+/// `publishNotReadyAddresses` when `publish`.
+fn headless_not_ready(name: &str, ip: &str, publish: bool) -> String {
+    let publish = if publish {
+        "\n  publishNotReadyAddresses: true"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: v1
 kind: Service
-metadata: {name: notready, namespace: default}
+metadata: {{name: {name}, namespace: default}}
 spec:
-  clusterIP: None
-  ports: [{port: 80}]
+  clusterIP: None{publish}
+  ports: [{{port: 80}}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: notready-abc
+  name: {name}-abc
   namespace: default
-  labels: {kubernetes.io/service-name: notready}
+  labels: {{kubernetes.io/service-name: {name}}}
 addressType: IPv4
 endpoints:
-- addresses: [10.244.1.9]
-  conditions: {ready: false}
-ports: [{port: 80}]
+- addresses: [{ip}]
+  conditions: {{ready: false}}
+ports: [{{port: 80}}]
 ---
-apiVersion: v1
+"#
+    )
+}
+
+/// An ExternalName Service pointing at `target`.
+fn external_name(name: &str, target: &str) -> String {
+    format!(
+        r#"apiVersion: v1
 kind: Service
-metadata: {name: published, namespace: default}
-spec:
-  clusterIP: None
-  publishNotReadyAddresses: true
-  ports: [{port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: published-abc
-  namespace: default
-  labels: {kubernetes.io/service-name: published}
-addressType: IPv4
-endpoints:
-- addresses: [10.244.2.9]
-  conditions: {ready: false}
-ports: [{port: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext, namespace: default}
+metadata: {{name: {name}, namespace: default}}
 spec:
   type: ExternalName
-  externalName: far.default.svc.example.org
+  externalName: {target}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: alias, namespace: default}
-spec:
-  type: ExternalName
-  externalName: nginx.default.svc.cluster.local
----
-apiVersion: v1
+"#
+    )
+}
+
+const FIXTURE_TAIL: &str = r#"apiVersion: v1
 kind: Namespace
 metadata: {name: quiet}
 ---
@@ -381,15 +415,21 @@ spec:
   ports: [{port: 80}]
 "#;
 
+/// An API server holding the [`fixture`] objects.
+fn api_with_fixture() -> ApiServer {
+    let api = ApiServer::start();
+    let out = api.kubectl_stdin(&["create", "-f", "-"], &fixture());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    api
+}
+
 impl Fixture {
     fn new(dns_args: &[&str]) -> Fixture {
-        let api = ApiServer::start();
-        let out = api.kubectl_stdin(&["create", "-f", "-"], FIXTURE);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let api = api_with_fixture();
         let dir = api.dir.path().to_path_buf();
         let closed = format!("127.0.0.1:{}", free_port());
         let upstream = Dns::start_ready(
@@ -921,54 +961,22 @@ fn metrics_health_and_ready() {
     }
 }
 
-/// Deletes the test's network namespace (and whatever still runs in it) however the test ends.
-struct NsGuard(String);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = svcnet_netns::NetNs::delete(&self.0);
-    }
-}
-
 /// `svcnet dns --netns`: the listeners and the forwarder's sockets live in a named network
 /// namespace (as on a node of `svcnet up`), while the watches reach the API server from here.
 #[test]
 fn serves_and_forwards_inside_a_named_network_namespace() {
-    if let Err(e) = svcnet_netns::check_privileges() {
-        eprintln!("skipped: {e}");
+    if !testing::can_run(&["ip", "dig", "curl"]) {
         return;
     }
-    let ns = format!("svcnet-t-dns-{}", std::process::id());
-    let _guard = NsGuard(ns.clone());
-    svcnet_netns::NetNs::create(&ns).expect("creating the test namespace");
-    let api = ApiServer::start();
-    let out = api.kubectl_stdin(&["create", "-f", "-"], FIXTURE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Deleted (with whatever still runs in it) however the test ends.
+    let scratch = testing::ScratchNetns::new("dns").expect("creating the test namespace");
+    let ns = scratch.name().to_string();
+    let api = api_with_fixture();
     let dir = api.dir.path().to_path_buf();
     let spawn = |tag: &str, port: u16, args: &[&str]| {
-        let log = dir.join(format!("dns-{tag}.log"));
-        let child = Command::new(SVCNET)
-            .arg("dns")
-            .arg("--kubeconfig")
-            .arg(&api.kubeconfig)
-            .args(["--netns", &ns])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", port + 1)])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting svcnet dns");
-        Dns {
-            child,
-            port,
-            metrics: ([127, 0, 0, 1], port + 1).into(),
-            log,
-        }
+        let args = [&["--netns", ns.as_str()], args].concat();
+        let metrics = ([127, 0, 0, 1], port + 1).into();
+        Dns::spawn(&api.kubeconfig, &dir, tag, port, metrics, &args)
     };
     // Inside the namespace every port is free: no host port is used.
     let upstream = spawn(
@@ -982,23 +990,7 @@ fn serves_and_forwards_inside_a_named_network_namespace() {
         ],
     );
     let dns = spawn("main", 53, &["--upstream", "127.0.0.1:5301"]);
-    let dig_in = |port: u16, args: &[&str]| {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                "dig",
-                "@127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .args(["+norec", "+time=2", "+tries=1", "+nocookie"])
-            .args(args)
-            .output()
-            .unwrap();
-        parse_dig(&String::from_utf8_lossy(&out.stdout))
-    };
+    let dig_in = |port: u16, args: &[&str]| dig_in(Some(&ns), port, args);
     for (d, name) in [
         (&upstream, "dns-version.example.org"),
         (&dns, "dns-version.cluster.local"),

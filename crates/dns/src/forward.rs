@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -44,7 +44,7 @@ pub fn resolv_conf_nameservers(path: &Path) -> Vec<SocketAddr> {
 }
 
 /// The resolv.conf of a named network namespace (`ip netns exec`'s convention:
-/// /etc/netns/<name>/resolv.conf when it exists), else /etc/resolv.conf.
+/// `/etc/netns/<name>/resolv.conf` when it exists), else `/etc/resolv.conf`.
 pub fn default_upstreams(netns: Option<&str>) -> Vec<SocketAddr> {
     if let Some(ns) = netns {
         let p = Path::new("/etc/netns").join(ns).join("resolv.conf");
@@ -186,25 +186,6 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
 }
 
-fn bind_udp(netns: Option<&str>, addr: SocketAddr) -> Result<UdpSocket, DnsError> {
-    let std = match netns {
-        Some(ns) => svcnet_netns::NetNs::open(ns)
-            .and_then(|n| n.udp_bind(addr))
-            .map_err(|e| DnsError::BindFailed {
-                addr,
-                source: std::io::Error::other(e),
-            })?,
-        None => {
-            let s = std::net::UdpSocket::bind(addr)
-                .map_err(|source| DnsError::BindFailed { addr, source })?;
-            s.set_nonblocking(true)
-                .map_err(|source| DnsError::BindFailed { addr, source })?;
-            s
-        }
-    };
-    UdpSocket::from_std(std).map_err(|source| DnsError::BindFailed { addr, source })
-}
-
 fn spawn_receiver(sock: Arc<UdpSocket>, pending: Pending) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65535];
@@ -251,9 +232,7 @@ impl Forwarder {
             } else {
                 "[::]:0".parse().expect("valid")
             };
-            let std = bind_udp(netns.as_deref(), any)?
-                .into_std()
-                .map_err(|source| DnsError::BindFailed { addr: any, source })?;
+            let std = crate::bind::udp(netns.as_deref(), any)?;
             if let Err(e) = std.connect(up) {
                 // No route from this namespace (a resolver of the host seen from a node of
                 // `svcnet up`): names outside the cluster get SERVFAIL rather than no server.
@@ -278,10 +257,6 @@ impl Forwarder {
         })
     }
 
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        &self.upstreams
-    }
-
     /// Resolve `q` upstream (or from the cache). Err: no upstream answered (SERVFAIL).
     pub async fn resolve(&self, q: &Query, dnssec_ok: bool) -> Result<Message, DnsError> {
         let now = Instant::now();
@@ -298,10 +273,7 @@ impl Forwarder {
                     if m.metadata.response_code == ResponseCode::ServFail
                         || m.metadata.response_code == ResponseCode::Refused =>
                 {
-                    last = DnsError::UpstreamFailed {
-                        upstream: *up,
-                        reason: m.metadata.response_code.to_string(),
-                    };
+                    last = DnsError::upstream_failed(*up, m.metadata.response_code);
                 }
                 Ok(m) => {
                     self.cache.put(q, dnssec_ok, &m, Instant::now());
@@ -321,10 +293,7 @@ impl Forwarder {
         q: &Query,
         dnssec_ok: bool,
     ) -> Result<Message, DnsError> {
-        let fail = |reason: String| DnsError::UpstreamFailed {
-            upstream: up,
-            reason,
-        };
+        let fail = |reason: String| DnsError::upstream_failed(up, reason);
         let s = self.socks.get(i).ok_or(DnsError::NoUpstream)?;
         let (tx, rx) = oneshot::channel();
         let id = {
@@ -373,10 +342,7 @@ impl Forwarder {
         q: &Query,
         dnssec_ok: bool,
     ) -> Result<Message, DnsError> {
-        let fail = |reason: String| DnsError::UpstreamFailed {
-            upstream: up,
-            reason,
-        };
+        let fail = |reason: String| DnsError::upstream_failed(up, reason);
         let work = async {
             let mut conn = match &self.netns {
                 Some(ns) => svcnet_netns::NetNs::open(ns)
@@ -424,16 +390,11 @@ pub fn query_bytes(
     m.to_vec()
 }
 
-/// For logs: the question as `name TYPE`.
-pub fn describe(name: &Name, t: RecordType) -> String {
-    format!("{name} {t}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::SOA;
-    use hickory_proto::rr::Record;
+    use hickory_proto::rr::{Name, Record};
 
     fn q(name: &str) -> Query {
         Query::query(Name::from_ascii(name).unwrap(), RecordType::A)

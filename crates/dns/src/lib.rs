@@ -3,15 +3,59 @@
 //! EndpointSlice and Namespace watches, and everything else forwarded to upstream resolvers
 //! behind a cache. hickory-proto does the wire format; the zone logic is ours.
 //!
-//! Start with [`zone`] (the records, pure), then [`server`] (the query path), [`watch`] (how
-//! the zone follows the cluster) and [`forward`] (upstreams and cache). [`run`] wires them.
+//! # Where each part of the specification is answered
+//!
+//! The records are indexed by [`zone`] (pure: objects in, answers out) and the rest of a reply
+//! is the [`handler`]'s; the zone's unit tests (`zone/tests.rs`) are grouped by the same
+//! sections, and `tests/dns_conformance.rs` asks them of the real binary with `dig`.
+//!
+//! - 2.2 schema version, `dns-version.<zone>` TXT; the zone apex's SOA and NS, `ns.dns.<zone>`:
+//!   the fixed names of [`zone::ZoneBuilder::new`], answered by [`zone::ClusterZone::answer`].
+//! - 2.3 ClusterIP Services — 2.3.1 A/AAAA, 2.3.2 SRV for each named port, 2.3.3 PTR — and
+//!   2.4 headless Services — 2.4.1 A/AAAA of each ready endpoint (every one with
+//!   `publishNotReadyAddresses`) and of each endpoint by hostname or dashed IP, 2.4.2 SRV,
+//!   2.4.3 PTR: one Service's names are computed in `Contribution::add_service` ([`zone`]),
+//!   once per change of the Service or its slices ([`zone::ZoneBuilder::update`]).
+//! - 2.5.1 ExternalName, a CNAME: followed inside the zone by the zone itself; a target outside
+//!   is resolved by [`handler::Handler::complete`] through the [`forward`]er.
+//! - `<ns>.svc.<zone>` exists iff the Namespace does (as CoreDNS): [`zone::ZoneBuilder::update`].
+//! - Pod records (CoreDNS's `pods insecure|verified`, `<a-b-c-d>.<ns>.pod.<zone>`): computed from
+//!   the name at query time, `ClusterZone::answer_pod` ([`zone`]).
+//! - What the specification leaves to CoreDNS — NXDOMAIN vs NODATA with its SOA, SRV weights,
+//!   case-insensitive names: [`zone::ClusterZone::answer`]; the question's case echoed, FORMERR,
+//!   NOTIMP, BADVERS, SERVFAIL until the watches have synced, and truncation to the client's
+//!   EDNS0 size over UDP (miekg/dns's `Truncate`): [`handler`].
+//! - Names outside the zone: [`forward`] (CoreDNS's `forward` and `cache`).
+//! - Metrics with CoreDNS's names, `/health` and `/ready`: [`metrics`].
+//!
+//! # The parts, and what each may import
+//!
+//! - [`zone`]: the records (pure, no I/O). Imports nothing of the crate.
+//! - [`metrics`]: metric names and label tables (CoreDNS's `plugin/metrics/vars`), the HTTP
+//!   endpoints. Imports nothing of the crate.
+//! - [`watch`]: kube-rs reflectors (`svcnet_informer::reflector::spawn_waking`) and the loop that
+//!   rebuilds the zone and swaps it into the [`watch::ZoneHandle`]. Imports `zone`, `metrics`.
+//! - [`packet_cache`]: encoded answers to repeated plain queries. Imports `metrics`.
+//! - [`forward`]: upstream resolvers and their TTL cache. Imports `metrics` and `bind`.
+//! - [`handler`]: the request handler, what to answer (hickory's `request_handler.rs`).
+//!   Imports `watch::ZoneHandle` (the current zone), `forward`, `packet_cache`, `metrics` —
+//!   never a socket, never `transport`.
+//! - [`transport`]: the UDP and TCP listeners (hickory's `server/transport/`); only hands
+//!   bytes to the handler. Imports `handler`, `metrics`, `bind`.
+//! - `bind`: a UDP socket in the node's network namespace, for `transport` and `forward`.
+//! - [`testing`]: the fixture zone and the query check of the fuzz target (`crates/dns/fuzz`).
+//! - This file: [`Config`], and [`start`] / [`run`], which bind, build and wire the parts.
+//!
+//! Like every client of the API, this crate reaches it only through kube-rs: it never imports
+//! the API server or the store.
 
-pub mod cache;
+mod bind;
 pub mod forward;
+pub mod handler;
 pub mod metrics;
-pub mod server;
+pub mod packet_cache;
 pub mod testing;
-mod udp;
+pub mod transport;
 pub mod watch;
 pub mod zone;
 
@@ -20,7 +64,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-pub use zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
+pub use zone::{ClusterZone, PodMode, ZoneConfig};
 
 /// The crate's errors, named after the failed operation.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +81,16 @@ pub enum DnsError {
         upstream: SocketAddr,
         reason: String,
     },
+}
+
+impl DnsError {
+    /// [`DnsError::UpstreamFailed`]: `upstream` did not answer, for `reason`.
+    fn upstream_failed(upstream: SocketAddr, reason: impl std::fmt::Display) -> Self {
+        DnsError::UpstreamFailed {
+            upstream,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// `svcnet dns`'s settings.
@@ -94,21 +148,8 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
     let metrics = Arc::new(metrics::Metrics::default());
     let ns = cfg.netns.as_deref();
     let bind_err = |addr, e: std::io::Error| DnsError::BindFailed { addr, source: e };
-    let udp_std = match ns {
-        Some(n) => svcnet_netns::NetNs::open(n)
-            .and_then(|h| h.udp_bind(cfg.listen))
-            .map_err(|e| bind_err(cfg.listen, std::io::Error::other(e)))?,
-        None => {
-            let s = std::net::UdpSocket::bind(cfg.listen).map_err(|e| bind_err(cfg.listen, e))?;
-            s.set_nonblocking(true)
-                .map_err(|e| bind_err(cfg.listen, e))?;
-            s
-        }
-    };
-    let udp_addr = udp_std.local_addr().map_err(|e| bind_err(cfg.listen, e))?;
-    // TCP on the same port as UDP (matters with port 0).
-    let tcp = svcnet_netns::tokio_listener(ns, udp_addr).map_err(|e| bind_err(udp_addr, e))?;
-    let tcp_addr = tcp.local_addr().map_err(|e| bind_err(udp_addr, e))?;
+    let listeners = transport::Listeners::bind(cfg.listen, ns)?;
+    let (udp_addr, tcp_addr) = (listeners.udp_addr(), listeners.tcp_addr());
     let metrics_addr = match cfg.metrics_addr {
         Some(a) => {
             let l = svcnet_netns::tokio_listener(ns, a).map_err(|e| bind_err(a, e))?;
@@ -136,16 +177,13 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
         cfg.cache_size,
         metrics.clone(),
     )?;
-    let server = Arc::new(server::Server {
+    let handler = Arc::new(handler::Handler {
         zone: handle.clone(),
         forwarder,
         metrics: metrics.clone(),
-        packet_cache: cache::PacketCache::default(),
+        packet_cache: packet_cache::PacketCache::default(),
     });
-    // One UDP worker thread per core (at least 2, so a slow send never stalls the port).
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    server::spawn_udp(server.clone(), udp_std, workers).map_err(|e| bind_err(udp_addr, e))?;
-    server::spawn_tcp(server, tcp);
+    listeners.serve(handler)?;
     tokio::spawn(watch::run(client, zone_cfg, handle, metrics));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, upstreams = ?upstreams, domain = %cfg.cluster_domain, "serving DNS");
     Ok(Running {

@@ -1,5 +1,9 @@
-//! `/metrics` (Prometheus text, with CoreDNS's metric names), `/health` (200 while the process
-//! serves) and `/ready` (200 once the watches have synced, 503 before, as CoreDNS's `ready`).
+//! The DNS server's metrics, with CoreDNS's names and labels, and the label tables (`proto`,
+//! `type`, `rcode`) the query path and the packet cache count with — kept here as CoreDNS keeps
+//! them in `plugin/metrics/vars`, so everything that counts imports this module and this module
+//! imports nothing of the crate. Also the HTTP side: `/metrics` (Prometheus text), `/health`
+//! (200 while the process serves) and `/ready` (200 once the watches have synced, 503 before,
+//! as CoreDNS's `ready`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -8,12 +12,89 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
-use crate::server::{rcode_label, Proto, TypeLabel, TYPE_LABELS};
+/// The transport a query came over: the `proto` label of `coredns_dns_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    pub fn label(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
+/// The rcode as CoreDNS labels it (miekg/dns's `RcodeToString`).
+pub fn rcode_label(r: ResponseCode) -> String {
+    match r {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADVERS".into(),
+        other => u16::from(other).to_string(),
+    }
+}
+
+/// The `type` label of the request metrics (CoreDNS's: the common types by name, the rest
+/// `other`), as an index so the metric children are resolved once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeLabel {
+    Known(usize),
+    Other,
+}
+
+/// The types with a label of their own, in [`TypeLabel::Known`] order.
+pub const TYPE_LABELS: [RecordType; 12] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::NS,
+    RecordType::PTR,
+    RecordType::SOA,
+    RecordType::SRV,
+    RecordType::TXT,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::IXFR,
+];
+
+impl TypeLabel {
+    pub fn of(t: RecordType) -> Self {
+        match TYPE_LABELS.iter().position(|x| *x == t) {
+            Some(i) => TypeLabel::Known(i),
+            None => TypeLabel::Other,
+        }
+    }
+
+    /// The slot of this label (0..=12).
+    pub fn index(self) -> usize {
+        match self {
+            TypeLabel::Known(i) => i,
+            TypeLabel::Other => TYPE_LABELS.len(),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            TypeLabel::Known(i) => TYPE_LABELS[i].to_string(),
+            TypeLabel::Other => "other".into(),
+        }
+    }
+}
 
 /// Label slots: every [`TypeLabel`] (the known types and `other`).
 const TYPES: usize = TYPE_LABELS.len() + 1;
@@ -47,14 +128,15 @@ pub struct Metrics {
     /// `svcnet_dns_zone_names`: owner names in the cluster zone.
     pub zone_names: IntGauge,
     /// `svcnet_dns_packet_cache_hits_total` / `svcnet_dns_packet_cache_misses_total`: plain
-    /// queries answered from the packet cache ([`crate::cache`]) / looked up there and not
+    /// queries answered from the packet cache ([`crate::packet_cache`]) / looked up there and not
     /// found (every query is still counted in the `coredns_dns_*` metrics).
     pub packet_cache_hits: IntCounter,
     pub packet_cache_misses: IntCounter,
     /// Set once the watches have synced (`/ready`).
     pub ready: AtomicBool,
     /// The labelled children the query path uses, each resolved on first use (so `/metrics`
-    /// lists only label values seen, as before) and then reached without hashing labels.
+    /// lists only the label values seen, as `with_label_values` on every query would) and then
+    /// reached without hashing labels.
     requests_by: [[OnceLock<IntCounter>; TYPES]; 2],
     responses_by: [OnceLock<IntCounter>; RCODES.len()],
     duration_by: [OnceLock<Histogram>; TYPES],

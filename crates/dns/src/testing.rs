@@ -1,22 +1,23 @@
 //! The query path on arbitrary bytes, for the fuzz target (`crates/dns/fuzz`, cargo fuzz) and
-//! for a bounded deterministic test run in CI: a [`Server`] over a small fixed zone (every
+//! for a bounded deterministic test run in CI: a [`Handler`] over a small fixed zone (every
 //! record kind: ClusterIP with named ports, dual-stack, headless with and without hostnames,
 //! ExternalName in and out of the zone, pod records), and [`check_query`], which feeds one
-//! packet through [`Server::handle_now`] — what the UDP workers run per packet, packet cache
+//! packet through [`Handler::handle_now`] — what the UDP workers run per packet, packet cache
 //! included — over UDP and TCP and checks what comes out.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
-use crate::cache::PacketCache;
 use crate::forward::Forwarder;
-use crate::metrics::Metrics;
-use crate::server::{Proto, Server, Step, MAX_UDP_PAYLOAD};
+use crate::handler::{Handler, Step, MAX_UDP_PAYLOAD};
+use crate::metrics::{Metrics, Proto};
+use crate::packet_cache::PacketCache;
 use crate::watch::ZoneHandle;
 use crate::zone::{ClusterZone, PodMode, ZoneConfig, SERVICE_NAME_LABEL};
 
@@ -24,10 +25,10 @@ fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("fixture object")
 }
 
-/// The fixed zone's server (no upstreams: forwarded names stop at [`Step::Later`]), with the
+/// The fixed zone's handler (no upstreams: forwarded names stop at [`Step::Later`]), with the
 /// default packet cache. Needs no runtime.
-pub fn fixture_server() -> Server {
-    fixture_server_with(PacketCache::default())
+pub fn fixture_handler() -> Handler {
+    fixture_handler_with(PacketCache::default())
 }
 
 /// The fixed zone (of [`fixture_objects`], pod records `insecure`).
@@ -46,11 +47,11 @@ pub fn fixture_zone() -> ClusterZone {
     )
 }
 
-/// The fixed zone's server with `packet_cache` (e.g. `PacketCache::new(0)`: none).
-pub fn fixture_server_with(packet_cache: PacketCache) -> Server {
+/// The fixed zone's handler with `packet_cache` (e.g. `PacketCache::new(0)`: none).
+pub fn fixture_handler_with(packet_cache: PacketCache) -> Handler {
     let metrics = Arc::new(Metrics::default());
     metrics.ready.store(true, Ordering::Release);
-    Server {
+    Handler {
         zone: ZoneHandle::new(fixture_zone()),
         forwarder: Forwarder::new(vec![], None, 16, metrics.clone())
             .expect("a forwarder without upstreams"),
@@ -107,16 +108,60 @@ pub fn fixture_objects() -> (Vec<Service>, Vec<EndpointSlice>, Vec<Namespace>) {
     (services, slices, nss)
 }
 
+/// Questions for the fixture zone: every kind of name it answers (a case-mixed one among them),
+/// names it does not have, and one outside it (forwarded).
+pub const FIXTURE_NAMES: &[&str] = &[
+    "nginx.default.svc.cluster.local.",
+    "NGINX.Default.SVC.cluster.local.",
+    "_http._tcp.nginx.default.svc.cluster.local.",
+    "_dns._udp.nginx.default.svc.cluster.local.",
+    "dual.default.svc.cluster.local.",
+    "headless.default.svc.cluster.local.",
+    "_http._tcp.headless.default.svc.cluster.local.",
+    "web-0.headless.default.svc.cluster.local.",
+    "10-244-1-3.headless.default.svc.cluster.local.",
+    "ext.default.svc.cluster.local.",
+    "inside.default.svc.cluster.local.",
+    "missing.default.svc.cluster.local.",
+    "default.svc.cluster.local.",
+    "svc.cluster.local.",
+    "cluster.local.",
+    "ns.dns.cluster.local.",
+    "dns-version.cluster.local.",
+    "10-244-1-3.default.pod.cluster.local.",
+    "fd00--1.default.pod.cluster.local.",
+    "20.0.96.10.in-addr.arpa.",
+    "1.2.244.10.in-addr.arpa.",
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+    "example.org.",
+];
+
+/// Question types for the fixture zone: those it has records of, the meta types, and MX (which
+/// no cluster name has).
+pub const FIXTURE_TYPES: &[RecordType] = &[
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::SRV,
+    RecordType::PTR,
+    RecordType::CNAME,
+    RecordType::TXT,
+    RecordType::SOA,
+    RecordType::NS,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::MX,
+];
+
 /// Feed `packet` through the query path over UDP and TCP; panic if what comes back is not a
 /// well-formed response to it: decodable, the request's ID, QR set, and within the UDP size
 /// limit (4096, the most this server accepts from EDNS0) over UDP. Each packet is asked twice
 /// (the second time possibly from the packet cache): the answers must be the same bytes.
-pub fn check_query(server: &Server, packet: &[u8]) {
+pub fn check_query(handler: &Handler, packet: &[u8]) {
     for proto in [Proto::Udp, Proto::Tcp] {
-        let Step::Reply(Some(out)) = server.handle_now(packet, proto) else {
+        let Step::Reply(Some(out)) = handler.handle_now(packet, proto) else {
             continue; // nothing to send, or waiting on upstreams (none here)
         };
-        match server.handle_now(packet, proto) {
+        match handler.handle_now(packet, proto) {
             Step::Reply(Some(again)) => assert_eq!(
                 again, out,
                 "the same request answered differently: {packet:02x?}"
@@ -148,7 +193,7 @@ pub fn check_query(server: &Server, packet: &[u8]) {
 mod tests {
     use super::*;
     use hickory_proto::op::{Edns, MessageType, OpCode, Query};
-    use hickory_proto::rr::{DNSClass, Name, RecordType};
+    use hickory_proto::rr::{DNSClass, Name};
 
     /// xorshift64: deterministic, so a failure reproduces.
     struct Rng(u64);
@@ -166,52 +211,12 @@ mod tests {
         }
     }
 
-    const NAMES: &[&str] = &[
-        "nginx.default.svc.cluster.local.",
-        "NGINX.Default.SVC.cluster.local.",
-        "_http._tcp.nginx.default.svc.cluster.local.",
-        "_dns._udp.nginx.default.svc.cluster.local.",
-        "dual.default.svc.cluster.local.",
-        "headless.default.svc.cluster.local.",
-        "_http._tcp.headless.default.svc.cluster.local.",
-        "web-0.headless.default.svc.cluster.local.",
-        "10-244-1-3.headless.default.svc.cluster.local.",
-        "ext.default.svc.cluster.local.",
-        "inside.default.svc.cluster.local.",
-        "missing.default.svc.cluster.local.",
-        "default.svc.cluster.local.",
-        "svc.cluster.local.",
-        "cluster.local.",
-        "ns.dns.cluster.local.",
-        "dns-version.cluster.local.",
-        "10-244-1-3.default.pod.cluster.local.",
-        "fd00--1.default.pod.cluster.local.",
-        "20.0.96.10.in-addr.arpa.",
-        "1.2.244.10.in-addr.arpa.",
-        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
-        "example.org.",
-    ];
-
-    const TYPES: &[RecordType] = &[
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::SRV,
-        RecordType::PTR,
-        RecordType::CNAME,
-        RecordType::TXT,
-        RecordType::SOA,
-        RecordType::NS,
-        RecordType::ANY,
-        RecordType::AXFR,
-        RecordType::MX,
-    ];
-
     fn valid(r: &mut Rng) -> Vec<u8> {
         let mut m = Message::new(r.next() as u16, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = r.next().is_multiple_of(2);
         let mut q = Query::query(
-            Name::from_ascii(NAMES[r.below(NAMES.len())]).unwrap(),
-            TYPES[r.below(TYPES.len())],
+            Name::from_ascii(FIXTURE_NAMES[r.below(FIXTURE_NAMES.len())]).unwrap(),
+            FIXTURE_TYPES[r.below(FIXTURE_TYPES.len())],
         );
         if r.next().is_multiple_of(10) {
             q.set_query_class(DNSClass::CH);
@@ -258,8 +263,8 @@ mod tests {
     /// deterministic stand-in for the fuzz target; CI runs the real fuzzer when available).
     #[test]
     fn query_path_survives_garbage() {
-        let server = fixture_server();
-        let uncached = fixture_server_with(PacketCache::new(0));
+        let handler = fixture_handler();
+        let uncached = fixture_handler_with(PacketCache::new(0));
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         for i in 0..6000 {
             let packet = match i % 3 {
@@ -277,18 +282,18 @@ mod tests {
                 }
                 _ => valid(&mut r),
             };
-            check_query(&server, &packet);
-            // And the same bytes as a server without the packet cache.
+            check_query(&handler, &packet);
+            // And the same bytes as a handler without the packet cache.
             for proto in [Proto::Udp, Proto::Tcp] {
-                let reply = |s: &Server| match s.handle_now(&packet, proto) {
+                let reply = |s: &Handler| match s.handle_now(&packet, proto) {
                     Step::Reply(r) => Some(r),
                     Step::Later(_) => None,
                 };
-                assert_eq!(reply(&server), reply(&uncached), "{packet:02x?}");
+                assert_eq!(reply(&handler), reply(&uncached), "{packet:02x?}");
             }
         }
         // The valid and some mutated packets went through the cache.
-        assert!(server.metrics.packet_cache_hits.get() > 2000);
+        assert!(handler.metrics.packet_cache_hits.get() > 2000);
         assert!(uncached.metrics.packet_cache_hits.get() == 0);
     }
 
@@ -296,18 +301,18 @@ mod tests {
     /// outside it and the ExternalName target outside wait on upstreams).
     #[test]
     fn fixture_answers_locally() {
-        let server = fixture_server();
+        let handler = fixture_handler();
         let mut r = Rng(7);
         for _ in 0..500 {
             let p = valid(&mut r);
-            check_query(&server, &p);
+            check_query(&handler, &p);
         }
         let mut m = Message::new(1, MessageType::Query, OpCode::Query);
         m.add_query(Query::query(
             Name::from_ascii("headless.default.svc.cluster.local.").unwrap(),
             RecordType::A,
         ));
-        let Step::Reply(Some(out)) = server.handle_now(&m.to_vec().unwrap(), Proto::Udp) else {
+        let Step::Reply(Some(out)) = handler.handle_now(&m.to_vec().unwrap(), Proto::Udp) else {
             panic!("no local answer");
         };
         // 35 ready endpoints do not fit in 512 bytes: truncated, TC set.

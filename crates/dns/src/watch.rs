@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::zone::{ClusterZone, PodMode, ZoneBuilder, ZoneConfig};
 
 /// The zone queries are answered from; swapped whole on every change. Every swap increments
-/// a generation, published with the zone, which the packet cache ([`crate::cache`]) stores
+/// a generation, published with the zone, which the packet cache ([`crate::packet_cache`]) stores
 /// with each response so that no response computed from an older zone is served once a new
 /// one is in.
 #[derive(Clone)]
@@ -39,10 +39,6 @@ impl ZoneHandle {
             zone: RwLock::new((Arc::new(zone), 1)),
             generation: AtomicU64::new(1),
         }))
-    }
-
-    pub fn current(&self) -> Arc<ClusterZone> {
-        self.current_with_generation().0
     }
 
     /// The current zone and its generation (one consistent pair).

@@ -39,17 +39,20 @@ pub enum PodMode {
     Verified,
 }
 
-impl std::str::FromStr for PodMode {
-    type Err = String;
+/// Parsing a [`PodMode`] failed: not one of its names.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pods mode {0:?}: use disabled, insecure or verified")]
+pub struct UnknownPodMode(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for PodMode {
+    type Err = UnknownPodMode;
+
+    fn from_str(s: &str) -> Result<Self, UnknownPodMode> {
         match s {
             "disabled" => Ok(PodMode::Disabled),
             "insecure" => Ok(PodMode::Insecure),
             "verified" => Ok(PodMode::Verified),
-            other => Err(format!(
-                "unknown pods mode {other:?}: use disabled, insecure or verified"
-            )),
+            other => Err(UnknownPodMode(other.to_string())),
         }
     }
 }
@@ -106,7 +109,7 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additional: Vec<Record>,
-    /// The answer ends in a CNAME to a name outside the zone: the server resolves that name
+    /// The answer ends in a CNAME to a name outside the zone: the handler resolves that name
     /// (same type) and appends its records, as CoreDNS does for ExternalName Services.
     pub chase: Option<Name>,
 }
@@ -477,14 +480,6 @@ impl ClusterZone {
     ) -> ClusterZone {
         let serial = cfg.serial;
         ZoneBuilder::new(cfg).update(serial, services, slices, namespaces, pods)
-    }
-
-    pub fn domain(&self) -> &str {
-        &self.cfg.domain
-    }
-
-    pub fn origin(&self) -> &Name {
-        &self.origin
     }
 
     /// How many owner names the zone has (for logs and metrics).
@@ -882,5 +877,4 @@ impl Contribution {
 }
 
 #[cfg(test)]
-#[path = "zone_tests.rs"]
 mod tests;

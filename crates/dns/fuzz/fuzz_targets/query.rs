@@ -8,11 +8,11 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use svcnet_dns::server::Server;
-use svcnet_dns::testing::{check_query, fixture_server};
+use svcnet_dns::handler::Handler;
+use svcnet_dns::testing::{check_query, fixture_handler};
 
-static SERVER: OnceLock<Server> = OnceLock::new();
+static HANDLER: OnceLock<Handler> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    check_query(SERVER.get_or_init(fixture_server), data);
+    check_query(HANDLER.get_or_init(fixture_handler), data);
 });

@@ -13,7 +13,7 @@
 //!
 //! The key is the whole request except its 2-byte ID (bytes `2..`: flags, counts, question with
 //! the name's case as sent, the OPT record) plus the transport. Two requests with the same key
-//! therefore differ only in their ID, and the full path ([`crate::server::Server::handle_now`])
+//! therefore differ only in their ID, and the full path ([`crate::handler::Handler::handle_now`])
 //! is a function of the request bytes, the zone and the transport that copies the ID into the
 //! response's first two bytes and uses it nowhere else. So the cached bytes with the ID
 //! replaced are what the full path would have sent, as long as the zone is the one the entry
@@ -25,7 +25,7 @@
 //! pointers, hence its length — depends on the case pattern (e.g. the SOA owner
 //! `cluster.local.` of an NXDOMAIN is a pointer into the question
 //! `missing.default.svc.cluster.local.` but partly written out after
-//! `missing.default.svc.CLUSTER.local.`; see the server's packet cache tests). Patching the
+//! `missing.default.svc.CLUSTER.local.`; see the handler's packet cache tests). Patching the
 //! case of a cached response would not be what the full path sends; a differently-cased query
 //! is simply another entry.
 //!
@@ -68,7 +68,7 @@ use std::sync::Mutex;
 
 use hickory_proto::op::ResponseCode;
 
-use crate::server::{Proto, TypeLabel, TYPE_LABELS};
+use crate::metrics::{Proto, TypeLabel, TYPE_LABELS};
 
 /// Shards of the cache (a power of two).
 pub const SHARDS: usize = 16;

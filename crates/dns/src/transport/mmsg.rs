@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 
 /// Packets per system call.
 pub const BATCH: usize = 32;
-/// The largest UDP payload (a bigger request is cut and answered as garbage, as before).
+/// The largest UDP payload (a bigger datagram is cut, and its request answered as garbage).
 const MAX_PACKET: usize = 65535;
 
 /// Receive buffers and headers for [`BATCH`] packets, reused for every call.
@@ -126,7 +126,7 @@ fn to_storage(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// Send every `(bytes, to)` with as few `sendmmsg` calls as it takes; a datagram the kernel
-/// refuses is dropped (as a failed `send_to` was), the rest still go.
+/// refuses is dropped (UDP promises no delivery), the rest still go.
 pub fn send_all(sock: &UdpSocket, out: &[(Vec<u8>, SocketAddr)]) {
     let mut addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
         out.iter().map(|(_, to)| to_storage(to)).collect();
