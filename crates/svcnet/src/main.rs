@@ -1,7 +1,7 @@
 //! `svcnet`: one binary, one subcommand per component. A thin front end: flags in, the crates
 //! do the work.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -75,7 +75,7 @@ struct UpArgs {
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The API server's port on 127.0.0.1 (0: any free port).
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, default_value_t = ports::APISERVER)]
     apiserver_port: u16,
     /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
     #[arg(long, default_value = defaults::CLUSTER_DNS)]
@@ -126,8 +126,8 @@ struct ProxyArgs {
     #[arg(long)]
     cluster_cidr: Option<ipnet::IpNet>,
     /// Where /metrics and /healthz are served.
-    #[arg(long, default_value = "127.0.0.1:10249")]
-    metrics_bind_address: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, ports::PROXY_METRICS)))]
+    metrics_bind_address: SocketAddr,
     /// Seconds between syncs when nothing changes (a sync with nothing to do does nothing, unless
     /// a full sync is due).
     #[arg(long, default_value_t = 30)]
@@ -173,8 +173,8 @@ struct DnsArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Where DNS is served, over UDP and TCP.
-    #[arg(long, default_value = "0.0.0.0:53")]
-    listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::UNSPECIFIED, ports::DNS)))]
+    listen: SocketAddr,
     #[arg(long, default_value = defaults::CLUSTER_DOMAIN)]
     cluster_domain: String,
     /// TTL of the cluster records, in seconds.
@@ -191,8 +191,8 @@ struct DnsArgs {
     #[arg(long, default_value_t = 10_000)]
     cache_size: usize,
     /// Where /metrics, /health and /ready are served.
-    #[arg(long, default_value = "127.0.0.1:9153")]
-    metrics_addr: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, ports::DNS_METRICS)))]
+    metrics_addr: SocketAddr,
     /// A named network namespace to serve (and forward) from (default: this process's).
     #[arg(long)]
     netns: Option<String>,
@@ -526,10 +526,10 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
         .upstreams
         .iter()
         .map(|u| {
-            u.parse::<std::net::SocketAddr>()
+            u.parse::<SocketAddr>()
                 .or_else(|_| {
                     u.parse::<IpAddr>()
-                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                        .map(|ip| SocketAddr::new(ip, ports::DNS))
                 })
                 .map_err(|_| anyhow::anyhow!("--upstream {u:?}: want IP or IP:PORT"))
         })
