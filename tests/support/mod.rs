@@ -117,23 +117,16 @@ impl ApiServer {
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(0);
         let _ = std::fs::remove_file(&self.kubeconfig);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("apiserver.log"))
-            .unwrap();
-        let child = Command::new(SVCNET)
-            .arg("apiserver")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--secure-port")
-            .arg(port.to_string())
-            .args(&self.extra_args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting svcnet apiserver");
+        let child = spawn_logged(
+            Command::new(SVCNET)
+                .arg("apiserver")
+                .arg("--data-dir")
+                .arg(self.data_dir())
+                .arg("--secure-port")
+                .arg(port.to_string())
+                .args(&self.extra_args),
+            &self.dir.path().join("apiserver.log"),
+        );
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -157,21 +150,14 @@ impl ApiServer {
 
     /// Start `svcnet controller-manager` against this server (stopped on drop).
     pub fn start_controllers(&mut self, args: &[&str]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("controllers.log"))
-            .unwrap();
-        let child = Command::new(SVCNET)
-            .arg("controller-manager")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting svcnet controller-manager");
+        let child = spawn_logged(
+            Command::new(SVCNET)
+                .arg("controller-manager")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args),
+            &self.dir.path().join("controllers.log"),
+        );
         self.controllers = Some(child);
     }
 
@@ -206,16 +192,17 @@ impl ApiServer {
 
     /// Run kubectl and return stdout; panic with everything on failure.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\nstdout: {}\nstderr: {}\nserver log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap()
+        kubectl_stdout(args, self.kubectl(args), "server log", || self.log())
+    }
+
+    /// `kubectl get <resource> <name> -o jsonpath=<template>`.
+    pub fn jsonpath(&self, resource: &str, name: &str, template: &str) -> String {
+        self.kubectl_ok(&["get", resource, name, "-o", &format!("jsonpath={template}")])
+    }
+
+    /// `kubectl <verb> -f <a seed manifest>` (examples/seeds): stdout.
+    pub fn kubectl_seed(&self, verb: &str, name: &str) -> String {
+        self.kubectl_ok(&[verb, "-f", seed(name).to_str().unwrap()])
     }
 
     /// Run kubectl expecting failure; return stderr.
@@ -298,6 +285,66 @@ impl Drop for ApiServer {
     }
 }
 
+/// Start `cmd` (a `svcnet` component) with `RUST_LOG=info`, its stdout discarded and its
+/// stderr appended to `log`.
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    cmd.env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"))
+}
+
+/// The stdout of a kubectl run that must have succeeded; otherwise a panic with its output and
+/// the log of what it talked to (`log_name`: whose).
+fn kubectl_stdout(
+    args: &[&str],
+    out: Output,
+    log_name: &str,
+    log: impl FnOnce() -> String,
+) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\nstdout: {}\nstderr: {}\n{log_name}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        log()
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The stdout of `cmd` (run to its end), as text.
+pub fn stdout(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Services as the allocators left them: every ClusterIP and every NodePort handed out once.
+/// Returns how many of each.
+pub fn distinct_allocations(services: &[k8s_openapi::api::core::v1::Service]) -> (usize, usize) {
+    let mut ips = std::collections::HashSet::new();
+    let mut ports = std::collections::HashSet::new();
+    for s in services {
+        let spec = s.spec.as_ref().unwrap();
+        let ip = spec.cluster_ip.clone().unwrap();
+        assert!(ips.insert(ip.clone()), "ClusterIP {ip} handed out twice");
+        for p in spec.ports.iter().flatten() {
+            if let Some(np) = p.node_port {
+                assert!(ports.insert(np), "NodePort {np} handed out twice");
+            }
+        }
+    }
+    (ips.len(), ports.len())
+}
+
 /// Poll `f` until it returns Some, or panic after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -310,8 +357,11 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
     }
 }
 
+/// A row of a `kubectl get` table: column name → cell.
+pub type Row = std::collections::BTreeMap<String, String>;
+
 /// The rows of a `kubectl get` table: header line split into columns, rows as maps.
-pub fn table(out: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+pub fn table(out: &str) -> Vec<Row> {
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
     let Some(header) = lines.next() else {
         return vec![];
@@ -358,10 +408,7 @@ pub fn assert_success(out: &Output) {
 }
 
 /// The cells of `row` (a row of [`table`]) under `columns`, in that order.
-pub fn cells<'a>(
-    row: &'a std::collections::BTreeMap<String, String>,
-    columns: &[&str],
-) -> Vec<&'a str> {
+pub fn cells<'a>(row: &'a Row, columns: &[&str]) -> Vec<&'a str> {
     columns.iter().map(|c| row[*c].as_str()).collect()
 }
 
