@@ -1,11 +1,9 @@
 //! API server benchmark (issue 2): N Service creates, a list of N, and watch-event latency with
-//! W watchers — through the real HTTPS API with a kube-rs client — each next to the same work done
-//! directly on the store in the same run (the reference: what the API layer costs on top).
+//! W watchers through the real HTTPS API with kube-rs, each next to the same work done directly
+//! on the store in the same run; `--store etcd` adds the API server on a local etcd.
+//! Details: bench/README.md.
 //!
 //! `cargo run --release -p svcnet-bench --bin apiserver-bench -- [--services 10000] [--watchers 100]`
-//!
-//! `--store etcd` starts a local etcd (Debian's etcd 3.4, one member on loopback, in a temp dir)
-//! and prints the API server on etcd next to the API server on SQLite, same run, same work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,14 +1,7 @@
-//! Cluster benchmark (issue 4): `svcnet up` until every node is Ready (1 and 3 nodes), and 50
-//! pods from a Deployment's creation to all Ready on a 3-node cluster.
-//!
-//! References, measured in the same run:
-//! - for `up`: `svcnet apiserver` alone until it serves (the control plane's own start);
-//! - for the pods: 50 pod sandboxes (network namespace, veth, address, files) made directly with
-//!   svcnet-node's sandbox code in one namespace, each with the same server process started in
-//!   it and answering — the kernel's and the processes' cost, without the API, scheduler,
-//!   controllers, agent or shims.
-//!
-//! Needs root. Everything it creates is removed at the end (also `svcnet down` on the data dirs).
+//! Cluster benchmark (issue 4): `svcnet up` until every node is Ready (1 and 3 nodes) against
+//! `svcnet apiserver` alone, and 50 pods from a Deployment's creation to all Ready against the
+//! same sandboxes and processes made directly. Needs root; removes everything it made.
+//! Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/cluster-bench [--runs 3] [--pods 50]`
 

@@ -1,14 +1,7 @@
-//! Controllers benchmark (issue 3), against the real API server (in this process) and the real
-//! `svcnet controller-manager` (a child process, found next to this binary).
-//!
-//! 1. Propagation: a pod's readiness flips in the API; the time until a watcher sees the
-//!    EndpointSlice say so, p50/p99 over `--changes` flips. Reference, same run: the time until a
-//!    watcher sees the pod change itself (the API's own watch latency, the floor for anything a
-//!    controller does).
-//! 2. Scale: `--services` Services × `--pods` pods each, created with IPs and readiness; the
-//!    controller-manager's CPU time and peak memory until every Service's slices and Endpoints
-//!    list all its pods. Reference, same run: a second controller-manager with `--controllers=none`
-//!    (the informers alone: list, watch and cache the same objects, reconcile nothing).
+//! Controllers benchmark (issue 3): pod readiness → EndpointSlice propagation (p50/p99) against
+//! the pod's own watch event, and the controller-manager's CPU time and peak memory for
+//! `--services` × `--pods` against one running informers only; the real API server in this
+//! process, the real `svcnet controller-manager` as a child. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/controllers-bench
 //!  [--changes 300] [--services 1000] [--pods 100]`

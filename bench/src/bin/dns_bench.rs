@@ -1,15 +1,7 @@
 //! Cluster DNS benchmark (issue 6): the real `svcnet dns` process, following the real API server
-//! (in this process) with `--services` ClusterIP Services and `--headless` headless Services —
-//! and EndpointSlices for all of them, `--endpoints` endpoints in total (the issue's 10k Services
-//! / 50k pods) — loaded with Debian's `dnsperf` on in-cluster names. Reference, same run, same
-//! dnsperf settings and query file: NSD (Debian's `nsd`) serving the same records from a zone
-//! file generated from the same objects.
-//!
-//! Prints qps, average latency and lost queries of a saturating run (`-l --seconds`), latency
-//! percentiles of a run at a fixed rate (`--latency-qps`, dnsperf `-v` per-query latencies), the
-//! ratios svcnet / NSD, and the peak RSS (VmHWM) of `svcnet dns` with the whole zone loaded.
-//!
-//! Everything listens on 127.0.0.1 only; every process started here is killed on exit.
+//! with 10k ClusterIP + 1k headless Services and 50k endpoints, under Debian's `dnsperf` (qps,
+//! latency percentiles, peak RSS), next to NSD serving the same records from a zone file, same
+//! run, same query file. Everything listens on 127.0.0.1 only. Details: bench/README.md.
 //!
 //! ```sh
 //! apt-get install -y dnsperf nsd

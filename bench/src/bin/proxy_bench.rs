@@ -1,9 +1,6 @@
-//! Proxy sync benchmark (issue 5 (b)): a full sync of S Services × E endpoints, then a change
-//! of one Service's endpoints with the S Services present, in nftables and iptables modes —
-//! render plus kernel load, in a scratch network namespace. The modes are each other's
-//! reference (same state, same run); iptables is what kube-proxy has used for years.
-//!
-//! Needs root; creates and deletes one scratch namespace (`svcnet-t-<pid>-<n>-pb`) only.
+//! Proxy sync benchmark (issue 5 (b)): a full sync of S Services × E endpoints, then one-Service
+//! changes, in nftables and iptables modes (each other's reference) — render plus kernel load,
+//! in a scratch network namespace. Needs root. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet-bench && ./target/release/proxy-bench [--services 10000] [--endpoints 10]`
 

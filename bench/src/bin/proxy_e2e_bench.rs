@@ -1,14 +1,7 @@
-//! Proxy end-to-end benchmark (issue 5 (c) and (d)), with the real `svcnet proxy` process
-//! (nftables mode, in a scratch network namespace) against the real API server (in this
-//! process):
-//!
-//! (c) an EndpointSlice change written to the API → the new endpoint in the kernel's ruleset,
-//!     p50/p99 over `--changes` changes. Reference, same run: the same change seen by a plain
-//!     watcher of the API (the floor for anything downstream of the API).
-//! (d) the proxy's peak memory with `--services` Services × `--endpoints` endpoints programmed.
-//!     Reference, same run: its peak memory with the 1 Service of part (c).
-//!
-//! Needs root; creates and deletes one scratch namespace (`svcnet-t-<pid>-<n>-pe`) only.
+//! Proxy end-to-end benchmark (issue 5 (c) and (d)): the real `svcnet proxy` (nftables, in a
+//! scratch namespace) against the real API server in this process — an EndpointSlice change to
+//! the rule in the kernel against a plain watcher seeing it, and the proxy's peak memory with
+//! 10k Services against 1. Needs root. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/proxy-e2e-bench [--changes 200] [--services 10000]`
 

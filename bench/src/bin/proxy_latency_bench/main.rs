@@ -1,72 +1,15 @@
-//! First-packet latency through a ClusterIP (issue 5 (a)): the time of a TCP `connect()` (SYN
-//! → SYN-ACK) from a client namespace, through a node namespace holding the proxy's rules, to
-//! a server namespace, with 10 / 1k / 10k / 30k Services present (each with 10 endpoints),
-//! in nftables and iptables modes. Per round, five connects alternate, connect by connect, so
-//! the machine's drift hits them alike and every ratio is taken within one measurement:
-//! - ClusterIP from a pod: from the client's second address 10.244.200.2, inside the cluster
-//!   CIDR the proxy is given (10.244.0.0/16), so DNAT without masquerade, as for the common
-//!   client of a ClusterIP. The source is chosen by the kernel, as for the other connects: the
-//!   connect thread switches its fsuid (outside the timed window) so that the socket's owner
-//!   uid matches a uid-range policy rule in the client namespace, whose table's default route
-//!   prefers that address; the connect itself is the same `TcpStream::connect_timeout`. The
-//!   node routes 10.244.200.0/24 back to the client link. The server counts what it accepts
-//!   from the pod address (a warning if fewer than the pod's ClusterIP connects), and before
-//!   any rule the pod address is checked to reach the pods through the node (routing,
-//!   rp_filter; the run stops with the node's rp_filter and route if not);
-//! - ClusterIP from the off-cluster client address (198.51.100.2): DNAT and masquerade;
-//! - a pod IP through the same node (where the rules do not match);
-//! - the pod through a "conntrack-only node": a second node namespace that forwards like the
-//!   router below but has connection tracking on and no rule on the packets' path — a table
-//!   (`svcnet-bench-ct`) of the proxy's three nat hooks at its priorities, all empty, plus one
-//!   chain that no hook and no rule jumps to, holding `ct state established accept`: loading a
-//!   rule that uses conntrack is what turns connection tracking on in a namespace (an empty
-//!   nat chain alone does not, on 6.18), as the proxy's DNAT/masquerade rules do on every
-//!   Kubernetes node. The table is loaded there before the first measurement and kept for
-//!   the whole run;
-//! - the pod through a router namespace holding no rule at all (no conntrack): "direct pod
-//!   IP", the reference.
-//!
-//! The three pod-IP connects are made from the off-cluster addresses. ClusterIP (from either
-//! client) is compared with three baselines: the rule-free router ("direct pod IP"), the pod
-//! IP through the same node with the proxy's rules, and the pod through the conntrack-only
-//! node. Before any of the proxy's rules, the same rounds (without ClusterIP) are measured with
-//! nothing in the node, then with a table of empty nat chains only in the node (the ct table
-//! without its `ct` rule: one extra measurement, to show that it leaves conntrack off; deleted,
-//! and checked gone, before the proxy's rules are loaded, also when a measurement fails). The
-//! conntrack entry counts of the node, the conntrack-only node and the router are printed
-//! after each measurement (the conntrack-only node tracks; the router does not).
-//!
-//! `--ablate` (a measurement aid, default off): at the first nftables point (10 Services by
-//! default), after measuring it, the node's loaded table is edited and the rounds measured
-//! again, one edit at a time, the full rules being restored in between by a full sync through
-//! the same backend (the table's listing is checked to be what it was): (a) the five filter
-//! base chains (`filter-prerouting`, `filter-input`, `filter-forward`, `filter-output`,
-//! `filter-output-post-dnat`) flushed; (b) `nat-postrouting` flushed; (c) `nat-prerouting` and
-//! `nat-output` flushed; (d) all eight flushed (the table still holds its other chains, maps
-//! and sets). With (c) and (d) ClusterIP no longer works: those rounds leave it out. Chains
-//! are flushed with `nft flush chain ip svcnet <chain>` inside the node namespace.
-//!
-//! Topology (all namespaces made here, deleted on exit, also on panic or Ctrl-C):
-//! client 198.51.100.2 and 10.244.200.2 ("a pod") → node (198.51.100.1 | 10.244.0.1, the
-//! rules; route 10.244.200.0/24 via 198.51.100.2) → server 10.244.0.2-11
-//! (one listener on :8080, ten addresses: the measured Service's ten endpoints); client
-//! 198.51.102.2 → conntrack-only node (198.51.102.1 | 10.246.0.1) → server 10.246.0.2; client
-//! 198.51.101.2 → router (198.51.101.1 | 10.245.0.1, no rules) → server 10.245.0.2 (the same
-//! listener on all). The other Services' endpoints are addresses nothing answers on; they are
-//! never connected to. The measured Service sorts last (`bench/zz-measured`), iptables' worst
-//! case.
-//!
-//! Rules are loaded with the proxy's own backends (`proxier::backend(..).full(..)`), each load
-//! bounded by `--load-timeout`; a load that does not finish in time is killed and that mode's
-//! larger sizes are skipped. Each connect is closed with SO_LINGER 0 (a reset: no TIME_WAIT on
-//! the client; source ports are the kernel's ephemeral ones).
+//! First-packet latency through a ClusterIP (issue 5 (a)): the time of a TCP `connect()` from a
+//! client namespace through a node namespace holding the proxy's rules to a server namespace,
+//! with 10 / 1k / 10k / 30k Services present (10 endpoints each), in nftables and iptables
+//! modes, compared connect by connect with a pod IP through the same node, through a
+//! conntrack-only node and through a rule-free router ("direct pod IP", the reference). How the
+//! paths, baselines and `--ablate` work: bench/README.md. The rooms: `topology` builds the
+//! namespaces and the server, `rules` loads what is measured against, `measure` times the
+//! connects, `report` prints.
 //!
 //! `cargo build --release -p svcnet-bench --bin proxy-latency-bench &&
 //!  ./target/release/proxy-latency-bench [--sizes 10,1000,10000,30000] [--connects 2000]
 //!  [--max-iptables 10000] [--ablate]`
-//!
-//! The rooms: `topology` builds the namespaces and the server, `rules` loads what is measured
-//! against, `measure` times the connects, `report` prints.
 
 mod measure;
 mod report;
@@ -105,7 +48,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     point_timeout: u64,
     /// At the first nftables point, also measure with parts of the node's table flushed
-    /// (see the doc comment).
+    /// (see bench/README.md).
     #[arg(long)]
     ablate: bool,
 }
