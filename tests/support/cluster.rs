@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{eventually, kubectl_stdout, seed, table, Row, SVCNET};
+use super::commands::{kubectl_stdout, seed, table, Row, SVCNET};
+use super::poll::eventually;
 
 /// A running `svcnet up`; stopped (and checked clean) by `down`, killed + torn down on drop.
 pub struct Cluster {
