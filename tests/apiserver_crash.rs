@@ -27,21 +27,6 @@ fn svc(name: &str, node_port: bool) -> Service {
     .unwrap()
 }
 
-fn assert_unique(services: &[Service]) {
-    let mut ips = HashSet::new();
-    let mut ports = HashSet::new();
-    for s in services {
-        let spec = s.spec.as_ref().unwrap();
-        let ip = spec.cluster_ip.clone().unwrap();
-        assert!(ips.insert(ip.clone()), "ClusterIP {ip} held twice");
-        for p in spec.ports.iter().flatten() {
-            if let Some(np) = p.node_port {
-                assert!(ports.insert(np), "NodePort {np} held twice");
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_creates_loses_nothing_acknowledged() {
     let mut s = ApiServer::start();
@@ -104,7 +89,7 @@ async fn kill9_during_creates_loses_nothing_acknowledged() {
             "acknowledged {name} lost after kill -9"
         );
     }
-    assert_unique(&list.items);
+    support::distinct_allocations(&list.items);
 
     // The allocators were rebuilt from what is stored: new Services never reuse a held value.
     for i in 0..200 {
@@ -113,5 +98,5 @@ async fn kill9_during_creates_loses_nothing_acknowledged() {
             .unwrap();
     }
     let list = api.list(&ListParams::default()).await.unwrap();
-    assert_unique(&list.items);
+    support::distinct_allocations(&list.items);
 }

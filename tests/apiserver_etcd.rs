@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -320,20 +320,9 @@ async fn next_event(w: &mut ServiceWatch) -> Option<kube::Result<WatchEvent<Serv
 async fn assert_unique_allocations(api: &Api<Service>, expect: usize, node_ports: usize) {
     let all = api.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(all.len(), expect);
-    let mut ips = HashSet::new();
-    let mut ports = HashSet::new();
-    for s in &all {
-        let spec = s.spec.as_ref().unwrap();
-        let ip = spec.cluster_ip.clone().unwrap();
-        assert!(ips.insert(ip.clone()), "ClusterIP {ip} handed out twice");
-        for p in spec.ports.as_ref().unwrap() {
-            if let Some(np) = p.node_port {
-                assert!(ports.insert(np), "NodePort {np} handed out twice");
-            }
-        }
-    }
-    assert_eq!(ips.len(), expect);
-    assert_eq!(ports.len(), node_ports);
+    let (ips, ports) = support::distinct_allocations(&all);
+    assert_eq!(ips, expect);
+    assert_eq!(ports, node_ports);
 }
 
 /// Two, then three API servers on one 3-member etcd: 1,000 concurrent creates through all of

@@ -107,13 +107,11 @@ fn invalid_services_print_kubernetes_messages() {
     let out = s.kubectl_stdin(&["create", "-f", "-"], &svc("aff-none", json!({"ports": p80, "sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}})));
     assert!(out.status.success());
     assert_eq!(
-        s.kubectl_ok(&[
-            "get",
+        s.jsonpath(
             "svc",
             "aff-none",
-            "-o",
-            "jsonpath={.spec.sessionAffinity}|{.spec.sessionAffinityConfig}"
-        ]),
+            "{.spec.sessionAffinity}|{.spec.sessionAffinityConfig}"
+        ),
         "None|"
     );
     s.kubectl_ok(&["delete", "svc", "aff-none"]);
@@ -159,12 +157,10 @@ fn invalid_services_print_kubernetes_messages() {
     let err = create_err(&s, &svc("first", json!({"ports": p80})));
     assert!(err.contains(r#"services "first" already exists"#), "{err}");
     // The stored object is untouched by all of the above.
-    let ip = s.kubectl_ok(&[
-        "get",
+    let ip = s.jsonpath(
         "svc",
         "first",
-        "-o",
-        "jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}",
-    ]);
+        "{.spec.clusterIP} {.spec.ports[0].nodePort}",
+    );
     assert_eq!(ip, "10.97.1.1 30002");
 }

@@ -8,12 +8,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{assert_success, cells, eventually, seed, table, ApiServer};
-
-/// `kubectl get svc web -o jsonpath=<template>`.
-fn web_jsonpath(s: &ApiServer, template: &str) -> String {
-    s.kubectl_ok(&["get", "svc", "web", "-o", &format!("jsonpath={template}")])
-}
+use support::{assert_success, cells, eventually, table, ApiServer};
 
 /// `kubectl patch svc web <flags> -p <patch>`: stdout.
 fn patch_web(s: &ApiServer, flags: &[&str], patch: &str) -> String {
@@ -41,10 +36,10 @@ fn create_seeds(s: &ApiServer) {
             "service/service-externalname created",
         ),
     ] {
-        let out = s.kubectl_ok(&["create", "-f", seed(file).to_str().unwrap()]);
+        let out = s.kubectl_seed("create", file);
         assert_eq!(out.trim(), expect);
     }
-    let out = s.kubectl_ok(&["create", "-f", seed("shield-app.yml").to_str().unwrap()]);
+    let out = s.kubectl_seed("create", "shield-app.yml");
     assert_eq!(
         out.trim(),
         "service/the-bus created\npod/triskelion created"
@@ -161,7 +156,7 @@ fn seeds_create_get_wide_and_describe() {
     );
 
     // The Deployment is there with the seed's spec (pods come from the controllers).
-    let out = s.kubectl_ok(&["get", "deploy", "service-env", "-o", "jsonpath={.spec.replicas} {.spec.strategy.type} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    let out = s.jsonpath("deploy", "service-env", "{.spec.replicas} {.spec.strategy.type} {.spec.template.spec.containers[0].ports[0].containerPort}");
     assert_eq!(out, "3 RollingUpdate 80");
     let out = s.kubectl_ok(&["get", "deploy"]);
     let cols: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
@@ -244,7 +239,7 @@ fn apply_twice_then_edit_patch_delete() {
         s.kubectl_ok(&["apply", "-f", f]).trim(),
         "service/web unchanged"
     );
-    let ip = web_jsonpath(&s, "{.spec.clusterIP}");
+    let ip = s.jsonpath("svc", "web", "{.spec.clusterIP}");
 
     // Change the file: a second port and a new label; apply merges, keeping the allocated IP.
     let changed = WEB.replace("    tier: front\n", "    tier: front\n    team: a\n")
@@ -254,8 +249,9 @@ fn apply_twice_then_edit_patch_delete() {
         s.kubectl_ok(&["apply", "-f", f]).trim(),
         "service/web configured"
     );
-    let out = web_jsonpath(
-        &s,
+    let out = s.jsonpath(
+        "svc",
+        "web",
         "{.spec.clusterIP} {.metadata.labels.team} {.spec.ports[*].port}",
     );
     assert_eq!(out, format!("{ip} a 80 9090"));
@@ -266,7 +262,7 @@ fn apply_twice_then_edit_patch_delete() {
         "service/web configured"
     );
     assert_eq!(
-        web_jsonpath(&s, "{.spec.ports[*].port} {.metadata.labels}"),
+        s.jsonpath("svc", "web", "{.spec.ports[*].port} {.metadata.labels}"),
         "80 {\"tier\":\"front\"}"
     );
 
@@ -281,7 +277,11 @@ fn apply_twice_then_edit_patch_delete() {
         "service/web patched"
     );
     assert_eq!(
-        web_jsonpath(&s, "{.spec.ports[0].targetPort} {.spec.ports[0].name}"),
+        s.jsonpath(
+            "svc",
+            "web",
+            "{.spec.ports[0].targetPort} {.spec.ports[0].name}"
+        ),
         "9000 http"
     );
     patch_web(
@@ -294,7 +294,7 @@ fn apply_twice_then_edit_patch_delete() {
         &["--type=json"],
         r#"[{"op":"replace","path":"/spec/sessionAffinity","value":"ClientIP"}]"#,
     );
-    let out = web_jsonpath(&s, "{.metadata.annotations.note} {.spec.sessionAffinity} {.spec.sessionAffinityConfig.clientIP.timeoutSeconds}");
+    let out = s.jsonpath("svc", "web", "{.metadata.annotations.note} {.spec.sessionAffinity} {.spec.sessionAffinityConfig.clientIP.timeoutSeconds}");
     assert_eq!(out, "hi ClientIP 10800");
     // A patch that changes nothing is "no change".
     let out = patch_web(
@@ -326,7 +326,7 @@ fn apply_twice_then_edit_patch_delete() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "service/web edited"
     );
-    assert_eq!(web_jsonpath(&s, "{.spec.ports[0].port}"), "8081");
+    assert_eq!(s.jsonpath("svc", "web", "{.spec.ports[0].port}"), "8081");
 
     // Optimistic concurrency: a replace with a stale resourceVersion is a conflict.
     let stale = s.kubectl_ok(&["get", "svc", "web", "-o", "json"]);
@@ -423,7 +423,7 @@ fn get_watch_sees_add_and_delete() {
 #[test]
 fn expose_scale_selectors_and_events() {
     let s = ApiServer::start();
-    s.kubectl_ok(&["create", "-f", seed("Service-Env.yaml").to_str().unwrap()]);
+    s.kubectl_seed("create", "Service-Env.yaml");
     let out = s.kubectl_ok(&[
         "expose",
         "deployment/service-env",
@@ -447,13 +447,11 @@ fn expose_scale_selectors_and_events() {
         "deployment.apps/service-env scaled"
     );
     assert_eq!(
-        s.kubectl_ok(&[
-            "get",
+        s.jsonpath(
             "deploy",
             "service-env",
-            "-o",
-            "jsonpath={.spec.replicas} {.metadata.generation}"
-        ]),
+            "{.spec.replicas} {.metadata.generation}"
+        ),
         "5 2"
     );
 
@@ -499,7 +497,7 @@ fn expose_scale_selectors_and_events() {
     assert_eq!(out.lines().count(), 5, "{out}");
 
     // Events: create one, list it with the field selector describe uses.
-    let uid = s.kubectl_ok(&["get", "svc", "a", "-o", "jsonpath={.metadata.uid}"]);
+    let uid = s.jsonpath("svc", "a", "{.metadata.uid}");
     let event = format!(
         r#"{{"apiVersion":"v1","kind":"Event","metadata":{{"name":"e1","namespace":"default"}},
         "involvedObject":{{"kind":"Service","name":"a","namespace":"default","uid":"{uid}"}},"reason":"Test","message":"hello","type":"Normal",
@@ -602,13 +600,7 @@ fn deletion_semantics_graceful_finalizers_dry_run() {
         .status
         .success());
     s.kubectl_ok(&["delete", "pod", "p", "--wait=false"]);
-    let out = s.kubectl_ok(&[
-        "get",
-        "pod",
-        "p",
-        "-o",
-        "jsonpath={.metadata.deletionGracePeriodSeconds}",
-    ]);
+    let out = s.jsonpath("pod", "p", "{.metadata.deletionGracePeriodSeconds}");
     assert_eq!(out, "30");
     let out = s.kubectl_ok(&["get", "pod", "p"]);
     assert_eq!(table(&out)[0]["STATUS"], "Terminating");
@@ -620,13 +612,7 @@ fn deletion_semantics_graceful_finalizers_dry_run() {
     assert!(s.kubectl_stdin(&["create", "-f", "-"], cm).status.success());
     s.kubectl_ok(&["delete", "svc", "held", "--wait=false"]);
     assert!(!s
-        .kubectl_ok(&[
-            "get",
-            "svc",
-            "held",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}"
-        ])
+        .jsonpath("svc", "held", "{.metadata.deletionTimestamp}")
         .is_empty());
     s.kubectl_ok(&[
         "patch",
@@ -706,13 +692,7 @@ spec: {holderIdentity: node-1, leaseDurationSeconds: 15, leaseTransitions: 0}
 
     // Renewal under optimistic concurrency: the current resourceVersion wins, a stale one is a
     // conflict.
-    let rv = s.kubectl_ok(&[
-        "get",
-        "lease",
-        "scheduler",
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
+    let rv = s.jsonpath("lease", "scheduler", "{.metadata.resourceVersion}");
     let renew = |rv: &str, holder: &str| {
         put(
             "scheduler",
@@ -729,13 +709,7 @@ spec: {holderIdentity: node-1, leaseDurationSeconds: 15, leaseTransitions: 0}
         body.contains(r#"Operation cannot be fulfilled on leases.coordination.k8s.io \"scheduler\": the object has been modified; please apply your changes to the latest version and try again"#),
         "{body}"
     );
-    let holder = s.kubectl_ok(&[
-        "get",
-        "lease",
-        "scheduler",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ]);
+    let holder = s.jsonpath("lease", "scheduler", "{.spec.holderIdentity}");
     assert_eq!(holder.trim(), "b");
 
     // Validation, with Kubernetes' messages; nothing stored.

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, table, SVCNET};
+use support::{assert_success, eventually, stdout, table, Row, SVCNET};
 
 const SERVICES: &str = "apiVersion: v1
 kind: Service
@@ -41,7 +41,7 @@ spec:
           periodSeconds: 1
 ";
 
-fn running_pods(c: &Cluster, n: usize) -> Vec<std::collections::BTreeMap<String, String>> {
+fn running_pods(c: &Cluster, n: usize) -> Vec<Row> {
     eventually(
         Duration::from_secs(60),
         &format!("{n} Running, Ready pods"),
@@ -146,13 +146,7 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     let resolv = c.kubectl_ok(&["exec", &a["NAME"], "--", "cat", "/etc/resolv.conf"]);
     assert_eq!(resolv, "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
     let env = c.kubectl_ok(&["exec", &a["NAME"], "--", "env"]);
-    let svc_ip = c.kubectl_ok(&[
-        "get",
-        "svc",
-        "service-clusterip",
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
+    let svc_ip = c.jsonpath("svc", "service-clusterip", "{.spec.clusterIP}");
     for want in [
         format!("SERVICE_CLUSTERIP_SERVICE_HOST={svc_ip}"),
         "SERVICE_CLUSTERIP_SERVICE_PORT=80".to_string(),
@@ -182,18 +176,16 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
         let t = table(&c.kubectl_ok(&["get", "pod", "imageonly"]));
         (t[0]["STATUS"] == "CommandRequired").then_some(())
     });
-    let msg = c.kubectl_ok(&[
-        "get",
+    let msg = c.jsonpath(
         "pod",
         "imageonly",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
-    ]);
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
     assert!(msg.contains("set \"command\""), "{msg}");
 
     // The outside client reaches the nodes, not the pods' network directly.
     let code = |url: &str| {
-        let out = c.exec(
+        c.exec_stdout(
             &["--outside"],
             &[
                 "curl",
@@ -206,8 +198,7 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
                 "%{http_code}",
                 url,
             ],
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        )
     };
     assert_eq!(code("http://172.28.0.11:10250/healthz"), "200");
     assert_eq!(
@@ -236,11 +227,12 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
         .unwrap();
     let port = line.trim().rsplit(':').next().unwrap().to_string();
     let get = |path: &str| {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+        stdout(Command::new("curl").args([
+            "-s",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ]))
     };
     let page = get("/api/v1/namespaces/default/services/service-clusterip/proxy/");
     let ips: Vec<String> =
@@ -260,11 +252,8 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     // which its service proxy sends to a pod).
     c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: service-env}\n  ports: [{port: 80, nodePort: 31777}]\n");
     let body = eventually(Duration::from_secs(20), "127.0.0.1:31777 forwarded", || {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "2", "http://127.0.0.1:31777/"])
-            .output()
-            .unwrap();
-        let b = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let b = stdout(Command::new("curl").args(["-s", "-m", "2", "http://127.0.0.1:31777/"]));
+        let b = b.trim().to_string();
         (!b.is_empty()).then_some(b)
     });
     assert!(ips.contains(&body), "{body:?} not one of {ips:?}");
@@ -274,14 +263,7 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
     c.stop();
     assert_eq!(c.namespaces(), Vec::<String>::new());
     assert_eq!(c.processes(), Vec::<String>::new());
-    let links = String::from_utf8(
-        Command::new("ip")
-            .args(["-o", "link"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let links = stdout(Command::new("ip").args(["-o", "link"]));
     assert!(
         !links.contains("vn1") && !links.contains("br0@"),
         "no link leaked into the host: {links}"
@@ -316,11 +298,7 @@ fn down_cleans_up_after_a_crashed_up_and_up_needs_privileges() {
         .arg(c.data())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(c.namespaces(), Vec::<String>::new());
     assert_eq!(c.processes(), Vec::<String>::new());
 

@@ -9,29 +9,19 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, seed, table};
-
-fn out(c: &Cluster, target: &[&str], argv: &[&str]) -> String {
-    let o = c.exec(target, argv);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use support::{eventually, table};
 
 #[test]
 fn seeds_dns_walkthrough() {
     let c = Cluster::up_with(2, &[]);
-    for f in [
+    c.apply_seeds(&[
         "Service-Env.yaml",
         "Service-Headliness.yaml",
         "Service-Externalname.yaml",
         "busybox.yaml",
-    ] {
-        c.kubectl_ok(&["apply", "-f", seed(f).to_str().unwrap()]);
-    }
+    ]);
     c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: nginx}\nspec:\n  selector: {app: service-env}\n  ports: [{port: 80}]\n");
-    let pods = eventually(Duration::from_secs(60), "3 Ready pods", || {
-        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "-l", "app=service-env"]));
-        (t.len() == 3 && t.iter().all(|r| r["READY"] == "1/1")).then_some(t)
-    });
+    let pods = c.ready_pods("app=service-env", 3);
     let ips: BTreeSet<String> = pods.iter().map(|p| p["IP"].clone()).collect();
 
     // kube-dns is a Service like any other, at the seeds' address, served by every node.
@@ -40,27 +30,26 @@ fn seeds_dns_walkthrough() {
 
     // `dig @10.96.0.10 service-headliness.default.svc.cluster.local +short` → the 3 pod IPs.
     let headless = eventually(Duration::from_secs(20), "the headless A records", || {
-        let got: BTreeSet<String> = out(
-            &c,
-            &["--node", "node-1"],
-            &[
-                "dig",
-                "@10.96.0.10",
-                "service-headliness.default.svc.cluster.local",
-                "+short",
-            ],
-        )
-        .lines()
-        .map(str::to_string)
-        .collect();
+        let got: BTreeSet<String> = c
+            .exec_stdout(
+                &["--node", "node-1"],
+                &[
+                    "dig",
+                    "@10.96.0.10",
+                    "service-headliness.default.svc.cluster.local",
+                    "+short",
+                ],
+            )
+            .lines()
+            .map(str::to_string)
+            .collect();
         (got == ips).then_some(got)
     });
     assert_eq!(headless.len(), 3);
 
     // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
     // outside the cluster, which `svcnet up` does not reach).
-    let cname = out(
-        &c,
+    let cname = c.exec_stdout(
         &["--node", "node-2"],
         &[
             "dig",
@@ -86,7 +75,7 @@ fn seeds_dns_walkthrough() {
     );
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
     assert!(resolv.contains("options ndots:5"), "{resolv}");
-    let cluster_ip = c.kubectl_ok(&["get", "svc", "nginx", "-o", "jsonpath={.spec.clusterIP}"]);
+    let cluster_ip = c.jsonpath("svc", "nginx", "{.spec.clusterIP}");
     let looked_up = c.kubectl_ok(&["exec", "busybox", "--", "nslookup", "nginx"]);
     assert!(
         looked_up.contains("nginx.default.svc.cluster.local"),

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
-use support::{eventually, table};
+use support::{eventually, stdout, table};
 
 const APP: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -41,13 +41,10 @@ spec:
 
 /// `curl` from the outside client: the body, or None when it failed.
 fn curl_outside(c: &Cluster, url: &str, timeout_s: u32) -> Option<String> {
-    let out = c.exec(
+    c.exec_ok(
         &["--outside"],
         &["curl", "-s", "-m", &timeout_s.to_string(), url],
-    );
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    )
 }
 
 fn external_ip(c: &Cluster, svc: &str) -> String {
@@ -61,11 +58,7 @@ fn external_ip(c: &Cluster, svc: &str) -> String {
 fn announcers(c: &Cluster, ip: &str) -> Vec<usize> {
     (1..=3)
         .filter(|i| {
-            let out = Command::new("ip")
-                .args(["-n", &format!("{}node-{i}", c.prefix)])
-                .args(["-o", "-4", "addr", "show", "dev", "eth0"])
-                .output()
-                .unwrap();
+            let out = c.ip(*i, &["-o", "-4", "addr", "show", "dev", "eth0"]);
             String::from_utf8_lossy(&out.stdout).contains(&format!(" {ip}/32 "))
         })
         .collect()
@@ -94,11 +87,11 @@ fn loadbalancer_userspace() {
 fn walkthrough(mode: &str) {
     let c = Cluster::up_with(3, &["--proxy-mode", mode]);
     c.apply(APP);
-    let pods: BTreeSet<String> = eventually(Duration::from_secs(60), "3 ready pods", || {
-        let t = table(&c.kubectl_ok(&["get", "pods", "-l", "app=web"]));
-        (t.len() == 3 && t.iter().all(|r| r["READY"] == "1/1"))
-            .then(|| t.iter().map(|r| r["NAME"].clone()).collect())
-    });
+    let pods: BTreeSet<String> = c
+        .ready_pods("app=web", 3)
+        .iter()
+        .map(|r| r["NAME"].clone())
+        .collect();
 
     // An address from the pool, shown by kubectl; announced by exactly one node.
     let ip = eventually(Duration::from_secs(30), "an EXTERNAL-IP", || {
@@ -141,23 +134,15 @@ fn walkthrough(mode: &str) {
             Duration::from_secs(10),
             "the host's loopback forwarder",
             || {
-                let out = Command::new("curl")
-                    .args(["-s", "-m", "3", &host_url])
-                    .output()
-                    .unwrap();
-                let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                pods.contains(&body).then_some(())
+                let body = stdout(Command::new("curl").args(["-s", "-m", "3", &host_url]));
+                pods.contains(body.trim()).then_some(())
             },
         );
     }
 
     // An address removed behind the speaker's back is put back (checked every 5 s).
-    let del = Command::new("ip")
-        .args(["-n", &format!("{}node-{owner}", c.prefix)])
-        .args(["addr", "del", &format!("{ip}/32"), "dev", "eth0"])
-        .status()
-        .unwrap();
-    assert!(del.success());
+    let del = c.ip(owner, &["addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
+    assert!(del.status.success());
     eventually(Duration::from_secs(15), "the address restored", || {
         (announcers(&c, &ip) == [owner]).then_some(())
     });
@@ -219,10 +204,7 @@ fn walkthrough(mode: &str) {
                 "  type: LoadBalancer\n  externalTrafficPolicy: Local\n",
             ),
     );
-    let solo_node = eventually(Duration::from_secs(60), "the solo pod ready", || {
-        let t = table(&c.kubectl_ok(&["get", "pods", "-l", "app=solo", "-o", "wide"]));
-        (t.len() == 1 && t[0]["READY"] == "1/1").then(|| t[0]["NODE"].clone())
-    });
+    let solo_node = c.ready_pods("app=solo", 1)[0]["NODE"].clone();
     let solo_ip = eventually(Duration::from_secs(30), "solo's EXTERNAL-IP", || {
         let ip = external_ip(&c, "solo");
         in_pool(&ip).then_some(ip)
@@ -296,13 +278,9 @@ fn walkthrough(mode: &str) {
 
     // The announcing node's network goes down: another node takes the address over.
     let owner = announcers(&c, &ip)[0];
-    let owner_ns = format!("{}node-{owner}", c.prefix);
     let link = |state: &str| {
-        let ok = Command::new("ip")
-            .args(["-n", &owner_ns, "link", "set", "eth0", state])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "link {state}");
+        let out = c.ip(owner, &["link", "set", "eth0", state]);
+        assert!(out.status.success(), "link {state}");
     };
     link("down");
     let started = Instant::now();
@@ -336,10 +314,7 @@ fn walkthrough(mode: &str) {
         "a pod on another node (routes to other nodes' pods): {wide:?}"
     );
     let curl_node = |url: &str| -> Option<String> {
-        let out = c.exec(&["--node", &node], &["curl", "-s", "-m", "2", url]);
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        c.exec_ok(&["--node", &node], &["curl", "-s", "-m", "2", url])
     };
     let started = Instant::now();
     eventually(

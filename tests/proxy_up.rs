@@ -9,29 +9,23 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
-use support::{eventually, seed, table};
+use support::{eventually, stdout, table};
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
-    let out = c.exec(target, &["curl", "-s", "-m", "3", url]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    c.exec_stdout(target, &["curl", "-s", "-m", "3", url])
 }
 
 fn walkthrough(mode: &str) {
     let c = Cluster::up_with(2, &["--proxy-mode", mode]);
     c.kubectl_ok(&["create", "namespace", "shield"]);
-    for f in [
+    c.apply_seeds(&[
         "Service-Env.yaml",
         "Service-Clusterip.yaml",
         "Service-Nodeport.yaml",
         "shield-app.yml",
-    ] {
-        c.kubectl_ok(&["apply", "-f", seed(f).to_str().unwrap()]);
-    }
+    ]);
     c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  clusterIP: 10.97.1.2\n  selector: {app: nobody}\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {app: service-env}\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n");
-    let pods = eventually(Duration::from_secs(60), "3 Running, Ready pods", || {
-        let t = table(&c.kubectl_ok(&["get", "pods", "-o", "wide", "-l", "app=service-env"]));
-        (t.len() == 3 && t.iter().all(|r| r["READY"] == "1/1")).then_some(t)
-    });
+    let pods = c.ready_pods("app=service-env", 3);
     let ips: BTreeSet<String> = pods.iter().map(|p| p["IP"].clone()).collect();
     let a = pods[0]["NAME"].clone();
 
@@ -79,7 +73,7 @@ fn walkthrough(mode: &str) {
     assert!(started.elapsed() < Duration::from_secs(3));
 
     // Session affinity: one client, one pod.
-    let svc_ip = c.kubectl_ok(&["get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIP}"]);
+    let svc_ip = c.jsonpath("svc", "sticky", "{.spec.clusterIP}");
     let stuck: BTreeSet<String> = (0..6)
         .map(|_| curl(&c, &[&a], &format!("http://{svc_ip}/")))
         .collect();
@@ -87,20 +81,19 @@ fn walkthrough(mode: &str) {
     assert!(ips.is_superset(&stuck));
 
     // The virtual servers as `ipvsadm -Ln` lists them (the seeds' view), in any mode.
-    let out = std::process::Command::new(support::SVCNET)
-        .args([
-            "proxy",
-            "--list",
-            "--hostname-override",
-            "node-1",
-            "--node-ip",
-            "172.28.0.11",
-            "--kubeconfig",
-        ])
-        .arg(c.data().join("kubeconfig"))
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let listing = stdout(
+        std::process::Command::new(support::SVCNET)
+            .args([
+                "proxy",
+                "--list",
+                "--hostname-override",
+                "node-1",
+                "--node-ip",
+                "172.28.0.11",
+                "--kubeconfig",
+            ])
+            .arg(c.data().join("kubeconfig")),
+    );
     assert!(
         listing.starts_with("IP Virtual Server version"),
         "{listing}"

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::SVCNET;
+use super::commands::{kubectl_stdout, seed, table, Row, SVCNET};
+use super::poll::eventually;
 
 /// A running `svcnet up`; stopped (and checked clean) by `down`, killed + torn down on drop.
 pub struct Cluster {
@@ -83,21 +84,38 @@ impl Cluster {
     }
 
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}\n{}\nup log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap()
+        kubectl_stdout(args, self.kubectl(args), "up log", || self.log())
+    }
+
+    /// `kubectl get <resource> <name> -o jsonpath=<template>`.
+    pub fn jsonpath(&self, resource: &str, name: &str, template: &str) -> String {
+        self.kubectl_ok(&["get", resource, name, "-o", &format!("jsonpath={template}")])
     }
 
     pub fn apply(&self, manifest: &str) {
         let path = self.dir.path().join("m.yaml");
         std::fs::write(&path, manifest).unwrap();
         self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    /// `kubectl apply -f` each of these seed manifests (examples/seeds).
+    pub fn apply_seeds(&self, names: &[&str]) {
+        for name in names {
+            self.kubectl_ok(&["apply", "-f", seed(name).to_str().unwrap()]);
+        }
+    }
+
+    /// Wait (60 s at most) until exactly `n` pods match `selector`, all Ready (`1/1`); their
+    /// rows of `kubectl get pods -o wide`.
+    pub fn ready_pods(&self, selector: &str, n: usize) -> Vec<Row> {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{n} Ready pods with {selector}"),
+            || {
+                let t = table(&self.kubectl_ok(&["get", "pods", "-o", "wide", "-l", selector]));
+                (t.len() == n && t.iter().all(|r| r["READY"] == "1/1")).then_some(t)
+            },
+        )
     }
 
     /// `svcnet exec <where> -- argv`.
@@ -113,21 +131,37 @@ impl Cluster {
             .unwrap()
     }
 
+    /// `svcnet exec <where> -- argv`: its stdout, trimmed.
+    pub fn exec_stdout(&self, target: &[&str], argv: &[&str]) -> String {
+        let out = self.exec(target, argv);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `svcnet exec <where> -- argv`: its stdout (trimmed) when it succeeded.
+    pub fn exec_ok(&self, target: &[&str], argv: &[&str]) -> Option<String> {
+        let out = self.exec(target, argv);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Node `i`'s network namespace.
+    pub fn node_ns(&self, i: usize) -> String {
+        format!("{}node-{i}", self.prefix)
+    }
+
+    /// `ip -n <node i's namespace> <args>`.
+    pub fn ip(&self, node: usize, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["-n", &self.node_ns(node)])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// This cluster's network namespaces.
     pub fn namespaces(&self) -> Vec<String> {
-        let names = String::from_utf8(
-            Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        names
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(&self.prefix))
-            .map(str::to_string)
-            .collect()
+        svcnet_netns::NetNs::list(&self.prefix)
     }
 
     /// Processes that belong to this cluster (container shims carry the data dir).

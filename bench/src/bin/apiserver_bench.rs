@@ -1,11 +1,9 @@
 //! API server benchmark (issue 2): N Service creates, a list of N, and watch-event latency with
-//! W watchers — through the real HTTPS API with a kube-rs client — each next to the same work done
-//! directly on the store in the same run (the reference: what the API layer costs on top).
+//! W watchers through the real HTTPS API with kube-rs, each next to the same work done directly
+//! on the store in the same run; `--store etcd` adds the API server on a local etcd.
+//! Details: bench/README.md.
 //!
 //! `cargo run --release -p svcnet-bench --bin apiserver-bench -- [--services 10000] [--watchers 100]`
-//!
-//! `--store etcd` starts a local etcd (Debian's etcd 3.4, one member on loopback, in a temp dir)
-//! and prints the API server on etcd next to the API server on SQLite, same run, same work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +14,8 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use svcnet_bench::cluster::ApiServer;
+use svcnet_bench::report::{self, percentile};
 use svcnet_store::etcd::local::LocalEtcd;
 use svcnet_store::etcd::{EtcdConfig, EtcdStore};
 use svcnet_store::sqlite::SqliteStore;
@@ -49,16 +49,8 @@ fn svc_json(name: &str) -> serde_json::Value {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+    report::ms(d, 3)
 }
 
 /// The reference: the same creates, list and watch directly on a store.
@@ -177,15 +169,8 @@ async fn api_run(
     args: &Args,
     store: Option<svcnet_apiserver::config::StoreUrl>,
 ) -> anyhow::Result<ApiRun> {
-    let dir = tempfile::tempdir()?;
-    let mut config = svcnet_apiserver::Config::new(dir.path().to_path_buf());
-    config.secure_port = 0;
-    config.store = store;
-    let server = svcnet_apiserver::Server::start(config).await?;
-    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    let server = ApiServer::start(store).await?;
+    let client = server.client.clone();
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
 
     // 1. Creates.
@@ -292,12 +277,13 @@ async fn api_run(
 }
 
 fn ratio(a: Duration, b: Duration) -> String {
-    format!("{:.1}x", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+    report::ratio(a.as_secs_f64(), b.as_secs_f64(), 1)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    report::header();
     match args.store.as_str() {
         "sqlite" => {}
         "etcd" => return etcd_vs_sqlite(&args).await,

@@ -1,26 +1,22 @@
-//! Cluster benchmark (issue 4): `svcnet up` until every node is Ready (1 and 3 nodes), and 50
-//! pods from a Deployment's creation to all Ready on a 3-node cluster.
-//!
-//! References, measured in the same run:
-//! - for `up`: `svcnet apiserver` alone until it serves (the control plane's own start);
-//! - for the pods: 50 pod sandboxes (network namespace, veth, address, files) made directly with
-//!   svcnet-node's sandbox code in one namespace, each with the same server process started in
-//!   it and answering — the kernel's and the processes' cost, without the API, scheduler,
-//!   controllers, agent or shims.
-//!
-//! Needs root. Everything it creates is removed at the end (also `svcnet down` on the data dirs).
+//! Cluster benchmark (issue 4): `svcnet up` until every node is Ready (1 and 3 nodes) against
+//! `svcnet apiserver` alone, and 50 pods from a Deployment's creation to all Ready against the
+//! same sandboxes and processes made directly. Needs root; removes everything it made.
+//! Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/cluster-bench [--runs 3] [--pods 50]`
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use svcnet_bench::cluster::{client, svcnet_exe, Up};
+use svcnet_bench::proc::Proc;
+use svcnet_bench::report::{self, median};
+use svcnet_netns::testing::{unique_name, NetnsGuard, ScratchNetns};
 
 #[derive(Parser)]
 struct Args {
@@ -32,104 +28,21 @@ struct Args {
     pods: usize,
 }
 
-fn svcnet() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?.with_file_name("svcnet");
-    anyhow::ensure!(
-        exe.exists(),
-        "{} not found: `cargo build --release -p svcnet`",
-        exe.display()
-    );
-    Ok(exe)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
-}
-
-/// A running `svcnet up`, stopped (SIGTERM, teardown) on drop.
-struct Up {
-    child: std::process::Child,
-    data: PathBuf,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = nix_kill(self.child.id() as i32);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Ok(exe) = svcnet() {
-            let _ = Command::new(exe)
-                .arg("down")
-                .arg("--data-dir")
-                .arg(&self.data)
-                .output();
-        }
-    }
-}
-
-fn nix_kill(pid: i32) -> std::io::Result<()> {
-    let st = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("kill failed"))
-    }
-}
-
-/// Start `svcnet up --nodes n`; returns it once it printed `ready`, with the time that took.
-fn up(n: usize, data: &Path) -> anyhow::Result<(Up, Duration)> {
-    let start = Instant::now();
-    let mut child = Command::new(svcnet()?)
-        .args([
-            "up",
-            "--apiserver-port",
-            "0",
-            "--nodes",
-            &n.to_string(),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let out = child.stdout.take().expect("piped");
-    let up = Up {
-        child,
-        data: data.to_path_buf(),
-    };
-    for line in BufReader::new(out).lines() {
-        if line?.starts_with("ready") {
-            return Ok((up, start.elapsed()));
-        }
-    }
-    anyhow::bail!("svcnet up exited before it was ready")
 }
 
 /// `svcnet apiserver` alone until its kubeconfig exists and /healthz answers.
 fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let mut child = Command::new(svcnet()?)
-        .args(["apiserver", "--secure-port", "0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut child = Proc::spawn(
+        Command::new(svcnet_exe()?)
+            .args(["apiserver", "--secure-port", "0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
     let kc = data.join("kubeconfig");
     let took = loop {
         if let Ok(s) = std::fs::read_to_string(&kc) {
@@ -155,16 +68,8 @@ fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
         );
         std::thread::sleep(Duration::from_millis(2));
     };
-    child.kill()?;
-    child.wait()?;
+    child.stop();
     Ok(took)
-}
-
-async fn client(data: &Path) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(data.join("kubeconfig"))?;
-    Ok(kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?)
 }
 
 /// 50 pods of a Deployment, from `kubectl apply` to all Ready.
@@ -174,7 +79,7 @@ async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration>
     );
     let file = data.join("bench.yaml");
     std::fs::write(&file, manifest)?;
-    let c = client(data).await?;
+    let c = client(&data.join("kubeconfig")).await?;
     let api: Api<Pod> = Api::namespaced(c, "default");
     let start = Instant::now();
     let st = Command::new("kubectl")
@@ -215,10 +120,12 @@ async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration>
 async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
     use svcnet_netns::NetNs;
     let tag = std::process::id();
-    let node_name = format!("svcnet-b{tag}-node");
-    let node = NetNs::create(&node_name)?;
+    let base = unique_name("b");
+    let node = ScratchNetns::named(format!("{base}-node"))?;
+    // The pods' namespaces, however this ends (sandbox::destroy removes them first).
+    let mut pods = NetnsGuard::default();
     let cidr: ipnet::Ipv4Net = "10.250.0.0/24".parse()?;
-    let exe = svcnet()?;
+    let exe = svcnet_exe()?;
     let mut made = Vec::new();
     let mut children = Vec::new();
     let start = Instant::now();
@@ -231,7 +138,8 @@ async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
         for i in 0..n {
             let ip = Ipv4Addr::new(10, 250, 0, 2 + i as u8);
             let uid = format!("{tag:x}{i:04x}");
-            let netns = format!("svcnet-b{tag}-pod-{i}");
+            let netns = format!("{base}-pod-{i}");
+            pods.0.push(netns.clone());
             let pdir = dir.join(&uid);
             let spec = svcnet_node::sandbox::SandboxSpec {
                 netns: &netns,
@@ -249,7 +157,7 @@ async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             svcnet_netns::enter_on_exec(&mut cmd, &NetNs::open(&netns)?, Some("bench"), &[])?;
-            children.push(cmd.spawn()?);
+            children.push(Proc::spawn(&mut cmd)?);
         }
         for sb in &made {
             let addr = SocketAddr::from((sb.ip, 80));
@@ -271,14 +179,12 @@ async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
         Ok(start.elapsed())
     }
     .await;
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
     for sb in &made {
         let _ = svcnet_node::sandbox::destroy(sb, Some(&node));
     }
-    let _ = NetNs::delete(&node_name);
+    drop(pods);
+    drop(node);
     result
 }
 
@@ -286,6 +192,7 @@ async fn pods_direct(n: usize, dir: &Path) -> anyhow::Result<Duration> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     svcnet_netns::check_privileges().map_err(anyhow::Error::msg)?;
+    report::header();
     let tmp = tempfile::tempdir()?;
 
     let mut api_alone = Vec::new();
@@ -304,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     for n in [1usize, 3] {
         let mut times = Vec::new();
         for r in 0..args.runs {
-            let (cluster, took) = up(n, &tmp.path().join(format!("up-{n}-{r}")))?;
+            let (cluster, took) = Up::start(n, &tmp.path().join(format!("up-{n}-{r}")))?;
             times.push(took);
             drop(cluster);
         }
@@ -318,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let data = tmp.path().join("pods");
-    let (cluster, _) = up(3, &data)?;
+    let (cluster, _) = Up::start(3, &data)?;
     let through = pods_through_cluster(&data, args.pods).await;
     drop(cluster);
     let through = through?;

@@ -1,21 +1,14 @@
-//! Controllers benchmark (issue 3), against the real API server (in this process) and the real
-//! `svcnet controller-manager` (a child process, found next to this binary).
-//!
-//! 1. Propagation: a pod's readiness flips in the API; the time until a watcher sees the
-//!    EndpointSlice say so, p50/p99 over `--changes` flips. Reference, same run: the time until a
-//!    watcher sees the pod change itself (the API's own watch latency, the floor for anything a
-//!    controller does).
-//! 2. Scale: `--services` Services × `--pods` pods each, created with IPs and readiness; the
-//!    controller-manager's CPU time and peak memory until every Service's slices and Endpoints
-//!    list all its pods. Reference, same run: a second controller-manager with `--controllers=none`
-//!    (the informers alone: list, watch and cache the same objects, reconcile nothing).
+//! Controllers benchmark (issue 3): pod readiness → EndpointSlice propagation (p50/p99) against
+//! the pod's own watch event, and the controller-manager's CPU time and peak memory for
+//! `--services` × `--pods` against one running informers only; the real API server in this
+//! process, the real `svcnet controller-manager` as a child. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/controllers-bench
 //!  [--changes 300] [--services 1000] [--pods 100]`
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::ops::ControlFlow;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +17,11 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::watcher::{self, Event};
+use svcnet_bench::cluster::{svcnet_exe, ApiServer};
+use svcnet_bench::proc::Proc;
+use svcnet_bench::report::{self, percentile};
+use svcnet_informer::watch::Watched;
 use tokio::sync::mpsc;
 
 #[derive(Parser)]
@@ -46,71 +43,20 @@ struct Args {
     concurrency: usize,
 }
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    /// (user+system CPU seconds, peak RSS in MiB) from /proc.
-    fn usage(&self) -> (f64, f64) {
-        let pid = self.0.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command (which may hold spaces) start after the last ')'.
-        let rest: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            rest.get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 (1-based); `rest` starts at field 3. USER_HZ = 100.
-        let cpu = (ticks(11) + ticks(12)) / 100.0;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        (cpu, hwm / 1024.0)
-    }
-}
-
 fn controller_manager(kubeconfig: &std::path::Path, controllers: &str) -> anyhow::Result<Proc> {
-    let exe: PathBuf = std::env::current_exe()?.with_file_name("svcnet");
-    anyhow::ensure!(
-        exe.exists(),
-        "{} not found: build it with `cargo build --release -p svcnet`",
-        exe.display()
-    );
-    let child = Command::new(exe)
-        .args(["controller-manager", "--kubeconfig"])
-        .arg(kubeconfig)
-        .arg(format!("--controllers={controllers}"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    Ok(Proc(child))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    Ok(Proc::spawn(
+        Command::new(svcnet_exe()?)
+            .args(["controller-manager", "--kubeconfig"])
+            .arg(kubeconfig)
+            .arg(format!("--controllers={controllers}"))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )?)
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    report::ms(d, 2)
 }
 
 fn ip(k: usize) -> String {
@@ -181,28 +127,21 @@ fn spawn_watch<K, F, T>(
     extract: F,
 ) -> mpsc::UnboundedReceiver<(Instant, T)>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
+    K: Watched,
     F: Fn(&K) -> Vec<T> + Send + 'static,
     T: Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut s = watcher(api, cfg).boxed();
-        while let Ok(Some(ev)) = s.try_next().await {
-            if let Event::Apply(o) | Event::InitApply(o) = ev {
-                let now = Instant::now();
-                for t in extract(&o) {
-                    if tx.send((now, t)).is_err() {
-                        return;
-                    }
+    svcnet_informer::watch::spawn(api, cfg, move |ev| {
+        if let Ok(Event::Apply(o) | Event::InitApply(o)) = ev {
+            let now = Instant::now();
+            for t in extract(&o) {
+                if tx.send((now, t)).is_err() {
+                    return ControlFlow::Break(());
                 }
             }
         }
+        ControlFlow::Continue(())
     });
     rx
 }
@@ -288,10 +227,10 @@ async fn propagation(client: &kube::Client, args: &Args) -> anyhow::Result<()> {
     for (label, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
         let (a, b) = (percentile(&slice_lat, p), percentile(&pod_lat, p));
         println!(
-            "| {label} | {} | {} | {:.1}x |",
+            "| {label} | {} | {} | {} |",
             ms(a),
             ms(b),
-            a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+            report::ratio(a.as_secs_f64(), b.as_secs_f64(), 1)
         );
     }
     println!();
@@ -406,9 +345,9 @@ async fn scale(
         "| reference: `--controllers=none` (informers only) | {cb:.2} s | {rss_bare:.0} MiB |"
     );
     println!(
-        "| ratio | {:.2}x | {:.2}x |\n",
-        cf / cb.max(1e-9),
-        rss_full / rss_bare.max(1e-9)
+        "| ratio | {} | {} |\n",
+        report::ratio(cf, cb, 2),
+        report::ratio(rss_full, rss_bare, 2)
     );
     Ok(())
 }
@@ -416,20 +355,14 @@ async fn scale(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dir = tempfile::tempdir()?;
-    let mut config = svcnet_apiserver::Config::new(dir.path().to_path_buf());
-    config.secure_port = 0;
-    let server = svcnet_apiserver::Server::start(config).await?;
-    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    report::header();
+    let api = ApiServer::start(None).await?;
     {
-        let _cm = controller_manager(&server.kubeconfig_path, "endpointslice,endpoints")?;
-        propagation(&client, &args).await?;
+        let _cm = controller_manager(api.kubeconfig(), "endpointslice,endpoints")?;
+        propagation(&api.client, &args).await?;
     }
     if args.services > 0 {
-        scale(&client, &server.kubeconfig_path, &args).await?;
+        scale(&api.client, api.kubeconfig(), &args).await?;
     }
     Ok(())
 }

@@ -1,15 +1,7 @@
 //! Cluster DNS benchmark (issue 6): the real `svcnet dns` process, following the real API server
-//! (in this process) with `--services` ClusterIP Services and `--headless` headless Services —
-//! and EndpointSlices for all of them, `--endpoints` endpoints in total (the issue's 10k Services
-//! / 50k pods) — loaded with Debian's `dnsperf` on in-cluster names. Reference, same run, same
-//! dnsperf settings and query file: NSD (Debian's `nsd`) serving the same records from a zone
-//! file generated from the same objects.
-//!
-//! Prints qps, average latency and lost queries of a saturating run (`-l --seconds`), latency
-//! percentiles of a run at a fixed rate (`--latency-qps`, dnsperf `-v` per-query latencies), the
-//! ratios svcnet / NSD, and the peak RSS (VmHWM) of `svcnet dns` with the whole zone loaded.
-//!
-//! Everything listens on 127.0.0.1 only; every process started here is killed on exit.
+//! with 10k ClusterIP + 1k headless Services and 50k endpoints, under Debian's `dnsperf` (qps,
+//! latency percentiles, peak RSS), next to NSD serving the same records from a zone file, same
+//! run, same query file. Everything listens on 127.0.0.1 only. Details: bench/README.md.
 //!
 //! ```sh
 //! apt-get install -y dnsperf nsd
@@ -20,7 +12,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -30,6 +22,9 @@ use hickory_proto::rr::{Name, RecordType};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, PostParams};
+use svcnet_bench::cluster::{svcnet_exe, ApiServer};
+use svcnet_bench::proc::Proc;
+use svcnet_bench::report;
 
 #[derive(Parser)]
 struct Args {
@@ -73,28 +68,6 @@ struct Args {
     /// builds.
     #[arg(long)]
     svcnet: Option<std::path::PathBuf>,
-}
-
-/// A child process killed (and reaped) when dropped, also on errors and panics.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP.
@@ -418,10 +391,7 @@ fn dnsperf_latencies(a: &Args, port: u16, file: &Path) -> anyhow::Result<Vec<f64
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
+    report::at(v, p).unwrap_or(f64::NAN)
 }
 
 fn start_nsd(dir: &Path, port: u16, zone: &str, rev: &str) -> anyhow::Result<Proc> {
@@ -440,15 +410,14 @@ fn start_nsd(dir: &Path, port: u16, zone: &str, rev: &str) -> anyhow::Result<Pro
     );
     let conf_path = dir.join("nsd.conf");
     std::fs::write(&conf_path, conf)?;
-    let child = Command::new("nsd")
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        // Its own process group: the server processes it forks die with it (see Drop below).
-        .spawn()?;
-    Ok(Proc(child))
+    Ok(Proc::spawn(
+        Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )?)
 }
 
 /// NSD forks server processes; kill its whole process group on drop.
@@ -458,7 +427,7 @@ impl Drop for Nsd {
     fn drop(&mut self) {
         // `nsd -d` stays the parent of its servers; SIGTERM makes it stop them and exit.
         let _ = Command::new("kill")
-            .args(["-TERM", &self.0 .0.id().to_string()])
+            .args(["-TERM", &self.0.id().to_string()])
             .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
@@ -470,13 +439,9 @@ impl Drop for Nsd {
     }
 }
 
+/// svcnet / NSD; `—` without a reference in this run (`--no-peer`).
 fn ratio(x: f64, y: f64) -> String {
-    if y > 0.0 && y.is_finite() {
-        format!("{:.2}x", x / y)
-    } else {
-        // No reference in this run (`--no-peer`).
-        "—".to_string()
-    }
+    report::ratio(x, y, 2)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -485,37 +450,25 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(a.services > 0, "--services must be > 0");
     let exe = match &a.svcnet {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("svcnet"),
+        None => svcnet_exe()?,
     };
-    anyhow::ensure!(
-        exe.exists(),
-        "build svcnet first: cargo build --release -p svcnet"
-    );
+    report::header();
     let dir = tempfile::tempdir()?;
-    let mut config = svcnet_apiserver::Config::new(dir.path().join("api"));
-    config.secure_port = 0;
-    config.bind_address = "127.0.0.1".parse()?;
-    let server = svcnet_apiserver::Server::start(config).await?;
-    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
-    let objects = load(&client, &a).await?;
+    let api = ApiServer::start(None).await?;
+    let objects = load(&api.client, &a).await?;
 
     let dns_port = free_port()?;
     let metrics_port = free_port()?;
-    let dns = Proc(
+    let dns = Proc::spawn(
         Command::new(&exe)
             .args(["dns", "--listen", &format!("127.0.0.1:{dns_port}")])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--upstream", "127.0.0.1:9", "--kubeconfig"])
-            .arg(&server.kubeconfig_path)
+            .arg(api.kubeconfig())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?,
-    );
-    let dns_pid = dns.0.id();
+            .stderr(Stdio::inherit()),
+    )?;
     let started = Instant::now();
     let last = &objects.services[objects.services.len() - 1].0;
     let (_, hl_ips) = objects.headless.last().cloned().unwrap_or_default();
@@ -539,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     })?;
     let synced = started.elapsed();
-    let rss_synced = proc_status_kib(dns_pid, "VmRSS:") / 1024.0;
+    let rss_synced = dns.rss_mib();
 
     let qfile = dir.path().join("queries.txt");
     std::fs::write(&qfile, query_file(&objects, a.queries))?;
@@ -578,10 +531,8 @@ async fn main() -> anyhow::Result<()> {
             .transpose()?;
         Ok((s1, p1, s_lat, p_lat))
     })?;
-    let peak = proc_status_kib(dns_pid, "VmHWM:") / 1024.0;
-    let nsd_rss = peer
-        .as_ref()
-        .map(|(n, _)| proc_status_kib(n.0 .0.id(), "VmHWM:") / 1024.0);
+    let peak = dns.peak_rss_mib();
+    let nsd_rss = peer.as_ref().map(|(n, _)| n.0.peak_rss_mib());
 
     let total_eps = objects.headless.iter().map(|h| h.1.len()).sum::<usize>()
         + (a.endpoints

@@ -1,9 +1,6 @@
-//! Proxy sync benchmark (issue 5 (b)): a full sync of S Services × E endpoints, then a change
-//! of one Service's endpoints with the S Services present, in nftables and iptables modes —
-//! render plus kernel load, in a scratch network namespace. The modes are each other's
-//! reference (same state, same run); iptables is what kube-proxy has used for years.
-//!
-//! Needs root; creates and deletes `svcnet-pb-<pid>` only.
+//! Proxy sync benchmark (issue 5 (b)): a full sync of S Services × E endpoints, then one-Service
+//! changes, in nftables and iptables modes (each other's reference) — render plus kernel load,
+//! in a scratch network namespace. Needs root. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet-bench && ./target/release/proxy-bench [--services 10000] [--endpoints 10]`
 
@@ -12,7 +9,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use svcnet_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
+use svcnet_bench::report::{self, median};
+use svcnet_bench::state::{add_service, nth, ready_endpoint};
+use svcnet_netns::testing::ScratchNetns;
+use svcnet_proxy::model::{ServicePortName, State};
 use svcnet_proxy::{iptables, nftables};
 
 #[derive(Parser)]
@@ -39,44 +39,21 @@ struct Args {
 fn state(services: usize, endpoints: usize, nodes: usize, salt: usize) -> State {
     let mut st = State::default();
     for i in 0..services {
-        let id = ServicePortName {
-            namespace: "bench".into(),
-            name: format!("svc-{i}"),
-            port: String::new(),
-            protocol: Protocol::Tcp,
-        };
-        let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + i as u32);
-        st.services.insert(
-            id.clone(),
-            ServicePort::new(id.clone(), IpAddr::V4(vip), 80),
-        );
         let eps = (0..endpoints)
             .map(|e| {
-                let n = (i * endpoints + e + salt) as u32;
-                Endpoint {
-                    ip: IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + n)),
-                    port: 8080,
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                    node_name: Some(format!("node-{}", 1 + n as usize % nodes.max(1))),
-                    zone: None,
-                    hint_zones: None,
-                }
+                let n = i * endpoints + e + salt;
+                let node = format!("node-{}", 1 + n % nodes.max(1));
+                ready_endpoint(nth(Ipv4Addr::new(10, 128, 0, 0), n), 8080, &node)
             })
             .collect();
-        st.endpoints.insert(id, eps);
+        let vip = nth(Ipv4Addr::new(10, 96, 0, 10), i);
+        add_service(&mut st, "bench", &format!("svc-{i}"), vip, eps);
     }
     st
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    report::ms(d, 1)
 }
 
 /// Change one Service's endpoints in place (a different address for one of them).
@@ -99,9 +76,9 @@ fn with_change(st: &State, k: usize) -> (State, ServicePortName) {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     svcnet_netns::check_privileges().map_err(anyhow::Error::msg)?;
-    let ns_name = format!("svcnet-pb-{}", std::process::id());
-    let _ns = svcnet_netns::NetNs::create(&ns_name)?;
-    let ns = Some(ns_name.as_str());
+    report::header();
+    let scratch = ScratchNetns::new("pb")?;
+    let ns = Some(scratch.name());
     let node_n = nftables::NodeInfo {
         name: "node-1".into(),
         node_ips: vec!["198.51.100.1".parse()?],
@@ -200,7 +177,7 @@ fn main() -> anyhow::Result<()> {
             if a.skip_iptables {
                 "—".to_string()
             } else {
-                format!("{:.2}x", x.as_secs_f64() / y.as_secs_f64())
+                report::ratio(x.as_secs_f64(), y.as_secs_f64(), 2)
             }
         };
         println!(
@@ -233,6 +210,6 @@ fn main() -> anyhow::Result<()> {
         );
         Ok(())
     })();
-    let _ = svcnet_netns::NetNs::delete(&ns_name);
+    drop(scratch);
     result
 }

@@ -1,26 +1,27 @@
-//! Proxy end-to-end benchmark (issue 5 (c) and (d)), with the real `svcnet proxy` process
-//! (nftables mode, in a scratch network namespace) against the real API server (in this
-//! process):
-//!
-//! (c) an EndpointSlice change written to the API → the new endpoint in the kernel's ruleset,
-//!     p50/p99 over `--changes` changes. Reference, same run: the same change seen by a plain
-//!     watcher of the API (the floor for anything downstream of the API).
-//! (d) the proxy's peak memory with `--services` Services × `--endpoints` endpoints programmed.
-//!     Reference, same run: its peak memory with the 1 Service of part (c).
-//!
-//! Needs root; creates and deletes `svcnet-pe-<pid>` only.
+//! Proxy end-to-end benchmark (issue 5 (c) and (d)): the real `svcnet proxy` (nftables, in a
+//! scratch namespace) against the real API server in this process — an EndpointSlice change to
+//! the rule in the kernel against a plain watcher seeing it, and the proxy's peak memory with
+//! 10k Services against 1. Needs root. Details: bench/README.md.
 //!
 //! `cargo build --release -p svcnet -p svcnet-bench && ./target/release/proxy-e2e-bench [--changes 200] [--services 10000]`
 
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::ops::ControlFlow;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::watcher::{self, Event};
+use svcnet_bench::cluster::{svcnet_exe, ApiServer};
+use svcnet_bench::proc::Proc;
+use svcnet_bench::report::{self, percentile};
+use svcnet_bench::state::nth;
+use svcnet_cluster::ports;
+use svcnet_netns::testing::ScratchNetns;
 
 #[derive(Parser)]
 struct Args {
@@ -30,28 +31,6 @@ struct Args {
     services: usize,
     #[arg(long, default_value_t = 10)]
     endpoints: usize,
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 fn ruleset(ns: &str) -> String {
@@ -71,7 +50,7 @@ fn full_syncs(ns: &str) -> u64 {
             ns,
             "curl",
             "-s",
-            "http://127.0.0.1:10249/metrics",
+            &format!("http://127.0.0.1:{}/metrics", ports::PROXY_METRICS),
         ])
         .output();
     let text = out
@@ -101,36 +80,24 @@ fn slice(name: &str, svc: &str, ips: &[String]) -> EndpointSlice {
     .expect("slice")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    report::ms(d, 1)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     svcnet_netns::check_privileges().map_err(anyhow::Error::msg)?;
-    let dir = tempfile::tempdir()?;
-    let mut config = svcnet_apiserver::Config::new(dir.path().to_path_buf());
-    config.secure_port = 0;
-    let server = svcnet_apiserver::Server::start(config).await?;
-    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig_path)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
-    let ns_name = format!("svcnet-pe-{}", std::process::id());
-    let ns = svcnet_netns::NetNs::create(&ns_name)?;
+    report::header();
+    let api = ApiServer::start(None).await?;
+    let client = api.client.clone();
+    let ns = ScratchNetns::new("pe")?;
+    let ns_name = ns.name().to_string();
     ns.ip_batch("link set lo up\naddr add 198.51.100.1/32 dev lo\n")?;
-    let exe = std::env::current_exe()?.with_file_name("svcnet");
-    anyhow::ensure!(
-        exe.exists(),
-        "build svcnet first: cargo build --release -p svcnet"
-    );
-    let spawn_proxy = || -> std::io::Result<Proc> {
-        Ok(Proc(
+    let exe = svcnet_exe()?;
+    let metrics = format!("127.0.0.1:{}", ports::PROXY_METRICS);
+    let spawn_proxy = || {
+        Proc::spawn(
             Command::new(&exe)
                 .args([
                     "proxy",
@@ -141,18 +108,17 @@ async fn main() -> anyhow::Result<()> {
                     "--netns",
                     &ns_name,
                     "--metrics-bind-address",
-                    "127.0.0.1:10249",
+                    &metrics,
                     // Full syncs every 30 s (default: hourly), so that (d) sees one.
                     "--full-sync-period",
                     "30",
                     "--kubeconfig",
                 ])
-                .arg(&server.kubeconfig_path)
+                .arg(api.kubeconfig())
                 .env("RUST_LOG", "error")
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()?,
-        ))
+                .stderr(Stdio::inherit()),
+        )
     };
     let mut proxy = spawn_proxy()?;
     let result = async {
@@ -165,20 +131,18 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "the proxy never programmed the first endpoint");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let small_rss = peak_rss_mib(proxy.0.id());
+        let small_rss = proxy.peak_rss_mib();
 
         // (c): change the endpoint's address; time until the kernel has the new one.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, String)>();
-        let wapi = slices.clone();
-        tokio::spawn(async move {
-            let mut s = Box::pin(watcher(wapi, watcher::Config::default().labels("kubernetes.io/service-name=prop")));
-            while let Ok(Some(ev)) = s.try_next().await {
-                if let Event::Apply(o) = ev {
-                    if let Some(ip) = o.endpoints.first().and_then(|e| e.addresses.first()) {
-                        let _ = tx.send((Instant::now(), ip.clone()));
-                    }
+        let cfg = watcher::Config::default().labels("kubernetes.io/service-name=prop");
+        svcnet_informer::watch::spawn(slices.clone(), cfg, move |ev| {
+            if let Ok(Event::Apply(o)) = ev {
+                if let Some(ip) = o.endpoints.first().and_then(|e| e.addresses.first()) {
+                    let _ = tx.send((Instant::now(), ip.clone()));
                 }
             }
+            ControlFlow::Continue(())
         });
         let mut kernel = Vec::new();
         let mut watch = Vec::new();
@@ -210,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
         println!("|---|---|---|---|");
         for (l, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
             let (k, w) = (percentile(&kernel, p), percentile(&watch, p));
-            println!("| {l} | {} | {} | {:.1}x |", ms(k), ms(w), k.as_secs_f64() / w.as_secs_f64().max(1e-9));
+            println!("| {l} | {} | {} | {} |", ms(k), ms(w), report::ratio(k.as_secs_f64(), w.as_secs_f64(), 1));
         }
 
         // (d): many Services; the proxy's memory once all are programmed.
@@ -221,10 +185,10 @@ async fn main() -> anyhow::Result<()> {
                     let (svcs, slices) = (svcs.clone(), slices.clone());
                     let n = a.endpoints;
                     async move {
-                        let vip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 97, 0, 10)) + i as u32);
+                        let vip = nth(Ipv4Addr::new(10, 97, 0, 10), i);
                         svcs.create(&PostParams::default(), &svc(&format!("s-{i}"), &vip.to_string())).await?;
                         let ips: Vec<String> = (0..n)
-                            .map(|e| std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 130, 0, 0)) + (i * n + e) as u32).to_string())
+                            .map(|e| nth(Ipv4Addr::new(10, 130, 0, 0), i * n + e).to_string())
                             .collect();
                         slices.create(&PostParams::default(), &slice(&format!("s-{i}-1"), &format!("s-{i}"), &ips)).await?;
                         Ok::<_, kube::Error>(())
@@ -234,14 +198,14 @@ async fn main() -> anyhow::Result<()> {
                 .try_collect::<Vec<_>>()
                 .await?;
             let written = start.elapsed();
-            let last_vip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 97, 0, 10)) + (a.services - 1) as u32);
+            let last_vip = nth(Ipv4Addr::new(10, 97, 0, 10), a.services - 1);
             let needle = format!("{last_vip} . tcp . 80");
             while !ruleset(&ns_name).contains(&needle) {
                 anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "not programmed after 15 min");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let loaded = start.elapsed();
-            let incremental_rss = peak_rss_mib(proxy.0.id());
+            let incremental_rss = proxy.peak_rss_mib();
             // The periodic full sync (every 30 s here) of the whole table is part of the peak.
             let n0 = full_syncs(&ns_name);
             let t = Instant::now();
@@ -249,10 +213,9 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "no full sync within 120 s");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            let resync_rss = peak_rss_mib(proxy.0.id());
+            let resync_rss = proxy.peak_rss_mib();
             // A proxy restarted against the 10k objects: initial list, then a full sync of all.
-            let _ = proxy.0.kill();
-            let _ = proxy.0.wait();
+            proxy.stop();
             proxy = spawn_proxy()?;
             let t = Instant::now();
             while full_syncs(&ns_name) < 1 {
@@ -260,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let restart_took = t.elapsed();
-            let restart_rss = peak_rss_mib(proxy.0.id());
+            let restart_rss = proxy.peak_rss_mib();
             println!("\n## Proxy memory: {} Services × {} endpoints\n", a.services, a.endpoints);
             println!("(API writes took {:.1} s; everything was in the kernel after {:.1} s; the restarted proxy's first full sync ended {:.1} s after its start.)\n", written.as_secs_f64(), loaded.as_secs_f64(), restart_took.as_secs_f64());
             println!("| `svcnet proxy` peak RSS (VmHWM) | with {} × {} | reference: with 1 Service | ratio |", a.services, a.endpoints);
@@ -270,15 +233,13 @@ async fn main() -> anyhow::Result<()> {
                 ("after a periodic full sync of them all", resync_rss),
                 ("a proxy restarted against them (list + full sync)", restart_rss),
             ] {
-                println!("| {what} | {rss:.0} MiB | {small_rss:.0} MiB | {:.1}x |", rss / small_rss.max(1e-9));
+                println!("| {what} | {rss:.0} MiB | {small_rss:.0} MiB | {} |", report::ratio(rss, small_rss, 1));
             }
         }
         Ok::<_, anyhow::Error>(())
     }
     .await;
     drop(proxy);
-    let _ = svcnet_netns::NetNs::delete(&ns_name);
+    drop(ns);
     result
 }
-
-use futures::StreamExt;

@@ -1,16 +1,18 @@
 //! `svcnet`: one binary, one subcommand per component. A thin front end: flags in, the crates
 //! do the work.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use svcnet_cluster::{defaults, ports, ClusterNetwork};
 
+mod client;
 mod cluster;
-mod etcd;
 mod signal;
+
+use client::client;
 
 #[derive(Parser)]
 #[command(
@@ -73,7 +75,7 @@ struct UpArgs {
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The API server's port on 127.0.0.1 (0: any free port).
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, default_value_t = ports::APISERVER)]
     apiserver_port: u16,
     /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
     #[arg(long, default_value = defaults::CLUSTER_DNS)]
@@ -124,8 +126,8 @@ struct ProxyArgs {
     #[arg(long)]
     cluster_cidr: Option<ipnet::IpNet>,
     /// Where /metrics and /healthz are served.
-    #[arg(long, default_value = "127.0.0.1:10249")]
-    metrics_bind_address: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, ports::PROXY_METRICS)))]
+    metrics_bind_address: SocketAddr,
     /// Seconds between syncs when nothing changes (a sync with nothing to do does nothing, unless
     /// a full sync is due).
     #[arg(long, default_value_t = 30)]
@@ -171,8 +173,8 @@ struct DnsArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Where DNS is served, over UDP and TCP.
-    #[arg(long, default_value = "0.0.0.0:53")]
-    listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::UNSPECIFIED, ports::DNS)))]
+    listen: SocketAddr,
     #[arg(long, default_value = defaults::CLUSTER_DOMAIN)]
     cluster_domain: String,
     /// TTL of the cluster records, in seconds.
@@ -189,8 +191,8 @@ struct DnsArgs {
     #[arg(long, default_value_t = 10_000)]
     cache_size: usize,
     /// Where /metrics, /health and /ready are served.
-    #[arg(long, default_value = "127.0.0.1:9153")]
-    metrics_addr: std::net::SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, ports::DNS_METRICS)))]
+    metrics_addr: SocketAddr,
     /// A named network namespace to serve (and forward) from (default: this process's).
     #[arg(long)]
     netns: Option<String>,
@@ -378,21 +380,8 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A client for the API server from an explicit kubeconfig or kube-rs' defaults.
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
-    let client = client(a.kubeconfig).await?;
+    let client = client(a.kubeconfig.as_deref()).await?;
     let config = svcnet_controllers::Config {
         max_endpoints_per_slice: a.max_endpoints_per_slice,
         concurrent_service_endpoint_syncs: a.concurrent_service_endpoint_syncs,
@@ -417,7 +406,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
     svcnet_netns::check_privileges().map_err(|e| {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
-    let client = client(a.kubeconfig).await?;
+    let client = client(a.kubeconfig.as_deref()).await?;
     let token = match a.token_file {
         Some(f) => Some(
             std::fs::read_to_string(&f)
@@ -461,7 +450,7 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
         let _ = svcnet_proxy::userspace::cleanup(a.netns.as_deref());
         return Ok(());
     }
-    let client = client(a.kubeconfig).await?;
+    let client = client(a.kubeconfig.as_deref()).await?;
     if a.list {
         use k8s_openapi::api::core::v1::Service;
         use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -518,7 +507,7 @@ async fn speaker(a: SpeakerArgs) -> anyhow::Result<()> {
         .map(|r| svcnet_speaker::parse_range(r))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--loadbalancer-ip-range {e}"))?;
-    let client = client(a.kubeconfig).await?;
+    let client = client(a.kubeconfig.as_deref()).await?;
     // On a signal the speaker's future is dropped, which removes every address it added; then
     // the lease is given up so other nodes take over at once.
     tokio::select! {
@@ -537,10 +526,10 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
         .upstreams
         .iter()
         .map(|u| {
-            u.parse::<std::net::SocketAddr>()
+            u.parse::<SocketAddr>()
                 .or_else(|_| {
                     u.parse::<IpAddr>()
-                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                        .map(|ip| SocketAddr::new(ip, ports::DNS))
                 })
                 .map_err(|_| anyhow::anyhow!("--upstream {u:?}: want IP or IP:PORT"))
         })
@@ -555,7 +544,7 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
         metrics_addr: Some(a.metrics_addr),
         netns: a.netns,
     };
-    let client = client(a.kubeconfig).await?;
+    let client = client(a.kubeconfig.as_deref()).await?;
     tokio::select! {
         r = svcnet_dns::run(client, cfg) => r.context("dns"),
         _ = signal::wait_for_signal() => Ok(()),
@@ -587,32 +576,32 @@ fn main() -> anyhow::Result<()> {
             Command::Apiserver(a) => apiserver(a).await,
             Command::ControllerManager(a) => controller_manager(a).await,
             Command::Up(a) => {
-                cluster::up(cluster::UpOptions {
+                cluster::up::up(cluster::up::UpOptions {
                     nodes: a.nodes,
                     data_dir: a.data_dir,
                     proxy_mode: a.proxy_mode,
                     apiserver_port: a.apiserver_port,
                     network: ClusterNetwork {
                         cluster_dns: a.cluster_dns,
-                        loadbalancer_ip_ranges: vec![cluster::LB_POOL.to_string()],
+                        loadbalancer_ip_ranges: vec![cluster::layout::LB_POOL.to_string()],
                         ..Default::default()
                     },
                     store: a.store,
                 })
                 .await
             }
-            Command::Down { data_dir } => cluster::down(&data_dir),
+            Command::Down { data_dir } => cluster::down::down(&data_dir),
             Command::Exec(a) => {
                 let target = match (a.pod, a.node, a.outside) {
-                    (_, Some(n), _) => cluster::ExecTarget::Node(n),
-                    (_, _, true) => cluster::ExecTarget::Outside,
-                    (Some(name), _, _) => cluster::ExecTarget::Pod {
+                    (_, Some(n), _) => cluster::exec::ExecTarget::Node(n),
+                    (_, _, true) => cluster::exec::ExecTarget::Outside,
+                    (Some(name), _, _) => cluster::exec::ExecTarget::Pod {
                         name,
                         namespace: a.namespace,
                     },
                     _ => anyhow::bail!("say where: a POD, --node NAME or --outside"),
                 };
-                let code = cluster::exec(&a.data_dir, target, &a.command).await?;
+                let code = cluster::exec::exec(&a.data_dir, target, &a.command).await?;
                 std::process::exit(code);
             }
             Command::Node(a) => node(a).await,

@@ -1,0 +1,314 @@
+//! `svcnet up`: everything, in the foreground, until Ctrl-C / SIGTERM; then what `down` does.
+//! [`run_cluster`] reads as the order things start in: the namespaces, the API server, the
+//! controllers, each node (agent, proxy, speaker), cluster DNS, the host forwarders, then the
+//! wait for every node to be Ready.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use svcnet_cluster::{ports, ClusterNetwork};
+use svcnet_netns::NetNs;
+use svcnet_node::layout;
+use svcnet_proxy::server::Mode;
+
+use super::down::teardown;
+use super::layout::{Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
+use super::{dns, etcd, forward};
+
+pub struct UpOptions {
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    pub proxy_mode: String,
+    pub apiserver_port: u16,
+    /// The cluster's facts (the LoadBalancer pool is set by `up`: it is on the node network).
+    pub network: ClusterNetwork,
+    /// `--store`: None = SQLite in the data dir; "etcd" = a local etcd (`etcd.rs`).
+    pub store: Option<String>,
+}
+
+/// `svcnet up`: everything, in the foreground, until Ctrl-C / SIGTERM; then `down`.
+pub async fn up(o: UpOptions) -> anyhow::Result<()> {
+    svcnet_netns::check_privileges().map_err(|e| {
+        anyhow::anyhow!("svcnet up needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
+    })?;
+    if o.nodes == 0 || o.nodes > MAX_NODES {
+        bail!("--nodes must be between 1 and {MAX_NODES}");
+    }
+    let l = Layout::new(&o.data_dir)?;
+    let lock_path = l.data_dir.join("up.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(&lock_path)?;
+    if lock.try_lock().is_err() {
+        let pid = std::fs::read_to_string(l.data_dir.join("up.pid")).unwrap_or_default();
+        bail!(
+            "another `svcnet up` is running on {} (pid {}); stop it first or use another --data-dir",
+            l.data_dir.display(),
+            pid.trim()
+        );
+    }
+    std::fs::write(l.data_dir.join("up.pid"), std::process::id().to_string())?;
+    // For tools (and tests) that look for this cluster's namespaces.
+    std::fs::write(l.data_dir.join("netns-prefix"), &l.prefix)?;
+    let started = Instant::now();
+    // Whatever a crashed `up` left behind goes first.
+    teardown(&l)?;
+    let result = run_cluster(&l, &o, started).await;
+    eprintln!("stopping: removing namespaces and processes");
+    let removed = teardown(&l);
+    let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
+    drop(lock);
+    result?;
+    removed?;
+    Ok(())
+}
+
+async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
+    let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    let net = &o.network;
+    create_network(l, o.nodes, net)?;
+    let control_plane = start_apiserver(l, o).await?;
+    let client = control_plane.client.clone();
+    start_controllers(&client, net);
+    let node = NodeSettings::new(l, mode)?;
+    for i in 1..=o.nodes {
+        start_node(&client, l, net, &node, i);
+    }
+    start_control_plane_routes(&client, l);
+    dns::start_cluster_dns(&client, l, o.nodes, net).await?;
+    forward::start_forwarders(&client, l);
+
+    println!("export KUBECONFIG={}", control_plane.kubeconfig().display());
+    wait_ready(&client, o.nodes).await?;
+    println!(
+        "ready: {} node(s) in {:.2}s",
+        o.nodes,
+        started.elapsed().as_secs_f64()
+    );
+    crate::signal::wait_for_signal().await;
+    drop(control_plane);
+    Ok(())
+}
+
+/// Link namespace `member` to the bridge with `ip`.
+fn attach(net: &NetNs, member: &NetNs, veth: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
+    net.ip_batch(&format!(
+        "link add {veth} type veth peer name eth0 netns {m}\nlink set {veth} master br0\nlink set {veth} up\n",
+        m = member.name()
+    ))?;
+    member.ip_batch(&format!(
+        "link set lo up\naddr add {ip}/{PREFIX_LEN} dev eth0\nlink set eth0 up\n"
+    ))?;
+    Ok(())
+}
+
+/// Create the namespaces and the bridge for `nodes` nodes.
+fn create_network(l: &Layout, nodes: usize, cluster: &ClusterNetwork) -> anyhow::Result<()> {
+    let net = NetNs::create(&l.net())?;
+    net.ip_batch("link set lo up\nlink add br0 type bridge\nlink set br0 up\n")?;
+    let cp = NetNs::create(&l.cp())?;
+    attach(&net, &cp, "vcp", CP_IP)?;
+    let out = NetNs::create(&l.outside())?;
+    attach(&net, &out, "vout", OUTSIDE_IP)?;
+    for i in 1..=nodes {
+        let n = NetNs::create(&l.node_ns(i))?;
+        attach(&net, &n, &format!("vn{i}"), Layout::node_ip(i))?;
+        // The node's own connections to ClusterIPs need a route before the proxy's NAT
+        // rewrites them (route lookup happens first).
+        n.ip_batch(&format!("route add {}\n", cluster.service_route("eth0")))?;
+    }
+    Ok(())
+}
+
+/// The running API server (and the local etcd it stores in, if `--store etcd`), and a client
+/// for it. Dropping it stops the server, then etcd.
+struct ControlPlane {
+    server: svcnet_apiserver::Server,
+    client: Client,
+    _etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
+}
+
+impl ControlPlane {
+    fn kubeconfig(&self) -> &Path {
+        &self.server.kubeconfig_path
+    }
+}
+
+/// The API server's proxy dials pods and kubelets from the control plane's namespace.
+struct CpDialer(String);
+
+impl svcnet_apiserver::proxy::Dialer for CpDialer {
+    fn dial(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<tokio::net::TcpStream>> {
+        let ns = self.0.clone();
+        Box::pin(async move {
+            let ns = NetNs::open(&ns).map_err(std::io::Error::other)?;
+            ns.tcp_connect(addr, Duration::from_secs(10))
+                .await
+                .map_err(std::io::Error::other)
+        })
+    }
+}
+
+/// The API server: on 127.0.0.1 for kubectl, and on the control plane's address for the cluster.
+async fn start_apiserver(l: &Layout, o: &UpOptions) -> anyhow::Result<ControlPlane> {
+    let cp = NetNs::open(&l.cp())?;
+    let mut config = svcnet_apiserver::Config::new(l.data_dir.clone()).with_network(&o.network);
+    config.secure_port = o.apiserver_port;
+    config.advertise_address = Some(CP_IP);
+    let etcd = etcd::select_store(&l.data_dir, o.store.as_deref(), &mut config)?;
+    let cp_listener = cp.tcp_listen(SocketAddr::from((CP_IP, ports::APISERVER)))?;
+    let options = svcnet_apiserver::ServerOptions {
+        dialer: Arc::new(CpDialer(l.cp())),
+        extra_listeners: vec![cp_listener],
+    };
+    let server = svcnet_apiserver::Server::start_with(config, options).await?;
+    let client = crate::client::client(Some(&server.kubeconfig_path)).await?;
+    Ok(ControlPlane {
+        server,
+        client,
+        _etcd: etcd,
+    })
+}
+
+/// Every controller, in-process, as `svcnet controller-manager` runs them.
+fn start_controllers(client: &Client, net: &ClusterNetwork) {
+    let config = svcnet_controllers::Config::default().with_network(net);
+    tokio::spawn(svcnet_controllers::run(client.clone(), config));
+}
+
+/// What every node's components share.
+struct NodeSettings {
+    proxy_mode: Mode,
+    /// The token the API server presents to the kubelet API.
+    kubelet_token: Option<String>,
+    /// This binary: the agent starts container shims with it.
+    exe: PathBuf,
+}
+
+impl NodeSettings {
+    fn new(l: &Layout, proxy_mode: Mode) -> anyhow::Result<NodeSettings> {
+        Ok(NodeSettings {
+            proxy_mode,
+            kubelet_token: std::fs::read_to_string(l.data_dir.join("kubelet-client.token"))
+                .ok()
+                .map(|t| t.trim().to_string()),
+            exe: std::env::current_exe()?,
+        })
+    }
+}
+
+/// Node `i`: its agent (a kubelet for process pods), its service proxy and its LoadBalancer
+/// speaker, each in the node's namespace.
+fn start_node(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
+    start_agent(client, l, net, s, i);
+    start_proxy(client, l, net, s.proxy_mode, i);
+    start_speaker(client, l, net, i);
+}
+
+fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
+    let cfg = svcnet_node::agent::AgentConfig {
+        node_name: Layout::node_name(i),
+        node_netns: Some(l.node_ns(i)),
+        node_ip: Layout::node_ip(i),
+        data_dir: layout::node_dir(&l.data_dir, &Layout::node_name(i)),
+        kubelet_port: ports::KUBELET,
+        kubelet_token: s.kubelet_token.clone(),
+        network: net.clone(),
+        pod_cidr: None,
+        exe: s.exe.clone(),
+        heartbeat: Duration::from_secs(10),
+        labels: Default::default(),
+        netns_prefix: l.prefix.clone(),
+        // Added at creation too (`create_network`); put back after a link flap.
+        routes: vec![net.service_route("eth0")],
+    };
+    let c = client.clone();
+    tokio::spawn(async move {
+        let name = cfg.node_name.clone();
+        if let Err(e) = svcnet_node::agent::run(c, cfg).await {
+            tracing::error!(node = %name, error = %e, "node agent stopped");
+        }
+    });
+}
+
+/// The node's service proxy.
+fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i: usize) {
+    let opts = svcnet_proxy::server::Options {
+        mode,
+        netns: Some(l.node_ns(i)),
+        node_name: Layout::node_name(i),
+        node_ips: vec![IpAddr::V4(Layout::node_ip(i))],
+        cluster_cidr: Some(net.cluster_cidr.into()),
+        metrics_addr: Some(SocketAddr::from((Layout::node_ip(i), ports::PROXY_METRICS))),
+        health_bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        settings: Default::default(),
+        userspace_algorithm: Default::default(),
+    };
+    let c = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = svcnet_proxy::server::run(c, opts).await {
+            tracing::error!(error = %e, "service proxy stopped");
+        }
+    });
+}
+
+/// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
+fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
+    let mut cfg =
+        svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
+    cfg.stale_ranges = net
+        .loadbalancer_ip_ranges
+        .iter()
+        .filter_map(|r| svcnet_speaker::parse_range(r).ok())
+        .collect();
+    let c = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = svcnet_speaker::run(c, cfg).await {
+            tracing::error!(node = i, error = %e, "LoadBalancer speaker stopped");
+        }
+    });
+}
+
+/// The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
+fn start_control_plane_routes(client: &Client, l: &Layout) {
+    tokio::spawn(svcnet_node::agent::node::sync_routes(
+        client.clone(),
+        Some(l.cp()),
+        None,
+        Vec::new(),
+    ));
+}
+
+/// Wait (at most 60 s) until `nodes` nodes are Ready.
+async fn wait_ready(client: &Client, nodes: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all_nodes_ready(client, nodes).await {
+        if Instant::now() > deadline {
+            bail!("nodes did not become Ready within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn all_nodes_ready(client: &Client, n: usize) -> bool {
+    let api: Api<Node> = Api::all(client.clone());
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return false;
+    };
+    list.items
+        .iter()
+        .filter(|n| svcnet_informer::conditions::node_ready(n))
+        .count()
+        >= n
+}
