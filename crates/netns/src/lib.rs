@@ -314,14 +314,11 @@ impl NetNs {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         self.run(move || {
-            for (k, v) in settings {
-                let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-                std::fs::write(&path, v.as_bytes()).map_err(|e| NetnsError::CommandFailed {
-                    command: format!("sysctl {k}={v}"),
-                    detail: e.to_string(),
-                })?;
-            }
-            Ok(())
+            let refs: Vec<(&str, &str)> = settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            sysctls_here(&refs)
         })?
     }
 
