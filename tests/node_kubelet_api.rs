@@ -1,4 +1,4 @@
-//! The node agent's kubelet API (`svcnet_node::server`) behind the real API server, driven by
+//! The node agent's kubelet API (`svcnet_node::kubelet_api`) behind the real API server, driven by
 //! the real kubectl: `kubectl logs` (tail, timestamps, follow, previous) and `kubectl exec`
 //! (output, stderr, exit codes, stdin, a terminal), with the command running inside a test
 //! network namespace. Needs root (skipped otherwise); uses only loopback and that namespace.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::ApiServer;
 use svcnet_netns::NetNs;
-use svcnet_node::server::{serve, ContainerHandle, PodRuntime};
+use svcnet_node::kubelet_api::{serve, ContainerHandle, PodRuntime};
 
 /// The test's network namespace, deleted however the test ends.
 struct NsGuard(String);

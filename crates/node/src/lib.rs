@@ -6,9 +6,10 @@
 //!   (`resolv.conf`, `hosts`, `hostname`).
 
 pub mod agent;
+pub mod cri_log;
 pub mod envvars;
+pub mod kubelet_api;
 pub mod layout;
 pub mod probe;
 pub mod sandbox;
-pub mod server;
 pub mod shim;

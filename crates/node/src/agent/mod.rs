@@ -21,8 +21,8 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+use crate::kubelet_api::{ContainerHandle, PodRuntime};
 use crate::sandbox::{Ipam, Sandbox};
-use crate::server::{ContainerHandle, PodRuntime};
 
 /// How a node agent is set up.
 #[derive(Clone, Debug)]
@@ -229,7 +229,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     let rt: Arc<dyn PodRuntime> = Arc::new(Runtime(shared.clone()));
     let token = cfg.kubelet_token.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::server::serve(listener, token, rt).await {
+        if let Err(e) = crate::kubelet_api::serve(listener, token, rt).await {
             tracing::error!(error = %e, "kubelet API stopped");
         }
     });
