@@ -15,6 +15,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use svcnet_netns::{NetNs, NetnsError};
 
+use crate::layout;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("no free address left in the pod CIDR {0}")]
@@ -222,9 +224,9 @@ pub fn create(spec: &SandboxSpec, node_ns: Option<&NetNs>) -> Result<Sandbox> {
     let write = |f: &str, s: String| {
         std::fs::write(dir.join(f), s).map_err(|e| SandboxError::FilesFailed(dir.join(f), e))
     };
-    write("resolv.conf", files.resolv_conf())?;
-    write("hosts", files.hosts(ip))?;
-    write("hostname", format!("{}\n", files.hostname))?;
+    write(layout::RESOLV_CONF, files.resolv_conf())?;
+    write(layout::HOSTS, files.hosts(ip))?;
+    write(layout::HOSTNAME, format!("{}\n", files.hostname))?;
 
     let gateway = Ipv4Addr::from(u32::from(cidr.network()) + 1);
     let host_veth = veth_name(uid);

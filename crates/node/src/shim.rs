@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use svcnet_netns::NetNs;
 
 use crate::cri_log::{self, now_rfc3339_nano, LogStream};
+use crate::layout;
 
 /// What the shim runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -97,7 +98,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             start_error: Some(msg),
         };
         let _ = write_atomic(
-            &spec.dir.join("exit.json"),
+            &layout::container_exit_file(&spec.dir),
             &serde_json::to_vec(&rec).expect("serializable"),
         );
     };
@@ -131,7 +132,10 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             return Ok(128);
         }
     };
-    write_atomic(&spec.dir.join("pid"), child.id().to_string().as_bytes())?;
+    write_atomic(
+        &layout::container_pid_file(&spec.dir),
+        child.id().to_string().as_bytes(),
+    )?;
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let (l1, l2) = (log.clone(), log.clone());
@@ -153,7 +157,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         start_error: None,
     };
     write_atomic(
-        &spec.dir.join("exit.json"),
+        &layout::container_exit_file(&spec.dir),
         &serde_json::to_vec(&rec).expect("serializable"),
     )?;
     Ok(code)
@@ -162,8 +166,8 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
 /// Start a shim for `spec` as a child of the current process, detached into its own session.
 /// `exe` is the svcnet binary; the spec travels as JSON in an argument.
 pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child> {
-    let _ = std::fs::remove_file(spec.dir.join("exit.json"));
-    let _ = std::fs::remove_file(spec.dir.join("pid"));
+    let _ = std::fs::remove_file(layout::container_exit_file(&spec.dir));
+    let _ = std::fs::remove_file(layout::container_pid_file(&spec.dir));
     std::fs::create_dir_all(&spec.dir)?;
     let mut cmd = Command::new(exe);
     cmd.arg("shim")
@@ -176,7 +180,7 @@ pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child
 }
 
 pub fn read_pid(dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(dir.join("pid"))
+    std::fs::read_to_string(layout::container_pid_file(dir))
         .ok()?
         .trim()
         .parse()
@@ -184,7 +188,7 @@ pub fn read_pid(dir: &Path) -> Option<i32> {
 }
 
 pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
-    serde_json::from_slice(&std::fs::read(dir.join("exit.json")).ok()?).ok()
+    serde_json::from_slice(&std::fs::read(layout::container_exit_file(dir)).ok()?).ok()
 }
 
 #[cfg(test)]
