@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::HTTPGetAction;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::context::{ProbeContext, ProbeResult};
 use super::dial::{dial_error, join_host_port, resolve};
@@ -87,15 +87,6 @@ pub(super) async fn http_probe(
     }
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The host and port a URL dials, and its `Host` header.
 fn url_authority(url: &url::Url) -> Option<(String, u16, String)> {
     let host = url.host_str()?.to_string();
@@ -149,7 +140,7 @@ async fn http_get(
                 Ok(x) => x,
                 Err(e) => return ProbeResult::Failure(format!("Get {:?}: {e}", progress.url)),
             };
-        let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _conn = AbortOnDropHandle::new(tokio::spawn(async move {
             let _ = conn.await;
         }));
 
