@@ -197,19 +197,10 @@ mod tests {
 
     #[test]
     fn runs_a_container_in_a_pod_namespace() {
-        if svcnet_netns::check_privileges().is_err() {
-            eprintln!("skipped: needs root");
+        if !svcnet_netns::testing::can_run(&[]) {
             return;
         }
-        let name = format!("svcnet-test-shim-{}", std::process::id());
-        struct Guard(String);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                let _ = NetNs::delete(&self.0);
-            }
-        }
-        let _g = Guard(name.clone());
-        NetNs::create(&name).unwrap();
+        let pod = svcnet_netns::testing::ScratchNetns::new("shim").unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
         let spec = ShimSpec {
@@ -223,7 +214,7 @@ mod tests {
                 ("PATH".into(), "/usr/bin:/bin".into()),
             ],
             workdir: Some("/tmp".into()),
-            netns: name.clone(),
+            netns: pod.name().to_string(),
             hostname: Some("pod-1".into()),
             binds: vec![(dir.path().join("resolv.conf"), "/etc/resolv.conf".into())],
             log: dir.path().join("logs/c/0.log"),

@@ -18,6 +18,19 @@ struct Fake {
     running: AtomicBool,
 }
 
+impl Fake {
+    /// The container, running or not, with [`LOG`] as its log (written in `dir`).
+    fn with_log(dir: &std::path::Path, running: bool) -> Arc<Fake> {
+        let log = dir.join("0.log");
+        std::fs::write(&log, LOG).unwrap();
+        Arc::new(Fake {
+            log,
+            previous: None,
+            running: AtomicBool::new(running),
+        })
+    }
+}
+
 impl PodRuntime for Fake {
     fn container(&self, ns: &str, pod: &str, c: &str) -> Option<ContainerHandle> {
         ((ns, pod, c) == ("default", "p", "c")).then(|| ContainerHandle {
@@ -56,13 +69,7 @@ async fn get(app: &Router, uri: &str, token: Option<&str>) -> (StatusCode, Strin
 #[tokio::test]
 async fn serves_logs_with_auth_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("0.log");
-    std::fs::write(&log, LOG).unwrap();
-    let fake = Arc::new(Fake {
-        log: log.clone(),
-        previous: None,
-        running: AtomicBool::new(false),
-    });
+    let fake = Fake::with_log(dir.path(), false);
     let app = router(Some("sekret".into()), fake.clone());
     let t = Some("sekret");
 
@@ -153,14 +160,9 @@ async fn previous_log_is_served() {
 #[tokio::test]
 async fn follows_until_the_container_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("0.log");
-    std::fs::write(&log, LOG).unwrap();
-    let fake = Arc::new(Fake {
-        log: log.clone(),
-        previous: None,
-        running: AtomicBool::new(true),
-    });
+    let fake = Fake::with_log(dir.path(), true);
     let app = router(None, fake.clone());
+    let log = fake.log.clone();
     let writer = tokio::spawn(async move {
         use std::io::Write;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -191,13 +193,7 @@ async fn follows_until_the_container_stops() {
 #[tokio::test]
 async fn follow_stops_at_the_byte_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("0.log");
-    std::fs::write(&log, LOG).unwrap();
-    let fake = Arc::new(Fake {
-        log,
-        previous: None,
-        running: AtomicBool::new(true),
-    });
+    let fake = Fake::with_log(dir.path(), true);
     let app = router(None, fake);
     let (_, _, body) = get(
         &app,
