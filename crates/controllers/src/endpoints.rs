@@ -46,13 +46,7 @@ pub fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let v6 = util::service_is_v6(svc);
     let mut entries = Vec::new();
     for pod in pods {
-        if pod.metadata.namespace != svc.metadata.namespace
-            || !util::selector_matches(selector, pod.labels())
-            || !util::should_pod_be_in_endpoints(pod, publish_not_ready)
-        {
-            continue;
-        }
-        let Some(ip) = util::pod_ip_for_family(pod, v6) else {
+        let Some(ip) = util::endpoint_address(svc, selector, pod, publish_not_ready, v6) else {
             continue;
         };
         let pspec = pod.spec.as_ref();

@@ -215,13 +215,7 @@ pub fn plan(
         let mut desired: BTreeMap<PortKey, (Vec<EndpointPort>, BTreeMap<String, Endpoint>)> =
             BTreeMap::new();
         for pod in pods {
-            if pod.metadata.namespace != svc.metadata.namespace
-                || !util::selector_matches(selector, pod.labels())
-                || !util::should_pod_be_in_endpoints(pod, true)
-            {
-                continue;
-            }
-            let Some(ip) = util::pod_ip_for_family(pod, v6) else {
+            let Some(ip) = util::endpoint_address(svc, selector, pod, true, v6) else {
                 continue;
             };
             let zone = pod
