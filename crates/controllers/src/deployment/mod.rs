@@ -5,22 +5,22 @@
 //! `kubectl rollout status` reads.
 //!
 //! The arithmetic (fenceposts, how many to surge or scale down) is in pure functions with unit
-//! tests; `sync_deployment` applies it to the cluster one step per pass, like upstream, and is driven
-//! again by the ReplicaSet status changes each step causes. What lives where:
+//! tests; `sync_deployment` applies it to the cluster one step per pass, like upstream, and is
+//! driven again by the ReplicaSet status changes each step causes. What lives where:
 //!
 //! - this file (`deployment_controller.go`): [`run`], the watches that queue a Deployment, and
 //!   `sync_deployment`: claim ReplicaSets, find the new one, pick the strategy;
-//! - [`sync`] (`sync.go`): the [`sync::Rollout`] view, scaling, the new ReplicaSet and its
-//!   hash, revisions, scaling-only syncs, history cleanup, writing the status;
-//! - [`rolling`] (`rolling.go`) and [`recreate`] (`recreate.go`): the two strategies;
-//! - [`progress`] (`progress.go`): conditions, `progressDeadlineSeconds`, completeness;
-//! - [`util`] (`util/deployment_util.go`): annotations and the replica arithmetic.
+//! - `sync.rs` (`sync.go`): the `Rollout` view, scaling, the new ReplicaSet and its hash,
+//!   revisions, scaling-only syncs, history cleanup, writing the status;
+//! - `rolling.rs` (`rolling.go`) and `recreate.rs` (`recreate.go`): the two strategies;
+//! - `progress.rs` (`progress.go`): conditions, `progressDeadlineSeconds`, completeness;
+//! - `util.rs` (`util/deployment_util.go`): annotations and the replica arithmetic.
 
-pub mod progress;
-pub mod recreate;
-pub mod rolling;
-pub mod sync;
-pub mod util;
+mod progress;
+mod recreate;
+mod rolling;
+mod sync;
+mod util;
 
 use std::sync::Arc;
 use std::time::Duration;

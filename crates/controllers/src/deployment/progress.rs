@@ -1,7 +1,7 @@
 //! Deployment conditions and status (upstream `progress.go`, `calculateStatus` of `sync.go`
 //! and the condition helpers of `util/deployment_util.go`): Available, Progressing with
 //! `progressDeadlineSeconds`, ReplicaFailure mirrored from the new ReplicaSet, and when a
-//! rollout is complete. Pure: [`super::sync`] writes what it computes.
+//! rollout is complete. Pure: `sync.rs` writes what it computes.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! One sync of a Deployment against the cluster (upstream `sync.go`): the [`Rollout`] view of
+//! One sync of a Deployment against the cluster (upstream `sync.go`): the `Rollout` view of
 //! a Deployment and its ReplicaSets, scaling a ReplicaSet (with its replica annotations and
 //! event), the new ReplicaSet found or created (named `<deployment>-<pod-template-hash>`,
 //! [`compute_hash`]), the revision, scaling-only syncs (paused, `kubectl scale`) spread
