@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
 use crate::expectations::Expectations;
@@ -221,21 +220,7 @@ async fn claim_pods(
                 if matches || pod.metadata.deletion_timestamp.is_some() {
                     owned.push(pod);
                 } else {
-                    let refs: Vec<&OwnerReference> = pod
-                        .owner_references()
-                        .iter()
-                        .filter(|r| r.uid != uid)
-                        .collect();
-                    let patch =
-                        json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-                    match api
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(patch),
-                        )
-                        .await
-                    {
+                    match util::release(api, &*pod, &uid).await {
                         Ok(_) => {}
                         Err(e) if util::is_not_found(&e) => {}
                         Err(e) => return Err(e),
@@ -250,17 +235,7 @@ async fn claim_pods(
                 {
                     continue;
                 }
-                let mut refs = pod.owner_references().to_vec();
-                refs.push(util::controller_ref(rs));
-                let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-                match api
-                    .patch(
-                        &pod.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                {
+                match util::adopt(api, &*pod, rs).await {
                     Ok(p) => {
                         ctx.recorder.event(
                             rs,

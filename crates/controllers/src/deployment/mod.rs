@@ -27,10 +27,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::events::WARNING;
 use crate::Context;
@@ -176,27 +174,14 @@ async fn sync_deployment(ctx: &Context, key: &Key) -> Result<Option<Duration>, k
                 if matches {
                     rss.push((*rs).clone());
                 } else {
-                    let refs: Vec<&OwnerReference> = rs
-                        .owner_references()
-                        .iter()
-                        .filter(|r| r.uid != uid)
-                        .collect();
-                    let p = json!({"metadata": {"ownerReferences": refs, "uid": rs.metadata.uid}});
-                    api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(p))
-                        .await?;
+                    crate::util::release(&api, &*rs, &uid).await?;
                 }
             }
             None if matches
                 && d.metadata.deletion_timestamp.is_none()
                 && rs.metadata.deletion_timestamp.is_none() =>
             {
-                let mut refs = rs.owner_references().to_vec();
-                refs.push(crate::util::controller_ref(&d));
-                let p = json!({"metadata": {"ownerReferences": refs, "uid": rs.metadata.uid}});
-                rss.push(
-                    api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(p))
-                        .await?,
-                );
+                rss.push(crate::util::adopt(&api, &*rs, &d).await?);
             }
             _ => {}
         }
