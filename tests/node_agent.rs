@@ -10,7 +10,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use support::{wait_for, ApiServer, SVCNET};
@@ -86,6 +86,17 @@ async fn pod(client: &kube::Client, name: &str) -> Option<Pod> {
         .await
         .ok()
         .flatten()
+}
+
+/// The status of `p`'s container `name`.
+fn container_status(p: Pod, name: &str) -> ContainerStatus {
+    p.status
+        .unwrap()
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap()
 }
 
 fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i32> {
@@ -193,14 +204,7 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     .await;
     // The tcpSocket readiness probe made `app` ready.
     let p = pod(&client, "web").await.unwrap();
-    let app = p
-        .status
-        .unwrap()
-        .container_statuses
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "app")
-        .unwrap();
+    let app = container_status(p, "app");
     assert!(app.ready, "{app:?}");
 
     // Kill the agent: the container keeps running; a new agent adopts it (same process).
@@ -240,14 +244,7 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         Some(app_pid),
         "adopted, not restarted"
     );
-    let app = p
-        .status
-        .unwrap()
-        .container_statuses
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "app")
-        .unwrap();
+    let app = container_status(p, "app");
     assert_eq!(app.restart_count, 0);
 
     // Deletion: SIGTERM, the namespace and the pod object go.
