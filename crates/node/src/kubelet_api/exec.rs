@@ -22,7 +22,9 @@ use svcnet_netns::NetNs;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{not_found, parse_bool, query_pairs, text_response, AppState, ContainerHandle};
+use super::{
+    not_found, parse_bool, query_pairs, text_response, AppState, ContainerHandle, ParamError,
+};
 
 /// The stream protocols of exec over WebSocket, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,7 +94,7 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    pub fn from_query(query: Option<&str>) -> Result<ExecOptions, String> {
+    pub fn from_query(query: Option<&str>) -> Result<ExecOptions, ParamError> {
         let mut o = ExecOptions::default();
         for (k, v) in query_pairs(query) {
             match k.as_str() {
@@ -105,10 +107,10 @@ impl ExecOptions {
             }
         }
         if o.command.is_empty() {
-            return Err("you must specify at least 1 command".into());
+            return Err(ParamError::NoCommand);
         }
         if !(o.stdin || o.stdout || o.stderr) {
-            return Err("you must specify at least one of stdin, stdout, stderr".into());
+            return Err(ParamError::NoStream);
         }
         if o.tty {
             // A terminal has one output: stderr goes to it too.
@@ -131,7 +133,7 @@ pub(super) async fn get_exec(
 ) -> Response {
     let opts = match ExecOptions::from_query(query.as_deref()) {
         Ok(o) => o,
-        Err(e) => return text_response(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text_response(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let Some(handle) = st.runtime.container(&ns, &pod, &container) else {
         return not_found(&ns, &pod, &container);

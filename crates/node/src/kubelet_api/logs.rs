@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{not_found, parse_bool, query_pairs, text_response, AppState};
+use super::{not_found, parse_bool, query_pairs, text_response, AppState, ParamError};
 use crate::cri_log::{CriParser, LogLine, LogStream};
 
 /// The options of a log request (`PodLogOptions` as query parameters).
@@ -39,7 +39,7 @@ pub struct LogOptions {
 
 impl LogOptions {
     /// Parse the query string of a `containerLogs` request.
-    pub fn from_query(query: Option<&str>) -> Result<LogOptions, String> {
+    pub fn from_query(query: Option<&str>) -> Result<LogOptions, ParamError> {
         let mut o = LogOptions::default();
         let mut since_seconds = None;
         let mut since_time = None;
@@ -49,50 +49,46 @@ impl LogOptions {
                 "timestamps" => o.timestamps = parse_bool(&k, &v)?,
                 "previous" => o.previous = parse_bool(&k, &v)?,
                 "tailLines" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("invalid value {v:?} for tailLines"))?;
+                    let n = number("tailLines", &v)?;
                     o.tail_lines = (n >= 0).then_some(n as usize);
                 }
                 "limitBytes" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("invalid value {v:?} for limitBytes"))?;
+                    let n = number("limitBytes", &v)?;
                     if n < 1 {
-                        return Err("limitBytes: must be greater than 0".into());
+                        return Err(ParamError::NotPositive("limitBytes"));
                     }
                     o.limit_bytes = Some(n as usize);
                 }
                 "sinceSeconds" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("invalid value {v:?} for sinceSeconds"))?;
+                    let n = number("sinceSeconds", &v)?;
                     if n < 1 {
-                        return Err("sinceSeconds: must be greater than 0".into());
+                        return Err(ParamError::NotPositive("sinceSeconds"));
                     }
                     since_seconds = Some(n);
                 }
                 "sinceTime" => {
-                    since_time = Some(
-                        v.parse::<Timestamp>()
-                            .map_err(|e| format!("invalid value {v:?} for sinceTime: {e}"))?,
-                    );
+                    since_time =
+                        Some(
+                            v.parse::<Timestamp>()
+                                .map_err(|source| ParamError::NotATime {
+                                    value: v.clone(),
+                                    source,
+                                })?,
+                        );
                 }
                 "stream" => {
                     o.stream = match v.as_str() {
                         "Stdout" => Some(LogStream::Stdout),
                         "Stderr" => Some(LogStream::Stderr),
                         "All" | "" => None,
-                        _ => return Err(format!("invalid value {v:?} for stream")),
+                        _ => return Err(ParamError::UnknownStream(v)),
                     }
                 }
                 _ => {}
             }
         }
         o.since = match (since_seconds, since_time) {
-            (Some(_), Some(_)) => {
-                return Err("at most one of sinceTime or sinceSeconds may be specified".into())
-            }
+            (Some(_), Some(_)) => return Err(ParamError::SinceTimeAndSeconds),
             (Some(s), None) => Some(
                 Timestamp::now()
                     .checked_sub(jiff::SignedDuration::from_secs(s))
@@ -102,6 +98,14 @@ impl LogOptions {
         };
         Ok(o)
     }
+}
+
+/// An integer parameter.
+fn number(name: &'static str, v: &str) -> Result<i64, ParamError> {
+    v.parse().map_err(|_| ParamError::NotANumber {
+        name,
+        value: v.to_string(),
+    })
 }
 
 /// Whether `line` passes `opts`' stream and since filters.
@@ -161,7 +165,7 @@ pub(super) async fn get_container_logs(
 ) -> Response {
     let opts = match LogOptions::from_query(query.as_deref()) {
         Ok(o) => o,
-        Err(e) => return text_response(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text_response(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let Some(handle) = st.runtime.container(&ns, &pod, &container) else {
         return not_found(&ns, &pod, &container);
@@ -274,6 +278,7 @@ async fn follow_log(
 mod tests {
     use super::*;
     use crate::cri_log::SAMPLE_LOG as LOG;
+    use crate::kubelet_api::ExecOptions;
 
     fn log_of(text: &str, query: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
@@ -343,6 +348,28 @@ mod tests {
         assert!(
             since < Timestamp::now()
                 && since > Timestamp::now() - jiff::SignedDuration::from_secs(70)
+        );
+    }
+
+    #[test]
+    fn parameter_errors_read_as_the_kubelets() {
+        let err = |q: &str| LogOptions::from_query(Some(q)).unwrap_err().to_string();
+        assert_eq!(err("limitBytes=0"), "limitBytes: must be greater than 0");
+        assert_eq!(
+            err("follow=maybe"),
+            "invalid value \"maybe\" for follow: not a boolean"
+        );
+        assert_eq!(err("tailLines=x"), "invalid value \"x\" for tailLines");
+        assert_eq!(err("stream=Both"), "invalid value \"Both\" for stream");
+        assert_eq!(
+            err("sinceSeconds=5&sinceTime=2026-01-02T03:04:05Z"),
+            "at most one of sinceTime or sinceSeconds may be specified"
+        );
+        assert_eq!(
+            ExecOptions::from_query(Some("stdout=1"))
+                .unwrap_err()
+                .to_string(),
+            "you must specify at least 1 command"
         );
     }
 }

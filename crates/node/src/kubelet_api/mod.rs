@@ -184,12 +184,37 @@ fn not_found(ns: &str, pod: &str, container: &str) -> Response {
     )
 }
 
+/// A query parameter of a `containerLogs` or `exec` request that cannot be taken; the request
+/// is answered 400 with this message (the kubelet's).
+#[derive(Debug, thiserror::Error)]
+pub enum ParamError {
+    #[error("invalid value {value:?} for {name}: not a boolean")]
+    NotABoolean { name: String, value: String },
+    #[error("invalid value {value:?} for {name}")]
+    NotANumber { name: &'static str, value: String },
+    #[error("{0}: must be greater than 0")]
+    NotPositive(&'static str),
+    #[error("invalid value {value:?} for sinceTime: {source}")]
+    NotATime { value: String, source: jiff::Error },
+    #[error("invalid value {0:?} for stream")]
+    UnknownStream(String),
+    #[error("at most one of sinceTime or sinceSeconds may be specified")]
+    SinceTimeAndSeconds,
+    #[error("you must specify at least 1 command")]
+    NoCommand,
+    #[error("you must specify at least one of stdin, stdout, stderr")]
+    NoStream,
+}
+
 /// Go's `strconv.ParseBool`, as the kubelet reads its boolean parameters.
-fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(name: &str, v: &str) -> Result<bool, ParamError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Ok(false),
-        _ => Err(format!("invalid value {v:?} for {name}: not a boolean")),
+        _ => Err(ParamError::NotABoolean {
+            name: name.to_string(),
+            value: v.to_string(),
+        }),
     }
 }
 
