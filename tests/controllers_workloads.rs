@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use support::{fake_kubelet, seed, wait_for, ApiServer};
+use svcnet_controllers::util::pod_condition;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -394,16 +395,9 @@ async fn pending_pods_are_bound_to_ready_nodes_spread_by_count() {
     // No node yet: the pod stays pending, and says why.
     let p = wait_for(T, "an unschedulable pod", || async {
         pods(&client, "app=early").await.into_iter().find(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c.type_ == "PodScheduled"
-                            && c.status == "False"
-                            && c.reason.as_deref() == Some("Unschedulable")
-                    })
-                })
+            pod_condition(p, "PodScheduled").is_some_and(|c| {
+                c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+            })
         })
     })
     .await;

@@ -10,35 +10,46 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use support::{wait_for, ApiServer, SVCNET};
+use svcnet_netns::testing::{unique_name, NetnsGuard, ScratchNetns};
 use svcnet_netns::NetNs;
 
 const T: Duration = Duration::from_secs(30);
 
-/// The node's namespace and every pod namespace of this test, deleted on drop.
-struct Guard {
-    node_ns: String,
-    prefix: String,
-    agent: Option<Child>,
+/// The agent process and the pod namespaces it made (those named with its prefix), stopped and
+/// deleted however the test ends.
+struct Agent {
+    netns_prefix: String,
+    child: Option<Child>,
 }
 
-impl Drop for Guard {
+impl Drop for Agent {
     fn drop(&mut self) {
-        if let Some(mut a) = self.agent.take() {
+        if let Some(mut a) = self.child.take() {
             let _ = a.kill();
             let _ = a.wait();
         }
-        for n in NetNs::list(&self.prefix) {
-            let _ = NetNs::delete(&n);
-        }
-        let _ = NetNs::delete(&self.node_ns);
+        drop(NetnsGuard(NetNs::list(&self.netns_prefix)));
     }
 }
 
-fn start_agent(s: &ApiServer, g: &Guard, data: &std::path::Path) -> Child {
+/// Wait until node `solo`'s Ready condition is `status`.
+async fn wait_node_ready(nodes: &Api<Node>, status: &str, what: &str) {
+    wait_for(T, what, || async {
+        let n = nodes.get_opt("solo").await.ok()??;
+        n.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == status)
+            .then_some(())
+    })
+    .await
+}
+
+fn start_agent(s: &ApiServer, node_ns: &str, g: &Agent, data: &std::path::Path) -> Child {
     Command::new(SVCNET)
         .args([
             "node",
@@ -51,7 +62,7 @@ fn start_agent(s: &ApiServer, g: &Guard, data: &std::path::Path) -> Child {
         ])
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
-        .args(["--netns", &g.node_ns, "--netns-prefix", &g.prefix])
+        .args(["--netns", node_ns, "--netns-prefix", &g.netns_prefix])
         .arg("--token-file")
         .arg(s.data_dir().join("kubelet-client.token"))
         .arg("--data-dir")
@@ -77,6 +88,17 @@ async fn pod(client: &kube::Client, name: &str) -> Option<Pod> {
         .flatten()
 }
 
+/// The status of `p`'s container `name`.
+fn container_status(p: Pod, name: &str) -> ContainerStatus {
+    p.status
+        .unwrap()
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap()
+}
+
 fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i32> {
     std::fs::read_to_string(
         data.join("pods")
@@ -96,18 +118,16 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     let mut s = ApiServer::start();
     s.start_controllers(&["--node-monitor-grace-period", "3"]);
     let client = s.client().await;
-    let id = std::process::id();
-    let mut g = Guard {
-        node_ns: format!("svcnet-t{id}-node"),
-        prefix: format!("svcnet-t{id}-"),
-        agent: None,
+    let node = ScratchNetns::new("node").unwrap();
+    let mut g = Agent {
+        netns_prefix: format!("{}-", unique_name("agent")),
+        child: None,
     };
-    let node = NetNs::create(&g.node_ns).unwrap();
     node.ip_batch("link set lo up\naddr add 198.51.100.7/32 dev lo\n")
         .unwrap();
     let data = s.dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
-    g.agent = Some(start_agent(&s, &g, &data));
+    g.child = Some(start_agent(&s, node.name(), &g, &data));
 
     // Registered, with a pod CIDR from the node IPAM controller, Ready.
     let nodes: Api<Node> = Api::all(client.clone());
@@ -184,32 +204,17 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     .await;
     // The tcpSocket readiness probe made `app` ready.
     let p = pod(&client, "web").await.unwrap();
-    let app = p
-        .status
-        .unwrap()
-        .container_statuses
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "app")
-        .unwrap();
+    let app = container_status(p, "app");
     assert!(app.ready, "{app:?}");
 
     // Kill the agent: the container keeps running; a new agent adopts it (same process).
     let app_pid = container_pid(&data, &uid, "app").expect("app's pid");
-    let mut a = g.agent.take().unwrap();
+    let mut a = g.child.take().unwrap();
     a.kill().unwrap();
     a.wait().unwrap();
 
     // Without heartbeats the node goes Unknown and its pod not ready (endpoint not ready).
-    wait_for(T, "the node NotReady", || async {
-        let n = nodes.get_opt("solo").await.ok()??;
-        n.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "Unknown")
-            .then_some(())
-    })
-    .await;
+    wait_node_ready(&nodes, "Unknown", "the node NotReady").await;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     wait_for(T, "the endpoint not ready", || async {
         let l = slices
@@ -225,16 +230,8 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         "the container outlived its agent"
     );
 
-    g.agent = Some(start_agent(&s, &g, &data));
-    wait_for(T, "the node Ready again", || async {
-        let n = nodes.get_opt("solo").await.ok()??;
-        n.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    g.child = Some(start_agent(&s, node.name(), &g, &data));
+    wait_node_ready(&nodes, "True", "the node Ready again").await;
     let p = wait_for(T, "the pod reported again", || async {
         let p = pod(&client, "web").await?;
         let cs = p.status.as_ref()?.container_statuses.clone()?;
@@ -247,14 +244,7 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         Some(app_pid),
         "adopted, not restarted"
     );
-    let app = p
-        .status
-        .unwrap()
-        .container_statuses
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "app")
-        .unwrap();
+    let app = container_status(p, "app");
     assert_eq!(app.restart_count, 0);
 
     // Deletion: SIGTERM, the namespace and the pod object go.
@@ -266,7 +256,9 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         Duration::from_secs(15),
         "the pod's sandbox removed",
         || async {
-            let gone = NetNs::list(&g.prefix).iter().all(|n| n == &g.node_ns)
+            let gone = NetNs::list(&g.netns_prefix)
+                .iter()
+                .all(|n| n == node.name())
                 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), None).is_err()
                 && !data.join("pods").join(&uid).exists();
             gone.then_some(())

@@ -1,4 +1,4 @@
-//! The node agent's kubelet API (`svcnet_node::server`) behind the real API server, driven by
+//! The node agent's kubelet API (`svcnet_node::kubelet_api`) behind the real API server, driven by
 //! the real kubectl: `kubectl logs` (tail, timestamps, follow, previous) and `kubectl exec`
 //! (output, stderr, exit codes, stdin, a terminal), with the command running inside a test
 //! network namespace. Needs root (skipped otherwise); uses only loopback and that namespace.
@@ -13,17 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::ApiServer;
+use svcnet_netns::testing::{can_run, ScratchNetns};
 use svcnet_netns::NetNs;
-use svcnet_node::server::{serve, ContainerHandle, PodRuntime};
-
-/// The test's network namespace, deleted however the test ends.
-struct NsGuard(String);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = NetNs::delete(&self.0);
-    }
-}
+use svcnet_node::kubelet_api::{serve, ContainerHandle, PodRuntime};
 
 /// The Node and Pod made through the API, deleted however the test ends (before the server).
 struct ObjectsGuard<'a> {
@@ -119,14 +111,12 @@ const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn kubectl_logs_and_exec_reach_the_node_agent() {
-    if let Err(e) = svcnet_netns::check_privileges() {
-        eprintln!("skipped: {e}");
+    if !can_run(&[]) {
         return;
     }
+    let ns = ScratchNetns::new("kubelet").expect("creating the test namespace");
+    let ns_name = ns.name().to_string();
     let pid = std::process::id();
-    let ns_name = format!("svcnet-t-kubelet-{pid}");
-    let _ns_guard = NsGuard(ns_name.clone());
-    NetNs::create(&ns_name).expect("creating the test namespace");
 
     let api = ApiServer::start();
     let files = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
@@ -46,13 +46,7 @@ pub fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let v6 = util::service_is_v6(svc);
     let mut entries = Vec::new();
     for pod in pods {
-        if pod.metadata.namespace != svc.metadata.namespace
-            || !util::selector_matches(selector, pod.labels())
-            || !util::should_pod_be_in_endpoints(pod, publish_not_ready)
-        {
-            continue;
-        }
-        let Some(ip) = util::pod_ip_for_family(pod, v6) else {
+        let Some(ip) = util::endpoint_address(svc, selector, pod, publish_not_ready, v6) else {
             continue;
         };
         let pspec = pod.spec.as_ref();
@@ -64,13 +58,7 @@ pub fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
             hostname: util::should_set_hostname(pod, svc)
                 .then(|| pspec.and_then(|s| s.hostname.clone()))
                 .flatten(),
-            target_ref: Some(ObjectReference {
-                kind: Some("Pod".into()),
-                namespace: pod.metadata.namespace.clone(),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-                ..Default::default()
-            }),
+            target_ref: Some(util::pod_reference(pod)),
         };
         let ready = publish_not_ready || util::is_pod_ready(pod);
         if ports.is_empty() {

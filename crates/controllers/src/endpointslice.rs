@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
@@ -97,13 +97,7 @@ fn pod_to_endpoint(pod: &Pod, svc: &Service, ip: String, zone: Option<String>) -
         node_name: spec
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        target_ref: Some(util::pod_reference(pod)),
         zone,
         ..Default::default()
     }
@@ -215,13 +209,7 @@ pub fn plan(
         let mut desired: BTreeMap<PortKey, (Vec<EndpointPort>, BTreeMap<String, Endpoint>)> =
             BTreeMap::new();
         for pod in pods {
-            if pod.metadata.namespace != svc.metadata.namespace
-                || !util::selector_matches(selector, pod.labels())
-                || !util::should_pod_be_in_endpoints(pod, true)
-            {
-                continue;
-            }
-            let Some(ip) = util::pod_ip_for_family(pod, v6) else {
+            let Some(ip) = util::endpoint_address(svc, selector, pod, true, v6) else {
                 continue;
             };
             let zone = pod

@@ -2,10 +2,21 @@
 //! against svcnet's API server and a real Kubernetes one.
 //!
 //! Start at [`run`], which starts every controller over one set of shared informers
-//! ([`svcnet_informer`]: informers, the work queue); then one module per controller:
-//! [`endpointslice`], [`endpointslicemirroring`], [`endpoints`], [`replicaset`], [`deployment`], [`gc`] (garbage
-//! collection by ownerReferences), [`scheduler`] (binds pending pods to ready nodes),
-//! [`loadbalancer`] (LoadBalancer addresses from pools).
+//! ([`svcnet_informer`]: informers, the work queue); then one module per controller, each after
+//! its `pkg/controller/...` counterpart:
+//!
+//! - Service networking: [`endpointslice`] (EndpointSlices from selectors), [`endpoints`] (the
+//!   core/v1 Endpoints), [`endpointslicemirroring`] (selectorless Services' Endpoints into
+//!   slices), [`loadbalancer`] (LoadBalancer addresses from pools; the speaker announces them);
+//! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`],
+//!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
+//!   nodes);
+//! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
+//! - shared: [`util`] (client-go / podutil helpers), [`events`] (the Event recorder),
+//!   [`expectations`] (pods asked for and not yet seen).
+//!
+//! Controllers reach the API only through kube-rs: this crate never imports the API server or
+//! the store.
 
 pub mod deployment;
 pub mod endpoints;

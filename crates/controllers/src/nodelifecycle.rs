@@ -63,10 +63,8 @@ async fn mark_unknown(ctx: &Context, node: &Node) -> Result<(), kube::Error> {
         .to_string();
     let conditions: Vec<serde_json::Value> = node
         .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
         .map(|c| {
             json!({
                 "type": c.type_, "status": "Unknown", "reason": "NodeStatusUnknown",
@@ -97,10 +95,8 @@ async fn mark_unknown(ctx: &Context, node: &Node) -> Result<(), kube::Error> {
         }
         let conds: Vec<serde_json::Value> = pod
             .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default()
-            .into_iter()
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
             .map(|c| {
                 if c.type_ == "Ready" {
                     json!({"type": "Ready", "status": "False", "lastTransitionTime": now})

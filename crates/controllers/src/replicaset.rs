@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::events::{NORMAL, WARNING};
 use crate::expectations::Expectations;
@@ -221,21 +220,7 @@ async fn claim_pods(
                 if matches || pod.metadata.deletion_timestamp.is_some() {
                     owned.push(pod);
                 } else {
-                    let refs: Vec<&OwnerReference> = pod
-                        .owner_references()
-                        .iter()
-                        .filter(|r| r.uid != uid)
-                        .collect();
-                    let patch =
-                        json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-                    match api
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(patch),
-                        )
-                        .await
-                    {
+                    match util::release(api, &*pod, &uid).await {
                         Ok(_) => {}
                         Err(e) if util::is_not_found(&e) => {}
                         Err(e) => return Err(e),
@@ -250,17 +235,7 @@ async fn claim_pods(
                 {
                     continue;
                 }
-                let mut refs = pod.owner_references().to_vec();
-                refs.push(util::controller_ref(rs));
-                let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-                match api
-                    .patch(
-                        &pod.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                {
+                match util::adopt(api, &*pod, rs).await {
                     Ok(p) => {
                         ctx.recorder.event(
                             rs,
@@ -390,6 +365,34 @@ async fn sync(
     Ok(None)
 }
 
+/// What `manageReplicas` does to a pod, with the events `RealPodControl` records for it.
+#[derive(Clone, Copy)]
+enum PodAction {
+    Create,
+    Delete,
+}
+
+impl PodAction {
+    /// The event for one pod: created or deleted (`name`), or the error.
+    fn record(self, ctx: &Context, rs: &ReplicaSet, result: Result<&str, &kube::Error>) {
+        let (type_, reason, message) = match (self, result) {
+            (PodAction::Create, Ok(name)) => {
+                (NORMAL, "SuccessfulCreate", format!("Created pod: {name}"))
+            }
+            (PodAction::Delete, Ok(name)) => {
+                (NORMAL, "SuccessfulDelete", format!("Deleted pod: {name}"))
+            }
+            (PodAction::Create, Err(e)) => {
+                (WARNING, "FailedCreate", format!("Error creating: {e}"))
+            }
+            (PodAction::Delete, Err(e)) => {
+                (WARNING, "FailedDelete", format!("Error deleting: {e}"))
+            }
+        };
+        ctx.recorder.event(rs, type_, reason, message);
+    }
+}
+
 /// `manageReplicas`: create or delete pods to reach `spec.replicas`.
 async fn manage_replicas(
     ctx: &Context,
@@ -420,20 +423,10 @@ async fn manage_replicas(
             let mut failed = None;
             for r in results {
                 match r {
-                    Ok(p) => ctx.recorder.event(
-                        rs,
-                        NORMAL,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    ),
+                    Ok(p) => PodAction::Create.record(ctx, rs, Ok(&p.name_any())),
                     Err(e) => {
                         exp.creation_observed(key);
-                        ctx.recorder.event(
-                            rs,
-                            WARNING,
-                            "FailedCreate",
-                            format!("Error creating: {e}"),
-                        );
+                        PodAction::Create.record(ctx, rs, Err(&e));
                         failed = Some(e);
                     }
                 }
@@ -460,21 +453,11 @@ async fn manage_replicas(
         let mut failed = None;
         for (p, r) in results {
             match r {
-                Ok(_) => ctx.recorder.event(
-                    rs,
-                    NORMAL,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", p.name_any()),
-                ),
+                Ok(_) => PodAction::Delete.record(ctx, rs, Ok(&p.name_any())),
                 Err(e) => {
                     exp.deletion_observed(key, &pod_key(p));
                     if !util::is_not_found(&e) {
-                        ctx.recorder.event(
-                            rs,
-                            WARNING,
-                            "FailedDelete",
-                            format!("Error deleting: {e}"),
-                        );
+                        PodAction::Delete.record(ctx, rs, Err(&e));
                         failed = Some(e);
                     }
                 }

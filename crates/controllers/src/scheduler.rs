@@ -246,17 +246,8 @@ async fn schedule(
             Ok(None)
         }
         Err(msg) => {
-            let already = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c.type_ == "PodScheduled"
-                            && c.status == "False"
-                            && c.message.as_deref() == Some(&msg)
-                    })
-                });
+            let already = util::pod_condition(&pod, "PodScheduled")
+                .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(&msg));
             if !already {
                 ctx.recorder
                     .event(&*pod, WARNING, "FailedScheduling", msg.clone());

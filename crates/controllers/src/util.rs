@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodCondition, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Patch, PatchParams};
@@ -27,6 +27,16 @@ pub fn pod_ready_since(pod: &Pod) -> Option<Option<&Time>> {
         .iter()
         .find(|c| c.type_ == "Ready" && c.status == "True")
         .map(|c| c.last_transition_time.as_ref())
+}
+
+/// `podutil.GetPodCondition`: the pod's condition of type `type_`.
+pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// `podutil.IsPodAvailable`: ready for at least `min_ready_seconds`.
@@ -98,6 +108,36 @@ pub fn pod_ips(pod: &Pod) -> Vec<String> {
 /// The pod IP of family `v6` (IPv4 when false), as the Service's family asks.
 pub fn pod_ip_for_family(pod: &Pod, v6: bool) -> Option<String> {
     pod_ips(pod).into_iter().find(|ip| ip.contains(':') == v6)
+}
+
+/// The address of family `v6` that `pod` gives `svc`'s endpoints, when it is one of them: in the
+/// Service's namespace, selected by `selector`, and fit to be an endpoint
+/// ([`should_pod_be_in_endpoints`]).
+pub fn endpoint_address(
+    svc: &Service,
+    selector: &BTreeMap<String, String>,
+    pod: &Pod,
+    include_terminating: bool,
+    v6: bool,
+) -> Option<String> {
+    if pod.metadata.namespace != svc.metadata.namespace
+        || !selector_matches(selector, pod.labels())
+        || !should_pod_be_in_endpoints(pod, include_terminating)
+    {
+        return None;
+    }
+    pod_ip_for_family(pod, v6)
+}
+
+/// A reference to `pod`, as endpoints point at the pod behind an address (`targetRef`).
+pub fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
 }
 
 /// Whether the Service's primary IP family is IPv6.
@@ -188,6 +228,45 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
         controller: Some(true),
         block_owner_deletion: Some(true),
     }
+}
+
+/// `ControllerRefManager`'s adoption: `obj` gets `owner` as its controller (the patch carries
+/// `obj`'s uid, so a same-named replacement is not adopted by mistake).
+pub async fn adopt<K, O>(api: &Api<K>, obj: &K, owner: &O) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    O: Resource<DynamicType = ()>,
+{
+    let mut refs = obj.owner_references().to_vec();
+    refs.push(controller_ref(owner));
+    patch_owner_references(api, obj, &refs).await
+}
+
+/// `ControllerRefManager`'s release: `obj` loses its references to the owner `owner_uid`.
+pub async fn release<K>(api: &Api<K>, obj: &K, owner_uid: &str) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let refs: Vec<&OwnerReference> = obj
+        .owner_references()
+        .iter()
+        .filter(|r| r.uid != owner_uid)
+        .collect();
+    patch_owner_references(api, obj, &refs).await
+}
+
+async fn patch_owner_references<K, R>(api: &Api<K>, obj: &K, refs: &R) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    R: Serialize,
+{
+    let patch = json!({"metadata": {"ownerReferences": refs, "uid": obj.meta().uid}});
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
 }
 
 pub fn now() -> Time {

@@ -15,6 +15,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use svcnet_netns::{NetNs, NetnsError};
 
+use crate::layout;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("no free address left in the pod CIDR {0}")]
@@ -222,9 +224,9 @@ pub fn create(spec: &SandboxSpec, node_ns: Option<&NetNs>) -> Result<Sandbox> {
     let write = |f: &str, s: String| {
         std::fs::write(dir.join(f), s).map_err(|e| SandboxError::FilesFailed(dir.join(f), e))
     };
-    write("resolv.conf", files.resolv_conf())?;
-    write("hosts", files.hosts(ip))?;
-    write("hostname", format!("{}\n", files.hostname))?;
+    write(layout::RESOLV_CONF, files.resolv_conf())?;
+    write(layout::HOSTS, files.hosts(ip))?;
+    write(layout::HOSTNAME, format!("{}\n", files.hostname))?;
 
     let gateway = Ipv4Addr::from(u32::from(cidr.network()) + 1);
     let host_veth = veth_name(uid);
@@ -286,6 +288,8 @@ pub fn destroy(sb: &Sandbox, node_ns: Option<&NetNs>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use svcnet_netns::testing::{can_run, unique_name, NetnsGuard, ScratchNetns};
+
     use super::*;
 
     #[test]
@@ -339,33 +343,15 @@ mod tests {
         assert!(veth_name("3f1c0a9e-1b2c-4d5e-8f90-123456789abc").len() <= 15);
     }
 
-    #[test]
-    fn sandbox_in_a_test_node_namespace() {
-        if svcnet_netns::check_privileges().is_err() {
-            eprintln!("skipped: needs root");
+    #[tokio::test]
+    async fn sandbox_in_a_test_node_namespace() {
+        if !can_run(&[]) {
             return;
         }
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                % 100000
-        );
-        let node_name = format!("svcnet-test-node-{tag}");
-        let pod_name = format!("svcnet-test-pod-{tag}");
-        struct Guard(Vec<String>);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                for n in &self.0 {
-                    let _ = NetNs::delete(n);
-                }
-            }
-        }
-        let _g = Guard(vec![node_name.clone(), pod_name.clone()]);
-        let node = NetNs::create(&node_name).unwrap();
+        let node = ScratchNetns::new("node").unwrap();
+        // The sandbox makes the pod's namespace; the guard removes it however the test ends.
+        let pod_name = unique_name("pod");
+        let _pod = NetnsGuard(vec![pod_name.clone()]);
         let dir = tempfile::tempdir().unwrap();
         let cidr: Ipv4Net = "10.244.7.0/24".parse().unwrap();
         prepare_node(Some(&node), cidr).unwrap();
@@ -391,27 +377,21 @@ mod tests {
             .unwrap()
             .tcp_listen("10.244.7.2:8080".parse().unwrap())
             .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        let accept = tokio::spawn(async move { l.accept().await.unwrap().1 });
+        let _c = node
+            .tcp_connect(
+                "10.244.7.2:8080".parse().unwrap(),
+                std::time::Duration::from_secs(2),
+            )
+            .await
             .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            let accept = tokio::spawn(async move { l.accept().await.unwrap().1 });
-            let _c = node
-                .tcp_connect(
-                    "10.244.7.2:8080".parse().unwrap(),
-                    std::time::Duration::from_secs(2),
-                )
-                .await
-                .unwrap();
-            let peer = accept.await.unwrap();
-            assert_eq!(
-                peer.ip().to_string(),
-                "10.244.7.1",
-                "the node speaks from the pods' gateway address"
-            );
-        });
+        let peer = accept.await.unwrap();
+        assert_eq!(
+            peer.ip().to_string(),
+            "10.244.7.1",
+            "the node speaks from the pods' gateway address"
+        );
         destroy(&sb, Some(&node)).unwrap();
         assert!(!NetNs::exists(&pod_name));
         let routes = String::from_utf8(node.exec(&["ip", "route"]).unwrap().stdout).unwrap();

@@ -1,6 +1,6 @@
 //! The container shim (containerd-shim's role): one process per container, started by the agent
 //! in its own session. It starts the container process inside the pod's namespaces, writes its
-//! output to a log file in the CRI format (`<RFC3339Nano> stdout F <line>`), and records its exit
+//! output to a log file in the CRI format ([`crate::cri_log`]), and records its exit
 //! — so a restarted agent finds containers still running, their logs intact, and the exit code
 //! of those that ended while it was away.
 //!
@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use svcnet_netns::NetNs;
+
+use crate::cri_log::{self, now_rfc3339_nano, LogStream};
+use crate::layout;
 
 /// What the shim runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -45,45 +48,14 @@ pub struct ExitRecord {
     pub start_error: Option<String>,
 }
 
-pub fn now_rfc3339_nano() -> String {
-    // Formatted from SystemTime without pulling a date library into the shim.
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, dd) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
-/// Howard Hinnant's days-to-civil-date algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
 }
 
-/// Copy `stream` lines to the shared log as CRI lines tagged `tag`.
-fn pump(stream: impl Read, tag: &'static str, log: Arc<Mutex<std::fs::File>>) {
+/// Copy `stream` lines to the shared log as CRI lines of `stream`.
+fn pump(stream: impl Read, tag: LogStream, log: Arc<Mutex<std::fs::File>>) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -95,14 +67,7 @@ fn pump(stream: impl Read, tag: &'static str, log: Arc<Mutex<std::fs::File>>) {
                     Some(b'\n') => (&line[..line.len() - 1], true),
                     _ => (&line[..], false),
                 };
-                let mut out = format!(
-                    "{} {tag} {} ",
-                    now_rfc3339_nano(),
-                    if full { "F" } else { "P" }
-                )
-                .into_bytes();
-                out.extend_from_slice(body);
-                out.push(b'\n');
+                let out = cri_log::encode_line(&now_rfc3339_nano(), tag, full, body);
                 if let Ok(mut f) = log.lock() {
                     let _ = f.write_all(&out);
                 }
@@ -133,7 +98,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             start_error: Some(msg),
         };
         let _ = write_atomic(
-            &spec.dir.join("exit.json"),
+            &layout::container_exit_file(&spec.dir),
             &serde_json::to_vec(&rec).expect("serializable"),
         );
     };
@@ -160,19 +125,22 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         Err(e) => {
             // Kubernetes shows this as StartError with the runtime's message.
             let msg = format!("failed to start container process {program:?}: {e}");
-            let mut f = log.lock().expect("log lock");
-            let _ = writeln!(f, "{} stderr F {msg}", now_rfc3339_nano());
-            drop(f);
+            let line =
+                cri_log::encode_line(&now_rfc3339_nano(), LogStream::Stderr, true, msg.as_bytes());
+            let _ = log.lock().expect("log lock").write_all(&line);
             record_failure(msg);
             return Ok(128);
         }
     };
-    write_atomic(&spec.dir.join("pid"), child.id().to_string().as_bytes())?;
+    write_atomic(
+        &layout::container_pid_file(&spec.dir),
+        child.id().to_string().as_bytes(),
+    )?;
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let (l1, l2) = (log.clone(), log.clone());
-    let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
-    let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+    let t1 = std::thread::spawn(move || pump(out, LogStream::Stdout, l1));
+    let t2 = std::thread::spawn(move || pump(err, LogStream::Stderr, l2));
     let status = child.wait()?;
     let _ = t1.join();
     let _ = t2.join();
@@ -189,7 +157,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         start_error: None,
     };
     write_atomic(
-        &spec.dir.join("exit.json"),
+        &layout::container_exit_file(&spec.dir),
         &serde_json::to_vec(&rec).expect("serializable"),
     )?;
     Ok(code)
@@ -198,8 +166,8 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
 /// Start a shim for `spec` as a child of the current process, detached into its own session.
 /// `exe` is the svcnet binary; the spec travels as JSON in an argument.
 pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child> {
-    let _ = std::fs::remove_file(spec.dir.join("exit.json"));
-    let _ = std::fs::remove_file(spec.dir.join("pid"));
+    let _ = std::fs::remove_file(layout::container_exit_file(&spec.dir));
+    let _ = std::fs::remove_file(layout::container_pid_file(&spec.dir));
     std::fs::create_dir_all(&spec.dir)?;
     let mut cmd = Command::new(exe);
     cmd.arg("shim")
@@ -212,7 +180,7 @@ pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child
 }
 
 pub fn read_pid(dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(dir.join("pid"))
+    std::fs::read_to_string(layout::container_pid_file(dir))
         .ok()?
         .trim()
         .parse()
@@ -220,7 +188,7 @@ pub fn read_pid(dir: &Path) -> Option<i32> {
 }
 
 pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
-    serde_json::from_slice(&std::fs::read(dir.join("exit.json")).ok()?).ok()
+    serde_json::from_slice(&std::fs::read(layout::container_exit_file(dir)).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -228,28 +196,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_are_rfc3339_nano() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20779), (2026, 11, 22));
-        let ts = now_rfc3339_nano();
-        assert_eq!(ts.len(), "2026-11-22T09:00:00.123456789Z".len(), "{ts}");
-    }
-
-    #[test]
     fn runs_a_container_in_a_pod_namespace() {
-        if svcnet_netns::check_privileges().is_err() {
-            eprintln!("skipped: needs root");
+        if !svcnet_netns::testing::can_run(&[]) {
             return;
         }
-        let name = format!("svcnet-test-shim-{}", std::process::id());
-        struct Guard(String);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                let _ = NetNs::delete(&self.0);
-            }
-        }
-        let _g = Guard(name.clone());
-        NetNs::create(&name).unwrap();
+        let pod = svcnet_netns::testing::ScratchNetns::new("shim").unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
         let spec = ShimSpec {
@@ -263,7 +214,7 @@ mod tests {
                 ("PATH".into(), "/usr/bin:/bin".into()),
             ],
             workdir: Some("/tmp".into()),
-            netns: name.clone(),
+            netns: pod.name().to_string(),
             hostname: Some("pod-1".into()),
             binds: vec![(dir.path().join("resolv.conf"), "/etc/resolv.conf".into())],
             log: dir.path().join("logs/c/0.log"),

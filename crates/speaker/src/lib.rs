@@ -10,10 +10,20 @@
 //! `leaseDurationSeconds` (3) — as kubelets renew theirs in `kube-node-lease`. A speaker renews
 //! only while its interface is up.
 //!
-//! [`plan`] is pure (unit-tested); [`run`] is the I/O around it.
+//! What lives where:
+//! - this file: who announces what — [`plan`], [`elect`], [`candidates`], the Lease liveness
+//!   judgement ([`speaker_alive`]); pure, unit-tested in `tests.rs`;
+//! - `speaker.rs`: the speaker itself ([`run`], MetalLB's `speaker/main.go` with its layer-2
+//!   controller): reflectors from [`svcnet_informer`] wake a loop that applies [`plan`]; a
+//!   second task renews this node's Lease ([`svcnet_informer::lease::LeaseHolder`]);
+//! - `announce.rs`: the node side ([`Announcer`]: the /32 on the interface and gratuitous ARP,
+//!   MetalLB's `internal/layer2`).
+//!
+//! Like every client of the API, the speaker reaches it only through kube-rs: it never imports
+//! the API server or the store.
 
 mod announce;
-mod runtime;
+mod speaker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -24,7 +34,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_informer::conditions::node_ready;
 
 pub use announce::{parse_range, Announcer, IpRange};
-pub use runtime::{release, run, SpeakerConfig};
+pub use speaker::{release, run, SpeakerConfig};
 
 /// The `spec.loadBalancerClass` svcnet serves (unset is ours too).
 pub const CLASS: &str = "svcnet.io/loadbalancer";

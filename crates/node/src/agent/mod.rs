@@ -21,8 +21,9 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+use crate::kubelet_api::{ContainerHandle, PodRuntime};
+use crate::layout;
 use crate::sandbox::{Ipam, Sandbox};
-use crate::server::{ContainerHandle, PodRuntime};
 
 /// How a node agent is set up.
 #[derive(Clone, Debug)]
@@ -113,10 +114,7 @@ impl Shared {
             .or_insert_with(|| Registered {
                 netns: sb.netns.clone(),
                 hostname: pods::hostname(pod),
-                binds: ["resolv.conf", "hosts", "hostname"]
-                    .iter()
-                    .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
-                    .collect(),
+                binds: layout::etc_binds(&sb.dir),
                 containers: HashMap::new(),
                 env: HashMap::new(),
                 workdirs: pod
@@ -160,8 +158,8 @@ impl PodRuntime for Runtime {
         let p = r.get(&(namespace.to_string(), pod.to_string()))?;
         let (dir, restarts, running) = p.containers.get(container)?.clone();
         Some(ContainerHandle {
-            log_path: dir.join(format!("{restarts}.log")),
-            previous_log_path: (restarts > 0).then(|| dir.join(format!("{}.log", restarts - 1))),
+            log_path: layout::container_log(&dir, restarts),
+            previous_log_path: (restarts > 0).then(|| layout::container_log(&dir, restarts - 1)),
             netns: p.netns.clone(),
             hostname: Some(p.hostname.clone()),
             binds: p.binds.clone(),
@@ -199,8 +197,8 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     }
     let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
     crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
-    std::fs::create_dir_all(crate::layout::pods_dir(&cfg.data_dir))?;
-    let ipam = Ipam::open(cidr, &cfg.data_dir.join("ipam.json"))?;
+    std::fs::create_dir_all(layout::pods_dir(&cfg.data_dir))?;
+    let ipam = Ipam::open(cidr, &layout::ipam_file(&cfg.data_dir))?;
 
     // Services, for the pods' environment variables.
     let services = svcnet_informer::reflector::spawn(
@@ -229,7 +227,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     let rt: Arc<dyn PodRuntime> = Arc::new(Runtime(shared.clone()));
     let token = cfg.kubelet_token.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::server::serve(listener, token, rt).await {
+        if let Err(e) = crate::kubelet_api::serve(listener, token, rt).await {
             tracing::error!(error = %e, "kubelet API stopped");
         }
     });
@@ -300,9 +298,7 @@ async fn run_pods(shared: Arc<Shared>) -> anyhow::Result<()> {
                     }
                 }
                 workers.retain(|uid, _| seen_in_list.contains(uid));
-                if let Ok(entries) =
-                    std::fs::read_dir(crate::layout::pods_dir(&shared.cfg.data_dir))
-                {
+                if let Ok(entries) = std::fs::read_dir(layout::pods_dir(&shared.cfg.data_dir)) {
                     for e in entries.flatten() {
                         let uid = e.file_name().to_string_lossy().to_string();
                         if !workers.contains_key(&uid) {

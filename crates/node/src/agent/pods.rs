@@ -68,13 +68,13 @@ impl Ctr {
     fn save(&self) {
         let _ = std::fs::create_dir_all(&self.dir);
         let _ = std::fs::write(
-            self.dir.join("meta.json"),
+            layout::container_meta_file(&self.dir),
             serde_json::to_vec(&self.meta()).unwrap_or_default(),
         );
     }
 
     fn log_path(&self, restart: i32) -> PathBuf {
-        self.dir.join(format!("{restart}.log"))
+        layout::container_log(&self.dir, restart)
     }
 
     fn stop_probes(&mut self) {
@@ -190,14 +190,6 @@ fn pod_files(shared: &Shared, pod: &Pod) -> PodFiles {
     f
 }
 
-/// The binds every container of the pod gets: its resolv.conf, hosts and hostname.
-fn binds(sb: &Sandbox) -> Vec<(PathBuf, PathBuf)> {
-    ["resolv.conf", "hosts", "hostname"]
-        .iter()
-        .map(|f| (sb.dir.join(f), PathBuf::from("/etc").join(f)))
-        .collect()
-}
-
 pub struct Worker {
     shared: Arc<Shared>,
     rx: watch::Receiver<Option<Arc<Pod>>>,
@@ -220,12 +212,12 @@ impl Worker {
         let uid = pod.uid()?;
         let dir = layout::pod_dir(&shared.cfg.data_dir, &uid);
         let _ = std::fs::create_dir_all(&dir);
-        let started = std::fs::read_to_string(dir.join("started"))
+        let started = std::fs::read_to_string(layout::pod_started_file(&dir))
             .ok()
             .and_then(|s| ts(s.trim()))
             .unwrap_or_else(|| {
                 let now = jiff::Timestamp::now();
-                let _ = std::fs::write(dir.join("started"), now.to_string());
+                let _ = std::fs::write(layout::pod_started_file(&dir), now.to_string());
                 now
             });
         let ctrs = pod
@@ -235,8 +227,8 @@ impl Worker {
             .unwrap_or_default()
             .into_iter()
             .map(|c| {
-                let cdir = dir.join("containers").join(&c.name);
-                let meta: Meta = std::fs::read(cdir.join("meta.json"))
+                let cdir = layout::container_dir(&dir, &c.name);
+                let meta: Meta = std::fs::read(layout::container_meta_file(&cdir))
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
@@ -269,7 +261,7 @@ impl Worker {
                 }
             })
             .collect();
-        let sandbox = std::fs::read(dir.join("sandbox.json"))
+        let sandbox = std::fs::read(layout::pod_sandbox_file(&dir))
             .ok()
             .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
             .filter(|sb| svcnet_netns::NetNs::exists(&sb.netns));
@@ -336,7 +328,7 @@ impl Worker {
         match sandbox::create(&spec, self.node_ns().as_ref()) {
             Ok(sb) => {
                 let _ = std::fs::write(
-                    self.dir.join("sandbox.json"),
+                    layout::pod_sandbox_file(&self.dir),
                     serde_json::to_vec(&sb).unwrap_or_default(),
                 );
                 self.sandbox = Some(sb);
@@ -424,7 +416,7 @@ impl Worker {
             workdir: spec.working_dir.clone().map(PathBuf::from),
             netns: sb.netns.clone(),
             hostname: Some(hostname(pod)),
-            binds: binds(&sb),
+            binds: layout::etc_binds(&sb.dir),
             log,
             dir: self.ctrs[i].dir.clone(),
         };
@@ -469,7 +461,7 @@ impl Worker {
             exec: Arc::new(probe::PodExec {
                 netns: sb.netns.clone(),
                 hostname: Some(hostname(pod)),
-                binds: binds(&sb),
+                binds: layout::etc_binds(&sb.dir),
                 env: Vec::new(),
                 workdir: spec.working_dir.clone().map(PathBuf::from),
             }),
@@ -521,7 +513,7 @@ impl Worker {
                 // No record: the shim itself is gone (killed with the node?) — only then an exit.
                 match shim::read_pid(&c.dir) {
                     Some(pid) if alive(pid) => return,
-                    None if c.dir.join("pid").exists() => return,
+                    None if layout::container_pid_file(&c.dir).exists() => return,
                     None => {
                         // Not written yet: the shim is still starting.
                         return;
@@ -792,12 +784,12 @@ fn termination_grace(pod: &Pod) -> Duration {
 /// the pod was deleted): processes, namespace, IP, files.
 pub fn cleanup_orphan(shared: &Shared, uid: &str) {
     let dir = layout::pod_dir(&shared.cfg.data_dir, uid);
-    if let Ok(entries) = std::fs::read_dir(dir.join("containers")) {
+    if let Ok(entries) = std::fs::read_dir(layout::containers_dir(&dir)) {
         for e in entries.flatten() {
             signal_group(&e.path(), Signal::SIGKILL);
         }
     }
-    if let Some(sb) = std::fs::read(dir.join("sandbox.json"))
+    if let Some(sb) = std::fs::read(layout::pod_sandbox_file(&dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
     {

@@ -1,7 +1,8 @@
-//! The speaker's loop: reflectors (Services, EndpointSlices, Nodes, the speakers' Leases) wake
-//! it, and so does a one-second tick (leases expire without any event); each pass recomputes
-//! the addresses this node wins and adds / removes the difference. A second task renews this
-//! node's Lease.
+//! The speaker (MetalLB's `speaker/main.go` and its layer-2 controller): reflectors (Services,
+//! EndpointSlices, Nodes, the speakers' Leases) wake its loop, and so does a one-second tick
+//! (leases expire without any event); each pass recomputes the addresses this node wins
+//! ([`crate::plan`]) and adds / removes the difference. A second task renews this node's Lease
+//! while its interface is up.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -16,9 +17,11 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use svcnet_informer::{lease, reflector};
 use tokio::sync::Notify;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::announce::{Announcer, IpRange};
 
+/// How a node's speaker runs.
 #[derive(Clone, Debug)]
 pub struct SpeakerConfig {
     /// This node's name.
@@ -147,15 +150,13 @@ pub async fn run(client: Client, cfg: SpeakerConfig) -> anyhow::Result<()> {
             "the interface is not up (or does not exist): not announcing until it is"
         );
     }
-    let renewer = tokio::spawn(renew(client, cfg.clone(), up.clone(), wake.clone()));
     // Stop renewing when this future is dropped (cancellation), like the addresses.
-    struct AbortOnDrop(tokio::task::JoinHandle<()>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _renewer = AbortOnDrop(renewer);
+    let _renewer = AbortOnDropHandle::new(tokio::spawn(renew(
+        client,
+        cfg.clone(),
+        up.clone(),
+        wake.clone(),
+    )));
 
     services.wait_until_ready().await?;
     slices.wait_until_ready().await?;
