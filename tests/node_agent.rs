@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
-use support::{wait_for, ApiServer, SVCNET};
+use support::{eventually, wait_for, ApiServer, SVCNET};
 use svcnet_netns::testing::{unique_name, NetnsGuard, ScratchNetns};
 use svcnet_netns::NetNs;
 
@@ -171,17 +171,16 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         p.status.as_ref().unwrap().host_ip.as_deref(),
         Some("198.51.100.7")
     );
-    // Really serving, in its own namespace, reached from the node.
-    let out = node
-        .exec(&[
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            &format!("http://{ip}:8080/hostname"),
-        ])
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "web");
+    // Really serving, in its own namespace, reached from the node. Running says the process
+    // started, not that it listens yet (the pod has no readiness probe): the first answer may
+    // take a moment on a loaded machine.
+    let url = format!("http://{ip}:8080/hostname");
+    let answer = eventually(T, "an answer from the pod's server", || {
+        node.exec(&["curl", "-s", "-m", "5", &url])
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(answer, "web");
 
     // The exiting container is restarted (restartPolicy Always), with its last state kept.
     wait_for(T, "a restart of the flaky container", || async {
