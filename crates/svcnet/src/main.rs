@@ -196,6 +196,20 @@ struct DnsArgs {
     /// A named network namespace to serve (and forward) from (default: this process's).
     #[arg(long)]
     netns: Option<String>,
+    /// Seconds for the first message of a TCP connection to arrive whole (CoreDNS's `timeouts`
+    /// `read`).
+    #[arg(long, default_value_t = 3)]
+    read_timeout: u64,
+    /// Seconds for each later message on a TCP connection to arrive whole (`timeouts` `idle`).
+    #[arg(long, default_value_t = 10)]
+    idle_timeout: u64,
+    /// Seconds for an answer to be written over TCP (`timeouts` `write`).
+    #[arg(long, default_value_t = 5)]
+    write_timeout: u64,
+    /// Open TCP connections at most: when full, the one idle the longest is closed, or the new
+    /// one is refused if none is idle (CoreDNS's `max_connections` of DoH, gRPC and DoQ).
+    #[arg(long, default_value_t = 200)]
+    max_connections: usize,
 }
 
 #[derive(Args)]
@@ -543,6 +557,12 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
         cache_size: a.cache_size,
         metrics_addr: Some(a.metrics_addr),
         netns: a.netns,
+        tcp: svcnet_dns::transport::TcpConfig {
+            read_timeout: std::time::Duration::from_secs(a.read_timeout),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+            write_timeout: std::time::Duration::from_secs(a.write_timeout),
+            max_connections: a.max_connections,
+        },
     };
     let client = client(a.kubeconfig.as_deref()).await?;
     tokio::select! {
