@@ -2,8 +2,9 @@
 //! its Node and gets a pod CIDR from the node IPAM controller, runs a pod in its own network
 //! namespace, keeps it running when the agent is killed and restarted (re-adoption), goes
 //! NotReady with its pod's endpoints when it stops heartbeating, restarts a container that
-//! exits, and tears the pod down on deletion. Uses a test namespace with an address on its
-//! loopback as the node; everything is removed however the test ends.
+//! exits, and tears the pod down on deletion; it refuses to start without authentication for its
+//! kubelet API. Uses a test namespace with an address on its loopback as the node; everything
+//! is removed however the test ends.
 
 mod support;
 
@@ -111,6 +112,40 @@ fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i
     .trim()
     .parse()
     .ok()
+}
+
+#[test]
+fn refuses_to_start_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let node = |extra: &[&std::ffi::OsStr]| {
+        Command::new(SVCNET)
+            .args(["node", "--node-name", "solo", "--node-ip", "198.51.100.7"])
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("svcnet node")
+    };
+    for (extra, cause) in [
+        (vec![], "No authentication method configured"),
+        (
+            vec!["--token-file".as_ref(), empty.as_os_str()],
+            "the bearer token in",
+        ),
+    ] {
+        let out = node(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("the kubelet API needs authentication: --token-file FILE"),
+            "{err}"
+        );
+        assert!(err.contains(cause), "{err}");
+    }
+    assert!(!dir.path().join("node").exists(), "refused before anything");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

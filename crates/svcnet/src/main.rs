@@ -231,7 +231,9 @@ struct NodeArgs {
     data_dir: PathBuf,
     #[arg(long, default_value_t = ports::KUBELET)]
     port: u16,
-    /// File with the bearer token the API server presents to the kubelet API.
+    /// File with the bearer token the API server presents to the kubelet API (`<apiserver data
+    /// dir>/kubelet-client.token`). Required: the kubelet API serves logs and exec to no one
+    /// else.
     #[arg(long)]
     token_file: Option<PathBuf>,
     #[arg(long, default_value = defaults::CLUSTER_DNS)]
@@ -417,19 +419,15 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 async fn node(a: NodeArgs) -> anyhow::Result<()> {
+    let kubelet_auth =
+        svcnet_node::kubelet_api::Authenticator::from_token_file(a.token_file.as_deref()).context(
+            "the kubelet API needs authentication: --token-file FILE, the bearer token the \
+                 API server presents to kubelets (<apiserver data dir>/kubelet-client.token)",
+        )?;
     svcnet_netns::check_privileges().map_err(|e| {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
     let client = client(a.kubeconfig.as_deref()).await?;
-    let token = match a.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(&f)
-                .with_context(|| format!("reading {}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
     std::fs::create_dir_all(&a.data_dir)?;
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: a.node_name,
@@ -437,7 +435,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         node_ip: a.node_ip,
         data_dir: a.data_dir.canonicalize()?,
         kubelet_port: a.port,
-        kubelet_token: token,
+        kubelet_auth,
         network: ClusterNetwork {
             cluster_dns: a.cluster_dns,
             cluster_domain: a.cluster_domain,
