@@ -428,7 +428,8 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
     let client = client(a.kubeconfig.as_deref()).await?;
-    std::fs::create_dir_all(&a.data_dir)?;
+    svcnet_node::layout::prepare_node_dir(&a.data_dir)
+        .with_context(|| format!("--data-dir {}", a.data_dir.display()))?;
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: a.node_name,
         node_netns: a.netns,

@@ -197,7 +197,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     }
     let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
     crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
-    std::fs::create_dir_all(layout::pods_dir(&cfg.data_dir))?;
+    layout::prepare_node_dir(&cfg.data_dir)?;
     let ipam = Ipam::open(cidr, &layout::ipam_file(&cfg.data_dir))?;
 
     // Services, for the pods' environment variables.
