@@ -2,11 +2,15 @@
 //! its Node and gets a pod CIDR from the node IPAM controller, runs a pod in its own network
 //! namespace, keeps it running when the agent is killed and restarted (re-adoption), goes
 //! NotReady with its pod's endpoints when it stops heartbeating, restarts a container that
-//! exits, and tears the pod down on deletion. Uses a test namespace with an address on its
-//! loopback as the node; everything is removed however the test ends.
+//! exits, and tears the pod down on deletion; what it writes is root's alone (directories 0700,
+//! files 0600, the pod's /etc files 0644), and it refuses to start without authentication for
+//! its kubelet API. Uses a test namespace with an address on its loopback as the node;
+//! everything is removed however the test ends.
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -113,6 +117,79 @@ fn container_pid(data: &std::path::Path, uid: &str, container: &str) -> Option<i
     .ok()
 }
 
+/// The permission bits of `p`.
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Every directory under `pods/` is 0700 and every file 0600, but the pod's `/etc` files 0644.
+fn assert_private(data: &Path) {
+    let pods = data.join("pods");
+    assert_eq!(mode(&pods), 0o700, "{}", pods.display());
+    assert_eq!(mode(&data.join("ipam.json")), 0o600, "ipam.json");
+    let mut dirs = vec![pods];
+    let mut files = 0;
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            // A file renamed over while we look (a restarting container's) is skipped.
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", p.display());
+                dirs.push(p);
+            } else {
+                let etc = p.parent().is_some_and(|d| d.ends_with("files"));
+                let want = if etc { 0o644 } else { 0o600 };
+                assert_eq!(mode, want, "{}", p.display());
+                files += 1;
+            }
+        }
+    }
+    // started, sandbox.json, resolv.conf, hosts, hostname, and per container meta.json, pid, a log.
+    assert!(files >= 5 + 3 * 3, "{files} files checked");
+}
+
+#[test]
+fn refuses_to_start_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let node = |extra: &[&std::ffi::OsStr]| {
+        Command::new(SVCNET)
+            .args(["node", "--node-name", "solo", "--node-ip", "198.51.100.7"])
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("svcnet node")
+    };
+    for (extra, cause) in [
+        (vec![], "No authentication method configured"),
+        (
+            vec!["--token-file".as_ref(), empty.as_os_str()],
+            "the bearer token in",
+        ),
+    ] {
+        let out = node(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("the kubelet API needs authentication: --token-file FILE"),
+            "{err}"
+        );
+        assert!(err.contains(cause), "{err}");
+    }
+    assert!(!dir.path().join("node").exists(), "refused before anything");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     let mut s = ApiServer::start();
@@ -126,7 +203,15 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     node.ip_batch("link set lo up\naddr add 198.51.100.7/32 dev lo\n")
         .unwrap();
     let data = s.dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
+    // What an older agent left world-readable is taken back at start.
+    std::fs::create_dir_all(data.join("pods")).unwrap();
+    std::fs::set_permissions(data.join("pods"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("ipam.json"), "{}").unwrap();
+    std::fs::set_permissions(
+        data.join("ipam.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     g.child = Some(start_agent(&s, node.name(), &g, &data));
 
     // Registered, with a pod CIDR from the node IPAM controller, Ready.
@@ -205,6 +290,8 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
     let p = pod(&client, "web").await.unwrap();
     let app = container_status(p, "app");
     assert!(app.ready, "{app:?}");
+    // Pod state, logs, addresses: root's alone.
+    assert_private(&data);
 
     // Kill the agent: the container keeps running; a new agent adopts it (same process).
     let app_pid = container_pid(&data, &uid, "app").expect("app's pid");

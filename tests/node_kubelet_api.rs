@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::ApiServer;
 use svcnet_netns::testing::{can_run, ScratchNetns};
 use svcnet_netns::NetNs;
-use svcnet_node::kubelet_api::{serve, ContainerHandle, PodRuntime};
+use svcnet_node::kubelet_api::{serve, Authenticator, ContainerHandle, PodRuntime};
 
 /// The Node and Pod made through the API, deleted however the test ends (before the server).
 struct ObjectsGuard<'a> {
@@ -137,12 +137,10 @@ fn kubectl_logs_and_exec_reach_the_node_agent() {
     )
     .unwrap();
 
-    // The API server wrote the token it presents to kubelets when it started.
-    let token = std::fs::read_to_string(api.data_dir().join("kubelet-client.token"))
-        .expect("the apiserver's kubelet client token")
-        .trim()
-        .to_string();
-    assert!(!token.is_empty());
+    // The API server wrote the token it presents to kubelets when it started: the only
+    // authenticator of the kubelet API (there is no anonymous mode).
+    let auth = Authenticator::from_token_file(Some(&api.data_dir().join("kubelet-client.token")))
+        .expect("the apiserver's kubelet client token");
 
     let pod = format!("kubelet-api-{pid}");
     let node = format!("t-kubelet-{pid}");
@@ -176,22 +174,24 @@ fn kubectl_logs_and_exec_reach_the_node_agent() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    rt.spawn(serve(listener, Some(token.clone()), runtime));
+    rt.spawn(serve(listener, auth, runtime));
 
-    // Without the token, the node agent turns requests away.
-    let direct = run(
-        {
-            let mut c = Command::new("curl");
-            c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg(format!(
-                    "http://127.0.0.1:{port}/containerLogs/default/{pod}/app"
-                ));
-            c
-        },
-        Some(""),
-        T,
-    );
-    assert_eq!(text(&direct.stdout), "401");
+    // Without the token, or with another, the node agent turns logs and exec away.
+    let direct = |path: &str, token: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(t) = token {
+            c.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        c.arg(format!("http://127.0.0.1:{port}{path}"));
+        text(&run(c, Some(""), T).stdout)
+    };
+    let logs_path = format!("/containerLogs/default/{pod}/app");
+    let exec_path = format!("/exec/default/{pod}/app?command=id&stdout=1");
+    assert_eq!(direct(&logs_path, None), "401");
+    assert_eq!(direct(&logs_path, Some("not-the-token")), "401");
+    assert_eq!(direct(&exec_path, None), "401");
+    assert_eq!(direct("/healthz", None), "200");
 
     let _objects = ObjectsGuard {
         api: &api,

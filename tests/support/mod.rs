@@ -3,13 +3,14 @@
 //!
 //! `apiserver`: a `svcnet apiserver` (and controller-manager) per test; `cluster`: a whole
 //! `svcnet up`; `commands`: the binaries, the seed manifests, kubectl's tables; `poll`: waiting
-//! for a condition; `kubelet`: a stand-in node agent for tests without nodes. This file only
-//! names them.
+//! for a condition; `kubelet`: a stand-in node agent for tests without nodes; `dns`: a `svcnet
+//! dns` process and `dig`. This file only names them.
 #![allow(dead_code)]
 
 pub mod apiserver;
 pub mod cluster;
 pub mod commands;
+pub mod dns;
 pub mod kubelet;
 pub mod poll;
 

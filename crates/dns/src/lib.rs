@@ -111,6 +111,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// A named network namespace to serve (and forward) from; None: this process's.
     pub netns: Option<String>,
+    /// DNS over TCP's timeouts and connection cap (CoreDNS's defaults).
+    pub tcp: transport::TcpConfig,
 }
 
 impl Default for Config {
@@ -124,6 +126,7 @@ impl Default for Config {
             cache_size: 10_000,
             metrics_addr: None,
             netns: None,
+            tcp: transport::TcpConfig::default(),
         }
     }
 }
@@ -183,7 +186,7 @@ pub async fn start(client: Client, cfg: Config) -> Result<Running, DnsError> {
         metrics: metrics.clone(),
         packet_cache: packet_cache::PacketCache::default(),
     });
-    listeners.serve(handler)?;
+    listeners.serve(handler, cfg.tcp)?;
     tokio::spawn(watch::run(client, zone_cfg, handle, metrics));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, upstreams = ?upstreams, domain = %cfg.cluster_domain, "serving DNS");
     Ok(Running {

@@ -132,6 +132,17 @@ pub struct Metrics {
     /// found (every query is still counted in the `coredns_dns_*` metrics).
     pub packet_cache_hits: IntCounter,
     pub packet_cache_misses: IntCounter,
+    /// DNS over TCP (`transport/tcp.rs`); CoreDNS counts nothing of its connections, so
+    /// these are svcnet's: `svcnet_dns_tcp_connections` (open now),
+    /// `svcnet_dns_tcp_connections_closed_total{reason}` (closed by the server: `read_timeout`,
+    /// `idle_timeout`, `write_timeout`, `evicted` to make room under the cap),
+    /// `svcnet_dns_tcp_connections_refused_total` (closed at once: the cap was reached and none
+    /// was idle), `svcnet_dns_tcp_accept_errors_total` (failed accepts, e.g. out of file
+    /// descriptors).
+    pub tcp_connections: IntGauge,
+    pub tcp_closed: IntCounterVec,
+    pub tcp_refused: IntCounter,
+    pub tcp_accept_errors: IntCounter,
     /// Set once the watches have synced (`/ready`).
     pub ready: AtomicBool,
     /// The labelled children the query path uses, each resolved on first use (so `/metrics`
@@ -196,6 +207,22 @@ impl Default for Metrics {
         )
         .expect("valid");
         r.register(Box::new(zone_names.clone())).expect("unique");
+        let tcp_connections = IntGauge::with_opts(
+            Opts::new("dns_tcp_connections", "Open DNS over TCP connections.").namespace("svcnet"),
+        )
+        .expect("valid");
+        r.register(Box::new(tcp_connections.clone()))
+            .expect("unique");
+        let tcp_closed = IntCounterVec::new(
+            Opts::new(
+                "dns_tcp_connections_closed_total",
+                "DNS over TCP connections closed by the server, by reason.",
+            )
+            .namespace("svcnet"),
+            &["reason"],
+        )
+        .expect("valid");
+        r.register(Box::new(tcp_closed.clone())).expect("unique");
         Metrics {
             cache_hits: counter(&r, "cache_hits_total", "The count of cache hits."),
             cache_misses: counter(&r, "cache_misses_total", "The count of cache misses."),
@@ -216,6 +243,20 @@ impl Default for Metrics {
                 "dns_packet_cache_misses_total",
                 "Cacheable queries not found in the packet cache.",
             ),
+            tcp_refused: counter_in(
+                &r,
+                "svcnet",
+                "dns_tcp_connections_refused_total",
+                "DNS over TCP connections closed at once: the cap was reached and none was idle.",
+            ),
+            tcp_accept_errors: counter_in(
+                &r,
+                "svcnet",
+                "dns_tcp_accept_errors_total",
+                "Failed accepts of DNS over TCP connections.",
+            ),
+            tcp_connections,
+            tcp_closed,
             requests,
             responses,
             duration,

@@ -89,10 +89,8 @@ impl Ipam {
     }
 
     fn save(&self) -> Result<()> {
-        let tmp = self.path.with_extension("tmp");
         let bytes = serde_json::to_vec(&self.used).expect("serializable");
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &self.path))
+        layout::write_file(&self.path, &bytes)
             .map_err(|e| SandboxError::IpamFailed(self.path.clone(), e.to_string()))
     }
 }
@@ -220,9 +218,10 @@ pub fn create(spec: &SandboxSpec, node_ns: Option<&NetNs>) -> Result<Sandbox> {
         files,
         dir,
     } = *spec;
-    std::fs::create_dir_all(dir).map_err(|e| SandboxError::FilesFailed(dir.into(), e))?;
+    layout::create_dir(dir).map_err(|e| SandboxError::FilesFailed(dir.into(), e))?;
     let write = |f: &str, s: String| {
-        std::fs::write(dir.join(f), s).map_err(|e| SandboxError::FilesFailed(dir.join(f), e))
+        layout::write_file_mode(&dir.join(f), s.as_bytes(), layout::POD_FILE_MODE)
+            .map_err(|e| SandboxError::FilesFailed(dir.join(f), e))
     };
     write(layout::RESOLV_CONF, files.resolv_conf())?;
     write(layout::HOSTS, files.hosts(ip))?;

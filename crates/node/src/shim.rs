@@ -48,12 +48,6 @@ pub struct ExitRecord {
     pub start_error: Option<String>,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
-}
-
 /// Copy `stream` lines to the shared log as CRI lines of `stream`.
 fn pump(stream: impl Read, tag: LogStream, log: Arc<Mutex<std::fs::File>>) {
     let mut reader = BufReader::new(stream);
@@ -78,16 +72,11 @@ fn pump(stream: impl Read, tag: LogStream, log: Arc<Mutex<std::fs::File>>) {
 
 /// The shim's main: run the container to completion. Returns the container's exit code.
 pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
-    std::fs::create_dir_all(&spec.dir)?;
+    layout::create_dir(&spec.dir)?;
     if let Some(parent) = spec.log.parent() {
-        std::fs::create_dir_all(parent)?;
+        layout::create_dir(parent)?;
     }
-    let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)?,
-    ));
+    let log = Arc::new(Mutex::new(layout::open_log(&spec.log)?));
     let started_at = now_rfc3339_nano();
     let record_failure = |msg: String| {
         let rec = ExitRecord {
@@ -97,7 +86,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             finished_at: now_rfc3339_nano(),
             start_error: Some(msg),
         };
-        let _ = write_atomic(
+        let _ = layout::write_file(
             &layout::container_exit_file(&spec.dir),
             &serde_json::to_vec(&rec).expect("serializable"),
         );
@@ -132,7 +121,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             return Ok(128);
         }
     };
-    write_atomic(
+    layout::write_file(
         &layout::container_pid_file(&spec.dir),
         child.id().to_string().as_bytes(),
     )?;
@@ -156,7 +145,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         finished_at: now_rfc3339_nano(),
         start_error: None,
     };
-    write_atomic(
+    layout::write_file(
         &layout::container_exit_file(&spec.dir),
         &serde_json::to_vec(&rec).expect("serializable"),
     )?;
@@ -168,7 +157,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
 pub fn spawn(exe: &Path, spec: &ShimSpec) -> std::io::Result<std::process::Child> {
     let _ = std::fs::remove_file(layout::container_exit_file(&spec.dir));
     let _ = std::fs::remove_file(layout::container_pid_file(&spec.dir));
-    std::fs::create_dir_all(&spec.dir)?;
+    layout::create_dir(&spec.dir)?;
     let mut cmd = Command::new(exe);
     cmd.arg("shim")
         .arg(serde_json::to_string(spec).expect("serializable"))

@@ -196,6 +196,20 @@ struct DnsArgs {
     /// A named network namespace to serve (and forward) from (default: this process's).
     #[arg(long)]
     netns: Option<String>,
+    /// Seconds for the first message of a TCP connection to arrive whole (CoreDNS's `timeouts`
+    /// `read`).
+    #[arg(long, default_value_t = 3)]
+    read_timeout: u64,
+    /// Seconds for each later message on a TCP connection to arrive whole (`timeouts` `idle`).
+    #[arg(long, default_value_t = 10)]
+    idle_timeout: u64,
+    /// Seconds for an answer to be written over TCP (`timeouts` `write`).
+    #[arg(long, default_value_t = 5)]
+    write_timeout: u64,
+    /// Open TCP connections at most: when full, the one idle the longest is closed, or the new
+    /// one is refused if none is idle (CoreDNS's `max_connections` of DoH, gRPC and DoQ).
+    #[arg(long, default_value_t = 200)]
+    max_connections: usize,
 }
 
 #[derive(Args)]
@@ -217,7 +231,9 @@ struct NodeArgs {
     data_dir: PathBuf,
     #[arg(long, default_value_t = ports::KUBELET)]
     port: u16,
-    /// File with the bearer token the API server presents to the kubelet API.
+    /// File with the bearer token the API server presents to the kubelet API (`<apiserver data
+    /// dir>/kubelet-client.token`). Required: the kubelet API serves logs and exec to no one
+    /// else.
     #[arg(long)]
     token_file: Option<PathBuf>,
     #[arg(long, default_value = defaults::CLUSTER_DNS)]
@@ -403,27 +419,24 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 async fn node(a: NodeArgs) -> anyhow::Result<()> {
+    let kubelet_auth =
+        svcnet_node::kubelet_api::Authenticator::from_token_file(a.token_file.as_deref()).context(
+            "the kubelet API needs authentication: --token-file FILE, the bearer token the \
+                 API server presents to kubelets (<apiserver data dir>/kubelet-client.token)",
+        )?;
     svcnet_netns::check_privileges().map_err(|e| {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
     let client = client(a.kubeconfig.as_deref()).await?;
-    let token = match a.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(&f)
-                .with_context(|| format!("reading {}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    std::fs::create_dir_all(&a.data_dir)?;
+    svcnet_node::layout::prepare_node_dir(&a.data_dir)
+        .with_context(|| format!("--data-dir {}", a.data_dir.display()))?;
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: a.node_name,
         node_netns: a.netns,
         node_ip: a.node_ip,
         data_dir: a.data_dir.canonicalize()?,
         kubelet_port: a.port,
-        kubelet_token: token,
+        kubelet_auth,
         network: ClusterNetwork {
             cluster_dns: a.cluster_dns,
             cluster_domain: a.cluster_domain,
@@ -543,6 +556,12 @@ async fn dns(a: DnsArgs) -> anyhow::Result<()> {
         cache_size: a.cache_size,
         metrics_addr: Some(a.metrics_addr),
         netns: a.netns,
+        tcp: svcnet_dns::transport::TcpConfig {
+            read_timeout: std::time::Duration::from_secs(a.read_timeout),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+            write_timeout: std::time::Duration::from_secs(a.write_timeout),
+            max_connections: a.max_connections,
+        },
     };
     let client = client(a.kubeconfig.as_deref()).await?;
     tokio::select! {

@@ -3,12 +3,15 @@
 //! queries from them, hand each to the [`Handler`] and write its answer back. Nothing here
 //! decides what to answer, and the handler never sees a socket.
 
+mod conns;
 mod mmsg;
 pub mod tcp;
 pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+pub use tcp::TcpConfig;
 
 use crate::handler::Handler;
 use crate::DnsError;
@@ -50,14 +53,15 @@ impl Listeners {
     }
 
     /// Serve both until the process ends: UDP on one worker thread per core (at least 2, so a
-    /// slow send never stalls the port), TCP on tasks of the current runtime.
-    pub fn serve(self, handler: Arc<Handler>) -> Result<(), DnsError> {
+    /// slow send never stalls the port), TCP on tasks of the current runtime within `tcp`'s
+    /// limits.
+    pub fn serve(self, handler: Arc<Handler>, tcp: TcpConfig) -> Result<(), DnsError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
         udp::spawn(handler.clone(), self.udp, workers).map_err(|source| DnsError::BindFailed {
             addr: self.udp_addr,
             source,
         })?;
-        tcp::spawn(handler, self.tcp);
+        tcp::spawn(handler, self.tcp, tcp);
         Ok(())
     }
 }

@@ -36,8 +36,8 @@ pub struct AgentConfig {
     /// Where pods' state, logs and the IPAM file live.
     pub data_dir: PathBuf,
     pub kubelet_port: u16,
-    /// Bearer token the API server presents to the kubelet API (`None`: no authentication).
-    pub kubelet_token: Option<String>,
+    /// Who may call the kubelet API (the API server, by its bearer token).
+    pub kubelet_auth: crate::kubelet_api::Authenticator,
     /// The cluster's facts: the nameserver and search path of pods with dnsPolicy ClusterFirst
     /// (`--cluster-dns`, `--cluster-domain`).
     pub network: svcnet_cluster::ClusterNetwork,
@@ -197,7 +197,7 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     }
     let cidr = node::wait_for_pod_cidr(&client, &cfg).await?;
     crate::sandbox::prepare_node(node_ns.as_ref(), cidr)?;
-    std::fs::create_dir_all(layout::pods_dir(&cfg.data_dir))?;
+    layout::prepare_node_dir(&cfg.data_dir)?;
     let ipam = Ipam::open(cidr, &layout::ipam_file(&cfg.data_dir))?;
 
     // Services, for the pods' environment variables.
@@ -225,9 +225,9 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
     let addr = SocketAddr::from((cfg.node_ip, cfg.kubelet_port));
     let listener = svcnet_netns::tokio_listener(cfg.node_netns.as_deref(), addr)?;
     let rt: Arc<dyn PodRuntime> = Arc::new(Runtime(shared.clone()));
-    let token = cfg.kubelet_token.clone();
+    let auth = cfg.kubelet_auth.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::kubelet_api::serve(listener, token, rt).await {
+        if let Err(e) = crate::kubelet_api::serve(listener, auth, rt).await {
             tracing::error!(error = %e, "kubelet API stopped");
         }
     });

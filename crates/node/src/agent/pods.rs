@@ -66,10 +66,10 @@ impl Ctr {
     }
 
     fn save(&self) {
-        let _ = std::fs::create_dir_all(&self.dir);
-        let _ = std::fs::write(
-            layout::container_meta_file(&self.dir),
-            serde_json::to_vec(&self.meta()).unwrap_or_default(),
+        let _ = layout::create_dir(&self.dir);
+        let _ = layout::write_file(
+            &layout::container_meta_file(&self.dir),
+            &serde_json::to_vec(&self.meta()).unwrap_or_default(),
         );
     }
 
@@ -211,13 +211,14 @@ impl Worker {
         let pod = rx.borrow().clone()?;
         let uid = pod.uid()?;
         let dir = layout::pod_dir(&shared.cfg.data_dir, &uid);
-        let _ = std::fs::create_dir_all(&dir);
+        let _ = layout::create_dir(&dir);
         let started = std::fs::read_to_string(layout::pod_started_file(&dir))
             .ok()
             .and_then(|s| ts(s.trim()))
             .unwrap_or_else(|| {
                 let now = jiff::Timestamp::now();
-                let _ = std::fs::write(layout::pod_started_file(&dir), now.to_string());
+                let _ =
+                    layout::write_file(&layout::pod_started_file(&dir), now.to_string().as_bytes());
                 now
             });
         let ctrs = pod
@@ -327,9 +328,9 @@ impl Worker {
         };
         match sandbox::create(&spec, self.node_ns().as_ref()) {
             Ok(sb) => {
-                let _ = std::fs::write(
-                    layout::pod_sandbox_file(&self.dir),
-                    serde_json::to_vec(&sb).unwrap_or_default(),
+                let _ = layout::write_file(
+                    &layout::pod_sandbox_file(&self.dir),
+                    &serde_json::to_vec(&sb).unwrap_or_default(),
                 );
                 self.sandbox = Some(sb);
                 self.sandbox_error = None;

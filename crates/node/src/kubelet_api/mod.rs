@@ -1,7 +1,8 @@
 //! The node agent's kubelet API (the kubelet's `pkg/kubelet/server/server.go`): what the API
 //! server reaches for `pods/{name}/log` and `pods/{name}/exec`, over plain HTTP on the node's
-//! InternalIP (the API server authenticates with a bearer token,
-//! `<apiserver data dir>/kubelet-client.token`).
+//! InternalIP. Every call but `/healthz` must carry the bearer token the API server presents
+//! (`<apiserver data dir>/kubelet-client.token`): see [`Authenticator`]; there is no anonymous
+//! mode.
 //!
 //! - `GET /healthz`: `ok` (no token needed).
 //! - `GET /containerLogs/{ns}/{pod}/{container}?follow&tailLines&timestamps&sinceSeconds&
@@ -15,7 +16,7 @@
 //!
 //! `pods/{name}/proxy` does not come here: the API server dials pod IPs itself.
 //!
-//! This file holds the router, the bearer-token check, error answers as `Status`, and
+//! This file holds the router, the [`Authenticator`], error answers as `Status`, and
 //! [`PodRuntime`]: which containers exist, and where their logs and namespaces are, the agent
 //! says through it.
 
@@ -26,7 +27,7 @@ pub mod logs;
 mod tests;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -64,24 +65,89 @@ pub trait PodRuntime: Send + Sync + 'static {
     fn container(&self, namespace: &str, pod: &str, container: &str) -> Option<ContainerHandle>;
 }
 
+/// Who may call the kubelet API: whoever presents the API server's bearer token. The kubelet
+/// authenticates with client certificates and/or token webhooks (TokenReviews) and, with
+/// `authentication.anonymous.enabled: false` (the KubeletConfiguration default) and none of
+/// them, refuses to start: `No authentication method configured` (apiserver's
+/// `DelegatingAuthenticatorConfig.New`, called by the kubelet's `BuildAuth`). Here the one
+/// caller is the API server, and its token is the one authenticator; there is no anonymous
+/// mode, so an agent cannot serve logs and exec to anyone who reaches its port.
+#[derive(Clone)]
+pub struct Authenticator {
+    token: String,
+}
+
+/// Why the kubelet API has no [`Authenticator`]: the node agent does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("No authentication method configured")]
+    NotConfigured,
+    #[error("reading the bearer token from {0}: {1}")]
+    TokenFileFailed(PathBuf, io::Error),
+    #[error("the bearer token in {0} is empty")]
+    EmptyToken(PathBuf),
+}
+
+impl Authenticator {
+    /// The token (surrounding whitespace trimmed) in `file`, the `--token-file` of `svcnet
+    /// node`; `None` is [`AuthError::NotConfigured`].
+    pub fn from_token_file(file: Option<&Path>) -> Result<Authenticator, AuthError> {
+        let file = file.ok_or(AuthError::NotConfigured)?;
+        let token = std::fs::read_to_string(file)
+            .map_err(|e| AuthError::TokenFileFailed(file.into(), e))?
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            return Err(AuthError::EmptyToken(file.into()));
+        }
+        Ok(Authenticator { token })
+    }
+
+    /// A bearer token given directly (`None` if it is empty).
+    pub fn bearer_token(token: impl Into<String>) -> Option<Authenticator> {
+        let token = token.into().trim().to_string();
+        (!token.is_empty()).then_some(Authenticator { token })
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <the token>` (compared in constant time
+    /// for tokens of the right length).
+    fn authenticates(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let (a, b) = (given.trim().as_bytes(), self.token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticator { token: <redacted> }")
+    }
+}
+
 struct AppState {
-    token: Option<String>,
+    auth: Authenticator,
     runtime: Arc<dyn PodRuntime>,
 }
 
-/// Serve the kubelet API on `listener` until the listener fails. With `token`, every request
-/// but `/healthz` must carry `Authorization: Bearer <token>`.
+/// Serve the kubelet API on `listener` until the listener fails. Every request but `/healthz`
+/// must pass `auth` (401 otherwise).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    token: Option<String>,
+    auth: Authenticator,
     runtime: Arc<dyn PodRuntime>,
 ) -> io::Result<()> {
-    axum::serve(listener, router(token, runtime)).await
+    axum::serve(listener, router(auth, runtime)).await
 }
 
 /// The kubelet API as a router (what [`serve`] serves).
-pub fn router(token: Option<String>, runtime: Arc<dyn PodRuntime>) -> Router {
-    let state = Arc::new(AppState { token, runtime });
+pub fn router(auth: Authenticator, runtime: Arc<dyn PodRuntime>) -> Router {
+    let state = Arc::new(AppState { auth, runtime });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -90,22 +156,24 @@ pub fn router(token: Option<String>, runtime: Arc<dyn PodRuntime>) -> Router {
         )
         .route("/exec/{ns}/{pod}/{container}", any(exec::get_exec))
         .route("/attach/{ns}/{pod}/{container}", any(exec::get_attach))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .with_state(state)
 }
 
-async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let wants_json = req
         .headers()
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
-    let resp = match &st.token {
-        Some(token) if req.uri().path() != "/healthz" && !bearer_matches(req.headers(), token) => {
-            text_response(StatusCode::UNAUTHORIZED, "Unauthorized")
-        }
-        _ => next.run(req).await,
+    let resp = if req.uri().path() != "/healthz" && !st.auth.authenticates(req.headers()) {
+        text_response(StatusCode::UNAUTHORIZED, "Unauthorized")
+    } else {
+        next.run(req).await
     };
     if wants_json && (resp.status().is_client_error() || resp.status().is_server_error()) {
         as_status(resp).await
@@ -153,19 +221,6 @@ async fn as_status(resp: Response) -> Response {
         parts,
         Body::from(serde_json::to_vec(&status).expect("serializable")),
     )
-}
-
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
-    // Constant time for equal lengths.
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn text_response(status: StatusCode, msg: impl Into<String>) -> Response {

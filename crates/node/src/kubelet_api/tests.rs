@@ -11,6 +11,13 @@ use tower::ServiceExt;
 use super::*;
 use crate::cri_log::SAMPLE_LOG as LOG;
 
+/// The token the tests' API server presents.
+const T: Option<&str> = Some("sekret");
+
+fn auth() -> Authenticator {
+    Authenticator::bearer_token("sekret").unwrap()
+}
+
 /// One container, `default/p/c`, with a log in a temp dir.
 struct Fake {
     log: PathBuf,
@@ -70,8 +77,8 @@ async fn get(app: &Router, uri: &str, token: Option<&str>) -> (StatusCode, Strin
 async fn serves_logs_with_auth_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::with_log(dir.path(), false);
-    let app = router(Some("sekret".into()), fake.clone());
-    let t = Some("sekret");
+    let app = router(auth(), fake.clone());
+    let t = T;
 
     assert_eq!(get(&app, "/healthz", None).await.2, "ok");
     let (status, _, _) = get(&app, "/containerLogs/default/p/c", None).await;
@@ -128,15 +135,33 @@ async fn serves_logs_with_auth_and_errors() {
         v["message"],
         "previous terminated container \"c\" in pod \"p\" not found"
     );
+}
 
-    // Without a token configured, no credentials are needed.
-    let open = router(None, fake);
-    assert_eq!(
-        get(&open, "/containerLogs/default/p/c?tailLines=1", None)
-            .await
-            .2,
-        "last\n"
-    );
+#[test]
+fn no_authenticator_no_kubelet_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Authenticator::from_token_file(None).unwrap_err();
+    assert_eq!(err.to_string(), "No authentication method configured");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, " \n").unwrap();
+    assert!(matches!(
+        Authenticator::from_token_file(Some(&empty)),
+        Err(AuthError::EmptyToken(_))
+    ));
+    assert!(matches!(
+        Authenticator::from_token_file(Some(&dir.path().join("missing"))),
+        Err(AuthError::TokenFileFailed(..))
+    ));
+    assert!(Authenticator::bearer_token("  ").is_none());
+    let file = dir.path().join("token");
+    std::fs::write(&file, "sekret\n").unwrap();
+    let a = Authenticator::from_token_file(Some(&file)).unwrap();
+    assert_eq!(format!("{a:?}"), "Authenticator { token: <redacted> }");
+    let mut h = HeaderMap::new();
+    h.insert(header::AUTHORIZATION, "Bearer sekret".parse().unwrap());
+    assert!(a.authenticates(&h));
+    h.insert(header::AUTHORIZATION, "Bearer sekreT".parse().unwrap());
+    assert!(!a.authenticates(&h));
 }
 
 #[tokio::test]
@@ -149,8 +174,8 @@ async fn previous_log_is_served() {
         previous: Some(prev),
         running: AtomicBool::new(true),
     });
-    let app = router(None, fake);
-    let (status, _, body) = get(&app, "/containerLogs/default/p/c?previous=1&follow=1", None).await;
+    let app = router(auth(), fake);
+    let (status, _, body) = get(&app, "/containerLogs/default/p/c?previous=1&follow=1", T).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::OK, "before the restart\n")
@@ -161,7 +186,7 @@ async fn previous_log_is_served() {
 async fn follows_until_the_container_stops() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::with_log(dir.path(), true);
-    let app = router(None, fake.clone());
+    let app = router(auth(), fake.clone());
     let log = fake.log.clone();
     let writer = tokio::spawn(async move {
         use std::io::Write;
@@ -179,7 +204,7 @@ async fn follows_until_the_container_stops() {
     let (status, _, body) = get(
         &app,
         "/containerLogs/default/p/c?follow=true&tailLines=1&timestamps=1",
-        None,
+        T,
     )
     .await;
     writer.await.unwrap();
@@ -194,11 +219,11 @@ async fn follows_until_the_container_stops() {
 async fn follow_stops_at_the_byte_limit() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::with_log(dir.path(), true);
-    let app = router(None, fake);
+    let app = router(auth(), fake);
     let (_, _, body) = get(
         &app,
         "/containerLogs/default/p/c?follow=true&limitBytes=5",
-        None,
+        T,
     )
     .await;
     assert_eq!(body, "first");

@@ -189,8 +189,8 @@ fn start_controllers(client: &Client, net: &ClusterNetwork) {
 /// What every node's components share.
 struct NodeSettings {
     proxy_mode: Mode,
-    /// The token the API server presents to the kubelet API.
-    kubelet_token: Option<String>,
+    /// Who may call the kubelet API: the API server, by the token it presents.
+    kubelet_auth: svcnet_node::kubelet_api::Authenticator,
     /// This binary: the agent starts container shims with it.
     exe: PathBuf,
 }
@@ -199,9 +199,10 @@ impl NodeSettings {
     fn new(l: &Layout, proxy_mode: Mode) -> anyhow::Result<NodeSettings> {
         Ok(NodeSettings {
             proxy_mode,
-            kubelet_token: std::fs::read_to_string(l.data_dir.join("kubelet-client.token"))
-                .ok()
-                .map(|t| t.trim().to_string()),
+            // Written by the API server as it started: without it, no node starts.
+            kubelet_auth: svcnet_node::kubelet_api::Authenticator::from_token_file(Some(
+                &l.data_dir.join("kubelet-client.token"),
+            ))?,
             exe: std::env::current_exe()?,
         })
     }
@@ -222,7 +223,7 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
         node_ip: Layout::node_ip(i),
         data_dir: layout::node_dir(&l.data_dir, &Layout::node_name(i)),
         kubelet_port: ports::KUBELET,
-        kubelet_token: s.kubelet_token.clone(),
+        kubelet_auth: s.kubelet_auth.clone(),
         network: net.clone(),
         pod_cidr: None,
         exe: s.exe.clone(),
