@@ -333,6 +333,18 @@ struct ApiserverArgs {
     /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// Tests only: the TLS handshake timeout (default 10 s), in milliseconds.
+    #[arg(long, hide = true)]
+    tls_handshake_timeout_ms: Option<u64>,
+    /// Tests only: the request header timeout (default 32 s), in milliseconds.
+    #[arg(long, hide = true)]
+    read_header_timeout_ms: Option<u64>,
+    /// Tests only: the idle connection timeout (default 90 s), in milliseconds.
+    #[arg(long, hide = true)]
+    idle_timeout_ms: Option<u64>,
+    /// Tests only: the connection cap (default: from the open-file limit).
+    #[arg(long, hide = true)]
+    max_connections: Option<usize>,
 }
 
 fn init_logging() {
@@ -342,6 +354,19 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Raise the soft open-file limit to the hard one, as every Go program does at start (Go 1.19's
+/// `os` package): the 1024 most systems give by default are a few hundred clients.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
@@ -355,6 +380,19 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     config.token_auth_file = a.token_auth_file;
     config.watch_cache_size = a.watch_cache_size;
+    let serving = &mut config.serving;
+    let ms = std::time::Duration::from_millis;
+    if let Some(t) = a.tls_handshake_timeout_ms {
+        serving.tls_handshake_timeout = ms(t);
+    }
+    if let Some(t) = a.read_header_timeout_ms {
+        serving.read_header_timeout = ms(t);
+    }
+    if let Some(t) = a.idle_timeout_ms {
+        serving.idle_timeout = ms(t);
+    }
+    serving.max_connections = a.max_connections;
+    raise_open_file_limit();
     if let Some(s) = a.store {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);
