@@ -1,6 +1,6 @@
 //! Hostile and broken clients against the real `svcnet apiserver` (issue 16, items 1 and 5):
 //! connections that never finish the handshake or their headers, idle connections, a flood past
-//! the open-file limit. Timeouts are scaled down through the server's test-only flags; the bounds asserted are
+//! the open-file limit, and HTTP/2 requests answered before their body. Timeouts are scaled down through the server's test-only flags; the bounds asserted are
 //! ten times looser than the timeouts.
 
 mod support;
@@ -337,4 +337,59 @@ async fn accept_failures_back_off() {
         || async { healthz_new_connection(&s).await.ok() },
     )
     .await;
+}
+
+/// Over HTTP/2, a request answered before its body was read (404, 401, 413) gets its Status,
+/// not a stream reset; a 60 KB query string is served over HTTP/2 and HTTP/1.1.
+#[test]
+fn http2_answers_before_reading_the_body() {
+    let s = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, size: usize| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, vec![b'x'; size]).unwrap();
+        format!("@{}", p.display())
+    };
+    let mb: &'static str = file("1m", 1 << 20).leak();
+    let five_mb: &'static str = file("5m", 5 << 20).leak();
+    let post = |body: &'static str| -> Vec<&'static str> {
+        vec![
+            "--http2",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ]
+    };
+    let status = |(code, body): (u16, String)| -> (u16, serde_json::Value) {
+        let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{code} {body:?}: {e}"));
+        (code, v)
+    };
+    let services = "/api/v1/namespaces/default/services";
+
+    let (code, v) = status(s.curl_auth(&post(mb), "/api/v1/bogus"));
+    assert_eq!((code, v["reason"].as_str()), (404, Some("NotFound")));
+    let (code, v) = status(s.curl(&post(mb), services));
+    assert_eq!((code, v["reason"].as_str()), (401, Some("Unauthorized")));
+    let (code, v) = status(s.curl_auth(&post(five_mb), services));
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (413, Some("Request entity too large: limit is 3145728"))
+    );
+
+    // Go's MaxHeaderBytes (1 MiB) as HTTP/2's header list size; 60 KB is what `http::Uri`
+    // takes (65,534 bytes at most, see crates/apiserver/src/serving/mod.rs).
+    let query = format!("{services}?labelSelector=app%3D{}", "a".repeat(60_000));
+    for version in ["--http2", "--http1.1"] {
+        let (code, body) = s.curl_auth(&[version], &query);
+        assert_eq!(code, 400, "{version}: {body}");
+        assert!(body.contains("\"kind\":\"Status\""), "{version}: {body}");
+    }
+    let query = format!("{services}?x={}", "a".repeat(60_000));
+    for version in ["--http2", "--http1.1"] {
+        let (code, body) = s.curl_auth(&[version], &query);
+        assert_eq!(code, 200, "{version}: {body}");
+    }
 }

@@ -61,9 +61,12 @@ pub struct Config {
 }
 
 /// How connections are served: Go's `http.Server` fields as kube-apiserver sets them
-/// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`). See [`crate::serving`].
+/// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`) and its HTTP/2 settings. See
+/// [`crate::serving`].
 #[derive(Clone, Debug)]
 pub struct ServingConfig {
+    /// `--http2-max-streams-per-connection` (kube-apiserver: 100, what Go's HTTP/2 clients assume).
+    pub http2_max_streams_per_connection: u32,
     /// Time for a client to finish the TLS handshake. Go bounds the handshake by the smallest
     /// of `ReadTimeout`/`WriteTimeout`/`ReadHeaderTimeout` (32 s in kube-apiserver); 10 s is Go's
     /// `http.Transport.TLSHandshakeTimeout`, what its clients allow a server.
@@ -74,7 +77,8 @@ pub struct ServingConfig {
     /// Go's `http.Server.IdleTimeout` (also HTTP/2's): a connection with no request in flight
     /// is closed after this. kube-apiserver: 90 s.
     pub idle_timeout: Duration,
-    /// Go's `http.Server.MaxHeaderBytes`: the request line and headers. kube-apiserver: 1 MiB.
+    /// Go's `http.Server.MaxHeaderBytes`: the request line and headers (HTTP/1.1), or the
+    /// header list (HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`). kube-apiserver: 1 MiB.
     pub max_header_bytes: usize,
     /// Connections served at once; `None` = from the open-file limit (what is left after the
     /// store, logs and clients of its own). Go has no cap: kube-apiserver runs out of file
@@ -85,6 +89,7 @@ pub struct ServingConfig {
 impl Default for ServingConfig {
     fn default() -> Self {
         ServingConfig {
+            http2_max_streams_per_connection: 100,
             tls_handshake_timeout: Duration::from_secs(10),
             read_header_timeout: Duration::from_secs(32),
             idle_timeout: Duration::from_secs(90),

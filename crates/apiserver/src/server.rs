@@ -225,6 +225,7 @@ impl Server {
             router(state.clone()),
             tls.server_config.clone(),
             &state.config.serving,
+            state.config.max_request_body_bytes,
         );
         let mut tasks = vec![
             tokio::spawn(crate::serving::serve(

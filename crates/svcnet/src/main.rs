@@ -333,6 +333,9 @@ struct ApiserverArgs {
     /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// Streams a client may open at once on one HTTP/2 connection.
+    #[arg(long, default_value_t = 100)]
+    http2_max_streams_per_connection: u32,
     /// Tests only: the TLS handshake timeout (default 10 s), in milliseconds.
     #[arg(long, hide = true)]
     tls_handshake_timeout_ms: Option<u64>,
@@ -381,6 +384,7 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     config.token_auth_file = a.token_auth_file;
     config.watch_cache_size = a.watch_cache_size;
     let serving = &mut config.serving;
+    serving.http2_max_streams_per_connection = a.http2_max_streams_per_connection;
     let ms = std::time::Duration::from_millis;
     if let Some(t) = a.tls_handshake_timeout_ms {
         serving.tls_handshake_timeout = ms(t);

@@ -1,8 +1,8 @@
 //! Serving connections: the accept loop, each connection's life, and the limits that keep
 //! hostile or broken clients from taking the server down. The model is kube-apiserver's secure
 //! serving (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`): Go's `http.Server`
-//! with `ReadHeaderTimeout` 32 s, `IdleTimeout` 90 s (HTTP/2 too), `MaxHeaderBytes` 1 MiB.
-//! Values and flags are in [`crate::config::ServingConfig`].
+//! with `ReadHeaderTimeout` 32 s, `IdleTimeout` 90 s (HTTP/2 too), `MaxHeaderBytes` 1 MiB,
+//! HTTP/2 with 100 streams per connection and 256 KiB frames and stream windows. Values and flags are in [`crate::config::ServingConfig`].
 //!
 //! - [`serve`], the accept loop: an accept error (EMFILE, ENFILE, ECONNABORTED, ...) backs off
 //!   5 ms, doubling to 1 s, as Go's `http.Server.Serve` does, instead of retrying at once; the
@@ -10,10 +10,14 @@
 //! - [`connections`]: a cap on open connections (below the open-file limit) where a flood of
 //!   connections that never send a request gives way to new clients, and never to served ones.
 //! - [`deadline`]: the TLS handshake (10 s), request header and idle timeouts.
-//! - [`body`]: a response body that marks its request done once it has been sent.
+//! - [`body`]: HTTP/2 request bodies drained after an early answer, so the client reads it.
 //!
 //! Hand-written, because hyper leaves it to the server: hyper has a header timeout but no idle
 //! timeout, no connection cap and no accept loop (see each module for what it does instead).
+//!
+//! Known limit: `http::Uri` (and so hyper and h2) refuses request targets over 65,534 bytes.
+//! HTTP/1.1 answers those 414 URI Too Long; HTTP/2 resets the stream (PROTOCOL_ERROR). Go takes
+//! up to `MaxHeaderBytes` (1 MiB). Query strings up to 64 KiB work over both.
 
 pub mod body;
 pub mod connections;
@@ -26,6 +30,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::Router;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -36,7 +41,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::config::ServingConfig;
-use body::{Finished, Guarded};
+use body::{Drain, Finished, Guarded, Kept};
 use connections::{Admitted, Connections};
 use deadline::{ConnState, Deadline, Timeouts, Watched};
 
@@ -44,8 +49,15 @@ use deadline::{ConnState, Deadline, Timeouts, Watched};
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// ... doubling up to this.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// kube-apiserver's `resourceBody99Percentile`: HTTP/2 frames and per-stream windows.
+const HTTP2_FRAME_AND_STREAM_WINDOW: u32 = 256 * 1024;
+/// Go's `http2.Server` adds room for ten fields' overhead to `MaxHeaderBytes`
+/// (`typicalHeaders * perFieldOverhead`) when it advertises its max header list size.
+const HTTP2_HEADER_LIST_OVERHEAD: usize = 10 * 32;
 /// Go's HTTP/1.1 server reads `MaxHeaderBytes` + 4096 before it gives up on a request head.
 const HTTP1_HEAD_SLACK: usize = 4096;
+/// How long a drained HTTP/2 request body may take (see [`body`]).
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 /// How long a closing connection gets to say goodbye (HTTP/2 GOAWAY) before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Open files kept for the server itself under the open-file limit: at least this many...
@@ -59,6 +71,7 @@ pub struct Serving {
     app: Router,
     acceptor: tokio_rustls::TlsAcceptor,
     config: ServingConfig,
+    drain_max_bytes: usize,
     connections: Arc<Connections>,
     accept_errors: RateLimitedLog,
     refusals: RateLimitedLog,
@@ -69,12 +82,14 @@ impl Serving {
         app: Router,
         tls: Arc<rustls::ServerConfig>,
         config: &ServingConfig,
+        max_request_body_bytes: usize,
     ) -> Arc<Self> {
         let cap = config.max_connections.unwrap_or_else(connection_cap);
         Arc::new(Serving {
             app,
             acceptor: tokio_rustls::TlsAcceptor::from(tls),
             config: config.clone(),
+            drain_max_bytes: max_request_body_bytes,
             connections: Connections::new(cap),
             accept_errors: RateLimitedLog::new(),
             refusals: RateLimitedLog::new(),
@@ -93,6 +108,15 @@ impl Serving {
             // Ours, in `deadline`: hyper's would count idle time as header time.
             .header_read_timeout(None)
             .max_buf_size((c.max_header_bytes + HTTP1_HEAD_SLACK).max(8192));
+        let streams = c.http2_max_streams_per_connection.max(1);
+        b.http2()
+            .max_header_list_size(
+                u32::try_from(c.max_header_bytes + HTTP2_HEADER_LIST_OVERHEAD).unwrap_or(u32::MAX),
+            )
+            .max_concurrent_streams(streams)
+            .max_frame_size(HTTP2_FRAME_AND_STREAM_WINDOW)
+            .initial_stream_window_size(HTTP2_FRAME_AND_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_FRAME_AND_STREAM_WINDOW.saturating_mul(streams));
         b
     }
 }
@@ -220,6 +244,10 @@ async fn connection(
     let service = ConnService {
         app: serving.app.clone(),
         state: state.clone(),
+        drain: h2.then_some(Drain {
+            max_bytes: serving.drain_max_bytes,
+            max_time: DRAIN_MAX_TIME,
+        }),
     };
     let builder = serving.builder();
     let conn = builder
@@ -242,10 +270,11 @@ async fn connection(
 }
 
 /// The application as one connection serves it: each request marks the connection busy until
-/// its response has been sent.
+/// its response has been sent (and, on HTTP/2, its unread body drained).
 struct ConnService {
     app: Router,
     state: Arc<ConnState>,
+    drain: Option<Drain>,
 }
 
 type ConnFuture =
@@ -258,10 +287,21 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let active = self.state.request_started();
+        let (parts, incoming) = req.into_parts();
+        let (body, leftover) = match self.drain {
+            Some(limits) => {
+                let (kept, leftover) = Kept::new(incoming);
+                (Body::new(kept), Some((leftover, limits)))
+            }
+            None => (Body::new(incoming), None),
+        };
         let app = self.app.clone();
         Box::pin(async move {
-            let resp = app.oneshot(req).await.unwrap_or_else(|never| match never {});
-            Ok(resp.map(|b| Guarded::new(b, Finished::new(active))))
+            let resp = app
+                .oneshot(Request::from_parts(parts, body))
+                .await
+                .unwrap_or_else(|never| match never {});
+            Ok(resp.map(|b| Guarded::new(b, Finished::new(active, leftover))))
         })
     }
 }
