@@ -56,15 +56,21 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// History kept in the store for paging and watch resumption before compaction.
     pub compaction_interval: Duration,
-    /// Connection timeouts and caps.
+    /// Connection timeouts and caps, in-flight request limits.
     pub serving: ServingConfig,
 }
 
 /// How connections are served: Go's `http.Server` fields as kube-apiserver sets them
-/// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`) and its HTTP/2 settings. See
-/// [`crate::serving`].
+/// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`), its HTTP/2 settings, and its
+/// in-flight request limits (`filters/maxinflight.go`). See [`crate::serving`].
 #[derive(Clone, Debug)]
 pub struct ServingConfig {
+    /// `--max-requests-inflight`: read-only requests (get, list) served at once; more get 429.
+    /// kube-apiserver: 400. 0 = no limit.
+    pub max_requests_inflight: usize,
+    /// `--max-mutating-requests-inflight`: writes served at once. kube-apiserver: 200. 0 = no
+    /// limit.
+    pub max_mutating_requests_inflight: usize,
     /// `--http2-max-streams-per-connection` (kube-apiserver: 100, what Go's HTTP/2 clients assume).
     pub http2_max_streams_per_connection: u32,
     /// Time for a client to finish the TLS handshake. Go bounds the handshake by the smallest
@@ -89,6 +95,8 @@ pub struct ServingConfig {
 impl Default for ServingConfig {
     fn default() -> Self {
         ServingConfig {
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
             http2_max_streams_per_connection: 100,
             tls_handshake_timeout: Duration::from_secs(10),
             read_header_timeout: Duration::from_secs(32),

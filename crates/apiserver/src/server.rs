@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::alloc::ServiceAllocator;
 use crate::auth::{self, Tokens, User};
 use crate::config::{Config, StoreUrl};
+use crate::serving::inflight::{self, InflightLimits};
 use crate::serving::Serving;
 use crate::state::{AppState, Metrics};
 use crate::{bootstrap, namespaces, openapi, rest, tls, version};
@@ -72,7 +73,9 @@ pub struct Server {
     _lock: std::fs::File,
 }
 
-fn router(state: Arc<AppState>) -> Router {
+/// The handler chain, outermost last: authentication, then the in-flight limit (which needs
+/// the user), then the routes.
+fn router(state: Arc<AppState>, limits: Arc<InflightLimits>) -> Router {
     Router::new()
         .route("/version", get(|| async { axum::Json(version::info()) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -89,6 +92,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(|UrlPath(p): UrlPath<String>| async move { openapi::group_version(&p) }),
         )
         .fallback(resource)
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            inflight::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             auth::middleware,
@@ -221,8 +228,9 @@ impl Server {
             .map_err(ServerError::BootstrapFailed)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let limits = InflightLimits::new(&state.config.serving, &state.metrics.registry);
         let serving = Serving::new(
-            router(state.clone()),
+            router(state.clone(), limits),
             tls.server_config.clone(),
             &state.config.serving,
             state.config.max_request_body_bytes,

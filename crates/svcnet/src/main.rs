@@ -333,6 +333,15 @@ struct ApiserverArgs {
     /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// Read-only requests (get, list) served at once; more get 429 Too Many Requests (0 = no
+    /// limit). Watches, logs, exec, attach, port-forward and proxy are not counted, nor are
+    /// members of system:masters once the limit is reached.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Mutating requests (create, update, patch, delete) served at once; more get 429 (0 = no
+    /// limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
     /// Streams a client may open at once on one HTTP/2 connection.
     #[arg(long, default_value_t = 100)]
     http2_max_streams_per_connection: u32,
@@ -384,6 +393,8 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     config.token_auth_file = a.token_auth_file;
     config.watch_cache_size = a.watch_cache_size;
     let serving = &mut config.serving;
+    serving.max_requests_inflight = a.max_requests_inflight;
+    serving.max_mutating_requests_inflight = a.max_mutating_requests_inflight;
     serving.http2_max_streams_per_connection = a.http2_max_streams_per_connection;
     let ms = std::time::Duration::from_millis;
     if let Some(t) = a.tls_handshake_timeout_ms {

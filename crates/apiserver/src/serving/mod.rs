@@ -2,7 +2,8 @@
 //! hostile or broken clients from taking the server down. The model is kube-apiserver's secure
 //! serving (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`): Go's `http.Server`
 //! with `ReadHeaderTimeout` 32 s, `IdleTimeout` 90 s (HTTP/2 too), `MaxHeaderBytes` 1 MiB,
-//! HTTP/2 with 100 streams per connection and 256 KiB frames and stream windows. Values and flags are in [`crate::config::ServingConfig`].
+//! HTTP/2 with 100 streams per connection and 256 KiB frames and stream windows, and the
+//! `WithMaxInFlightLimit` filter. Values and flags are in [`crate::config::ServingConfig`].
 //!
 //! - [`serve`], the accept loop: an accept error (EMFILE, ENFILE, ECONNABORTED, ...) backs off
 //!   5 ms, doubling to 1 s, as Go's `http.Server.Serve` does, instead of retrying at once; the
@@ -11,6 +12,7 @@
 //!   connections that never send a request gives way to new clients, and never to served ones.
 //! - [`deadline`]: the TLS handshake (10 s), request header and idle timeouts.
 //! - [`body`]: HTTP/2 request bodies drained after an early answer, so the client reads it.
+//! - [`inflight`]: `--max-requests-inflight` / `--max-mutating-requests-inflight`.
 //!
 //! Hand-written, because hyper leaves it to the server: hyper has a header timeout but no idle
 //! timeout, no connection cap and no accept loop (see each module for what it does instead).
@@ -22,6 +24,7 @@
 pub mod body;
 pub mod connections;
 pub mod deadline;
+pub mod inflight;
 
 use std::convert::Infallible;
 use std::future::Future;
