@@ -20,6 +20,8 @@ pub struct ApiServer {
     controllers: Option<Child>,
     /// The etcd this server stores in, when the harness started one (SVCNET_TEST_STORE=etcd).
     pub etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
+    /// The server's open-file limit (soft and hard), set between fork and exec.
+    pub open_file_limit: Option<u64>,
 }
 
 /// `SVCNET_TEST_STORE=etcd` runs every API server of the tests on its own local etcd (Debian's
@@ -38,6 +40,12 @@ impl ApiServer {
             return Self::start_on_etcd(args);
         }
         Self::start_in(tempfile::tempdir().expect("tempdir"), args, None, None)
+    }
+
+    /// A server whose open-file limit is `nofile` (on SQLite, in its own data dir).
+    pub fn start_with_open_file_limit(nofile: u64, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_limited(dir, args, None, None, Some(nofile))
     }
 
     /// A server on a fresh one-member etcd of its own (killed with the server).
@@ -69,6 +77,16 @@ impl ApiServer {
         peer: Option<&ApiServer>,
         etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
     ) -> Self {
+        Self::start_limited(dir, args, peer, etcd, None)
+    }
+
+    fn start_limited(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        peer: Option<&ApiServer>,
+        etcd: Option<svcnet_store::etcd::local::LocalEtcd>,
+        open_file_limit: Option<u64>,
+    ) -> Self {
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut s = ApiServer {
@@ -80,6 +98,7 @@ impl ApiServer {
             child: None,
             controllers: None,
             etcd,
+            open_file_limit,
         };
         if let Some(peer) = peer {
             std::fs::create_dir_all(s.data_dir()).unwrap();
@@ -107,9 +126,19 @@ impl ApiServer {
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(0);
         let _ = std::fs::remove_file(&self.kubeconfig);
+        let mut cmd = Command::new(SVCNET);
+        if let Some(n) = self.open_file_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    use nix::sys::resource::{setrlimit, Resource};
+                    setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)
+                });
+            }
+        }
         let child = spawn_logged(
-            Command::new(SVCNET)
-                .arg("apiserver")
+            cmd.arg("apiserver")
                 .arg("--data-dir")
                 .arg(self.data_dir())
                 .arg("--secure-port")
@@ -157,6 +186,11 @@ impl ApiServer {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// SIGKILL the server (a crash); `spawn` starts it again on the same data dir and port.

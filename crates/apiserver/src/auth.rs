@@ -134,7 +134,13 @@ pub async fn middleware(State(tokens): State<Arc<Tokens>>, req: Request, next: N
         })
         .map(str::trim);
     match token.and_then(|t| tokens.lookup(t)) {
-        Some(_) => next.run(req).await,
+        Some(user) => {
+            // Filters after this one (the in-flight limit) need the user.
+            let user = user.clone();
+            let mut req = req;
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
         None => ApiError::unauthorized().into_response(),
     }
 }

@@ -56,6 +56,55 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// History kept in the store for paging and watch resumption before compaction.
     pub compaction_interval: Duration,
+    /// Connection timeouts and caps, in-flight request limits.
+    pub serving: ServingConfig,
+}
+
+/// How connections are served: Go's `http.Server` fields as kube-apiserver sets them
+/// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`), its HTTP/2 settings, and its
+/// in-flight request limits (`filters/maxinflight.go`). See [`crate::serving`].
+#[derive(Clone, Debug)]
+pub struct ServingConfig {
+    /// `--max-requests-inflight`: read-only requests (get, list) served at once; more get 429.
+    /// kube-apiserver: 400. 0 = no limit.
+    pub max_requests_inflight: usize,
+    /// `--max-mutating-requests-inflight`: writes served at once. kube-apiserver: 200. 0 = no
+    /// limit.
+    pub max_mutating_requests_inflight: usize,
+    /// `--http2-max-streams-per-connection` (kube-apiserver: 100, what Go's HTTP/2 clients assume).
+    pub http2_max_streams_per_connection: u32,
+    /// Time for a client to finish the TLS handshake. Go bounds the handshake by the smallest
+    /// of `ReadTimeout`/`WriteTimeout`/`ReadHeaderTimeout` (32 s in kube-apiserver); 10 s is Go's
+    /// `http.Transport.TLSHandshakeTimeout`, what its clients allow a server.
+    pub tls_handshake_timeout: Duration,
+    /// Go's `http.Server.ReadHeaderTimeout`: time to send a request's headers, counted from the
+    /// handshake (first request) or the request's first byte (later ones). kube-apiserver: 32 s.
+    pub read_header_timeout: Duration,
+    /// Go's `http.Server.IdleTimeout` (also HTTP/2's): a connection with no request in flight
+    /// is closed after this. kube-apiserver: 90 s.
+    pub idle_timeout: Duration,
+    /// Go's `http.Server.MaxHeaderBytes`: the request line and headers (HTTP/1.1), or the
+    /// header list (HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`). kube-apiserver: 1 MiB.
+    pub max_header_bytes: usize,
+    /// Connections served at once; `None` = from the open-file limit (what is left after the
+    /// store, logs and clients of its own). Go has no cap: kube-apiserver runs out of file
+    /// descriptors instead.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            http2_max_streams_per_connection: 100,
+            tls_handshake_timeout: Duration::from_secs(10),
+            read_header_timeout: Duration::from_secs(32),
+            idle_timeout: Duration::from_secs(90),
+            max_header_bytes: 1 << 20,
+            max_connections: None,
+        }
+    }
 }
 
 impl Config {
@@ -73,6 +122,7 @@ impl Config {
             max_request_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Duration::from_secs(300),
+            serving: ServingConfig::default(),
         }
         .with_network(&ClusterNetwork::default())
     }

@@ -9,6 +9,7 @@
 //! handlers (HTTP in and out); [`registry`] is the write path they and the server's own writers
 //! share (create, update, delete); per-kind behaviour is in [`resources`] (names, keys) and [`strategy`] (defaulting,
 //! validation via `svcnet-api`), with Service IP/port allocation in [`alloc`] and [`hooks`].
+//! Connections (timeouts, caps, the in-flight limit) are [`serving`]'s.
 
 pub mod alloc;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod request;
 pub mod resources;
 pub mod rest;
 pub mod server;
+pub mod serving;
 pub mod state;
 pub mod strategy;
 pub mod table;

@@ -9,9 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{header, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use svcnet_store::cache::{CacheConfig, WatchCache};
 use svcnet_store::etcd::EtcdStore;
 use svcnet_store::sqlite::SqliteStore;
@@ -23,6 +20,8 @@ use tokio::task::JoinHandle;
 use crate::alloc::ServiceAllocator;
 use crate::auth::{self, Tokens, User};
 use crate::config::{Config, StoreUrl};
+use crate::serving::inflight::{self, InflightLimits};
+use crate::serving::Serving;
 use crate::state::{AppState, Metrics};
 use crate::{bootstrap, namespaces, openapi, rest, tls, version};
 
@@ -74,7 +73,9 @@ pub struct Server {
     _lock: std::fs::File,
 }
 
-fn router(state: Arc<AppState>) -> Router {
+/// The handler chain, outermost last: authentication, then the in-flight limit (which needs
+/// the user), then the routes.
+fn router(state: Arc<AppState>, limits: Arc<InflightLimits>) -> Router {
     Router::new()
         .route("/version", get(|| async { axum::Json(version::info()) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -91,6 +92,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(|UrlPath(p): UrlPath<String>| async move { openapi::group_version(&p) }),
         )
         .fallback(resource)
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            inflight::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             auth::middleware,
@@ -152,9 +157,8 @@ impl Server {
         .await?;
 
         let bind = SocketAddr::new(config.bind_address, config.secure_port);
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|e| ServerError::BindFailed(bind, e))?;
+        let listener =
+            crate::serving::listen(bind).map_err(|e| ServerError::BindFailed(bind, e))?;
         let local_addr = listener
             .local_addr()
             .map_err(|e| ServerError::BindFailed(bind, e))?;
@@ -224,11 +228,17 @@ impl Server {
             .map_err(ServerError::BootstrapFailed)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let limits = InflightLimits::new(&state.config.serving, &state.metrics.registry);
+        let serving = Serving::new(
+            router(state.clone(), limits),
+            tls.server_config.clone(),
+            &state.config.serving,
+            state.config.max_request_body_bytes,
+        );
         let mut tasks = vec![
-            tokio::spawn(serve(
+            tokio::spawn(crate::serving::serve(
                 listener,
-                tls.server_config.clone(),
-                router(state.clone()),
+                serving.clone(),
                 shutdown_rx.clone(),
             )),
             tokio::spawn(namespaces::run(state.clone())),
@@ -236,10 +246,9 @@ impl Server {
         ];
         for l in options.extra_listeners {
             let l = TcpListener::from_std(l).map_err(|e| ServerError::BindFailed(bind, e))?;
-            tasks.push(tokio::spawn(serve(
+            tasks.push(tokio::spawn(crate::serving::serve(
                 l,
-                tls.server_config.clone(),
-                router(state.clone()),
+                serving.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -248,7 +257,12 @@ impl Server {
         let kc = tls::kubeconfig(&url, &tls.ca_pem, &admin);
         tls::write_private(&kubeconfig_path, kc.as_bytes())
             .map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
-        tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "API server serving");
+        tracing::info!(
+            %url,
+            kubeconfig = %kubeconfig_path.display(),
+            max_connections = serving.max_connections(),
+            "API server serving"
+        );
         Ok(Server {
             local_addr,
             state,
@@ -283,50 +297,5 @@ async fn compaction(state: Arc<AppState>) {
             }
         }
         previous = state.store.current_revision().await.ok();
-    }
-}
-
-async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let service = TowerToHyperService::new(app);
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            tokio::select! {
-                r = conn => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.changed() => {}
-            }
-        });
     }
 }

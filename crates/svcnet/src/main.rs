@@ -349,6 +349,30 @@ struct ApiserverArgs {
     /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// Read-only requests (get, list) served at once; more get 429 Too Many Requests (0 = no
+    /// limit). Watches, logs, exec, attach, port-forward and proxy are not counted, nor are
+    /// members of system:masters once the limit is reached.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Mutating requests (create, update, patch, delete) served at once; more get 429 (0 = no
+    /// limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// Streams a client may open at once on one HTTP/2 connection.
+    #[arg(long, default_value_t = 100)]
+    http2_max_streams_per_connection: u32,
+    /// Tests only: the TLS handshake timeout (default 10 s), in milliseconds.
+    #[arg(long, hide = true)]
+    tls_handshake_timeout_ms: Option<u64>,
+    /// Tests only: the request header timeout (default 32 s), in milliseconds.
+    #[arg(long, hide = true)]
+    read_header_timeout_ms: Option<u64>,
+    /// Tests only: the idle connection timeout (default 90 s), in milliseconds.
+    #[arg(long, hide = true)]
+    idle_timeout_ms: Option<u64>,
+    /// Tests only: the connection cap (default: from the open-file limit).
+    #[arg(long, hide = true)]
+    max_connections: Option<usize>,
 }
 
 fn init_logging() {
@@ -358,6 +382,19 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Raise the soft open-file limit to the hard one, as every Go program does at start (Go 1.19's
+/// `os` package): the 1024 most systems give by default are a few hundred clients.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
@@ -371,6 +408,22 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     config.token_auth_file = a.token_auth_file;
     config.watch_cache_size = a.watch_cache_size;
+    let serving = &mut config.serving;
+    serving.max_requests_inflight = a.max_requests_inflight;
+    serving.max_mutating_requests_inflight = a.max_mutating_requests_inflight;
+    serving.http2_max_streams_per_connection = a.http2_max_streams_per_connection;
+    let ms = std::time::Duration::from_millis;
+    if let Some(t) = a.tls_handshake_timeout_ms {
+        serving.tls_handshake_timeout = ms(t);
+    }
+    if let Some(t) = a.read_header_timeout_ms {
+        serving.read_header_timeout = ms(t);
+    }
+    if let Some(t) = a.idle_timeout_ms {
+        serving.idle_timeout = ms(t);
+    }
+    serving.max_connections = a.max_connections;
+    raise_open_file_limit();
     if let Some(s) = a.store {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);
