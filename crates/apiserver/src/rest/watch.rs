@@ -22,7 +22,7 @@ use svcnet_store::cache::{CacheError, CacheEventType, CachedObject};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::read::{parse_rv, sync_cache};
+use super::read::{parse_rv, sync_cache, validate_list_options};
 use super::{ResourceRequest, Selectors};
 use crate::codec::Representation;
 use crate::error::{ApiError, ApiResult};
@@ -98,6 +98,7 @@ fn error_line(e: &ApiError) -> Bytes {
 pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let (state, t, q) = (r.state, r.target, r.query);
+    validate_list_options(q, true)?;
     let info = t.info;
     let mut sel = Selectors::parse(info, q)?;
     if let Some(name) = &t.name {
@@ -111,11 +112,6 @@ pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let prefix = info.prefix(t.namespace.as_deref());
     let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
     let send_initial = q.send_initial_events;
-    if send_initial.is_some() && q.resource_version_match.as_deref() != Some("NotOlderThan") {
-        return Err(ApiError::bad_request(
-            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
-        ));
-    }
     let with_initial = match (send_initial, rv) {
         (Some(b), _) => b,
         (None, None) | (None, Some("0")) => true,
