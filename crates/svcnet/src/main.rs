@@ -333,6 +333,10 @@ struct ApiserverArgs {
     /// Events the watch cache keeps; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// Seconds a watch lasts at least when the client sets no timeoutSeconds (or 0): a random
+    /// time between this and twice this, as kube-apiserver's --min-request-timeout.
+    #[arg(long, default_value_t = 1800)]
+    min_request_timeout: u64,
 }
 
 fn init_logging() {
@@ -355,6 +359,7 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     config.token_auth_file = a.token_auth_file;
     config.watch_cache_size = a.watch_cache_size;
+    config.min_request_timeout = std::time::Duration::from_secs(a.min_request_timeout);
     if let Some(s) = a.store {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);

@@ -5,7 +5,8 @@
 //! after N; too old → an in-stream ERROR event with code 410). `sendInitialEvents=true` ends the
 //! initial state with a BOOKMARK annotated `k8s.io/initial-events-end`. Label and field
 //! selectors turn transitions into ADDED/DELETED as the cacher does. `timeoutSeconds` ends the
-//! stream; bookmarks are sent periodically when `allowWatchBookmarks`.
+//! stream (unset or 0: `--min-request-timeout` × [1, 2), as kube-apiserver's `ListResource`);
+//! bookmarks are sent periodically when `allowWatchBookmarks`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -95,6 +96,15 @@ fn error_line(e: &ApiError) -> Bytes {
     line("ERROR", &e.to_status())
 }
 
+/// kube-apiserver's watch lifetime (`ListResource`): `timeoutSeconds` when set and not 0, else
+/// a random duration in [min-request-timeout, 2 × min-request-timeout), which spreads re-watches.
+pub fn watch_timeout(timeout_seconds: Option<u64>, min_request_timeout: Duration) -> Duration {
+    match timeout_seconds {
+        Some(s) if s > 0 => Duration::from_secs(s),
+        _ => min_request_timeout.mul_f64(1.0 + rand::rng().random::<f64>()),
+    }
+}
+
 pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let (state, t, q) = (r.state, r.target, r.query);
@@ -144,11 +154,7 @@ pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
         }
     };
 
-    let timeout = match q.timeout_seconds {
-        Some(s) => Duration::from_secs(s),
-        // Kubernetes spreads watch lifetimes between the minimum request timeout and twice it.
-        None => Duration::from_secs(1800 + rand::rng().random_range(0..1800)),
-    };
+    let timeout = watch_timeout(q.timeout_seconds, state.config.min_request_timeout);
     let bookmarks = q.allow_watch_bookmarks;
     let bookmark_interval = state.config.bookmark_interval;
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
