@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{header, StatusCode};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -286,6 +287,18 @@ async fn compaction(state: Arc<AppState>) {
     }
 }
 
+/// Closes the connection a request came on: a request extension set for each connection. A
+/// watch whose client stopped reading uses it: hyper no longer polls a body it cannot write, so
+/// only closing the connection lets go of hyper's and TLS's buffers.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionAbort(tokio_util::sync::CancellationToken);
+
+impl ConnectionAbort {
+    pub fn abort(&self) {
+        self.0.cancel();
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -316,6 +329,12 @@ async fn serve(
                     return;
                 }
             };
+            let abort = ConnectionAbort::default();
+            let aborted = abort.0.clone();
+            let app = tower::ServiceExt::map_request(app, move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(abort.clone());
+                req
+            });
             let service = TowerToHyperService::new(app);
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
@@ -326,6 +345,7 @@ async fn serve(
                     }
                 }
                 _ = shutdown.changed() => {}
+                _ = aborted.cancelled() => tracing::debug!(%peer, "connection closed by its handler"),
             }
         });
     }

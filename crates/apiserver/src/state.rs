@@ -30,6 +30,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub watchers: IntGauge,
+    /// Watches closed for not keeping up, by group and resource.
+    pub terminated_watchers: IntCounterVec,
 }
 
 impl Metrics {
@@ -68,11 +70,24 @@ impl Metrics {
         registry
             .register(Box::new(watchers.clone()))
             .expect("unique metric");
+        // The cacher's `TerminatedWatchersCounter`.
+        let terminated_watchers = IntCounterVec::new(
+            Opts::new(
+                "apiserver_terminated_watchers_total",
+                "Counter of watchers closed due to unresponsiveness broken by resource type.",
+            ),
+            &["group", "resource"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(terminated_watchers.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             requests,
             request_duration,
             watchers,
+            terminated_watchers,
         }
     }
 }
