@@ -94,6 +94,11 @@ impl ApiServer {
         s
     }
 
+    /// The server's process id (None after `kill9`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
