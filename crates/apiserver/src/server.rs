@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::alloc::ServiceAllocator;
 use crate::auth::{self, Tokens, User};
 use crate::config::{Config, StoreUrl};
-use crate::state::{AppState, Metrics};
+use crate::state::{AppState, ConnectionAbort, Metrics};
 use crate::{bootstrap, namespaces, openapi, rest, tls, version};
 
 #[derive(Debug, thiserror::Error)]
@@ -287,18 +287,6 @@ async fn compaction(state: Arc<AppState>) {
     }
 }
 
-/// Closes the connection a request came on: a request extension set for each connection. A
-/// watch whose client stopped reading uses it: hyper no longer polls a body it cannot write, so
-/// only closing the connection lets go of hyper's and TLS's buffers.
-#[derive(Clone, Debug, Default)]
-pub struct ConnectionAbort(tokio_util::sync::CancellationToken);
-
-impl ConnectionAbort {
-    pub fn abort(&self) {
-        self.0.cancel();
-    }
-}
-
 async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -330,7 +318,7 @@ async fn serve(
                 }
             };
             let abort = ConnectionAbort::default();
-            let aborted = abort.0.clone();
+            let aborted = abort.clone();
             let app = tower::ServiceExt::map_request(app, move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(abort.clone());
                 req
@@ -345,7 +333,7 @@ async fn serve(
                     }
                 }
                 _ = shutdown.changed() => {}
-                _ = aborted.cancelled() => tracing::debug!(%peer, "connection closed by its handler"),
+                _ = aborted.aborted() => tracing::debug!(%peer, "connection closed by its handler"),
             }
         });
     }

@@ -97,3 +97,20 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// Closes the connection a request came on: a request extension set for each connection. A
+/// watch whose client stopped reading uses it: hyper no longer polls a body it cannot write, so
+/// only closing the connection lets go of hyper's and TLS's buffers.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionAbort(tokio_util::sync::CancellationToken);
+
+impl ConnectionAbort {
+    pub fn abort(&self) {
+        self.0.cancel();
+    }
+
+    /// Resolves once `abort` was called.
+    pub async fn aborted(&self) {
+        self.0.cancelled().await
+    }
+}

@@ -22,8 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::{Part, WriteOptions};
 use crate::request::{self, Target};
 use crate::resources::ResourceInfo;
-use crate::server::ConnectionAbort;
-use crate::state::AppState;
+use crate::state::{AppState, ConnectionAbort};
 
 /// Entry point for every `/api/...` and `/apis/...` resource path.
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {

@@ -22,7 +22,7 @@
 //! the client re-watches from its last resourceVersion. (kube-apiserver ends the response; Go's
 //! server then blocks writing it to a client that does not read.) A client that does not read
 //! at all never lets hyper poll again, and its connection would keep hyper's and TLS's buffers:
-//! after [`UNRESPONSIVE_GRACE`] the connection is closed (`ConnectionAbort`).
+//! after [`UNRESPONSIVE_GRACE`] the connection is closed (`state::ConnectionAbort`).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
