@@ -275,7 +275,7 @@ async fn a_flood_past_the_file_limit_leaves_the_server_answering() {
         fetch(&mut keepalive, "/healthz", &token).await.unwrap().0,
         StatusCode::OK
     );
-    let (cpu_before, lines_before) = (cpu_time(s.pid()), log_lines(&s));
+    let (cpu_before, lines_before) = (cpu_time(s.pid().expect("running")), log_lines(&s));
 
     let held = flood(&s, 600).await;
     let (mut answered, mut new_answered) = (0, 0);
@@ -290,7 +290,7 @@ async fn a_flood_past_the_file_limit_leaves_the_server_answering() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cpu = cpu_time(s.pid()) - cpu_before;
+    let cpu = cpu_time(s.pid().expect("running")) - cpu_before;
     let lines = log_lines(&s) - lines_before;
     eprintln!(
         "{answered} /healthz on the keep-alive connection, {new_answered} on new ones; \
@@ -310,7 +310,7 @@ async fn accept_failures_back_off() {
     let s = ApiServer::start_with_open_file_limit(256, &["--max-connections", "100000"]);
     let token = s.token();
     let (mut keepalive, _conn) = http1(&s).await.unwrap();
-    let (cpu_before, lines_before) = (cpu_time(s.pid()), log_lines(&s));
+    let (cpu_before, lines_before) = (cpu_time(s.pid().expect("running")), log_lines(&s));
 
     let held = flood(&s, 600).await;
     wait_for(Duration::from_secs(30), "accept to fail", || async {
@@ -323,7 +323,7 @@ async fn accept_failures_back_off() {
         assert_eq!(code, StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cpu = cpu_time(s.pid()) - cpu_before;
+    let cpu = cpu_time(s.pid().expect("running")) - cpu_before;
     let lines = log_lines(&s) - lines_before;
     let log = s.log();
     eprintln!("server CPU {cpu:?}, {lines} log lines during the flood");

@@ -113,6 +113,11 @@ impl ApiServer {
         s
     }
 
+    /// The server's process id (None after `kill9`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -186,11 +191,6 @@ impl ApiServer {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
     }
 
     /// SIGKILL the server (a crash); `spawn` starts it again on the same data dir and port.

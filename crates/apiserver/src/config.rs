@@ -54,6 +54,9 @@ pub struct Config {
     pub max_request_body_bytes: usize,
     /// How often watches with allowWatchBookmarks get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// kube-apiserver's `--min-request-timeout` (1800 s): a watch without `timeoutSeconds` (or
+    /// with 0) lasts a random time between this and twice this.
+    pub min_request_timeout: Duration,
     /// History kept in the store for paging and watch resumption before compaction.
     pub compaction_interval: Duration,
     /// Connection timeouts and caps, in-flight request limits.
@@ -121,6 +124,7 @@ impl Config {
             token_auth_file: None,
             max_request_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
+            min_request_timeout: Duration::from_secs(1800),
             compaction_interval: Duration::from_secs(300),
             serving: ServingConfig::default(),
         }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub watchers: IntGauge,
+    /// Watches closed for not keeping up, by group and resource.
+    pub terminated_watchers: IntCounterVec,
 }
 
 impl Metrics {
@@ -68,11 +70,24 @@ impl Metrics {
         registry
             .register(Box::new(watchers.clone()))
             .expect("unique metric");
+        // The cacher's `TerminatedWatchersCounter`.
+        let terminated_watchers = IntCounterVec::new(
+            Opts::new(
+                "apiserver_terminated_watchers_total",
+                "Counter of watchers closed due to unresponsiveness broken by resource type.",
+            ),
+            &["group", "resource"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(terminated_watchers.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             requests,
             request_duration,
             watchers,
+            terminated_watchers,
         }
     }
 }
@@ -80,5 +95,22 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Closes the connection a request came on: a request extension set for each connection. A
+/// watch whose client stopped reading uses it: hyper no longer polls a body it cannot write, so
+/// only closing the connection lets go of hyper's and TLS's buffers.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionAbort(tokio_util::sync::CancellationToken);
+
+impl ConnectionAbort {
+    pub fn abort(&self) {
+        self.0.cancel();
+    }
+
+    /// Resolves once `abort` was called.
+    pub async fn aborted(&self) {
+        self.0.cancelled().await
     }
 }

@@ -13,12 +13,22 @@
 //!
 //! How it works: one background task follows the store watch and applies each store revision
 //! under a write lock: it updates the key map, appends the events to the window (a ring of the
-//! last `capacity` events), and hands each event to the watchers whose prefix matches, through a
-//! bounded channel per watcher (`try_send`: a full channel drops that watcher with `Lagged`, it
-//! never slows the others). Lists and watch registrations take the same lock, which is what makes
-//! [`WatchCache::list_and_watch`] and window replay free of gaps and duplicates. Store progress
-//! notifications advance [`WatchCache::revision`] without events, which is what
-//! [`WatchCache::wait_consistent`] relies on when the latest write was outside the prefix.
+//! last `capacity` events), and appends each event to the queue of every watcher whose prefix
+//! matches (`queue.rs`: the event is shared, a queue holds a reference). Lists and watch
+//! registrations take the same lock, which is what makes [`WatchCache::list_and_watch`] and
+//! window replay free of gaps and duplicates. Store progress notifications advance
+//! [`WatchCache::revision`] without events, which is what [`WatchCache::wait_consistent`] relies
+//! on when the latest write was outside the prefix.
+//!
+//! Slow watchers, as kube-apiserver's cacher treats them (`cacher.go` `dispatchEvent`,
+//! `cache_watcher.go` `add`): a watcher's queue is bounded by a count (upstream's
+//! `suggestedWatchChannelSize`) and by bytes. The dispatcher never waits under the lock; after
+//! it, it waits for the watchers it left over their limits, all at once, for at most what the
+//! time budget holds (upstream's `dispatchTimeoutBudget`: 50 ms a second, at most 100 ms), and
+//! closes those still full: their events are dropped, kube-apiserver's "Forcing ... watcher close
+//! due to unresponsiveness" is logged, their reader gets [`CacheError::Lagged`] and the client
+//! re-watches. Every other watcher already has the event. A watch dropped by its reader leaves
+//! the dispatcher's list at once, with its queue.
 //!
 //! If the store watch fails, the task re-watches from where it was; if the store has compacted
 //! past it, the task re-lists and emits the difference between the cached and the listed state
@@ -26,13 +36,18 @@
 //! watch (`next()` returns `None`); so does the store closing.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+mod queue;
+
+pub use queue::{event_bytes, suggested_watch_chan_size, WatcherLabel};
+use queue::{Closed, Popped, Pushed, TimeBudget, WatcherQueue};
 
 use crate::{
     EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent, WatchResponse,
@@ -141,19 +156,35 @@ pub struct CacheEvent {
     pub prev: Option<Arc<CachedObject>>,
 }
 
+/// Bytes of objects a watcher may have queued by default. kube-apiserver bounds a watcher's
+/// channel by count only; objects reach 1.5 MiB (etcd's `--max-request-bytes`), so a count alone
+/// lets a watcher hold 100 × 1.5 MiB. This is room for two of the largest.
+pub const DEFAULT_WATCHER_BYTES: usize = 4 << 20;
+
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
     /// How many events the window keeps (older watches get `Expired`).
     pub capacity: usize,
-    /// Buffer of each watcher; a watcher that falls this far behind is ended with `Lagged`.
-    pub watcher_buffer: usize,
+    /// Events a watcher may have queued before the dispatcher waits for it. `None`:
+    /// kube-apiserver's suggested size for `capacity` ([`suggested_watch_chan_size`], 10 to 100).
+    pub watcher_buffer: Option<usize>,
+    /// Bytes of objects ([`event_bytes`]) a watcher may have queued before the dispatcher waits
+    /// for it; one event is always taken, whatever its size.
+    pub watcher_bytes: usize,
+    /// The dispatch time budget's refill per second (kube-apiserver's `refreshPerSecond`, 50 ms).
+    pub dispatch_budget_refresh: Duration,
+    /// The most the dispatch time budget holds (kube-apiserver's `maxBudget`, 100 ms).
+    pub dispatch_budget_max: Duration,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             capacity: 100_000,
-            watcher_buffer: 100_000,
+            watcher_buffer: None,
+            watcher_bytes: DEFAULT_WATCHER_BYTES,
+            dispatch_budget_refresh: Duration::from_millis(50),
+            dispatch_budget_max: Duration::from_millis(100),
         }
     }
 }
@@ -172,8 +203,9 @@ pub enum CacheError {
         requested: Revision,
         current: Revision,
     },
-    /// The watcher fell too far behind and was dropped; the client should re-watch.
-    #[error("watcher fell behind and was dropped")]
+    /// The watcher's queue stayed full past the dispatch time budget and was closed; the client
+    /// should re-watch.
+    #[error("watcher fell behind and was closed")]
     Lagged,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -181,9 +213,9 @@ pub enum CacheError {
 
 /// A registered watcher, as the dispatcher sees it.
 struct WatcherSlot {
+    id: u64,
     prefix: String,
-    tx: mpsc::Sender<Arc<CacheEvent>>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<WatcherQueue>,
 }
 
 struct CacheState {
@@ -207,6 +239,9 @@ struct Progress {
 struct Shared {
     prefix: String,
     config: CacheConfig,
+    /// Events a watcher may have queued (resolved from the config).
+    watcher_buffer: usize,
+    next_watcher_id: AtomicU64,
     state: RwLock<CacheState>,
     /// Wakes `wait_for_revision` callers.
     progress: watch::Sender<Progress>,
@@ -220,12 +255,13 @@ pub struct WatchCache {
 }
 
 /// A live watch on the cache: events under one prefix after a revision, in revision order.
+/// Dropping it unregisters it and lets go of what it had queued.
 pub struct CacheWatch {
     shared: Arc<Shared>,
-    /// Events replayed from the window, delivered before the live channel.
+    id: u64,
+    /// Events replayed from the window, delivered before the live queue.
     backlog: VecDeque<Arc<CacheEvent>>,
-    rx: mpsc::Receiver<Arc<CacheEvent>>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<WatcherQueue>,
     /// Every revision up to here is known to be fully consumed.
     floor: Revision,
     done: bool,
@@ -245,21 +281,26 @@ impl Shared {
     }
 }
 
+/// Watchers left over their limits by a dispatch, for the dispatcher to wait for after the lock.
+type Blocked = Vec<Arc<WatcherQueue>>;
+
 impl CacheState {
-    /// Append one event to the window and hand it to matching watchers.
-    fn push_event(&mut self, event: Arc<CacheEvent>, capacity: usize) {
+    /// Append one event to the window and to the queue of each matching watcher; those left
+    /// over their limits go to `blocked` (once).
+    fn push_event(&mut self, event: Arc<CacheEvent>, capacity: usize, blocked: &mut Blocked) {
         self.watchers.retain(|w| {
             if !event.object.key.starts_with(&w.prefix) {
                 return true;
             }
-            match w.tx.try_send(event.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(prefix = %w.prefix, "cache watcher fell behind; dropping it");
-                    w.lagged.store(true, Ordering::SeqCst);
-                    false
+            match w.queue.push(&event) {
+                Pushed::Queued => true,
+                Pushed::Full => {
+                    if !blocked.iter().any(|b| Arc::ptr_eq(b, &w.queue)) {
+                        blocked.push(w.queue.clone());
+                    }
+                    true
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Pushed::Closed => false,
             }
         });
         self.window.push_back(event);
@@ -279,20 +320,25 @@ fn attach(
     start: Revision,
     backlog: VecDeque<Arc<CacheEvent>>,
 ) -> CacheWatch {
-    let (tx, rx) = mpsc::channel(shared.config.watcher_buffer.max(1));
-    let lagged = Arc::new(AtomicBool::new(false));
-    if !st.closed {
+    let queue = Arc::new(WatcherQueue::new(
+        shared.watcher_buffer,
+        shared.config.watcher_bytes,
+    ));
+    let id = shared.next_watcher_id.fetch_add(1, Ordering::Relaxed);
+    if st.closed {
+        queue.close(Closed::CacheStopped);
+    } else {
         st.watchers.push(WatcherSlot {
+            id,
             prefix: prefix.to_string(),
-            tx,
-            lagged: lagged.clone(),
+            queue: queue.clone(),
         });
     }
     CacheWatch {
         shared: shared.clone(),
+        id,
         backlog,
-        rx,
-        lagged,
+        queue,
         floor: start,
         done: false,
     }
@@ -355,9 +401,14 @@ impl WatchCache {
             revision,
             closed: false,
         });
+        let watcher_buffer = config
+            .watcher_buffer
+            .unwrap_or_else(|| suggested_watch_chan_size(config.capacity));
         let shared = Arc::new(Shared {
             prefix: prefix.to_string(),
             config,
+            watcher_buffer,
+            next_watcher_id: AtomicU64::new(0),
             state: RwLock::new(CacheState {
                 objects,
                 revision,
@@ -484,6 +535,11 @@ impl WatchCache {
         &self.shared.prefix
     }
 
+    /// How many watches are registered.
+    pub fn watcher_count(&self) -> usize {
+        self.shared.read().watchers.len()
+    }
+
     /// How many objects the cache holds.
     pub fn len(&self) -> usize {
         self.shared.read().objects.len()
@@ -507,19 +563,45 @@ impl Drop for WatchCache {
     }
 }
 
-/// Mark the cache closed: watchers end (after what they have buffered), waiters wake up.
+/// Mark the cache closed: watchers end (after what they have queued), waiters wake up.
 fn close(shared: &Shared) {
     let revision = {
         let mut st = shared.write();
         st.closed = true;
-        st.watchers.clear();
+        for w in st.watchers.drain(..) {
+            w.queue.close(Closed::CacheStopped);
+        }
         st.revision
     };
     shared.publish_progress(revision, true);
 }
 
-/// Apply one store revision (events under the prefix).
-fn apply_events(shared: &Shared, revision: Revision, events: Vec<WatchEvent>) {
+/// Wait for the watchers a dispatch left over their limits, within the time budget, and close
+/// those still full (kube-apiserver's `dispatchEvent` after its non-blocking pass). Every other
+/// watcher already has the event; the next revision is dispatched after this.
+async fn wait_for_blocked(shared: &Shared, budget: &mut TimeBudget, blocked: Blocked) {
+    if blocked.is_empty() {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let timeout = budget.take_available();
+    let deadline = started + timeout;
+    let roomy = futures::future::join_all(blocked.iter().map(|q| q.wait_for_room(deadline))).await;
+    let mut closed = false;
+    for (q, has_room) in blocked.iter().zip(roomy) {
+        if !has_room {
+            q.force_close(&shared.prefix);
+            closed = true;
+        }
+    }
+    budget.return_unused(timeout.saturating_sub(started.elapsed()));
+    if closed {
+        shared.write().watchers.retain(|w| !w.queue.is_closed());
+    }
+}
+
+/// Apply one store revision (events under the prefix); returns the watchers left full.
+fn apply_events(shared: &Shared, revision: Revision, events: Vec<WatchEvent>) -> Blocked {
     // Parse outside the lock: only this task changes the state.
     let parsed: Vec<(WatchEvent, Option<Arc<CachedObject>>)> = events
         .into_iter()
@@ -532,8 +614,9 @@ fn apply_events(shared: &Shared, revision: Revision, events: Vec<WatchEvent>) {
         })
         .collect();
     let mut st = shared.write();
+    let mut blocked = Blocked::new();
     if revision <= st.revision {
-        return; // already applied (e.g. by a re-list)
+        return blocked; // already applied (e.g. by a re-list)
     }
     let capacity = shared.config.capacity;
     for (ev, obj) in parsed {
@@ -569,11 +652,12 @@ fn apply_events(shared: &Shared, revision: Revision, events: Vec<WatchEvent>) {
                 }
             }
         };
-        st.push_event(Arc::new(event), capacity);
+        st.push_event(Arc::new(event), capacity, &mut blocked);
     }
     st.revision = revision;
     drop(st);
     shared.publish_progress(revision, false);
+    blocked
 }
 
 fn apply_progress(shared: &Shared, revision: Revision) {
@@ -587,12 +671,13 @@ fn apply_progress(shared: &Shared, revision: Revision) {
 }
 
 /// Replace the state with a fresh list, emitting the difference as events at `revision`.
-fn apply_relist(shared: &Shared, kvs: Vec<KeyValue>, revision: Revision) -> bool {
+/// `None` when the list is older than the cache; else the watchers left full.
+fn apply_relist(shared: &Shared, kvs: Vec<KeyValue>, revision: Revision) -> Option<Blocked> {
     let mut fresh: BTreeMap<String, Arc<CachedObject>> = BTreeMap::new();
     {
         let st = shared.read();
         if revision < st.revision {
-            return false;
+            return None;
         }
         for kv in &kvs {
             let obj = match st.objects.get(&kv.key) {
@@ -647,31 +732,36 @@ fn apply_relist(shared: &Shared, kvs: Vec<KeyValue>, revision: Revision) -> bool
         "watch cache re-listed"
     );
     st.objects = fresh;
+    let mut blocked = Blocked::new();
     for e in events {
-        st.push_event(Arc::new(e), capacity);
+        st.push_event(Arc::new(e), capacity, &mut blocked);
     }
     st.revision = revision;
     drop(st);
     shared.publish_progress(revision, false);
-    true
+    Some(blocked)
 }
 
 /// The cache's task: follow the store watch; re-watch on errors, re-list on compaction.
 async fn follow(shared: Arc<Shared>, store: Arc<dyn Store>) {
     let prefix = shared.prefix.clone();
+    let mut budget = TimeBudget::new(
+        shared.config.dispatch_budget_refresh,
+        shared.config.dispatch_budget_max,
+    );
     let mut backoff = BACKOFF_MIN;
     let mut relist = false;
     loop {
         if relist {
             match list_all(store.as_ref(), &prefix).await {
-                Ok((kvs, rev)) => {
-                    if apply_relist(&shared, kvs, rev) {
+                Ok((kvs, rev)) => match apply_relist(&shared, kvs, rev) {
+                    Some(blocked) => {
                         relist = false;
                         backoff = BACKOFF_MIN;
-                    } else {
-                        tokio::time::sleep(backoff).await;
+                        wait_for_blocked(&shared, &mut budget, blocked).await;
                     }
-                }
+                    None => tokio::time::sleep(backoff).await,
+                },
                 Err(StoreError::Closed) => break,
                 Err(e) => {
                     tracing::warn!(%prefix, error = %e, "watch cache re-list failed; retrying");
@@ -701,8 +791,9 @@ async fn follow(shared: Arc<Shared>, store: Arc<dyn Store>) {
         while let Some(item) = stream.next().await {
             match item {
                 Ok(WatchResponse::Events { revision, events }) => {
-                    apply_events(&shared, revision, events);
+                    let blocked = apply_events(&shared, revision, events);
                     backoff = BACKOFF_MIN;
+                    wait_for_blocked(&shared, &mut budget, blocked).await;
                 }
                 Ok(WatchResponse::Progress { revision }) => apply_progress(&shared, revision),
                 Err(StoreError::Compacted { .. }) => {
@@ -731,26 +822,24 @@ async fn follow(shared: Arc<Shared>, store: Arc<dyn Store>) {
 
 impl CacheWatch {
     /// The next event under the prefix. `None` when the cache shuts down; `Err(Lagged)` when
-    /// this watcher fell too far behind.
+    /// this watcher was closed for falling behind (what it had queued is gone).
     pub async fn next(&mut self) -> Option<Result<Arc<CacheEvent>, CacheError>> {
         if self.done {
             return None;
         }
-        if self.lagged.load(Ordering::SeqCst) {
-            self.done = true;
-            self.backlog.clear();
-            return Some(Err(CacheError::Lagged));
+        if self.queue.closed() == Some(Closed::Unresponsive) {
+            return self.end(Some(CacheError::Lagged));
         }
         let event = match self.backlog.pop_front() {
             Some(e) => e,
-            None => match self.rx.recv().await {
-                Some(e) => e,
-                None => {
-                    self.done = true;
-                    if self.lagged.load(Ordering::SeqCst) {
-                        return Some(Err(CacheError::Lagged));
+            None => loop {
+                match self.queue.pop() {
+                    Popped::Event(e) => break e,
+                    Popped::Closed(Closed::Unresponsive) => {
+                        return self.end(Some(CacheError::Lagged))
                     }
-                    return None;
+                    Popped::Closed(_) => return self.end(None),
+                    Popped::Empty => self.queue.readable().await,
                 }
             },
         };
@@ -759,20 +848,55 @@ impl CacheWatch {
         Some(Ok(event))
     }
 
+    fn end(&mut self, error: Option<CacheError>) -> Option<Result<Arc<CacheEvent>, CacheError>> {
+        self.done = true;
+        self.backlog = VecDeque::new();
+        error.map(Err)
+    }
+
     /// The highest revision this watch has fully consumed (including events outside its
     /// prefix): a BOOKMARK at this revision is truthful.
     pub fn progress_revision(&self) -> Revision {
         if let Some(front) = self.backlog.front() {
             return self.floor.max(front.revision - 1);
         }
-        // The dispatcher sends a revision's events and raises the revision under one write
-        // lock, so an empty channel seen under the read lock means everything is consumed.
+        // The dispatcher queues a revision's events and raises the revision under one write
+        // lock, so an empty queue seen under the read lock means everything is consumed.
         let st = self.shared.read();
-        if self.rx.is_empty() && !self.lagged.load(Ordering::SeqCst) {
-            self.floor.max(st.revision)
-        } else {
-            self.floor
+        match self.queue.front_revision() {
+            Ok(None) => self.floor.max(st.revision),
+            Ok(Some(front)) => self.floor.max(front - 1),
+            Err(_) => self.floor,
         }
+    }
+
+    /// Name this watch in the log line of a forced close (kube-apiserver logs the group
+    /// resource and the watch's key and selectors).
+    pub fn set_label(&self, resource: impl Into<String>, identifier: impl Into<String>) {
+        self.queue.set_label(WatcherLabel {
+            resource: resource.into(),
+            identifier: identifier.into(),
+        });
+    }
+
+    /// Run `hook` (once, from the cache's task) when the dispatcher closes this watch for
+    /// falling behind: its reader may not be polling [`next`](Self::next) (e.g. a client that
+    /// stopped reading leaves its response body unpolled), and may need telling.
+    pub fn on_forced_close(&self, hook: impl FnOnce() + Send + 'static) {
+        self.queue.set_on_forced_close(Box::new(hook));
+    }
+
+    /// (events, bytes of objects) queued for this watch now.
+    pub fn queued(&self) -> (usize, usize) {
+        self.queue.len_and_bytes()
+    }
+}
+
+impl Drop for CacheWatch {
+    fn drop(&mut self) {
+        self.queue.close(Closed::Dropped);
+        let id = self.id;
+        self.shared.write().watchers.retain(|w| w.id != id);
     }
 }
 

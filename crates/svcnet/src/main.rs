@@ -373,6 +373,10 @@ struct ApiserverArgs {
     /// Tests only: the connection cap (default: from the open-file limit).
     #[arg(long, hide = true)]
     max_connections: Option<usize>,
+    /// Seconds a watch lasts at least when the client sets no timeoutSeconds (or 0): a random
+    /// time between this and twice this, as kube-apiserver's --min-request-timeout.
+    #[arg(long, default_value_t = 1800)]
+    min_request_timeout: u64,
 }
 
 fn init_logging() {
@@ -424,6 +428,7 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     }
     serving.max_connections = a.max_connections;
     raise_open_file_limit();
+    config.min_request_timeout = std::time::Duration::from_secs(a.min_request_timeout);
     if let Some(s) = a.store {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::{Part, WriteOptions};
 use crate::request::{self, Target};
 use crate::resources::ResourceInfo;
-use crate::state::AppState;
+use crate::state::{AppState, ConnectionAbort};
 
 /// Entry point for every `/api/...` and `/apis/...` resource path.
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
@@ -52,7 +52,17 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
         Some(s) => format!("{}/{}", target.info.plural, s),
         None => target.info.plural.to_string(),
     };
-    let result = dispatch(&state, &parts.method, &parts.headers, &target, &query, body).await;
+    let connection = parts.extensions.get::<ConnectionAbort>().cloned();
+    let result = dispatch(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &target,
+        &query,
+        connection,
+        body,
+    )
+    .await;
     let resp = result.unwrap_or_else(IntoResponse::into_response);
     let code = resp.status().as_u16().to_string();
     state
@@ -93,6 +103,8 @@ pub struct ResourceRequest<'a> {
     pub target: &'a Target,
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
+    /// Closes the connection the request came on (for a watch whose client stopped reading).
+    pub connection: Option<ConnectionAbort>,
 }
 
 impl ResourceRequest<'_> {
@@ -136,6 +148,7 @@ async fn dispatch(
     headers: &HeaderMap,
     t: &Target,
     q: &Query,
+    connection: Option<ConnectionAbort>,
     body: Body,
 ) -> ApiResult<Response> {
     let r = ResourceRequest {
@@ -143,6 +156,7 @@ async fn dispatch(
         target: t,
         query: q,
         headers,
+        connection,
     };
     match (method.as_str(), t.name.as_deref(), t.subresource.as_deref()) {
         ("GET", None, None) if q.watch || t.legacy_watch => watch::watch(&r).await,

@@ -7,6 +7,7 @@ use axum::response::Response;
 use base64::Engine;
 use http::StatusCode;
 use serde_json::{json, Value};
+use svcnet_api::field;
 use svcnet_store::cache::CachedObject;
 use svcnet_store::{RangeRequest, StoreError};
 
@@ -24,6 +25,91 @@ pub fn parse_rv(rv: &str) -> ApiResult<i64> {
         .ok()
         .filter(|v| *v >= 0)
         .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+/// kube-apiserver's `ValidateListOptions` (apimachinery `internalversion/validation`, with the
+/// WatchList feature on: this server serves `sendInitialEvents`): the resourceVersionMatch and
+/// sendInitialEvents combinations a list or a watch may not use, as 422 `ListOptions.meta.k8s.io
+/// "" is invalid: ...` with one cause per rule broken.
+pub fn validate_list_options(q: &Query, watch: bool) -> ApiResult<()> {
+    let rvm = field::Path::new("resourceVersionMatch");
+    let matched = q.resource_version_match.as_deref().unwrap_or("");
+    let has_continue = q.continue_token.is_some();
+    let mut errs = Vec::new();
+    if watch {
+        if q.send_initial_events.is_some() && matched != "NotOlderThan" {
+            errs.push(field::Error::forbidden(
+                &rvm,
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !matched.is_empty() {
+            if q.send_initial_events.is_none() {
+                errs.push(field::Error::forbidden(
+                    &rvm,
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                ));
+            }
+            if matched != "NotOlderThan" {
+                errs.push(field::Error::not_supported(
+                    &rvm,
+                    matched,
+                    &["NotOlderThan"],
+                ));
+            }
+            if has_continue {
+                errs.push(field::Error::forbidden(
+                    &rvm,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+        }
+    } else {
+        let rv = q.resource_version.as_deref().unwrap_or("");
+        if !matched.is_empty() {
+            if rv.is_empty() {
+                errs.push(field::Error::forbidden(
+                    &rvm,
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if has_continue {
+                errs.push(field::Error::forbidden(
+                    &rvm,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if matched != "Exact" && matched != "NotOlderThan" {
+                errs.push(field::Error::not_supported(
+                    &rvm,
+                    matched,
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if matched == "Exact" && rv == "0" {
+                errs.push(field::Error::forbidden(
+                    &rvm,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if q.send_initial_events.is_some() {
+            errs.push(field::Error::forbidden(
+                &field::Path::new("sendInitialEvents"),
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &errs,
+        ))
+    }
 }
 
 /// Bring the cache up to what `resourceVersion` asks for: unset = the latest (read-your-writes),
@@ -108,20 +194,9 @@ pub async fn list(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let info = t.info;
     let sel = Selectors::parse(info, q)?;
     let prefix = info.prefix(t.namespace.as_deref());
+    validate_list_options(q, false)?;
     let limit = q.limit.unwrap_or(0).max(0) as usize;
     let exact = q.resource_version_match.as_deref() == Some("Exact");
-    if let Some(m) = q.resource_version_match.as_deref() {
-        if m != "Exact" && m != "NotOlderThan" {
-            return Err(ApiError::bad_request(format!(
-                "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
-            )));
-        }
-        if q.resource_version.as_deref().unwrap_or("").is_empty() {
-            return Err(ApiError::bad_request(
-                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-            ));
-        }
-    }
     // Paged lists and exact-revision lists are served by the store (which keeps history);
     // everything else from the watch cache. resourceVersion=0 is served from the cache in full, as
     // Kubernetes does.
@@ -296,5 +371,82 @@ mod tests {
         let c = decode_continue(&tok).unwrap();
         assert_eq!((c.rv, c.start.as_str()), (42, "web-1"));
         assert_eq!(decode_continue("garbage!").unwrap_err().code, 400);
+    }
+
+    /// The messages of apimachinery's validation_test.go `TestValidateListOptions`.
+    #[test]
+    fn list_options_are_validated_as_kube_apiserver_does() {
+        let check = |query: &str, watch: bool| -> Vec<String> {
+            let q = Query::parse(Some(query)).unwrap();
+            match validate_list_options(&q, watch) {
+                Ok(()) => vec![],
+                Err(e) => {
+                    assert_eq!(e.code, 422, "{query}");
+                    let status = e.to_status();
+                    assert_eq!(status["details"]["kind"], "ListOptions");
+                    assert_eq!(status["details"]["group"], "meta.k8s.io");
+                    status["details"]["causes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{}: {}",
+                                c["field"].as_str().unwrap(),
+                                c["message"].as_str().unwrap()
+                            )
+                        })
+                        .collect()
+                }
+            }
+        };
+        assert!(check("resourceVersion=0", false).is_empty());
+        assert!(check("resourceVersion=5&resourceVersionMatch=Exact", false).is_empty());
+        assert!(check("resourceVersion=0&resourceVersionMatch=NotOlderThan", false).is_empty());
+        assert_eq!(
+            check("resourceVersion=0&resourceVersionMatch=Exact", false),
+            [
+                r#"resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0""#
+            ]
+        );
+        assert_eq!(
+            check("resourceVersionMatch=Exact", false),
+            ["resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"]
+        );
+        assert_eq!(
+            check("resourceVersion=1&resourceVersionMatch=Exact&continue=abc", false),
+            ["resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided"]
+        );
+        assert_eq!(
+            check("resourceVersion=1&resourceVersionMatch=bogus", false),
+            [
+                r#"resourceVersionMatch: Unsupported value: "bogus": supported values: "Exact", "NotOlderThan", """#
+            ]
+        );
+        assert_eq!(
+            check("sendInitialEvents=true", false),
+            ["sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"]
+        );
+        assert!(check("watch=1", true).is_empty());
+        assert!(check(
+            "watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+            true
+        )
+        .is_empty());
+        assert_eq!(
+            check("watch=1&resourceVersionMatch=NotOlderThan", true),
+            ["resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"]
+        );
+        assert_eq!(
+            check("watch=1&sendInitialEvents=true", true),
+            ["resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"]
+        );
+        assert_eq!(
+            check("watch=1&sendInitialEvents=true&resourceVersionMatch=Exact", true),
+            [
+                "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                r#"resourceVersionMatch: Unsupported value: "Exact": supported values: "NotOlderThan""#,
+            ]
+        );
     }
 }

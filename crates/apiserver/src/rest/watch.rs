@@ -5,9 +5,28 @@
 //! after N; too old → an in-stream ERROR event with code 410). `sendInitialEvents=true` ends the
 //! initial state with a BOOKMARK annotated `k8s.io/initial-events-end`. Label and field
 //! selectors turn transitions into ADDED/DELETED as the cacher does. `timeoutSeconds` ends the
-//! stream; bookmarks are sent periodically when `allowWatchBookmarks`.
+//! stream (unset or 0: `--min-request-timeout` × [1, 2), as kube-apiserver's `ListResource`);
+//! bookmarks are sent periodically when `allowWatchBookmarks`.
+//!
+//! Fan-out: the response body pulls events straight from the watch's cache queue when hyper asks
+//! for more, so nothing is encoded ahead of what the connection takes. A JSON event goes out as
+//! three frames — a static `{"type":"ADDED","object":`, the object's cached JSON (a reference to
+//! the one serialization every watcher shares) and a static `}\n` — so N watchers of an event
+//! hold N references to one buffer, never N copies. Table and PartialObjectMetadata watches
+//! (rare: `kubectl get -w`) build their line per watcher, one event at a time.
+//!
+//! A client that stops reading: its queue in the cache fills, the cache closes the watch
+//! ("Forcing ... watcher close due to unresponsiveness", see `svcnet_store::cache`) and drops
+//! what it had queued. Where hyper next polls the body, the body fails: hyper closes the HTTP/1
+//! connection (or resets the HTTP/2 stream) instead of waiting to write the response's end, and
+//! the client re-watches from its last resourceVersion. (kube-apiserver ends the response; Go's
+//! server then blocks writing it to a client that does not read.) A client that does not read
+//! at all never lets hyper poll again, and its connection would keep hyper's and TLS's buffers:
+//! after [`UNRESPONSIVE_GRACE`] the connection is closed (`state::ConnectionAbort`).
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +37,30 @@ use http::{header, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
 use svcnet_api::selector::{FieldOperator, FieldRequirement};
-use svcnet_store::cache::{CacheError, CacheEventType, CachedObject};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use svcnet_store::cache::{CacheError, CacheEventType, CacheWatch, CachedObject};
 
-use super::read::{parse_rv, sync_cache};
+use super::read::{parse_rv, sync_cache, validate_list_options};
 use super::{ResourceRequest, Selectors};
 use crate::codec::Representation;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::ResourceInfo;
+use crate::state::AppState;
+
+/// How long hyper may take to poll the body of a watch closed for unresponsiveness (and so
+/// close the connection itself, or reset just this HTTP/2 stream) before the whole connection is
+/// closed. Ours: kube-apiserver leaves such a connection to the kernel.
+pub const UNRESPONSIVE_GRACE: Duration = Duration::from_secs(5);
+
+/// The first frame of a JSON watch event of each type.
+fn json_prefix(kind: &str) -> Bytes {
+    Bytes::from_static(match kind {
+        "ADDED" => b"{\"type\":\"ADDED\",\"object\":",
+        "MODIFIED" => b"{\"type\":\"MODIFIED\",\"object\":",
+        _ => b"{\"type\":\"DELETED\",\"object\":",
+    })
+}
+
+const JSON_SUFFIX: &[u8] = b"}\n";
 
 /// Encodes watch events in the negotiated representation.
 struct Encoder {
@@ -36,16 +70,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, obj: &CachedObject) -> Bytes {
+    /// The frames of one event, appended to `out`.
+    fn event(&mut self, kind: &str, obj: &CachedObject, out: &mut VecDeque<Bytes>) {
         match self.rep {
             Representation::Json | Representation::Yaml => {
-                let mut out = Vec::with_capacity(obj.json.len() + 32);
-                out.extend_from_slice(b"{\"type\":\"");
-                out.extend_from_slice(kind.as_bytes());
-                out.extend_from_slice(b"\",\"object\":");
-                out.extend_from_slice(&obj.json);
-                out.extend_from_slice(b"}\n");
-                Bytes::from(out)
+                out.push_back(json_prefix(kind));
+                out.push_back(obj.json.clone());
+                out.push_back(Bytes::from_static(JSON_SUFFIX));
             }
             Representation::Table => {
                 let table = crate::table::table(
@@ -57,10 +88,13 @@ impl Encoder {
                     "Metadata",
                 );
                 self.headers_sent = true;
-                line(kind, &table)
+                out.push_back(line(kind, &table));
             }
             Representation::PartialObjectMetadata => {
-                line(kind, &crate::table::partial_object_metadata(&obj.value))
+                out.push_back(line(
+                    kind,
+                    &crate::table::partial_object_metadata(&obj.value),
+                ));
             }
         }
     }
@@ -95,9 +129,28 @@ fn error_line(e: &ApiError) -> Bytes {
     line("ERROR", &e.to_status())
 }
 
+/// kube-apiserver's watch lifetime (`ListResource`): `timeoutSeconds` when set and not 0, else
+/// a random duration in [min-request-timeout, 2 × min-request-timeout), which spreads re-watches.
+pub fn watch_timeout(timeout_seconds: Option<u64>, min_request_timeout: Duration) -> Duration {
+    match timeout_seconds {
+        Some(s) if s > 0 => Duration::from_secs(s),
+        _ => min_request_timeout.mul_f64(1.0 + rand::rng().random::<f64>()),
+    }
+}
+
+/// kube-apiserver's `groupResource.String()`: `services`, `deployments.apps`.
+fn group_resource(info: &ResourceInfo) -> String {
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    }
+}
+
 pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let (state, t, q) = (r.state, r.target, r.query);
+    validate_list_options(q, true)?;
     let info = t.info;
     let mut sel = Selectors::parse(info, q)?;
     if let Some(name) = &t.name {
@@ -111,11 +164,6 @@ pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let prefix = info.prefix(t.namespace.as_deref());
     let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
     let send_initial = q.send_initial_events;
-    if send_initial.is_some() && q.resource_version_match.as_deref() != Some("NotOlderThan") {
-        return Err(ApiError::bad_request(
-            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
-        ));
-    }
     let with_initial = match (send_initial, rv) {
         (Some(b), _) => b,
         (None, None) | (None, Some("0")) => true,
@@ -148,84 +196,70 @@ pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
         }
     };
 
-    let timeout = match q.timeout_seconds {
-        Some(s) => Duration::from_secs(s),
-        // Kubernetes spreads watch lifetimes between the minimum request timeout and twice it.
-        None => Duration::from_secs(1800 + rand::rng().random_range(0..1800)),
-    };
-    let bookmarks = q.allow_watch_bookmarks;
-    let bookmark_interval = state.config.bookmark_interval;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let mut enc = Encoder {
-        info,
-        rep,
-        headers_sent: false,
-    };
-    let state2 = state.clone();
-    tokio::spawn(async move {
-        state2.metrics.watchers.inc();
-        let _guard = scopeguard(|| state2.metrics.watchers.dec());
-        if let Some(e) = early_error {
-            let _ = tx.send(Ok(error_line(&e))).await;
-            return;
-        }
-        let Some(mut w) = cache_watch else { return };
-        for obj in &initial {
-            if tx.send(Ok(enc.event("ADDED", obj))).await.is_err() {
-                return;
-            }
-        }
-        if send_initial == Some(true)
-            && bookmarks
-            && tx.send(Ok(enc.bookmark(initial_rv, true))).await.is_err()
-        {
-            return;
-        }
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + bookmark_interval,
-            bookmark_interval,
+    let finished = Arc::new(AtomicBool::new(false));
+    if let Some(w) = &cache_watch {
+        let resource = group_resource(info);
+        w.set_label(
+            resource.clone(),
+            format!(
+                "key: {:?}, labels: {:?}, fields: {:?}",
+                prefix,
+                q.label_selector.as_deref().unwrap_or(""),
+                q.field_selector.as_deref().unwrap_or("")
+            ),
         );
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                _ = tx.closed() => break,
-                _ = tick.tick(), if bookmarks => {
-                    let rv = w.progress_revision();
-                    if tx.send(Ok(enc.bookmark(rv, false))).await.is_err() {
-                        break;
-                    }
+        let (state, finished, abort) = (state.clone(), finished.clone(), r.connection.clone());
+        w.on_forced_close(move || {
+            state
+                .metrics
+                .terminated_watchers
+                .with_label_values(&[info.group, info.plural])
+                .inc();
+            let Some(abort) = abort else { return };
+            tokio::spawn(async move {
+                tokio::time::sleep(UNRESPONSIVE_GRACE).await;
+                if !finished.load(Ordering::SeqCst) {
+                    tracing::info!(
+                        resource,
+                        "closing the connection of an unresponsive watcher: hyper did not poll its body for {UNRESPONSIVE_GRACE:?}"
+                    );
+                    abort.abort();
                 }
-                ev = w.next() => {
-                    let ev = match ev {
-                        Some(Ok(ev)) => ev,
-                        // Lagged or closed: end the stream; the client re-watches from its last
-                        // resourceVersion.
-                        _ => break,
-                    };
-                    let new_match = sel.matches(info, &ev.object.value);
-                    let old_match = ev.prev.as_ref().is_some_and(|p| sel.matches(info, &p.value));
-                    let kind = match ev.kind {
-                        CacheEventType::Added => new_match.then_some("ADDED"),
-                        CacheEventType::Deleted => (old_match || new_match).then_some("DELETED"),
-                        CacheEventType::Modified => match (old_match, new_match) {
-                            (true, true) => Some("MODIFIED"),
-                            (false, true) => Some("ADDED"),
-                            (true, false) => Some("DELETED"),
-                            (false, false) => None,
-                        },
-                    };
-                    if let Some(kind) = kind {
-                        if tx.send(Ok(enc.event(kind, &ev.object))).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    let body = Body::from_stream(ReceiverStream::new(rx));
+            });
+        });
+    }
+    let timeout = watch_timeout(q.timeout_seconds, state.config.min_request_timeout);
+    let bookmark_interval = state.config.bookmark_interval;
+    state.metrics.watchers.inc();
+    let stream = WatchStream {
+        state: state.clone(),
+        finished,
+        enc: Encoder {
+            info,
+            rep,
+            headers_sent: false,
+        },
+        sel,
+        pending: VecDeque::new(),
+        early_error,
+        initial: initial.into_iter(),
+        initial_end_bookmark: send_initial == Some(true) && q.allow_watch_bookmarks,
+        initial_rv,
+        watch: cache_watch,
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        bookmarks: q.allow_watch_bookmarks.then(|| {
+            tokio::time::interval_at(
+                tokio::time::Instant::now() + bookmark_interval,
+                bookmark_interval,
+            )
+        }),
+        done: false,
+        lagged: false,
+    };
+    let body = Body::from_stream(futures::stream::unfold(stream, |mut s| async move {
+        let frame = s.next_frame().await?;
+        Some((frame, s))
+    }));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -234,15 +268,119 @@ pub async fn watch(r: &ResourceRequest<'_>) -> ApiResult<Response> {
         .expect("static response parts are valid"))
 }
 
-/// Run `f` when dropped (the watch task ends however it ends).
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f()
+/// One watch response being written: what it has left to send, produced as hyper asks for it.
+struct WatchStream {
+    state: Arc<AppState>,
+    /// Set when the body is dropped (sent in full, or the connection went).
+    finished: Arc<AtomicBool>,
+    enc: Encoder,
+    sel: Selectors,
+    /// Frames of the current event not yet taken.
+    pending: VecDeque<Bytes>,
+    early_error: Option<ApiError>,
+    initial: std::vec::IntoIter<Arc<CachedObject>>,
+    initial_end_bookmark: bool,
+    initial_rv: i64,
+    watch: Option<CacheWatch>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    bookmarks: Option<tokio::time::Interval>,
+    done: bool,
+    /// The cache closed the watch for falling behind.
+    lagged: bool,
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        self.finished.store(true, Ordering::SeqCst);
+        self.state.metrics.watchers.dec();
+    }
+}
+
+impl WatchStream {
+    /// The next frame; after a close for falling behind, an error: hyper then closes an HTTP/1
+    /// connection (or resets an HTTP/2 stream) rather than wait to write the response's end to a
+    /// client that is not reading.
+    async fn next_frame(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(Ok(frame));
+            }
+            if std::mem::take(&mut self.lagged) {
+                return Some(Err(std::io::Error::other(
+                    "watch closed: the client did not keep up",
+                )));
+            }
+            if self.done {
+                return None;
+            }
+            self.produce().await;
+        }
+    }
+
+    /// Queue the frames of the next thing to send, or mark the stream done.
+    async fn produce(&mut self) {
+        if let Some(e) = self.early_error.take() {
+            self.pending.push_back(error_line(&e));
+            self.done = true;
+            return;
+        }
+        if let Some(obj) = self.initial.next() {
+            self.enc.event("ADDED", &obj, &mut self.pending);
+            return;
+        }
+        if std::mem::take(&mut self.initial_end_bookmark) {
+            self.pending
+                .push_back(self.enc.bookmark(self.initial_rv, true));
+            return;
+        }
+        let Some(w) = self.watch.as_mut() else {
+            self.done = true;
+            return;
+        };
+        let bookmarks = self.bookmarks.as_mut();
+        let has_bookmarks = bookmarks.is_some();
+        let tick = async {
+            match bookmarks {
+                Some(i) => {
+                    i.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut self.deadline => self.done = true,
+            _ = tick, if has_bookmarks => {
+                let rv = w.progress_revision();
+                self.pending.push_back(self.enc.bookmark(rv, false));
+            }
+            ev = w.next() => {
+                let ev = match ev {
+                    Some(Ok(ev)) => ev,
+                    // Closed for falling behind, or the cache closed: end the response; the
+                    // client re-watches from its last resourceVersion.
+                    other => {
+                        self.lagged = matches!(other, Some(Err(CacheError::Lagged)));
+                        self.done = true;
+                        return;
+                    }
+                };
+                let info = self.enc.info;
+                let new_match = self.sel.matches(info, &ev.object.value);
+                let old_match = ev.prev.as_ref().is_some_and(|p| self.sel.matches(info, &p.value));
+                let kind = match ev.kind {
+                    CacheEventType::Added => new_match.then_some("ADDED"),
+                    CacheEventType::Deleted => (old_match || new_match).then_some("DELETED"),
+                    CacheEventType::Modified => match (old_match, new_match) {
+                        (true, true) => Some("MODIFIED"),
+                        (false, true) => Some("ADDED"),
+                        (true, false) => Some("DELETED"),
+                        (false, false) => None,
+                    },
+                };
+                if let Some(kind) = kind {
+                    self.enc.event(kind, &ev.object, &mut self.pending);
+                }
             }
         }
     }
-    Guard(Some(f))
 }

@@ -44,6 +44,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::config::ServingConfig;
+use crate::state::ConnectionAbort;
 use body::{Drain, Finished, Guarded, Kept};
 use connections::{Admitted, Connections};
 use deadline::{ConnState, Deadline, Timeouts, Watched};
@@ -244,9 +245,11 @@ async fn connection(
         idle: c.idle_timeout,
     };
     let state = ConnState::new(slot, h2, timeouts);
+    let abort = ConnectionAbort::default();
     let service = ConnService {
         app: serving.app.clone(),
         state: state.clone(),
+        abort: abort.clone(),
         drain: h2.then_some(Drain {
             max_bytes: serving.drain_max_bytes,
             max_time: DRAIN_MAX_TIME,
@@ -264,6 +267,12 @@ async fn connection(
             }
             return;
         }
+        _ = abort.aborted() => {
+            // A handler gave up on this connection (an unresponsive watch): no graceful
+            // shutdown, which would wait for the response its client does not read.
+            tracing::debug!(%peer, "connection closed by its handler");
+            return;
+        }
         _ = deadline => tracing::debug!(%peer, "closing a connection past its deadline"),
         _ = evicted.cancelled() => tracing::debug!(%peer, "closing a connection for a newer one"),
         _ = shutdown.changed() => {}
@@ -277,6 +286,8 @@ async fn connection(
 struct ConnService {
     app: Router,
     state: Arc<ConnState>,
+    /// Given to each request, so that a handler can close the connection it came on.
+    abort: ConnectionAbort,
     drain: Option<Drain>,
 }
 
@@ -290,7 +301,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let active = self.state.request_started();
-        let (parts, incoming) = req.into_parts();
+        let (mut parts, incoming) = req.into_parts();
+        parts.extensions.insert(self.abort.clone());
         let (body, leftover) = match self.drain {
             Some(limits) => {
                 let (kept, leftover) = Kept::new(incoming);

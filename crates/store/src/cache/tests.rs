@@ -210,7 +210,13 @@ fn apply(state: &mut BTreeMap<String, String>, after: Revision, events: &[Arc<Ca
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_and_watch_is_atomic_under_concurrent_writes() {
     let (_dir, store) = open_tmp();
-    let cache = WatchCache::start(store.clone(), "/l/", CacheConfig::default())
+    // The watches are read only at the end: their queues must hold every event.
+    let config = CacheConfig {
+        watcher_buffer: Some(100_000),
+        watcher_bytes: usize::MAX,
+        ..Default::default()
+    };
+    let cache = WatchCache::start(store.clone(), "/l/", config)
         .await
         .unwrap();
     let writer = {
@@ -309,7 +315,8 @@ async fn expired_after_the_window_evicts() {
         "/x/",
         CacheConfig {
             capacity: 5,
-            watcher_buffer: 100,
+            watcher_buffer: Some(100),
+            ..Default::default()
         },
     )
     .await
@@ -398,7 +405,8 @@ async fn lagging_watcher_is_dropped_others_continue() {
         "/g/",
         CacheConfig {
             capacity: 1000,
-            watcher_buffer: 4,
+            watcher_buffer: Some(4),
+            ..Default::default()
         },
     )
     .await
@@ -431,6 +439,170 @@ async fn lagging_watcher_is_dropped_others_continue() {
         other => panic!("expected Lagged, got {other:?}"),
     }
     assert!(slow.next().await.is_none());
+}
+
+/// A cache whose dispatcher may wait up to `budget` for a full queue (refilled at once).
+async fn cache_with_limits(
+    store: Arc<SqliteStore>,
+    events: usize,
+    bytes: usize,
+    budget: Duration,
+) -> Arc<WatchCache> {
+    let cache = WatchCache::start(
+        store,
+        "/q/",
+        CacheConfig {
+            capacity: 1000,
+            watcher_buffer: Some(events),
+            watcher_bytes: bytes,
+            dispatch_budget_refresh: budget * 1000,
+            dispatch_budget_max: budget,
+        },
+    )
+    .await
+    .unwrap();
+    // The budget starts empty, as kube-apiserver's; let it fill.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cache
+}
+
+async fn put_and_wait(cache: &WatchCache, store: &dyn Store, key: &str, data: &str) -> Revision {
+    let r = put(store, key, data).await;
+    cache.wait_for_revision(r, WAIT).await.unwrap();
+    r
+}
+
+#[tokio::test]
+async fn byte_budget_closes_a_watcher_that_stopped_reading() {
+    let (_dir, store) = open_tmp();
+    let kb = "x".repeat(1000);
+    let one = obj("k0", &kb).len();
+    // Room for 3 such objects by bytes; the count would allow 1,000.
+    let cache = cache_with_limits(store.clone(), 1000, 3 * one + 100, Duration::ZERO).await;
+    let (_, _, mut stalled) = cache.list_and_watch("/q/");
+    let (_, _, mut reader) = cache.list_and_watch("/q/");
+    let mut revs = Vec::new();
+    for i in 0..3 {
+        revs.push(put_and_wait(&cache, store.as_ref(), &format!("/q/k{i}"), &kb).await);
+        assert_eq!(next_event(&mut reader).await.revision, revs[i]);
+    }
+    let (n, bytes) = stalled.queued();
+    assert_eq!(n, 3);
+    assert!(bytes <= 3 * one + 100, "{bytes} bytes queued");
+    // The fourth object is one too many: closed at once (no budget), its queue emptied.
+    revs.push(put_and_wait(&cache, store.as_ref(), "/q/k3", &kb).await);
+    assert_eq!(next_event(&mut reader).await.revision, revs[3]);
+    let deadline = Instant::now() + WAIT;
+    while stalled.queued() != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "never closed: {:?}",
+            stalled.queued()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        stalled.next().await,
+        Some(Err(CacheError::Lagged))
+    ));
+    assert!(stalled.next().await.is_none());
+    assert_eq!(cache.watcher_count(), 1);
+    // One object larger than the whole budget still reaches a reader with an empty queue.
+    let big = "y".repeat(10 * one);
+    let r = put_and_wait(&cache, store.as_ref(), "/q/big", &big).await;
+    let e = next_event(&mut reader).await;
+    assert_eq!((e.revision, data(&e.object).len()), (r, big.len()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_slow_watcher_keeps_up_within_the_time_budget() {
+    let (_dir, store) = open_tmp();
+    let cache = cache_with_limits(store.clone(), 2, usize::MAX, Duration::from_secs(5)).await;
+    let (_, _, mut slow) = cache.list_and_watch("/q/");
+    let n = 8;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < n {
+            // Slower than the writer: its queue fills and the dispatcher waits for it.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            got.push(next_event(&mut slow).await.revision);
+        }
+        got
+    });
+    let mut revs = Vec::new();
+    for i in 0..n {
+        revs.push(put(store.as_ref(), &format!("/q/k{i}"), "v").await);
+    }
+    assert_eq!(reader.await.unwrap(), revs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watcher_is_closed_after_the_budget_and_others_get_everything() {
+    let (_dir, store) = open_tmp();
+    let budget = Duration::from_millis(200);
+    let cache = cache_with_limits(store.clone(), 2, usize::MAX, budget).await;
+    let (_, _, mut stalled) = cache.list_and_watch("/q/");
+    stalled.set_label("configmaps", "key: \"/q/\"");
+    let hooks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hooks.clone();
+    stalled.on_forced_close(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+    });
+    let (_, _, fast) = cache.list_and_watch("/q/");
+    let n = 20;
+    let reader = tokio::spawn(async move {
+        let mut fast = fast;
+        let mut got = Vec::new();
+        while got.len() < n {
+            got.push(next_event(&mut fast).await.revision);
+        }
+        (got, fast)
+    });
+    let started = Instant::now();
+    let mut revs = Vec::new();
+    for i in 0..n {
+        revs.push(put(store.as_ref(), &format!("/q/k{i}"), "v").await);
+    }
+    let (got, _fast) = reader.await.unwrap();
+    assert_eq!(got, revs);
+    // The stalled watcher cost the others one budget at most (bound 10x looser).
+    assert!(started.elapsed() < budget * 10, "{:?}", started.elapsed());
+    assert!(matches!(
+        stalled.next().await,
+        Some(Err(CacheError::Lagged))
+    ));
+    assert_eq!(hooks.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.watcher_count(), 1);
+}
+
+#[tokio::test]
+async fn dropping_a_watch_unregisters_it_and_frees_what_it_queued() {
+    let (_dir, store) = open_tmp();
+    let cache = WatchCache::start(store.clone(), "/q/", CacheConfig::default())
+        .await
+        .unwrap();
+    let (_, _, mut a) = cache.list_and_watch("/q/");
+    let (_, _, b) = cache.list_and_watch("/q/");
+    assert_eq!(cache.watcher_count(), 2);
+    put_and_wait(&cache, store.as_ref(), "/q/k", "v").await;
+    let e = next_event(&mut a).await;
+    // The window, `e`, and b's queue: one event, shared.
+    assert_eq!(Arc::strong_count(&e), 3);
+    assert_eq!(b.queued().0, 1);
+    drop(b);
+    assert_eq!(Arc::strong_count(&e), 2);
+    assert_eq!(cache.watcher_count(), 1);
+}
+
+#[tokio::test]
+async fn suggested_queue_sizes_are_kube_apiservers() {
+    assert_eq!(suggested_watch_chan_size(100), 10);
+    assert_eq!(suggested_watch_chan_size(1500), 20);
+    assert_eq!(suggested_watch_chan_size(100_000), 100);
+    let mut b = queue::TimeBudget::new(Duration::from_millis(50), Duration::from_millis(100));
+    assert!(b.take_available() < Duration::from_millis(1));
+    b.return_unused(Duration::from_secs(1));
+    assert_eq!(b.take_available(), Duration::from_millis(100));
 }
 
 #[tokio::test]
