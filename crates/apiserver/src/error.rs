@@ -252,11 +252,18 @@ impl ApiError {
         Self::plain(401, "Unauthorized", "Unauthorized")
     }
 
+    /// `Request entity too large: limit is 3145728` (413): a body, or an object after a patch,
+    /// over the body limit (kube-apiserver's `MaxRequestBodyBytes`).
     pub fn too_large(limit: usize) -> Self {
+        Self::request_entity_too_large(&format!("limit is {limit}"))
+    }
+
+    /// `NewRequestEntityTooLargeError`: `Request entity too large: <detail>` (413).
+    pub fn request_entity_too_large(detail: &str) -> Self {
         Self::plain(
             413,
             "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {limit}"),
+            format!("Request entity too large: {detail}"),
         )
     }
 

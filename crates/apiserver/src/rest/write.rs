@@ -212,6 +212,7 @@ pub fn apply_patch(
     result.map_err(|e| match e {
         svcnet_patch::PatchError::Invalid(m) => ApiError::bad_request(m),
         svcnet_patch::PatchError::Failed(m) => ApiError::unprocessable(&m),
+        svcnet_patch::PatchError::TooLarge(m) => ApiError::request_entity_too_large(&m),
     })
 }
 
@@ -252,6 +253,13 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
                 )));
             }
             let (mut obj, w) = decode_object(info, patched, r.query)?;
+            // An object no body could carry is not stored (kube-apiserver leaves this to
+            // etcd's request limit; see ARCHITECTURE.md). Unknown fields were dropped by the
+            // decoding, as they would be before storing.
+            let limit = r.state.config.max_request_body_bytes;
+            if objmeta::encoded_len(&obj) > limit {
+                return Err(ApiError::too_large(limit));
+            }
             warnings = w;
             // A patch is conditional only when it names a resourceVersion itself; otherwise
             // it applies to whatever is current, and a lost race is retried (as Kubernetes).
