@@ -346,3 +346,121 @@ fn patched_objects_are_held_to_the_body_limit() {
         "the Deployment is untouched"
     );
 }
+
+/// A changed uid or namespace is refused as Kubernetes refuses it, path by path, instead of
+/// being ignored; the stored object keeps its own.
+#[test]
+fn changed_uid_or_namespace_is_refused() {
+    let s = ApiServer::start();
+    s.kubectl_ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let uid = s.jsonpath("svc", "web", "{.metadata.uid}");
+    let before = s.kubectl_ok(&["get", "svc", "web", "-o", "json"]);
+    let path = "/api/v1/namespaces/default/services/web";
+
+    // PATCH, main resource and status: the uid is immutable (BeforeUpdate's
+    // validateCommonFields).
+    let err = s.kubectl_err(&[
+        "patch",
+        "svc",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"uid":"other"}}"#,
+    ]);
+    assert_eq!(
+        err.trim(),
+        r#"The Service "web" is invalid: metadata.uid: Invalid value: "other": field is immutable"#
+    );
+    let (_, v) = send(
+        &s,
+        "PATCH",
+        "application/merge-patch+json",
+        &format!("{path}/status"),
+        r#"{"metadata":{"uid":"other"},"status":{"loadBalancer":{}}}"#,
+    );
+    assert_eq!(
+        status(&v),
+        (
+            422,
+            "Invalid",
+            r#"Service "web" is invalid: metadata.uid: Invalid value: "other": field is immutable"#,
+            r#"Invalid value: "other": field is immutable"#
+        ),
+        "{v}"
+    );
+    // PATCH: the namespace must be the request's (EnsureObjectNamespaceMatchesRequestNamespace).
+    for ct in [
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ] {
+        let (_, v) = send(
+            &s,
+            "PATCH",
+            ct,
+            path,
+            r#"{"metadata":{"namespace":"kube-system"}}"#,
+        );
+        assert_eq!(
+            status(&v),
+            (
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+                ""
+            ),
+            "{ct}: {v}"
+        );
+    }
+    let (_, v) = send(
+        &s,
+        "PATCH",
+        "application/json-patch+json",
+        path,
+        r#"[{"op":"replace","path":"/metadata/namespace","value":"kube-system"}]"#,
+    );
+    assert_eq!(status(&v).0, 400, "{v}");
+
+    // PUT: the object's uid is a precondition on the stored one (409), its namespace must be
+    // the URL's (EnsureObjectNamespaceMatchesRequestNamespace, 400).
+    let mut obj: Value = serde_json::from_str(&before).unwrap();
+    obj["metadata"]["uid"] = json!("other");
+    let (_, v) = send(&s, "PUT", "application/json", path, &obj.to_string());
+    let conflict = format!(
+        r#"Operation cannot be fulfilled on services "web": StorageError: invalid object, Code: 4, Key: /registry/services/specs/default/web, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: other, UID in object meta: {uid}"#
+    );
+    assert_eq!(status(&v), (409, "Conflict", conflict.as_str(), ""), "{v}");
+    let mut obj: Value = serde_json::from_str(&before).unwrap();
+    obj["metadata"]["namespace"] = json!("kube-system");
+    let (_, v) = send(&s, "PUT", "application/json", path, &obj.to_string());
+    assert_eq!(
+        status(&v),
+        (
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+            ""
+        ),
+        "{v}"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "svc", "web", "-o", "json"]),
+        before,
+        "the Service is untouched"
+    );
+
+    // What the precondition is for: `kubectl replace` of a copy taken before the Service was
+    // deleted and created again does not overwrite the new one.
+    let old_copy = s.dir.path().join("old.json");
+    std::fs::write(&old_copy, &before).unwrap();
+    s.kubectl_ok(&["delete", "svc", "web"]);
+    s.kubectl_ok(&["create", "service", "clusterip", "web", "--tcp=81:8081"]);
+    let new_uid = s.jsonpath("svc", "web", "{.metadata.uid}");
+    let err = s.kubectl_err(&["replace", "-f", old_copy.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {new_uid}"
+        )),
+        "{err}"
+    );
+    assert_eq!(s.jsonpath("svc", "web", "{.spec.ports[0].port}"), "81");
+}

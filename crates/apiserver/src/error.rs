@@ -117,6 +117,25 @@ impl ApiError {
         .with_resource(info, name)
     }
 
+    /// A failed UID precondition of an update (the uid a PUT's object carries is not the stored
+    /// object's): etcd3's `Preconditions.Check` error (`storage.NewInvalidObjError`, code 4)
+    /// as `InterpretUpdateError` turns it into a 409.
+    pub fn uid_precondition_failed(
+        info: &ResourceInfo,
+        name: &str,
+        key: &str,
+        precondition: &str,
+        actual: &str,
+    ) -> Self {
+        Self::conflict(
+            info,
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {precondition}, UID in object meta: {actual}"
+            ),
+        )
+    }
+
     pub fn conflict_modified(info: &ResourceInfo, name: &str) -> Self {
         Self::conflict(
             info,
