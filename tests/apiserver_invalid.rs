@@ -464,3 +464,50 @@ fn changed_uid_or_namespace_is_refused() {
     );
     assert_eq!(s.jsonpath("svc", "web", "{.spec.ports[0].port}"), "81");
 }
+
+/// Kubernetes defaults a missing `kind` and `apiVersion` of a create or update body from the
+/// URL (the create and update handlers decode with the resource's kind as default, the JSON
+/// serializer's `gvkWithDefaults`; apiserver's `TestCreateDefaultsAPIVersion`). "Object 'Kind'
+/// is missing in '...'" is what kubectl says of a manifest without `kind`, before sending
+/// anything. A kind that differs is refused.
+#[test]
+fn bodies_without_kind_take_the_url_s() {
+    let s = ApiServer::start();
+    let path = "/api/v1/namespaces/default/services";
+    let (code, v) = send(
+        &s,
+        "POST",
+        "application/json",
+        path,
+        r#"{"metadata":{"name":"bare"},"spec":{"ports":[{"port":80}]}}"#,
+    );
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["apiVersion"].as_str()),
+        (Some("Service"), Some("v1"))
+    );
+    let (code, v) = send(
+        &s,
+        "POST",
+        "application/json",
+        path,
+        r#"{"kind":"Pod","metadata":{"name":"pod"},"spec":{"ports":[{"port":80}]}}"#,
+    );
+    assert_eq!(code, 400, "{v}");
+    // An update without kind is an update of the URL's kind too.
+    let (code, v) = send(
+        &s,
+        "PUT",
+        "application/json",
+        &format!("{path}/bare"),
+        r#"{"metadata":{"name":"bare"},"spec":{"ports":[{"port":81}]}}"#,
+    );
+    assert_eq!((code, v["kind"].as_str()), (200, Some("Service")), "{v}");
+    assert_eq!(s.jsonpath("svc", "bare", "{.spec.ports[0].port}"), "81");
+    // kubectl refuses a manifest without kind itself ("kind not set" when it validates).
+    let manifest = s.dir.path().join("bare.json");
+    std::fs::write(&manifest, r#"{"apiVersion":"v1","metadata":{"name":"x"}}"#).unwrap();
+    let manifest = manifest.to_str().unwrap();
+    let err = s.kubectl_err(&["create", "--validate=false", "-f", manifest]);
+    assert!(err.contains("Object 'Kind' is missing in"), "{err}");
+}
