@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::{json, Value};
-use support::ApiServer;
+use support::{test_store_is_etcd, ApiServer};
 
 fn svc(name: &str, spec: Value) -> String {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
@@ -510,4 +512,52 @@ fn bodies_without_kind_take_the_url_s() {
     let manifest = manifest.to_str().unwrap();
     let err = s.kubectl_err(&["create", "--validate=false", "-f", manifest]);
     assert!(err.contains("Object 'Kind' is missing in"), "{err}");
+}
+
+/// The data dir is 0700 and every private file in it 0600, from the first start and after a
+/// restart on a data dir an older version left readable.
+#[test]
+fn data_dir_and_private_files_are_owner_only() {
+    let mut s = ApiServer::start();
+    let dir = s.data_dir();
+    let mut private = vec![
+        "ca.key",
+        "apiserver.key",
+        "admin.token",
+        "kubelet-client.token",
+        "kubeconfig",
+        "apiserver.lock",
+    ];
+    if !test_store_is_etcd() {
+        private.extend(["state.db", "state.db-wal", "state.db-shm"]);
+    }
+    let mode = |f: &str| {
+        let out = std::process::Command::new("stat")
+            .args(["-c", "%a"])
+            .arg(dir.join(f))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stat {f}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let check = |when: &str| {
+        assert_eq!(mode(""), "700", "{when}: the data dir");
+        for f in &private {
+            assert_eq!(mode(f), "600", "{when}: {f}");
+        }
+    };
+    s.kubectl_ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    check("first start");
+
+    s.kill9();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in &private {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    s.spawn();
+    s.kubectl_ok(&["get", "svc", "web"]);
+    check("restart");
 }
