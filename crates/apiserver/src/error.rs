@@ -117,6 +117,25 @@ impl ApiError {
         .with_resource(info, name)
     }
 
+    /// A failed UID precondition of an update (the uid a PUT's object carries is not the stored
+    /// object's): etcd3's `Preconditions.Check` error (`storage.NewInvalidObjError`, code 4)
+    /// as `InterpretUpdateError` turns it into a 409.
+    pub fn uid_precondition_failed(
+        info: &ResourceInfo,
+        name: &str,
+        key: &str,
+        precondition: &str,
+        actual: &str,
+    ) -> Self {
+        Self::conflict(
+            info,
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {precondition}, UID in object meta: {actual}"
+            ),
+        )
+    }
+
     pub fn conflict_modified(info: &ResourceInfo, name: &str) -> Self {
         Self::conflict(
             info,
@@ -252,11 +271,18 @@ impl ApiError {
         Self::plain(401, "Unauthorized", "Unauthorized")
     }
 
+    /// `Request entity too large: limit is 3145728` (413): a body, or an object after a patch,
+    /// over the body limit (kube-apiserver's `MaxRequestBodyBytes`).
     pub fn too_large(limit: usize) -> Self {
+        Self::request_entity_too_large(&format!("limit is {limit}"))
+    }
+
+    /// `NewRequestEntityTooLargeError`: `Request entity too large: <detail>` (413).
+    pub fn request_entity_too_large(detail: &str) -> Self {
         Self::plain(
             413,
             "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {limit}"),
+            format!("Request entity too large: {detail}"),
         )
     }
 

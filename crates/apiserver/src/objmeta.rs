@@ -85,6 +85,23 @@ pub fn for_storage(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&v).expect("a JSON value serializes")
 }
 
+/// The length of `obj`'s JSON, counted without building it.
+pub fn encoded_len(obj: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, obj).expect("a JSON value serializes");
+    n.0
+}
+
 /// An object read from the store (not the cache), with its resourceVersion set: the inverse
 /// of [`for_storage`].
 pub fn from_storage(kv: &KeyValue) -> ApiResult<Value> {
@@ -145,6 +162,7 @@ mod tests {
         assert!(!String::from_utf8(for_storage(&a))
             .unwrap()
             .contains("resourceVersion"));
+        assert_eq!(encoded_len(&a), serde_json::to_vec(&a).unwrap().len());
         let g = generate_name("web-");
         assert_eq!(g.len(), 9);
         assert!(g.starts_with("web-"));

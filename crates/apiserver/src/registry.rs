@@ -33,6 +33,10 @@ const WAIT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// An update's `metav1.Preconditions.UID`: the uid the object of a PUT carries
+    /// (`rest.DefaultUpdatedObjectInfo.Preconditions`). The stored object must have it, or the
+    /// update is a 409 before anything else is looked at, a missing object included.
+    pub precondition_uid: Option<String>,
 }
 
 /// Which part of an object an update may change.
@@ -237,7 +241,9 @@ pub async fn create(
     Err(last_err.unwrap_or_else(|| ApiError::internal("create did not converge")))
 }
 
-/// Carry the system-owned metadata of `old` into `new`.
+/// Carry the system-owned metadata of `old` into `new` (`rest.BeforeUpdate`: the timestamps,
+/// generation and the uid when none is given). A uid that differs was reported by
+/// [`changed_uid`] first; name and namespace were checked by the REST handler.
 fn keep_system_metadata(new: &mut Value, old: &Value) {
     let old_meta = objmeta::meta(old).cloned().unwrap_or_default();
     let m = meta_mut(new);
@@ -259,6 +265,20 @@ fn keep_system_metadata(new: &mut Value, old: &Value) {
             }
         }
     }
+}
+
+/// `metadata.uid: Invalid value: "x": field is immutable` when `new` names a uid other than
+/// `old`'s: `rest.BeforeUpdate`'s `validateCommonFields` (`ValidateObjectMetaAccessorUpdate`),
+/// which sees the whole object whatever part of it the update may change.
+fn changed_uid(new: &Value, old: &Value) -> Option<svcnet_api::field::Error> {
+    let uid = objmeta::meta_str(new, "uid").filter(|u| !u.is_empty())?;
+    (Some(uid) != objmeta::meta_str(old, "uid")).then(|| {
+        svcnet_api::field::Error::invalid(
+            &svcnet_api::field::Path::new("metadata").child("uid"),
+            uid,
+            "field is immutable",
+        )
+    })
 }
 
 /// Update an object (`Store.Update`). The read-modify-write loop of every update (Kubernetes'
@@ -287,7 +307,19 @@ pub async fn update(
             tokio::time::sleep(Duration::from_micros(us)).await;
         }
         state.cache.wait_consistent(WAIT).await?;
-        let Some(cur) = state.cache.get(&key).0 else {
+        let cur = state.cache.get(&key).0;
+        if let Some(uid) = &opts.precondition_uid {
+            let actual = cur
+                .as_ref()
+                .and_then(|c| objmeta::meta_str(&c.value, "uid"))
+                .unwrap_or("");
+            if uid != actual {
+                return Err(ApiError::uid_precondition_failed(
+                    info, name, &key, uid, actual,
+                ));
+            }
+        }
+        let Some(cur) = cur else {
             if create_missing && info.allow_create_on_update && part == Part::Main {
                 let mut obj = produce(&Value::Null)?;
                 objmeta::clear_resource_version(&mut obj);
@@ -297,6 +329,7 @@ pub async fn update(
         };
         let old = &cur.value;
         let mut new = produce(old)?;
+        let uid_error = changed_uid(&new, old).filter(|_| part != Part::Binding);
         let expected_rv = objmeta::resource_version(&new).map(str::to_string);
         if let Some(rv) = &expected_rv {
             if *rv != cur.mod_revision.to_string() {
@@ -371,12 +404,15 @@ pub async fn update(
         } else {
             Claims::default()
         };
-        let errs = match part {
-            Part::Status => info.strategy.validate_status_update(&new, old),
-            Part::Binding => Ok(Vec::new()),
-            _ => info.strategy.validate_update(&new, old),
-        }
-        .map_err(|e| ApiError::cannot_handle(info, e))?;
+        let mut errs: Vec<_> = uid_error.into_iter().collect();
+        errs.extend(
+            match part {
+                Part::Status => info.strategy.validate_status_update(&new, old),
+                Part::Binding => Ok(Vec::new()),
+                _ => info.strategy.validate_update(&new, old),
+            }
+            .map_err(|e| ApiError::cannot_handle(info, e))?,
+        );
         if !errs.is_empty() {
             return Err(ApiError::invalid(info, name, &errs));
         }

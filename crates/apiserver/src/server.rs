@@ -1,6 +1,7 @@
 //! Starting, serving and stopping the API server.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -130,9 +131,10 @@ impl Server {
         options: ServerOptions,
     ) -> Result<Server, ServerError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
+        tls::secure_data_dir(&dir).map_err(|e| ServerError::DataDirFailed(dir.clone(), e))?;
         let lock_path = dir.join("apiserver.lock");
         let lock = std::fs::OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .truncate(false)
             .write(true)

@@ -1,8 +1,11 @@
-//! The cluster CA and the API server's serving certificate, kept in the data dir.
+//! The cluster CA and the API server's serving certificate, kept in the data dir, and the
+//! data dir's own modes.
 //!
 //! The CA key and certificate are created once (`ca.key`, `ca.crt`); the serving certificate is
-//! re-issued at every start so its names always match the current flags. Private keys are
-//! written with mode 0600.
+//! re-issued at every start so its names always match the current flags. Private files (keys,
+//! tokens, the kubeconfig) are created with mode 0600 and the data dir with 0700 (as kubeadm
+//! keeps `/etc/kubernetes/pki` keys and kubeconfigs); [`secure_data_dir`] also tightens them
+//! on a data dir an older version left readable. Certificates stay world-readable.
 
 use std::io;
 use std::net::IpAddr;
@@ -19,8 +22,39 @@ pub struct TlsMaterial {
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
+/// The API server's private files in its data dir (the store's files are the store's).
+const PRIVATE_FILES: &[&str] = &[
+    "ca.key",
+    "apiserver.key",
+    "admin.token",
+    "kubelet-client.token",
+    "kubeconfig",
+    "apiserver.lock",
+];
+
+/// Create the data dir (mode 0700) or tighten it to 0700, and tighten the private files an
+/// earlier start left there to 0600.
+pub fn secure_data_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        r => r?,
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for f in PRIVATE_FILES {
+        match std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
 pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
@@ -30,6 +64,8 @@ pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
+        // `mode` applies only to a file it creates: a leftover temporary keeps its own.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(data)?;
         f.sync_all()?;
     }
@@ -159,6 +195,11 @@ mod tests {
         let a = load_or_create(dir.path(), &names, &ips).unwrap();
         let b = load_or_create(dir.path(), &names, &ips).unwrap();
         assert_eq!(a.ca_pem, b.ca_pem, "the CA is kept");
+        for f in ["ca.key", "apiserver.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(dir.path().join(f)).unwrap().permissions();
+            assert_eq!(m.mode() & 0o777, 0o600, "{f}");
+        }
         // The re-issued leaf verifies against the stored CA.
         let ca_der = rustls_pemfile::certs(&mut a.ca_pem.as_bytes())
             .next()

@@ -12,6 +12,42 @@ pub fn v(value: &Value) -> String {
     out
 }
 
+/// The length of Go's `json.Marshal` of `value` (as evanphx/json-patch measures a copied
+/// value), counted without building it: strings escaped as Go does (`<`, `>`, `&`, U+2028,
+/// U+2029 and control characters as `\u00XX` except `\b \f \n \r \t`, as Go 1.22 on), numbers as
+/// serde_json writes them.
+pub fn marshal_len(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => string_len(s),
+        Value::Array(list) => {
+            2 + list.len().saturating_sub(1) + list.iter().map(marshal_len).sum::<usize>()
+        }
+        Value::Object(map) => {
+            2 + map.len().saturating_sub(1)
+                + map
+                    .iter()
+                    .map(|(k, v)| string_len(k) + 1 + marshal_len(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
+/// The length of a string as Go's `encoding/json` writes it (HTML-safe, quotes included).
+fn string_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => 6,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
 /// `%v` of a `map[string]interface{}`.
 pub fn v_map(map: &Map<String, Value>) -> String {
     let mut out = String::new();

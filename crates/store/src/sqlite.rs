@@ -10,6 +10,8 @@
 //!   of a list follow soon after the first one). [`Store::compact`] drops history rows.
 //! - `meta`: the current and the compacted revision (both survive restarts).
 //!
+//! The database file and its `-wal` and `-shm` files are mode 0600.
+//!
 //! Writes go through one writer thread that owns the only writing connection. It drains every
 //! queued transaction into one SQLite transaction (group commit: one fsync for many writes under
 //! load), gives each successful store transaction its own revision, and acknowledges only after
@@ -149,11 +151,36 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The database and its `-wal` and `-shm` files hold every object, Secrets included: mode
+/// 0600 (as etcd keeps its data files). The database file is created so before SQLite opens it,
+/// and SQLite creates the WAL and shared-memory files with the database file's mode; files an
+/// older version left readable are tightened.
+fn restrict_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let open_failed =
             |e: rusqlite::Error| StoreError::OpenFailed(format!("{}: {e}", path.display()));
+        restrict_files(path)
+            .map_err(|e| StoreError::OpenFailed(format!("{}: {e}", path.display())))?;
         let conn = open_connection(path).map_err(open_failed)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))

@@ -138,6 +138,7 @@ impl ResourceRequest<'_> {
     pub fn write_options(&self) -> WriteOptions {
         WriteOptions {
             dry_run: self.query.dry_run,
+            ..Default::default()
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{encode_one, ResourceRequest};
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::objmeta;
-use crate::registry::{self, DeleteOptions};
+use crate::registry::{self, DeleteOptions, WriteOptions};
 use crate::resources::ResourceInfo;
 
 /// `fieldValidation`: how unknown fields in a body are treated.
@@ -118,31 +118,21 @@ pub async fn update(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> 
     let name = r.name();
     let raw = codec::decode_body(r.headers, &body)?;
     let (obj, warnings) = decode_object(t.info, raw, r.query)?;
-    match objmeta::name(&obj) {
-        Some(n) if n == name => {}
-        Some(n) => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )))
-        }
-        None => return Err(ApiError::bad_request("name is required")),
-    }
-    if t.info.namespaced {
-        if let (Some(obj_ns), Some(url_ns)) = (objmeta::namespace(&obj), t.namespace.as_deref()) {
-            if obj_ns != url_ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
-    }
+    check_name(t.info, &obj, &name, r.namespace())?;
+    // The object's uid is a precondition on the stored one (`DefaultUpdatedObjectInfo`).
+    let opts = WriteOptions {
+        precondition_uid: objmeta::meta_str(&obj, "uid")
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
+        ..r.write_options()
+    };
     let (result, created) = registry::update(
         r.state,
         t.info,
         r.namespace(),
         &name,
         r.part(),
-        &r.write_options(),
+        &opts,
         true,
         |_| Ok(obj.clone()),
     )
@@ -156,6 +146,26 @@ pub async fn update(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> 
         encode_one(t.info, &result, rep, code),
         &warnings,
     ))
+}
+
+/// The object of a PUT or the result of a PATCH is the object of the URL, as the update and
+/// patch handlers check it: `rest.EnsureObjectNamespaceMatchesRequestNamespace` (a namespace, if
+/// any, is the request's), then `checkName` (`endpoints/handlers/rest.go`).
+fn check_name(info: &ResourceInfo, obj: &Value, name: &str, url_ns: Option<&str>) -> ApiResult<()> {
+    if let (true, Some(ns), Some(url_ns)) = (info.namespaced, objmeta::namespace(obj), url_ns) {
+        if ns != url_ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let obj_name = objmeta::name(obj).unwrap_or("");
+    if obj_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({obj_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
 }
 
 /// The patch formats Kubernetes accepts.
@@ -212,6 +222,7 @@ pub fn apply_patch(
     result.map_err(|e| match e {
         svcnet_patch::PatchError::Invalid(m) => ApiError::bad_request(m),
         svcnet_patch::PatchError::Failed(m) => ApiError::unprocessable(&m),
+        svcnet_patch::PatchError::TooLarge(m) => ApiError::request_entity_too_large(&m),
     })
 }
 
@@ -245,13 +256,15 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
         false,
         |cur| {
             let patched = apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?;
-            if objmeta::name(&patched) != Some(name.as_str()) {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})",
-                    objmeta::name(&patched).unwrap_or("")
-                )));
-            }
             let (mut obj, w) = decode_object(info, patched, r.query)?;
+            check_name(info, &obj, &name, r.namespace())?;
+            // An object no body could carry is not stored (kube-apiserver leaves this to
+            // etcd's request limit; see ARCHITECTURE.md). Unknown fields were dropped by the
+            // decoding, as they would be before storing.
+            let limit = r.state.config.max_request_body_bytes;
+            if objmeta::encoded_len(&obj) > limit {
+                return Err(ApiError::too_large(limit));
+            }
             warnings = w;
             // A patch is conditional only when it names a resourceVersion itself; otherwise
             // it applies to whatever is current, and a lost race is retried (as Kubernetes).

@@ -34,6 +34,37 @@ async fn open_dyn() -> (tempfile::TempDir, Arc<dyn Store>) {
 // Far more commits than the live feed buffers, while the watcher does not read.
 crate::conformance::conformance_tests!(open_dyn, (FEED_CAPACITY * 2 + 100) as Revision);
 
+/// The database and its WAL and shared-memory files are the owner's alone: from the start, and
+/// after files an older version left world-readable are found at open.
+#[tokio::test]
+async fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let files = ["state.db", "state.db-wal", "state.db-shm"];
+    let modes = || {
+        files.map(|f| {
+            std::fs::metadata(dir.path().join(f))
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or_else(|e| panic!("{f}: {e}"))
+        })
+    };
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    must_txn(&store, vec![], vec![put("/a", "1")]).await;
+    assert_eq!(modes(), [0o600; 3]);
+
+    let old = tempfile::tempdir().unwrap();
+    for f in files {
+        let p = old.path().join(f);
+        std::fs::write(&p, b"").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    restrict_files(&old.path().join("state.db")).unwrap();
+    for f in files {
+        let m = std::fs::metadata(old.path().join(f)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+}
+
 #[tokio::test]
 async fn compacted_revision_survives_reopen() {
     let (dir, store) = open_tmp();
