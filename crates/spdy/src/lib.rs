@@ -15,6 +15,7 @@
 pub mod dictionary;
 pub mod frame;
 pub mod session;
+mod shared;
 pub mod stream;
 pub mod ws;
 

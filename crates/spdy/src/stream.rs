@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, PollSender};
 
 use crate::frame::{self, Frame, Headers};
-use crate::session::{Error, Out, Shared};
+use crate::shared::{Error, Out, Shared};
 
 /// The largest DATA frame a stream writes: Go's `io.Copy` buffer (32 KiB), what kubectl's and
 /// the kubelet's copies produce.
