@@ -1,9 +1,13 @@
 //! Reaching backends from the API server: an upgrade-aware HTTP reverse proxy (as
-//! kube-apiserver's UpgradeAwareHandler) and the [`Dialer`] that opens its connections.
+//! kube-apiserver's UpgradeAwareHandler), SPDY tunneled through a WebSocket unwrapped on the way
+//! (its TunnelingHandler), and the [`Dialer`] that opens their connections.
 //!
 //! The proxy does not speak the exec/attach protocols: on `101 Switching Protocols` it splices
 //! the client's upgraded connection to the backend's, so WebSocket (`v5.channel.k8s.io`, what
-//! kubectl 1.32 uses) and SPDY both pass through to the node agent unchanged.
+//! kubectl 1.32 uses) and SPDY both pass through to the node agent unchanged. Port-forward from
+//! kubectl 1.31+ is a WebSocket whose binary messages carry SPDY
+//! (`SPDY/3.1+portforward.k8s.io`); [`forward_tunneled`] upgrades to plain SPDY towards the
+//! kubelet and copies the bytes between the two, as kube-apiserver does.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,9 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::future::BoxFuture;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use futures::{future, SinkExt, StreamExt, TryStreamExt};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -75,20 +83,6 @@ pub async fn forward(
 ) -> ApiResult<Response> {
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let stream = dialer.dial(backend).await.map_err(|e| {
-        ApiError::service_unavailable(format!(
-            "error trying to reach service: dial tcp {backend}: {e}"
-        ))
-    })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| {
-            ApiError::service_unavailable(format!("error trying to reach service: {e}"))
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-
     let (parts, body) = req.into_parts();
     let mut out = Request::builder()
         .method(parts.method.clone())
@@ -115,9 +109,7 @@ pub async fn forward(
     let out = out
         .body(body)
         .map_err(|e| ApiError::internal(format!("building proxy request: {e}")))?;
-    let mut resp = sender.send_request(out).await.map_err(|e| {
-        ApiError::service_unavailable(format!("error trying to reach service: {e}"))
-    })?;
+    let mut resp = send(dialer, backend, out).await?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let backend_upgrade = hyper::upgrade::on(&mut resp);
@@ -137,11 +129,198 @@ pub async fn forward(
         *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         return Ok(r);
     }
+    Ok(pass_through(resp))
+}
+
+/// Send `req` to `backend` over a new connection (kept for upgrades).
+async fn send(
+    dialer: &Arc<dyn Dialer>,
+    backend: SocketAddr,
+    req: Request<Body>,
+) -> ApiResult<http::Response<hyper::body::Incoming>> {
+    let stream = dialer.dial(backend).await.map_err(|e| {
+        ApiError::service_unavailable(format!(
+            "error trying to reach service: dial tcp {backend}: {e}"
+        ))
+    })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| {
+            ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach service: {e}")))
+}
+
+/// The backend's answer as the client's, less hop-by-hop headers.
+fn pass_through(resp: http::Response<hyper::body::Incoming>) -> Response {
     let (mut rparts, rbody) = resp.into_parts();
     for h in HOP_BY_HOP {
         rparts.headers.remove(HeaderName::from_static(h));
     }
-    Ok(Response::from_parts(rparts, Body::new(rbody)))
+    Response::from_parts(rparts, Body::new(rbody))
+}
+
+/// The WebSocket subprotocol prefix of SPDY tunneled through a WebSocket
+/// (`portforward.WebsocketsSPDYTunnelingPrefix`).
+pub const SPDY_TUNNELING_PREFIX: &str = "SPDY/3.1+";
+
+/// Tunneled protocols are Kubernetes' (`portforward.KubernetesSuffix`).
+const KUBERNETES_SUFFIX: &str = ".k8s.io";
+
+/// The SPDY protocols a WebSocket request asks to tunnel, prefix removed
+/// (`spdyProtocolsFromWebsocketProtocols`).
+fn tunneled_spdy_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| p.ends_with(KUBERNETES_SUFFIX))
+        .filter_map(|p| p.strip_prefix(SPDY_TUNNELING_PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A WebSocket upgrade asking for tunneled SPDY
+/// (`portforward.IsWebSocketRequestWithTunnelingProtocol`).
+pub fn is_tunneling_request(headers: &HeaderMap) -> bool {
+    let websocket = is_upgrade(headers)
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    websocket && !tunneled_spdy_protocols(headers).is_empty()
+}
+
+/// SPDY tunneled through a WebSocket, unwrapped towards `backend` (kube-apiserver's
+/// `TunnelingHandler`): the backend gets a plain SPDY/3.1 upgrade (POST, `Upgrade: SPDY/3.1`,
+/// the tunneled protocols as `X-Stream-Protocol-Version`); when it switches protocols, the
+/// client's WebSocket is accepted with `SPDY/3.1+<the backend's protocol>` and each binary
+/// message's bytes go to the backend, each read from the backend back as one message. Any
+/// other answer goes back to the client as it is, which fails its WebSocket handshake, and
+/// kubectl falls back to plain SPDY.
+pub async fn forward_tunneled(
+    dialer: &Arc<dyn Dialer>,
+    req: Request<Body>,
+    backend: SocketAddr,
+    path_and_query: &str,
+    bearer: Option<&str>,
+) -> ApiResult<Response> {
+    let protocols = tunneled_spdy_protocols(req.headers());
+    if protocols.is_empty() {
+        return Err(ApiError::bad_request(
+            "unable to upgrade: no tunneling spdy protocols provided",
+        ));
+    }
+    let (mut parts, _) = req.into_parts();
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+
+    // createSPDYRequest: the WebSocket headers out, the SPDY upgrade in.
+    let mut out = Request::builder().method(Method::POST).uri(path_and_query);
+    {
+        let headers = out.headers_mut().expect("builder has headers");
+        for (name, value) in parts.headers.iter() {
+            let n = name.as_str();
+            if n.starts_with("sec-websocket-")
+                || matches!(
+                    n,
+                    "authorization"
+                        | "host"
+                        | "upgrade"
+                        | "connection"
+                        | "x-stream-protocol-version"
+                )
+            {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
+        }
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(
+            header::UPGRADE,
+            HeaderValue::from_static(svcnet_spdy::HEADER_SPDY31),
+        );
+        for p in &protocols {
+            if let Ok(v) = HeaderValue::from_str(p) {
+                headers.append("x-stream-protocol-version", v);
+            }
+        }
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(&backend.to_string()).expect("an address is a valid header"),
+        );
+        if let Some(v) = bearer.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+    }
+    let out = out
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(format!("building proxy request: {e}")))?;
+    let mut resp = send(dialer, backend, out).await?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(pass_through(resp));
+    }
+    let has = |name: HeaderName, token: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(token))
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "spdy/3.1") {
+        return Err(ApiError::internal_raw(
+            "unable to upgrade: missing upgrade headers in response",
+        ));
+    }
+    let chosen = resp
+        .headers()
+        .get("x-stream-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let backend_upgrade = hyper::upgrade::on(&mut resp);
+    let ws = if chosen.is_empty() {
+        ws
+    } else {
+        ws.protocols([format!("{SPDY_TUNNELING_PREFIX}{chosen}")])
+    };
+    Ok(ws
+        .on_upgrade(move |socket| async move {
+            let Ok(backend) = backend_upgrade.await else {
+                return;
+            };
+            let mut backend = TokioIo::new(backend);
+            let mut client = svcnet_spdy::MessageIo::new(binary_messages(socket));
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+        })
+        .into_response())
+}
+
+/// A WebSocket as a stream of binary payloads (ending at a close message; other messages
+/// skipped) and a sink of payloads sent as binary messages.
+fn binary_messages(
+    ws: WebSocket,
+) -> impl futures::Stream<Item = Result<Bytes, axum::Error>>
+       + futures::Sink<Bytes, Error = axum::Error>
+       + Unpin {
+    Box::pin(
+        ws.with(|b: Bytes| future::ready(Ok::<_, axum::Error>(Message::Binary(b))))
+            .take_while(|m| future::ready(!matches!(m, Ok(Message::Close(_)))))
+            .try_filter_map(|m| {
+                future::ready(Ok(match m {
+                    Message::Binary(b) => Some(b),
+                    _ => None,
+                }))
+            }),
+    )
 }
 
 #[cfg(test)]

@@ -216,7 +216,15 @@ async fn pod_stream(
     let ns = t.namespace.clone().unwrap_or_default();
     let q = query_suffix(&req);
     let path = if sub == "portforward" {
-        format!("/portForward/{ns}/{name}{q}")
+        let path = format!("/portForward/{ns}/{name}{q}");
+        // kubectl 1.31+: SPDY inside a WebSocket, unwrapped here (kube-apiserver's
+        // PortForwardWebsockets, on by default since 1.31); the kubelet gets plain SPDY.
+        if crate::proxy::is_tunneling_request(req.headers()) {
+            let bearer = state.kubelet_token.as_deref();
+            return crate::proxy::forward_tunneled(&state.dialer, req, kubelet, &path, bearer)
+                .await;
+        }
+        path
     } else {
         let container = container_of(&pod, &name, req.uri().query())?;
         format!("/{sub}/{ns}/{name}/{container}{q}")

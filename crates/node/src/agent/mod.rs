@@ -21,6 +21,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+use crate::kubelet_api::portforward::PodSandbox;
 use crate::kubelet_api::{ContainerHandle, PodRuntime};
 use crate::layout;
 use crate::sandbox::{Ipam, Sandbox};
@@ -166,6 +167,15 @@ impl PodRuntime for Runtime {
             env: p.env.get(container).cloned().unwrap_or_default(),
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,
+        })
+    }
+
+    fn sandbox(&self, namespace: &str, pod: &str) -> Option<PodSandbox> {
+        let r = self.0.registry.lock().expect("registry lock");
+        let p = r.get(&(namespace.to_string(), pod.to_string()))?;
+        Some(PodSandbox {
+            netns: p.netns.clone(),
+            running: p.containers.values().any(|(_, _, running)| *running),
         })
     }
 }

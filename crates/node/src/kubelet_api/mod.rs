@@ -13,6 +13,8 @@
 //!   the container's namespaces, with pipes or (`tty`) a pseudo-terminal — [`exec`] (the
 //!   kubelet's `pkg/kubelet/cri/streaming/remotecommand`).
 //! - `/attach/...`: not supported (400).
+//! - `/portForward/{ns}/{pod}`: SPDY/3.1 port forwarding into the pod's network namespace —
+//!   [`portforward`].
 //!
 //! `pods/{name}/proxy` does not come here: the API server dials pod IPs itself.
 //!
@@ -22,6 +24,7 @@
 
 pub mod exec;
 pub mod logs;
+pub mod portforward;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +66,11 @@ pub struct ContainerHandle {
 /// The node agent's view of its containers.
 pub trait PodRuntime: Send + Sync + 'static {
     fn container(&self, namespace: &str, pod: &str, container: &str) -> Option<ContainerHandle>;
+
+    /// The pod's sandbox, for `portForward`; `None`: no such pod on this node.
+    fn sandbox(&self, _namespace: &str, _pod: &str) -> Option<portforward::PodSandbox> {
+        None
+    }
 }
 
 /// Who may call the kubelet API: whoever presents the API server's bearer token. The kubelet
@@ -156,6 +164,10 @@ pub fn router(auth: Authenticator, runtime: Arc<dyn PodRuntime>) -> Router {
         )
         .route("/exec/{ns}/{pod}/{container}", any(exec::get_exec))
         .route("/attach/{ns}/{pod}/{container}", any(exec::get_attach))
+        .route(
+            "/portForward/{ns}/{pod}",
+            any(portforward::get_port_forward),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
