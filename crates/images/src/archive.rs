@@ -18,7 +18,10 @@ use serde::Deserialize;
 use crate::build::{CONTAINERD_IMAGE_NAME, OCI_REF_NAME};
 use crate::error::{ImportError, StoreError};
 use crate::ingest::{ingest_layer, IngestError};
-use crate::manifest::{self, Descriptor, Parsed, RawManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, DOCKER_MANIFEST};
+use crate::manifest::{
+    self, Descriptor, Parsed, RawManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR,
+    DOCKER_MANIFEST,
+};
 use crate::reference::Reference;
 use crate::store::{ConfigFile, Image, ImageRecord, Store};
 use crate::unpack::{decompress, sha256_digest};
@@ -55,7 +58,10 @@ impl Store {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 p.is_file() && ARCHIVE_SUFFIXES.iter().any(|s| name.ends_with(s))
             })
             .collect();
@@ -82,10 +88,11 @@ impl Store {
         let work = self.work_dir()?;
         let root = work.path().join("archive");
         let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-        let mut outer = tar::Archive::new(
-            decompress(BufReader::new(file)).map_err(|e| fail(e.to_string()))?,
-        );
-        outer.unpack(&root).map_err(|e| fail(format!("failed to read the archive: {e}")))?;
+        let mut outer =
+            tar::Archive::new(decompress(BufReader::new(file)).map_err(|e| fail(e.to_string()))?);
+        outer
+            .unpack(&root)
+            .map_err(|e| fail(format!("failed to read the archive: {e}")))?;
         let ids = if root.join("index.json").is_file() {
             self.import_oci_layout(&root).map_err(fail)?
         } else if root.join("manifest.json").is_file() {
@@ -100,13 +107,20 @@ impl Store {
 
     fn import_oci_layout(&self, root: &Path) -> Result<Vec<String>, String> {
         let index: RawManifest = read_json(&root.join("index.json"))?;
-        let blob_path = |d: &str| root.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let blob_path = |d: &str| {
+            root.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
         let mut ids = Vec::new();
         for entry in index.manifests.unwrap_or_default() {
             let annotations = entry.annotations.clone().unwrap_or_default();
             let name = annotations
                 .get(CONTAINERD_IMAGE_NAME)
-                .or_else(|| annotations.get(OCI_REF_NAME).filter(|n| n.contains(['/', ':', '@'])))
+                .or_else(|| {
+                    annotations
+                        .get(OCI_REF_NAME)
+                        .filter(|n| n.contains(['/', ':', '@']))
+                })
                 .and_then(|n| Reference::parse_docker_ref(n).ok());
             let mut manifests = Vec::new();
             let mut desc = entry.clone();
@@ -125,7 +139,14 @@ impl Store {
             let config_bytes = read_verified(&blob_path(&config.digest), &config.digest)?;
             let layer_files = layers.iter().map(|l| blob_path(&l.digest)).collect();
             let names = name_pair(name.as_ref(), &entry.digest);
-            ids.push(self.import_image(config, &config_bytes, layers, layer_files, manifests, names)?);
+            ids.push(self.import_image(
+                config,
+                &config_bytes,
+                layers,
+                layer_files,
+                manifests,
+                names,
+            )?);
         }
         Ok(ids)
     }
@@ -216,11 +237,13 @@ impl Store {
             })?;
         }
         let store_err = |e: StoreError| e.to_string();
-        self.put_blob(&config.digest, config_bytes).map_err(store_err)?;
+        self.put_blob(&config.digest, config_bytes)
+            .map_err(store_err)?;
         for (d, b) in &manifests {
             self.put_blob(d, b).map_err(store_err)?;
         }
-        let size = config.size.max(0) as u64 + layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
+        let size =
+            config.size.max(0) as u64 + layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
         let record = ImageRecord {
             id: config.digest.clone(),
             config: config_file.config.unwrap_or_default(),

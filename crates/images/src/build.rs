@@ -36,7 +36,9 @@ impl Default for LayerBuilder {
 }
 
 fn clean(path: &str) -> String {
-    path.trim_start_matches('/').trim_end_matches('/').to_string()
+    path.trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string()
 }
 
 impl LayerBuilder {
@@ -84,7 +86,8 @@ impl LayerBuilder {
         }
         self.parents(&path)?;
         let mut h = self.header(tar::EntryType::Directory, mode, 0);
-        self.tar.append_data(&mut h, format!("{path}/"), io::empty())?;
+        self.tar
+            .append_data(&mut h, format!("{path}/"), io::empty())?;
         self.dirs.insert(path);
         Ok(self)
     }
@@ -238,7 +241,10 @@ impl ImageBuilder {
         };
         let config = serde_json::to_vec(&config_file).expect("config serialises");
         let (config_type, manifest_type) = if self.docker_media_types {
-            (crate::manifest::DOCKER_CONFIG, crate::manifest::DOCKER_MANIFEST)
+            (
+                crate::manifest::DOCKER_CONFIG,
+                crate::manifest::DOCKER_MANIFEST,
+            )
         } else {
             (OCI_CONFIG, OCI_MANIFEST)
         };
@@ -281,7 +287,12 @@ pub fn index(images: &[&BuiltImage]) -> (Vec<u8>, Descriptor) {
     let index = RawManifest {
         schema_version: 2,
         media_type: Some(OCI_INDEX.to_string()),
-        manifests: Some(images.iter().map(|i| i.manifest_descriptor.clone()).collect()),
+        manifests: Some(
+            images
+                .iter()
+                .map(|i| i.manifest_descriptor.clone())
+                .collect(),
+        ),
         ..Default::default()
     };
     let bytes = serde_json::to_vec(&index).expect("index serialises");
@@ -340,7 +351,8 @@ impl BuiltImage {
             append(&mut tar, &name, &l.tar)?;
             layer_names.push(name);
         }
-        let manifest = json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names }]);
+        let manifest =
+            json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names }]);
         append(&mut tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
         tar.into_inner()?.sync_all()
     }
@@ -362,7 +374,11 @@ impl BuiltImage {
                 .await?;
         }
         client
-            .push_blob(reference, self.config.clone(), &self.config_descriptor.digest)
+            .push_blob(
+                reference,
+                self.config.clone(),
+                &self.config_descriptor.digest,
+            )
             .await?;
         client
             .push_manifest_raw(
@@ -456,7 +472,10 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
             let p = lib.to_string_lossy().into_owned();
             l.host_file(&p, &lib)?;
         }
-        base_files(&mut l, "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n")?;
+        base_files(
+            &mut l,
+            "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n",
+        )?;
         l.file("etc/nginx/nginx.conf", 0o644, NGINX_CONF.as_bytes())?;
         l.host_file("etc/nginx/mime.types", Path::new("/etc/nginx/mime.types"))?;
         l.dir("etc/nginx/conf.d", 0o755)?;
@@ -519,7 +538,11 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
         fs::create_dir_all(out)?;
         let mut written = Vec::new();
         for (file, name, builder) in [
-            ("busybox.tar", "docker.io/library/busybox:latest", busybox()?),
+            (
+                "busybox.tar",
+                "docker.io/library/busybox:latest",
+                busybox()?,
+            ),
             ("nginx.tar", "docker.io/library/nginx:latest", nginx()?),
         ] {
             let path = out.join(file);

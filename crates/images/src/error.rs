@@ -44,7 +44,9 @@ pub enum PullError {
     #[error("failed to pull and unpack image {reference:?}: {cause}")]
     Manifest { reference: String, cause: String },
     /// A layer could not be unpacked (also: its uncompressed digest is not the config's diff ID).
-    #[error("failed to pull and unpack image {reference:?}: failed to extract layer {layer}: {cause}")]
+    #[error(
+        "failed to pull and unpack image {reference:?}: failed to extract layer {layer}: {cause}"
+    )]
     Unpack {
         reference: String,
         layer: String,
@@ -105,7 +107,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
         move |source| StoreError::Io { op, path, source }
     }

@@ -12,9 +12,14 @@ use crate::unpack::{unpack_layer, Unpacked};
 #[derive(Debug)]
 pub(crate) enum IngestError {
     /// The blob does not hash to its digest.
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        expected: String,
+        actual: String,
+    },
     /// The uncompressed tar does not hash to the config's diff ID.
-    DiffIdMismatch { actual: String },
+    DiffIdMismatch {
+        actual: String,
+    },
     Unpack(std::io::Error),
     Store(StoreError),
 }

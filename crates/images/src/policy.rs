@@ -92,7 +92,12 @@ pub mod messages {
 
     /// `Pulled` event after a pull: `Successfully pulled image "nginx" in 1.2s (1.3s including
     /// waiting). Image size: 123 bytes.`
-    pub fn pulled(image: &str, pulling: Duration, including_waiting: Duration, size: u64) -> String {
+    pub fn pulled(
+        image: &str,
+        pulling: Duration,
+        including_waiting: Duration,
+        size: u64,
+    ) -> String {
         format!(
             "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {size} bytes.",
             go_duration(pulling),
@@ -170,7 +175,10 @@ mod tests {
             PullPolicy::Always
         );
         assert_eq!(default_pull_policy("NOT VALID"), PullPolicy::IfNotPresent);
-        assert_eq!(PullPolicy::from_api(None, "nginx"), Some(PullPolicy::Always));
+        assert_eq!(
+            PullPolicy::from_api(None, "nginx"),
+            Some(PullPolicy::Always)
+        );
         assert_eq!(
             PullPolicy::from_api(Some("Never"), "nginx"),
             Some(PullPolicy::Never)

@@ -186,7 +186,8 @@ impl Puller {
             ..Default::default()
         };
         if let Some(ca) = &endpoint.ca_file {
-            let data = std::fs::read(ca).map_err(|e| format!("failed to read {}: {e}", ca.display()))?;
+            let data =
+                std::fs::read(ca).map_err(|e| format!("failed to read {}: {e}", ca.display()))?;
             config.extra_root_certificates.push(Certificate {
                 encoding: CertificateEncoding::Pem,
                 data,
@@ -318,13 +319,20 @@ impl Puller {
             .put_blob(&r.config.digest, &config_bytes)
             .map_err(store_err)?;
 
-        let jobs = r.layers.iter().zip(&config.rootfs.diff_ids);
-        futures::stream::iter(jobs.map(|(desc, diff_id)| self.fetch_layer(name, &r, desc, diff_id)))
+        // Collected first: a stream over a closure's futures is not `Send` (rust#89976).
+        let jobs: Vec<_> = r
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(desc, diff_id)| self.fetch_layer(name, &r, desc, diff_id))
+            .collect();
+        futures::stream::iter(jobs)
             .buffer_unordered(self.options.max_concurrent_downloads.max(1))
             .try_collect::<Vec<()>>()
             .await?;
 
-        let size = r.config.size.max(0) as u64 + r.layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
+        let size = r.config.size.max(0) as u64
+            + r.layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
         let record = ImageRecord {
             id: r.config.digest.clone(),
             config: config.config.unwrap_or_default(),
@@ -452,8 +460,10 @@ async fn blocking<T: Send + 'static, E: Send + 'static>(
 }
 
 fn is_digest_error(e: &std::io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>() || inner.to_string().contains("Invalid digest"))
+    e.get_ref().is_some_and(|inner| {
+        inner.is::<oci_client::errors::DigestError>()
+            || inner.to_string().contains("Invalid digest")
+    })
 }
 
 /// An error and its causes, joined as Go wraps them (`a: b: c`).
@@ -482,13 +492,18 @@ fn classify(name: &str, e: OciDistributionError, what: &str) -> PullError {
             if codes.iter().any(|c| {
                 matches!(
                     c,
-                    OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::NotFound
                 )
             }) && what == "manifest"
             {
                 return not_found;
             }
-            if codes.iter().any(|c| matches!(c, OciErrorCode::Denied | OciErrorCode::Unauthorized)) {
+            if codes
+                .iter()
+                .any(|c| matches!(c, OciErrorCode::Denied | OciErrorCode::Unauthorized))
+            {
                 format!(
                     "pull access denied, repository does not exist or may require authorization: \
                      unexpected status from GET request to {url}: {}",
@@ -507,14 +522,20 @@ fn classify(name: &str, e: OciDistributionError, what: &str) -> PullError {
             return not_found
         }
         OciDistributionError::ServerError { code, url, .. } => {
-            format!("unexpected status from GET request to {url}: {code} {}", status_text(*code))
+            format!(
+                "unexpected status from GET request to {url}: {code} {}",
+                status_text(*code)
+            )
         }
         OciDistributionError::UnauthorizedError { url } => format!(
             "pull access denied, repository does not exist or may require authorization: \
              unexpected status from GET request to {url}: 401 Unauthorized"
         ),
         OciDistributionError::AuthenticationFailure(reason) => {
-            format!("failed to authorize: failed to fetch oauth token: {}", reason.trim())
+            format!(
+                "failed to authorize: failed to fetch oauth token: {}",
+                reason.trim()
+            )
         }
         OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
             expected,

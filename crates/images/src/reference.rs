@@ -216,7 +216,10 @@ pub fn validate_digest(s: &str) -> Result<(), ReferenceError> {
     if encoded.len() != size * 2 {
         return Err(ReferenceError::DigestInvalidLength);
     }
-    if !encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !encoded
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(ReferenceError::DigestInvalidFormat);
     }
     Ok(())
@@ -338,13 +341,19 @@ mod tests {
             "localhost:5000/x:latest"
         );
         assert_eq!(
-            apply_default_image_tag("THIS IS NOT VALID").unwrap_err().to_string(),
+            apply_default_image_tag("THIS IS NOT VALID")
+                .unwrap_err()
+                .to_string(),
             "couldn't parse image name \"THIS IS NOT VALID\": invalid reference format: \
              repository name (library/THIS IS NOT VALID) must be lowercase"
         );
         assert_eq!(
             parse_image_name("nginx").unwrap(),
-            ("docker.io/library/nginx".into(), "latest".into(), String::new())
+            (
+                "docker.io/library/nginx".into(),
+                "latest".into(),
+                String::new()
+            )
         );
     }
 }

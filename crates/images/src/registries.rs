@@ -390,10 +390,9 @@ impl Keyring {
         };
         for (key, entry) in auths {
             let creds = match (entry.username, entry.password) {
-                (Some(username), Some(password)) if !username.is_empty() => Credentials {
-                    username,
-                    password,
-                },
+                (Some(username), Some(password)) if !username.is_empty() => {
+                    Credentials { username, password }
+                }
                 _ => match entry.auth.as_deref().and_then(decode_auth) {
                     Some(c) => c,
                     None => continue,
@@ -511,8 +510,9 @@ configs:
 
     #[test]
     fn wildcard_mirror_and_loopback_is_plain_http() {
-        let regs = Registries::parse("mirrors:\n  \"*\":\n    endpoint: [\"http://127.0.0.1:1\"]\n")
-            .unwrap();
+        let regs =
+            Registries::parse("mirrors:\n  \"*\":\n    endpoint: [\"http://127.0.0.1:1\"]\n")
+                .unwrap();
         let eps = regs.endpoints(&r("localhost:5000/x"), &Keyring::empty());
         assert_eq!(eps[0].host, "127.0.0.1:1");
         assert_eq!(eps[1].host, "localhost:5000");
@@ -521,9 +521,12 @@ configs:
 
     #[test]
     fn bad_config_is_rejected() {
-        let err = Registries::parse("mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n")
-            .unwrap_err();
-        assert!(err.to_string().contains("the scheme must be http or https"), "{err}");
+        let err =
+            Registries::parse("mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n").unwrap_err();
+        assert!(
+            err.to_string().contains("the scheme must be http or https"),
+            "{err}"
+        );
         assert!(Registries::parse("mirrors:\n  docker.io:\n    rewrite: {\"(\": x}\n").is_err());
     }
 

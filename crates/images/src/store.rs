@@ -38,21 +38,37 @@ use crate::unpack::sha256_digest;
 pub struct ImageConfig {
     #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(rename = "ExposedPorts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExposedPorts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     #[serde(rename = "Volumes", default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(rename = "WorkingDir", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "WorkingDir",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub working_dir: Option<String>,
     #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "StopSignal", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StopSignal",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_signal: Option<String>,
 }
 
@@ -140,7 +156,14 @@ fn hex_of(digest: &str) -> &str {
 impl Store {
     /// Opens (creating) the store at `root` and removes work left by dead processes.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        for dir in ["blobs/sha256", "layers/sha256", "images", "names", "locks", "tmp"] {
+        for dir in [
+            "blobs/sha256",
+            "layers/sha256",
+            "images",
+            "names",
+            "locks",
+            "tmp",
+        ] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(StoreError::io("create", &p))?;
         }
@@ -242,7 +265,8 @@ impl Store {
             .prefix(&format!("{}-", std::process::id()))
             .tempfile_in(&tmp)
             .map_err(StoreError::io("create a file in", &tmp))?;
-        f.write_all(bytes).map_err(StoreError::io("write", f.path()))?;
+        f.write_all(bytes)
+            .map_err(StoreError::io("write", f.path()))?;
         f.persist(path).map_err(|e| StoreError::Io {
             op: "rename into",
             path: path.to_path_buf(),
@@ -269,7 +293,10 @@ impl Store {
     }
 
     pub(crate) fn read_record(&self, id: &str) -> Result<Option<ImageRecord>, StoreError> {
-        let path = self.root.join("images").join(format!("{}.json", hex_of(id)));
+        let path = self
+            .root
+            .join("images")
+            .join(format!("{}.json", hex_of(id)));
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)

@@ -44,7 +44,9 @@ impl Registry {
     }
 
     fn start_with(credentials: Option<(String, String)>) -> io::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("svcnet-registry-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("svcnet-registry-")
+            .tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let storage = dir.path().join("storage");
@@ -153,7 +155,11 @@ impl Registry {
     /// Pushes `image` as `repository:tag` (oci-client, plain HTTP).
     pub async fn push(&self, image: &BuiltImage, repository: &str, tag: &str) -> io::Result<()> {
         image
-            .push(&self.client(), &self.reference(repository, tag), &self.auth())
+            .push(
+                &self.client(),
+                &self.reference(repository, tag),
+                &self.auth(),
+            )
             .await
             .map_err(io::Error::other)
     }
@@ -263,7 +269,10 @@ pub fn bench_image(layer_bytes: u64) -> io::Result<BuiltImage> {
 }
 
 fn add_tree(layer: &mut LayerBuilder, dir: &Path, budget: &mut u64) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         if *budget == 0 {

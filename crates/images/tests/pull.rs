@@ -10,8 +10,14 @@ use svcnet_images::testing::{self, Registry};
 use svcnet_images::{Keyring, PullError, PullOptions, PullPolicy, Puller, Registries, Store};
 
 fn puller(yaml: &str, root: &std::path::Path) -> Puller {
-    let registries = Registries::parse(yaml).unwrap().disable_default_endpoint(true);
-    Puller::new(Store::open(root).unwrap(), registries, PullOptions::default())
+    let registries = Registries::parse(yaml)
+        .unwrap()
+        .disable_default_endpoint(true);
+    Puller::new(
+        Store::open(root).unwrap(),
+        registries,
+        PullOptions::default(),
+    )
 }
 
 fn setup() -> Option<(Registry, tempfile::TempDir)> {
@@ -26,7 +32,9 @@ fn setup() -> Option<(Registry, tempfile::TempDir)> {
 fn assert_clean(root: &std::path::Path) {
     let tmp: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "left in tmp: {tmp:?}");
-    let layers: Vec<_> = std::fs::read_dir(root.join("layers/sha256")).unwrap().collect();
+    let layers: Vec<_> = std::fs::read_dir(root.join("layers/sha256"))
+        .unwrap()
+        .collect();
     assert!(layers.is_empty(), "layers left: {layers:?}");
     let images: Vec<_> = std::fs::read_dir(root.join("images")).unwrap().collect();
     assert!(images.is_empty(), "images left: {images:?}");
@@ -47,11 +55,20 @@ async fn pull_by_tag_and_by_digest() {
         image.image_ref(),
         format!("docker.io/library/small@{manifest_digest}")
     );
-    assert_eq!(image.config.cmd.as_deref(), Some(&["/hello".to_string()][..]));
+    assert_eq!(
+        image.config.cmd.as_deref(),
+        Some(&["/hello".to_string()][..])
+    );
     assert_eq!(image.layers.len(), 1);
     let layer = &image.layers[0];
-    assert_eq!(std::fs::read_to_string(layer.join("hello")).unwrap(), "hello\n");
-    assert_eq!(std::fs::read_link(layer.join("greeting")).unwrap().to_str(), Some("/hello"));
+    assert_eq!(
+        std::fs::read_to_string(layer.join("hello")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_link(layer.join("greeting")).unwrap().to_str(),
+        Some("/hello")
+    );
     let (a, b) = (
         std::fs::metadata(layer.join("hello")).unwrap(),
         std::fs::metadata(layer.join("hello-again")).unwrap(),
@@ -67,7 +84,10 @@ async fn pull_by_tag_and_by_digest() {
     let by_digest = format!("small@{manifest_digest}");
     let again = p.pull(&by_digest, &Keyring::empty()).await.unwrap();
     assert_eq!(again.id, image.id);
-    assert_eq!(p.store().get("docker.io/library/small:v1").unwrap().id, image.id);
+    assert_eq!(
+        p.store().get("docker.io/library/small:v1").unwrap().id,
+        image.id
+    );
     assert_eq!(p.store().get(&by_digest).unwrap().id, image.id);
     assert_eq!(p.store().get(&image.id).unwrap().id, image.id);
 }
@@ -96,7 +116,10 @@ async fn mirror_rewrite_docker_schema2_and_zstd() {
     assert_eq!(image.id, docker.config_descriptor.digest);
     assert_eq!(image.repo_tags, ["docker.io/library/app:v1"]);
     assert!(image.layers[0].join("docker").is_file());
-    let image = p.pull("docker.io/library/zstd:v1", &Keyring::empty()).await.unwrap();
+    let image = p
+        .pull("docker.io/library/zstd:v1", &Keyring::empty())
+        .await
+        .unwrap();
     assert_eq!(
         std::fs::read_to_string(image.layers[0].join("zstd")).unwrap(),
         "zstd layer\n"
@@ -113,17 +136,31 @@ async fn index_picks_linux_amd64_and_arm64_only_fails() {
     arm = arm.layer(l.finish().unwrap());
     arm.architecture = "arm64".into();
     let arm64 = arm.build().unwrap();
-    let index_digest = reg.push_index(&[&arm64, &amd64], "library/multi", "v1").await.unwrap();
-    reg.push_index(&[&arm64], "library/armonly", "v1").await.unwrap();
+    let index_digest = reg
+        .push_index(&[&arm64, &amd64], "library/multi", "v1")
+        .await
+        .unwrap();
+    reg.push_index(&[&arm64], "library/armonly", "v1")
+        .await
+        .unwrap();
 
     let p = puller(&reg.mirror_yaml(""), root.path());
     let image = p.pull("multi:v1", &Keyring::empty()).await.unwrap();
     assert_eq!(image.id, amd64.config_descriptor.digest);
-    assert_eq!(image.image_ref(), format!("docker.io/library/multi@{index_digest}"));
-    assert_eq!(std::fs::read_to_string(image.layers[0].join("hello")).unwrap(), "amd64\n");
+    assert_eq!(
+        image.image_ref(),
+        format!("docker.io/library/multi@{index_digest}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(image.layers[0].join("hello")).unwrap(),
+        "amd64\n"
+    );
 
     let err = p.pull("armonly:v1", &Keyring::empty()).await.unwrap_err();
-    assert!(matches!(err, PullError::NoMatchingPlatform { .. }), "{err:?}");
+    assert!(
+        matches!(err, PullError::NoMatchingPlatform { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.cri_message(),
         "rpc error: code = NotFound desc = failed to pull and unpack image \
@@ -184,7 +221,11 @@ async fn registry_down_or_silent_fails_within_a_bound() {
     }
     let root = tempfile::tempdir().unwrap();
     // Down: nothing listens on the port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let yaml = format!("mirrors:\n  docker.io:\n    endpoint: [\"http://127.0.0.1:{port}\"]\n");
     let p = puller(&yaml, root.path());
     let start = Instant::now();
@@ -206,7 +247,9 @@ async fn registry_down_or_silent_fails_within_a_bound() {
         "mirrors:\n  docker.io:\n    endpoint: [\"http://{}\"]\n",
         silent.local_addr().unwrap()
     );
-    let registries = Registries::parse(&yaml).unwrap().disable_default_endpoint(true);
+    let registries = Registries::parse(&yaml)
+        .unwrap()
+        .disable_default_endpoint(true);
     let options = PullOptions {
         progress_timeout: Duration::from_secs(1),
         ..Default::default()
@@ -214,7 +257,11 @@ async fn registry_down_or_silent_fails_within_a_bound() {
     let p = Puller::new(Store::open(root.path()).unwrap(), registries, options);
     let start = Instant::now();
     let err = p.pull("nginx", &Keyring::empty()).await.unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.to_string().contains("(timeout)"), "{err}");
     drop(silent);
     assert_clean(root.path());
@@ -227,9 +274,13 @@ async fn basic_auth_from_registries_yaml_and_from_a_pull_secret() {
     }
     let reg = Registry::start_with_htpasswd("svcnet", "s3cret").unwrap();
     let root = tempfile::tempdir().unwrap();
-    reg.push(&testing::small_image("private\n").unwrap(), "library/private", "v1")
-        .await
-        .unwrap();
+    reg.push(
+        &testing::small_image("private\n").unwrap(),
+        "library/private",
+        "v1",
+    )
+    .await
+    .unwrap();
 
     // Anonymous: refused, with the registry's status.
     let p = puller(&reg.mirror_yaml(""), root.path());
@@ -249,8 +300,11 @@ async fn basic_auth_from_registries_yaml_and_from_a_pull_secret() {
     let mut keyring = Keyring::empty();
     keyring
         .add_docker_config_json(
-            format!(r#"{{"auths": {{"{}": {{"auth": "c3ZjbmV0OnMzY3JldA=="}}}}}}"#, reg.host())
-                .as_bytes(),
+            format!(
+                r#"{{"auths": {{"{}": {{"auth": "c3ZjbmV0OnMzY3JldA=="}}}}}}"#,
+                reg.host()
+            )
+            .as_bytes(),
         )
         .unwrap();
     let root2 = tempfile::tempdir().unwrap();
@@ -287,7 +341,10 @@ async fn ensure_follows_the_pull_policy() {
         let e = p.ensure("pol:v1", policy, &Keyring::empty()).await.unwrap();
         assert!(e.pulled_in.is_none());
     }
-    assert!(p.ensure("pol:v1", PullPolicy::Always, &Keyring::empty()).await.is_err());
+    assert!(p
+        .ensure("pol:v1", PullPolicy::Always, &Keyring::empty())
+        .await
+        .is_err());
     let err = p
         .ensure("Bad Name", PullPolicy::Always, &Keyring::empty())
         .await
@@ -310,7 +367,9 @@ async fn whiteouts_and_opaque_dirs() {
     assert_eq!(wh.rdev(), 0);
     assert!(!upper.join(".wh.gone").exists() && !upper.join("a/.wh.gone").exists());
     assert_eq!(
-        xattr::get(upper.join("d"), "trusted.overlay.opaque").unwrap().as_deref(),
+        xattr::get(upper.join("d"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
         Some(&b"y"[..])
     );
     assert!(!upper.join("d/.wh..wh..opq").exists());
@@ -328,7 +387,11 @@ async fn whiteouts_and_opaque_dirs() {
         ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         ".\n./a\n./a/keep\n./d\n./d/new\n./top\n"
