@@ -10,6 +10,7 @@ use svcnet_cluster::{defaults, ports, ClusterNetwork};
 
 mod client;
 mod cluster;
+mod images;
 mod signal;
 
 use client::client;
@@ -58,6 +59,9 @@ enum Command {
     /// echoes TCP and UDP (pods in svcnet run host processes; this gives them real servers).
     #[command(subcommand)]
     Agnhost(AgnhostCommand),
+    /// The image store: build the seeds' images for an air-gapped machine, import, pull, list.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// Internal: the per-container shim the node agent starts (spec as JSON).
     #[command(hide = true)]
     Shim { spec: String },
@@ -609,6 +613,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dns(a) => dns(a).await,
             Command::Speaker(a) => speaker(a).await,
             Command::Shim { .. } => unreachable!("handled before the runtime starts"),
+            Command::Images(c) => images::run(c).await,
             Command::Agnhost(a) => {
                 let opts = match a {
                     AgnhostCommand::Netexec {
