@@ -397,3 +397,39 @@ async fn whiteouts_and_opaque_dirs() {
         ".\n./a\n./a/keep\n./d\n./d/new\n./top\n"
     );
 }
+
+#[tokio::test]
+async fn token_auth_as_docker_hub() {
+    if !testing::available() {
+        return;
+    }
+    let reg = Registry::start_with_token("svcnet", "t0ken").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // The push itself went through the token dance (push scope).
+    reg.push(
+        &testing::small_image("behind a token\n").unwrap(),
+        "library/tok",
+        "v1",
+    )
+    .await
+    .unwrap();
+
+    let p = puller(&reg.mirror_yaml(""), root.path());
+    let err = p.pull("tok:v1", &Keyring::empty()).await.unwrap_err();
+    assert!(err.to_string().contains("401 Unauthorized"), "{err}");
+    assert_clean(root.path());
+
+    let yaml = format!(
+        "{}configs:\n  \"{}\":\n    auth:\n      username: svcnet\n      password: t0ken\n",
+        reg.mirror_yaml(""),
+        reg.host()
+    );
+    let image = puller(&yaml, root.path())
+        .pull("tok:v1", &Keyring::empty())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(image.layers[0].join("hello")).unwrap(),
+        "behind a token\n"
+    );
+}

@@ -70,7 +70,7 @@ async fn concurrent_pulls_of_one_image_share_one_unpack() {
         assert!(c.wait().unwrap().success());
     }
     ids.dedup();
-    assert_eq!(ids, [built.config_descriptor.digest.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&built.config_descriptor.digest));
 
     let store = Store::open(root.path()).unwrap();
     let image = store.get("shared:v1").unwrap();
@@ -128,7 +128,7 @@ async fn gc_removes_unused_images_and_keeps_shared_layers() {
     assert_eq!(store.list().len(), 2);
 
     let report = store.gc(&["docker.io/library/a:v1"]).unwrap();
-    assert_eq!(report.images, [ib.id.clone()]);
+    assert_eq!(report.images, std::slice::from_ref(&ib.id));
     assert_eq!(report.layers, 1);
     // b's config, manifest and top layer blob.
     assert_eq!(report.blobs, 3);
@@ -140,7 +140,7 @@ async fn gc_removes_unused_images_and_keeps_shared_layers() {
     // By image ID too; then nothing in use removes everything.
     assert!(store.gc(&[&ia.id]).unwrap().images.is_empty());
     let report = store.gc(&[]).unwrap();
-    assert_eq!(report.images, [ia.id.clone()]);
+    assert_eq!(report.images, std::slice::from_ref(&ia.id));
     assert!(store.list().is_empty());
     for dir in ["layers/sha256", "blobs/sha256", "images", "names"] {
         assert_eq!(

@@ -12,7 +12,10 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
 use crate::build::{seeds, BuiltImage, ImageBuilder, LayerBuilder};
+
+mod token;
 use crate::store::ImageConfig;
+pub use token::TokenServer;
 
 /// Debian's package installs the registry here.
 pub const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
@@ -27,23 +30,37 @@ pub struct Registry {
     child: Child,
     dir: tempfile::TempDir,
     pub addr: SocketAddr,
-    /// htpasswd (HTTP basic) credentials, when started with them.
+    /// The credentials pushes use (htpasswd's, or the token server's).
     pub credentials: Option<(String, String)>,
+    token_server: Option<TokenServer>,
+}
+
+enum Auth {
+    None,
+    Htpasswd(String, String),
+    Token(String, String),
 }
 
 impl Registry {
     /// An anonymous registry.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(None)
+        Self::start_with(Auth::None)
     }
 
     /// A registry with htpasswd auth (distribution's `auth.htpasswd`: HTTP basic; the registry
     /// needs no token server for it).
     pub fn start_with_htpasswd(user: &str, password: &str) -> io::Result<Self> {
-        Self::start_with(Some((user.to_string(), password.to_string())))
+        Self::start_with(Auth::Htpasswd(user.to_string(), password.to_string()))
     }
 
-    fn start_with(credentials: Option<(String, String)>) -> io::Result<Self> {
+    /// A registry with token auth (distribution's `auth.token`, as Docker Hub): every request
+    /// needs a bearer token from a [`TokenServer`] on loopback, which hands them to `user` with
+    /// `password` only.
+    pub fn start_with_token(user: &str, password: &str) -> io::Result<Self> {
+        Self::start_with(Auth::Token(user.to_string(), password.to_string()))
+    }
+
+    fn start_with(auth: Auth) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("svcnet-registry-")
             .tempdir()?;
@@ -57,16 +74,36 @@ impl Registry {
              http:\n  addr: {addr}\n  secret: svcnet-test\n",
             storage.display()
         );
-        if let Some((user, password)) = &credentials {
-            let hash = bcrypt::hash_with_result(password, 4)
-                .map_err(io::Error::other)?
-                .format_for_version(bcrypt::Version::TwoY);
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: svcnet-test\n    path: {}\n",
-                htpasswd.display()
-            ));
+        let (mut credentials, mut token_server) = (None, None);
+        match auth {
+            Auth::None => {}
+            Auth::Htpasswd(user, password) => {
+                let hash = bcrypt::hash_with_result(&password, 4)
+                    .map_err(io::Error::other)?
+                    .format_for_version(bcrypt::Version::TwoY);
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: svcnet-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+                credentials = Some((user, password));
+            }
+            Auth::Token(user, password) => {
+                let server = TokenServer::start(&user, &password)?;
+                let bundle = dir.path().join("token-signer.pem");
+                std::fs::write(&bundle, &server.cert_pem)?;
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+                     rootcertbundle: {}\n",
+                    server.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    bundle.display()
+                ));
+                credentials = Some((user, password));
+                token_server = Some(server);
+            }
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
@@ -83,6 +120,7 @@ impl Registry {
             dir,
             addr,
             credentials,
+            token_server,
         };
         registry.wait_ready()?;
         Ok(registry)
@@ -101,6 +139,11 @@ impl Registry {
             self.addr,
             self.log()
         )))
+    }
+
+    /// The token server, when started with [`Registry::start_with_token`].
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token_server.as_ref()
     }
 
     /// `127.0.0.1:PORT`.
@@ -285,10 +328,8 @@ fn add_tree(layer: &mut LayerBuilder, dir: &Path, budget: &mut u64) -> io::Resul
             layer.symlink(&name, &target.to_string_lossy())?;
         } else if meta.is_dir() {
             add_tree(layer, &path, budget)?;
-        } else if meta.is_file() && meta.len() <= *budget {
-            if layer.host_file(&name, &path).is_ok() {
-                *budget -= meta.len();
-            }
+        } else if meta.is_file() && meta.len() <= *budget && layer.host_file(&name, &path).is_ok() {
+            *budget -= meta.len();
         }
     }
     Ok(())
