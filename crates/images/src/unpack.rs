@@ -162,16 +162,14 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, dst: &Path) -> io::Result<()> {
         let Some(name) = rel.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             continue; // the layer's root ("./")
         };
-        let parent = dst.join(rel.parent().unwrap_or(Path::new("")));
         let header = entry.header().clone();
         if name == WHITEOUT_OPAQUE {
-            std::fs::create_dir_all(&parent)?;
+            let parent = real_parent(dst, &rel)?;
             xattr::set(&parent, OVERLAY_OPAQUE_XATTR, b"y")?;
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            std::fs::create_dir_all(&parent)?;
-            let path = parent.join(hidden);
+            let path = real_parent(dst, &rel)?.join(hidden);
             remove_any(&path)?;
             mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))?;
             if root {
@@ -183,7 +181,7 @@ fn apply<R: Read>(archive: &mut tar::Archive<R>, dst: &Path) -> io::Result<()> {
         let path = dst.join(&rel);
         match header.entry_type() {
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                std::fs::create_dir_all(&parent)?;
+                let path = real_parent(dst, &rel)?.join(&name);
                 make_special(&header, &path, root)?;
             }
             EntryType::Directory => {
@@ -214,9 +212,10 @@ fn make_special(header: &tar::Header, path: &Path, root: bool) -> io::Result<()>
         _ => SFlag::S_IFIFO,
     };
     let mode = Mode::from_bits_truncate(header.mode()? & 0o7777);
+    // GNU tar leaves the device fields of a FIFO blank.
     let dev = makedev(
-        header.device_major()?.unwrap_or(0) as u64,
-        header.device_minor()?.unwrap_or(0) as u64,
+        header.device_major().ok().flatten().unwrap_or(0) as u64,
+        header.device_minor().ok().flatten().unwrap_or(0) as u64,
     );
     remove_any(path)?;
     match mknod(path, kind, mode, dev) {
@@ -251,6 +250,28 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The directory `rel` is in, under `dst`, created as needed; a symlink on the way is refused,
+/// so a whiteout or a device node can never land outside the layer (the tar crate checks the
+/// same for what it unpacks).
+fn real_parent(dst: &Path, rel: &Path) -> io::Result<PathBuf> {
+    let mut dir = dst.to_path_buf();
+    for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+        dir.push(c);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is not a directory inside the layer", rel.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
 /// An entry's path relative to the layer root; `..` is refused.
 fn clean_path(p: &Path) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
@@ -267,4 +288,71 @@ fn clean_path(p: &Path) -> io::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o755);
+            h.set_size(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1);
+            if kind.is_symlink() {
+                b.append_link(&mut h, path, link).unwrap();
+            } else {
+                b.append_data(&mut h, path, io::empty()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_never_follow_a_symlink_out_of_the_layer() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("victim"), b"keep").unwrap();
+        let target = outside.path().to_str().unwrap();
+        for entry in [".wh.victim", ".wh..wh..opq"] {
+            let layer = tar_of(&[
+                ("x", tar::EntryType::Symlink, target),
+                (&format!("x/{entry}"), tar::EntryType::Regular, ""),
+            ]);
+            let dst = tempfile::tempdir().unwrap();
+            let err = unpack_layer(&layer[..], &dst.path().join("fs"), None).unwrap_err();
+            assert!(
+                err.error
+                    .to_string()
+                    .contains("not a directory inside the layer"),
+                "{err:?}"
+            );
+            assert_eq!(
+                std::fs::read(outside.path().join("victim")).unwrap(),
+                b"keep"
+            );
+        }
+        assert!(xattr::get(outside.path(), OVERLAY_OPAQUE_XATTR)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn digests_of_a_plain_tar_and_a_fifo() {
+        let layer = tar_of(&[
+            ("p", tar::EntryType::Fifo, ""),
+            ("d/", tar::EntryType::Directory, ""),
+        ]);
+        let dst = tempfile::tempdir().unwrap();
+        let u = unpack_layer(&layer[..], &dst.path().join("fs"), None).unwrap();
+        assert_eq!(u.digest, sha256_digest(&layer));
+        assert_eq!(u.diff_id, u.digest, "uncompressed: the blob is the tar");
+        let m = std::fs::symlink_metadata(dst.path().join("fs/p")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
+        assert!(dst.path().join("fs/d").is_dir());
+    }
 }
