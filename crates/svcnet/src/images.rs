@@ -28,9 +28,9 @@ pub enum ImagesCommand {
         image: String,
         #[arg(long, default_value = "./.svcnet/images")]
         root: PathBuf,
-        /// k3s's registries.yaml (mirrors, auth, TLS).
+        /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS); k3s's flag name.
         #[arg(long)]
-        registries: Option<PathBuf>,
+        private_registry: Option<PathBuf>,
         /// Pull from mirrors only, never from a mirrored registry itself (k3s's flag).
         #[arg(long)]
         disable_default_registry_endpoint: bool,
@@ -68,10 +68,10 @@ pub async fn run(cmd: ImagesCommand) -> anyhow::Result<()> {
         ImagesCommand::Pull {
             image,
             root,
-            registries,
+            private_registry,
             disable_default_registry_endpoint,
         } => {
-            let registries = match registries {
+            let registries = match private_registry {
                 Some(path) => Registries::load(&path)?,
                 None => Registries::none(),
             }
