@@ -402,6 +402,17 @@ pub mod seeds {
     /// busybox-static's /bin/busybox with its applets as symlinks in /bin, /etc/passwd and
     /// /etc/group, /tmp; `CMD ["sh"]` as the Docker Hub image.
     pub fn busybox() -> io::Result<ImageBuilder> {
+        let config = ImageConfig {
+            env: Some(vec![PATH_ENV.to_string()]),
+            cmd: Some(vec!["sh".to_string()]),
+            ..Default::default()
+        };
+        Ok(ImageBuilder::new(config).layer(busybox_layer()?))
+    }
+
+    /// The busybox image's one layer (also the nginx image's base: Docker Hub's nginx has a
+    /// shell, which the seeds' `kubectl exec ... -- sh -c 'echo ... > index.html'` needs).
+    fn busybox_layer() -> io::Result<Vec<u8>> {
         let busybox = Path::new("/bin/busybox");
         let out = std::process::Command::new(busybox).arg("--list").output()?;
         if !out.status.success() {
@@ -417,12 +428,7 @@ pub mod seeds {
             }
         }
         base_files(&mut l, "")?;
-        let config = ImageConfig {
-            env: Some(vec![PATH_ENV.to_string()]),
-            cmd: Some(vec!["sh".to_string()]),
-            ..Default::default()
-        };
-        Ok(ImageBuilder::new(config).layer(l.finish()?))
+        l.finish()
     }
 
     fn base_files(l: &mut LayerBuilder, extra_passwd: &str) -> io::Result<()> {
@@ -463,7 +469,8 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
     /// nginx-light's /usr/sbin/nginx with the libraries `ldd` names, Debian's configuration
     /// with the default site on /usr/share/nginx/html (nginx's stock "Welcome to nginx!"
     /// page from nginx-common), logs to the container's stdout/stderr as the Docker Hub image,
-    /// www-data in passwd/group; `CMD ["nginx", "-g", "daemon off;"]`.
+    /// www-data in passwd/group; `CMD ["nginx", "-g", "daemon off;"]`; on the busybox layer
+    /// (a shell and the usual tools, as the Docker Hub image's Debian base has).
     pub fn nginx() -> io::Result<ImageBuilder> {
         let nginx = Path::new("/usr/sbin/nginx");
         let mut l = LayerBuilder::new();
@@ -509,7 +516,9 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
             stop_signal: Some("SIGQUIT".to_string()),
             ..Default::default()
         };
-        Ok(ImageBuilder::new(config).layer(l.finish()?))
+        Ok(ImageBuilder::new(config)
+            .layer(busybox_layer()?)
+            .layer(l.finish()?))
     }
 
     /// The shared libraries `ldd` names for `binary` (with the loader).

@@ -216,7 +216,9 @@ fn seeds_build_and_import() {
     let report = store.import_archives(out.path());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let nginx = store.get("nginx").unwrap();
-    let fs = &nginx.layers[0];
+    assert_eq!(nginx.layers.len(), 2, "busybox below, nginx above");
+    assert!(nginx.layers[0].join("bin/busybox").is_file());
+    let fs = &nginx.layers[1];
     assert!(fs.join("usr/sbin/nginx").is_file());
     assert!(fs.join("lib64/ld-linux-x86-64.so.2").is_file());
     let page = std::fs::read_to_string(fs.join("usr/share/nginx/html/index.html")).unwrap();

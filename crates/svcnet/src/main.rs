@@ -88,6 +88,14 @@ struct UpArgs {
     /// etcd in <data-dir>/etcd on loopback), or a URL as for `svcnet apiserver --store`.
     #[arg(long)]
     store: Option<String>,
+    /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS) for the nodes' image
+    /// pulls; k3s's flag name.
+    #[arg(long)]
+    private_registry: Option<PathBuf>,
+    /// Pull from the registries.yaml mirrors only, never from a mirrored registry itself
+    /// (k3s's flag; an air-gapped site).
+    #[arg(long)]
+    disable_default_registry_endpoint: bool,
 }
 
 #[derive(Args)]
@@ -237,6 +245,12 @@ struct NodeArgs {
     /// Prefix of the pods' network namespaces.
     #[arg(long, default_value = "svcnet-")]
     netns_prefix: String,
+    /// The image store (default: <data-dir>/images).
+    #[arg(long)]
+    image_store: Option<PathBuf>,
+    /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS); k3s's flag name.
+    #[arg(long)]
+    private_registry: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -439,6 +453,11 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         labels: Default::default(),
         netns_prefix: a.netns_prefix,
         routes: Vec::new(),
+        image_store: Some(a.image_store.unwrap_or_else(|| a.data_dir.join("images"))),
+        registries: match &a.private_registry {
+            Some(p) => svcnet_images::Registries::load(p)?,
+            None => svcnet_images::Registries::none(),
+        },
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,
@@ -591,6 +610,8 @@ fn main() -> anyhow::Result<()> {
                         ..Default::default()
                     },
                     store: a.store,
+                    private_registry: a.private_registry,
+                    disable_default_registry_endpoint: a.disable_default_registry_endpoint,
                 })
                 .await
             }

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::images::{ImageState, Step};
 use super::status::{self, ContainerView, Exit, Run};
 use super::Shared;
+use crate::container::{self, rootfs::Overlay, spec as oci_spec, OciHandle, OciRun};
 use crate::layout;
 use crate::probe::{self, ProbeContext, ProbeKind, ProbeUpdate};
 use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
@@ -35,6 +37,8 @@ struct Meta {
     restart_count: i32,
     started_at: Option<jiff::Timestamp>,
     last: Option<Exit>,
+    #[serde(default)]
+    image_ref: Option<(String, String)>,
 }
 
 struct Ctr {
@@ -51,6 +55,10 @@ struct Ctr {
     probes: Vec<tokio::task::JoinHandle<()>>,
     /// Set when a liveness failure asked for a restart.
     killing: bool,
+    /// The image (containers not run as host processes).
+    image: ImageState,
+    /// `(image, imageID)` as the status shows them, once the image is known.
+    image_ref: Option<(String, String)>,
 }
 
 impl Ctr {
@@ -62,6 +70,7 @@ impl Ctr {
                 _ => None,
             },
             last: self.last.clone(),
+            image_ref: self.image_ref.clone(),
         }
     }
 
@@ -86,7 +95,16 @@ impl Ctr {
     fn view(&self, uid: &str) -> ContainerView {
         ContainerView {
             name: self.spec.name.clone(),
-            image: self.spec.image.clone().unwrap_or_default(),
+            image: self
+                .image_ref
+                .as_ref()
+                .map(|r| r.0.clone())
+                .unwrap_or_else(|| self.spec.image.clone().unwrap_or_default()),
+            image_id: self
+                .image_ref
+                .as_ref()
+                .map(|r| r.1.clone())
+                .unwrap_or_default(),
             run: self.run.clone(),
             last: self.last.clone(),
             restart_count: self.restart_count,
@@ -102,8 +120,12 @@ fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
-/// Signal a container's process group.
+/// Signal a container: through the OCI runtime for a container from an image, else its
+/// process group.
 fn signal_group(dir: &Path, sig: Signal) {
+    if container::signal(dir, sig) {
+        return;
+    }
     if let Some(pid) = shim::read_pid(dir) {
         let _ = kill(Pid::from_raw(-pid), sig);
     }
@@ -204,6 +226,8 @@ pub struct Worker {
     probe_rx: mpsc::UnboundedReceiver<(usize, ProbeUpdate)>,
     last_status: Option<serde_json::Value>,
     sandbox_error: Option<String>,
+    /// `runtimeClassName: svcnet-process`: containers run as host processes, not from images.
+    process_runtime: bool,
 }
 
 impl Worker {
@@ -258,6 +282,8 @@ impl Worker {
                     next_start: None,
                     probes: Vec::new(),
                     killing: false,
+                    image: ImageState::default(),
+                    image_ref: meta.image_ref.clone(),
                 }
             })
             .collect();
@@ -280,6 +306,11 @@ impl Worker {
             probe_rx,
             last_status: None,
             sandbox_error: None,
+            process_runtime: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.runtime_class_name.as_deref())
+                == Some(svcnet_cluster::runtime_class::PROCESS),
         })
     }
 
@@ -358,8 +389,7 @@ impl Worker {
                 .and_then(|s| s.enable_service_links)
                 .unwrap_or(true),
         );
-        let c = &self.ctrs[i];
-        let spec = c.spec.clone();
+        let spec = self.ctrs[i].spec.clone();
         // fieldRefs to status.podIP / hostIP read the pod's status: give them what it will say.
         let mut with_ips = pod.clone();
         let st = with_ips.status.get_or_insert_with(Default::default);
@@ -371,54 +401,21 @@ impl Worker {
         st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
             ip: self.shared.cfg.node_ip.to_string(),
         }]);
-        let mut env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
+        let env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
             Ok(e) => e,
             Err(msg) => {
-                self.ctrs[i].run = Run::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(msg),
-                };
+                self.event(pod, i, true, "Failed", format!("Error: {msg}"));
+                self.wait(i, "CreateContainerConfigError", msg, BACKOFF_START);
                 return;
             }
         };
-        let command = spec.command.clone().unwrap_or_default();
-        if command.is_empty() {
-            self.ctrs[i].run = Run::Waiting {
-                reason: "CommandRequired".into(),
-                message: Some(format!(
-                    "svcnet runs containers as processes on the node and cannot run image {:?}: set \"command\" (and \"args\") for container {:?}, e.g. command: [\"svcnet\", \"agnhost\", \"netexec\", \"--http-port=80\"]",
-                    spec.image.clone().unwrap_or_default(),
-                    spec.name
-                )),
-            };
+        let prepared = if self.process_runtime {
+            self.process_spec(i, pod, &sb, env)
+        } else {
+            self.image_spec(i, pod, &sb, env)
+        };
+        let Some((shim_spec, env)) = prepared else {
             return;
-        }
-        let mut argv: Vec<String> = command
-            .iter()
-            .chain(spec.args.iter().flatten())
-            .map(|a| crate::envvars::expand(a, &env))
-            .collect();
-        // `svcnet ...` is this very binary, wherever it is installed.
-        if argv[0] == "svcnet" {
-            argv[0] = self.shared.cfg.exe.display().to_string();
-        }
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.insert(0, ("PATH".into(), self.shared.path_env()));
-        }
-        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-            env.insert(0, ("HOSTNAME".into(), hostname(pod)));
-        }
-        let restart = self.ctrs[i].restart_count;
-        let log = self.ctrs[i].log_path(restart);
-        let shim_spec = ShimSpec {
-            argv,
-            env: env.clone(),
-            workdir: spec.working_dir.clone().map(PathBuf::from),
-            netns: sb.netns.clone(),
-            hostname: Some(hostname(pod)),
-            binds: layout::etc_binds(&sb.dir),
-            log,
-            dir: self.ctrs[i].dir.clone(),
         };
         match shim::spawn(&self.shared.cfg.exe, &shim_spec) {
             Ok(mut child) => {
@@ -435,6 +432,20 @@ impl Worker {
                 return;
             }
         }
+        self.event(
+            pod,
+            i,
+            false,
+            "Created",
+            format!("Created container {}", spec.name),
+        );
+        self.event(
+            pod,
+            i,
+            false,
+            "Started",
+            format!("Started container {}", spec.name),
+        );
         let c = &mut self.ctrs[i];
         c.run = Run::Running {
             started_at: jiff::Timestamp::now(),
@@ -446,11 +457,240 @@ impl Worker {
         self.start_probes(i, pod);
     }
 
+    /// Container `i` waits with `reason` and is tried again after `retry`.
+    fn wait(&mut self, i: usize, reason: &str, message: String, retry: Duration) {
+        let c = &mut self.ctrs[i];
+        c.run = Run::Waiting {
+            reason: reason.into(),
+            message: Some(message),
+        };
+        c.next_start = Some(Instant::now() + retry);
+    }
+
+    /// An Event on container `i` of the pod, as the kubelet records them.
+    fn event(&self, pod: &Pod, i: usize, warning: bool, reason: &str, message: String) {
+        let field = format!("spec.containers{{{}}}", self.ctrs[i].spec.name);
+        let kind = if warning { "Warning" } else { "Normal" };
+        self.shared
+            .recorder
+            .event_on(pod, Some(field), kind, reason, message);
+    }
+
+    /// The `svcnet-process` RuntimeClass: the container's command as a host process in the
+    /// pod's namespaces.
+    fn process_spec(
+        &mut self,
+        i: usize,
+        pod: &Pod,
+        sb: &Sandbox,
+        mut env: Vec<(String, String)>,
+    ) -> Option<(ShimSpec, Vec<(String, String)>)> {
+        let spec = &self.ctrs[i].spec;
+        let command = spec.command.clone().unwrap_or_default();
+        if command.is_empty() {
+            let msg = format!(
+                "the {:?} RuntimeClass runs a container's command as a process on the node: set \"command\" (and \"args\") for container {:?}, e.g. command: [\"svcnet\", \"agnhost\", \"netexec\", \"--http-port=80\"]",
+                svcnet_cluster::runtime_class::PROCESS,
+                spec.name
+            );
+            self.ctrs[i].run = Run::Waiting {
+                reason: "CommandRequired".into(),
+                message: Some(msg),
+            };
+            return None;
+        }
+        let mut argv: Vec<String> = command
+            .iter()
+            .chain(spec.args.iter().flatten())
+            .map(|a| crate::envvars::expand(a, &env))
+            .collect();
+        // `svcnet ...` is this very binary, wherever it is installed.
+        if argv[0] == "svcnet" {
+            argv[0] = self.shared.cfg.exe.display().to_string();
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.insert(0, ("PATH".into(), self.shared.path_env()));
+        }
+        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.insert(0, ("HOSTNAME".into(), hostname(pod)));
+        }
+        let c = &self.ctrs[i];
+        let shim_spec = ShimSpec {
+            argv,
+            env: env.clone(),
+            workdir: spec.working_dir.clone().map(PathBuf::from),
+            netns: sb.netns.clone(),
+            hostname: Some(hostname(pod)),
+            binds: layout::etc_binds(&sb.dir),
+            log: c.log_path(c.restart_count),
+            dir: c.dir.clone(),
+            oci: None,
+        };
+        Some((shim_spec, env))
+    }
+
+    /// A container from its image: the image ensured (pulled per imagePullPolicy), its OCI
+    /// bundle written, the shim to run it under the OCI runtime.
+    fn image_spec(
+        &mut self,
+        i: usize,
+        pod: &Pod,
+        sb: &Sandbox,
+        env: Vec<(String, String)>,
+    ) -> Option<(ShimSpec, Vec<(String, String)>)> {
+        let spec = self.ctrs[i].spec.clone();
+        let image_name = spec.image.clone().unwrap_or_default();
+        let Some(puller) = self
+            .shared
+            .images
+            .clone()
+            .filter(|_| container::available())
+        else {
+            let msg = format!(
+                "this node runs containers from images with {} and an image store, and has {}: use runtimeClassName: {} to run the container's command as a process",
+                container::RUNC,
+                if container::available() { "no image store" } else { "no runc" },
+                svcnet_cluster::runtime_class::PROCESS
+            );
+            self.wait(i, "CreateContainerError", msg, BACKOFF_MAX);
+            return None;
+        };
+        let mut events = Vec::new();
+        let step = self.ctrs[i].image.ensure(
+            &puller,
+            &image_name,
+            spec.image_pull_policy.as_deref(),
+            &mut events,
+        );
+        for e in events {
+            self.event(pod, i, e.warning, e.reason, e.message);
+        }
+        let image = match step {
+            Step::Ready(image) => image,
+            Step::Pulling => {
+                self.ctrs[i].run = Run::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                };
+                self.ctrs[i].next_start = None;
+                return None;
+            }
+            Step::Waiting {
+                reason,
+                message,
+                retry,
+            } => {
+                let c = &mut self.ctrs[i];
+                c.run = Run::Waiting {
+                    reason: reason.into(),
+                    message: Some(message),
+                };
+                c.next_start = Some(retry);
+                return None;
+            }
+        };
+        let normalised = svcnet_images::Reference::parse_docker_ref(&image_name)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| image_name.clone());
+        self.ctrs[i].image_ref = Some((normalised, image.image_ref()));
+
+        let handle = OciHandle::new(&self.shared.cfg.data_dir, &self.uid, &spec.name);
+        let (dir, restart) = (self.ctrs[i].dir.clone(), self.ctrs[i].restart_count);
+        let host = hostname(pod);
+        let expand = |v: &Option<Vec<String>>| -> Vec<String> {
+            v.iter()
+                .flatten()
+                .map(|a| crate::envvars::expand(a, &env))
+                .collect()
+        };
+        let created = (|| -> Result<OciRun, String> {
+            let args =
+                oci_spec::process_args(&expand(&spec.command), &expand(&spec.args), &image.config)?;
+            let sc = spec.security_context.clone().unwrap_or_default();
+            let psc = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.security_context.clone())
+                .unwrap_or_default();
+            let user = oci_spec::resolve_user(
+                image.config.user.as_deref(),
+                sc.run_as_user.or(psc.run_as_user),
+                sc.run_as_group.or(psc.run_as_group),
+                &image.layers,
+            )?;
+            let caps = sc.capabilities.clone().unwrap_or_default();
+            let overlay = Overlay::for_container(&dir, &image.layers);
+            let input = oci_spec::SpecInput {
+                args,
+                env: oci_spec::environment(
+                    &host,
+                    image.config.env.as_deref().unwrap_or_default(),
+                    &env,
+                ),
+                cwd: spec
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .or_else(|| image.config.working_dir.clone().filter(|w| !w.is_empty()))
+                    .unwrap_or_else(|| "/".into()),
+                user,
+                hostname: host.clone(),
+                netns_path: svcnet_netns::NetNs::open(&sb.netns)
+                    .map(|n| n.path())
+                    .map_err(|e| e.to_string())?,
+                rootfs: overlay.target.clone(),
+                binds: layout::etc_binds(&sb.dir),
+                cgroups_path: container::cgroups::ContainerCgroup::runtime_path(&handle.id),
+                privileged: sc.privileged == Some(true),
+                cap_add: caps.add.unwrap_or_default(),
+                cap_drop: caps.drop.unwrap_or_default(),
+                // On the parent cgroup, by the shim (container::cgroups).
+                limits: Default::default(),
+            };
+            let config = oci_spec::build(&input).map_err(|e| e.to_string())?;
+            let bundle = dir.join("bundle");
+            std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+            config
+                .save(bundle.join("config.json"))
+                .map_err(|e| e.to_string())?;
+            overlay.prepare().map_err(|e| e.to_string())?;
+            handle.save(&dir).map_err(|e| e.to_string())?;
+            Ok(OciRun {
+                handle: handle.clone(),
+                bundle,
+                rootfs: overlay,
+                limits: limits(&spec),
+            })
+        })();
+        let oci = match created {
+            Ok(oci) => oci,
+            Err(e) => {
+                let msg = format!("failed to generate container {:?} spec: {e}", handle.id);
+                self.event(pod, i, true, "Failed", format!("Error: {msg}"));
+                self.wait(i, "CreateContainerError", msg, BACKOFF_START);
+                return None;
+            }
+        };
+        let shim_spec = ShimSpec {
+            argv: Vec::new(),
+            env: Vec::new(),
+            workdir: None,
+            netns: sb.netns.clone(),
+            hostname: Some(host),
+            binds: Vec::new(),
+            log: layout::container_log(&dir, restart),
+            dir,
+            oci: Some(oci),
+        };
+        Some((shim_spec, env))
+    }
+
     /// Probe workers for a started container: startup first; readiness and liveness after it.
     fn start_probes(&mut self, i: usize, pod: &Pod) {
         let Some(sb) = self.sandbox.clone() else {
             return;
         };
+        let oci = OciHandle::load(&self.ctrs[i].dir).filter(|_| !self.process_runtime);
         let c = &mut self.ctrs[i];
         c.stop_probes();
         let spec = c.spec.clone();
@@ -464,6 +704,7 @@ impl Worker {
                 binds: layout::etc_binds(&sb.dir),
                 env: Vec::new(),
                 workdir: spec.working_dir.clone().map(PathBuf::from),
+                oci: oci.clone(),
             }),
         };
         let mut spawn = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| -> bool {
@@ -502,6 +743,8 @@ impl Worker {
                 signal: rec.signal,
                 reason: if rec.start_error.is_some() {
                     "StartError".into()
+                } else if rec.oom_killed {
+                    "OOMKilled".into()
                 } else {
                     Exit::reason_for(rec.exit_code).into()
                 },
@@ -580,6 +823,13 @@ impl Worker {
         }
         c.killing = false;
         c.save();
+        if matches!(&c.run, Run::Waiting { reason, .. } if reason == "CrashLoopBackOff") {
+            let msg = format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                c.spec.name, self.name, self.ns, self.uid
+            );
+            self.event(pod, i, true, "BackOff", msg);
+        }
     }
 
     fn handle_probe(&mut self, i: usize, u: ProbeUpdate, pod: &Pod) {
@@ -719,9 +969,17 @@ impl Worker {
     /// the API the pod is gone.
     async fn terminate(&mut self, pod: Option<&Pod>) {
         let grace = pod.map(termination_grace).unwrap_or(Duration::ZERO);
-        for c in self.ctrs.iter_mut() {
+        for i in 0..self.ctrs.len() {
+            let c = &mut self.ctrs[i];
             c.stop_probes();
-            signal_group(&c.dir, Signal::SIGTERM);
+            c.image.abort();
+            if matches!(c.run, Run::Running { .. }) {
+                if let Some(pod) = pod {
+                    let msg = format!("Stopping container {}", c.spec.name);
+                    self.event(pod, i, false, "Killing", msg);
+                }
+            }
+            signal_group(&self.ctrs[i].dir, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
         loop {
@@ -735,6 +993,9 @@ impl Worker {
         }
         for c in &self.ctrs {
             signal_group(&c.dir, Signal::SIGKILL);
+            if let Some(h) = OciHandle::load(&c.dir) {
+                h.delete();
+            }
         }
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sandbox::destroy(&sb, self.node_ns().as_ref()) {
@@ -766,6 +1027,48 @@ impl Worker {
     }
 }
 
+/// `resources.limits` as the cgroup takes them: memory in bytes; cpu as a CFS quota per
+/// 100 ms period (the kubelet's `milliCPUToQuota`, at least 1 ms).
+fn limits(c: &Container) -> oci_spec::Limits {
+    let get = |k: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(k))
+            .map(|q| q.0.clone())
+    };
+    oci_spec::Limits {
+        memory_bytes: get("memory").and_then(|q| quantity(&q)).map(|v| v as i64),
+        cpu_quota: get("cpu")
+            .and_then(|q| quantity(&q))
+            .map(|cores| ((cores * 100_000.0).round() as i64).max(1000)),
+    }
+}
+
+/// A Kubernetes quantity (`128Mi`, `1G`, `500m`, `2`) as a number.
+fn quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
 /// The grace period of a pod being deleted (`deletionGracePeriodSeconds`, else the spec's, 30 s).
 fn termination_grace(pod: &Pod) -> Duration {
     let s = pod
@@ -787,6 +1090,9 @@ pub fn cleanup_orphan(shared: &Shared, uid: &str) {
     if let Ok(entries) = std::fs::read_dir(layout::containers_dir(&dir)) {
         for e in entries.flatten() {
             signal_group(&e.path(), Signal::SIGKILL);
+            if let Some(h) = OciHandle::load(&e.path()) {
+                h.delete();
+            }
         }
     }
     if let Some(sb) = std::fs::read(layout::pod_sandbox_file(&dir))

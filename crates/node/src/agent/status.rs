@@ -32,7 +32,7 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// Kubernetes' reasons: `Completed` for 0, `Error` otherwise (`OOMKilled` does not happen here).
+    /// Kubernetes' reasons: `Completed` for 0, `Error` otherwise (`OOMKilled` comes from the shim's record).
     pub fn reason_for(code: i32) -> &'static str {
         if code == 0 {
             "Completed"
@@ -46,6 +46,8 @@ impl Exit {
 pub struct ContainerView {
     pub name: String,
     pub image: String,
+    /// The image's digest reference (`docker.io/library/nginx@sha256:...`), once known.
+    pub image_id: String,
     pub run: Run,
     pub last: Option<Exit>,
     pub restart_count: i32,
@@ -217,7 +219,7 @@ pub fn pod_status(
         .map(|c| ContainerStatus {
             name: c.name.clone(),
             image: c.image.clone(),
-            image_id: String::new(),
+            image_id: c.image_id.clone(),
             container_id: matches!(c.run, Run::Running { .. } | Run::Terminated(_))
                 .then(|| c.container_id.clone()),
             ready: c.ready,
@@ -253,6 +255,7 @@ mod tests {
         ContainerView {
             name: "c".into(),
             image: "img".into(),
+            image_id: String::new(),
             run,
             last: None,
             restart_count: 0,
