@@ -221,6 +221,52 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
         "other pods unaffected: {t:?}"
     );
 
+    // Volumes: an emptyDir shared by two containers, a hostPath (read-only) shows the host's
+    // directory; a memory limit exceeded is OOMKilled.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: vols}}\nspec:\n  containers:\n  \
+         - {{name: a, image: busybox, command: [sh, -c, 'echo shared > /data/f; sleep 3600'], \
+         volumeMounts: [{{name: d, mountPath: /data}}]}}\n  \
+         - {{name: b, image: busybox, command: [sleep, '3600'], volumeMounts: [{{name: d, mountPath: /data}}, \
+         {{name: h, mountPath: /host, readOnly: true}}]}}\n  volumes:\n  - {{name: d, emptyDir: {{}}}}\n  \
+         - {{name: h, hostPath: {{path: {}, type: Directory}}}}\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  restartPolicy: Never\n  \
+         containers:\n  - {{name: hog, image: busybox, command: [sh, -c, 'head -c 200000000 /dev/zero | tail'], \
+         resources: {{limits: {{memory: 32Mi}}}}}}\n",
+        marker_dir.path().display()
+    );
+    let path = marker_dir.path().join("pods.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    c.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    let shared = eventually(Duration::from_secs(30), "the emptyDir shared", || {
+        let out = c.kubectl(&["exec", "vols", "-c", "b", "--", "cat", "/data/f"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
+    assert_eq!(shared, "shared");
+    let host_file = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "cat", "/host/host-marker"]);
+    assert_eq!(host_file.trim(), "host-secret");
+    let write = c.kubectl(&["exec", "vols", "-c", "b", "--", "touch", "/host/x"]);
+    assert!(!write.status.success(), "read-only: {write:?}");
+    let oom = eventually(Duration::from_secs(60), "OOMKilled", || {
+        let r = c.jsonpath(
+            "pod",
+            "oom",
+            "{.status.containerStatuses[0].state.terminated.reason}",
+        );
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(oom, "OOMKilled");
+    assert_eq!(
+        c.jsonpath(
+            "pod",
+            "oom",
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "137"
+    );
+
     // Deleting the deployment removes its containers (and their layers).
     c.kubectl_ok(&["delete", "deployment", "nginx", "--wait=true"]);
     eventually(Duration::from_secs(60), "nginx pods gone", || {

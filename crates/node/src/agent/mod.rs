@@ -6,6 +6,7 @@ pub mod images;
 pub mod node;
 pub mod pods;
 pub mod status;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};

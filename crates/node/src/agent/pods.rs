@@ -42,6 +42,8 @@ struct Meta {
 }
 
 struct Ctr {
+    /// An init container (`spec.initContainers`).
+    init: bool,
     spec: Container,
     dir: PathBuf,
     run: Run,
@@ -94,6 +96,7 @@ impl Ctr {
 
     fn view(&self, uid: &str) -> ContainerView {
         ContainerView {
+            init: self.init,
             name: self.spec.name.clone(),
             image: self
                 .image_ref
@@ -244,13 +247,15 @@ impl Worker {
                 let _ = std::fs::write(layout::pod_started_file(&dir), now.to_string());
                 now
             });
-        let ctrs = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
+        // Init containers first (run one at a time, in order), then the app containers.
+        let spec = pod.spec.clone().unwrap_or_default();
+        let ctrs = spec
+            .init_containers
             .unwrap_or_default()
             .into_iter()
-            .map(|c| {
+            .map(|c| (true, c))
+            .chain(spec.containers.into_iter().map(|c| (false, c)))
+            .map(|(init, c)| {
                 let cdir = layout::container_dir(&dir, &c.name);
                 let meta: Meta = std::fs::read(layout::container_meta_file(&cdir))
                     .ok()
@@ -270,6 +275,7 @@ impl Worker {
                     },
                 };
                 Ctr {
+                    init,
                     spec: c,
                     dir: cdir,
                     ever_ran: running || meta.last.is_some(),
@@ -469,7 +475,12 @@ impl Worker {
 
     /// An Event on container `i` of the pod, as the kubelet records them.
     fn event(&self, pod: &Pod, i: usize, warning: bool, reason: &str, message: String) {
-        let field = format!("spec.containers{{{}}}", self.ctrs[i].spec.name);
+        let list = if self.ctrs[i].init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let field = format!("spec.{list}{{{}}}", self.ctrs[i].spec.name);
         let kind = if warning { "Warning" } else { "Normal" };
         self.shared
             .recorder
@@ -603,6 +614,15 @@ impl Worker {
                 .map(|a| crate::envvars::expand(a, &env))
                 .collect()
         };
+        let pod_dir = self.dir.clone();
+        let volumes = match super::volumes::mounts(pod, &spec, &pod_dir) {
+            Ok(v) => v,
+            Err(msg) => {
+                self.event(pod, i, true, "FailedMount", msg.clone());
+                self.wait(i, "ContainerCreating", msg, BACKOFF_START);
+                return None;
+            }
+        };
         let created = (|| -> Result<OciRun, String> {
             let args =
                 oci_spec::process_args(&expand(&spec.command), &expand(&spec.args), &image.config)?;
@@ -640,6 +660,7 @@ impl Worker {
                     .map_err(|e| e.to_string())?,
                 rootfs: overlay.target.clone(),
                 binds: layout::etc_binds(&sb.dir),
+                volumes,
                 cgroups_path: container::cgroups::ContainerCgroup::runtime_path(&handle.id),
                 privileged: sc.privileged == Some(true),
                 cap_add: caps.add.unwrap_or_default(),
@@ -775,7 +796,12 @@ impl Worker {
         c.stop_probes();
         c.ready = false;
         c.started = false;
-        let policy = Self::restart_policy(pod);
+        let mut policy = Self::restart_policy(pod);
+        // An init container that succeeded is done; one that failed is restarted unless the
+        // pod's policy is Never.
+        if c.init && policy == "Always" {
+            policy = "OnFailure".into();
+        }
         let restart = match policy.as_str() {
             "Never" => false,
             "OnFailure" => exit.exit_code != 0,
@@ -930,7 +956,24 @@ impl Worker {
                     })
                     .collect(),
             );
+            // The first init container that has not succeeded is the only one that runs.
+            let pending_init = self
+                .ctrs
+                .iter()
+                .position(|c| c.init && !matches!(&c.run, Run::Terminated(e) if e.exit_code == 0));
             for i in 0..self.ctrs.len() {
+                if pending_init.is_some_and(|k| k != i) {
+                    let c = &mut self.ctrs[i];
+                    if !c.init
+                        && matches!(&c.run, Run::Waiting { reason, .. } if reason == "ContainerCreating")
+                    {
+                        c.run = Run::Waiting {
+                            reason: "PodInitializing".into(),
+                            message: None,
+                        };
+                    }
+                    continue;
+                }
                 self.reap(i, &pod);
                 let c = &self.ctrs[i];
                 let due = c.next_start.is_none_or(|t| Instant::now() >= t);

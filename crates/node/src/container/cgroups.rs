@@ -3,10 +3,11 @@
 //! controller, made by the shim before it starts runc, removed by the shim when the container
 //! has ended. runc puts the container in `svcnet/<id>/ctr` below it (and removes that one).
 //!
-//! The limits sit on the parent rather than in the runtime configuration so that the kernel's
-//! OOM kill is counted there (`memory.oom_control`'s `oom_kill`), where the shim still reads it
-//! after runc has removed the container's own cgroup: that is how the exit becomes
-//! `OOMKilled`, as containerd reports it from its OOM event.
+//! The limits sit on the parent rather than in the runtime configuration so that the OOM
+//! notification (cgroup v1's `cgroup.event_control` eventfd on `memory.oom_control`, what
+//! containerd listens to) is registered on a cgroup the shim owns and outlives runc's: an
+//! OOM in the container (whose limit is the parent's) signals the eventfd, and the shim reads
+//! it when the container has ended — the exit becomes `OOMKilled`, as containerd reports it.
 //!
 //! Values as the kubelet computes them: memory `limit_in_bytes` = the limit; cpu
 //! `cfs_quota_us` = millicores × 100 ms / 1000 (`milliCPUToQuota`, at least 1 ms) with
@@ -54,6 +55,21 @@ fn dir_of(controller: &str, own: &str, id: &str) -> PathBuf {
 /// The container's cgroup (`svcnet/<id>` below the caller's own in each controller).
 pub struct ContainerCgroup {
     id: String,
+    /// Signalled by the kernel when the memory cgroup is out of memory.
+    oom: Option<nix::sys::eventfd::EventFd>,
+}
+
+/// Registers an eventfd for OOM notifications of the memory cgroup `dir`.
+fn oom_eventfd(dir: &std::path::Path) -> std::io::Result<nix::sys::eventfd::EventFd> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    use std::os::fd::AsRawFd;
+    let control = std::fs::File::open(dir.join("memory.oom_control"))?;
+    let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+    std::fs::write(
+        dir.join("cgroup.event_control"),
+        format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
+    )?;
+    Ok(efd)
 }
 
 impl ContainerCgroup {
@@ -66,7 +82,9 @@ impl ContainerCgroup {
                 .map(|(ctrl, p)| dir_of(ctrl, p, id))
         };
         let mut writes: Vec<(PathBuf, &str, String)> = Vec::new();
+        let mut memory_dir = None;
         if let (Some(bytes), Some(dir)) = (limits.memory_bytes, path("memory")) {
+            memory_dir = Some(dir.clone());
             writes.push((dir, "memory.limit_in_bytes", bytes.to_string()));
         }
         if let (Some(quota), Some(dir)) = (limits.cpu_quota, path("cpu")) {
@@ -79,7 +97,14 @@ impl ContainerCgroup {
                 std::io::Error::other(format!("writing {}: {e}", dir.join(file).display()))
             })?;
         }
-        Ok(ContainerCgroup { id: id.to_string() })
+        let oom = match memory_dir {
+            Some(dir) => Some(oom_eventfd(&dir)?),
+            None => None,
+        };
+        Ok(ContainerCgroup {
+            id: id.to_string(),
+            oom,
+        })
     }
 
     /// The runtime configuration's `cgroupsPath` (relative: below runc's own cgroup, which is
@@ -88,20 +113,13 @@ impl ContainerCgroup {
         format!("{CGROUP_PARENT}/{id}/{RUNTIME_LEAF}")
     }
 
-    /// Whether the kernel killed a process of the container for memory.
+    /// Whether the container ran out of memory (and the kernel killed a process of it): the
+    /// OOM eventfd was signalled. Call before [`ContainerCgroup::remove`] (removing the cgroup
+    /// signals it too).
     pub fn oom_killed(&self) -> bool {
-        own_cgroups()
-            .iter()
-            .filter(|(c, _)| c == "memory")
-            .map(|(c, p)| dir_of(c, p, &self.id).join("memory.oom_control"))
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .any(|text| {
-                text.lines().any(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|n| n.trim().parse::<u64>().ok())
-                        .is_some_and(|n| n > 0)
-                })
-            })
+        self.oom
+            .as_ref()
+            .is_some_and(|e| e.read().is_ok_and(|n| n > 0))
     }
 
     /// Removes the container's cgroups in every controller (the runtime's leaf first, if a

@@ -115,10 +115,15 @@ impl OciHandle {
     }
 
     /// `runc exec`: `argv` in the container's namespaces, root and cgroup, with its
-    /// environment (plus `env`, `NAME=value`), user and working directory.
-    pub fn exec_command(&self, env: &[&str], argv: &[String]) -> Command {
+    /// environment (plus `env`, `NAME=value`), user and working directory; with `tty`, on a
+    /// terminal runc makes in the container and copies to and from its own stdio (which should
+    /// be a terminal too: runc passes on its size and resizes).
+    pub fn exec_command(&self, env: &[&str], tty: bool, argv: &[String]) -> Command {
         let mut c = self.command();
         c.arg("exec");
+        if tty {
+            c.arg("--tty");
+        }
         for e in env {
             c.arg("--env").arg(e);
         }

@@ -219,6 +219,14 @@ pub struct Limits {
     pub cpu_quota: Option<i64>,
 }
 
+/// A volume in the container: a bind of `source`, or a tmpfs when `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub source: Option<PathBuf>,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
 /// Everything the configuration is made from.
 #[derive(Clone, Debug, Default)]
 pub struct SpecInput {
@@ -233,6 +241,8 @@ pub struct SpecInput {
     pub rootfs: PathBuf,
     /// `(source on the host, target in the container)` bind mounts.
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The pod's volumes this container mounts (`volumeMounts`).
+    pub volumes: Vec<VolumeMount>,
     /// The container's cgroup, relative to the runtime's own (`svcnet/<id>/ctr`).
     pub cgroups_path: String,
     pub privileged: bool,
@@ -363,6 +373,31 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
                 ])
                 .build()?,
         );
+    }
+    for v in &input.volumes {
+        let rw = if v.read_only { "ro" } else { "rw" };
+        mounts.push(match &v.source {
+            Some(src) => MountBuilder::default()
+                .destination(&v.target)
+                .typ("bind")
+                .source(src)
+                .options(vec![
+                    "rbind".to_string(),
+                    "rprivate".to_string(),
+                    rw.to_string(),
+                ])
+                .build()?,
+            None => MountBuilder::default()
+                .destination(&v.target)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    rw.to_string(),
+                ])
+                .build()?,
+        });
     }
     let ns = |typ, path: Option<&Path>| {
         let mut b = LinuxNamespaceBuilder::default().typ(typ);

@@ -225,7 +225,12 @@ fn spawn_exec(handle: &ContainerHandle, opts: &ExecOptions) -> Result<Spawned, S
     let (program, args) = opts.command.split_first().expect("validated: a command");
     let mut cmd = match &handle.oci {
         // The runtime gives the process the container's environment and working directory.
-        Some(oci) => oci.exec_command(if opts.tty { &["TERM=xterm"] } else { &[] }, &opts.command),
+        // With a terminal, runc makes one in the container and relays it to ours.
+        Some(oci) => oci.exec_command(
+            if opts.tty { &["TERM=xterm"] } else { &[] },
+            opts.tty,
+            &opts.command,
+        ),
         None => {
             let mut cmd = std::process::Command::new(program);
             cmd.args(args)

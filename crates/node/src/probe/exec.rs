@@ -71,7 +71,7 @@ impl ExecRunner for PodExec {
         Box::pin(async move {
             let (program, args) = argv.split_first().ok_or_else(no_command)?;
             if let Some(oci) = &this.oci {
-                return run_command(oci.exec_command(&[], &argv), timeout).await;
+                return run_command(oci.exec_command(&[], false, &argv), timeout).await;
             }
             let mut cmd = std::process::Command::new(program);
             cmd.args(args)
