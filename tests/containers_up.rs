@@ -224,10 +224,13 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     // Volumes: an emptyDir shared by two containers, a hostPath (read-only) shows the host's
     // directory; a memory limit exceeded is OOMKilled.
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: vols}}\nspec:\n  containers:\n  \
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: vols}}\nspec:\n  initContainers:\n  \
+         - {{name: init, image: busybox, command: [sh, -c, 'echo from-init > /data/i'], \
+         volumeMounts: [{{name: d, mountPath: /data}}]}}\n  containers:\n  \
          - {{name: a, image: busybox, command: [sh, -c, 'echo shared > /data/f; sleep 3600'], \
          volumeMounts: [{{name: d, mountPath: /data}}]}}\n  \
-         - {{name: b, image: busybox, command: [sleep, '3600'], volumeMounts: [{{name: d, mountPath: /data}}, \
+         - {{name: b, image: busybox, command: [sleep, '3600'], \
+         securityContext: {{runAsUser: 1000, runAsGroup: 2000}}, volumeMounts: [{{name: d, mountPath: /data}}, \
          {{name: h, mountPath: /host, readOnly: true}}]}}\n  volumes:\n  - {{name: d, emptyDir: {{}}}}\n  \
          - {{name: h, hostPath: {{path: {}, type: Directory}}}}\n\
          ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  restartPolicy: Never\n  \
@@ -245,6 +248,14 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     });
     assert_eq!(shared, "shared");
+    let from_init = c.kubectl_ok(&["exec", "vols", "-c", "a", "--", "cat", "/data/i"]);
+    assert_eq!(from_init.trim(), "from-init", "the init container ran first");
+    let ids = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "id"]);
+    assert!(ids.starts_with("uid=1000 gid=2000"), "runAsUser/runAsGroup: {ids}");
+    assert_eq!(
+        c.jsonpath("pod", "vols", "{.status.initContainerStatuses[0].state.terminated.reason}"),
+        "Completed"
+    );
     let host_file = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "cat", "/host/host-marker"]);
     assert_eq!(host_file.trim(), "host-secret");
     let write = c.kubectl(&["exec", "vols", "-c", "b", "--", "touch", "/host/x"]);
