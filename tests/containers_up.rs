@@ -249,11 +249,37 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     });
     assert_eq!(shared, "shared");
     let from_init = c.kubectl_ok(&["exec", "vols", "-c", "a", "--", "cat", "/data/i"]);
-    assert_eq!(from_init.trim(), "from-init", "the init container ran first");
-    let ids = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "id"]);
-    assert!(ids.starts_with("uid=1000 gid=2000"), "runAsUser/runAsGroup: {ids}");
     assert_eq!(
-        c.jsonpath("pod", "vols", "{.status.initContainerStatuses[0].state.terminated.reason}"),
+        from_init.trim(),
+        "from-init",
+        "the init container ran first"
+    );
+    // The pod's containers share its IPC and UTS namespaces, not their PID namespaces.
+    let ns = |ctr: &str, kind: &str| {
+        c.kubectl_ok(&[
+            "exec",
+            "vols",
+            "-c",
+            ctr,
+            "--",
+            "readlink",
+            &format!("/proc/self/ns/{kind}"),
+        ])
+    };
+    assert_eq!(ns("a", "ipc"), ns("b", "ipc"));
+    assert_eq!(ns("a", "uts"), ns("b", "uts"));
+    assert_ne!(ns("a", "pid"), ns("b", "pid"));
+    let ids = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "id"]);
+    assert!(
+        ids.starts_with("uid=1000 gid=2000"),
+        "runAsUser/runAsGroup: {ids}"
+    );
+    assert_eq!(
+        c.jsonpath(
+            "pod",
+            "vols",
+            "{.status.initContainerStatuses[0].state.terminated.reason}"
+        ),
         "Completed"
     );
     let host_file = c.kubectl_ok(&["exec", "vols", "-c", "b", "--", "cat", "/host/host-marker"]);

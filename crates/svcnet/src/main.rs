@@ -65,6 +65,15 @@ enum Command {
     /// Internal: the per-container shim the node agent starts (spec as JSON).
     #[command(hide = true)]
     Shim { spec: String },
+    /// Internal: the process holding a pod's UTS and IPC namespaces (Kubernetes' pause).
+    #[command(hide = true)]
+    Pause {
+        #[arg(long)]
+        hostname: String,
+        /// The pod's directory (names the process, for `svcnet down` and the agent).
+        #[arg(long)]
+        pod_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -582,6 +591,10 @@ fn main() -> anyhow::Result<()> {
         let code = svcnet_node::shim::run(&spec)?;
         std::process::exit(code);
     }
+    if let Command::Pause { hostname, .. } = &cli.command {
+        svcnet_node::container::pause::main(hostname)?;
+        return Ok(());
+    }
     init_logging();
     // The proxy runs on one thread: its work is one sync loop fed by two watches, and one
     // thread keeps one allocator arena (the memory a list freed is what the full sync reuses).
@@ -633,7 +646,9 @@ fn main() -> anyhow::Result<()> {
             Command::Proxy(a) => proxy(a).await,
             Command::Dns(a) => dns(a).await,
             Command::Speaker(a) => speaker(a).await,
-            Command::Shim { .. } => unreachable!("handled before the runtime starts"),
+            Command::Shim { .. } | Command::Pause { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
             Command::Images(c) => images::run(c).await,
             Command::Agnhost(a) => {
                 let opts = match a {

@@ -615,6 +615,19 @@ impl Worker {
                 .collect()
         };
         let pod_dir = self.dir.clone();
+        // The pod's shared UTS and IPC namespaces (its pause process).
+        let pause = match container::pause::running(&pod_dir) {
+            Some(pid) => pid,
+            None => match container::pause::start(&self.shared.cfg.exe, &sb.netns, &host, &pod_dir)
+            {
+                Ok(pid) => pid,
+                Err(e) => {
+                    let msg = format!("failed to start the pod's namespace holder: {e}");
+                    self.wait(i, "CreateContainerError", msg, BACKOFF_START);
+                    return None;
+                }
+            },
+        };
         let volumes = match super::volumes::mounts(pod, &spec, &pod_dir) {
             Ok(v) => v,
             Err(msg) => {
@@ -655,6 +668,8 @@ impl Worker {
                     .unwrap_or_else(|| "/".into()),
                 user,
                 hostname: host.clone(),
+                uts_path: Some(container::pause::namespace_path(pause, "uts")),
+                ipc_path: Some(container::pause::namespace_path(pause, "ipc")),
                 netns_path: svcnet_netns::NetNs::open(&sb.netns)
                     .map(|n| n.path())
                     .map_err(|e| e.to_string())?,
@@ -1040,6 +1055,7 @@ impl Worker {
                 h.delete();
             }
         }
+        container::pause::stop(&self.dir);
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sandbox::destroy(&sb, self.node_ns().as_ref()) {
                 tracing::warn!(pod = %self.name, error = %e, "removing the sandbox");
@@ -1138,6 +1154,7 @@ pub fn cleanup_orphan(shared: &Shared, uid: &str) {
             }
         }
     }
+    container::pause::stop(&dir);
     if let Some(sb) = std::fs::read(layout::pod_sandbox_file(&dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())

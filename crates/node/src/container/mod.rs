@@ -5,6 +5,7 @@
 //!   arguments, environment, user, namespaces, mounts, capabilities, limits — pure;
 //! - [`rootfs`]: the overlayfs root filesystem over the image's layers;
 //! - [`cgroups`]: `resources.limits` on cgroups of svcnet's own, and OOM kills;
+//! - [`pause`]: the process holding a pod's shared UTS and IPC namespaces;
 //! - this file: [`OciHandle`], one container under runc — `runc run` in the foreground (the
 //!   shim, [`crate::shim`], runs it, so the container's stdout/stderr are the shim's pipes and
 //!   its exit code is runc's), `runc exec` for `kubectl exec` and exec probes, `runc kill`,
@@ -17,6 +18,7 @@
 //! `--root`), not `/run/runc`.
 
 pub mod cgroups;
+pub mod pause;
 pub mod rootfs;
 pub mod spec;
 

@@ -237,6 +237,9 @@ pub struct SpecInput {
     pub hostname: String,
     /// The pod's network namespace (`/run/netns/<name>`).
     pub netns_path: PathBuf,
+    /// The pod's UTS and IPC namespaces to join (its pause process's); `None`: new ones.
+    pub uts_path: Option<PathBuf>,
+    pub ipc_path: Option<PathBuf>,
     /// The mounted root filesystem.
     pub rootfs: PathBuf,
     /// `(source on the host, target in the container)` bind mounts.
@@ -409,8 +412,8 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
     let namespaces = vec![
         ns(LinuxNamespaceType::Pid, None)?,
         ns(LinuxNamespaceType::Network, Some(&input.netns_path))?,
-        ns(LinuxNamespaceType::Ipc, None)?,
-        ns(LinuxNamespaceType::Uts, None)?,
+        ns(LinuxNamespaceType::Ipc, input.ipc_path.as_deref())?,
+        ns(LinuxNamespaceType::Uts, input.uts_path.as_deref())?,
         ns(LinuxNamespaceType::Mount, None)?,
     ];
     let mut resources =
