@@ -85,7 +85,7 @@ fn check_host_path(p: &Path, kind: &str) -> Result<(), String> {
     use std::os::unix::fs::FileTypeExt;
     let shown = p.display();
     let meta = std::fs::metadata(p);
-    let is = |f: &dyn Fn(&std::fs::Metadata) -> bool| meta.as_ref().is_ok_and(|m| f(m));
+    let is = |f: &dyn Fn(&std::fs::Metadata) -> bool| meta.as_ref().is_ok_and(f);
     match kind {
         "" => Ok(()),
         "DirectoryOrCreate" => {
