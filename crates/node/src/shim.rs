@@ -191,7 +191,9 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
     };
     let mut oom_killed = false;
     if let Some(oci) = &spec.oci {
-        oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        oom_killed = cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed() || (code == 137 && c.hit_memory_limit()));
         oci.handle.delete();
         if let Some(c) = &cgroup {
             c.remove();

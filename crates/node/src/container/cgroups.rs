@@ -57,6 +57,8 @@ pub struct ContainerCgroup {
     id: String,
     /// Signalled by the kernel when the memory cgroup is out of memory.
     oom: Option<nix::sys::eventfd::EventFd>,
+    /// The memory cgroup with the limit.
+    memory_dir: Option<PathBuf>,
 }
 
 /// Registers an eventfd for OOM notifications of the memory cgroup `dir`.
@@ -97,13 +99,14 @@ impl ContainerCgroup {
                 std::io::Error::other(format!("writing {}: {e}", dir.join(file).display()))
             })?;
         }
-        let oom = match memory_dir {
-            Some(dir) => Some(oom_eventfd(&dir)?),
+        let oom = match &memory_dir {
+            Some(dir) => Some(oom_eventfd(dir)?),
             None => None,
         };
         Ok(ContainerCgroup {
             id: id.to_string(),
             oom,
+            memory_dir,
         })
     }
 
@@ -120,6 +123,18 @@ impl ContainerCgroup {
         self.oom
             .as_ref()
             .is_some_and(|e| e.read().is_ok_and(|n| n > 0))
+    }
+
+    /// Whether the container's memory use ever reached its limit (`memory.failcnt`): with an
+    /// exit by SIGKILL, an OOM kill whose notification was missed (the kernel notifies only
+    /// the OOM killer that takes the cgroup's OOM lock).
+    pub fn hit_memory_limit(&self) -> bool {
+        self.memory_dir.as_ref().is_some_and(|d| {
+            std::fs::read_to_string(d.join("memory.failcnt"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
     }
 
     /// Removes the container's cgroups in every controller (the runtime's leaf first, if a
