@@ -821,6 +821,7 @@ impl Worker {
             signal_group(&c.dir, Signal::SIGKILL);
             if let Some(h) = OciHandle::load(&c.dir) {
                 h.delete();
+                container::cgroups::remove(&h.id);
             }
         }
         container::pause::stop(&self.dir);
@@ -877,6 +878,7 @@ pub fn cleanup_orphan(shared: &Shared, uid: &str) {
             signal_group(&e.path(), Signal::SIGKILL);
             if let Some(h) = OciHandle::load(&e.path()) {
                 h.delete();
+                container::cgroups::remove(&h.id);
             }
         }
     }

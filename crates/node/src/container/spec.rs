@@ -436,12 +436,18 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
         .namespaces(namespaces)
         .resources(resources.build()?)
         .cgroups_path(PathBuf::from(&input.cgroups_path));
-    if !input.privileged {
-        let d = oci_spec::runtime::Linux::default();
-        linux = linux
-            .masked_paths(d.masked_paths().clone().unwrap_or_default())
-            .readonly_paths(d.readonly_paths().clone().unwrap_or_default());
-    }
+    // containerd's default masked and read-only paths (/proc/kcore, /proc/sys, ...); a
+    // privileged container has none (`WithPrivileged`).
+    let d = oci_spec::runtime::Linux::default();
+    let (masked, readonly) = if input.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            d.masked_paths().clone().unwrap_or_default(),
+            d.readonly_paths().clone().unwrap_or_default(),
+        )
+    };
+    linux = linux.masked_paths(masked).readonly_paths(readonly);
     SpecBuilder::default()
         .version("1.0.2-dev")
         .root(
@@ -615,5 +621,50 @@ mod tests {
             .unwrap();
         assert_eq!(caps.len(), DEFAULT_CAPABILITIES.len());
         assert!(caps.contains(&serde_json::json!("CAP_SETUID")));
+    }
+
+    #[test]
+    fn privileged_and_capabilities() {
+        let caps = |input: SpecInput| -> Vec<String> {
+            let spec = serde_json::to_value(build(&input).unwrap()).unwrap();
+            let mut v: Vec<String> = spec["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let added = caps(SpecInput {
+            cap_add: v(&["NET_ADMIN"]),
+            cap_drop: v(&["KILL"]),
+            ..Default::default()
+        });
+        assert!(added.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!added.contains(&"CAP_KILL".to_string()));
+        let only = caps(SpecInput {
+            cap_add: v(&["NET_BIND_SERVICE"]),
+            cap_drop: v(&["ALL"]),
+            ..Default::default()
+        });
+        assert_eq!(only, v(&["CAP_NET_BIND_SERVICE"]));
+        let all = caps(SpecInput {
+            privileged: true,
+            ..Default::default()
+        });
+        assert!(all.len() >= 40 && all.contains(&"CAP_SYS_ADMIN".to_string()));
+        let spec = serde_json::to_value(
+            build(&SpecInput {
+                privileged: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(spec["linux"]["resources"]["devices"][0]["allow"], true);
+        assert!(spec["linux"]["maskedPaths"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()));
     }
 }
