@@ -68,6 +68,26 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     }
     let (_registry, mut c, _dir) = cluster_with_registry();
 
+    // The built-in RuntimeClass, and admission of an unknown one.
+    let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));
+    assert_eq!(classes.len(), 1, "{classes:?}");
+    assert_eq!(
+        (classes[0]["NAME"].as_str(), classes[0]["HANDLER"].as_str()),
+        ("svcnet-process", "process")
+    );
+    let refused = c.kubectl(&[
+        "run",
+        "nope",
+        "--image=busybox",
+        "--overrides={\"spec\": {\"runtimeClassName\": \"nope\"}}",
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("pods \"nope\" is forbidden: pod rejected: RuntimeClass \"nope\" not found"),
+        "{err}"
+    );
+
     c.kubectl_ok(&[
         "create",
         "deployment",

@@ -5,7 +5,8 @@
 //! of those that ended while it was away.
 //!
 //! Files of a container (all written atomically):
-//! - `<dir>/pid`: the container process's pid (also its process group);
+//! - `<dir>/pid`: the container process's pid (also its process group); for a container
+//!   under the OCI runtime, the shim's own;
 //! - `<dir>/exit.json`: `{"exitCode":N,"signal":S,"startedAt":..,"finishedAt":..}` once it ended;
 //! - the log file given (appended to across restarts of the container).
 
@@ -172,9 +173,17 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             return Ok(128);
         }
     };
+    // A process container: its process (group). A container under the OCI runtime: the shim
+    // itself, which lives until the exit is recorded (after runc's cleanup) — the agent takes a
+    // dead pid without an exit record for a container that disappeared; signals go through
+    // `runc kill`.
+    let pid = match &spec.oci {
+        Some(_) => std::process::id(),
+        None => child.id(),
+    };
     write_atomic(
         &layout::container_pid_file(&spec.dir),
-        child.id().to_string().as_bytes(),
+        pid.to_string().as_bytes(),
     )?;
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
