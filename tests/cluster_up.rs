@@ -170,8 +170,9 @@ fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
         "one pod namespace gone, one made"
     );
 
-    // An image without a command is not run, and the pod says what to set.
-    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: imageonly}\nspec:\n  containers: [{name: web, image: nginx}]\n");
+    // The process RuntimeClass runs commands: a container without one is not run, and the
+    // pod says what to set.
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: imageonly}\nspec:\n  runtimeClassName: svcnet-process\n  containers: [{name: web, image: nginx}]\n");
     eventually(Duration::from_secs(30), "CommandRequired", || {
         let t = table(&c.kubectl_ok(&["get", "pod", "imageonly"]));
         (t[0]["STATUS"] == "CommandRequired").then_some(())

@@ -236,7 +236,7 @@ async fn agent_runs_readopts_goes_not_ready_and_cleans_up() {
         .any(|a| a.type_ == "InternalIP" && a.address == "198.51.100.7"));
 
     // A pod (and a Service selecting it), scheduled here and run.
-    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: app\n    image: agnhost\n    command: [svcnet, agnhost, netexec, --http-port=8080]\n    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n  - name: live\n    image: busybox\n    command: [sleep, '3600']\n    livenessProbe: {exec: {command: [sh, -c, 'exit 1']}, periodSeconds: 1, failureThreshold: 2}\n";
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  runtimeClassName: svcnet-process\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: app\n    image: agnhost\n    command: [svcnet, agnhost, netexec, --http-port=8080]\n    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n  - {name: flaky, image: busybox, command: [sh, -c, 'sleep 0.5; exit 1']}\n  - name: live\n    image: busybox\n    command: [sleep, '3600']\n    livenessProbe: {exec: {command: [sh, -c, 'exit 1']}, periodSeconds: 1, failureThreshold: 2}\n";
     let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
     assert!(
         out.status.success(),

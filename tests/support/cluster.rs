@@ -92,16 +92,18 @@ impl Cluster {
         self.kubectl_ok(&["get", resource, name, "-o", &format!("jsonpath={template}")])
     }
 
+    /// `kubectl apply -f` of `manifest`, its pods whose containers all have a `command` run
+    /// as host processes ([`process_runtime`]).
     pub fn apply(&self, manifest: &str) {
         let path = self.dir.path().join("m.yaml");
-        std::fs::write(&path, manifest).unwrap();
+        std::fs::write(&path, process_runtime(manifest)).unwrap();
         self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
     }
 
-    /// `kubectl apply -f` each of these seed manifests (examples/seeds).
+    /// `kubectl apply -f` each of these seed manifests (examples/seeds), as [`Cluster::apply`].
     pub fn apply_seeds(&self, names: &[&str]) {
         for name in names {
-            self.kubectl_ok(&["apply", "-f", seed(name).to_str().unwrap()]);
+            self.apply(&std::fs::read_to_string(seed(name)).unwrap());
         }
     }
 
@@ -210,4 +212,38 @@ impl Drop for Cluster {
             .arg(self.data())
             .output();
     }
+}
+
+/// `manifest` with `runtimeClassName: svcnet-process` on every pod (and pod template) whose
+/// containers all have a `command` and that names no RuntimeClass: the fast host-process
+/// runtime for tests that need no image (their commands are the host's programs).
+pub fn process_runtime(manifest: &str) -> String {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(manifest) {
+        let mut v = serde_yaml::Value::deserialize(doc).expect("a YAML manifest");
+        if v.is_null() {
+            continue;
+        }
+        let spec = match v.get("kind").and_then(|k| k.as_str()) {
+            Some("Pod") => v.get_mut("spec"),
+            _ => v
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("template"))
+                .and_then(|t| t.get_mut("spec")),
+        };
+        if let Some(spec) = spec {
+            let all_commands = spec
+                .get("containers")
+                .and_then(|c| c.as_sequence())
+                .is_some_and(|cs| cs.iter().all(|c| c.get("command").is_some()));
+            if all_commands && spec.get("runtimeClassName").is_none() {
+                spec.as_mapping_mut()
+                    .unwrap()
+                    .insert("runtimeClassName".into(), "svcnet-process".into());
+            }
+        }
+        out.push(serde_yaml::to_string(&v).unwrap());
+    }
+    out.join("---\n")
 }

@@ -1,14 +1,15 @@
 //! Objects every cluster has from the start: the `default`, `kube-system`, `kube-public` and
 //! `kube-node-lease` namespaces and the `default/kubernetes` Service (the first address of the
 //! service range, port 443 → the secure port), with its Endpoints and EndpointSlice when the
-//! server has an address pods can reach (`--advertise-address`).
+//! server has an address pods can reach (`--advertise-address`); the `svcnet-process`
+//! RuntimeClass (node.k8s.io/v1).
 
 use serde_json::json;
 
 use crate::error::ApiResult;
 use crate::objmeta;
 use crate::registry::{self, Part, WriteOptions};
-use crate::resources::{ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES};
+use crate::resources::{ENDPOINTS, ENDPOINTSLICES, NAMESPACES, RUNTIMECLASSES, SERVICES};
 use crate::state::AppState;
 
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -37,6 +38,16 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
         )
         .await?;
     }
+    // svcnet's own RuntimeClass: containers as host processes (svcnet-cluster names it).
+    ensure(
+        state,
+        &RUNTIMECLASSES,
+        None,
+        json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+               "metadata": {"name": svcnet_cluster::runtime_class::PROCESS},
+               "handler": svcnet_cluster::runtime_class::PROCESS_HANDLER}),
+    )
+    .await?;
     let first = state.alloc.first_ip().to_string();
     ensure(
         state,

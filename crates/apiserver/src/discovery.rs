@@ -273,7 +273,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            vec!["discovery.k8s.io", "apps", "coordination.k8s.io"]
+            vec![
+                "discovery.k8s.io",
+                "apps",
+                "coordination.k8s.io",
+                "node.k8s.io"
+            ]
         );
     }
 }

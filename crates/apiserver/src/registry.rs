@@ -20,7 +20,7 @@ use crate::alloc::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::hooks;
 use crate::objmeta::{self, meta_mut};
-use crate::resources::{ResourceInfo, NAMESPACES, PODS};
+use crate::resources::{ResourceInfo, NAMESPACES, PODS, RUNTIMECLASSES};
 use crate::state::AppState;
 
 /// Attempts of a write that lost a race (a concurrent update, a random allocation taken).
@@ -134,6 +134,41 @@ async fn check_namespace(
     Ok(())
 }
 
+/// The RuntimeClass admission plugin (`plugin/pkg/admission/runtimeclass`): a pod naming a
+/// RuntimeClass that does not exist is refused, 403 with the plugin's message. Runs before
+/// the name is generated, as admission does (`pods "web-" is forbidden: ...`).
+async fn check_runtime_class(state: &AppState, obj: &Value) -> ApiResult<()> {
+    let Some(rc) = obj
+        .pointer("/spec/runtimeClassName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(());
+    };
+    let key = RUNTIMECLASSES.key(None, rc);
+    let found = match state.cache.get(&key).0 {
+        Some(obj) => objmeta::deletion_timestamp(&obj.value).is_none(),
+        // The cache may lag a RuntimeClass created a moment ago: a live lookup, as the plugin.
+        None => state.store.get(&key).await?.0.is_some(),
+    };
+    if found {
+        return Ok(());
+    }
+    let name = ["name", "generateName"]
+        .iter()
+        .find_map(|f| {
+            obj.pointer(&format!("/metadata/{f}"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("Unknown");
+    Err(ApiError::forbidden(
+        &PODS,
+        name,
+        &format!("pod rejected: RuntimeClass {rc:?} not found"),
+    ))
+}
+
 /// Create `obj` (already decoded) in `namespace` (`Store.Create`).
 pub async fn create(
     state: &AppState,
@@ -161,6 +196,9 @@ pub async fn create(
         return Err(ApiError::internal(
             "resourceVersion should not be set on objects to be created",
         ));
+    }
+    if std::ptr::eq(info, &PODS) {
+        check_runtime_class(state, &obj).await?;
     }
     {
         let m = meta_mut(&mut obj);

@@ -344,6 +344,25 @@ pub static LEASES: ResourceInfo = ResourceInfo {
     strategy: &strategy::LEASE,
 };
 
+pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
+    group: "node.k8s.io",
+    version: "v1",
+    kind: "RuntimeClass",
+    list_kind: "RuntimeClassList",
+    plural: "runtimeclasses",
+    singular: "runtimeclass",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/runtimeclasses",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::RUNTIMECLASS,
+};
+
 /// Every served resource, in discovery order.
 pub static ALL: &[&ResourceInfo] = &[
     &NAMESPACES,
@@ -356,6 +375,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &DEPLOYMENTS,
     &REPLICASETS,
     &LEASES,
+    &RUNTIMECLASSES,
 ];
 
 /// The served group/versions: ("", "v1") first, then named groups.

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, PodStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -291,6 +292,15 @@ pub static LEASE: Typed<Lease> = Typed {
     prepare_for_create: nothing,
     validate_create: validation::coordination::validate_create,
     validate_update: validation::coordination::validate_update,
+    validate_status_update: no_errors_update,
+};
+
+pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::runtimeclass::validate_create,
+    validate_update: validation::runtimeclass::validate_update,
     validate_status_update: no_errors_update,
 };
 

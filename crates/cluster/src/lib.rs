@@ -43,6 +43,16 @@ pub mod ports {
     pub const DNS_METRICS: u16 = 9153;
 }
 
+/// The built-in RuntimeClass (node.k8s.io/v1) whose pods run their containers as host
+/// processes in the pod's network namespace (svcnet's own components, the fastest tests): the
+/// API server creates it at bootstrap, the node agent runs pods naming it without images.
+pub mod runtime_class {
+    /// `runtimeClassName: svcnet-process`.
+    pub const PROCESS: &str = "svcnet-process";
+    /// Its `handler`.
+    pub const PROCESS_HANDLER: &str = "process";
+}
+
 /// Every network fact more than one component needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterNetwork {

@@ -22,7 +22,8 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
-pub mod events;
+/// Moved to svcnet-informer (the node agent records Events too).
+pub use svcnet_informer::events;
 pub mod expectations;
 pub mod gc;
 pub mod loadbalancer;

@@ -11,11 +11,13 @@
 //!   feed carrying the previous object (the controllers);
 //! - [`Queue`] and [`run_workers`]: keys with per-key exclusivity, de-duplication and backoff;
 //! - [`lease`]: renewing and releasing a coordination.k8s.io Lease (liveness, leader election);
-//! - [`conditions`]: small predicates on API objects (a Node's readiness).
+//! - [`conditions`]: small predicates on API objects (a Node's readiness);
+//! - [`events`]: a core/v1 Event recorder (the controllers, the node agent's kubelet events).
 //!
 //! Must never import the API server or the store: clients reach the API only through kube-rs.
 
 pub mod conditions;
+pub mod events;
 mod informer;
 pub mod lease;
 mod queue;

@@ -8,6 +8,9 @@
 //! - [`sandbox`]: a pod's network namespace, its veth into the node, its IP (routed, proxy-ARP:
 //!   every packet crosses the node's stack, so the service proxy sees it), and its files
 //!   (`resolv.conf`, `hosts`, `hostname`) — a CNI plugin's and the runtime's sandbox job;
+//! - [`container`]: containers from images under an OCI runtime (runc): the runtime
+//!   configuration, the overlayfs root filesystem, run/exec/kill/delete — containerd's CRI
+//!   runtime service;
 //! - [`shim`]: one process per container (containerd-shim): runs it in the pod's namespaces,
 //!   writes its log in the [`cri_log`] format, records its exit;
 //! - [`cri_log`]: the CRI log line format, written by the shim, read by the kubelet API;
@@ -23,6 +26,7 @@
 //! API server or the store (it runs unchanged against a real cluster's API server).
 
 pub mod agent;
+pub mod container;
 pub mod cri_log;
 pub mod envvars;
 pub mod kubelet_api;

@@ -5,7 +5,8 @@
 //! of those that ended while it was away.
 //!
 //! Files of a container (all written atomically):
-//! - `<dir>/pid`: the container process's pid (also its process group);
+//! - `<dir>/pid`: the container process's pid (also its process group); for a container
+//!   under the OCI runtime, the shim's own;
 //! - `<dir>/exit.json`: `{"exitCode":N,"signal":S,"startedAt":..,"finishedAt":..}` once it ended;
 //! - the log file given (appended to across restarts of the container).
 
@@ -34,6 +35,10 @@ pub struct ShimSpec {
     pub log: PathBuf,
     /// Where `pid` and `exit.json` go.
     pub dir: PathBuf,
+    /// A container from an image: run under the OCI runtime (`argv`, `env`, `netns`, `binds`
+    /// are then in its bundle, not used here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<crate::container::OciRun>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -46,6 +51,9 @@ pub struct ExitRecord {
     /// Set when the process could not be started at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_error: Option<String>,
+    /// The kernel killed it for exceeding its memory limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// Copy `stream` lines to the shared log as CRI lines of `stream`.
@@ -85,30 +93,63 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             started_at: started_at.clone(),
             finished_at: now_rfc3339_nano(),
             start_error: Some(msg),
+            oom_killed: false,
         };
         let _ = layout::write_file(
             &layout::container_exit_file(&spec.dir),
             &serde_json::to_vec(&rec).expect("serializable"),
         );
     };
-    let Some((program, args)) = spec.argv.split_first() else {
-        record_failure("no command to run".into());
-        return Ok(128);
+    let mut cgroup = None;
+    let (mut cmd, program) = match &spec.oci {
+        Some(oci) => {
+            match crate::container::cgroups::ContainerCgroup::create(&oci.handle.id, &oci.limits) {
+                Ok(c) => cgroup = Some(c),
+                Err(e) => {
+                    record_failure(format!(
+                        "failed to set the container's resource limits: {e}"
+                    ));
+                    return Ok(128);
+                }
+            }
+            // The overlay lives in the shim's own mount namespace: it goes when the shim does.
+            if let Err(e) = oci.rootfs.mount_in_private_namespace() {
+                record_failure(format!(
+                    "failed to mount the container's root filesystem: {e}"
+                ));
+                return Ok(128);
+            }
+            // What an earlier run of the container (a killed shim) left in the runtime's state.
+            oci.handle.delete();
+            let _ = std::fs::remove_file(crate::container::init_pid_file(&spec.dir));
+            let _ = std::fs::remove_file(crate::container::runtime_log_file(&spec.dir));
+            (
+                oci.handle.run_command(&oci.bundle, &spec.dir),
+                oci.handle.runtime.display().to_string(),
+            )
+        }
+        None => {
+            let Some((program, args)) = spec.argv.split_first() else {
+                record_failure("no command to run".into());
+                return Ok(128);
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(spec.env.iter().map(|(k, v)| (k, v)));
+            if let Some(wd) = &spec.workdir {
+                cmd.current_dir(wd);
+            }
+            let ns = NetNs::open(&spec.netns).map_err(std::io::Error::other)?;
+            svcnet_netns::enter_on_exec(&mut cmd, &ns, spec.hostname.as_deref(), &spec.binds)
+                .map_err(std::io::Error::other)?;
+            (cmd, program.clone())
+        }
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    if let Some(wd) = &spec.workdir {
-        cmd.current_dir(wd);
-    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let ns = NetNs::open(&spec.netns).map_err(std::io::Error::other)?;
-    svcnet_netns::enter_on_exec(&mut cmd, &ns, spec.hostname.as_deref(), &spec.binds)
-        .map_err(std::io::Error::other)?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -121,9 +162,17 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             return Ok(128);
         }
     };
+    // A process container: its process (group). A container under the OCI runtime: the shim
+    // itself, which lives until the exit is recorded (after runc's cleanup) — the agent takes a
+    // dead pid without an exit record for a container that disappeared; signals go through
+    // `runc kill`.
+    let pid = match &spec.oci {
+        Some(_) => std::process::id(),
+        None => child.id(),
+    };
     layout::write_file(
         &layout::container_pid_file(&spec.dir),
-        child.id().to_string().as_bytes(),
+        pid.to_string().as_bytes(),
     )?;
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
@@ -138,12 +187,28 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         (None, Some(s)) => (128 + s, Some(s)),
         _ => (255, None),
     };
+    let mut oom_killed = false;
+    if let Some(oci) = &spec.oci {
+        oom_killed = cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed() || (code == 137 && c.hit_memory_limit()));
+        oci.handle.delete();
+        if let Some(c) = &cgroup {
+            c.remove();
+        }
+        // runc exits 1 when it could not start the container at all: a StartError.
+        if let Some(msg) = crate::container::start_error(&spec.dir) {
+            record_failure(msg);
+            return Ok(128);
+        }
+    }
     let rec = ExitRecord {
         exit_code: code,
         signal,
         started_at,
         finished_at: now_rfc3339_nano(),
         start_error: None,
+        oom_killed,
     };
     layout::write_file(
         &layout::container_exit_file(&spec.dir),
@@ -208,6 +273,7 @@ mod tests {
             binds: vec![(dir.path().join("resolv.conf"), "/etc/resolv.conf".into())],
             log: dir.path().join("logs/c/0.log"),
             dir: dir.path().join("c"),
+            oci: None,
         };
         assert_eq!(run(&spec).unwrap(), 3);
         let log = std::fs::read_to_string(&spec.log).unwrap();

@@ -183,6 +183,17 @@ pub(crate) static LEASES: [Column; 3] = [
     AGE,
 ];
 
+pub(crate) static RUNTIMECLASSES: [Column; 3] = [
+    NAME,
+    col(
+        "Handler",
+        "string",
+        "handler specifies the underlying runtime and configuration that the CRI implementation will use to handle pods of this class.",
+        0,
+    ),
+    AGE,
+];
+
 pub(crate) static DEPLOYMENTS: [Column; 8] = [
     NAME,
     col("Ready", "string", "Number of the pod with ready state", 0),

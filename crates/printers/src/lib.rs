@@ -13,7 +13,7 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets (`apps.rs`); leases (`coordination.rs`). The column tables are in
+//! deployments, replicasets (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
@@ -27,6 +27,7 @@ mod discovery;
 mod duration;
 mod json;
 mod labels;
+mod node;
 mod pod;
 #[cfg(test)]
 mod testing;
@@ -57,6 +58,7 @@ enum Kind {
     Deployment,
     ReplicaSet,
     Lease,
+    RuntimeClass,
     Default,
 }
 
@@ -72,6 +74,7 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("apps", "deployments") => Kind::Deployment,
         ("apps", "replicasets") => Kind::ReplicaSet,
         ("coordination.k8s.io", "leases") => Kind::Lease,
+        ("node.k8s.io", "runtimeclasses") => Kind::RuntimeClass,
         _ => Kind::Default,
     }
 }
@@ -89,6 +92,7 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::Deployment => &columns::DEPLOYMENTS,
         Kind::ReplicaSet => &columns::REPLICASETS,
         Kind::Lease => &columns::LEASES,
+        Kind::RuntimeClass => &columns::RUNTIMECLASSES,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -109,6 +113,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::Deployment => apps::deployment(obj, now),
         Kind::ReplicaSet => apps::replica_set(obj, now),
         Kind::Lease => coordination::lease(obj, now),
+        Kind::RuntimeClass => node::runtime_class(obj, now),
         Kind::Default => default_cells(obj),
     }
 }

@@ -10,6 +10,7 @@ use svcnet_cluster::{defaults, ports, ClusterNetwork};
 
 mod client;
 mod cluster;
+mod images;
 mod signal;
 
 use client::client;
@@ -58,9 +59,21 @@ enum Command {
     /// echoes TCP and UDP (pods in svcnet run host processes; this gives them real servers).
     #[command(subcommand)]
     Agnhost(AgnhostCommand),
+    /// The image store: build the seeds' images for an air-gapped machine, import, pull, list.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// Internal: the per-container shim the node agent starts (spec as JSON).
     #[command(hide = true)]
     Shim { spec: String },
+    /// Internal: the process holding a pod's UTS and IPC namespaces (Kubernetes' pause).
+    #[command(hide = true)]
+    Pause {
+        #[arg(long)]
+        hostname: String,
+        /// The pod's directory (names the process, for `svcnet down` and the agent).
+        #[arg(long)]
+        pod_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -84,6 +97,14 @@ struct UpArgs {
     /// etcd in <data-dir>/etcd on loopback), or a URL as for `svcnet apiserver --store`.
     #[arg(long)]
     store: Option<String>,
+    /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS) for the nodes' image
+    /// pulls; k3s's flag name.
+    #[arg(long)]
+    private_registry: Option<PathBuf>,
+    /// Pull from the registries.yaml mirrors only, never from a mirrored registry itself
+    /// (k3s's flag; an air-gapped site).
+    #[arg(long)]
+    disable_default_registry_endpoint: bool,
 }
 
 #[derive(Args)]
@@ -249,6 +270,12 @@ struct NodeArgs {
     /// Prefix of the pods' network namespaces.
     #[arg(long, default_value = "svcnet-")]
     netns_prefix: String,
+    /// The image store (default: <data-dir>/images).
+    #[arg(long)]
+    image_store: Option<PathBuf>,
+    /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS); k3s's flag name.
+    #[arg(long)]
+    private_registry: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -506,6 +533,11 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
         labels: Default::default(),
         netns_prefix: a.netns_prefix,
         routes: Vec::new(),
+        image_store: Some(a.image_store.unwrap_or_else(|| a.data_dir.join("images"))),
+        registries: match &a.private_registry {
+            Some(p) => svcnet_images::Registries::load(p)?,
+            None => svcnet_images::Registries::none(),
+        },
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,
@@ -636,6 +668,10 @@ fn main() -> anyhow::Result<()> {
         let code = svcnet_node::shim::run(&spec)?;
         std::process::exit(code);
     }
+    if let Command::Pause { hostname, .. } = &cli.command {
+        svcnet_node::container::pause::main(hostname)?;
+        return Ok(());
+    }
     init_logging();
     // The proxy runs on one thread: its work is one sync loop fed by two watches, and one
     // thread keeps one allocator arena (the memory a list freed is what the full sync reuses).
@@ -664,6 +700,8 @@ fn main() -> anyhow::Result<()> {
                         ..Default::default()
                     },
                     store: a.store,
+                    private_registry: a.private_registry,
+                    disable_default_registry_endpoint: a.disable_default_registry_endpoint,
                 })
                 .await
             }
@@ -685,7 +723,10 @@ fn main() -> anyhow::Result<()> {
             Command::Proxy(a) => proxy(a).await,
             Command::Dns(a) => dns(a).await,
             Command::Speaker(a) => speaker(a).await,
-            Command::Shim { .. } => unreachable!("handled before the runtime starts"),
+            Command::Shim { .. } | Command::Pause { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
+            Command::Images(c) => images::run(c).await,
             Command::Agnhost(a) => {
                 let opts = match a {
                     AgnhostCommand::Netexec {

@@ -1,6 +1,6 @@
 //! Validation of every kind the API server serves, with Kubernetes' field paths and messages
 //! (`pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/discovery/validation`,
-//! `pkg/apis/coordination/validation`,
+//! `pkg/apis/coordination/validation`, `pkg/apis/node/validation`,
 //! `k8s.io/apimachinery/pkg/api/validation`, `k8s.io/apimachinery/pkg/util/validation`).
 //!
 //! Each kind has `validate_create(&T)`, `validate_update(&new, &old)` and, where the kind has a
@@ -23,6 +23,7 @@ pub mod names;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod runtimeclass;
 pub mod service;
 
 use crate::field::{Error, ErrorList, Path};

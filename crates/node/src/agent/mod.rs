@@ -2,9 +2,11 @@
 //! and keeps it Ready, gets a pod CIDR, runs a [`pods::Worker`] for every pod bound to it, serves
 //! the kubelet API (logs, exec) on the node's address, and keeps routes to the other nodes.
 
+pub mod images;
 pub mod node;
 pub mod pods;
 pub mod status;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -55,6 +57,11 @@ pub struct AgentConfig {
     /// (`ip route` arguments), put back when they go (a link flap deletes the routes through
     /// the link).
     pub routes: Vec<String>,
+    /// The image store shared by the host's nodes (`svcnet up`: `<data-dir>/images`); `None`:
+    /// pods without `runtimeClassName: svcnet-process` cannot run.
+    pub image_store: Option<PathBuf>,
+    /// Registry mirrors, auth and TLS (k3s's `registries.yaml`).
+    pub registries: svcnet_images::Registries,
 }
 
 /// A pod as the kubelet API sees it.
@@ -77,6 +84,10 @@ pub struct Shared {
     services: Store<Service>,
     registry: Mutex<HashMap<(String, String), Registered>>,
     pub connector: Arc<dyn crate::probe::Connector>,
+    /// Pulls into the host's image store (`None`: no store configured or it cannot be opened).
+    pub images: Option<svcnet_images::Puller>,
+    /// Events as the kubelet records them (`source.component: kubelet`, `host`: the node).
+    pub recorder: svcnet_informer::events::Recorder,
 }
 
 impl Shared {
@@ -167,6 +178,7 @@ impl PodRuntime for Runtime {
             env: p.env.get(container).cloned().unwrap_or_default(),
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,
+            oci: crate::container::OciHandle::load(&dir),
         })
     }
 
@@ -221,7 +233,28 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         Some(n) => Arc::new(crate::probe::NetnsConnector { netns: n.clone() }),
         None => Arc::new(crate::probe::DirectConnector),
     };
+    let images = match &cfg.image_store {
+        Some(root) => match svcnet_images::Store::open(root) {
+            Ok(store) => Some(svcnet_images::Puller::new(
+                store,
+                cfg.registries.clone(),
+                svcnet_images::PullOptions::default(),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "opening the image store; pods from images cannot run");
+                None
+            }
+        },
+        None => None,
+    };
+    let recorder = svcnet_informer::events::Recorder::with_host(
+        client.clone(),
+        "kubelet",
+        Some(cfg.node_name.clone()),
+    );
     let shared = Arc::new(Shared {
+        images,
+        recorder,
         client: client.clone(),
         cfg: cfg.clone(),
         cidr,

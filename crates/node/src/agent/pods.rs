@@ -16,12 +16,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::images::ImageState;
 use super::status::{self, ContainerView, Exit, Run};
 use super::Shared;
+use crate::container::{self, OciHandle};
 use crate::layout;
 use crate::probe::{self, ProbeContext, ProbeKind, ProbeUpdate};
 use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
-use crate::shim::{self, ShimSpec};
+
+mod create;
+use crate::shim;
 
 /// Kubelet's container restart back-off: 10 s doubling to 5 min.
 const BACKOFF_START: Duration = Duration::from_secs(10);
@@ -35,9 +39,13 @@ struct Meta {
     restart_count: i32,
     started_at: Option<jiff::Timestamp>,
     last: Option<Exit>,
+    #[serde(default)]
+    image_ref: Option<(String, String)>,
 }
 
 struct Ctr {
+    /// An init container (`spec.initContainers`).
+    init: bool,
     spec: Container,
     dir: PathBuf,
     run: Run,
@@ -51,6 +59,10 @@ struct Ctr {
     probes: Vec<tokio::task::JoinHandle<()>>,
     /// Set when a liveness failure asked for a restart.
     killing: bool,
+    /// The image (containers not run as host processes).
+    image: ImageState,
+    /// `(image, imageID)` as the status shows them, once the image is known.
+    image_ref: Option<(String, String)>,
 }
 
 impl Ctr {
@@ -62,6 +74,7 @@ impl Ctr {
                 _ => None,
             },
             last: self.last.clone(),
+            image_ref: self.image_ref.clone(),
         }
     }
 
@@ -85,8 +98,18 @@ impl Ctr {
 
     fn view(&self, uid: &str) -> ContainerView {
         ContainerView {
+            init: self.init,
             name: self.spec.name.clone(),
-            image: self.spec.image.clone().unwrap_or_default(),
+            image: self
+                .image_ref
+                .as_ref()
+                .map(|r| r.0.clone())
+                .unwrap_or_else(|| self.spec.image.clone().unwrap_or_default()),
+            image_id: self
+                .image_ref
+                .as_ref()
+                .map(|r| r.1.clone())
+                .unwrap_or_default(),
             run: self.run.clone(),
             last: self.last.clone(),
             restart_count: self.restart_count,
@@ -102,8 +125,12 @@ fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
-/// Signal a container's process group.
+/// Signal a container: through the OCI runtime for a container from an image, else its
+/// process group.
 fn signal_group(dir: &Path, sig: Signal) {
+    if container::signal(dir, sig) {
+        return;
+    }
     if let Some(pid) = shim::read_pid(dir) {
         let _ = kill(Pid::from_raw(-pid), sig);
     }
@@ -204,6 +231,8 @@ pub struct Worker {
     probe_rx: mpsc::UnboundedReceiver<(usize, ProbeUpdate)>,
     last_status: Option<serde_json::Value>,
     sandbox_error: Option<String>,
+    /// `runtimeClassName: svcnet-process`: containers run as host processes, not from images.
+    process_runtime: bool,
 }
 
 impl Worker {
@@ -221,13 +250,15 @@ impl Worker {
                     layout::write_file(&layout::pod_started_file(&dir), now.to_string().as_bytes());
                 now
             });
-        let ctrs = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
+        // Init containers first (run one at a time, in order), then the app containers.
+        let spec = pod.spec.clone().unwrap_or_default();
+        let ctrs = spec
+            .init_containers
             .unwrap_or_default()
             .into_iter()
-            .map(|c| {
+            .map(|c| (true, c))
+            .chain(spec.containers.into_iter().map(|c| (false, c)))
+            .map(|(init, c)| {
                 let cdir = layout::container_dir(&dir, &c.name);
                 let meta: Meta = std::fs::read(layout::container_meta_file(&cdir))
                     .ok()
@@ -247,6 +278,7 @@ impl Worker {
                     },
                 };
                 Ctr {
+                    init,
                     spec: c,
                     dir: cdir,
                     ever_ran: running || meta.last.is_some(),
@@ -259,6 +291,8 @@ impl Worker {
                     next_start: None,
                     probes: Vec::new(),
                     killing: false,
+                    image: ImageState::default(),
+                    image_ref: meta.image_ref.clone(),
                 }
             })
             .collect();
@@ -281,6 +315,11 @@ impl Worker {
             probe_rx,
             last_status: None,
             sandbox_error: None,
+            process_runtime: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.runtime_class_name.as_deref())
+                == Some(svcnet_cluster::runtime_class::PROCESS),
         })
     }
 
@@ -359,8 +398,7 @@ impl Worker {
                 .and_then(|s| s.enable_service_links)
                 .unwrap_or(true),
         );
-        let c = &self.ctrs[i];
-        let spec = c.spec.clone();
+        let spec = self.ctrs[i].spec.clone();
         // fieldRefs to status.podIP / hostIP read the pod's status: give them what it will say.
         let mut with_ips = pod.clone();
         let st = with_ips.status.get_or_insert_with(Default::default);
@@ -372,54 +410,21 @@ impl Worker {
         st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
             ip: self.shared.cfg.node_ip.to_string(),
         }]);
-        let mut env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
+        let env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
             Ok(e) => e,
             Err(msg) => {
-                self.ctrs[i].run = Run::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(msg),
-                };
+                self.event(pod, i, true, "Failed", format!("Error: {msg}"));
+                self.wait(i, "CreateContainerConfigError", msg, BACKOFF_START);
                 return;
             }
         };
-        let command = spec.command.clone().unwrap_or_default();
-        if command.is_empty() {
-            self.ctrs[i].run = Run::Waiting {
-                reason: "CommandRequired".into(),
-                message: Some(format!(
-                    "svcnet runs containers as processes on the node and cannot run image {:?}: set \"command\" (and \"args\") for container {:?}, e.g. command: [\"svcnet\", \"agnhost\", \"netexec\", \"--http-port=80\"]",
-                    spec.image.clone().unwrap_or_default(),
-                    spec.name
-                )),
-            };
+        let prepared = if self.process_runtime {
+            self.process_spec(i, pod, &sb, env)
+        } else {
+            self.image_spec(i, pod, &sb, env)
+        };
+        let Some((shim_spec, env)) = prepared else {
             return;
-        }
-        let mut argv: Vec<String> = command
-            .iter()
-            .chain(spec.args.iter().flatten())
-            .map(|a| crate::envvars::expand(a, &env))
-            .collect();
-        // `svcnet ...` is this very binary, wherever it is installed.
-        if argv[0] == "svcnet" {
-            argv[0] = self.shared.cfg.exe.display().to_string();
-        }
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.insert(0, ("PATH".into(), self.shared.path_env()));
-        }
-        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-            env.insert(0, ("HOSTNAME".into(), hostname(pod)));
-        }
-        let restart = self.ctrs[i].restart_count;
-        let log = self.ctrs[i].log_path(restart);
-        let shim_spec = ShimSpec {
-            argv,
-            env: env.clone(),
-            workdir: spec.working_dir.clone().map(PathBuf::from),
-            netns: sb.netns.clone(),
-            hostname: Some(hostname(pod)),
-            binds: layout::etc_binds(&sb.dir),
-            log,
-            dir: self.ctrs[i].dir.clone(),
         };
         match shim::spawn(&self.shared.cfg.exe, &shim_spec) {
             Ok(mut child) => {
@@ -436,6 +441,20 @@ impl Worker {
                 return;
             }
         }
+        self.event(
+            pod,
+            i,
+            false,
+            "Created",
+            format!("Created container {}", spec.name),
+        );
+        self.event(
+            pod,
+            i,
+            false,
+            "Started",
+            format!("Started container {}", spec.name),
+        );
         let c = &mut self.ctrs[i];
         c.run = Run::Running {
             started_at: jiff::Timestamp::now(),
@@ -447,11 +466,36 @@ impl Worker {
         self.start_probes(i, pod);
     }
 
+    /// Container `i` waits with `reason` and is tried again after `retry`.
+    fn wait(&mut self, i: usize, reason: &str, message: String, retry: Duration) {
+        let c = &mut self.ctrs[i];
+        c.run = Run::Waiting {
+            reason: reason.into(),
+            message: Some(message),
+        };
+        c.next_start = Some(Instant::now() + retry);
+    }
+
+    /// An Event on container `i` of the pod, as the kubelet records them.
+    fn event(&self, pod: &Pod, i: usize, warning: bool, reason: &str, message: String) {
+        let list = if self.ctrs[i].init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let field = format!("spec.{list}{{{}}}", self.ctrs[i].spec.name);
+        let kind = if warning { "Warning" } else { "Normal" };
+        self.shared
+            .recorder
+            .event_on(pod, Some(field), kind, reason, message);
+    }
+
     /// Probe workers for a started container: startup first; readiness and liveness after it.
     fn start_probes(&mut self, i: usize, pod: &Pod) {
         let Some(sb) = self.sandbox.clone() else {
             return;
         };
+        let oci = OciHandle::load(&self.ctrs[i].dir).filter(|_| !self.process_runtime);
         let c = &mut self.ctrs[i];
         c.stop_probes();
         let spec = c.spec.clone();
@@ -465,6 +509,7 @@ impl Worker {
                 binds: layout::etc_binds(&sb.dir),
                 env: Vec::new(),
                 workdir: spec.working_dir.clone().map(PathBuf::from),
+                oci: oci.clone(),
             }),
         };
         let mut spawn = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| -> bool {
@@ -503,6 +548,8 @@ impl Worker {
                 signal: rec.signal,
                 reason: if rec.start_error.is_some() {
                     "StartError".into()
+                } else if rec.oom_killed {
+                    "OOMKilled".into()
                 } else {
                     Exit::reason_for(rec.exit_code).into()
                 },
@@ -533,7 +580,12 @@ impl Worker {
         c.stop_probes();
         c.ready = false;
         c.started = false;
-        let policy = Self::restart_policy(pod);
+        let mut policy = Self::restart_policy(pod);
+        // An init container that succeeded is done; one that failed is restarted unless the
+        // pod's policy is Never.
+        if c.init && policy == "Always" {
+            policy = "OnFailure".into();
+        }
         let restart = match policy.as_str() {
             "Never" => false,
             "OnFailure" => exit.exit_code != 0,
@@ -581,6 +633,13 @@ impl Worker {
         }
         c.killing = false;
         c.save();
+        if matches!(&c.run, Run::Waiting { reason, .. } if reason == "CrashLoopBackOff") {
+            let msg = format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                c.spec.name, self.name, self.ns, self.uid
+            );
+            self.event(pod, i, true, "BackOff", msg);
+        }
     }
 
     fn handle_probe(&mut self, i: usize, u: ProbeUpdate, pod: &Pod) {
@@ -681,7 +740,24 @@ impl Worker {
                     })
                     .collect(),
             );
+            // The first init container that has not succeeded is the only one that runs.
+            let pending_init = self
+                .ctrs
+                .iter()
+                .position(|c| c.init && !matches!(&c.run, Run::Terminated(e) if e.exit_code == 0));
             for i in 0..self.ctrs.len() {
+                if pending_init.is_some_and(|k| k != i) {
+                    let c = &mut self.ctrs[i];
+                    if !c.init
+                        && matches!(&c.run, Run::Waiting { reason, .. } if reason == "ContainerCreating")
+                    {
+                        c.run = Run::Waiting {
+                            reason: "PodInitializing".into(),
+                            message: None,
+                        };
+                    }
+                    continue;
+                }
                 self.reap(i, &pod);
                 let c = &self.ctrs[i];
                 let due = c.next_start.is_none_or(|t| Instant::now() >= t);
@@ -720,9 +796,17 @@ impl Worker {
     /// the API the pod is gone.
     async fn terminate(&mut self, pod: Option<&Pod>) {
         let grace = pod.map(termination_grace).unwrap_or(Duration::ZERO);
-        for c in self.ctrs.iter_mut() {
+        for i in 0..self.ctrs.len() {
+            let c = &mut self.ctrs[i];
             c.stop_probes();
-            signal_group(&c.dir, Signal::SIGTERM);
+            c.image.abort();
+            if matches!(c.run, Run::Running { .. }) {
+                if let Some(pod) = pod {
+                    let msg = format!("Stopping container {}", c.spec.name);
+                    self.event(pod, i, false, "Killing", msg);
+                }
+            }
+            signal_group(&self.ctrs[i].dir, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
         loop {
@@ -736,7 +820,12 @@ impl Worker {
         }
         for c in &self.ctrs {
             signal_group(&c.dir, Signal::SIGKILL);
+            if let Some(h) = OciHandle::load(&c.dir) {
+                h.delete();
+                container::cgroups::remove(&h.id);
+            }
         }
+        container::pause::stop(&self.dir);
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sandbox::destroy(&sb, self.node_ns().as_ref()) {
                 tracing::warn!(pod = %self.name, error = %e, "removing the sandbox");
@@ -788,8 +877,13 @@ pub fn cleanup_orphan(shared: &Shared, uid: &str) {
     if let Ok(entries) = std::fs::read_dir(layout::containers_dir(&dir)) {
         for e in entries.flatten() {
             signal_group(&e.path(), Signal::SIGKILL);
+            if let Some(h) = OciHandle::load(&e.path()) {
+                h.delete();
+                container::cgroups::remove(&h.id);
+            }
         }
     }
+    container::pause::stop(&dir);
     if let Some(sb) = std::fs::read(layout::pod_sandbox_file(&dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())

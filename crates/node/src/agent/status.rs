@@ -32,7 +32,7 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// Kubernetes' reasons: `Completed` for 0, `Error` otherwise (`OOMKilled` does not happen here).
+    /// Kubernetes' reasons: `Completed` for 0, `Error` otherwise (`OOMKilled` comes from the shim's record).
     pub fn reason_for(code: i32) -> &'static str {
         if code == 0 {
             "Completed"
@@ -44,8 +44,12 @@ impl Exit {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContainerView {
+    /// An init container (reported in `initContainerStatuses`).
+    pub init: bool,
     pub name: String,
     pub image: String,
+    /// The image's digest reference (`docker.io/library/nginx@sha256:...`), once known.
+    pub image_id: String,
     pub run: Run,
     pub last: Option<Exit>,
     pub restart_count: i32,
@@ -154,15 +158,42 @@ fn condition(
     }
 }
 
-/// The pod's status from what the agent knows.
+fn container_status(c: &ContainerView) -> ContainerStatus {
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        image_id: c.image_id.clone(),
+        container_id: matches!(c.run, Run::Running { .. } | Run::Terminated(_))
+            .then(|| c.container_id.clone()),
+        ready: c.ready,
+        started: Some(c.started && matches!(c.run, Run::Running { .. })),
+        restart_count: c.restart_count,
+        state: Some(state_of(&c.run)),
+        last_state: c.last.as_ref().map(|e| ContainerState {
+            terminated: Some(terminated(e)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pod's status from what the agent knows (`views`: init containers, then the others).
 pub fn pod_status(
     pod: &Pod,
     host_ip: &str,
     pod_ip: Option<&str>,
-    containers: &[ContainerView],
+    views: &[ContainerView],
     started: jiff::Timestamp,
     now: jiff::Timestamp,
 ) -> PodStatus {
+    let (inits, apps): (Vec<ContainerView>, Vec<ContainerView>) =
+        views.iter().cloned().partition(|c| c.init);
+    let containers = &apps[..];
+    let incomplete: Vec<&str> = inits
+        .iter()
+        .filter(|c| !matches!(&c.run, Run::Terminated(e) if e.exit_code == 0))
+        .map(|c| c.name.as_str())
+        .collect();
     let prior = pod
         .status
         .as_ref()
@@ -173,7 +204,15 @@ pub fn pod_status(
         .as_ref()
         .and_then(|s| s.restart_policy.as_deref())
         .unwrap_or("Always");
-    let phase = phase(policy, containers);
+    // `getPhase`: Pending while init containers run; Failed when one failed for good.
+    let init_failed = inits
+        .iter()
+        .any(|c| matches!(&c.run, Run::Terminated(e) if e.exit_code != 0));
+    let phase = match (incomplete.is_empty(), init_failed) {
+        (true, _) => phase(policy, containers),
+        (false, true) if policy == "Never" => "Failed",
+        (false, _) => "Pending",
+    };
     let all_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
     let not_ready: Vec<&str> = containers
         .iter()
@@ -207,30 +246,23 @@ pub fn pod_status(
             &prior,
             now,
         ),
-        condition("Initialized", true, None, &prior, now),
+        {
+            let reason = (!incomplete.is_empty()).then_some("ContainersNotInitialized");
+            let mut c = condition("Initialized", incomplete.is_empty(), reason, &prior, now);
+            if !incomplete.is_empty() {
+                c.message = Some(format!(
+                    "containers with incomplete status: [{}]",
+                    incomplete.join(" ")
+                ));
+            }
+            c
+        },
         ready,
         cready,
         condition("PodScheduled", true, None, &prior, now),
     ];
-    let statuses = containers
-        .iter()
-        .map(|c| ContainerStatus {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            image_id: String::new(),
-            container_id: matches!(c.run, Run::Running { .. } | Run::Terminated(_))
-                .then(|| c.container_id.clone()),
-            ready: c.ready,
-            started: Some(c.started && matches!(c.run, Run::Running { .. })),
-            restart_count: c.restart_count,
-            state: Some(state_of(&c.run)),
-            last_state: c.last.as_ref().map(|e| ContainerState {
-                terminated: Some(terminated(e)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
+    let statuses = containers.iter().map(container_status).collect();
+    let init_statuses: Vec<ContainerStatus> = inits.iter().map(container_status).collect();
     PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
@@ -240,7 +272,13 @@ pub fn pod_status(
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.into() }]),
         start_time: Some(time(started)),
         container_statuses: Some(statuses),
-        qos_class: Some("BestEffort".into()),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        // Set by the API server at creation from the resources, and immutable.
+        qos_class: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.qos_class.clone())
+            .or_else(|| Some("BestEffort".into())),
         ..Default::default()
     }
 }
@@ -251,8 +289,10 @@ mod tests {
 
     fn view(run: Run, ever_ran: bool, ready: bool) -> ContainerView {
         ContainerView {
+            init: false,
             name: "c".into(),
             image: "img".into(),
+            image_id: String::new(),
             run,
             last: None,
             restart_count: 0,
@@ -330,5 +370,64 @@ mod tests {
         assert_eq!(st.pod_ip.as_deref(), Some("10.244.0.5"));
         let cs = &st.container_statuses.unwrap()[0];
         assert!(cs.state.as_ref().unwrap().running.is_some());
+    }
+
+    #[test]
+    fn init_containers_keep_the_pod_pending() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"}, "spec": {"containers": []}
+        }))
+        .unwrap();
+        let now = jiff::Timestamp::now();
+        let mut init = view(Run::Running { started_at: now }, true, false);
+        init.init = true;
+        init.name = "setup".into();
+        let app = view(
+            Run::Waiting {
+                reason: "PodInitializing".into(),
+                message: None,
+            },
+            false,
+            false,
+        );
+        let st = pod_status(
+            &pod,
+            "10.0.0.1",
+            None,
+            &[init.clone(), app.clone()],
+            now,
+            now,
+        );
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            st.init_container_statuses.as_ref().unwrap()[0].name,
+            "setup"
+        );
+        assert_eq!(st.container_statuses.as_ref().unwrap().len(), 1);
+        let initialized = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert_eq!(initialized.status, "False");
+        assert_eq!(
+            initialized.message.as_deref(),
+            Some("containers with incomplete status: [setup]")
+        );
+        init.run = Run::Terminated(Exit {
+            exit_code: 0,
+            signal: None,
+            reason: "Completed".into(),
+            message: None,
+            started_at: None,
+            finished_at: now,
+        });
+        let st = pod_status(&pod, "10.0.0.1", None, &[init, app], now, now);
+        assert!(st
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Initialized" && c.status == "True"));
     }
 }

@@ -223,19 +223,31 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Start `opts.command` in the container's namespaces. `Err` is the message for the client.
 fn spawn_exec(handle: &ContainerHandle, opts: &ExecOptions) -> Result<Spawned, String> {
     let (program, args) = opts.command.split_first().expect("validated: a command");
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .envs(handle.env.iter().map(|(k, v)| (k, v)));
-    if !handle.env.iter().any(|(k, _)| k == "PATH") {
-        cmd.env("PATH", DEFAULT_PATH);
-    }
-    if let Some(wd) = &handle.workdir {
-        cmd.current_dir(wd);
-    }
-    let ns = NetNs::open(&handle.netns).map_err(|e| e.to_string())?;
-    svcnet_netns::enter_on_exec(&mut cmd, &ns, handle.hostname.as_deref(), &handle.binds)
-        .map_err(|e| e.to_string())?;
+    let mut cmd = match &handle.oci {
+        // The runtime gives the process the container's environment and working directory.
+        // With a terminal, runc makes one in the container and relays it to ours.
+        Some(oci) => oci.exec_command(
+            if opts.tty { &["TERM=xterm"] } else { &[] },
+            opts.tty,
+            &opts.command,
+        ),
+        None => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(handle.env.iter().map(|(k, v)| (k, v)));
+            if !handle.env.iter().any(|(k, _)| k == "PATH") {
+                cmd.env("PATH", DEFAULT_PATH);
+            }
+            if let Some(wd) = &handle.workdir {
+                cmd.current_dir(wd);
+            }
+            let ns = NetNs::open(&handle.netns).map_err(|e| e.to_string())?;
+            svcnet_netns::enter_on_exec(&mut cmd, &ns, handle.hostname.as_deref(), &handle.binds)
+                .map_err(|e| e.to_string())?;
+            cmd
+        }
+    };
 
     let mut pty_master = None;
     if opts.tty {

@@ -61,6 +61,9 @@ pub struct ContainerHandle {
     pub workdir: Option<PathBuf>,
     /// Whether the container's process is running (a followed log ends when it is not).
     pub running: bool,
+    /// A container from an image: exec goes through the OCI runtime (`runc exec`), inside the
+    /// container's namespaces and root filesystem.
+    pub oci: Option<crate::container::OciHandle>,
 }
 
 /// The node agent's view of its containers.

@@ -57,6 +57,8 @@ pub struct PodExec {
     pub binds: Vec<(PathBuf, PathBuf)>,
     pub env: Vec<(String, String)>,
     pub workdir: Option<PathBuf>,
+    /// A container from an image: the command runs through the OCI runtime (`runc exec`).
+    pub oci: Option<crate::container::OciHandle>,
 }
 
 impl ExecRunner for PodExec {
@@ -68,6 +70,9 @@ impl ExecRunner for PodExec {
         let this = self.clone();
         Box::pin(async move {
             let (program, args) = argv.split_first().ok_or_else(no_command)?;
+            if let Some(oci) = &this.oci {
+                return run_command(oci.exec_command(&[], false, &argv), timeout).await;
+            }
             let mut cmd = std::process::Command::new(program);
             cmd.args(args)
                 .env_clear()

@@ -37,6 +37,12 @@ pub fn teardown(l: &Layout) -> anyhow::Result<usize> {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+    // Containers from images: the runtime stops them and removes their state and cgroups.
+    if let Ok(nodes) = std::fs::read_dir(l.data_dir.join("nodes")) {
+        for n in nodes.flatten() {
+            svcnet_node::container::cleanup_node(&n.path());
+        }
+    }
     let names = NetNs::list(&l.prefix);
     let mut errors = Vec::new();
     // Pods first, then nodes, then the rest (a veth's peer goes with either end).

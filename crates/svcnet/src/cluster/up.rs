@@ -31,6 +31,10 @@ pub struct UpOptions {
     pub network: ClusterNetwork,
     /// `--store`: None = SQLite in the data dir; "etcd" = a local etcd (`etcd.rs`).
     pub store: Option<String>,
+    /// `--private-registry`: k3s's registries.yaml for the nodes' pulls.
+    pub private_registry: Option<PathBuf>,
+    /// `--disable-default-registry-endpoint`: mirrors only.
+    pub disable_default_registry_endpoint: bool,
 }
 
 /// `svcnet up`: everything, in the foreground, until Ctrl-C / SIGTERM; then `down`.
@@ -80,7 +84,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     let control_plane = start_apiserver(l, o).await?;
     let client = control_plane.client.clone();
     start_controllers(&client, net);
-    let node = NodeSettings::new(l, mode)?;
+    let node = NodeSettings::new(l, mode, o)?;
     for i in 1..=o.nodes {
         start_node(&client, l, net, &node, i);
     }
@@ -193,11 +197,27 @@ struct NodeSettings {
     kubelet_auth: svcnet_node::kubelet_api::Authenticator,
     /// This binary: the agent starts container shims with it.
     exe: PathBuf,
+    /// The image store every node shares: `<data-dir>/images`, also k3s's drop directory
+    /// for image archives (imported here, at start).
+    image_store: PathBuf,
+    registries: svcnet_images::Registries,
 }
 
 impl NodeSettings {
-    fn new(l: &Layout, proxy_mode: Mode) -> anyhow::Result<NodeSettings> {
+    fn new(l: &Layout, proxy_mode: Mode, o: &UpOptions) -> anyhow::Result<NodeSettings> {
+        let image_store = l.data_dir.join("images");
+        let store = svcnet_images::Store::open(&image_store)?;
+        let report = store.import_archives(&image_store);
+        for e in &report.errors {
+            eprintln!("warning: importing an image archive: {e}");
+        }
         Ok(NodeSettings {
+            image_store,
+            registries: match &o.private_registry {
+                Some(p) => svcnet_images::Registries::load(p)?,
+                None => svcnet_images::Registries::none(),
+            }
+            .disable_default_endpoint(o.disable_default_registry_endpoint),
             proxy_mode,
             // Written by the API server as it started: without it, no node starts.
             kubelet_auth: svcnet_node::kubelet_api::Authenticator::from_token_file(Some(
@@ -232,6 +252,8 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
         netns_prefix: l.prefix.clone(),
         // Added at creation too (`create_network`); put back after a link flap.
         routes: vec![net.service_route("eth0")],
+        image_store: Some(s.image_store.clone()),
+        registries: s.registries.clone(),
     };
     let c = client.clone();
     tokio::spawn(async move {

@@ -18,6 +18,7 @@ pub const WARNING: &str = "Warning";
 
 struct Pending {
     involved: ObjectReference,
+    field_path: Option<String>,
     type_: &'static str,
     reason: String,
     message: String,
@@ -28,17 +29,31 @@ pub struct Recorder {
     tx: mpsc::Sender<Pending>,
 }
 
+impl Clone for Recorder {
+    fn clone(&self) -> Self {
+        Recorder {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
 /// What a repeat of an event needs: the Event's name and its count so far.
 type Seen = Arc<Mutex<HashMap<(String, String, String, String), (String, i32)>>>;
 
 impl Recorder {
     pub fn new(client: Client, component: &str) -> Self {
+        Self::with_host(client, component, None)
+    }
+
+    /// A recorder whose events name the host they come from (`source.host`: the kubelet's
+    /// node name).
+    pub fn with_host(client: Client, component: &str, host: Option<String>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(4096);
         let component = component.to_string();
         let seen: Seen = Arc::default();
         tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
-                if let Err(e) = write(&client, &component, &seen, p).await {
+                if let Err(e) = write(&client, &component, host.as_deref(), &seen, p).await {
                     tracing::debug!(error = %e, "event not recorded");
                 }
             }
@@ -50,6 +65,19 @@ impl Recorder {
     pub fn event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
+        type_: &'static str,
+        reason: &str,
+        message: String,
+    ) {
+        self.event_on(obj, None, type_, reason, message)
+    }
+
+    /// Record an event about a part of `obj` (`involvedObject.fieldPath`, as the kubelet's
+    /// `spec.containers{nginx}`).
+    pub fn event_on<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        field_path: Option<String>,
         type_: &'static str,
         reason: &str,
         message: String,
@@ -66,6 +94,7 @@ impl Recorder {
         };
         let _ = self.tx.try_send(Pending {
             involved,
+            field_path,
             type_,
             reason: reason.to_string(),
             message,
@@ -76,18 +105,24 @@ impl Recorder {
 async fn write(
     client: &Client,
     component: &str,
+    host: Option<&str>,
     seen: &Seen,
-    p: Pending,
+    mut p: Pending,
 ) -> Result<(), kube::Error> {
     let ns = p
         .involved
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
+    p.involved.field_path = p.field_path.take();
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     let now = jiff::Timestamp::now();
     let key = (
-        p.involved.uid.clone().unwrap_or_default(),
+        format!(
+            "{}{}",
+            p.involved.uid.as_deref().unwrap_or_default(),
+            p.involved.field_path.as_deref().unwrap_or_default()
+        ),
         p.type_.to_string(),
         p.reason.clone(),
         p.message.clone(),
@@ -127,13 +162,13 @@ async fn write(
         type_: Some(p.type_.to_string()),
         source: Some(EventSource {
             component: Some(component.to_string()),
-            host: None,
+            host: host.map(str::to_string),
         }),
         first_timestamp: Some(t.clone()),
         last_timestamp: Some(t),
         count: Some(1),
         reporting_component: Some(component.to_string()),
-        reporting_instance: Some(component.to_string()),
+        reporting_instance: Some(host.unwrap_or(component).to_string()),
         ..Default::default()
     };
     api.create(&PostParams::default(), &ev).await?;

@@ -1,0 +1,246 @@
+//! The shared store: concurrent pulls of one image (tasks and processes), garbage collection,
+//! and air-gapped archive import.
+
+use std::path::Path;
+
+use svcnet_images::build::{ImageBuilder, LayerBuilder};
+use svcnet_images::testing::{self, Registry};
+use svcnet_images::{Keyring, PullOptions, Puller, Registries, Store};
+
+fn puller(yaml: &str, root: &Path) -> Puller {
+    let registries = Registries::parse(yaml)
+        .unwrap()
+        .disable_default_endpoint(true);
+    Puller::new(
+        Store::open(root).unwrap(),
+        registries,
+        PullOptions::default(),
+    )
+}
+
+const CHILD_ROOT: &str = "SVCNET_IMAGES_TEST_ROOT";
+const CHILD_YAML: &str = "SVCNET_IMAGES_TEST_YAML";
+
+/// Run by `concurrent_pulls_of_one_image_share_one_unpack` as a separate process.
+#[tokio::test]
+#[ignore = "child process of concurrent_pulls_of_one_image_share_one_unpack"]
+async fn child_pull() {
+    let (Ok(root), Ok(yaml)) = (std::env::var(CHILD_ROOT), std::env::var(CHILD_YAML)) else {
+        return;
+    };
+    puller(&yaml, Path::new(&root))
+        .pull("shared:v1", &Keyring::empty())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_pulls_of_one_image_share_one_unpack() {
+    if !testing::available() {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let built = testing::bench_image(4 << 20).unwrap();
+    reg.push(&built, "library/shared", "v1").await.unwrap();
+    let yaml = reg.mirror_yaml("");
+
+    // Two processes and four tasks (each its own Store handle, as separate node agents).
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--ignored", "--exact", "child_pull", "--nocapture"])
+                .env(CHILD_ROOT, root.path())
+                .env(CHILD_YAML, &yaml)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let p = puller(&yaml, root.path());
+            tokio::spawn(async move { p.pull("shared:v1", &Keyring::empty()).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap().id);
+    }
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    ids.dedup();
+    assert_eq!(ids, std::slice::from_ref(&built.config_descriptor.digest));
+
+    let store = Store::open(root.path()).unwrap();
+    let image = store.get("shared:v1").unwrap();
+    assert_eq!(image.layers.len(), 4);
+    let layers = std::fs::read_dir(root.path().join("layers/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(layers, 4);
+    assert_eq!(
+        std::fs::read_dir(root.path().join("tmp")).unwrap().count(),
+        0
+    );
+    // Every file of every layer is the registry's: spot-check sizes of the first layer.
+    for l in &built.layers {
+        assert!(store.has_blob(&l.descriptor.digest));
+    }
+}
+
+fn layer(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut l = LayerBuilder::new();
+    for (path, text) in files {
+        l.file(path, 0o644, text.as_bytes()).unwrap();
+    }
+    l.finish().unwrap()
+}
+
+#[tokio::test]
+async fn gc_removes_unused_images_and_keeps_shared_layers() {
+    if !testing::available() {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let base = layer(&[("base", "shared\n")]);
+    let a = ImageBuilder::new(Default::default())
+        .layer(base.clone())
+        .layer(layer(&[("a", "a\n")]))
+        .build()
+        .unwrap();
+    let b = ImageBuilder::new(Default::default())
+        .layer(base)
+        .layer(layer(&[("b", "b\n")]))
+        .build()
+        .unwrap();
+    reg.push(&a, "library/a", "v1").await.unwrap();
+    reg.push(&b, "library/b", "v1").await.unwrap();
+    let p = puller(&reg.mirror_yaml(""), root.path());
+    let ia = p.pull("a:v1", &Keyring::empty()).await.unwrap();
+    let ib = p.pull("b:v1", &Keyring::empty()).await.unwrap();
+    assert_eq!(
+        ia.layers[0], ib.layers[0],
+        "the base layer is unpacked once"
+    );
+    let store = p.store();
+    assert_eq!(store.list().len(), 2);
+
+    let report = store.gc(&["docker.io/library/a:v1"]).unwrap();
+    assert_eq!(report.images, std::slice::from_ref(&ib.id));
+    assert_eq!(report.layers, 1);
+    // b's config, manifest and top layer blob.
+    assert_eq!(report.blobs, 3);
+    assert!(store.get("b:v1").is_none());
+    let kept = store.get("a:v1").unwrap();
+    assert!(kept.layers.iter().all(|l| l.is_dir()));
+    assert!(!ib.layers[1].exists());
+
+    // By image ID too; then nothing in use removes everything.
+    assert!(store.gc(&[&ia.id]).unwrap().images.is_empty());
+    let report = store.gc(&[]).unwrap();
+    assert_eq!(report.images, std::slice::from_ref(&ia.id));
+    assert!(store.list().is_empty());
+    for dir in ["layers/sha256", "blobs/sha256", "images", "names"] {
+        assert_eq!(
+            std::fs::read_dir(root.path().join(dir)).unwrap().count(),
+            0,
+            "{dir}"
+        );
+    }
+}
+
+#[test]
+fn import_oci_and_docker_archives() {
+    let root = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let oci = testing::small_image("from an oci-archive\n").unwrap();
+    oci.write_oci_archive(
+        &images.path().join("small.tar"),
+        "docker.io/library/small:v1",
+    )
+    .unwrap();
+    let docker = testing::whiteout_image().unwrap();
+    docker
+        .write_docker_archive(&images.path().join("wh.tar"), "example.com/team/wh:v2")
+        .unwrap();
+    std::fs::write(images.path().join("broken.tar"), b"not a tar").unwrap();
+    std::fs::write(images.path().join("ignored.txt"), b"not an archive name").unwrap();
+
+    let store = Store::open(root.path()).unwrap();
+    let report = store.import_archives(images.path());
+    assert_eq!(report.images.len(), 2, "{:?}", report.errors);
+    assert_eq!(report.errors.len(), 1);
+    assert!(
+        report.errors[0].to_string().contains("broken.tar"),
+        "{}",
+        report.errors[0]
+    );
+
+    let small = store.get("small:v1").unwrap();
+    assert_eq!(small.id, oci.config_descriptor.digest);
+    assert_eq!(
+        small.image_ref(),
+        format!("docker.io/library/small@{}", oci.manifest_descriptor.digest)
+    );
+    assert_eq!(
+        std::fs::read_to_string(small.layers[0].join("hello")).unwrap(),
+        "from an oci-archive\n"
+    );
+    let wh = store.get("example.com/team/wh:v2").unwrap();
+    assert_eq!(wh.id, docker.config_descriptor.digest);
+    assert_eq!(wh.layers.len(), 2);
+    assert!(wh.image_ref().starts_with("example.com/team/wh@sha256:"));
+
+    // Importing again at the next start changes nothing.
+    let again = store.import_archives(images.path());
+    assert_eq!(again.images, report.images);
+    assert_eq!(
+        std::fs::read_dir(root.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn seeds_build_and_import() {
+    if !Path::new("/usr/sbin/nginx").is_file() || !Path::new("/bin/busybox").is_file() {
+        eprintln!("skipped: nginx-light or busybox-static not installed");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let written = svcnet_images::build::seeds::build_seeds(out.path()).unwrap();
+    assert_eq!(written.len(), 2);
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let report = store.import_archives(out.path());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let nginx = store.get("nginx").unwrap();
+    assert_eq!(nginx.layers.len(), 2, "busybox below, nginx above");
+    assert!(nginx.layers[0].join("bin/busybox").is_file());
+    let fs = &nginx.layers[1];
+    assert!(fs.join("usr/sbin/nginx").is_file());
+    assert!(fs.join("lib64/ld-linux-x86-64.so.2").is_file());
+    let page = std::fs::read_to_string(fs.join("usr/share/nginx/html/index.html")).unwrap();
+    assert!(page.contains("Welcome to nginx!"));
+    assert_eq!(
+        nginx.config.cmd.as_deref().unwrap(),
+        ["nginx", "-g", "daemon off;"]
+    );
+    assert!(std::fs::read_to_string(fs.join("etc/passwd"))
+        .unwrap()
+        .contains("www-data:x:33:33"));
+    let busybox = store.get("busybox:latest").unwrap();
+    let fs = &busybox.layers[0];
+    assert_eq!(
+        std::fs::read_link(fs.join("bin/sh")).unwrap().to_str(),
+        Some("busybox")
+    );
+    assert_eq!(
+        std::fs::read_link(fs.join("bin/nslookup"))
+            .unwrap()
+            .to_str(),
+        Some("busybox")
+    );
+    assert_eq!(busybox.config.cmd.as_deref().unwrap(), ["sh"]);
+}
