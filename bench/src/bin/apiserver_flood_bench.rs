@@ -189,8 +189,8 @@ fn raise_open_file_limit(want: u64) -> anyhow::Result<u64> {
     if soft >= want {
         return Ok(soft);
     }
-    let hard = hard.max(want);
-    setrlimit(Resource::RLIMIT_NOFILE, want, hard)
+    // Raising the hard limit needs CAP_SYS_RESOURCE; without it the hard limit is the most.
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want))
         .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, hard.min(want), hard))?;
     Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0)
 }

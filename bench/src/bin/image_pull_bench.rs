@@ -40,7 +40,11 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 async fn svcnet_pull(image: &str, dir: &Path) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let puller = Puller::new(Store::open(dir)?, Registries::none(), PullOptions::default());
+    let puller = Puller::new(
+        Store::open(dir)?,
+        Registries::none(),
+        PullOptions::default(),
+    );
     puller.pull(image, &Keyring::empty()).await?;
     Ok(start.elapsed())
 }
@@ -62,8 +66,14 @@ fn skopeo_umoci(image: &str, dir: &Path) -> anyhow::Result<Duration> {
 
 fn du(dir: &Path) -> u64 {
     let out = Command::new("du").arg("-sb").arg(dir).output().ok();
-    out.and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    out.and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+    .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -76,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if !testing::available() {
-        bail!("{} is not installed (apt-get install -y docker-registry)", testing::DOCKER_REGISTRY);
+        bail!(
+            "{} is not installed (apt-get install -y docker-registry)",
+            testing::DOCKER_REGISTRY
+        );
     }
     let registry = Registry::start()?;
     let layer_bytes = args.layer_mib << 20;

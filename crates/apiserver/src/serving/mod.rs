@@ -89,6 +89,7 @@ impl Serving {
         max_request_body_bytes: usize,
     ) -> Arc<Self> {
         let cap = config.max_connections.unwrap_or_else(connection_cap);
+        tracing::info!(max_connections = cap, "serving");
         Arc::new(Serving {
             app,
             acceptor: tokio_rustls::TlsAcceptor::from(tls),
