@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::{wait_for, ApiServer};
+use support::{commands::cpu_time, wait_for, ApiServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -116,20 +116,6 @@ async fn closed_by<S: tokio::io::AsyncRead + Unpin>(mut stream: S, deadline: Ins
         }
     };
     tokio::time::timeout_at(deadline.into(), wait).await.is_ok()
-}
-
-/// The server's CPU time so far (user + system), from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15; `fields` starts at field 3. USER_HZ is 100.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }
 
 fn log_lines(s: &ApiServer) -> usize {

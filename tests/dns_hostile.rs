@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use support::dns::{dig, Dns};
-use support::{eventually, ApiServer};
+use support::{commands::cpu_time, eventually, ApiServer};
 
 const T: Duration = Duration::from_secs(30);
 /// A name the server answers from its own zone once synced.
@@ -122,23 +122,6 @@ fn proc_status(pid: u32, key: &str) -> u64 {
     s.lines()
         .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
         .unwrap()
-}
-
-/// The child's CPU time so far (user + system).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the command's ")".
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
-    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// Raise this process's limit of open files to `want` (or its hard limit, if lower): the test

@@ -94,3 +94,20 @@ pub fn assert_success(out: &Output) {
 pub fn cells<'a>(row: &'a Row, columns: &[&str]) -> Vec<&'a str> {
     columns.iter().map(|c| row[*c].as_str()).collect()
 }
+
+/// A process's CPU time so far (user + system), from /proc.
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the command's ")".
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as u64;
+    std::time::Duration::from_millis(ticks * 1000 / hz)
+}
