@@ -9,17 +9,6 @@ use svcnet_images::build::{Compression, ImageBuilder, LayerBuilder};
 use svcnet_images::testing::{self, Registry};
 use svcnet_images::{Keyring, PullError, PullOptions, PullPolicy, Puller, Registries, Store};
 
-fn puller(yaml: &str, root: &std::path::Path) -> Puller {
-    let registries = Registries::parse(yaml)
-        .unwrap()
-        .disable_default_endpoint(true);
-    Puller::new(
-        Store::open(root).unwrap(),
-        registries,
-        PullOptions::default(),
-    )
-}
-
 fn setup() -> Option<(Registry, tempfile::TempDir)> {
     if !testing::available() {
         eprintln!("skipped: {} not installed", testing::DOCKER_REGISTRY);
@@ -45,7 +34,7 @@ async fn pull_by_tag_and_by_digest() {
     let Some((reg, root)) = setup() else { return };
     let built = testing::small_image("hello\n").unwrap();
     reg.push(&built, "library/small", "v1").await.unwrap();
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
 
     let image = p.pull("small:v1", &Keyring::empty()).await.unwrap();
     let manifest_digest = &built.manifest_descriptor.digest;
@@ -111,7 +100,7 @@ async fn mirror_rewrite_docker_schema2_and_zstd() {
     reg.push(&zstd, "mirrored/zstd", "v1").await.unwrap();
 
     let yaml = reg.mirror_yaml("    rewrite:\n      \"^library/(.*)\": \"mirrored/$1\"\n");
-    let p = puller(&yaml, root.path());
+    let p = testing::puller(&yaml, root.path());
     let image = p.pull("app:v1", &Keyring::empty()).await.unwrap();
     assert_eq!(image.id, docker.config_descriptor.digest);
     assert_eq!(image.repo_tags, ["docker.io/library/app:v1"]);
@@ -144,7 +133,7 @@ async fn index_picks_linux_amd64_and_arm64_only_fails() {
         .await
         .unwrap();
 
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let image = p.pull("multi:v1", &Keyring::empty()).await.unwrap();
     assert_eq!(image.id, amd64.config_descriptor.digest);
     assert_eq!(
@@ -171,7 +160,7 @@ async fn index_picks_linux_amd64_and_arm64_only_fails() {
 #[tokio::test]
 async fn missing_image_is_not_found() {
     let Some((reg, root)) = setup() else { return };
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let err = p.pull("nope", &Keyring::empty()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -196,7 +185,7 @@ async fn corrupt_layer_is_a_digest_mismatch_and_leaves_nothing() {
     bytes[n - 9] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
 
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let err = p.pull("corrupt:v1", &Keyring::empty()).await.unwrap_err();
     let PullError::DigestMismatch { expected, .. } = &err else {
         panic!("{err:?}")
@@ -227,7 +216,7 @@ async fn registry_down_or_silent_fails_within_a_bound() {
         .unwrap()
         .port();
     let yaml = format!("mirrors:\n  docker.io:\n    endpoint: [\"http://127.0.0.1:{port}\"]\n");
-    let p = puller(&yaml, root.path());
+    let p = testing::puller(&yaml, root.path());
     let start = Instant::now();
     let err = p.pull("nginx", &Keyring::empty()).await.unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(30));
@@ -283,7 +272,7 @@ async fn basic_auth_from_registries_yaml_and_from_a_pull_secret() {
     .unwrap();
 
     // Anonymous: refused, with the registry's status.
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let err = p.pull("private:v1", &Keyring::empty()).await.unwrap_err();
     assert!(err.to_string().contains("401 Unauthorized"), "{err}");
 
@@ -293,7 +282,7 @@ async fn basic_auth_from_registries_yaml_and_from_a_pull_secret() {
         reg.mirror_yaml(""),
         reg.host()
     );
-    let p = puller(&yaml, root.path());
+    let p = testing::puller(&yaml, root.path());
     p.pull("private:v1", &Keyring::empty()).await.unwrap();
 
     // An imagePullSecret (dockerconfigjson) for the registry itself.
@@ -308,7 +297,7 @@ async fn basic_auth_from_registries_yaml_and_from_a_pull_secret() {
         )
         .unwrap();
     let root2 = tempfile::tempdir().unwrap();
-    let p = puller("", root2.path());
+    let p = testing::puller("", root2.path());
     let image = format!("{}/library/private:v1", reg.host());
     let err = p.pull(&image, &Keyring::empty()).await.unwrap_err();
     assert!(err.to_string().contains("401 Unauthorized"), "{err}");
@@ -321,7 +310,7 @@ async fn ensure_follows_the_pull_policy() {
     reg.push(&testing::small_image("x\n").unwrap(), "library/pol", "v1")
         .await
         .unwrap();
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let err = p
         .ensure("pol:v1", PullPolicy::Never, &Keyring::empty())
         .await
@@ -358,7 +347,7 @@ async fn whiteouts_and_opaque_dirs() {
     reg.push(&testing::whiteout_image().unwrap(), "library/wh", "v1")
         .await
         .unwrap();
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let image = p.pull("wh:v1", &Keyring::empty()).await.unwrap();
     let (lower, upper) = (&image.layers[0], &image.layers[1]);
     assert!(lower.join("a/gone").is_file() && lower.join("d/old").is_file());
@@ -414,7 +403,7 @@ async fn token_auth_as_docker_hub() {
     .await
     .unwrap();
 
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let err = p.pull("tok:v1", &Keyring::empty()).await.unwrap_err();
     assert!(err.to_string().contains("401 Unauthorized"), "{err}");
     assert_clean(root.path());
@@ -424,7 +413,7 @@ async fn token_auth_as_docker_hub() {
         reg.mirror_yaml(""),
         reg.host()
     );
-    let image = puller(&yaml, root.path())
+    let image = testing::puller(&yaml, root.path())
         .pull("tok:v1", &Keyring::empty())
         .await
         .unwrap();

@@ -5,18 +5,7 @@ use std::path::Path;
 
 use svcnet_images::build::{ImageBuilder, LayerBuilder};
 use svcnet_images::testing::{self, Registry};
-use svcnet_images::{Keyring, PullOptions, Puller, Registries, Store};
-
-fn puller(yaml: &str, root: &Path) -> Puller {
-    let registries = Registries::parse(yaml)
-        .unwrap()
-        .disable_default_endpoint(true);
-    Puller::new(
-        Store::open(root).unwrap(),
-        registries,
-        PullOptions::default(),
-    )
-}
+use svcnet_images::{Keyring, Store};
 
 const CHILD_ROOT: &str = "SVCNET_IMAGES_TEST_ROOT";
 const CHILD_YAML: &str = "SVCNET_IMAGES_TEST_YAML";
@@ -28,7 +17,7 @@ async fn child_pull() {
     let (Ok(root), Ok(yaml)) = (std::env::var(CHILD_ROOT), std::env::var(CHILD_YAML)) else {
         return;
     };
-    puller(&yaml, Path::new(&root))
+    testing::puller(&yaml, Path::new(&root))
         .pull("shared:v1", &Keyring::empty())
         .await
         .unwrap();
@@ -58,7 +47,7 @@ async fn concurrent_pulls_of_one_image_share_one_unpack() {
         .collect();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
-            let p = puller(&yaml, root.path());
+            let p = testing::puller(&yaml, root.path());
             tokio::spawn(async move { p.pull("shared:v1", &Keyring::empty()).await })
         })
         .collect();
@@ -117,7 +106,7 @@ async fn gc_removes_unused_images_and_keeps_shared_layers() {
         .unwrap();
     reg.push(&a, "library/a", "v1").await.unwrap();
     reg.push(&b, "library/b", "v1").await.unwrap();
-    let p = puller(&reg.mirror_yaml(""), root.path());
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
     let ia = p.pull("a:v1", &Keyring::empty()).await.unwrap();
     let ib = p.pull("b:v1", &Keyring::empty()).await.unwrap();
     assert_eq!(

@@ -255,6 +255,19 @@ impl Drop for Registry {
     }
 }
 
+/// A puller over a store at `root` with the registries of `yaml` (k3s syntax) only: the
+/// default endpoint is disabled, so nothing but the test's registry is ever asked.
+pub fn puller(yaml: &str, root: &Path) -> crate::Puller {
+    let registries = crate::Registries::parse(yaml)
+        .expect("registries.yaml")
+        .disable_default_endpoint(true);
+    crate::Puller::new(
+        crate::Store::open(root).expect("store"),
+        registries,
+        crate::PullOptions::default(),
+    )
+}
+
 /// A small image: `/hello` holding `text`, `/etc/motd`, a symlink and a hard link.
 pub fn small_image(text: &str) -> io::Result<BuiltImage> {
     let mut l = LayerBuilder::new();
