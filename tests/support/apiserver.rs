@@ -131,17 +131,7 @@ impl ApiServer {
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(0);
         let _ = std::fs::remove_file(&self.kubeconfig);
-        let mut cmd = Command::new(SVCNET);
-        if let Some(n) = self.open_file_limit {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    use nix::sys::resource::{setrlimit, Resource};
-                    setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)
-                });
-            }
-        }
+        let mut cmd = super::commands::with_open_file_limit(SVCNET, self.open_file_limit);
         let child = spawn_logged(
             cmd.arg("apiserver")
                 .arg("--data-dir")

@@ -111,3 +111,22 @@ pub fn cpu_time(pid: u32) -> std::time::Duration {
         .unwrap() as u64;
     std::time::Duration::from_millis(ticks * 1000 / hz)
 }
+
+/// A command running `program`, with its limit of open files (soft and hard) set to `nofile`
+/// when given: by the shell's `ulimit -n` before it execs the program, so no `unsafe`
+/// pre-exec hook (`unsafe` stays in crates/netns). The exec keeps the pid.
+pub fn with_open_file_limit(program: &str, nofile: Option<u64>) -> Command {
+    match nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                r#"ulimit -n "$0" && exec "$@""#,
+                &n.to_string(),
+                program,
+            ]);
+            c
+        }
+        None => Command::new(program),
+    }
+}

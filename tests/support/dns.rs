@@ -40,8 +40,8 @@ impl Dns {
         Dns::spawn_with(kubeconfig, dir, tag, (port, metrics), args, None)
     }
 
-    /// [`Dns::spawn`], with the server's limit of open files set to `nofile` when given (by
-    /// the shell's `ulimit -n` before it execs the server, so no `unsafe` pre-exec hook).
+    /// [`Dns::spawn`], with the server's limit of open files set to `nofile` when given
+    /// ([`super::commands::with_open_file_limit`]).
     pub fn spawn_with(
         kubeconfig: &Path,
         dir: &Path,
@@ -51,19 +51,7 @@ impl Dns {
         nofile: Option<u64>,
     ) -> Dns {
         let log = dir.join(format!("dns-{tag}.log"));
-        let mut cmd = match nofile {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.args([
-                    "-c",
-                    r#"ulimit -n "$0" && exec "$@""#,
-                    &n.to_string(),
-                    SVCNET,
-                ]);
-                c
-            }
-            None => Command::new(SVCNET),
-        };
+        let mut cmd = super::commands::with_open_file_limit(SVCNET, nofile);
         cmd.arg("dns")
             .arg("--kubeconfig")
             .arg(kubeconfig)
