@@ -21,9 +21,12 @@
 //! costs. kube-apiserver flushes only when a watcher's channel is empty, which coalesces only
 //! what happened to queue up; here, in addition, a watcher that wrote less than
 //! [`coalescing_window`] ago holds its next write until that window has passed, taking every
-//! event that arrived meanwhile in one write. The window grows with the number of watchers
-//! (10 µs each: 10 ms at 1,000), so the server's watch writes stay about 100,000 a second however
-//! many watch; below 100 watchers there is none. An event after a quiet spell goes out at once.
+//! event that arrived meanwhile in one write, its small pieces joined into frames of up to
+//! [`JOIN_BYTES`]. The window grows with the number of open watches
+//! (`--watch-coalescing-per-watcher-us`, 25 µs each: 25 ms at 1,000, 2.5 ms at 100), so the
+//! server's watch writes stay about 40,000 a second however many watch; below 40 watches there is
+//! none, and an event after a quiet spell goes out at once. The price is latency under bursts
+//! only: at most the window.
 //!
 //! A client that stops reading: its queue in the cache fills, the cache closes the watch
 //! ("Forcing ... watcher close due to unresponsiveness", see `svcnet_store::cache`) and drops
