@@ -255,6 +255,8 @@ pub struct SpecInput {
     /// Limits in the configuration itself (svcnet's shim puts them on the parent cgroup
     /// instead, [`super::cgroups`], and leaves these unset).
     pub limits: Limits,
+    /// `tty`: the process gets a terminal (and `TERM=xterm`, containerd's `WithTTY`).
+    pub terminal: bool,
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
@@ -299,10 +301,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
         .gid(input.user.gid)
         .additional_gids(input.user.additional_gids.clone())
         .build()?;
+    let mut env = input.env.clone();
+    if input.terminal {
+        env.push("TERM=xterm".into());
+    }
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(input.terminal)
         .args(input.args.clone())
-        .env(input.env.clone())
+        .env(env)
         .cwd(if input.cwd.is_empty() {
             "/"
         } else {
@@ -621,6 +627,20 @@ mod tests {
             .unwrap();
         assert_eq!(caps.len(), DEFAULT_CAPABILITIES.len());
         assert!(caps.contains(&serde_json::json!("CAP_SETUID")));
+        assert_eq!(spec["process"]["terminal"], false);
+
+        // `tty: true`: a terminal, and TERM as containerd's WithTTY sets it.
+        let tty = build(&SpecInput {
+            terminal: true,
+            ..input
+        })
+        .unwrap();
+        let tty = serde_json::to_value(tty).unwrap();
+        assert_eq!(tty["process"]["terminal"], true);
+        assert_eq!(
+            tty["process"]["env"],
+            serde_json::json!(["PATH=/bin", "TERM=xterm"])
+        );
     }
 
     #[test]

@@ -65,6 +65,9 @@ impl Worker {
             log: c.log_path(c.restart_count),
             dir: c.dir.clone(),
             oci: None,
+            stdin: spec.stdin == Some(true),
+            stdin_once: spec.stdin_once == Some(true),
+            tty: spec.tty == Some(true),
         };
         Some((shim_spec, env))
     }
@@ -211,6 +214,7 @@ impl Worker {
                 cap_drop: caps.drop.unwrap_or_default(),
                 // On the parent cgroup, by the shim (container::cgroups).
                 limits: Default::default(),
+                terminal: spec.tty == Some(true),
             };
             let config = oci_spec::build(&input).map_err(|e| e.to_string())?;
             let bundle = dir.join("bundle");
@@ -246,6 +250,9 @@ impl Worker {
             log: layout::container_log(&dir, restart),
             dir,
             oci: Some(oci),
+            stdin: spec.stdin == Some(true),
+            stdin_once: spec.stdin_once == Some(true),
+            tty: spec.tty == Some(true),
         };
         Some((shim_spec, env))
     }
