@@ -179,6 +179,7 @@ impl PodRuntime for Runtime {
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,
             oci: crate::container::OciHandle::load(&dir),
+            dir,
         })
     }
 
