@@ -9,7 +9,8 @@
 //!   nothing from before the session;
 //! - when a session's stdin ends: with `stdinOnce` and no terminal the container's stdin is
 //!   closed (it reads EOF) and the session goes on until the container's output ends; otherwise
-//!   the session ends there (containerd's `Attach`: "when (opts.StdinOnce && opts.Tty) we have
+//!   the session ends there (a container without `stdin` takes no session's stdin: such a
+//!   session lasts until the output ends) (containerd's `Attach`: "when (opts.StdinOnce && opts.Tty) we have
 //!   to close container stdin and keep stdout and stderr open until container stops" is its
 //!   comment, its code closes stdin only for `StdinOnce && !Tty`, as here);
 //! - resizes go to the terminal ([`HeldStdio`] keeps the pty master).
@@ -38,6 +39,8 @@ pub struct HeldStdio {
     /// The writing end of the container's stdin (a pipe, or a copy of the pty master); `None`
     /// without `stdin` or once closed (`stdinOnce`).
     stdin: Mutex<Option<File>>,
+    /// Whether the container has `stdin` at all.
+    has_stdin: bool,
     /// The terminal's master, for resizes.
     pty: Option<OwnedFd>,
     stdin_once: bool,
@@ -63,6 +66,7 @@ struct Session {
 impl HeldStdio {
     pub fn new(stdin: Option<File>, pty: Option<OwnedFd>, stdin_once: bool) -> Arc<HeldStdio> {
         Arc::new(HeldStdio {
+            has_stdin: stdin.is_some(),
             stdin: Mutex::new(stdin),
             pty,
             stdin_once,
@@ -153,20 +157,24 @@ impl HeldStdio {
             });
             id
         };
+        // containerd copies a session's stdin only when the container has one; without, the
+        // session lasts until the output ends (or the agent goes away).
+        let takes_stdin = req.stdin && self.has_stdin;
         loop {
             match wire::read_frame(&mut reader) {
-                Ok(Some((wire::STDIN, data))) if req.stdin => self.write_stdin(&data),
+                Ok(Some((wire::STDIN, data))) if takes_stdin => self.write_stdin(&data),
                 Ok(Some((wire::RESIZE, p))) => {
                     if let (Some(pty), Some((w, h))) = (&self.pty, wire::parse_resize(&p)) {
                         let _ = svcnet_netns::set_window_size(pty.as_fd(), w, h);
                     }
                 }
-                Ok(Some((wire::CLOSE, _))) | Ok(None) | Err(_) => break,
+                Ok(Some((wire::CLOSE, _))) if takes_stdin => break,
+                Ok(None) | Err(_) => break,
                 Ok(Some(_)) => {}
             }
         }
         // The session's stdin ended (or the session went away).
-        if req.stdin && self.stdin_once && !self.tty() {
+        if takes_stdin && self.stdin_once && !self.tty() {
             // The container's stdin is closed; the session keeps the output until the end.
             self.stdin.lock().expect("stdin lock").take();
         } else {
