@@ -16,46 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::cluster::Cluster;
+use support::images::{can_run_images, cluster_with_registry};
 use support::poll::eventually;
 use support::{stdout, table};
-
-fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        "/usr/bin/runc",
-        svcnet_images::testing::DOCKER_REGISTRY,
-        "/bin/busybox",
-        "/usr/sbin/nginx",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).is_file())
-    .collect();
-    if !missing.is_empty() || !svcnet_netns::testing::can_run(&["kubectl", "curl"]) {
-        eprintln!("skipped: needs root, kubectl, curl and {missing:?}");
-        return false;
-    }
-    true
-}
-
-/// The registry with the seeds' images, and `svcnet up` mirroring docker.io to it.
-fn cluster_with_registry() -> (svcnet_images::testing::Registry, Cluster, tempfile::TempDir) {
-    let registry = svcnet_images::testing::Registry::start().expect("docker-registry");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(registry.push_seeds())
-        .expect("pushing the seeds' images");
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("registries.yaml");
-    std::fs::write(&yaml, registry.mirror_yaml("")).unwrap();
-    let c = Cluster::up_with(
-        2,
-        &[
-            "--private-registry",
-            yaml.to_str().unwrap(),
-            "--disable-default-registry-endpoint",
-        ],
-    );
-    (registry, c, dir)
-}
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
     c.exec_stdout(target, &["curl", "-s", "-m", "5", url])
@@ -63,10 +26,10 @@ fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
 
 #[test]
 fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
-    if !can_run() {
+    if !can_run_images() {
         return;
     }
-    let (_registry, mut c, _dir) = cluster_with_registry();
+    let (_registry, mut c, _dir) = cluster_with_registry(2);
 
     // The built-in RuntimeClass, and admission of an unknown one.
     let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));

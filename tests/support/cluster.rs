@@ -75,12 +75,16 @@ impl Cluster {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
+        self.kubectl_command(args).output().unwrap()
+    }
+
+    /// A kubectl command for this cluster, to run as the caller likes (stdin, a terminal).
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.args(args)
             .env("KUBECONFIG", self.data().join("kubeconfig"))
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap()
+            .env("HOME", self.dir.path());
+        c
     }
 
     pub fn kubectl_ok(&self, args: &[&str]) -> String {

@@ -2,7 +2,8 @@
 //! dir, drive it with the real `kubectl` (and kube-rs), and stop it however the test ends.
 //!
 //! `apiserver`: a `svcnet apiserver` (and controller-manager) per test; `cluster`: a whole
-//! `svcnet up`; `commands`: the binaries, the seed manifests, kubectl's tables; `poll`: waiting
+//! `svcnet up`; `images`: one whose containers come from the seeds' images in a loopback
+//! registry; `commands`: the binaries, the seed manifests, kubectl's tables; `poll`: waiting
 //! for a condition; `kubelet`: a stand-in node agent for tests without nodes; `dns`: a `svcnet
 //! dns` process and `dig`. This file only names them.
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod commands;
 pub mod dns;
+pub mod images;
 pub mod kubelet;
 pub mod poll;
 
