@@ -1,6 +1,6 @@
 //! The node agent's kubelet API (the kubelet's `pkg/kubelet/server/server.go`): what the API
-//! server reaches for `pods/{name}/log` and `pods/{name}/exec`, over plain HTTP on the node's
-//! InternalIP. Every call but `/healthz` must carry the bearer token the API server presents
+//! server reaches for `pods/{name}/log`, `exec`, `attach` and `portforward`, over plain HTTP
+//! on the node's InternalIP. Every call but `/healthz` must carry the bearer token the API server presents
 //! (`<apiserver data dir>/kubelet-client.token`): see [`Authenticator`]; there is no anonymous
 //! mode.
 //!

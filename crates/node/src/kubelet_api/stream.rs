@@ -2,7 +2,7 @@
 //! `createStreams` + `websocket.go`): the channel protocols over WebSocket, `channel.k8s.io` ..
 //! `v5.channel.k8s.io` (a frame is one channel byte and its data: 0 stdin, 1 stdout, 2 stderr,
 //! 3 error/status, 4 resize, 255 close), the WebSocket upgrade and one session loop over
-//! [`Streams`] — where the client's input goes and the output comes from, which is all that
+//! `Streams` — where the client's input goes and the output comes from, which is all that
 //! differs between a command started for `exec` ([`super::exec`]) and a running container's
 //! stdio for `attach` ([`super::attach`]).
 
