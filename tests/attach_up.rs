@@ -4,8 +4,10 @@
 //! -- nslookup <Service>` prints the Service's ClusterIP and leaves no pod; a container's stdin
 //! is held for the first attach (`stdinOnce`); a command that ended before kubectl could attach
 //! still shows its output (kubectl falls back to the logs); `kubectl attach -i` writes to a
-//! running container's stdin and `kubectl attach` alone streams its output; `-it` drives a
-//! shell on a terminal (kubectl on a pty from `script`).
+//! running container's stdin and `kubectl attach` alone streams its output (also with `-i` to a
+//! container without stdin); a container that does not run gets the kubelet's answer and a
+//! completed pod kubectl's refusal; `run -it --rm` and `attach -it` drive a shell on a terminal
+//! (kubectl on a pty from `script`, its size passed on).
 
 mod support;
 
@@ -235,6 +237,24 @@ fn run_i_rm_attach_and_a_terminal() {
     }
     c.kubectl_ok(&["delete", "pod", "ticker", "--now"]);
 
+    // A container that does not run (crashing, its pod Running): the kubelet's answer.
+    c.kubectl_ok(&[
+        "run",
+        "crash",
+        "--image=busybox",
+        "--",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    eventually(Duration::from_secs(60), "the kubelet's answer", || {
+        let out = c.kubectl(&["attach", "crash"]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        err.contains("unable to upgrade connection: container crash not found in pod crash_default")
+            .then_some(())
+    });
+    c.kubectl_ok(&["delete", "pod", "crash", "--now"]);
+
     // kubectl's own refusal for a completed pod.
     c.kubectl_ok(&[
         "run",
@@ -255,23 +275,10 @@ fn run_i_rm_attach_and_a_terminal() {
     );
 
     // A terminal: `kubectl run -it --rm ... -- sh` on a pty.
-    // kubectl with the cluster's environment, on the terminal of `script`.
-    let env: Vec<String> = c
-        .kubectl_command(&[])
-        .get_envs()
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy()))
-        .collect();
-    let mut script = Command::new("script");
-    script.args([
-        "-qfec",
-        // A terminal with a size, which kubectl passes on.
-        &format!(
-            "stty rows 30 cols 100; env {} kubectl run -it --rm --image=busybox --restart=Never shell -- sh",
-            env.join(" ")
-        ),
-        "/dev/null",
-    ]);
-    let mut term = Running::start(script);
+    let mut term = on_terminal(
+        &c,
+        "kubectl run -it --rm --image=busybox --restart=Never shell -- sh",
+    );
     term.wait_for_output("If you don't see a command prompt, try pressing enter.");
     term.write("\r");
     term.wait_for_output("# ");
@@ -284,4 +291,48 @@ fn run_i_rm_attach_and_a_terminal() {
         "stdout: {out}\nstderr: {err}"
     );
     assert!(pod_gone(&c, "shell"));
+
+    // `kubectl attach -it` to a shell that runs on a terminal already.
+    c.kubectl_ok(&[
+        "run",
+        "tty",
+        "--image=busybox",
+        "--restart=Never",
+        "--stdin",
+        "--tty",
+        "--leave-stdin-open",
+        "--attach=false",
+        "--",
+        "sh",
+    ]);
+    c.ready_pods("run=tty", 1);
+    let mut term = on_terminal(&c, "kubectl attach tty -it");
+    term.wait_for_output("If you don't see a command prompt, try pressing enter.");
+    term.write("\r");
+    term.wait_for_output("# ");
+    term.write("echo attached-$((1+1))\r");
+    term.wait_for_output("attached-2");
+    term.write("exit\r");
+    let (ok, out, err) = term.finish();
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    eventually(Duration::from_secs(60), "the shell's end", || {
+        (c.jsonpath("pod", "tty", "{.status.phase}") == "Succeeded").then_some(())
+    });
+}
+
+/// `command` (a kubectl command line) with the cluster's environment, on the terminal of
+/// `script`, sized 100x30 (which kubectl passes on).
+fn on_terminal(c: &Cluster, command: &str) -> Running {
+    let env: Vec<String> = c
+        .kubectl_command(&[])
+        .get_envs()
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy()))
+        .collect();
+    let mut script = Command::new("script");
+    script.args([
+        "-qfec",
+        &format!("stty rows 30 cols 100; env {} {command}", env.join(" ")),
+        "/dev/null",
+    ]);
+    Running::start(script)
 }
