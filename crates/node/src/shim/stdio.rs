@@ -106,7 +106,11 @@ impl HeldStdio {
     pub fn bind(dir: &Path) -> io::Result<UnixListener> {
         let _ = std::fs::remove_file(wire::socket_file(dir));
         let (_dir, short) = wire::short_path(dir, "attach.sock")?;
-        UnixListener::bind(short)
+        let listener = UnixListener::bind(&short)?;
+        // As every file the agent writes (`layout`): the owner's only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600))?;
+        Ok(listener)
     }
 
     /// Serve the attach socket `listener` of the container whose directory is `dir` (on a

@@ -101,6 +101,14 @@ fn stdin_once_closes_the_containers_stdin_after_the_first_session() {
     };
     let spec = shim.spec.clone();
     let mut conn = attach(&spec, ALL);
+    // As every file of the agent's: the owner's only.
+    let mode = std::fs::metadata(wire::socket_file(&spec.dir))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     conn.write_all(&wire::encode(wire::STDIN, b"hello\n"))
         .unwrap();
     let (out, _) = read_output(&mut conn, Some("hello\n"));
