@@ -70,6 +70,11 @@ impl Up {
     /// Start `svcnet up --nodes n` on `data`; returns it once it printed `ready`, with the time
     /// that took.
     pub fn start(n: usize, data: &Path) -> anyhow::Result<(Up, Duration)> {
+        Self::start_with(n, data, &[])
+    }
+
+    /// [`Up::start`] with more flags of `svcnet up` (e.g. `--private-registry FILE`).
+    pub fn start_with(n: usize, data: &Path, extra: &[&str]) -> anyhow::Result<(Up, Duration)> {
         let start = Instant::now();
         let mut child = Command::new(svcnet_exe()?)
             .args([
@@ -81,6 +86,7 @@ impl Up {
                 "--data-dir",
             ])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -96,6 +102,13 @@ impl Up {
             }
         }
         anyhow::bail!("svcnet up exited before it was ready")
+    }
+}
+
+impl Up {
+    /// The process id of `svcnet up` (its node agents run inside it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -57,6 +57,19 @@ impl Proc {
     }
 }
 
+/// The write-family system calls a process has made (`syscw` of `/proc/<pid>/io`); 0 when
+/// unreadable.
+pub fn write_syscalls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("syscw:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// A `/proc/<pid>/status` field in KiB (`VmHWM:`, `VmRSS:`); 0 when unreadable.
 pub fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

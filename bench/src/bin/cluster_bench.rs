@@ -75,7 +75,7 @@ fn apiserver_alone(data: &Path) -> anyhow::Result<Duration> {
 /// 50 pods of a Deployment, from `kubectl apply` to all Ready.
 async fn pods_through_cluster(data: &Path, n: usize) -> anyhow::Result<Duration> {
     let manifest = format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bench}}\nspec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: bench}}}}\n  template:\n    metadata: {{labels: {{app: bench}}}}\n    spec:\n      containers:\n      - {{name: web, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=80]}}\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bench}}\nspec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: bench}}}}\n  template:\n    metadata: {{labels: {{app: bench}}}}\n    spec:\n      runtimeClassName: svcnet-process\n      containers:\n      - {{name: web, image: agnhost, command: [svcnet, agnhost, netexec, --http-port=80]}}\n"
     );
     let file = data.join("bench.yaml");
     std::fs::write(&file, manifest)?;

@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use svcnet_bench::cluster::{client, svcnet_exe};
-use svcnet_bench::proc::{status_kib, Proc};
+use svcnet_bench::proc::{status_kib, write_syscalls, Proc};
 use svcnet_bench::report;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
@@ -46,6 +46,9 @@ struct Args {
     /// Objects created for the fan-out measurement (small: the fixed cost of an event).
     #[arg(long, default_value_t = 500)]
     fanout_events: usize,
+    /// Only the fan-out measurement.
+    #[arg(long)]
+    fanout_only: bool,
 }
 
 /// `svcnet apiserver` in a temporary directory, killed when dropped.
@@ -219,8 +222,9 @@ async fn stalled_run(args: &Args, stalled: usize) -> anyhow::Result<(f64, f64, u
     Ok((peak - before, after - before, closed))
 }
 
-/// Server CPU seconds per event with `watchers` reading watchers.
-async fn fanout_run(args: &Args, watchers: usize) -> anyhow::Result<f64> {
+/// Server CPU seconds per event with `watchers` reading watchers, and the server's write
+/// system calls per event and watcher (1: every event its own write; less: events coalesced).
+async fn fanout_run(args: &Args, watchers: usize) -> anyhow::Result<(f64, f64)> {
     let s = Server::start()?;
     let api = s.api().await?;
     create(&api, "warm", 20, 0).await?;
@@ -250,22 +254,50 @@ async fn fanout_run(args: &Args, watchers: usize) -> anyhow::Result<f64> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu0 = s.cpu_seconds();
+    let (cpu0, writes0) = (s.cpu_seconds(), write_syscalls(s.proc.id()));
     create(&api, "ev", args.fanout_events, 0).await?;
     for t in tasks {
         tokio::time::timeout(Duration::from_secs(300), t).await???;
     }
     let cpu = s.cpu_seconds() - cpu0;
+    let writes = write_syscalls(s.proc.id()) - writes0;
     anyhow::ensure!(received.load(Ordering::Relaxed) == watchers * args.fanout_events);
-    Ok(cpu / args.fanout_events as f64)
+    let events = args.fanout_events as f64;
+    Ok((cpu / events, writes as f64 / events / watchers as f64))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     report::header();
-    let (ref_peak, ref_after, _) = stalled_run(&args, 0).await?;
-    let (peak, after, closed) = stalled_run(&args, args.stalled).await?;
+    if !args.fanout_only {
+        stalled(&args).await?;
+    }
+    let (few, few_writes) = fanout_run(&args, args.few).await?;
+    let (many, many_writes) = fanout_run(&args, args.many).await?;
+    println!(
+        "Fan-out: {} creates of small Leases, API server CPU per event, and its write system \
+         calls per event and watcher:\n",
+        args.fanout_events
+    );
+    println!(
+        "| {} watchers | reference: {} watchers | ratio | writes per event and watcher ({} / {}) |",
+        args.many, args.few, args.many, args.few
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.3} ms | {:.3} ms | {} | {many_writes:.2} / {few_writes:.2} |",
+        many * 1e3,
+        few * 1e3,
+        report::ratio(many, few, 2)
+    );
+    Ok(())
+}
+
+/// Stalled watchers: the server's memory with them against none, in one run.
+async fn stalled(args: &Args) -> anyhow::Result<()> {
+    let (ref_peak, ref_after, _) = stalled_run(args, 0).await?;
+    let (peak, after, closed) = stalled_run(args, args.stalled).await?;
     println!(
         "{} creates of {} B objects, RSS growth of the API server:\n",
         args.events, args.object_bytes
@@ -286,24 +318,6 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| watchers closed for unresponsiveness | {closed} of {} | | |\n",
         args.stalled
-    );
-
-    let few = fanout_run(&args, args.few).await?;
-    let many = fanout_run(&args, args.many).await?;
-    println!(
-        "Fan-out: {} creates of small Leases, API server CPU per event:\n",
-        args.fanout_events
-    );
-    println!(
-        "| {} watchers | reference: {} watchers | ratio |",
-        args.many, args.few
-    );
-    println!("|---|---|---|");
-    println!(
-        "| {:.3} ms | {:.3} ms | {} |",
-        many * 1e3,
-        few * 1e3,
-        report::ratio(many, few, 2)
     );
     Ok(())
 }
