@@ -36,27 +36,6 @@ fn can_run() -> bool {
     true
 }
 
-/// The registry with the seeds' images, and `svcnet up` mirroring docker.io to it.
-fn cluster_with_registry() -> (svcnet_images::testing::Registry, Cluster, tempfile::TempDir) {
-    let registry = svcnet_images::testing::Registry::start().expect("docker-registry");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(registry.push_seeds())
-        .expect("pushing the seeds' images");
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("registries.yaml");
-    std::fs::write(&yaml, registry.mirror_yaml("")).unwrap();
-    let c = Cluster::up_with(
-        2,
-        &[
-            "--private-registry",
-            yaml.to_str().unwrap(),
-            "--disable-default-registry-endpoint",
-        ],
-    );
-    (registry, c, dir)
-}
-
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
     c.exec_stdout(target, &["curl", "-s", "-m", "5", url])
 }
@@ -66,7 +45,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     if !can_run() {
         return;
     }
-    let (_registry, mut c, _dir) = cluster_with_registry();
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(2, false);
 
     // The built-in RuntimeClass, and admission of an unknown one.
     let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));

@@ -66,6 +66,41 @@ impl Cluster {
         c
     }
 
+    /// Debian's docker-registry on loopback holding the seeds' images (busybox; nginx as
+    /// `latest` and `1.23.1`; with `scaling`, the agnhost image built from this svcnet binary
+    /// as `mask365/scaling:latest`), and `svcnet up --nodes N` whose registries.yaml mirrors
+    /// docker.io and quay.io to it. Nothing contacts the internet
+    /// (`--disable-default-registry-endpoint`). The registry and the registries.yaml's
+    /// directory live as long as the values returned.
+    pub fn up_with_registry(
+        nodes: usize,
+        scaling: bool,
+    ) -> (svcnet_images::testing::Registry, Cluster, tempfile::TempDir) {
+        let registry = svcnet_images::testing::Registry::start().expect("docker-registry");
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async {
+                registry.push_seeds().await?;
+                if scaling {
+                    registry.push_scaling(std::path::Path::new(SVCNET)).await?;
+                }
+                std::io::Result::Ok(())
+            })
+            .expect("pushing the seeds' images");
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("registries.yaml");
+        std::fs::write(&yaml, registry.mirror_yaml("")).unwrap();
+        let c = Cluster::up_with(
+            nodes,
+            &[
+                "--private-registry",
+                yaml.to_str().unwrap(),
+                "--disable-default-registry-endpoint",
+            ],
+        );
+        (registry, c, dir)
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -100,10 +135,13 @@ impl Cluster {
         self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
     }
 
-    /// `kubectl apply -f` each of these seed manifests (examples/seeds), as [`Cluster::apply`].
+    /// `kubectl apply -f` each of these seed manifests (examples/seeds) as host processes, for
+    /// tests of the proxy and DNS that need no image: [`agnhost_processes`], then as
+    /// [`Cluster::apply`]. tests/seeds_up.rs runs the seeds as written, from their images.
     pub fn apply_seeds(&self, names: &[&str]) {
         for name in names {
-            self.apply(&std::fs::read_to_string(seed(name)).unwrap());
+            let manifest = std::fs::read_to_string(seed(name)).unwrap();
+            self.apply(&agnhost_processes(&manifest));
         }
     }
 
@@ -212,6 +250,56 @@ impl Drop for Cluster {
             .arg(self.data())
             .output();
     }
+}
+
+/// `manifest` with each container that has no `command` (a server from its image: the seeds'
+/// nginx, the shield app) given `svcnet agnhost netexec` on its first `containerPort` (80 when
+/// none), which answers `/` with the pod's IP as the seeds' edited nginx pages do; then
+/// [`process_runtime`] runs those pods as host processes.
+pub fn agnhost_processes(manifest: &str) -> String {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(manifest) {
+        let mut v = serde_yaml::Value::deserialize(doc).expect("a YAML manifest");
+        if v.is_null() {
+            continue;
+        }
+        let spec = match v.get("kind").and_then(|k| k.as_str()) {
+            Some("Pod") => v.get_mut("spec"),
+            _ => v
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("template"))
+                .and_then(|t| t.get_mut("spec")),
+        };
+        let containers = spec
+            .and_then(|s| s.get_mut("containers"))
+            .and_then(|c| c.as_sequence_mut());
+        for c in containers.into_iter().flatten() {
+            if c.get("command").is_some() {
+                continue;
+            }
+            let port = c
+                .get("ports")
+                .and_then(|p| p.get(0))
+                .and_then(|p| p.get("containerPort"))
+                .and_then(|p| p.as_u64())
+                .unwrap_or(80);
+            let command: Vec<serde_yaml::Value> = [
+                "svcnet",
+                "agnhost",
+                "netexec",
+                &format!("--http-port={port}"),
+            ]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+            c.as_mapping_mut()
+                .unwrap()
+                .insert("command".into(), command.into());
+        }
+        out.push(serde_yaml::to_string(&v).unwrap());
+    }
+    out.join("---\n")
 }
 
 /// `manifest` with `runtimeClassName: svcnet-process` on every pod (and pod template) whose

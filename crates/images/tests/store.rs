@@ -198,7 +198,7 @@ fn seeds_build_and_import() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let written = svcnet_images::build::seeds::build_seeds(out.path()).unwrap();
+    let written = svcnet_images::build::seeds::build_seeds(out.path(), None).unwrap();
     assert_eq!(written.len(), 2);
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
@@ -232,4 +232,36 @@ fn seeds_build_and_import() {
         Some("busybox")
     );
     assert_eq!(busybox.config.cmd.as_deref().unwrap(), ["sh"]);
+    // Service-Env.yaml's tag names the same image.
+    assert_eq!(
+        store.get("docker.io/library/nginx:1.23.1").unwrap().id,
+        nginx.id
+    );
+}
+
+#[test]
+fn seeds_with_the_agnhost_image() {
+    if !Path::new("/usr/sbin/nginx").is_file() || !Path::new("/bin/busybox").is_file() {
+        eprintln!("skipped: nginx-light or busybox-static not installed");
+        return;
+    }
+    // Any binary stands in for svcnet here: the image's layout and configuration are checked.
+    let out = tempfile::tempdir().unwrap();
+    let written =
+        svcnet_images::build::seeds::build_seeds(out.path(), Some(Path::new("/bin/busybox")))
+            .unwrap();
+    assert_eq!(written.len(), 3);
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let report = store.import_archives(out.path());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let scaling = store
+        .get(svcnet_images::build::seeds::SCALING_IMAGE)
+        .unwrap();
+    assert_eq!(
+        scaling.config.entrypoint.as_deref().unwrap(),
+        ["svcnet", "agnhost", "netexec", "--http-port=8080"]
+    );
+    assert!(scaling.layers[0].join("usr/local/bin/svcnet").is_file());
+    assert!(scaling.layers[0].join("etc/passwd").is_file());
 }

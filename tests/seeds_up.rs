@@ -1,0 +1,260 @@
+//! The seed documents' manifests (examples/seeds) exactly as written, from their images, on
+//! `svcnet up` with the real kubectl: nginx:1.23.1 and busybox built from Debian's packages and
+//! quay.io/mask365/scaling:latest (an agnhost image built from the svcnet binary), all pushed
+//! to Debian's docker-registry on loopback, which the cluster's registries.yaml mirrors
+//! docker.io and quay.io to. The walkthrough as the seeds show it: the Deployment's pods
+//! Running, `kubectl exec -it POD /bin/sh` writing the pod's IP into nginx's index.html and
+//! `curl <pod IP>` showing it, the ClusterIP 10.97.1.1 and its Endpoints, the headless
+//! Service's and the ExternalName's DNS answers, NodePort 30002 from outside on every node,
+//! the busybox pod's resolv.conf and nslookup, the shield NodePort 31112 and skippy's 30050.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::cluster::Cluster;
+use support::{eventually, seed, table};
+
+fn can_run() -> bool {
+    let missing: Vec<&str> = [
+        "/usr/bin/runc",
+        svcnet_images::testing::DOCKER_REGISTRY,
+        "/bin/busybox",
+        "/usr/sbin/nginx",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).is_file())
+    .collect();
+    if !missing.is_empty() || !svcnet_netns::testing::can_run(&["kubectl", "curl", "dig"]) {
+        eprintln!("skipped: needs root, kubectl, curl, dig and {missing:?}");
+        return false;
+    }
+    true
+}
+
+fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
+    c.exec_stdout(target, &["curl", "-s", "-m", "5", url])
+}
+
+/// `kubectl args` with `input` on its stdin: stdout, after it succeeded.
+fn kubectl_with_input(c: &Cluster, args: &[&str], input: &str) -> String {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", c.data().join("kubeconfig"))
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    support::commands::kubectl_stdout(args, out, "up log", || c.log())
+}
+
+#[test]
+fn seeds_as_written_from_their_images() {
+    if !can_run() {
+        return;
+    }
+    let (_registry, c, _dir) = Cluster::up_with_registry(2, true);
+
+    // `kubectl create -f` of every manifest, as the seeds do (the shield lab's namespace
+    // first, as its `labs/ns/` directory implies).
+    c.kubectl_ok(&["create", "namespace", "shield"]);
+    for (file, expect) in [
+        ("Service-Env.yaml", "deployment.apps/service-env created"),
+        (
+            "Service-Clusterip.yaml",
+            "service/service-clusterip created",
+        ),
+        (
+            "Service-Headliness.yaml",
+            "service/service-headliness created",
+        ),
+        ("Service-Nodeport.yaml", "service/service-nodeport created"),
+        (
+            "Service-Externalname.yaml",
+            "service/service-externalname created",
+        ),
+        ("busybox.yaml", "pod/busybox created"),
+        (
+            "shield-app.yml",
+            "service/the-bus created\npod/triskelion created",
+        ),
+        ("skippy.yaml", "service/skippy created"),
+    ] {
+        let out = c.kubectl_ok(&["create", "-f", seed(file).to_str().unwrap()]);
+        assert_eq!(out.trim(), expect, "{file}");
+    }
+
+    // `kubectl get pods -n default -o wide --show-labels`: 3 Running, from nginx:1.23.1.
+    let pods = c.ready_pods("app=service-env", 3);
+    let ips: BTreeSet<String> = pods.iter().map(|p| p["IP"].clone()).collect();
+    assert_eq!(ips.len(), 3, "{pods:?}");
+    let name = &pods[0]["NAME"];
+    assert_eq!(
+        c.jsonpath("pod", name, "{.status.containerStatuses[0].image}"),
+        "docker.io/library/nginx:1.23.1"
+    );
+
+    // "To facilitate testing, modify the nginx access page to podip": `kubectl exec -it POD
+    // -n default /bin/sh`, `echo <IP> > /usr/share/nginx/html/index.html`, `exit` (the shell's
+    // input piped here: kubectl drops -t without a terminal, as it says).
+    for p in &pods {
+        let script = format!(
+            "echo {} > /usr/share/nginx/html/index.html\nexit\n",
+            p["IP"]
+        );
+        kubectl_with_input(
+            &c,
+            &["exec", "-i", &p["NAME"], "-n", "default", "--", "/bin/sh"],
+            &script,
+        );
+    }
+    // `curl <pod IP>` → that IP (from a node: the seeds' master).
+    for ip in &ips {
+        assert_eq!(
+            &curl(&c, &["--node", "node-1"], &format!("http://{ip}")),
+            ip
+        );
+    }
+
+    // ClusterIP: `kubectl describe svc service-clusterip` lists the 3 pods as Endpoints, and
+    // `curl http://10.97.1.1:80` answers with each of them.
+    let described = eventually(Duration::from_secs(30), "the Endpoints", || {
+        let d = c.kubectl_ok(&["describe", "svc", "service-clusterip", "-n", "default"]);
+        ips.iter()
+            .all(|ip| d.contains(&format!("{ip}:80")))
+            .then_some(d)
+    });
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("IP:") && l.ends_with(" 10.97.1.1")),
+        "{described}"
+    );
+    let seen: BTreeSet<String> =
+        eventually(Duration::from_secs(20), "the ClusterIP answering", || {
+            let got: BTreeSet<String> = (0..9)
+                .map(|_| curl(&c, &["--node", "node-2"], "http://10.97.1.1:80"))
+                .collect();
+            got.is_subset(&ips).then_some(got)
+        });
+    assert!(seen.len() >= 2, "load-balanced: {seen:?}");
+
+    // Headless: no cluster IP; `dig @10.96.0.10 service-headliness.default.svc.cluster.local
+    // +short` gives the pods' addresses.
+    let headless = table(&c.kubectl_ok(&["get", "svc", "service-headliness", "-o", "wide"]));
+    assert_eq!(headless[0]["CLUSTER-IP"], "None");
+    eventually(Duration::from_secs(20), "the headless A records", || {
+        let got: BTreeSet<String> = c
+            .exec_stdout(
+                &["--node", "node-1"],
+                &[
+                    "dig",
+                    "@10.96.0.10",
+                    "service-headliness.default.svc.cluster.local",
+                    "+short",
+                ],
+            )
+            .lines()
+            .map(str::to_string)
+            .collect();
+        (got == ips).then_some(())
+    });
+
+    // NodePort 30002 on every node, from outside the cluster.
+    for node in ["node-1", "node-2"] {
+        let node_ip = c.jsonpath(
+            "node",
+            node,
+            "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+        );
+        let got = curl(&c, &["--outside"], &format!("http://{node_ip}:30002"));
+        assert!(ips.contains(&got), "{node_ip}:30002 → {got:?}");
+    }
+
+    // ExternalName: the CNAME (what is behind it needs the internet).
+    let cname = c.exec_stdout(
+        &["--node", "node-2"],
+        &[
+            "dig",
+            "@10.96.0.10",
+            "service-externalname.default.svc.cluster.local",
+        ],
+    );
+    assert!(
+        cname.contains("CNAME") && cname.contains("www.baidu.com."),
+        "{cname}"
+    );
+
+    // The sleeping busybox pod: its resolv.conf and `nslookup` of a Service.
+    eventually(Duration::from_secs(60), "busybox Running", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "busybox"]));
+        (t[0]["STATUS"] == "Running").then_some(())
+    });
+    assert_eq!(
+        c.jsonpath("pod", "busybox", "{.status.containerStatuses[0].image}"),
+        "docker.io/library/busybox:latest"
+    );
+    let resolv = c.kubectl_ok(&["exec", "busybox", "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
+            && resolv.contains("nameserver 10.96.0.10")
+            && resolv.contains("options ndots:5"),
+        "{resolv}"
+    );
+    // (busybox 1.35's nslookup also asks the other search domains and exits 1 on their
+    // NXDOMAIN, as it does against CoreDNS; the answer is what counts.)
+    let out = c.kubectl(&["exec", "busybox", "--", "nslookup", "service-clusterip"]);
+    let looked_up = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        looked_up
+            .contains("Name:\tservice-clusterip.default.svc.cluster.local\nAddress: 10.97.1.1"),
+        "{looked_up}"
+    );
+
+    // The shield lab: the-bus (NodePort 31112 → 8080) reaches triskelion, pulled (Always).
+    let tris = eventually(Duration::from_secs(120), "the triskelion pod", || {
+        let t = table(&c.kubectl_ok(&["get", "pods", "-n", "shield", "-o", "wide"]));
+        (t.len() == 1 && t[0]["READY"] == "1/1").then(|| t[0]["IP"].clone())
+    });
+    let events = c.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "shield",
+        "--field-selector",
+        "involvedObject.name=triskelion",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.contains("Pulled: Successfully pulled image \"quay.io/mask365/scaling:latest\""),
+        "{events}"
+    );
+    let bus = eventually(Duration::from_secs(20), "NodePort 31112", || {
+        let got = curl(&c, &["--outside"], "http://172.28.0.12:31112");
+        (got == tris).then_some(got)
+    });
+    assert_eq!(bus, tris);
+
+    // skippy: a NodePort 30050 whose selector matches no pod — listed, and refused.
+    let skippy = table(&c.kubectl_ok(&["get", "svc", "skippy"]));
+    assert_eq!(skippy[0]["PORT(S)"], "8080:30050/TCP");
+    let refused = c.exec(
+        &["--outside"],
+        &["curl", "-s", "-m", "5", "http://172.28.0.11:30050"],
+    );
+    assert_eq!(refused.status.code(), Some(7), "no endpoints: refused");
+}
