@@ -7,6 +7,7 @@
 //! `curl <pod IP>` showing it, the ClusterIP 10.97.1.1 and its Endpoints, the headless
 //! Service's and the ExternalName's DNS answers, NodePort 30002 from outside on every node,
 //! the busybox pod's resolv.conf and nslookup, the shield NodePort 31112 and skippy's 30050.
+//! Then, on the seed's busybox pod, `kubectl cp` both ways.
 
 mod support;
 
@@ -257,4 +258,74 @@ fn seeds_as_written_from_their_images() {
         &["curl", "-s", "-m", "5", "http://172.28.0.11:30050"],
     );
     assert_eq!(refused.status.code(), Some(7), "no endpoints: refused");
+}
+
+/// `kubectl cp` into and out of a busybox container (kubectl runs `tar` there through exec): a
+/// file and a directory each way.
+#[test]
+fn kubectl_cp_both_ways() {
+    if !can_run() {
+        return;
+    }
+    let (_registry, c, dir) = Cluster::up_with_registry(1, false);
+    c.kubectl_ok(&["create", "-f", seed("busybox.yaml").to_str().unwrap()]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/busybox",
+        "--timeout=120s",
+    ]);
+
+    // Into the container: a file, then a directory.
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(local.join("tree/sub")).unwrap();
+    std::fs::write(local.join("hello.txt"), "hello from the host\n").unwrap();
+    std::fs::write(local.join("tree/sub/deep.txt"), "deep\n").unwrap();
+    c.kubectl_ok(&[
+        "cp",
+        local.join("hello.txt").to_str().unwrap(),
+        "default/busybox:/tmp/hello.txt",
+    ]);
+    assert_eq!(
+        c.kubectl_ok(&["exec", "busybox", "--", "cat", "/tmp/hello.txt"]),
+        "hello from the host\n"
+    );
+    c.kubectl_ok(&[
+        "cp",
+        local.join("tree").to_str().unwrap(),
+        "busybox:/tmp/tree",
+    ]);
+    assert_eq!(
+        c.kubectl_ok(&["exec", "busybox", "--", "cat", "/tmp/tree/sub/deep.txt"]),
+        "deep\n"
+    );
+
+    // Out of the container: a file the container wrote, then a directory.
+    c.kubectl_ok(&[
+        "exec",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/out/d && echo from-the-pod > /tmp/out/d/f && hostname > /tmp/name",
+    ]);
+    let back = dir.path().join("back");
+    c.kubectl_ok(&[
+        "cp",
+        "busybox:/tmp/name",
+        back.join("name").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("name")).unwrap(),
+        "busybox\n"
+    );
+    c.kubectl_ok(&[
+        "cp",
+        "default/busybox:/tmp/out",
+        back.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("out/d/f")).unwrap(),
+        "from-the-pod\n"
+    );
 }
