@@ -7,7 +7,7 @@
 //! `curl <pod IP>` showing it, the ClusterIP 10.97.1.1 and its Endpoints, the headless
 //! Service's and the ExternalName's DNS answers, NodePort 30002 from outside on every node,
 //! the busybox pod's resolv.conf and nslookup, the shield NodePort 31112 and skippy's 30050.
-//! Then, on the seed's busybox pod, `kubectl cp` both ways.
+//! Then, on the seed's busybox pod, `kubectl cp` both ways; and `shareProcessNamespace`.
 
 mod support;
 
@@ -327,5 +327,85 @@ fn kubectl_cp_both_ways() {
     assert_eq!(
         std::fs::read_to_string(back.join("out/d/f")).unwrap(),
         "from-the-pod\n"
+    );
+}
+
+/// `shareProcessNamespace: true`: the containers share the pod's PID namespace (its pause
+/// process's, whose init is PID 1 there), so `ps` in one lists the other's processes; a pod
+/// without it keeps a PID namespace per container.
+#[test]
+fn share_process_namespace() {
+    if !can_run() {
+        return;
+    }
+    let (_registry, c, dir) = Cluster::up_with_registry(1, false);
+    let manifest = dir.path().join("pods.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: shared}\nspec:\n  shareProcessNamespace: true\n  \
+         containers:\n  - {name: a, image: busybox, command: [sleep, '3601']}\n  \
+         - {name: b, image: busybox, command: [sleep, '3602']}\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {name: apart}\nspec:\n  \
+         containers:\n  - {name: a, image: busybox, command: [sleep, '3603']}\n  \
+         - {name: b, image: busybox, command: [sleep, '3604']}\n",
+    )
+    .unwrap();
+    c.kubectl_ok(&["create", "-f", manifest.to_str().unwrap()]);
+    for pod in ["shared", "apart"] {
+        c.kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{pod}"),
+            "--timeout=120s",
+        ]);
+    }
+
+    // shareProcessNamespace: one PID namespace, each container sees the other's sleep.
+    let ps = |pod: &str, ctr: &str| {
+        c.kubectl_ok(&["exec", pod, "-c", ctr, "--", "ps", "-o", "pid,args"])
+    };
+    let from_a = ps("shared", "a");
+    assert!(
+        from_a.contains("sleep 3601") && from_a.contains("sleep 3602"),
+        "{from_a}"
+    );
+    assert!(ps("shared", "b").contains("sleep 3601"));
+    let ns = |pod: &str, ctr: &str| {
+        c.kubectl_ok(&[
+            "exec",
+            pod,
+            "-c",
+            ctr,
+            "--",
+            "readlink",
+            "/proc/self/ns/pid",
+        ])
+    };
+    assert_eq!(ns("shared", "a"), ns("shared", "b"));
+    // PID 1 is the pod's (the pause process's init), not a container's.
+    let pid1 = c.kubectl_ok(&["exec", "shared", "-c", "a", "--", "cat", "/proc/1/cmdline"]);
+    assert!(pid1.contains("pause"), "{pid1:?}");
+    // Without it: each container alone in its PID namespace.
+    let apart = ps("apart", "a");
+    assert!(
+        apart.contains("sleep 3603") && !apart.contains("sleep 3604"),
+        "{apart}"
+    );
+    assert_ne!(ns("apart", "a"), ns("apart", "b"));
+
+    // Deleting the pod ends every process of its namespace.
+    c.kubectl_ok(&["delete", "pod", "shared", "--wait=true"]);
+    eventually(
+        Duration::from_secs(60),
+        "the shared pod's processes gone",
+        || {
+            let left = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .filter(|c| c == b"sleep\x003601\x00" || c == b"sleep\x003602\x00")
+                .count();
+            (left == 0).then_some(())
+        },
     );
 }

@@ -70,6 +70,12 @@ enum Command {
     Pause {
         #[arg(long)]
         hostname: String,
+        /// Hold the pod's PID namespace too (`shareProcessNamespace: true`).
+        #[arg(long)]
+        share_pid: bool,
+        /// Be PID 1 of that namespace (started by the holder itself).
+        #[arg(long, hide = true)]
+        pid_ns_init: bool,
         /// The pod's directory (names the process, for `svcnet down` and the agent).
         #[arg(long)]
         pod_dir: PathBuf,
@@ -670,8 +676,18 @@ fn main() -> anyhow::Result<()> {
         let code = svcnet_node::shim::run(&spec)?;
         std::process::exit(code);
     }
-    if let Command::Pause { hostname, .. } = &cli.command {
-        svcnet_node::container::pause::main(hostname)?;
+    if let Command::Pause {
+        hostname,
+        share_pid,
+        pid_ns_init,
+        ..
+    } = &cli.command
+    {
+        if *pid_ns_init {
+            svcnet_node::container::pause::pid_ns_init()?;
+        } else {
+            svcnet_node::container::pause::main(hostname, *share_pid)?;
+        }
         return Ok(());
     }
     init_logging();

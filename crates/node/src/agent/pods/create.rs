@@ -144,11 +144,18 @@ impl Worker {
                 .collect()
         };
         let pod_dir = self.dir.clone();
-        // The pod's shared UTS and IPC namespaces (its pause process).
+        // The pod's shared UTS and IPC namespaces (its pause process), and its PID namespace
+        // with shareProcessNamespace.
+        let share_pid = pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true);
         let pause = match container::pause::running(&pod_dir) {
             Some(pid) => pid,
-            None => match container::pause::start(&self.shared.cfg.exe, &sb.netns, &host, &pod_dir)
-            {
+            None => match container::pause::start(
+                &self.shared.cfg.exe,
+                &sb.netns,
+                &host,
+                &pod_dir,
+                share_pid,
+            ) {
                 Ok(pid) => pid,
                 Err(e) => {
                     let msg = format!("failed to start the pod's namespace holder: {e}");
@@ -199,6 +206,8 @@ impl Worker {
                 hostname: host.clone(),
                 uts_path: Some(container::pause::namespace_path(pause, "uts")),
                 ipc_path: Some(container::pause::namespace_path(pause, "ipc")),
+                pid_path: share_pid
+                    .then(|| container::pause::namespace_path(pause, container::pause::PID_NS)),
                 netns_path: svcnet_netns::NetNs::open(&sb.netns)
                     .map(|n| n.path())
                     .map_err(|e| e.to_string())?,
