@@ -259,7 +259,7 @@ impl Store {
         self.write_atomic(&path, bytes)
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))

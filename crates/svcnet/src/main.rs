@@ -282,6 +282,18 @@ struct NodeArgs {
     /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS); k3s's flag name.
     #[arg(long)]
     private_registry: Option<PathBuf>,
+    /// The percent of the image store's filesystem in use after which image garbage
+    /// collection always runs (the kubelet's flag and default; 100 disables it).
+    #[arg(long, default_value_t = 85)]
+    image_gc_high_threshold: u32,
+    /// The percent of the filesystem in use down to which image garbage collection frees (the
+    /// kubelet's flag and default).
+    #[arg(long, default_value_t = 80)]
+    image_gc_low_threshold: u32,
+    /// Minimum age of an unused image before it is garbage collected (the kubelet's flag and
+    /// default; a Go duration).
+    #[arg(long, default_value = "2m", value_parser = svcnet_images::image_gc::parse_go_duration)]
+    image_minimum_gc_age: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -520,6 +532,12 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
     svcnet_netns::check_privileges().map_err(|e| {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
+    let image_gc = svcnet_images::ImageGcPolicy {
+        high_threshold_percent: a.image_gc_high_threshold,
+        low_threshold_percent: a.image_gc_low_threshold,
+        min_age: a.image_minimum_gc_age,
+    };
+    image_gc.validate().map_err(anyhow::Error::msg)?;
     let client = client(a.kubeconfig.as_deref()).await?;
     svcnet_node::layout::prepare_node_dir(&a.data_dir)
         .with_context(|| format!("--data-dir {}", a.data_dir.display()))?;
@@ -546,6 +564,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
             Some(p) => svcnet_images::Registries::load(p)?,
             None => svcnet_images::Registries::none(),
         },
+        image_gc,
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,

@@ -133,6 +133,17 @@ impl Worker {
             .map(|r| r.to_string())
             .unwrap_or_else(|_| image_name.clone());
         self.ctrs[i].image_ref = Some((normalised, image.image_ref()));
+        // Published as in use (meta.json first: the node's own collections read it) before the
+        // container exists; a collection that removed it meanwhile means ensuring it again.
+        self.ctrs[i].save();
+        if !crate::agent::image_gc::add_ref(&self.shared, puller.store(), &image.id) {
+            self.ctrs[i].run = Run::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            };
+            self.ctrs[i].next_start = None;
+            return None;
+        }
 
         let handle = OciHandle::new(&self.shared.cfg.data_dir, &self.uid, &spec.name);
         let (dir, restart) = (self.ctrs[i].dir.clone(), self.ctrs[i].restart_count);
