@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,20 +19,7 @@ use support::poll::eventually;
 use support::{stdout, table};
 
 fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        "/usr/bin/runc",
-        svcnet_images::testing::DOCKER_REGISTRY,
-        "/bin/busybox",
-        "/usr/sbin/nginx",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).is_file())
-    .collect();
-    if !missing.is_empty() || !svcnet_netns::testing::can_run(&["kubectl", "curl"]) {
-        eprintln!("skipped: needs root, kubectl, curl and {missing:?}");
-        return false;
-    }
-    true
+    support::cluster::can_run_images(&["kubectl", "curl"])
 }
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {

@@ -31,14 +31,9 @@ fn seeds_dns_walkthrough() {
     // `dig @10.96.0.10 service-headliness.default.svc.cluster.local +short` → the 3 pod IPs.
     let headless = eventually(Duration::from_secs(20), "the headless A records", || {
         let got: BTreeSet<String> = c
-            .exec_stdout(
-                &["--node", "node-1"],
-                &[
-                    "dig",
-                    "@10.96.0.10",
-                    "service-headliness.default.svc.cluster.local",
-                    "+short",
-                ],
+            .dig(
+                "node-1",
+                &["service-headliness.default.svc.cluster.local", "+short"],
             )
             .lines()
             .map(str::to_string)
@@ -49,14 +44,9 @@ fn seeds_dns_walkthrough() {
 
     // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
     // outside the cluster, which `svcnet up` does not reach).
-    let cname = c.exec_stdout(
-        &["--node", "node-2"],
-        &[
-            "dig",
-            "@10.96.0.10",
-            "service-externalname.default.svc.cluster.local",
-            "+tcp",
-        ],
+    let cname = c.dig(
+        "node-2",
+        &["service-externalname.default.svc.cluster.local", "+tcp"],
     );
     assert!(
         cname.contains("CNAME") && cname.contains("www.baidu.com."),

@@ -12,54 +12,17 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, seed, table};
+use support::{eventually, seed, table, SERVICE_SEEDS};
 
 fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        "/usr/bin/runc",
-        svcnet_images::testing::DOCKER_REGISTRY,
-        "/bin/busybox",
-        "/usr/sbin/nginx",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).is_file())
-    .collect();
-    if !missing.is_empty() || !svcnet_netns::testing::can_run(&["kubectl", "curl", "dig"]) {
-        eprintln!("skipped: needs root, kubectl, curl, dig and {missing:?}");
-        return false;
-    }
-    true
+    support::cluster::can_run_images(&["kubectl", "curl", "dig"])
 }
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
     c.exec_stdout(target, &["curl", "-s", "-m", "5", url])
-}
-
-/// `kubectl args` with `input` on its stdin: stdout, after it succeeded.
-fn kubectl_with_input(c: &Cluster, args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", c.data().join("kubeconfig"))
-        .env("HOME", c.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    support::commands::kubectl_stdout(args, out, "up log", || c.log())
 }
 
 #[test]
@@ -72,28 +35,15 @@ fn seeds_as_written_from_their_images() {
     // `kubectl create -f` of every manifest, as the seeds do (the shield lab's namespace
     // first, as its `labs/ns/` directory implies).
     c.kubectl_ok(&["create", "namespace", "shield"]);
-    for (file, expect) in [
-        ("Service-Env.yaml", "deployment.apps/service-env created"),
-        (
-            "Service-Clusterip.yaml",
-            "service/service-clusterip created",
-        ),
-        (
-            "Service-Headliness.yaml",
-            "service/service-headliness created",
-        ),
-        ("Service-Nodeport.yaml", "service/service-nodeport created"),
-        (
-            "Service-Externalname.yaml",
-            "service/service-externalname created",
-        ),
+    let more = [
         ("busybox.yaml", "pod/busybox created"),
         (
             "shield-app.yml",
             "service/the-bus created\npod/triskelion created",
         ),
         ("skippy.yaml", "service/skippy created"),
-    ] {
+    ];
+    for (file, expect) in SERVICE_SEEDS.into_iter().chain(more) {
         let out = c.kubectl_ok(&["create", "-f", seed(file).to_str().unwrap()]);
         assert_eq!(out.trim(), expect, "{file}");
     }
@@ -116,8 +66,7 @@ fn seeds_as_written_from_their_images() {
             "echo {} > /usr/share/nginx/html/index.html\nexit\n",
             p["IP"]
         );
-        kubectl_with_input(
-            &c,
+        c.kubectl_stdin_ok(
             &["exec", "-i", &p["NAME"], "-n", "default", "--", "/bin/sh"],
             &script,
         );
@@ -159,14 +108,9 @@ fn seeds_as_written_from_their_images() {
     assert_eq!(headless[0]["CLUSTER-IP"], "None");
     eventually(Duration::from_secs(20), "the headless A records", || {
         let got: BTreeSet<String> = c
-            .exec_stdout(
-                &["--node", "node-1"],
-                &[
-                    "dig",
-                    "@10.96.0.10",
-                    "service-headliness.default.svc.cluster.local",
-                    "+short",
-                ],
+            .dig(
+                "node-1",
+                &["service-headliness.default.svc.cluster.local", "+short"],
             )
             .lines()
             .map(str::to_string)
@@ -186,13 +130,9 @@ fn seeds_as_written_from_their_images() {
     }
 
     // ExternalName: the CNAME (what is behind it needs the internet).
-    let cname = c.exec_stdout(
-        &["--node", "node-2"],
-        &[
-            "dig",
-            "@10.96.0.10",
-            "service-externalname.default.svc.cluster.local",
-        ],
+    let cname = c.dig(
+        "node-2",
+        &["service-externalname.default.svc.cluster.local"],
     );
     assert!(
         cname.contains("CNAME") && cname.contains("www.baidu.com."),
@@ -258,6 +198,16 @@ fn seeds_as_written_from_their_images() {
         &["curl", "-s", "-m", "5", "http://172.28.0.11:30050"],
     );
     assert_eq!(refused.status.code(), Some(7), "no endpoints: refused");
+
+    // Each node has published the images its containers use in the shared store (what keeps
+    // another node's image GC off them).
+    for node in ["node-1", "node-2"] {
+        let refs = std::fs::read(c.data().join(format!("images/refs/{node}.json")))
+            .unwrap_or_else(|e| panic!("{node}'s image refs: {e}"));
+        let refs: serde_json::Value = serde_json::from_slice(&refs).unwrap();
+        let in_use = refs["in_use"].as_array().unwrap();
+        assert!(!in_use.is_empty(), "{node}: {refs}");
+    }
 }
 
 /// `kubectl cp` into and out of a busybox container (kubectl runs `tar` there through exec): a

@@ -109,13 +109,29 @@ impl Cluster {
         std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
     }
 
-    pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.args(args)
             .env("KUBECONFIG", self.data().join("kubeconfig"))
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap()
+            .env("HOME", self.dir.path());
+        c
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd(args).output().unwrap()
+    }
+
+    /// kubectl with `input` on its stdin; its stdout, after it succeeded.
+    pub fn kubectl_stdin_ok(&self, args: &[&str], input: &str) -> String {
+        let out = super::commands::output_with_input(self.kubectl_cmd(args), input);
+        kubectl_stdout(args, out, "up log", || self.log())
+    }
+
+    /// `dig @10.96.0.10 <args>` (the kube-dns Service) from node `node`: its output, trimmed.
+    pub fn dig(&self, node: &str, args: &[&str]) -> String {
+        let mut argv = vec!["dig", "@10.96.0.10"];
+        argv.extend_from_slice(args);
+        self.exec_stdout(&["--node", node], &argv)
     }
 
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
@@ -252,6 +268,36 @@ impl Drop for Cluster {
     }
 }
 
+/// Whether this host can run pods from images in tests (root, runc, the docker-registry, the
+/// seeds' Debian packages, and `programs`); why not, on stderr.
+pub fn can_run_images(programs: &[&str]) -> bool {
+    let missing: Vec<&str> = [
+        "/usr/bin/runc",
+        svcnet_images::testing::DOCKER_REGISTRY,
+        "/bin/busybox",
+        "/usr/sbin/nginx",
+    ]
+    .into_iter()
+    .filter(|p| !std::path::Path::new(p).is_file())
+    .collect();
+    if !missing.is_empty() || !svcnet_netns::testing::can_run(programs) {
+        eprintln!("skipped: needs root, {programs:?} and {missing:?}");
+        return false;
+    }
+    true
+}
+
+/// The pod spec of a manifest document: a Pod's, or a workload's pod template's.
+fn pod_spec(v: &mut serde_yaml::Value) -> Option<&mut serde_yaml::Value> {
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some("Pod") => v.get_mut("spec"),
+        _ => v
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("template"))
+            .and_then(|t| t.get_mut("spec")),
+    }
+}
+
 /// `manifest` with each container that has no `command` (a server from its image: the seeds'
 /// nginx, the shield app) given `svcnet agnhost netexec` on its first `containerPort` (80 when
 /// none), which answers `/` with the pod's IP as the seeds' edited nginx pages do; then
@@ -264,14 +310,7 @@ pub fn agnhost_processes(manifest: &str) -> String {
         if v.is_null() {
             continue;
         }
-        let spec = match v.get("kind").and_then(|k| k.as_str()) {
-            Some("Pod") => v.get_mut("spec"),
-            _ => v
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("template"))
-                .and_then(|t| t.get_mut("spec")),
-        };
-        let containers = spec
+        let containers = pod_spec(&mut v)
             .and_then(|s| s.get_mut("containers"))
             .and_then(|c| c.as_sequence_mut());
         for c in containers.into_iter().flatten() {
@@ -313,14 +352,7 @@ pub fn process_runtime(manifest: &str) -> String {
         if v.is_null() {
             continue;
         }
-        let spec = match v.get("kind").and_then(|k| k.as_str()) {
-            Some("Pod") => v.get_mut("spec"),
-            _ => v
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("template"))
-                .and_then(|t| t.get_mut("spec")),
-        };
-        if let Some(spec) = spec {
+        if let Some(spec) = pod_spec(&mut v) {
             let all_commands = spec
                 .get("containers")
                 .and_then(|c| c.as_sequence())
