@@ -1,11 +1,12 @@
-//! The shared store: concurrent pulls of one image (tasks and processes), garbage collection,
-//! and air-gapped archive import.
+//! The shared store: concurrent pulls of one image (tasks and processes), garbage collection
+//! (all unused images, and the kubelet's by disk usage over the nodes' refs), and air-gapped
+//! archive import.
 
 use std::path::Path;
 
 use svcnet_images::build::{ImageBuilder, LayerBuilder};
 use svcnet_images::testing::{self, Registry};
-use svcnet_images::{Keyring, Store};
+use svcnet_images::{FsStats, ImageGcPolicy, Keyring, Store};
 
 const CHILD_ROOT: &str = "SVCNET_IMAGES_TEST_ROOT";
 const CHILD_YAML: &str = "SVCNET_IMAGES_TEST_YAML";
@@ -189,6 +190,73 @@ fn import_oci_and_docker_archives() {
         std::fs::read_dir(root.path().join("tmp")).unwrap().count(),
         0
     );
+}
+
+/// The kubelet's GC over real pulls: two nodes' refs keep their images (and a layer shared
+/// with a removed image), the rest goes, layers and blobs with it.
+#[tokio::test]
+async fn kubelet_gc_keeps_what_any_node_uses() {
+    if !testing::available() {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let base = layer(&[("base", "shared\n")]);
+    for name in ["a", "b", "c"] {
+        let image = ImageBuilder::new(Default::default())
+            .layer(base.clone())
+            .layer(layer(&[(name, "x\n")]))
+            .build()
+            .unwrap();
+        reg.push(&image, &format!("library/{name}"), "v1")
+            .await
+            .unwrap();
+    }
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
+    let mut pulled = Vec::new();
+    for name in ["a:v1", "b:v1", "c:v1"] {
+        pulled.push(p.pull(name, &Keyring::empty()).await.unwrap());
+    }
+    // Node agents of one host, each with its own handle on the store.
+    let node1 = Store::open(root.path()).unwrap();
+    let node2 = Store::open(root.path()).unwrap();
+    let now = std::time::SystemTime::now();
+    assert!(node1.add_ref("node-1", "a:v1", now).unwrap());
+    assert!(node2.add_ref("node-2", &pulled[1].id, now).unwrap());
+    let policy = ImageGcPolicy {
+        min_age: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let full = FsStats {
+        capacity: 1 << 30,
+        available: 0,
+    };
+    let out = node1.garbage_collect(&policy, full, now).unwrap();
+    let removed: Vec<&str> = out.removed.iter().map(|r| r.image_id.as_str()).collect();
+    assert_eq!(removed, [pulled[2].id.as_str()]);
+    assert!(out.shortfall().is_some(), "a full disk stays short");
+    assert!(node1.get("c:v1").is_none());
+    assert!(!pulled[2].layers[1].exists(), "c's own layer is gone");
+    assert!(pulled[2].layers[0].is_dir(), "the shared base stays");
+    for image in &pulled[..2] {
+        assert!(image.layers.iter().all(|l| l.is_dir()));
+    }
+    // Under the high threshold nothing is touched, used or not.
+    node2.set_refs("node-2", &Default::default(), now).unwrap();
+    let fine = FsStats {
+        capacity: 1 << 30,
+        available: 1 << 29,
+    };
+    assert!(node2
+        .garbage_collect(&policy, fine, now)
+        .unwrap()
+        .removed
+        .is_empty());
+    assert!(node2.get("b:v1").is_some());
+    // Once node-2 no longer uses b, a full disk takes it.
+    let out = node2.garbage_collect(&policy, full, now).unwrap();
+    assert_eq!(out.removed.len(), 1);
+    assert!(node2.get("b:v1").is_none() && node2.get("a:v1").is_some());
 }
 
 #[test]
