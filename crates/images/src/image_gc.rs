@@ -55,27 +55,25 @@ impl Default for ImageGcPolicy {
 pub const IMAGE_GC_PERIOD: Duration = Duration::from_secs(300);
 
 impl ImageGcPolicy {
-    /// The kubelet's `NewImageGCManager` checks, with its messages.
+    /// The kubelet's checks of these flags (`ValidateKubeletConfiguration`), with its
+    /// messages, aggregated as `utilerrors.NewAggregate` prints several.
     pub fn validate(&self) -> Result<(), String> {
-        if self.high_threshold_percent > 100 {
-            return Err(format!(
-                "invalid HighThresholdPercent {}, must be in range [0-100]",
-                self.high_threshold_percent
-            ));
+        let (high, low) = (self.high_threshold_percent, self.low_threshold_percent);
+        let mut errors = Vec::new();
+        if high > 100 {
+            errors.push(format!("invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) {high} must be between 0 and 100, inclusive"));
         }
-        if self.low_threshold_percent > 100 {
-            return Err(format!(
-                "invalid LowThresholdPercent {}, must be in range [0-100]",
-                self.low_threshold_percent
-            ));
+        if low > 100 {
+            errors.push(format!("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {low} must be between 0 and 100, inclusive"));
         }
-        if self.low_threshold_percent > self.high_threshold_percent {
-            return Err(format!(
-                "LowThresholdPercent {} can not be higher than HighThresholdPercent {}",
-                self.low_threshold_percent, self.high_threshold_percent
-            ));
+        if low >= high {
+            errors.push(format!("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {low} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {high}"));
         }
-        Ok(())
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
     }
 
     /// Whether collections run at all (`imageGCHighThresholdPercent: 100` disables them).
@@ -479,15 +477,15 @@ mod tests {
         assert_eq!(p(85, 80).validate(), Ok(()));
         assert_eq!(
             p(101, 80).validate().unwrap_err(),
-            "invalid HighThresholdPercent 101, must be in range [0-100]"
+            "invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100, inclusive"
         );
         assert_eq!(
-            p(85, 101).validate().unwrap_err(),
-            "invalid LowThresholdPercent 101, must be in range [0-100]"
+            p(0, 1).validate().unwrap_err(),
+            "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 1 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 0"
         );
         assert_eq!(
-            p(70, 80).validate().unwrap_err(),
-            "LowThresholdPercent 80 can not be higher than HighThresholdPercent 70"
+            p(80, 101).validate().unwrap_err(),
+            "[invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 101 must be between 0 and 100, inclusive, invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 101 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 80]"
         );
         assert!(!p(100, 80).enabled());
     }

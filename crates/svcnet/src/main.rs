@@ -524,6 +524,13 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 async fn node(a: NodeArgs) -> anyhow::Result<()> {
+    // The kubelet checks its configuration first.
+    let image_gc = svcnet_images::ImageGcPolicy {
+        high_threshold_percent: a.image_gc_high_threshold,
+        low_threshold_percent: a.image_gc_low_threshold,
+        min_age: a.image_minimum_gc_age,
+    };
+    image_gc.validate().map_err(anyhow::Error::msg)?;
     let kubelet_auth =
         svcnet_node::kubelet_api::Authenticator::from_token_file(a.token_file.as_deref()).context(
             "the kubelet API needs authentication: --token-file FILE, the bearer token the \
@@ -532,12 +539,6 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
     svcnet_netns::check_privileges().map_err(|e| {
         anyhow::anyhow!("svcnet node needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}")
     })?;
-    let image_gc = svcnet_images::ImageGcPolicy {
-        high_threshold_percent: a.image_gc_high_threshold,
-        low_threshold_percent: a.image_gc_low_threshold,
-        min_age: a.image_minimum_gc_age,
-    };
-    image_gc.validate().map_err(anyhow::Error::msg)?;
     let client = client(a.kubeconfig.as_deref()).await?;
     svcnet_node::layout::prepare_node_dir(&a.data_dir)
         .with_context(|| format!("--data-dir {}", a.data_dir.display()))?;
