@@ -16,7 +16,8 @@
 //! A node that is gone for good leaves its refs behind, keeping its images (safe, not
 //! collected): remove `refs/<node>.json` to release them. "First detected" is when the image
 //! was last pulled or imported (its record's mtime); "last used" is the latest time a node's
-//! refs named it.
+//! refs named it. Images imported from air-gapped archives are pinned (k3s pins them; the
+//! kubelet skips pinned images).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -295,9 +296,15 @@ impl Store {
                 .and_then(|m| m.modified())
                 .map(unix)
                 .unwrap_or(0);
-            let size = self.read_record(&id)?.map(|r| r.size).unwrap_or(0);
+            let Some(record) = self.read_record(&id)? else {
+                continue;
+            };
+            if record.pinned {
+                tracing::debug!(image_id = %id, "Image is pinned, skipping garbage collection");
+                continue;
+            }
             let used = last_used.get(&id).copied().unwrap_or(0);
-            candidates.push((used, detected, id, size));
+            candidates.push((used, detected, id, record.size));
         }
         candidates.sort();
         let now_s = unix(now);
@@ -449,6 +456,39 @@ mod tests {
         assert_eq!(ids(&out), [used_by_2.as_str()]);
         // An image removed meanwhile cannot be referenced: the agent ensures it again.
         assert!(!store.add_ref("node-2", &old, now).unwrap());
+    }
+
+    #[test]
+    fn pinned_images_are_never_collected() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let now = SystemTime::now();
+        let id = format!("sha256:{}", "ab".repeat(32));
+        let record = ImageRecord {
+            id: id.clone(),
+            size: 50 * MB,
+            pinned: true,
+            ..Default::default()
+        };
+        store.write_image(record.clone(), &[]).unwrap();
+        // Pulled again later (not pinned by the pull): still pinned.
+        store
+            .write_image(
+                ImageRecord {
+                    pinned: false,
+                    ..record
+                },
+                &[],
+            )
+            .unwrap();
+        let policy = ImageGcPolicy {
+            min_age: Duration::ZERO,
+            ..Default::default()
+        };
+        let out = store.garbage_collect(&policy, stats(99), now).unwrap();
+        assert!(out.removed.is_empty());
+        assert!(out.shortfall().is_some());
+        assert_eq!(store.list().len(), 1);
     }
 
     #[test]

@@ -305,6 +305,20 @@ fn seeds_build_and_import() {
         store.get("docker.io/library/nginx:1.23.1").unwrap().id,
         nginx.id
     );
+    // Imported images are pinned: the kubelet's GC leaves them even on a full disk.
+    let policy = ImageGcPolicy {
+        min_age: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let full = FsStats {
+        capacity: 1 << 30,
+        available: 0,
+    };
+    let out = store
+        .garbage_collect(&policy, full, std::time::SystemTime::now())
+        .unwrap();
+    assert!(out.removed.is_empty(), "{out:?}");
+    assert_eq!(store.list().len(), 2);
 }
 
 #[test]
