@@ -44,27 +44,16 @@ fn seeds_dns_walkthrough() {
 
     // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
     // outside the cluster, which `svcnet up` does not reach).
-    let cname = c.dig(
+    c.assert_cname(
         "node-2",
-        &["service-externalname.default.svc.cluster.local", "+tcp"],
-    );
-    assert!(
-        cname.contains("CNAME") && cname.contains("www.baidu.com."),
-        "{cname}"
+        "service-externalname.default.svc.cluster.local",
+        "www.baidu.com.",
+        &["+tcp"],
     );
 
     // From a pod: its resolv.conf as the seeds show, and `nslookup nginx` → the ClusterIP.
-    eventually(Duration::from_secs(60), "busybox Running", || {
-        let t = table(&c.kubectl_ok(&["get", "pod", "busybox"]));
-        (t[0]["STATUS"] == "Running").then_some(())
-    });
-    let resolv = c.kubectl_ok(&["exec", "busybox", "--", "cat", "/etc/resolv.conf"]);
-    assert!(
-        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
-        "{resolv}"
-    );
-    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
-    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    c.wait_running("busybox");
+    c.assert_cluster_resolv_conf("busybox");
     let cluster_ip = c.jsonpath("svc", "nginx", "{.spec.clusterIP}");
     let looked_up = c.kubectl_ok(&["exec", "busybox", "--", "nslookup", "nginx"]);
     assert!(

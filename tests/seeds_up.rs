@@ -130,31 +130,20 @@ fn seeds_as_written_from_their_images() {
     }
 
     // ExternalName: the CNAME (what is behind it needs the internet).
-    let cname = c.dig(
+    c.assert_cname(
         "node-2",
-        &["service-externalname.default.svc.cluster.local"],
-    );
-    assert!(
-        cname.contains("CNAME") && cname.contains("www.baidu.com."),
-        "{cname}"
+        "service-externalname.default.svc.cluster.local",
+        "www.baidu.com.",
+        &[],
     );
 
     // The sleeping busybox pod: its resolv.conf and `nslookup` of a Service.
-    eventually(Duration::from_secs(60), "busybox Running", || {
-        let t = table(&c.kubectl_ok(&["get", "pod", "busybox"]));
-        (t[0]["STATUS"] == "Running").then_some(())
-    });
+    c.wait_running("busybox");
     assert_eq!(
         c.jsonpath("pod", "busybox", "{.status.containerStatuses[0].image}"),
         "docker.io/library/busybox:latest"
     );
-    let resolv = c.kubectl_ok(&["exec", "busybox", "--", "cat", "/etc/resolv.conf"]);
-    assert!(
-        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
-            && resolv.contains("nameserver 10.96.0.10")
-            && resolv.contains("options ndots:5"),
-        "{resolv}"
-    );
+    c.assert_cluster_resolv_conf("busybox");
     // (busybox 1.35's nslookup also asks the other search domains and exits 1 on their
     // NXDOMAIN, as it does against CoreDNS; the answer is what counts.)
     let out = c.kubectl(&["exec", "busybox", "--", "nslookup", "service-clusterip"]);

@@ -201,6 +201,35 @@ impl Cluster {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// `dig @10.96.0.10 <name> <extra>` from `node` answers with the CNAME `target` (an
+    /// ExternalName Service; what is behind it needs a resolver outside the cluster).
+    pub fn assert_cname(&self, node: &str, name: &str, target: &str, extra: &[&str]) {
+        let mut args = vec![name];
+        args.extend_from_slice(extra);
+        let out = self.dig(node, &args);
+        assert!(out.contains("CNAME") && out.contains(target), "{out}");
+    }
+
+    /// Wait (60 s at most) until pod `name` (default namespace) is Running.
+    pub fn wait_running(&self, name: &str) {
+        eventually(Duration::from_secs(60), &format!("{name} Running"), || {
+            let t = table(&self.kubectl_ok(&["get", "pod", name]));
+            (t[0]["STATUS"] == "Running").then_some(())
+        })
+    }
+
+    /// Pod `name`'s /etc/resolv.conf is the cluster's, as the seeds show it (dnsPolicy
+    /// ClusterFirst): the search path, the kube-dns Service, ndots:5.
+    pub fn assert_cluster_resolv_conf(&self, name: &str) {
+        let resolv = self.kubectl_ok(&["exec", name, "--", "cat", "/etc/resolv.conf"]);
+        assert!(
+            resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
+                && resolv.contains("nameserver 10.96.0.10")
+                && resolv.contains("options ndots:5"),
+            "{resolv}"
+        );
+    }
+
     /// Node `i`'s network namespace.
     pub fn node_ns(&self, i: usize) -> String {
         format!("{}node-{i}", self.prefix)

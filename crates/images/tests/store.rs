@@ -87,29 +87,46 @@ fn layer(files: &[(&str, &str)]) -> Vec<u8> {
     l.finish().unwrap()
 }
 
+/// Images `<name>:v1` of two layers each, the lower one (`/base`) the same in all, pushed to a
+/// new registry and pulled into a new store: the registry, the store's directory, the puller
+/// and the images in `names`' order.
+async fn pulled_sharing_a_base(
+    names: &[&str],
+) -> (
+    Registry,
+    tempfile::TempDir,
+    svcnet_images::Puller,
+    Vec<svcnet_images::Image>,
+) {
+    let reg = Registry::start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let base = layer(&[("base", "shared\n")]);
+    for name in names {
+        let image = ImageBuilder::new(Default::default())
+            .layer(base.clone())
+            .layer(layer(&[(name, &format!("{name}\n"))]))
+            .build()
+            .unwrap();
+        reg.push(&image, &format!("library/{name}"), "v1")
+            .await
+            .unwrap();
+    }
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
+    let mut pulled = Vec::new();
+    for name in names {
+        let image = p.pull(&format!("{name}:v1"), &Keyring::empty()).await;
+        pulled.push(image.unwrap());
+    }
+    (reg, root, p, pulled)
+}
+
 #[tokio::test]
 async fn gc_removes_unused_images_and_keeps_shared_layers() {
     if !testing::available() {
         return;
     }
-    let reg = Registry::start().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let base = layer(&[("base", "shared\n")]);
-    let a = ImageBuilder::new(Default::default())
-        .layer(base.clone())
-        .layer(layer(&[("a", "a\n")]))
-        .build()
-        .unwrap();
-    let b = ImageBuilder::new(Default::default())
-        .layer(base)
-        .layer(layer(&[("b", "b\n")]))
-        .build()
-        .unwrap();
-    reg.push(&a, "library/a", "v1").await.unwrap();
-    reg.push(&b, "library/b", "v1").await.unwrap();
-    let p = testing::puller(&reg.mirror_yaml(""), root.path());
-    let ia = p.pull("a:v1", &Keyring::empty()).await.unwrap();
-    let ib = p.pull("b:v1", &Keyring::empty()).await.unwrap();
+    let (_reg, root, p, pulled) = pulled_sharing_a_base(&["a", "b"]).await;
+    let (ia, ib) = (&pulled[0], &pulled[1]);
     assert_eq!(
         ia.layers[0], ib.layers[0],
         "the base layer is unpacked once"
@@ -199,24 +216,7 @@ async fn kubelet_gc_keeps_what_any_node_uses() {
     if !testing::available() {
         return;
     }
-    let reg = Registry::start().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let base = layer(&[("base", "shared\n")]);
-    for name in ["a", "b", "c"] {
-        let image = ImageBuilder::new(Default::default())
-            .layer(base.clone())
-            .layer(layer(&[(name, "x\n")]))
-            .build()
-            .unwrap();
-        reg.push(&image, &format!("library/{name}"), "v1")
-            .await
-            .unwrap();
-    }
-    let p = testing::puller(&reg.mirror_yaml(""), root.path());
-    let mut pulled = Vec::new();
-    for name in ["a:v1", "b:v1", "c:v1"] {
-        pulled.push(p.pull(name, &Keyring::empty()).await.unwrap());
-    }
+    let (_reg, root, _p, pulled) = pulled_sharing_a_base(&["a", "b", "c"]).await;
     // Node agents of one host, each with its own handle on the store.
     let node1 = Store::open(root.path()).unwrap();
     let node2 = Store::open(root.path()).unwrap();
