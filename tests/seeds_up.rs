@@ -7,7 +7,8 @@
 //! `curl <pod IP>` showing it, the ClusterIP 10.97.1.1 and its Endpoints, the headless
 //! Service's and the ExternalName's DNS answers, NodePort 30002 from outside on every node,
 //! the busybox pod's resolv.conf and nslookup, the shield NodePort 31112 and skippy's 30050.
-//! Then, on the seed's busybox pod, `kubectl cp` both ways; and `shareProcessNamespace`.
+//! Then, on the seed's busybox pod, `kubectl cp` both ways; `shareProcessNamespace`; and the
+//! air-gapped path: the seeds' archives in `<data-dir>/images`, no registry.
 
 mod support;
 
@@ -347,4 +348,46 @@ fn share_process_namespace() {
             (left == 0).then_some(())
         },
     );
+}
+
+/// The air-gapped path of examples/seeds/README.md: `svcnet images build-seeds --out
+/// <data-dir>/images` before `svcnet up`, no registry at all; Service-Env.yaml's
+/// nginx:1.23.1 (IfNotPresent) runs from the imported archive.
+#[test]
+fn seeds_from_archives_without_a_registry() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("data/images");
+    let out = std::process::Command::new(support::SVCNET)
+        .args(["images", "build-seeds", "--out"])
+        .arg(&images)
+        .output()
+        .unwrap();
+    support::assert_success(&out);
+    let c = Cluster::up_in(dir, 1, &["--disable-default-registry-endpoint"]);
+    c.kubectl_ok(&["create", "-f", seed("Service-Env.yaml").to_str().unwrap()]);
+    let pods = c.ready_pods("app=service-env", 3);
+    let name = &pods[0]["NAME"];
+    let events = c.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.contains(
+            "Pulled: Container image \"docker.io/library/nginx:1.23.1\" already present on machine"
+        ),
+        "{events}"
+    );
+    let page = curl(
+        &c,
+        &["--node", "node-1"],
+        &format!("http://{}/", pods[0]["IP"]),
+    );
+    assert!(page.contains("Welcome to nginx!"), "{page}");
 }

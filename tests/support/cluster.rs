@@ -23,7 +23,12 @@ impl Cluster {
 
     /// `svcnet up --nodes N` with extra flags (e.g. `--proxy-mode iptables`).
     pub fn up_with(nodes: usize, extra: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        Self::up_in(tempfile::tempdir().unwrap(), nodes, extra)
+    }
+
+    /// [`Cluster::up_with`] with its data dir at `<dir>/data` (prepared, e.g. with image
+    /// archives in `<dir>/data/images`).
+    pub fn up_in(dir: tempfile::TempDir, nodes: usize, extra: &[&str]) -> Cluster {
         let mut child = Command::new(SVCNET)
             .args([
                 "up",
