@@ -268,6 +268,13 @@ impl Store {
         }
         outcome.amount_to_free =
             capacity * (100 - policy.low_threshold_percent as i64) / 100 - available;
+        tracing::info!(
+            usage = outcome.usage_percent,
+            high_threshold = policy.high_threshold_percent,
+            amount_to_free = outcome.amount_to_free,
+            low_threshold = policy.low_threshold_percent,
+            "Disk usage on image filesystem is over the high threshold, trying to free bytes down to the low threshold"
+        );
         let _lock = self.lock_exclusive()?;
         let (mut in_use, mut last_used) = (BTreeSet::new(), BTreeMap::<String, u64>::new());
         for entry in crate::gc::read_dir(&self.root().join("refs")) {

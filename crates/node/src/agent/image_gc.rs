@@ -5,7 +5,8 @@
 //! ([`Store::garbage_collect`], which keeps every image any node publishes). A container is
 //! published before it is created ([`add_ref`]), so another node's collection cannot remove
 //! its image in between. Logs and events as the kubelet's: "Disk usage on image filesystem is
-//! over the high threshold, ...", "Removing image to free bytes", `FreeDiskSpaceFailed` when
+//! over the high threshold, ..." and "Removing image to free bytes" (the store's, in that
+//! order), then what was freed, `FreeDiskSpaceFailed` when
 //! too little could be freed, "Image garbage collection failed once. ..." and, when it fails
 //! again, "... multiple times in a row" with an `ImageGCFailed` event on the Node.
 
@@ -73,12 +74,10 @@ fn collect(shared: &Shared, store: &Store) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if outcome.amount_to_free > 0 {
         tracing::info!(
-            usage = outcome.usage_percent,
-            high_threshold = policy.high_threshold_percent,
-            amount_to_free = outcome.amount_to_free,
-            low_threshold = policy.low_threshold_percent,
+            node = %shared.cfg.node_name,
             freed = outcome.freed,
-            "Disk usage on image filesystem is over the high threshold, trying to free bytes down to the low threshold"
+            images = outcome.removed.len(),
+            "image garbage collection freed bytes"
         );
     }
     match outcome.shortfall() {
