@@ -78,14 +78,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
         image_id.starts_with("docker.io/library/nginx@sha256:"),
         "{image_id}"
     );
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", name);
     assert!(
         events.contains("Started: Started container nginx"),
         "{events}"
@@ -182,14 +175,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     eventually(Duration::from_secs(60), "ImagePullBackOff", || {
         (reason() == "ImagePullBackOff").then_some(())
     });
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=missing",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", "missing");
     assert!(
         events.contains("Failed: Failed to pull image \"nosuch/image:1\": ")
             && events.contains("not found"),

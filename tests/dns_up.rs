@@ -6,10 +6,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, table};
+use support::table;
 
 #[test]
 fn seeds_dns_walkthrough() {
@@ -29,18 +28,12 @@ fn seeds_dns_walkthrough() {
     assert_eq!(svc[0]["CLUSTER-IP"], "10.96.0.10");
 
     // `dig @10.96.0.10 service-headliness.default.svc.cluster.local +short` → the 3 pod IPs.
-    let headless = eventually(Duration::from_secs(20), "the headless A records", || {
-        let got: BTreeSet<String> = c
-            .dig(
-                "node-1",
-                &["service-headliness.default.svc.cluster.local", "+short"],
-            )
-            .lines()
-            .map(str::to_string)
-            .collect();
-        (got == ips).then_some(got)
-    });
-    assert_eq!(headless.len(), 3);
+    c.wait_dig_short(
+        "node-1",
+        "service-headliness.default.svc.cluster.local",
+        &ips,
+    );
+    assert_eq!(ips.len(), 3);
 
     // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
     // outside the cluster, which `svcnet up` does not reach).

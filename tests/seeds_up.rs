@@ -107,17 +107,11 @@ fn seeds_as_written_from_their_images() {
     // +short` gives the pods' addresses.
     let headless = table(&c.kubectl_ok(&["get", "svc", "service-headliness", "-o", "wide"]));
     assert_eq!(headless[0]["CLUSTER-IP"], "None");
-    eventually(Duration::from_secs(20), "the headless A records", || {
-        let got: BTreeSet<String> = c
-            .dig(
-                "node-1",
-                &["service-headliness.default.svc.cluster.local", "+short"],
-            )
-            .lines()
-            .map(str::to_string)
-            .collect();
-        (got == ips).then_some(())
-    });
+    c.wait_dig_short(
+        "node-1",
+        "service-headliness.default.svc.cluster.local",
+        &ips,
+    );
 
     // NodePort 30002 on every node, from outside the cluster.
     for node in ["node-1", "node-2"] {
@@ -160,16 +154,7 @@ fn seeds_as_written_from_their_images() {
         let t = table(&c.kubectl_ok(&["get", "pods", "-n", "shield", "-o", "wide"]));
         (t.len() == 1 && t[0]["READY"] == "1/1").then(|| t[0]["IP"].clone())
     });
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "-n",
-        "shield",
-        "--field-selector",
-        "involvedObject.name=triskelion",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("shield", "triskelion");
     assert!(
         events.contains("Pulled: Successfully pulled image \"quay.io/mask365/scaling:latest\""),
         "{events}"
@@ -370,14 +355,7 @@ fn seeds_from_archives_without_a_registry() {
     c.kubectl_ok(&["create", "-f", seed("Service-Env.yaml").to_str().unwrap()]);
     let pods = c.ready_pods("app=service-env", 3);
     let name = &pods[0]["NAME"];
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", name);
     assert!(
         events.contains(
             "Pulled: Container image \"docker.io/library/nginx:1.23.1\" already present on machine"

@@ -1,6 +1,7 @@
 //! A `svcnet up` cluster for end-to-end tests: started in a temporary data dir, driven with
 //! kubectl and `svcnet exec`, and torn down (checked) however the test ends.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -204,6 +205,37 @@ impl Cluster {
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The Events about object `name` in namespace `ns`, one `Reason: message` a line.
+    pub fn events_of(&self, ns: &str, name: &str) -> String {
+        self.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+        ])
+    }
+
+    /// Wait (20 s at most) until `dig @10.96.0.10 <name> +short` from `node` gives exactly
+    /// `want` (the A records of a headless Service: its pods' addresses).
+    pub fn wait_dig_short(&self, node: &str, name: &str, want: &BTreeSet<String>) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("the A records of {name}"),
+            || {
+                let got: BTreeSet<String> = self
+                    .dig(node, &[name, "+short"])
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                (&got == want).then_some(())
+            },
+        )
     }
 
     /// `dig @10.96.0.10 <name> <extra>` from `node` answers with the CNAME `target` (an

@@ -259,10 +259,18 @@ async fn kubelet_gc_keeps_what_any_node_uses() {
     assert!(node2.get("b:v1").is_none() && node2.get("a:v1").is_some());
 }
 
+/// Whether Debian's nginx-light and busybox-static are installed (the seeds' images).
+fn seeds_packages() -> bool {
+    let there = Path::new("/usr/sbin/nginx").is_file() && Path::new("/bin/busybox").is_file();
+    if !there {
+        eprintln!("skipped: nginx-light or busybox-static not installed");
+    }
+    there
+}
+
 #[test]
 fn seeds_build_and_import() {
-    if !Path::new("/usr/sbin/nginx").is_file() || !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: nginx-light or busybox-static not installed");
+    if !seeds_packages() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
@@ -323,8 +331,7 @@ fn seeds_build_and_import() {
 
 #[test]
 fn seeds_with_the_agnhost_image() {
-    if !Path::new("/usr/sbin/nginx").is_file() || !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: nginx-light or busybox-static not installed");
+    if !seeds_packages() {
         return;
     }
     // Any binary stands in for svcnet here: the image's layout and configuration are checked.
