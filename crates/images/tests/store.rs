@@ -223,14 +223,7 @@ async fn kubelet_gc_keeps_what_any_node_uses() {
     let now = std::time::SystemTime::now();
     assert!(node1.add_ref("node-1", "a:v1", now).unwrap());
     assert!(node2.add_ref("node-2", &pulled[1].id, now).unwrap());
-    let policy = ImageGcPolicy {
-        min_age: std::time::Duration::ZERO,
-        ..Default::default()
-    };
-    let full = FsStats {
-        capacity: 1 << 30,
-        available: 0,
-    };
+    let (policy, full) = (ANY_AGE, FULL);
     let out = node1.garbage_collect(&policy, full, now).unwrap();
     let removed: Vec<&str> = out.removed.iter().map(|r| r.image_id.as_str()).collect();
     assert_eq!(removed, [pulled[2].id.as_str()]);
@@ -258,6 +251,17 @@ async fn kubelet_gc_keeps_what_any_node_uses() {
     assert_eq!(out.removed.len(), 1);
     assert!(node2.get("b:v1").is_none() && node2.get("a:v1").is_some());
 }
+
+/// The kubelet's GC policy but for the minimum age, and a full 1 GiB disk.
+const ANY_AGE: ImageGcPolicy = ImageGcPolicy {
+    high_threshold_percent: 85,
+    low_threshold_percent: 80,
+    min_age: std::time::Duration::ZERO,
+};
+const FULL: FsStats = FsStats {
+    capacity: 1 << 30,
+    available: 0,
+};
 
 /// Whether Debian's nginx-light and busybox-static are installed (the seeds' images).
 fn seeds_packages() -> bool {
@@ -314,14 +318,7 @@ fn seeds_build_and_import() {
         nginx.id
     );
     // Imported images are pinned: the kubelet's GC leaves them even on a full disk.
-    let policy = ImageGcPolicy {
-        min_age: std::time::Duration::ZERO,
-        ..Default::default()
-    };
-    let full = FsStats {
-        capacity: 1 << 30,
-        available: 0,
-    };
+    let (policy, full) = (ANY_AGE, FULL);
     let out = store
         .garbage_collect(&policy, full, std::time::SystemTime::now())
         .unwrap();
