@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
-use support::images::{can_run_images, cluster_with_registry};
 use support::poll::eventually;
 
 /// A kubectl (or `script` around one) running with piped stdio; its output collected.
@@ -132,7 +131,7 @@ fn run_i_rm(c: &Cluster, name: &str, input: &str, argv: &[&str]) -> (bool, Strin
         "--",
     ];
     args.extend(argv);
-    let mut run = Running::start(c.kubectl_command(&args));
+    let mut run = Running::start(c.kubectl_cmd(&args));
     run.write(input);
     run.close_stdin();
     let (ok, out, err) = run.finish();
@@ -144,10 +143,10 @@ fn run_i_rm(c: &Cluster, name: &str, input: &str, argv: &[&str]) -> (bool, Strin
 
 #[test]
 fn run_i_rm_attach_and_a_terminal() {
-    if !can_run_images() {
+    if !support::cluster::can_run_images(&["kubectl", "curl", "script"]) {
         return;
     }
-    let (_registry, c, _dir) = cluster_with_registry(1);
+    let (_registry, c, _dir) = Cluster::up_with_registry(1, false);
 
     // The tutorial: nslookup of a Service from a throwaway pod.
     c.kubectl_ok(&["create", "service", "clusterip", "web", "--tcp=80:80"]);
@@ -187,14 +186,14 @@ fn run_i_rm_attach_and_a_terminal() {
         "while read l; do echo got:$l; done",
     ]);
     c.ready_pods("run=cat", 1);
-    let mut attach = Running::start(c.kubectl_command(&["attach", "cat", "-i"]));
+    let mut attach = Running::start(c.kubectl_cmd(&["attach", "cat", "-i"]));
     attach.write("one\n");
     attach.wait_for_output("got:one");
     // The session's stdin ends: the session ends, the container goes on.
     attach.close_stdin();
     let (ok, out, err) = attach.finish();
     assert!(ok, "stdout: {out}\nstderr: {err}");
-    let again = Running::start(c.kubectl_command(&["attach", "cat"]));
+    let again = Running::start(c.kubectl_cmd(&["attach", "cat"]));
     // Output only: what the container writes while attached.
     eventually(Duration::from_secs(60), "the attached output", || {
         c.kubectl_ok(&[
@@ -226,7 +225,7 @@ fn run_i_rm_attach_and_a_terminal() {
     ]);
     c.ready_pods("run=ticker", 1);
     for args in [&["attach", "ticker"][..], &["attach", "ticker", "-i"]] {
-        let mut attach = Running::start(c.kubectl_command(args));
+        let mut attach = Running::start(c.kubectl_cmd(args));
         attach.close_stdin();
         attach.wait_for_output("tick-");
         let seen = attach.out().matches("tick-").count();
@@ -324,7 +323,7 @@ fn run_i_rm_attach_and_a_terminal() {
 /// `script`, sized 100x30 (which kubectl passes on).
 fn on_terminal(c: &Cluster, command: &str) -> Running {
     let env: Vec<String> = c
-        .kubectl_command(&[])
+        .kubectl_cmd(&[])
         .get_envs()
         .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy()))
         .collect();

@@ -15,9 +15,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::images::{can_run_images, cluster_with_registry};
 use support::poll::eventually;
 use support::{stdout, table};
+
+fn can_run() -> bool {
+    support::cluster::can_run_images(&["kubectl", "curl"])
+}
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
     c.exec_stdout(target, &["curl", "-s", "-m", "5", url])
@@ -25,10 +28,10 @@ fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
 
 #[test]
 fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
-    if !can_run_images() {
+    if !can_run() {
         return;
     }
-    let (_registry, mut c, _dir) = cluster_with_registry(2);
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(2, false);
 
     // The built-in RuntimeClass, and admission of an unknown one.
     let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));
@@ -75,14 +78,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
         image_id.starts_with("docker.io/library/nginx@sha256:"),
         "{image_id}"
     );
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", name);
     assert!(
         events.contains("Started: Started container nginx"),
         "{events}"
@@ -179,14 +175,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     eventually(Duration::from_secs(60), "ImagePullBackOff", || {
         (reason() == "ImagePullBackOff").then_some(())
     });
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=missing",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", "missing");
     assert!(
         events.contains("Failed: Failed to pull image \"nosuch/image:1\": ")
             && events.contains("not found"),

@@ -12,7 +12,6 @@ pub mod apiserver;
 pub mod cluster;
 pub mod commands;
 pub mod dns;
-pub mod images;
 pub mod kubelet;
 pub mod poll;
 
@@ -20,7 +19,7 @@ pub mod poll;
 #[allow(unused_imports)]
 pub use apiserver::{distinct_allocations, test_store_is_etcd, ApiServer};
 #[allow(unused_imports)]
-pub use commands::{assert_success, cells, seed, stdout, table, Row, SVCNET};
+pub use commands::{assert_success, cells, seed, stdout, table, Row, SERVICE_SEEDS, SVCNET};
 #[allow(unused_imports)]
 pub use kubelet::{fake_kubelet, set_pod_status};
 #[allow(unused_imports)]
