@@ -46,6 +46,10 @@ struct Args {
     /// Objects created for the fan-out measurement (small: the fixed cost of an event).
     #[arg(long, default_value_t = 500)]
     fanout_events: usize,
+    /// `--watch-coalescing-per-watcher-us` of the server in the fan-out runs (default: the
+    /// server's).
+    #[arg(long)]
+    coalescing_us: Option<u64>,
     /// Only the fan-out measurement.
     #[arg(long)]
     fanout_only: bool,
@@ -60,13 +64,15 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> anyhow::Result<Server> {
+    /// `svcnet apiserver` with `extra` flags.
+    fn start(extra: &[&str]) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let proc = Proc::spawn(
             Command::new(svcnet_exe()?)
                 .args(["apiserver", "--secure-port", "0", "--data-dir"])
                 .arg(&data)
+                .args(extra)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -190,7 +196,7 @@ async fn stalled_watch(
 /// Peak RSS growth (MiB) over the creates with `stalled` non-reading watchers, the RSS growth
 /// 2 s after they went, and how many the server closed for unresponsiveness.
 async fn stalled_run(args: &Args, stalled: usize) -> anyhow::Result<(f64, f64, u64)> {
-    let s = Server::start()?;
+    let s = Server::start(&[])?;
     let api = s.api().await?;
     create(&api, "warm", 20, args.object_bytes).await?;
     let tls = tls_config(&s.data)?;
@@ -224,8 +230,8 @@ async fn stalled_run(args: &Args, stalled: usize) -> anyhow::Result<(f64, f64, u
 
 /// Server CPU seconds per event with `watchers` reading watchers, and the server's write
 /// system calls per event and watcher (1: every event its own write; less: events coalesced).
-async fn fanout_run(args: &Args, watchers: usize) -> anyhow::Result<(f64, f64)> {
-    let s = Server::start()?;
+async fn fanout_run(args: &Args, watchers: usize, extra: &[&str]) -> anyhow::Result<(f64, f64)> {
+    let s = Server::start(extra)?;
     let api = s.api().await?;
     create(&api, "warm", 20, 0).await?;
     let received = Arc::new(AtomicUsize::new(0));
@@ -273,24 +279,48 @@ async fn main() -> anyhow::Result<()> {
     if !args.fanout_only {
         stalled(&args).await?;
     }
-    let (few, few_writes) = fanout_run(&args, args.few).await?;
-    let (many, many_writes) = fanout_run(&args, args.many).await?;
+    let coalescing = args.coalescing_us.map(|us| us.to_string());
+    let server: Vec<&str> = match &coalescing {
+        Some(us) => vec!["--watch-coalescing-per-watcher-us", us],
+        None => vec![],
+    };
+    let (few, few_writes) = fanout_run(&args, args.few, &server).await?;
+    let (many, many_writes) = fanout_run(&args, args.many, &server).await?;
+    let no_coalescing = ["--watch-coalescing-per-watcher-us", "0"];
+    let (plain, plain_writes) = fanout_run(&args, args.many, &no_coalescing).await?;
     println!(
         "Fan-out: {} creates of small Leases, API server CPU per event, and its write system \
          calls per event and watcher:\n",
         args.fanout_events
     );
     println!(
-        "| {} watchers | reference: {} watchers | ratio | writes per event and watcher ({} / {}) |",
-        args.many, args.few, args.many, args.few
+        "| watchers | CPU per event | ratio to {} watchers | writes per event and watcher |",
+        args.few
     );
     println!("|---|---|---|---|");
-    println!(
-        "| {:.3} ms | {:.3} ms | {} | {many_writes:.2} / {few_writes:.2} |",
-        many * 1e3,
-        few * 1e3,
-        report::ratio(many, few, 2)
-    );
+    for (label, cpu, writes) in [
+        (
+            format!("{} {}", args.many, server.join(" ")),
+            many,
+            many_writes,
+        ),
+        (
+            format!(
+                "{}, writes not coalesced (`{}`)",
+                args.many,
+                no_coalescing.join(" ")
+            ),
+            plain,
+            plain_writes,
+        ),
+        (format!("reference: {}", args.few), few, few_writes),
+    ] {
+        println!(
+            "| {label} | {:.3} ms | {} | {writes:.2} |",
+            cpu * 1e3,
+            report::ratio(cpu, few, 2)
+        );
+    }
     Ok(())
 }
 

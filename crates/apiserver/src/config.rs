@@ -57,11 +57,19 @@ pub struct Config {
     /// kube-apiserver's `--min-request-timeout` (1800 s): a watch without `timeoutSeconds` (or
     /// with 0) lasts a random time between this and twice this.
     pub min_request_timeout: Duration,
+    /// What each open watch adds to the window in which a watcher that just wrote holds its
+    /// next write, taking every event that arrives meanwhile in one write (ours; zero: every
+    /// event is written as it comes). See `rest::watch`.
+    pub watch_coalescing_per_watcher: Duration,
     /// History kept in the store for paging and watch resumption before compaction.
     pub compaction_interval: Duration,
     /// Connection timeouts and caps, in-flight request limits.
     pub serving: ServingConfig,
 }
+
+/// What each open watch adds to the write-coalescing window by default
+/// (`--watch-coalescing-per-watcher-us`): 10 µs, so 10 ms at 1,000 watchers.
+pub const WATCH_COALESCING_PER_WATCHER: Duration = Duration::from_micros(10);
 
 /// How connections are served: Go's `http.Server` fields as kube-apiserver sets them
 /// (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`), its HTTP/2 settings, and its
@@ -125,6 +133,7 @@ impl Config {
             max_request_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
             min_request_timeout: Duration::from_secs(1800),
+            watch_coalescing_per_watcher: WATCH_COALESCING_PER_WATCHER,
             compaction_interval: Duration::from_secs(300),
             serving: ServingConfig::default(),
         }

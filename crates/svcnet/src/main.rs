@@ -422,6 +422,10 @@ struct ApiserverArgs {
     /// time between this and twice this, as kube-apiserver's --min-request-timeout.
     #[arg(long, default_value_t = 1800)]
     min_request_timeout: u64,
+    /// Microseconds each open watch adds to the window in which a watcher that just wrote
+    /// holds its next write and sends what arrived meanwhile in one write (0: no holding).
+    #[arg(long, default_value_t = svcnet_apiserver::config::WATCH_COALESCING_PER_WATCHER.as_micros() as u64)]
+    watch_coalescing_per_watcher_us: u64,
 }
 
 fn init_logging() {
@@ -476,6 +480,8 @@ async fn apiserver(a: ApiserverArgs) -> anyhow::Result<()> {
     serving.max_connections = a.max_connections;
     raise_open_file_limit();
     config.min_request_timeout = std::time::Duration::from_secs(a.min_request_timeout);
+    config.watch_coalescing_per_watcher =
+        std::time::Duration::from_micros(a.watch_coalescing_per_watcher_us);
     if let Some(s) = a.store {
         config.store =
             Some(svcnet_apiserver::config::StoreUrl::parse(&s).map_err(anyhow::Error::msg)?);
