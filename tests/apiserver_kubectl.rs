@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{assert_success, cells, eventually, table, ApiServer};
+use support::{assert_success, cells, eventually, table, ApiServer, SERVICE_SEEDS};
 
 /// `kubectl patch svc web <flags> -p <patch>`: stdout.
 fn patch_web(s: &ApiServer, flags: &[&str], patch: &str) -> String {
@@ -20,22 +20,7 @@ fn patch_web(s: &ApiServer, flags: &[&str], patch: &str) -> String {
 
 fn create_seeds(s: &ApiServer) {
     s.kubectl_ok(&["create", "namespace", "shield"]);
-    for (file, expect) in [
-        ("Service-Env.yaml", "deployment.apps/service-env created"),
-        (
-            "Service-Clusterip.yaml",
-            "service/service-clusterip created",
-        ),
-        (
-            "Service-Headliness.yaml",
-            "service/service-headliness created",
-        ),
-        ("Service-Nodeport.yaml", "service/service-nodeport created"),
-        (
-            "Service-Externalname.yaml",
-            "service/service-externalname created",
-        ),
-    ] {
+    for (file, expect) in SERVICE_SEEDS {
         let out = s.kubectl_seed("create", file);
         assert_eq!(out.trim(), expect);
     }

@@ -293,6 +293,20 @@ fn down_cleans_up_after_a_crashed_up_and_up_needs_privileges() {
         !c.namespaces().is_empty() && !c.processes().is_empty(),
         "a crash leaves things behind"
     );
+    // A pod's pause process outside any namespace of the cluster (one an agent started while
+    // its pod's namespace was being removed): `down` ends it too.
+    let stray_pod = c.data().join("nodes/node-1/pods/stray");
+    let mut stray = Command::new(SVCNET)
+        .args(["pause", "--hostname", "stray", "--pod-dir"])
+        .arg(&stray_pod)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(10), "the stray pause", || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", stray.id())).unwrap();
+        String::from_utf8_lossy(&cmdline)
+            .contains("\0pause\0")
+            .then_some(())
+    });
     let out = Command::new(SVCNET)
         .arg("down")
         .arg("--data-dir")
@@ -302,6 +316,7 @@ fn down_cleans_up_after_a_crashed_up_and_up_needs_privileges() {
     assert_success(&out);
     assert_eq!(c.namespaces(), Vec::<String>::new());
     assert_eq!(c.processes(), Vec::<String>::new());
+    assert!(stray.wait().is_ok(), "the stray pause was killed");
 
     // Without root: a clear error, nothing created.
     let out = Command::new("setpriv")

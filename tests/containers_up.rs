@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,41 +19,7 @@ use support::poll::eventually;
 use support::{stdout, table};
 
 fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        "/usr/bin/runc",
-        svcnet_images::testing::DOCKER_REGISTRY,
-        "/bin/busybox",
-        "/usr/sbin/nginx",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).is_file())
-    .collect();
-    if !missing.is_empty() || !svcnet_netns::testing::can_run(&["kubectl", "curl"]) {
-        eprintln!("skipped: needs root, kubectl, curl and {missing:?}");
-        return false;
-    }
-    true
-}
-
-/// The registry with the seeds' images, and `svcnet up` mirroring docker.io to it.
-fn cluster_with_registry() -> (svcnet_images::testing::Registry, Cluster, tempfile::TempDir) {
-    let registry = svcnet_images::testing::Registry::start().expect("docker-registry");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(registry.push_seeds())
-        .expect("pushing the seeds' images");
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("registries.yaml");
-    std::fs::write(&yaml, registry.mirror_yaml("")).unwrap();
-    let c = Cluster::up_with(
-        2,
-        &[
-            "--private-registry",
-            yaml.to_str().unwrap(),
-            "--disable-default-registry-endpoint",
-        ],
-    );
-    (registry, c, dir)
+    support::cluster::can_run_images(&["kubectl", "curl"])
 }
 
 fn curl(c: &Cluster, target: &[&str], url: &str) -> String {
@@ -66,7 +31,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     if !can_run() {
         return;
     }
-    let (_registry, mut c, _dir) = cluster_with_registry();
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(2, false);
 
     // The built-in RuntimeClass, and admission of an unknown one.
     let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));
@@ -113,14 +78,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
         image_id.starts_with("docker.io/library/nginx@sha256:"),
         "{image_id}"
     );
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", name);
     assert!(
         events.contains("Started: Started container nginx"),
         "{events}"
@@ -217,14 +175,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     eventually(Duration::from_secs(60), "ImagePullBackOff", || {
         (reason() == "ImagePullBackOff").then_some(())
     });
-    let events = c.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=missing",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = c.events_of("default", "missing");
     assert!(
         events.contains("Failed: Failed to pull image \"nosuch/image:1\": ")
             && events.contains("not found"),

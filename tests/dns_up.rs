@@ -6,10 +6,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, table};
+use support::table;
 
 #[test]
 fn seeds_dns_walkthrough() {
@@ -29,52 +28,25 @@ fn seeds_dns_walkthrough() {
     assert_eq!(svc[0]["CLUSTER-IP"], "10.96.0.10");
 
     // `dig @10.96.0.10 service-headliness.default.svc.cluster.local +short` → the 3 pod IPs.
-    let headless = eventually(Duration::from_secs(20), "the headless A records", || {
-        let got: BTreeSet<String> = c
-            .exec_stdout(
-                &["--node", "node-1"],
-                &[
-                    "dig",
-                    "@10.96.0.10",
-                    "service-headliness.default.svc.cluster.local",
-                    "+short",
-                ],
-            )
-            .lines()
-            .map(str::to_string)
-            .collect();
-        (got == ips).then_some(got)
-    });
-    assert_eq!(headless.len(), 3);
+    c.wait_dig_short(
+        "node-1",
+        "service-headliness.default.svc.cluster.local",
+        &ips,
+    );
+    assert_eq!(ips.len(), 3);
 
     // The ExternalName Service answers with its CNAME (the address behind it needs a resolver
     // outside the cluster, which `svcnet up` does not reach).
-    let cname = c.exec_stdout(
-        &["--node", "node-2"],
-        &[
-            "dig",
-            "@10.96.0.10",
-            "service-externalname.default.svc.cluster.local",
-            "+tcp",
-        ],
-    );
-    assert!(
-        cname.contains("CNAME") && cname.contains("www.baidu.com."),
-        "{cname}"
+    c.assert_cname(
+        "node-2",
+        "service-externalname.default.svc.cluster.local",
+        "www.baidu.com.",
+        &["+tcp"],
     );
 
     // From a pod: its resolv.conf as the seeds show, and `nslookup nginx` → the ClusterIP.
-    eventually(Duration::from_secs(60), "busybox Running", || {
-        let t = table(&c.kubectl_ok(&["get", "pod", "busybox"]));
-        (t[0]["STATUS"] == "Running").then_some(())
-    });
-    let resolv = c.kubectl_ok(&["exec", "busybox", "--", "cat", "/etc/resolv.conf"]);
-    assert!(
-        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
-        "{resolv}"
-    );
-    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
-    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    c.wait_running("busybox");
+    c.assert_cluster_resolv_conf("busybox");
     let cluster_ip = c.jsonpath("svc", "nginx", "{.spec.clusterIP}");
     let looked_up = c.kubectl_ok(&["exec", "busybox", "--", "nslookup", "nginx"]);
     assert!(

@@ -4,7 +4,7 @@
 //! NotReady with its pod's endpoints when it stops heartbeating, restarts a container that
 //! exits, and tears the pod down on deletion; what it writes is root's alone (directories 0700,
 //! files 0600, the pod's /etc files 0644), and it refuses to start without authentication for
-//! its kubelet API. Uses a test namespace with an address on its loopback as the node;
+//! its kubelet API or with bad image GC flags. Uses a test namespace with an address on its loopback as the node;
 //! everything is removed however the test ends.
 
 mod support;
@@ -186,6 +186,38 @@ fn refuses_to_start_without_authentication() {
             "{err}"
         );
         assert!(err.contains(cause), "{err}");
+    }
+    assert!(!dir.path().join("node").exists(), "refused before anything");
+}
+
+/// The kubelet's image GC flags, checked first with the kubelet's messages.
+#[test]
+fn refuses_bad_image_gc_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, want) in [
+        (
+            ["--image-gc-high-threshold", "101"],
+            "invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100, inclusive",
+        ),
+        (
+            ["--image-gc-low-threshold", "90"],
+            "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 90 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 85",
+        ),
+        (
+            ["--image-minimum-gc-age", "2"],
+            "time: missing unit in duration \"2\"",
+        ),
+    ] {
+        let out = Command::new(SVCNET)
+            .args(["node", "--node-name", "solo", "--node-ip", "198.51.100.7"])
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .args(flags)
+            .output()
+            .expect("svcnet node");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
     }
     assert!(!dir.path().join("node").exists(), "refused before anything");
 }

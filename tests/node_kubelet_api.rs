@@ -163,7 +163,7 @@ fn kubectl_logs_and_exec_reach_the_node_agent() {
             ],
             workdir: Some(PathBuf::from("/tmp")),
             running: true,
-            oci: None,
+            ..Default::default()
         },
     });
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,6 @@
 //! A `svcnet apiserver` per test (on SQLite, or its own etcd with `SVCNET_TEST_STORE=etcd`),
 //! with kubectl, curl and kube-rs pointed at it, and the controller-manager beside it on demand.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -232,20 +231,7 @@ impl ApiServer {
 
     /// kubectl with `input` on stdin (for `-f -`).
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .kubectl_cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running kubectl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        super::commands::output_with_input(self.kubectl_cmd(args), input)
     }
 
     pub fn token(&self) -> String {

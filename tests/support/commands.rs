@@ -1,8 +1,9 @@
 //! Running the binaries the tests drive (`svcnet`, `kubectl`, `curl`, `ip`) and reading what
 //! they print: the seed manifests, kubectl's tables, commands that must succeed.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub const SVCNET: &str = env!("CARGO_BIN_EXE_svcnet");
 
@@ -11,6 +12,41 @@ pub fn seed(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/seeds")
         .join(name)
+}
+
+/// The seeds' manifests of the default namespace, each with what `kubectl create -f` says.
+pub const SERVICE_SEEDS: [(&str, &str); 5] = [
+    ("Service-Env.yaml", "deployment.apps/service-env created"),
+    (
+        "Service-Clusterip.yaml",
+        "service/service-clusterip created",
+    ),
+    (
+        "Service-Headliness.yaml",
+        "service/service-headliness created",
+    ),
+    ("Service-Nodeport.yaml", "service/service-nodeport created"),
+    (
+        "Service-Externalname.yaml",
+        "service/service-externalname created",
+    ),
+];
+
+/// Runs `cmd` with `input` on its stdin, to its end.
+pub fn output_with_input(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// The stdout of a kubectl run that must have succeeded; otherwise a panic with its output and

@@ -2,7 +2,8 @@
 //! dir, drive it with the real `kubectl` (and kube-rs), and stop it however the test ends.
 //!
 //! `apiserver`: a `svcnet apiserver` (and controller-manager) per test; `cluster`: a whole
-//! `svcnet up`; `commands`: the binaries, the seed manifests, kubectl's tables; `poll`: waiting
+//! `svcnet up`; `images`: one whose containers come from the seeds' images in a loopback
+//! registry; `commands`: the binaries, the seed manifests, kubectl's tables; `poll`: waiting
 //! for a condition; `kubelet`: a stand-in node agent for tests without nodes; `dns`: a `svcnet
 //! dns` process and `dig`. This file only names them.
 #![allow(dead_code)]
@@ -18,7 +19,7 @@ pub mod poll;
 #[allow(unused_imports)]
 pub use apiserver::{distinct_allocations, test_store_is_etcd, ApiServer};
 #[allow(unused_imports)]
-pub use commands::{assert_success, cells, seed, stdout, table, Row, SVCNET};
+pub use commands::{assert_success, cells, seed, stdout, table, Row, SERVICE_SEEDS, SVCNET};
 #[allow(unused_imports)]
 pub use kubelet::{fake_kubelet, set_pod_status};
 #[allow(unused_imports)]

@@ -251,6 +251,8 @@ impl Store {
             layer_blobs: layers.iter().map(|l| l.digest.clone()).collect(),
             manifests: manifests.into_iter().map(|(d, _)| d).collect(),
             size,
+            // As k3s pins what it imports from agent/images (k3s#8781).
+            pinned: true,
         };
         self.write_image(record, &names).map_err(store_err)?;
         Ok(config.digest)

@@ -313,20 +313,32 @@ impl BuiltImage {
     /// skopeo's `oci-archive:`: an OCI image layout in a tar, the manifest annotated with
     /// `name` (qualified, e.g. `docker.io/library/nginx:latest`) both as containerd and as OCI.
     pub fn write_oci_archive(&self, path: &Path, name: &str) -> io::Result<()> {
+        self.write_oci_archive_named(path, &[name])
+    }
+
+    /// [`BuiltImage::write_oci_archive`] with one index entry per name (as `ctr images export`
+    /// of several tags of one image), all for the same manifest.
+    pub fn write_oci_archive_named(&self, path: &Path, names: &[&str]) -> io::Result<()> {
         let mut tar = tar::Builder::new(fs::File::create(path).map_err(|e| with_path(e, path))?);
         append(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        let mut entry = self.manifest_descriptor.clone();
-        entry.annotations = Some(
-            [
-                (CONTAINERD_IMAGE_NAME.to_string(), name.to_string()),
-                (OCI_REF_NAME.to_string(), name.to_string()),
-            ]
-            .into(),
-        );
+        let entries = names
+            .iter()
+            .map(|name| {
+                let mut entry = self.manifest_descriptor.clone();
+                entry.annotations = Some(
+                    [
+                        (CONTAINERD_IMAGE_NAME.to_string(), name.to_string()),
+                        (OCI_REF_NAME.to_string(), name.to_string()),
+                    ]
+                    .into(),
+                );
+                entry
+            })
+            .collect();
         let index = RawManifest {
             schema_version: 2,
             media_type: Some(OCI_INDEX.to_string()),
-            manifests: Some(vec![entry]),
+            manifests: Some(entries),
             ..Default::default()
         };
         append(&mut tar, "index.json", &serde_json::to_vec(&index)?)?;
@@ -521,9 +533,13 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
             .layer(l.finish()?))
     }
 
-    /// The shared libraries `ldd` names for `binary` (with the loader).
+    /// The shared libraries `ldd` names for `binary` (with the loader); none for a static one.
     pub fn ldd(binary: &Path) -> io::Result<Vec<PathBuf>> {
         let out = std::process::Command::new("ldd").arg(binary).output()?;
+        let said = [&out.stdout[..], &out.stderr[..]].concat();
+        if String::from_utf8_lossy(&said).contains("not a dynamic executable") {
+            return Ok(Vec::new());
+        }
         if !out.status.success() {
             return Err(io::Error::other(format!("ldd {} failed", binary.display())));
         }
@@ -540,22 +556,82 @@ http {\n\tsendfile on;\n\ttcp_nopush on;\n\ttypes_hash_max_size 2048;\n\
         Ok(libs)
     }
 
-    /// Writes `busybox.tar` and `nginx.tar` (oci-archives named
-    /// `docker.io/library/busybox:latest` and `docker.io/library/nginx:latest`) into `out`,
-    /// for `<data-dir>/images/` of an air-gapped machine.
-    pub fn build_seeds(out: &Path) -> io::Result<Vec<PathBuf>> {
+    /// The seeds' nginx tags: the Docker Hub default and the one `Service-Env.yaml` names.
+    pub const NGINX_TAGS: [&str; 2] = ["latest", "1.23.1"];
+
+    /// The agnhost image's name: what the seeds' `shield-app.yml` runs (a web app on 8080).
+    pub const SCALING_IMAGE: &str = "quay.io/mask365/scaling:latest";
+
+    /// An agnhost image (as Kubernetes' registry.k8s.io/e2e-test-images/agnhost) from the
+    /// `svcnet` binary at `svcnet`: the binary, without its debug sections when binutils'
+    /// `objcopy` is there (a fifth of the size), at /usr/local/bin/svcnet with the libraries
+    /// `ldd` names; `ENTRYPOINT ["svcnet", "agnhost", "netexec", "--http-port=8080"]`, whose
+    /// `/` answers with the pod's IP. Zstd layer: a debug build is ~100 MB, which gzip takes
+    /// seconds to compress and zstd a fraction of one.
+    pub fn agnhost(svcnet: &Path) -> io::Result<ImageBuilder> {
+        let mut l = LayerBuilder::new();
+        let stripped = tempfile::Builder::new()
+            .prefix("svcnet-agnhost-")
+            .tempfile()?;
+        let objcopy = std::process::Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(svcnet)
+            .arg(stripped.path())
+            .status();
+        let binary = match objcopy {
+            Ok(s) if s.success() => stripped.path(),
+            _ => svcnet,
+        };
+        let data = fs::read(binary).map_err(|e| with_path(e, binary))?;
+        l.file("usr/local/bin/svcnet", 0o755, &data)?;
+        drop(data);
+        for lib in ldd(svcnet)? {
+            let p = lib.to_string_lossy().into_owned();
+            l.host_file(&p, &lib)?;
+        }
+        base_files(&mut l, "")?;
+        let config = ImageConfig {
+            env: Some(vec![PATH_ENV.to_string()]),
+            entrypoint: Some(
+                ["svcnet", "agnhost", "netexec", "--http-port=8080"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            exposed_ports: Some([("8080/tcp".to_string(), json!({}))].into()),
+            ..Default::default()
+        };
+        let mut image = ImageBuilder::new(config).layer(l.finish()?);
+        image.compression = Compression::Zstd;
+        Ok(image)
+    }
+
+    /// Writes `busybox.tar`, `nginx.tar` (oci-archives named `docker.io/library/busybox:latest`
+    /// and `docker.io/library/nginx:` each of [`NGINX_TAGS`]) and, given the `svcnet` binary,
+    /// `scaling.tar` ([`agnhost`] named [`SCALING_IMAGE`]) into `out`, for `<data-dir>/images/`
+    /// of an air-gapped machine (or `skopeo copy oci-archive:... docker://` into a registry).
+    pub fn build_seeds(out: &Path, svcnet: Option<&Path>) -> io::Result<Vec<PathBuf>> {
         fs::create_dir_all(out)?;
         let mut written = Vec::new();
-        for (file, name, builder) in [
+        let nginx_names = NGINX_TAGS.map(|t| format!("docker.io/library/nginx:{t}"));
+        let mut images = vec![
             (
                 "busybox.tar",
-                "docker.io/library/busybox:latest",
+                vec!["docker.io/library/busybox:latest".to_string()],
                 busybox()?,
             ),
-            ("nginx.tar", "docker.io/library/nginx:latest", nginx()?),
-        ] {
+            ("nginx.tar", nginx_names.to_vec(), nginx()?),
+        ];
+        if let Some(svcnet) = svcnet {
+            images.push((
+                "scaling.tar",
+                vec![SCALING_IMAGE.to_string()],
+                agnhost(svcnet)?,
+            ));
+        }
+        for (file, names, builder) in images {
             let path = out.join(file);
-            builder.build()?.write_oci_archive(&path, name)?;
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            builder.build()?.write_oci_archive_named(&path, &names)?;
             written.push(path);
         }
         Ok(written)

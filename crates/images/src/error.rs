@@ -104,6 +104,9 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: serde_json::Error,
     },
+    /// The kubelet's own errors (e.g. "invalid capacity 0 on image filesystem").
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -27,15 +27,27 @@ impl Store {
     pub fn gc(&self, in_use: &[&str]) -> Result<GcReport, StoreError> {
         let _lock = self.lock_exclusive()?;
         let keep: BTreeSet<String> = in_use.iter().filter_map(|s| self.resolve(s)).collect();
+        let remove: Vec<String> = self
+            .record_ids()
+            .into_iter()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        self.remove_and_sweep(&remove)
+    }
+
+    /// Removes the images `remove` (names and records), then every layer directory, blob and
+    /// lock no remaining image refers to. The caller holds the store exclusively.
+    pub(crate) fn remove_and_sweep(&self, remove: &[String]) -> Result<GcReport, StoreError> {
+        let remove: BTreeSet<&String> = remove.iter().collect();
         let mut report = GcReport::default();
         for (path, id) in self.name_records() {
-            if !keep.contains(&id) {
+            if remove.contains(&id) {
                 let _ = fs::remove_file(path);
             }
         }
         let (mut layers, mut blobs) = (BTreeSet::new(), BTreeSet::new());
         for id in self.record_ids() {
-            if keep.contains(&id) {
+            if !remove.contains(&id) {
                 if let Some(rec) = self.read_record(&id)? {
                     layers.extend(rec.diff_ids.iter().map(|d| hex(d)));
                     blobs.extend(rec.layer_blobs.iter().map(|d| hex(d)));
@@ -78,11 +90,11 @@ impl Store {
     }
 }
 
-fn hex(digest: &str) -> String {
+pub(crate) fn hex(digest: &str) -> String {
     digest.strip_prefix("sha256:").unwrap_or(digest).to_string()
 }
 
-fn read_dir(dir: &std::path::Path) -> Vec<fs::DirEntry> {
+pub(crate) fn read_dir(dir: &std::path::Path) -> Vec<fs::DirEntry> {
     fs::read_dir(dir)
         .map(|e| e.flatten().collect())
         .unwrap_or_default()

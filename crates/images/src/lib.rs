@@ -4,8 +4,10 @@
 //! Start at [`Puller`] (pull and `EnsureImageExists`) over a [`Store`] (the content-addressed
 //! store shared by every node of a host); [`Registries`] reads k3s's `registries.yaml`;
 //! [`Keyring`] holds `imagePullSecrets`; [`reference`] normalises names as Docker does;
-//! [`policy`] is `imagePullPolicy`; [`Store::gc`] and [`Store::import_archives`] are image
-//! garbage collection and k3s's `agent/images/` import; [`build`] makes images from the host's
+//! [`policy`] is `imagePullPolicy`; [`Store::gc`] (all unused images) and
+//! [`Store::garbage_collect`] (the kubelet's, by disk thresholds, over the refs every node
+//! publishes, [`image_gc`]) are image garbage collection; [`Store::import_archives`] is k3s's
+//! `agent/images/` import; [`build`] makes images from the host's
 //! files (`svcnet images build-seeds`). Feature `testing`: a loopback docker-registry and the
 //! test images.
 
@@ -13,6 +15,7 @@ pub mod archive;
 pub mod build;
 mod error;
 mod gc;
+pub mod image_gc;
 mod ingest;
 pub mod manifest;
 pub mod policy;
@@ -26,6 +29,7 @@ pub mod unpack;
 
 pub use error::{ImportError, PullError, StoreError};
 pub use gc::GcReport;
+pub use image_gc::{FsStats, GcOutcome, ImageGcPolicy};
 pub use policy::{default_pull_policy, PullPolicy};
 pub use pull::{Ensured, PullOptions, Puller};
 pub use reference::Reference;

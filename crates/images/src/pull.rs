@@ -340,6 +340,7 @@ impl Puller {
             layer_blobs: r.layers.iter().map(|l| l.digest.clone()).collect(),
             manifests: r.manifest_digests.clone(),
             size,
+            pinned: false,
         };
         let mut names = vec![reference.with_digest(&r.digest).to_string()];
         if reference.digest.is_none() {

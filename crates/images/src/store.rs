@@ -132,6 +132,11 @@ pub(crate) struct ImageRecord {
     /// Manifests and indexes that lead to this image.
     pub manifests: Vec<String>,
     pub size: u64,
+    /// Imported from an air-gapped archive: never removed by the kubelet's image GC (k3s pins
+    /// such images with containerd's `io.cri-containerd.pinned` label; the kubelet skips
+    /// pinned images). Kept when the image is pulled again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,7 +264,7 @@ impl Store {
         self.write_atomic(&path, bytes)
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))
@@ -314,6 +319,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _lock = self.lock_digest(&record.id)?;
         if let Some(old) = self.read_record(&record.id)? {
+            record.pinned |= old.pinned;
             for m in old.manifests {
                 if !record.manifests.contains(&m) {
                     record.manifests.push(m);

@@ -1,11 +1,12 @@
-//! The shared store: concurrent pulls of one image (tasks and processes), garbage collection,
-//! and air-gapped archive import.
+//! The shared store: concurrent pulls of one image (tasks and processes), garbage collection
+//! (all unused images, and the kubelet's by disk usage over the nodes' refs), and air-gapped
+//! archive import.
 
 use std::path::Path;
 
 use svcnet_images::build::{ImageBuilder, LayerBuilder};
 use svcnet_images::testing::{self, Registry};
-use svcnet_images::{Keyring, Store};
+use svcnet_images::{FsStats, ImageGcPolicy, Keyring, Store};
 
 const CHILD_ROOT: &str = "SVCNET_IMAGES_TEST_ROOT";
 const CHILD_YAML: &str = "SVCNET_IMAGES_TEST_YAML";
@@ -86,29 +87,46 @@ fn layer(files: &[(&str, &str)]) -> Vec<u8> {
     l.finish().unwrap()
 }
 
+/// Images `<name>:v1` of two layers each, the lower one (`/base`) the same in all, pushed to a
+/// new registry and pulled into a new store: the registry, the store's directory, the puller
+/// and the images in `names`' order.
+async fn pulled_sharing_a_base(
+    names: &[&str],
+) -> (
+    Registry,
+    tempfile::TempDir,
+    svcnet_images::Puller,
+    Vec<svcnet_images::Image>,
+) {
+    let reg = Registry::start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let base = layer(&[("base", "shared\n")]);
+    for name in names {
+        let image = ImageBuilder::new(Default::default())
+            .layer(base.clone())
+            .layer(layer(&[(name, &format!("{name}\n"))]))
+            .build()
+            .unwrap();
+        reg.push(&image, &format!("library/{name}"), "v1")
+            .await
+            .unwrap();
+    }
+    let p = testing::puller(&reg.mirror_yaml(""), root.path());
+    let mut pulled = Vec::new();
+    for name in names {
+        let image = p.pull(&format!("{name}:v1"), &Keyring::empty()).await;
+        pulled.push(image.unwrap());
+    }
+    (reg, root, p, pulled)
+}
+
 #[tokio::test]
 async fn gc_removes_unused_images_and_keeps_shared_layers() {
     if !testing::available() {
         return;
     }
-    let reg = Registry::start().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let base = layer(&[("base", "shared\n")]);
-    let a = ImageBuilder::new(Default::default())
-        .layer(base.clone())
-        .layer(layer(&[("a", "a\n")]))
-        .build()
-        .unwrap();
-    let b = ImageBuilder::new(Default::default())
-        .layer(base)
-        .layer(layer(&[("b", "b\n")]))
-        .build()
-        .unwrap();
-    reg.push(&a, "library/a", "v1").await.unwrap();
-    reg.push(&b, "library/b", "v1").await.unwrap();
-    let p = testing::puller(&reg.mirror_yaml(""), root.path());
-    let ia = p.pull("a:v1", &Keyring::empty()).await.unwrap();
-    let ib = p.pull("b:v1", &Keyring::empty()).await.unwrap();
+    let (_reg, root, p, pulled) = pulled_sharing_a_base(&["a", "b"]).await;
+    let (ia, ib) = (&pulled[0], &pulled[1]);
     assert_eq!(
         ia.layers[0], ib.layers[0],
         "the base layer is unpacked once"
@@ -191,14 +209,76 @@ fn import_oci_and_docker_archives() {
     );
 }
 
+/// The kubelet's GC over real pulls: two nodes' refs keep their images (and a layer shared
+/// with a removed image), the rest goes, layers and blobs with it.
+#[tokio::test]
+async fn kubelet_gc_keeps_what_any_node_uses() {
+    if !testing::available() {
+        return;
+    }
+    let (_reg, root, _p, pulled) = pulled_sharing_a_base(&["a", "b", "c"]).await;
+    // Node agents of one host, each with its own handle on the store.
+    let node1 = Store::open(root.path()).unwrap();
+    let node2 = Store::open(root.path()).unwrap();
+    let now = std::time::SystemTime::now();
+    assert!(node1.add_ref("node-1", "a:v1", now).unwrap());
+    assert!(node2.add_ref("node-2", &pulled[1].id, now).unwrap());
+    let (policy, full) = (ANY_AGE, FULL);
+    let out = node1.garbage_collect(&policy, full, now).unwrap();
+    let removed: Vec<&str> = out.removed.iter().map(|r| r.image_id.as_str()).collect();
+    assert_eq!(removed, [pulled[2].id.as_str()]);
+    assert!(out.shortfall().is_some(), "a full disk stays short");
+    assert!(node1.get("c:v1").is_none());
+    assert!(!pulled[2].layers[1].exists(), "c's own layer is gone");
+    assert!(pulled[2].layers[0].is_dir(), "the shared base stays");
+    for image in &pulled[..2] {
+        assert!(image.layers.iter().all(|l| l.is_dir()));
+    }
+    // Under the high threshold nothing is touched, used or not.
+    node2.set_refs("node-2", &Default::default(), now).unwrap();
+    let fine = FsStats {
+        capacity: 1 << 30,
+        available: 1 << 29,
+    };
+    assert!(node2
+        .garbage_collect(&policy, fine, now)
+        .unwrap()
+        .removed
+        .is_empty());
+    assert!(node2.get("b:v1").is_some());
+    // Once node-2 no longer uses b, a full disk takes it.
+    let out = node2.garbage_collect(&policy, full, now).unwrap();
+    assert_eq!(out.removed.len(), 1);
+    assert!(node2.get("b:v1").is_none() && node2.get("a:v1").is_some());
+}
+
+/// The kubelet's GC policy but for the minimum age, and a full 1 GiB disk.
+const ANY_AGE: ImageGcPolicy = ImageGcPolicy {
+    high_threshold_percent: 85,
+    low_threshold_percent: 80,
+    min_age: std::time::Duration::ZERO,
+};
+const FULL: FsStats = FsStats {
+    capacity: 1 << 30,
+    available: 0,
+};
+
+/// Whether Debian's nginx-light and busybox-static are installed (the seeds' images).
+fn seeds_packages() -> bool {
+    let there = Path::new("/usr/sbin/nginx").is_file() && Path::new("/bin/busybox").is_file();
+    if !there {
+        eprintln!("skipped: nginx-light or busybox-static not installed");
+    }
+    there
+}
+
 #[test]
 fn seeds_build_and_import() {
-    if !Path::new("/usr/sbin/nginx").is_file() || !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: nginx-light or busybox-static not installed");
+    if !seeds_packages() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let written = svcnet_images::build::seeds::build_seeds(out.path()).unwrap();
+    let written = svcnet_images::build::seeds::build_seeds(out.path(), None).unwrap();
     assert_eq!(written.len(), 2);
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
@@ -232,4 +312,42 @@ fn seeds_build_and_import() {
         Some("busybox")
     );
     assert_eq!(busybox.config.cmd.as_deref().unwrap(), ["sh"]);
+    // Service-Env.yaml's tag names the same image.
+    assert_eq!(
+        store.get("docker.io/library/nginx:1.23.1").unwrap().id,
+        nginx.id
+    );
+    // Imported images are pinned: the kubelet's GC leaves them even on a full disk.
+    let (policy, full) = (ANY_AGE, FULL);
+    let out = store
+        .garbage_collect(&policy, full, std::time::SystemTime::now())
+        .unwrap();
+    assert!(out.removed.is_empty(), "{out:?}");
+    assert_eq!(store.list().len(), 2);
+}
+
+#[test]
+fn seeds_with_the_agnhost_image() {
+    if !seeds_packages() {
+        return;
+    }
+    // Any binary stands in for svcnet here: the image's layout and configuration are checked.
+    let out = tempfile::tempdir().unwrap();
+    let written =
+        svcnet_images::build::seeds::build_seeds(out.path(), Some(Path::new("/bin/busybox")))
+            .unwrap();
+    assert_eq!(written.len(), 3);
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let report = store.import_archives(out.path());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let scaling = store
+        .get(svcnet_images::build::seeds::SCALING_IMAGE)
+        .unwrap();
+    assert_eq!(
+        scaling.config.entrypoint.as_deref().unwrap(),
+        ["svcnet", "agnhost", "netexec", "--http-port=8080"]
+    );
+    assert!(scaling.layers[0].join("usr/local/bin/svcnet").is_file());
+    assert!(scaling.layers[0].join("etc/passwd").is_file());
 }

@@ -12,10 +12,11 @@
 //!   configuration, the overlayfs root filesystem, run/exec/kill/delete — containerd's CRI
 //!   runtime service;
 //! - [`shim`]: one process per container (containerd-shim): runs it in the pod's namespaces,
-//!   writes its log in the [`cri_log`] format, records its exit;
+//!   writes its log in the [`cri_log`] format, records its exit, holds its stdin and terminal
+//!   for attach;
 //! - [`cri_log`]: the CRI log line format, written by the shim, read by the kubelet API;
 //! - [`kubelet_api`]: the kubelet's HTTP API (`pkg/kubelet/server`): container logs and exec
-//!   over WebSocket, behind the API server;
+//!   and attach over WebSocket, port forwarding, behind the API server;
 //! - [`probe`]: readiness, liveness and startup probes (`pkg/kubelet/prober`, `pkg/probe`);
 //! - [`envvars`]: a container's environment (`makeEnvironmentVariables`, Service variables,
 //!   downward API, `$(VAR)` expansion);

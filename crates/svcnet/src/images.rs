@@ -10,8 +10,10 @@ use svcnet_images::{Keyring, PullOptions, Puller, Registries, Store};
 #[derive(Subcommand)]
 pub enum ImagesCommand {
     /// Write the seeds' images (busybox.tar, nginx.tar: oci-archives named
-    /// docker.io/library/busybox:latest and docker.io/library/nginx:latest) built from this
-    /// machine's busybox-static and nginx-light; put them in <data-dir>/images/.
+    /// docker.io/library/busybox:latest, docker.io/library/nginx:latest and :1.23.1) built from
+    /// this machine's busybox-static and nginx-light, and scaling.tar
+    /// (quay.io/mask365/scaling:latest: agnhost from this svcnet binary); put them in
+    /// <data-dir>/images/.
     BuildSeeds {
         #[arg(long)]
         out: PathBuf,
@@ -47,7 +49,8 @@ pub async fn run(cmd: ImagesCommand) -> anyhow::Result<()> {
         ImagesCommand::BuildSeeds { out } => {
             let out2 = out.clone();
             let written = tokio::task::spawn_blocking(move || {
-                svcnet_images::build::seeds::build_seeds(&out2)
+                let svcnet = std::env::current_exe()?;
+                svcnet_images::build::seeds::build_seeds(&out2, Some(&svcnet))
             })
             .await?
             .with_context(|| format!("building the seeds' images into {}", out.display()))?;

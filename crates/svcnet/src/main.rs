@@ -70,6 +70,12 @@ enum Command {
     Pause {
         #[arg(long)]
         hostname: String,
+        /// Hold the pod's PID namespace too (`shareProcessNamespace: true`).
+        #[arg(long)]
+        share_pid: bool,
+        /// Be PID 1 of that namespace (started by the holder itself).
+        #[arg(long, hide = true)]
+        pid_ns_init: bool,
         /// The pod's directory (names the process, for `svcnet down` and the agent).
         #[arg(long)]
         pod_dir: PathBuf,
@@ -276,6 +282,18 @@ struct NodeArgs {
     /// A registries.yaml in k3s's format (mirrors, rewrites, auth, TLS); k3s's flag name.
     #[arg(long)]
     private_registry: Option<PathBuf>,
+    /// The percent of the image store's filesystem in use after which image garbage
+    /// collection always runs (the kubelet's flag and default; 100 disables it).
+    #[arg(long, default_value_t = 85)]
+    image_gc_high_threshold: u32,
+    /// The percent of the filesystem in use down to which image garbage collection frees (the
+    /// kubelet's flag and default).
+    #[arg(long, default_value_t = 80)]
+    image_gc_low_threshold: u32,
+    /// Minimum age of an unused image before it is garbage collected (the kubelet's flag and
+    /// default; a Go duration).
+    #[arg(long, default_value = "2m", value_parser = svcnet_images::image_gc::parse_go_duration)]
+    image_minimum_gc_age: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -512,6 +530,13 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
 }
 
 async fn node(a: NodeArgs) -> anyhow::Result<()> {
+    // The kubelet checks its configuration first.
+    let image_gc = svcnet_images::ImageGcPolicy {
+        high_threshold_percent: a.image_gc_high_threshold,
+        low_threshold_percent: a.image_gc_low_threshold,
+        min_age: a.image_minimum_gc_age,
+    };
+    image_gc.validate().map_err(anyhow::Error::msg)?;
     let kubelet_auth =
         svcnet_node::kubelet_api::Authenticator::from_token_file(a.token_file.as_deref()).context(
             "the kubelet API needs authentication: --token-file FILE, the bearer token the \
@@ -546,6 +571,7 @@ async fn node(a: NodeArgs) -> anyhow::Result<()> {
             Some(p) => svcnet_images::Registries::load(p)?,
             None => svcnet_images::Registries::none(),
         },
+        image_gc,
     };
     tokio::select! {
         r = svcnet_node::agent::run(client, cfg) => r,
@@ -676,8 +702,18 @@ fn main() -> anyhow::Result<()> {
         let code = svcnet_node::shim::run(&spec)?;
         std::process::exit(code);
     }
-    if let Command::Pause { hostname, .. } = &cli.command {
-        svcnet_node::container::pause::main(hostname)?;
+    if let Command::Pause {
+        hostname,
+        share_pid,
+        pid_ns_init,
+        ..
+    } = &cli.command
+    {
+        if *pid_ns_init {
+            svcnet_node::container::pause::pid_ns_init()?;
+        } else {
+            svcnet_node::container::pause::main(hostname, *share_pid)?;
+        }
         return Ok(());
     }
     init_logging();

@@ -167,11 +167,12 @@ impl Registry {
             .join("data")
     }
 
-    /// registries.yaml mirroring docker.io (and `extra`, k3s syntax appended under the mirror)
-    /// to this registry over plain HTTP.
+    /// registries.yaml mirroring quay.io and docker.io (and `extra`, k3s syntax appended under
+    /// docker.io's mirror) to this registry over plain HTTP.
     pub fn mirror_yaml(&self, extra: &str) -> String {
         format!(
-            "mirrors:\n  docker.io:\n    endpoint:\n      - \"http://{}\"\n{extra}",
+            "mirrors:\n  quay.io:\n    endpoint:\n      - \"http://{0}\"\n  \
+             docker.io:\n    endpoint:\n      - \"http://{0}\"\n{extra}",
             self.host()
         )
     }
@@ -238,13 +239,54 @@ impl Registry {
         Ok(descriptor.digest)
     }
 
-    /// Pushes the seeds' images as `library/busybox:latest` and `library/nginx:latest` (so
-    /// `busybox` and `nginx` resolve here through a docker.io mirror).
+    /// Pushes the seeds' images as `library/busybox:latest` and `library/nginx:` each of
+    /// [`seeds::NGINX_TAGS`] (so `busybox`, `nginx` and `docker.io/library/nginx:1.23.1`
+    /// resolve here through a docker.io mirror).
     pub async fn push_seeds(&self) -> io::Result<()> {
         self.push(&seeds::busybox()?.build()?, "library/busybox", "latest")
             .await?;
-        self.push(&seeds::nginx()?.build()?, "library/nginx", "latest")
+        let nginx = seeds::nginx()?.build()?;
+        self.push(&nginx, "library/nginx", seeds::NGINX_TAGS[0])
+            .await?;
+        for tag in &seeds::NGINX_TAGS[1..] {
+            self.tag(&nginx, "library/nginx", tag).await?;
+        }
+        Ok(())
+    }
+
+    /// The agnhost image built from the `svcnet` binary ([`seeds::agnhost`]) as
+    /// `mask365/scaling:latest` (the seeds' `quay.io/mask365/scaling:latest` through a quay.io
+    /// mirror).
+    pub async fn push_scaling(&self, svcnet: &Path) -> io::Result<()> {
+        let svcnet = svcnet.to_path_buf();
+        let image = tokio::task::spawn_blocking(move || seeds::agnhost(&svcnet)?.build())
             .await
+            .map_err(io::Error::other)??;
+        self.push(&image, "mask365/scaling", "latest").await
+    }
+
+    /// Another tag for an image already pushed to `repository`: its manifest only.
+    pub async fn tag(&self, image: &BuiltImage, repository: &str, tag: &str) -> io::Result<()> {
+        let client = self.client();
+        let reference = self.reference(repository, tag);
+        client
+            .auth(
+                &reference,
+                &self.auth(),
+                oci_client::RegistryOperation::Push,
+            )
+            .await
+            .map_err(io::Error::other)?;
+        client
+            .push_manifest_raw(
+                &reference,
+                image.manifest.clone(),
+                http::HeaderValue::from_str(&image.manifest_descriptor.media_type)
+                    .map_err(io::Error::other)?,
+            )
+            .await
+            .map_err(io::Error::other)?;
+        Ok(())
     }
 }
 

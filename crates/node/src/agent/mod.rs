@@ -2,6 +2,7 @@
 //! and keeps it Ready, gets a pod CIDR, runs a [`pods::Worker`] for every pod bound to it, serves
 //! the kubelet API (logs, exec) on the node's address, and keeps routes to the other nodes.
 
+pub mod image_gc;
 pub mod images;
 pub mod node;
 pub mod pods;
@@ -62,6 +63,9 @@ pub struct AgentConfig {
     pub image_store: Option<PathBuf>,
     /// Registry mirrors, auth and TLS (k3s's `registries.yaml`).
     pub registries: svcnet_images::Registries,
+    /// The kubelet's image GC policy (`--image-gc-high-threshold`, `--image-gc-low-threshold`,
+    /// `--image-minimum-gc-age`).
+    pub image_gc: svcnet_images::ImageGcPolicy,
 }
 
 /// A pod as the kubelet API sees it.
@@ -88,6 +92,8 @@ pub struct Shared {
     pub images: Option<svcnet_images::Puller>,
     /// Events as the kubelet records them (`source.component: kubelet`, `host`: the node).
     pub recorder: svcnet_informer::events::Recorder,
+    /// Serialises this node's writes of its image refs (`image_gc`).
+    pub image_refs: Mutex<()>,
 }
 
 impl Shared {
@@ -179,6 +185,7 @@ impl PodRuntime for Runtime {
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,
             oci: crate::container::OciHandle::load(&dir),
+            dir,
         })
     }
 
@@ -262,7 +269,9 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         services,
         registry: Mutex::new(HashMap::new()),
         connector,
+        image_refs: Mutex::new(()),
     });
+    tokio::spawn(image_gc::run(shared.clone()));
 
     // The kubelet API, on the node's address, inside the node's namespace.
     let addr = SocketAddr::from((cfg.node_ip, cfg.kubelet_port));

@@ -713,6 +713,27 @@ impl Worker {
         }
     }
 
+    /// What the kubelet API knows of the pod: its sandbox and its containers, running or not.
+    fn register(&self, pod: &Pod) {
+        self.shared.register(
+            &self.ns,
+            &self.name,
+            self.sandbox.as_ref(),
+            pod,
+            self.ctrs
+                .iter()
+                .map(|c| {
+                    (
+                        c.spec.name.clone(),
+                        c.dir.clone(),
+                        c.restart_count,
+                        matches!(c.run, Run::Running { .. }),
+                    )
+                })
+                .collect(),
+        );
+    }
+
     /// Run the pod until it is deleted and torn down.
     pub async fn run(mut self) {
         loop {
@@ -723,23 +744,7 @@ impl Worker {
                 return;
             };
             self.ensure_sandbox(&pod);
-            self.shared.register(
-                &self.ns,
-                &self.name,
-                self.sandbox.as_ref(),
-                &pod,
-                self.ctrs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.spec.name.clone(),
-                            c.dir.clone(),
-                            c.restart_count,
-                            matches!(c.run, Run::Running { .. }),
-                        )
-                    })
-                    .collect(),
-            );
+            self.register(&pod);
             // The first init container that has not succeeded is the only one that runs.
             let pending_init = self
                 .ctrs
@@ -778,6 +783,9 @@ impl Worker {
             while let Ok((i, u)) = self.probe_rx.try_recv() {
                 self.handle_probe(i, u, &pod);
             }
+            // The kubelet API sees containers started above as running before the status
+            // says so (kubectl attaches as soon as it reads Running).
+            self.register(&pod);
             self.post_status(&pod).await;
             tokio::select! {
                 r = self.rx.changed() => {

@@ -5,6 +5,14 @@
 //! so they share hostname and System V IPC / POSIX message queues, and a container that
 //! restarts rejoins them.
 //!
+//! With `shareProcessNamespace: true` it also holds the pod's PID namespace, as the pause
+//! container does under containerd: it unshares one and starts its first process
+//! (`svcnet pause --pid-ns-init`), PID 1 there, which reaps the orphans of the pod's
+//! containers (pause.c's `sigreap`); every container joins that namespace
+//! (`/proc/<pid>/ns/pid_for_children` of the holder), so each sees the others' processes.
+//! The init dies with the holder (parent-death signal), and the kernel kills whatever is left
+//! in the namespace with it.
+//!
 //! It is started in its own session (it outlives a restarted agent, which finds it again by
 //! `<pod dir>/pause.pid`), and killed with the pod — or with the pod's network namespace by
 //! `svcnet down`.
@@ -15,13 +23,65 @@ use std::process::{Command, Stdio};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// `svcnet pause`'s main: the new UTS and IPC namespaces, the hostname, then sleep forever.
-pub fn main(hostname: &str) -> std::io::Result<()> {
+/// `svcnet pause`'s main: the new UTS and IPC namespaces (and PID namespace with
+/// `share_pid`, whose init it starts), the hostname, then sleep forever (or until the init
+/// ends).
+pub fn main(hostname: &str, share_pid: bool) -> std::io::Result<()> {
     use nix::sched::{unshare, CloneFlags};
-    unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)?;
+    let mut flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if share_pid {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    unshare(flags)?;
     nix::unistd::sethostname(hostname)?;
+    if share_pid {
+        // The first child is the namespace's PID 1.
+        let mut init = Command::new(std::env::current_exe()?)
+            .args([
+                "pause",
+                "--pid-ns-init",
+                "--hostname",
+                hostname,
+                "--pod-dir",
+            ])
+            .arg(pod_dir_arg())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let _ = init.wait();
+        return Err(std::io::Error::other("the pod's PID namespace init ended"));
+    }
     loop {
         nix::unistd::pause();
+    }
+}
+
+/// This process's `--pod-dir` (names the init too, for `svcnet down`).
+fn pod_dir_arg() -> std::ffi::OsString {
+    let mut args = std::env::args_os().skip_while(|a| a != "--pod-dir");
+    args.nth(1).unwrap_or_default()
+}
+
+/// PID 1 of a pod's shared PID namespace: dies with the holder, reaps every child reparented
+/// to it (pause.c's `sigreap`), sleeps otherwise.
+pub fn pid_ns_init() -> std::io::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    // (Should the holder die before this line, `stop` kills its init by pid too.)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&chld), None)?;
+    loop {
+        // Reap every child that has ended, then wait for the next SIGCHLD (blocked, so one
+        // that arrives in between stays pending).
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        chld.wait()?;
     }
 }
 
@@ -44,14 +104,24 @@ pub fn running(pod_dir: &Path) -> Option<i32> {
         .then_some(pid)
 }
 
-/// Starts the pod's pause process in `netns` (`exe` is the svcnet binary).
-pub fn start(exe: &Path, netns: &str, hostname: &str, pod_dir: &Path) -> std::io::Result<i32> {
+/// Starts the pod's pause process in `netns` (`exe` is the svcnet binary); with `share_pid`
+/// it holds the pod's PID namespace too (`shareProcessNamespace`).
+pub fn start(
+    exe: &Path,
+    netns: &str,
+    hostname: &str,
+    pod_dir: &Path,
+    share_pid: bool,
+) -> std::io::Result<i32> {
     if let Some(pid) = running(pod_dir) {
         return Ok(pid);
     }
     let mut cmd = Command::new(exe);
-    cmd.arg("pause")
-        .arg("--hostname")
+    cmd.arg("pause");
+    if share_pid {
+        cmd.arg("--share-pid");
+    }
+    cmd.arg("--hostname")
         .arg(hostname)
         .arg("--pod-dir")
         .arg(pod_dir)
@@ -67,11 +137,18 @@ pub fn start(exe: &Path, netns: &str, hostname: &str, pod_dir: &Path) -> std::io
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    // Its namespaces exist once it has unshared them: wait until they differ from ours.
+    // Its namespaces exist once it has unshared them (and the PID namespace once its init
+    // runs): wait until they differ from ours.
     let ours = std::fs::read_link("/proc/self/ns/ipc").ok();
-    for _ in 0..200 {
+    let our_pid_ns = std::fs::read_link("/proc/self/ns/pid").ok();
+    for _ in 0..400 {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).ok();
-        if theirs.is_some() && theirs != ours {
+        let pid_ready = !share_pid || {
+            let ns = std::fs::read_link(namespace_path(pid, PID_NS)).ok();
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            ns.is_some() && ns != our_pid_ns && children.is_ok_and(|c| !c.trim().is_empty())
+        };
+        if theirs.is_some() && theirs != ours && pid_ready {
             return Ok(pid);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -84,12 +161,22 @@ pub fn start(exe: &Path, netns: &str, hostname: &str, pod_dir: &Path) -> std::io
 /// Stops the pod's pause process.
 pub fn stop(pod_dir: &Path) {
     if let Some(pid) = running(pod_dir) {
+        // The init of a shared PID namespace first (its death ends what is left there).
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        for child in children.unwrap_or_default().split_whitespace() {
+            if let Ok(child) = child.parse() {
+                let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+            }
+        }
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let _ = std::fs::remove_file(pid_file(pod_dir));
 }
 
-/// The namespace files containers join.
+/// The shared PID namespace's file (of the holder's children: its init and the containers).
+pub const PID_NS: &str = "pid_for_children";
+
+/// The namespace files containers join (`uts`, `ipc`, [`PID_NS`]).
 pub fn namespace_path(pid: i32, kind: &str) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/ns/{kind}"))
 }

@@ -9,7 +9,8 @@
 //! - user: [`resolve_user`] — `runAsUser`/`runAsGroup`, else the image's `User` (`uid`, `name`,
 //!   `uid:gid`, `name:group`) looked up in the image's `/etc/passwd` and `/etc/group`;
 //! - namespaces: the pod's network namespace by path, a new PID, mount, IPC and UTS namespace
-//!   (hostname = the pod's hostname); no cgroup namespace (cgroup v1 hosts);
+//!   (hostname = the pod's hostname), or the pod's by path (its pause process's: IPC and UTS
+//!   always, PID with `shareProcessNamespace`); no cgroup namespace (cgroup v1 hosts);
 //! - mounts: `/proc`, `/dev` (tmpfs), `/dev/pts`, `/dev/shm`, `/dev/mqueue`, `/sys` (ro),
 //!   `/sys/fs/cgroup` (ro), and the pod's `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`
 //!   bind-mounted as the kubelet asks (`rbind`, `rprivate`, read-write);
@@ -240,6 +241,9 @@ pub struct SpecInput {
     /// The pod's UTS and IPC namespaces to join (its pause process's); `None`: new ones.
     pub uts_path: Option<PathBuf>,
     pub ipc_path: Option<PathBuf>,
+    /// The pod's PID namespace to join (`shareProcessNamespace`: its pause process's); `None`:
+    /// a new one for this container.
+    pub pid_path: Option<PathBuf>,
     /// The mounted root filesystem.
     pub rootfs: PathBuf,
     /// `(source on the host, target in the container)` bind mounts.
@@ -255,6 +259,8 @@ pub struct SpecInput {
     /// Limits in the configuration itself (svcnet's shim puts them on the parent cgroup
     /// instead, [`super::cgroups`], and leaves these unset).
     pub limits: Limits,
+    /// `tty`: the process gets a terminal (and `TERM=xterm`, containerd's `WithTTY`).
+    pub terminal: bool,
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
@@ -299,10 +305,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
         .gid(input.user.gid)
         .additional_gids(input.user.additional_gids.clone())
         .build()?;
+    let mut env = input.env.clone();
+    if input.terminal {
+        env.push("TERM=xterm".into());
+    }
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(input.terminal)
         .args(input.args.clone())
-        .env(input.env.clone())
+        .env(env)
         .cwd(if input.cwd.is_empty() {
             "/"
         } else {
@@ -410,7 +420,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, oci_spec::OciSpecError> {
         b.build()
     };
     let namespaces = vec![
-        ns(LinuxNamespaceType::Pid, None)?,
+        ns(LinuxNamespaceType::Pid, input.pid_path.as_deref())?,
         ns(LinuxNamespaceType::Network, Some(&input.netns_path))?,
         ns(LinuxNamespaceType::Ipc, input.ipc_path.as_deref())?,
         ns(LinuxNamespaceType::Uts, input.uts_path.as_deref())?,
@@ -621,6 +631,49 @@ mod tests {
             .unwrap();
         assert_eq!(caps.len(), DEFAULT_CAPABILITIES.len());
         assert!(caps.contains(&serde_json::json!("CAP_SETUID")));
+        assert_eq!(spec["process"]["terminal"], false);
+
+        // `tty: true`: a terminal, and TERM as containerd's WithTTY sets it.
+        let tty = build(&SpecInput {
+            terminal: true,
+            ..input
+        })
+        .unwrap();
+        let tty = serde_json::to_value(tty).unwrap();
+        assert_eq!(tty["process"]["terminal"], true);
+        assert_eq!(
+            tty["process"]["env"],
+            serde_json::json!(["PATH=/bin", "TERM=xterm"])
+        );
+    }
+
+    #[test]
+    fn share_process_namespace_joins_the_pods_pid_namespace() {
+        let namespaces = |input: &SpecInput| {
+            let spec = serde_json::to_value(build(input).unwrap()).unwrap();
+            spec["linux"]["namespaces"].as_array().unwrap().clone()
+        };
+        let mut input = SpecInput {
+            args: v(&["sh"]),
+            netns_path: "/run/netns/p".into(),
+            rootfs: "/r".into(),
+            uts_path: Some("/proc/7/ns/uts".into()),
+            ipc_path: Some("/proc/7/ns/ipc".into()),
+            ..Default::default()
+        };
+        // Alone: a PID namespace of its own (the kubelet's default, NamespaceMode_CONTAINER).
+        let own = namespaces(&input);
+        assert!(own.contains(&serde_json::json!({"type": "pid"})));
+        assert!(own.contains(&serde_json::json!({"type": "ipc", "path": "/proc/7/ns/ipc"})));
+        // shareProcessNamespace (NamespaceMode_POD): the pause process's, by path, once.
+        input.pid_path = Some("/proc/7/ns/pid_for_children".into());
+        let shared = namespaces(&input);
+        let pids: Vec<_> = shared.iter().filter(|n| n["type"] == "pid").collect();
+        assert_eq!(
+            pids,
+            [&serde_json::json!({"type": "pid", "path": "/proc/7/ns/pid_for_children"})]
+        );
+        assert!(shared.contains(&serde_json::json!({"type": "uts", "path": "/proc/7/ns/uts"})));
     }
 
     #[test]

@@ -1,87 +1,27 @@
 //! `exec` over WebSocket (the kubelet's `pkg/kubelet/cri/streaming/remotecommand`, with the
 //! runtime's part — starting the command in the container's namespaces — done here too): the
-//! channel protocols `channel.k8s.io` .. `v5.channel.k8s.io` (a frame is one channel byte and
-//! its data: 0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize, 255 close), the command with
-//! pipes or a pseudo-terminal, and the exit as a `Status` on the error channel.
+//! command with pipes or a pseudo-terminal, and the exit as a `Status` on the error channel. The
+//! channel protocols and the session loop are [`super::stream`]'s.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::response::Response;
-use futures::{SinkExt, StreamExt};
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use futures::FutureExt;
+use http::{HeaderMap, StatusCode};
 use svcnet_netns::NetNs;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{
-    not_found, parse_bool, query_pairs, text_response, AppState, ContainerHandle, ParamError,
-};
-
-/// The stream protocols of exec over WebSocket, newest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StreamProtocol {
-    /// `channel.k8s.io`: error channel as text.
-    V1,
-    /// `v2.channel.k8s.io`.
-    V2,
-    /// `v3.channel.k8s.io`: adds the resize channel.
-    V3,
-    /// `v4.channel.k8s.io`: error channel carries a JSON `Status` with the exit code.
-    V4,
-    /// `v5.channel.k8s.io`: adds the close channel (255) to close stdin.
-    V5,
-}
-
-impl StreamProtocol {
-    pub const ALL: [StreamProtocol; 5] = [
-        StreamProtocol::V5,
-        StreamProtocol::V4,
-        StreamProtocol::V3,
-        StreamProtocol::V2,
-        StreamProtocol::V1,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StreamProtocol::V1 => "channel.k8s.io",
-            StreamProtocol::V2 => "v2.channel.k8s.io",
-            StreamProtocol::V3 => "v3.channel.k8s.io",
-            StreamProtocol::V4 => "v4.channel.k8s.io",
-            StreamProtocol::V5 => "v5.channel.k8s.io",
-        }
-    }
-
-    /// The first protocol the client offers (in `Sec-WebSocket-Protocol`) that we support.
-    /// `Ok(None)` when it offers none (the default channel protocol applies), `Err` with the
-    /// offered list when none is supported.
-    pub fn negotiate(headers: &HeaderMap) -> Result<Option<StreamProtocol>, String> {
-        let offered: Vec<String> = headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if offered.is_empty() {
-            return Ok(None);
-        }
-        offered
-            .iter()
-            .find_map(|p| Self::ALL.into_iter().find(|s| s.name() == p))
-            .map(Some)
-            .ok_or_else(|| offered.join(", "))
-    }
-}
+use super::stream::{self, StreamOptions, StreamProtocol, Streams, CH_STDERR, CH_STDOUT};
+use super::{not_found, query_pairs, text_response, AppState, ContainerHandle, ParamError};
 
 /// The options of an exec request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,33 +35,23 @@ pub struct ExecOptions {
 
 impl ExecOptions {
     pub fn from_query(query: Option<&str>) -> Result<ExecOptions, ParamError> {
-        let mut o = ExecOptions::default();
-        for (k, v) in query_pairs(query) {
-            match k.as_str() {
-                "command" => o.command.push(v),
-                "stdin" | "input" => o.stdin = parse_bool(&k, &v)?,
-                "stdout" | "output" => o.stdout = parse_bool(&k, &v)?,
-                "stderr" => o.stderr = parse_bool(&k, &v)?,
-                "tty" => o.tty = parse_bool(&k, &v)?,
-                _ => {}
-            }
-        }
-        if o.command.is_empty() {
+        let streams = StreamOptions::from_query(query)?;
+        let command: Vec<String> = query_pairs(query)
+            .into_iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v)
+            .collect();
+        if command.is_empty() {
             return Err(ParamError::NoCommand);
         }
-        if !(o.stdin || o.stdout || o.stderr) {
-            return Err(ParamError::NoStream);
-        }
-        if o.tty {
-            // A terminal has one output: stderr goes to it too.
-            o.stderr = false;
-        }
-        Ok(o)
+        Ok(ExecOptions {
+            command,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+            tty: streams.tty,
+        })
     }
-}
-
-pub(super) async fn get_attach() -> Response {
-    text_response(StatusCode::BAD_REQUEST, "attach is not supported")
 }
 
 pub(super) async fn get_exec(
@@ -144,38 +74,11 @@ pub(super) async fn get_exec(
             format!("container {container:?} in pod \"{ns}/{pod}\" is not running"),
         );
     }
-    let mut ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                "exec needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported",
-            )
-        }
-    };
-    let protocol = match StreamProtocol::negotiate(&headers) {
-        Ok(p) => p,
-        Err(offered) => {
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                format!("none of the requested subprotocols are supported: {offered}"),
-            )
-        }
-    };
-    if let Some(p) = protocol {
-        ws.set_selected_protocol(HeaderValue::from_static(p.name()));
-    }
-    let protocol = protocol.unwrap_or(StreamProtocol::V1);
-    ws.on_upgrade(move |socket| exec_session(socket, protocol, opts, handle))
+    stream::upgrade(ws, &headers, "exec", move |socket, protocol| async move {
+        let streams = exec_streams(protocol, opts, &handle);
+        stream::serve(socket, protocol, streams).await
+    })
 }
-
-/// The channels of the stream protocols.
-const CH_STDIN: u8 = 0;
-const CH_STDOUT: u8 = 1;
-const CH_STDERR: u8 = 2;
-const CH_ERROR: u8 = 3;
-const CH_RESIZE: u8 = 4;
-const CH_CLOSE: u8 = 255;
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -331,14 +234,6 @@ impl AsyncRead for PtyReader {
     }
 }
 
-/// A frame on `channel`.
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut v = Vec::with_capacity(data.len() + 1);
-    v.push(channel);
-    v.extend_from_slice(data);
-    Message::Binary(Bytes::from(v))
-}
-
 /// How the command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -360,7 +255,7 @@ fn status_message(protocol: StreamProtocol, argv: &[String], outcome: &Outcome) 
         return message.map(String::into_bytes);
     }
     let status = match (outcome, message) {
-        (_, None) => serde_json::json!({"metadata": {}, "status": "Success"}),
+        (_, None) => return stream::success_status(protocol),
         (Outcome::Exited(code), Some(message)) => serde_json::json!({
             "metadata": {},
             "status": "Failure",
@@ -379,166 +274,87 @@ fn status_message(protocol: StreamProtocol, argv: &[String], outcome: &Outcome) 
     Some(serde_json::to_vec(&status).expect("serializable"))
 }
 
-/// How long the end of a session (the last frames, the close handshake) may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-async fn exec_session(
-    socket: WebSocket,
+/// The command started for an exec session, as [`Streams`]; `Err`: the error channel's
+/// message (it could not be started).
+fn exec_streams(
     protocol: StreamProtocol,
     opts: ExecOptions,
-    handle: ContainerHandle,
-) {
-    let (mut sink, mut stream) = socket.split();
-    // One writer owns the socket's sending half; everything else queues frames for it.
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.flush().await;
-    });
-
-    let spawned = match spawn_exec(&handle, &opts) {
-        Ok(s) => Ok(s),
-        Err(msg) => Err(Outcome::StartFailed(msg)),
+    handle: &ContainerHandle,
+) -> Result<Streams, Vec<u8>> {
+    let failed = |msg: String| {
+        status_message(protocol, &opts.command, &Outcome::StartFailed(msg)).unwrap_or_default()
     };
-    let (outcome, reader) = match spawned {
-        Err(outcome) => (Some(outcome), None),
-        Ok(Spawned {
-            mut child,
-            stdin,
-            outputs,
-            pty,
-        }) => {
-            let pid = child.id();
-            // Client → process: stdin through a queue (so a process that does not read does
-            // not stop us from reading the socket), resizes applied directly.
-            let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(32);
-            let stdin_task = stdin.map(|mut w| {
-                tokio::spawn(async move {
-                    while let Some(data) = in_rx.recv().await {
-                        if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+    let Spawned {
+        mut child,
+        stdin,
+        outputs,
+        pty,
+    } = spawn_exec(handle, &opts).map_err(failed)?;
+    let pid = child.id();
+    let mut stdin_task = None;
+    let stdin = stdin.map(|mut w| {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(32);
+        stdin_task = Some(tokio::spawn(async move {
+            while let Some(data) = rx.recv().await {
+                if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+                    break;
+                }
+            }
+            // EOF (the pty keeps its master: a terminal has no EOF).
+            let _ = w.shutdown().await;
+        }));
+        tx
+    });
+    let (out_tx, output) = mpsc::channel::<(u8, Bytes)>(32);
+    for (channel, mut r) in outputs {
+        let tx = out_tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx
+                            .send((channel, Bytes::copy_from_slice(&buf[..n])))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
-                    let _ = w.shutdown().await;
-                })
-            });
-            let mut in_tx = stdin_task.is_some().then_some(in_tx);
-            let mut reader = tokio::spawn(async move {
-                while let Some(Ok(msg)) = stream.next().await {
-                    let data = match msg {
-                        Message::Binary(d) => d,
-                        Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    match (data.first().copied(), &data[1..]) {
-                        (Some(CH_STDIN), payload) if !payload.is_empty() => {
-                            if let Some(tx) = &in_tx {
-                                if tx.send(Bytes::copy_from_slice(payload)).await.is_err() {
-                                    in_tx = None;
-                                }
-                            }
-                        }
-                        (Some(CH_RESIZE), payload) => {
-                            #[derive(serde::Deserialize)]
-                            #[serde(rename_all = "PascalCase")]
-                            struct Size {
-                                width: u16,
-                                height: u16,
-                            }
-                            if let (Some(fd), Ok(size)) =
-                                (&pty, serde_json::from_slice::<Size>(payload))
-                            {
-                                set_winsize(fd, size.width, size.height);
-                            }
-                        }
-                        (Some(CH_CLOSE), [CH_STDIN, ..]) if protocol >= StreamProtocol::V5 => {
-                            // EOF on stdin (the pty keeps its writer: a terminal has no EOF).
-                            in_tx = None;
-                        }
-                        _ => {}
-                    }
                 }
-                // The client went away (or closed the connection).
-            });
-            // Process → client.
-            let pumps: Vec<_> = outputs
-                .into_iter()
-                .map(|(channel, mut r)| {
-                    let tx = out_tx.clone();
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 32 * 1024];
-                        loop {
-                            match r.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    if tx.send(frame(channel, &buf[..n])).await.is_err() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    })
-                })
-                .collect();
-            let finished = async {
-                let status = child.wait().await;
-                for p in pumps {
-                    let _ = p.await;
-                }
-                status
-            };
-            let mut client_gone = false;
-            let outcome = tokio::select! {
-                status = finished => Some(match status {
-                    Ok(s) => Outcome::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
-                    Err(e) => Outcome::StartFailed(format!("waiting for the command: {e}")),
-                }),
-                _ = &mut reader => {
-                    client_gone = true;
-                    // The client is gone: so is the command (its whole process group).
-                    if let Some(pid) = pid {
-                        let _ = nix::sys::signal::killpg(
-                            nix::unistd::Pid::from_raw(pid as i32),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    None
-                }
-            };
-            if let Some(t) = stdin_task {
-                t.abort();
             }
-            (outcome, (!client_gone).then_some(reader))
+        });
+    }
+    let argv = opts.command.clone();
+    let done = async move {
+        let outcome = match child.wait().await {
+            Ok(s) => Outcome::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
+            Err(e) => Outcome::StartFailed(format!("waiting for the command: {e}")),
+        };
+        if let Some(t) = stdin_task {
+            t.abort();
         }
+        status_message(protocol, &argv, &outcome)
     };
-    if let Some(outcome) = outcome {
-        if let Some(msg) = status_message(protocol, &opts.command, &outcome) {
-            let _ = out_tx.send(frame(CH_ERROR, &msg)).await;
-        }
-        let _ = out_tx
-            .send(Message::Close(Some(CloseFrame {
-                code: close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
-    }
-    drop(out_tx);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-    // Let the client answer the close before the connection goes (unread data would make
-    // the close a reset, which can lose what was sent last).
-    if let Some(mut reader) = reader {
-        if tokio::time::timeout(CLOSE_TIMEOUT, &mut reader)
-            .await
-            .is_err()
-        {
-            reader.abort();
-        }
-    }
+    Ok(Streams {
+        stdin,
+        resize: pty.map(|fd| {
+            Box::new(move |w: u16, h: u16| set_winsize(&fd, w, h))
+                as Box<dyn Fn(u16, u16) + Send + Sync>
+        }),
+        output,
+        done: done.boxed(),
+        // The client is gone: so is the command (its whole process group).
+        on_client_gone: Box::new(move || {
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -558,25 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn subprotocols_and_statuses() {
-        let mut h = HeaderMap::new();
-        assert_eq!(StreamProtocol::negotiate(&h), Ok(None));
-        h.append(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("base64.channel.k8s.io, v4.channel.k8s.io"),
-        );
-        h.append(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("v5.channel.k8s.io"),
-        );
-        assert_eq!(StreamProtocol::negotiate(&h), Ok(Some(StreamProtocol::V4)));
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("SPDY/3.1"),
-        );
-        assert!(StreamProtocol::negotiate(&h).is_err());
-
+    fn statuses() {
         let argv = ["sh".to_string(), "-c".into(), "exit 3".into()];
         let v5 = StreamProtocol::V5;
         let ok: serde_json::Value =

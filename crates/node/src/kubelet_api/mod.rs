@@ -1,6 +1,6 @@
 //! The node agent's kubelet API (the kubelet's `pkg/kubelet/server/server.go`): what the API
-//! server reaches for `pods/{name}/log` and `pods/{name}/exec`, over plain HTTP on the node's
-//! InternalIP. Every call but `/healthz` must carry the bearer token the API server presents
+//! server reaches for `pods/{name}/log`, `exec`, `attach` and `portforward`, over plain HTTP
+//! on the node's InternalIP. Every call but `/healthz` must carry the bearer token the API server presents
 //! (`<apiserver data dir>/kubelet-client.token`): see [`Authenticator`]; there is no anonymous
 //! mode.
 //!
@@ -9,10 +9,11 @@
 //!   sinceTime&limitBytes&previous&stream`: the container's CRI log file (as [`crate::shim`]
 //!   writes it, [`crate::cri_log`]) as plain text — [`logs`].
 //! - `/exec/{ns}/{pod}/{container}?command=..&stdin&stdout&stderr&tty`: a WebSocket speaking the
-//!   Kubernetes channel protocols (`v5.channel.k8s.io` .. `channel.k8s.io`); the command runs in
-//!   the container's namespaces, with pipes or (`tty`) a pseudo-terminal — [`exec`] (the
-//!   kubelet's `pkg/kubelet/cri/streaming/remotecommand`).
-//! - `/attach/...`: not supported (400).
+//!   Kubernetes channel protocols (`v5.channel.k8s.io` .. `channel.k8s.io`, [`stream`]); the
+//!   command runs in the container's namespaces, with pipes or (`tty`) a pseudo-terminal —
+//!   [`exec`] (the kubelet's `pkg/kubelet/cri/streaming/remotecommand`).
+//! - `/attach/{ns}/{pod}/{container}?stdin&stdout&stderr&tty`: the running container's own
+//!   stdio over the same protocols, through its shim — [`attach`].
 //! - `/portForward/{ns}/{pod}`: SPDY/3.1 port forwarding into the pod's network namespace —
 //!   [`portforward`].
 //!
@@ -22,9 +23,11 @@
 //! [`PodRuntime`]: which containers exist, and where their logs and namespaces are, the agent
 //! says through it.
 
+pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -41,8 +44,9 @@ use axum::routing::{any, get};
 use axum::Router;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-pub use exec::{ExecOptions, StreamProtocol};
+pub use exec::ExecOptions;
 pub use logs::{read_log, LogOptions};
+pub use stream::{StreamOptions, StreamProtocol};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContainerHandle {
@@ -64,6 +68,8 @@ pub struct ContainerHandle {
     /// A container from an image: exec goes through the OCI runtime (`runc exec`), inside the
     /// container's namespaces and root filesystem.
     pub oci: Option<crate::container::OciHandle>,
+    /// The container's directory (its shim's files: the attach socket).
+    pub dir: PathBuf,
 }
 
 /// The node agent's view of its containers.
@@ -166,7 +172,7 @@ pub fn router(auth: Authenticator, runtime: Arc<dyn PodRuntime>) -> Router {
             get(logs::get_container_logs),
         )
         .route("/exec/{ns}/{pod}/{container}", any(exec::get_exec))
-        .route("/attach/{ns}/{pod}/{container}", any(exec::get_attach))
+        .route("/attach/{ns}/{pod}/{container}", any(attach::get_attach))
         .route(
             "/portForward/{ns}/{pod}",
             any(portforward::get_port_forward),
@@ -272,7 +278,7 @@ pub enum ParamError {
     SinceTimeAndSeconds,
     #[error("you must specify at least 1 command")]
     NoCommand,
-    #[error("you must specify at least one of stdin, stdout, stderr")]
+    #[error("you must specify at least 1 of stdin, stdout, stderr")]
     NoStream,
 }
 

@@ -108,13 +108,30 @@ async fn serves_logs_with_auth_and_errors() {
     let (status, _, body) = get(&app, "/containerLogs/default/p/c?limitBytes=x", t).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // exec without a WebSocket upgrade, and attach.
+    // exec without a WebSocket upgrade; attach to a container that does not run, to a pod
+    // that is not here, without a stream (the kubelet's answers).
     let (status, _, _) = get(&app, "/exec/default/p/c?command=ls&stdout=1", t).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, body) = get(&app, "/attach/default/p/c?stdout=1", t).await;
     assert_eq!(
         (status, body.as_str()),
-        (StatusCode::BAD_REQUEST, "attach is not supported")
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "container c not found in pod p_default"
+        )
+    );
+    let (status, _, body) = get(&app, "/attach/default/nope/c?stdout=1", t).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "pod does not exist")
+    );
+    let (status, _, body) = get(&app, "/attach/default/p/c?tty=1&stderr=1", t).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "you must specify at least 1 of stdin, stdout, stderr"
+        )
     );
 
     // Kubernetes clients (asking for JSON) get errors as a Status.

@@ -10,9 +10,9 @@ use svcnet_netns::NetNs;
 
 use super::layout::Layout;
 
-/// Every process whose command line shows it belongs to `l` (container shims carry the data
-/// directory in their spec).
-fn shim_pids(l: &Layout) -> Vec<i32> {
+/// Every process whose command line shows it belongs to `l`: container shims (their spec
+/// carries the data directory) and pods' pause processes (`--pod-dir` under it).
+fn cluster_pids(l: &Layout) -> Vec<i32> {
     let needle = l.data_dir.to_string_lossy().to_string();
     let me = std::process::id() as i32;
     std::fs::read_dir("/proc")
@@ -24,19 +24,14 @@ fn shim_pids(l: &Layout) -> Vec<i32> {
         .filter(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("\0shim\0") && cmd.contains(&needle)
+            (cmd.contains("\0shim\0") || cmd.contains("\0pause\0")) && cmd.contains(&needle)
         })
         .collect()
 }
 
 /// Remove every namespace (and so every link and rule in them) and every process of `l`.
 pub fn teardown(l: &Layout) -> anyhow::Result<usize> {
-    for pid in shim_pids(l) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    kill_all(l);
     // Containers from images: the runtime stops them and removes their state and cgroups.
     if let Ok(nodes) = std::fs::read_dir(l.data_dir.join("nodes")) {
         for n in nodes.flatten() {
@@ -53,12 +48,24 @@ pub fn teardown(l: &Layout) -> anyhow::Result<usize> {
             errors.push(format!("{n}: {e}"));
         }
     }
+    // A pause process an agent started while its pod's namespace was going holds that
+    // namespace alone (`up` tears down while its agents still run): once more.
+    kill_all(l);
     // Pods' state refers to namespaces that are gone now: their agents start them afresh.
     let _ = std::fs::remove_dir_all(l.data_dir.join("nodes"));
     if !errors.is_empty() {
         bail!("could not remove: {}", errors.join("; "));
     }
     Ok(names.len())
+}
+
+fn kill_all(l: &Layout) {
+    for pid in cluster_pids(l) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// `svcnet down`.

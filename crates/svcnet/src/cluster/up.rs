@@ -254,6 +254,8 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
         routes: vec![net.service_route("eth0")],
         image_store: Some(s.image_store.clone()),
         registries: s.registries.clone(),
+        // The kubelet's defaults (`svcnet node` has its flags).
+        image_gc: Default::default(),
     };
     let c = client.clone();
     tokio::spawn(async move {

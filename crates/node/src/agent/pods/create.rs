@@ -65,6 +65,9 @@ impl Worker {
             log: c.log_path(c.restart_count),
             dir: c.dir.clone(),
             oci: None,
+            stdin: spec.stdin == Some(true),
+            stdin_once: spec.stdin_once == Some(true),
+            tty: spec.tty == Some(true),
         };
         Some((shim_spec, env))
     }
@@ -133,6 +136,17 @@ impl Worker {
             .map(|r| r.to_string())
             .unwrap_or_else(|_| image_name.clone());
         self.ctrs[i].image_ref = Some((normalised, image.image_ref()));
+        // Published as in use (meta.json first: the node's own collections read it) before the
+        // container exists; a collection that removed it meanwhile means ensuring it again.
+        self.ctrs[i].save();
+        if !crate::agent::image_gc::add_ref(&self.shared, puller.store(), &image.id) {
+            self.ctrs[i].run = Run::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            };
+            self.ctrs[i].next_start = None;
+            return None;
+        }
 
         let handle = OciHandle::new(&self.shared.cfg.data_dir, &self.uid, &spec.name);
         let (dir, restart) = (self.ctrs[i].dir.clone(), self.ctrs[i].restart_count);
@@ -144,11 +158,18 @@ impl Worker {
                 .collect()
         };
         let pod_dir = self.dir.clone();
-        // The pod's shared UTS and IPC namespaces (its pause process).
+        // The pod's shared UTS and IPC namespaces (its pause process), and its PID namespace
+        // with shareProcessNamespace.
+        let share_pid = pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true);
         let pause = match container::pause::running(&pod_dir) {
             Some(pid) => pid,
-            None => match container::pause::start(&self.shared.cfg.exe, &sb.netns, &host, &pod_dir)
-            {
+            None => match container::pause::start(
+                &self.shared.cfg.exe,
+                &sb.netns,
+                &host,
+                &pod_dir,
+                share_pid,
+            ) {
                 Ok(pid) => pid,
                 Err(e) => {
                     let msg = format!("failed to start the pod's namespace holder: {e}");
@@ -199,6 +220,8 @@ impl Worker {
                 hostname: host.clone(),
                 uts_path: Some(container::pause::namespace_path(pause, "uts")),
                 ipc_path: Some(container::pause::namespace_path(pause, "ipc")),
+                pid_path: share_pid
+                    .then(|| container::pause::namespace_path(pause, container::pause::PID_NS)),
                 netns_path: svcnet_netns::NetNs::open(&sb.netns)
                     .map(|n| n.path())
                     .map_err(|e| e.to_string())?,
@@ -211,6 +234,7 @@ impl Worker {
                 cap_drop: caps.drop.unwrap_or_default(),
                 // On the parent cgroup, by the shim (container::cgroups).
                 limits: Default::default(),
+                terminal: spec.tty == Some(true),
             };
             let config = oci_spec::build(&input).map_err(|e| e.to_string())?;
             let bundle = dir.join("bundle");
@@ -246,6 +270,9 @@ impl Worker {
             log: layout::container_log(&dir, restart),
             dir,
             oci: Some(oci),
+            stdin: spec.stdin == Some(true),
+            stdin_once: spec.stdin_once == Some(true),
+            tty: spec.tty == Some(true),
         };
         Some((shim_spec, env))
     }

@@ -8,9 +8,15 @@
 //! - `<dir>/pid`: the container process's pid (also its process group); for a container
 //!   under the OCI runtime, the shim's own;
 //! - `<dir>/exit.json`: `{"exitCode":N,"signal":S,"startedAt":..,"finishedAt":..}` once it ended;
-//! - the log file given (appended to across restarts of the container).
+//! - the log file given (appended to across restarts of the container);
+//! - `<dir>/attach.sock`: where `kubectl attach` reaches the container's stdio while it runs
+//!   ([`stdio`], [`wire`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
+pub mod stdio;
+pub mod wire;
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +27,7 @@ use svcnet_netns::NetNs;
 
 use crate::cri_log::{self, now_rfc3339_nano, LogStream};
 use crate::layout;
+use stdio::HeldStdio;
 
 /// What the shim runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -39,6 +46,13 @@ pub struct ShimSpec {
     /// are then in its bundle, not used here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<crate::container::OciRun>,
+    /// The container's `stdin`, `stdinOnce` and `tty` ([`stdio`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,25 +70,36 @@ pub struct ExitRecord {
     pub oom_killed: bool,
 }
 
-/// Copy `stream` lines to the shared log as CRI lines of `stream`.
-fn pump(stream: impl Read, tag: LogStream, log: Arc<Mutex<std::fs::File>>) {
-    let mut reader = BufReader::new(stream);
+/// Copy the container's output on `stream` to the attached sessions as it comes, and to the
+/// shared log as CRI lines of `tag` (a last line without a newline as a partial one).
+fn pump(mut stream: impl Read, tag: LogStream, log: Arc<Mutex<std::fs::File>>, io: &HeldStdio) {
+    let channel = match tag {
+        LogStream::Stdout => wire::STDOUT,
+        LogStream::Stderr => wire::STDERR,
+    };
+    let mut buf = vec![0u8; wire::MAX_FRAME];
     let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let (body, full) = match line.last() {
-                    Some(b'\n') => (&line[..line.len() - 1], true),
-                    _ => (&line[..], false),
-                };
-                let out = cri_log::encode_line(&now_rfc3339_nano(), tag, full, body);
-                if let Ok(mut f) = log.lock() {
-                    let _ = f.write_all(&out);
-                }
-            }
+    let write = |body: &[u8], full: bool| {
+        let out = cri_log::encode_line(&now_rfc3339_nano(), tag, full, body);
+        if let Ok(mut f) = log.lock() {
+            let _ = f.write_all(&out);
         }
+    };
+    loop {
+        // A terminal's master reads EIO once the last slave is closed: the end, as EOF.
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        io.broadcast(channel, &buf[..n]);
+        line.extend_from_slice(&buf[..n]);
+        while let Some(i) = line.iter().position(|b| *b == b'\n') {
+            write(&line[..i], true);
+            line.drain(..=i);
+        }
+    }
+    if !line.is_empty() {
+        write(&line, false);
     }
 }
 
@@ -87,6 +112,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
     let log = Arc::new(Mutex::new(layout::open_log(&spec.log)?));
     let started_at = now_rfc3339_nano();
     let record_failure = |msg: String| {
+        let _ = std::fs::remove_file(wire::socket_file(&spec.dir));
         let rec = ExitRecord {
             exit_code: 128,
             signal: None,
@@ -100,6 +126,7 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             &serde_json::to_vec(&rec).expect("serializable"),
         );
     };
+    let attach_socket = HeldStdio::bind(&spec.dir);
     let mut cgroup = None;
     let (mut cmd, program) = match &spec.oci {
         Some(oci) => {
@@ -146,11 +173,38 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
             (cmd, program.clone())
         }
     };
-    cmd.stdin(Stdio::null())
+    // The container's stdio: a terminal (runc relays the container's own terminal to it), or
+    // pipes; stdin held open for attach when the container has `stdin`.
+    let mut pty_master = None;
+    if spec.tty {
+        let pty = match open_pty() {
+            Ok(p) => p,
+            Err(e) => {
+                record_failure(format!("failed to allocate a terminal: {e}"));
+                return Ok(128);
+            }
+        };
+        cmd.stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave));
+        // A session of its own with the terminal as its controlling one (for job control,
+        // and for runc: SIGWINCH on a resize).
+        svcnet_netns::controlling_tty_on_exec(&mut cmd);
+        pty_master = Some(pty.master);
+    } else {
+        cmd.stdin(if spec.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = match cmd.spawn() {
+    }
+    let spawned = cmd.spawn();
+    // The parent's copies of the terminal's slave go with the command.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             // Kubernetes shows this as StartError with the runtime's message.
@@ -170,18 +224,57 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         Some(_) => std::process::id(),
         None => child.id(),
     };
+    let (outputs, io) = match pty_master {
+        Some(master) => {
+            let stdin = match spec.stdin {
+                true => Some(std::fs::File::from(master.try_clone()?)),
+                false => None,
+            };
+            let out = std::fs::File::from(master.try_clone()?);
+            let io = HeldStdio::new(stdin, Some(master), spec.stdin_once);
+            (
+                vec![(Box::new(out) as Box<dyn Read + Send>, LogStream::Stdout)],
+                io,
+            )
+        }
+        None => {
+            let stdin = child
+                .stdin
+                .take()
+                .map(|s| std::fs::File::from(OwnedFd::from(s)));
+            let out = child.stdout.take().expect("piped");
+            let err = child.stderr.take().expect("piped");
+            (
+                vec![
+                    (Box::new(out) as Box<dyn Read + Send>, LogStream::Stdout),
+                    (Box::new(err) as Box<dyn Read + Send>, LogStream::Stderr),
+                ],
+                HeldStdio::new(stdin, None, spec.stdin_once),
+            )
+        }
+    };
+    match attach_socket {
+        Ok(listener) => io.serve_on(listener, &spec.dir),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %spec.dir.display(), "the container's attach socket")
+        }
+    }
     layout::write_file(
         &layout::container_pid_file(&spec.dir),
         pid.to_string().as_bytes(),
     )?;
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let (l1, l2) = (log.clone(), log.clone());
-    let t1 = std::thread::spawn(move || pump(out, LogStream::Stdout, l1));
-    let t2 = std::thread::spawn(move || pump(err, LogStream::Stderr, l2));
+    let pumps: Vec<_> = outputs
+        .into_iter()
+        .map(|(r, tag)| {
+            let (log, io) = (log.clone(), io.clone());
+            std::thread::spawn(move || pump(r, tag, log, &io))
+        })
+        .collect();
     let status = child.wait()?;
-    let _ = t1.join();
-    let _ = t2.join();
+    for p in pumps {
+        let _ = p.join();
+    }
+    io.end();
     let (code, signal) = match (status.code(), status.signal()) {
         (Some(c), _) => (c, None),
         (None, Some(s)) => (128 + s, Some(s)),
@@ -215,6 +308,15 @@ pub fn run(spec: &ShimSpec) -> std::io::Result<i32> {
         &serde_json::to_vec(&rec).expect("serializable"),
     )?;
     Ok(code)
+}
+
+/// A pseudo-terminal for a container with `tty`: the master non-inheritable (the shim's), the
+/// slave for the container (runc's stdio).
+fn open_pty() -> std::io::Result<nix::pty::OpenptyResult> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    fcntl(&pty.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+    Ok(pty)
 }
 
 /// Start a shim for `spec` as a child of the current process, detached into its own session.
@@ -274,6 +376,7 @@ mod tests {
             log: dir.path().join("logs/c/0.log"),
             dir: dir.path().join("c"),
             oci: None,
+            ..Default::default()
         };
         assert_eq!(run(&spec).unwrap(), 3);
         let log = std::fs::read_to_string(&spec.log).unwrap();
