@@ -2,8 +2,8 @@
 //! nginx, built from Debian's nginx-light and served by Debian's docker-registry on loopback,
 //! pulled once before) from `kubectl apply` to all Ready, against the same Deployment in the
 //! process RuntimeClass (`svcnet agnhost netexec`, no image, no OCI runtime), same cluster,
-//! rounds alternating; and the memory of `svcnet up` (API server, controllers and the node
-//! agents run in it) and of the per-container processes it starts, with each set running.
+//! rounds alternating; and the memory (PSS) of `svcnet up` (API server, controllers and the
+//! node agents run in it) and of the per-container processes it starts, with each set running.
 //! Target: ratio ≤ 1.5×. Needs root, runc and docker-registry; removes everything it made.
 //!
 //! ```sh
@@ -22,7 +22,6 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use svcnet_bench::cluster::{client, Up};
-use svcnet_bench::proc::status_kib;
 use svcnet_bench::report::{self, median};
 use svcnet_images::testing::Registry;
 
@@ -148,7 +147,21 @@ fn command(pid: u32, comm: &str) -> String {
     }
 }
 
-/// Resident memory (MiB) of `root` and of its descendants, summed by command name.
+/// A process's proportional set size (`Pss:` of /proc/PID/smaps_rollup, KiB): its resident
+/// pages, each shared page divided among the processes sharing it — so the sum over many
+/// processes of one binary counts its text once, which a sum of RSS would count each time.
+fn pss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Memory (PSS, MiB) of `root` and of its descendants, summed by command name.
 fn rss_by_command(root: u32) -> BTreeMap<String, (usize, f64)> {
     let mut parent_of = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -183,7 +196,7 @@ fn rss_by_command(root: u32) -> BTreeMap<String, (usize, f64)> {
         if descends(*pid) {
             let e = out.entry(comm.clone()).or_default();
             e.0 += 1;
-            e.1 += status_kib(*pid, "VmRSS:") / 1024.0;
+            e.1 += pss_kib(*pid) / 1024.0;
         }
     }
     out
@@ -192,7 +205,7 @@ fn rss_by_command(root: u32) -> BTreeMap<String, (usize, f64)> {
 fn memory_table(rows: &[(&str, BTreeMap<String, (usize, f64)>)]) {
     let names: std::collections::BTreeSet<&String> =
         rows.iter().flat_map(|(_, m)| m.keys()).collect();
-    print!("| process (how many: total RSS) |");
+    print!("| process (how many: total PSS) |");
     for (label, _) in rows {
         print!(" {label} |");
     }
@@ -277,7 +290,7 @@ async fn main() -> anyhow::Result<()> {
         report::ratio(image.as_secs_f64(), process.as_secs_f64(), 2)
     );
     println!(
-        "## Resident memory of `svcnet up` and its descendants, by command ({} pods running)\n",
+        "## Memory (PSS) of `svcnet up` and its descendants, by command ({} pods running)\n",
         args.pods
     );
     memory_table(&[
