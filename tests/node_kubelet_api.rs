@@ -329,6 +329,57 @@ fn kubectl_logs_and_exec_reach_the_node_agent() {
     // kubectl sent its terminal's size, which the command's terminal took.
     assert!(stdout.contains("30 100\r\n"), "{stdout}");
 
+    // The same over SPDY/3.1, as kubectl up to 1.29 speaks it (and later ones told to):
+    // stdout and stderr apart, the exit code, stdin to its end, and a terminal with its size.
+    let spdy = |args: &[&str]| {
+        let mut c = api.kubectl_cmd(args);
+        c.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+        c
+    };
+    let out = run(
+        spdy(&[
+            "exec",
+            &pod,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]),
+        Some(""),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(
+        text(&out.stderr).starts_with("err\n")
+            && text(&out.stderr).contains("command terminated with exit code 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        spdy(&["exec", "-i", &pod, "--", "cat"]),
+        Some("over spdy\n"),
+        T,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "over spdy\n");
+    let mut script = Command::new("script");
+    script
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 20 cols 90; kubectl exec -it {pod} -- sh -c '\
+             for i in $(seq 50); do [ \"$(stty size)\" = \"0 0\" ] || break; sleep 0.1; done; \
+             stty size'"
+        ))
+        .arg("/dev/null")
+        .env("KUBECONFIG", &api.kubeconfig)
+        .env("HOME", &api.home)
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    let out = run(script, None, T);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("20 90\r\n"), "{stdout}");
+
     // A client that goes away takes its command with it.
     let mut sleeper = api
         .kubectl_cmd(&["exec", &pod, "--", "sleep", "300"])

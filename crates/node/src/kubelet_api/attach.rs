@@ -24,6 +24,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::spdy_streams::SpdyUpgrade;
 use super::stream::{self, StreamOptions, StreamProtocol, Streams};
 use super::{text_response, AppState};
 use crate::shim::wire::{self, AttachRequest};
@@ -37,6 +38,7 @@ pub(super) async fn get_attach(
     UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    spdy: SpdyUpgrade,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let opts = match StreamOptions::from_query(query.as_deref()) {
@@ -73,20 +75,31 @@ pub(super) async fn get_attach(
             Err(_) => return not_running(),
         }
     };
+    if spdy.requested() {
+        // Over SPDY the session starts but the container's output does not reach kubectl
+        // (attach_up, with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): refused until that is found.
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            "attach needs a WebSocket upgrade (v5.channel.k8s.io); over SPDY/3.1 only exec is served",
+        );
+    }
     stream::upgrade(ws, &headers, "attach", move |socket, protocol| async move {
-        let streams = attach_streams(protocol, opts, conn).map_err(|e| {
-            let msg = format!("error attaching to container: {e}");
-            serde_json::to_vec(&serde_json::json!({
-                "metadata": {},
-                "status": "Failure",
-                "message": msg,
-                "reason": "InternalError",
-                "code": 500,
-            }))
-            .expect("serializable")
-        });
+        let streams = attach_streams(protocol, opts, conn).map_err(attach_error);
         stream::serve(socket, protocol, streams).await
     })
+}
+
+/// The error stream's `Status` when the shim's socket fails.
+fn attach_error(e: std::io::Error) -> Vec<u8> {
+    let msg = format!("error attaching to container: {e}");
+    serde_json::to_vec(&serde_json::json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": msg,
+        "reason": "InternalError",
+        "code": 500,
+    }))
+    .expect("serializable")
 }
 
 /// A session on the shim's attach socket, as [`Streams`].

@@ -20,6 +20,7 @@ use svcnet_netns::NetNs;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::spdy_streams::{self, SpdyUpgrade};
 use super::stream::{self, StreamOptions, StreamProtocol, Streams, CH_STDERR, CH_STDOUT};
 use super::{not_found, query_pairs, text_response, AppState, ContainerHandle, ParamError};
 
@@ -59,6 +60,7 @@ pub(super) async fn get_exec(
     UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    spdy: SpdyUpgrade,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let opts = match ExecOptions::from_query(query.as_deref()) {
@@ -73,6 +75,18 @@ pub(super) async fn get_exec(
             StatusCode::BAD_REQUEST,
             format!("container {container:?} in pod \"{ns}/{pod}\" is not running"),
         );
+    }
+    if spdy.requested() {
+        let streams = StreamOptions {
+            stdin: opts.stdin,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            tty: opts.tty,
+        };
+        return spdy.upgrade(&headers, move |session, protocol| async move {
+            let out = exec_streams(protocol, opts, &handle);
+            spdy_streams::serve(session, protocol, streams, out).await
+        });
     }
     stream::upgrade(ws, &headers, "exec", move |socket, protocol| async move {
         let streams = exec_streams(protocol, opts, &handle);

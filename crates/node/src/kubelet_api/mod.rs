@@ -27,6 +27,7 @@ pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
+mod spdy_streams;
 pub mod stream;
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub struct PodSandbox {
 }
 
 /// Go's `http.Error`: text, a newline, `nosniff`.
-fn http_error(status: StatusCode, msg: &str) -> Response {
+pub(super) fn http_error(status: StatusCode, msg: &str) -> Response {
     (
         status,
         [
@@ -78,7 +78,7 @@ fn http_error(status: StatusCode, msg: &str) -> Response {
 }
 
 /// The client's `X-Stream-Protocol-Version`s (comma-separated, any number of headers).
-fn client_protocols(headers: &HeaderMap) -> Vec<String> {
+pub(super) fn client_protocols(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all("x-stream-protocol-version")
         .iter()
@@ -122,7 +122,7 @@ fn canonical(name: &str) -> String {
         .join("-")
 }
 
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+pub(super) fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
         .iter()

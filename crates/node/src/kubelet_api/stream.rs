@@ -133,7 +133,7 @@ where
     let Ok(mut ws) = ws else {
         return text_response(
             StatusCode::BAD_REQUEST,
-            format!("{what} needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported"),
+            format!("{what} needs a WebSocket (v5.channel.k8s.io) or SPDY/3.1 upgrade"),
         );
     };
     let protocol = match StreamProtocol::negotiate(headers) {
