@@ -209,6 +209,15 @@ fn run_i_rm_attach_and_a_terminal() {
     });
     assert!(!again.out().contains("got:one"), "{}", again.out());
     drop(again);
+    // The same over SPDY/3.1 (kubectl up to 1.29, or told to).
+    let mut spdy = c.kubectl_cmd(&["attach", "cat", "-i"]);
+    spdy.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    let mut attach = Running::start(spdy);
+    attach.write("two\n");
+    attach.wait_for_output("got:two");
+    attach.close_stdin();
+    let (ok, out, err) = attach.finish();
+    assert!(ok, "stdout: {out}\nstderr: {err}");
     c.kubectl_ok(&["delete", "pod", "cat", "--now"]);
 
     // A container without stdin: `kubectl attach` (with or without -i) streams its output; the

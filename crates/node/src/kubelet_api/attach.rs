@@ -24,7 +24,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::spdy_streams::SpdyUpgrade;
+use super::spdy_streams::{self, SpdyUpgrade};
 use super::stream::{self, StreamOptions, StreamProtocol, Streams};
 use super::{text_response, AppState};
 use crate::shim::wire::{self, AttachRequest};
@@ -76,12 +76,10 @@ pub(super) async fn get_attach(
         }
     };
     if spdy.requested() {
-        // Over SPDY the session starts but the container's output does not reach kubectl
-        // (attach_up, with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): refused until that is found.
-        return text_response(
-            StatusCode::BAD_REQUEST,
-            "attach needs a WebSocket upgrade (v5.channel.k8s.io); over SPDY/3.1 only exec is served",
-        );
+        return spdy.upgrade(&headers, move |session, protocol| async move {
+            let streams = attach_streams(protocol, opts, conn).map_err(attach_error);
+            spdy_streams::serve(session, protocol, opts, streams).await
+        });
     }
     stream::upgrade(ws, &headers, "attach", move |socket, protocol| async move {
         let streams = attach_streams(protocol, opts, conn).map_err(attach_error);

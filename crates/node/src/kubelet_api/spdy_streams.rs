@@ -262,8 +262,10 @@ async fn run(streams: Streams, opened: &mut Opened) -> Option<Vec<u8>> {
         drop(to);
         std::future::pending::<()>().await
     };
+    // `resize` lives as long as the session: dropping it ends an attach's input to the shim.
+    let resize = &resize;
     let resizes = async move {
-        let (Some(from), Some(resize)) = (sizes.as_mut(), resize) else {
+        let (Some(from), Some(resize)) = (sizes.as_mut(), resize.as_ref()) else {
             return std::future::pending::<()>().await;
         };
         #[derive(serde::Deserialize)]
