@@ -387,6 +387,23 @@ pub fn enter_on_exec(
     hostname: Option<&str>,
     binds: &[(PathBuf, PathBuf)],
 ) -> Result<()> {
+    prepare_on_exec(cmd, netns, hostname, false, binds)
+}
+
+/// [`enter_on_exec`] for the holder of a pod's namespaces (its pause process): a new UTS
+/// namespace with `hostname` and a new IPC namespace, made before exec — so they exist once
+/// `spawn` returns, with nothing to wait for.
+pub fn enter_pod_on_exec(cmd: &mut Command, netns: &NetNs, hostname: &str) -> Result<()> {
+    prepare_on_exec(cmd, netns, Some(hostname), true, &[])
+}
+
+fn prepare_on_exec(
+    cmd: &mut Command,
+    netns: &NetNs,
+    hostname: Option<&str>,
+    new_ipc: bool,
+    binds: &[(PathBuf, PathBuf)],
+) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let file = netns.file()?;
     let hostname = hostname.map(str::to_string);
@@ -400,6 +417,9 @@ pub fn enter_on_exec(
             let mut flags = CloneFlags::empty();
             if hostname.is_some() {
                 flags |= CloneFlags::CLONE_NEWUTS;
+            }
+            if new_ipc {
+                flags |= CloneFlags::CLONE_NEWIPC;
             }
             if !binds.is_empty() {
                 flags |= CloneFlags::CLONE_NEWNS;

@@ -28,13 +28,9 @@ use nix::unistd::Pid;
 /// ends).
 pub fn main(hostname: &str, share_pid: bool) -> std::io::Result<()> {
     use nix::sched::{unshare, CloneFlags};
-    let mut flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    // The UTS (with the hostname) and IPC namespaces were made before exec ([`start`]).
     if share_pid {
-        flags |= CloneFlags::CLONE_NEWPID;
-    }
-    unshare(flags)?;
-    nix::unistd::sethostname(hostname)?;
-    if share_pid {
+        unshare(CloneFlags::CLONE_NEWPID)?;
         // The first child is the namespace's PID 1.
         let mut init = Command::new(std::env::current_exe()?)
             .args([
@@ -130,25 +126,23 @@ pub fn start(
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let ns = svcnet_netns::NetNs::open(netns).map_err(std::io::Error::other)?;
-    svcnet_netns::enter_on_exec(&mut cmd, &ns, None, &[]).map_err(std::io::Error::other)?;
+    // Its UTS and IPC namespaces are made before exec: they exist once `spawn` returns.
+    svcnet_netns::enter_pod_on_exec(&mut cmd, &ns, hostname).map_err(std::io::Error::other)?;
     let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
     std::fs::write(pid_file(pod_dir), pid.to_string())?;
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    // Its namespaces exist once it has unshared them (and the PID namespace once its init
-    // runs): wait until they differ from ours.
-    let ours = std::fs::read_link("/proc/self/ns/ipc").ok();
+    if !share_pid {
+        return Ok(pid);
+    }
+    // The PID namespace exists once it has unshared it and its init runs: wait for that.
     let our_pid_ns = std::fs::read_link("/proc/self/ns/pid").ok();
     for _ in 0..400 {
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).ok();
-        let pid_ready = !share_pid || {
-            let ns = std::fs::read_link(namespace_path(pid, PID_NS)).ok();
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
-            ns.is_some() && ns != our_pid_ns && children.is_ok_and(|c| !c.trim().is_empty())
-        };
-        if theirs.is_some() && theirs != ours && pid_ready {
+        let ns = std::fs::read_link(namespace_path(pid, PID_NS)).ok();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        if ns.is_some() && ns != our_pid_ns && children.is_ok_and(|c| !c.trim().is_empty()) {
             return Ok(pid);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
