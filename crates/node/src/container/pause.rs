@@ -23,9 +23,9 @@ use std::process::{Command, Stdio};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// `svcnet pause`'s main: the new UTS and IPC namespaces (and PID namespace with
-/// `share_pid`, whose init it starts), the hostname, then sleep forever (or until the init
-/// ends).
+/// `svcnet pause`'s main, in the UTS (with the pod's hostname) and IPC namespaces [`start`]
+/// made before its exec: with `share_pid` a new PID namespace and its init, then sleep forever
+/// (or until the init ends).
 pub fn main(hostname: &str, share_pid: bool) -> std::io::Result<()> {
     use nix::sched::{unshare, CloneFlags};
     // The UTS (with the hostname) and IPC namespaces were made before exec ([`start`]).
