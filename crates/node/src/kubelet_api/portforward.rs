@@ -77,8 +77,45 @@ pub(super) fn http_error(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
+/// `httpstream.Handshake`: the first of the client's `X-Stream-Protocol-Version`s that we
+/// accept (`accepted`, ours newest first), or the kubelet's refusal — 400 when the client
+/// offers none, 403 with `X-Accepted-Stream-Protocol-Versions` when none fits.
+pub(super) fn handshake(
+    headers: &HeaderMap,
+    accepted: &[&'static str],
+) -> Result<&'static str, Box<Response>> {
+    let offered = client_protocols(headers);
+    if offered.is_empty() {
+        return Err(Box::new(http_error(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: X-Stream-Protocol-Version is required",
+        )));
+    }
+    if let Some(p) = offered
+        .iter()
+        .find_map(|o| accepted.iter().find(|a| *a == o))
+    {
+        return Ok(p);
+    }
+    let mut resp = http_error(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
+            offered.join(" "),
+            accepted.join(" ")
+        ),
+    );
+    for p in accepted {
+        resp.headers_mut().append(
+            "x-accepted-stream-protocol-versions",
+            HeaderValue::from_static(p),
+        );
+    }
+    Err(Box::new(resp))
+}
+
 /// The client's `X-Stream-Protocol-Version`s (comma-separated, any number of headers).
-pub(super) fn client_protocols(headers: &HeaderMap) -> Vec<String> {
+fn client_protocols(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all("x-stream-protocol-version")
         .iter()
@@ -153,26 +190,8 @@ pub(super) async fn get_port_forward(
             "port-forward over WebSocket (portforward.k8s.io channels) is not supported; use SPDY/3.1",
         );
     }
-    let offered = client_protocols(headers);
-    if offered.is_empty() {
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "unable to upgrade: X-Stream-Protocol-Version is required",
-        );
-    }
-    if !offered.iter().any(|p| p == PROTOCOL_V1) {
-        let mut resp = http_error(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{PROTOCOL_V1}]",
-                offered.join(" ")
-            ),
-        );
-        resp.headers_mut().insert(
-            "x-accepted-stream-protocol-versions",
-            HeaderValue::from_static(PROTOCOL_V1),
-        );
-        return resp;
+    if let Err(refused) = handshake(headers, &[PROTOCOL_V1]) {
+        return *refused;
     }
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "spdy/3.1")

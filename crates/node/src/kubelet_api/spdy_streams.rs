@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use svcnet_spdy::{Connection, Role, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::portforward::{client_protocols, has_token, http_error};
+use super::portforward::{handshake, has_token, http_error};
 use super::stream::{StreamOptions, StreamProtocol, Streams, CH_STDERR, CH_STDOUT};
 
 /// The kubelet's `streamCreationTimeout`.
@@ -72,33 +72,13 @@ impl SpdyUpgrade {
                 "unable to upgrade: not a SPDY upgrade",
             );
         };
-        let offered = client_protocols(headers);
-        if offered.is_empty() {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                "unable to upgrade: X-Stream-Protocol-Version is required",
-            );
-        }
-        let Some(protocol) = offered
-            .iter()
-            .find_map(|p| SPDY_PROTOCOLS.into_iter().find(|s| s.name() == p))
-        else {
-            let accepted: Vec<&str> = SPDY_PROTOCOLS.iter().map(|p| p.name()).collect();
-            let mut resp = http_error(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
-                    offered.join(" "),
-                    accepted.join(" ")
-                ),
-            );
-            for p in accepted {
-                resp.headers_mut().append(
-                    "x-accepted-stream-protocol-versions",
-                    HeaderValue::from_static(p),
-                );
-            }
-            return resp;
+        let accepted = SPDY_PROTOCOLS.map(StreamProtocol::name);
+        let protocol = match handshake(headers, &accepted) {
+            Ok(name) => SPDY_PROTOCOLS
+                .into_iter()
+                .find(|p| p.name() == name)
+                .expect("one of ours"),
+            Err(refused) => return *refused,
         };
         tokio::spawn(async move {
             match on_upgrade.await {
