@@ -824,28 +824,36 @@ impl CacheWatch {
     /// The next event under the prefix. `None` when the cache shuts down; `Err(Lagged)` when
     /// this watcher was closed for falling behind (what it had queued is gone).
     pub async fn next(&mut self) -> Option<Result<Arc<CacheEvent>, CacheError>> {
+        loop {
+            if let Some(next) = self.try_next() {
+                return next;
+            }
+            self.queue.readable().await;
+        }
+    }
+
+    /// [`next`](Self::next) if it is ready without waiting; `None` when nothing is queued.
+    pub fn try_next(&mut self) -> Option<Option<Result<Arc<CacheEvent>, CacheError>>> {
         if self.done {
-            return None;
+            return Some(None);
         }
         if self.queue.closed() == Some(Closed::Unresponsive) {
-            return self.end(Some(CacheError::Lagged));
+            return Some(self.end(Some(CacheError::Lagged)));
         }
         let event = match self.backlog.pop_front() {
             Some(e) => e,
-            None => loop {
-                match self.queue.pop() {
-                    Popped::Event(e) => break e,
-                    Popped::Closed(Closed::Unresponsive) => {
-                        return self.end(Some(CacheError::Lagged))
-                    }
-                    Popped::Closed(_) => return self.end(None),
-                    Popped::Empty => self.queue.readable().await,
+            None => match self.queue.pop() {
+                Popped::Event(e) => e,
+                Popped::Closed(Closed::Unresponsive) => {
+                    return Some(self.end(Some(CacheError::Lagged)))
                 }
+                Popped::Closed(_) => return Some(self.end(None)),
+                Popped::Empty => return None,
             },
         };
         // Events of one revision may still follow; everything before it is consumed.
         self.floor = self.floor.max(event.revision - 1);
-        Some(Ok(event))
+        Some(Some(Ok(event)))
     }
 
     fn end(&mut self, error: Option<CacheError>) -> Option<Result<Arc<CacheEvent>, CacheError>> {

@@ -51,7 +51,7 @@ use http::{header, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
 use svcnet_api::selector::{FieldOperator, FieldRequirement};
-use svcnet_store::cache::{CacheError, CacheEventType, CacheWatch, CachedObject};
+use svcnet_store::cache::{CacheError, CacheEvent, CacheEventType, CacheWatch, CachedObject};
 
 use super::read::{parse_rv, sync_cache, validate_list_options};
 use super::{ResourceRequest, Selectors};
@@ -413,6 +413,14 @@ impl WatchStream {
             self.done = true;
             return;
         };
+        // A queued event is taken without polling the timers (a burst's events come one
+        // after another here); the deadline is still honoured.
+        if !self.deadline.is_elapsed() {
+            if let Some(ev) = w.try_next() {
+                self.take(ev);
+                return;
+            }
+        }
         let bookmarks = self.bookmarks.as_mut();
         let has_bookmarks = bookmarks.is_some();
         let tick = async {
@@ -429,34 +437,41 @@ impl WatchStream {
                 let rv = w.progress_revision();
                 self.pending.push_back(self.enc.bookmark(rv, false));
             }
-            ev = w.next() => {
-                let ev = match ev {
-                    Some(Ok(ev)) => ev,
-                    // Closed for falling behind, or the cache closed: end the response; the
-                    // client re-watches from its last resourceVersion.
-                    other => {
-                        self.lagged = matches!(other, Some(Err(CacheError::Lagged)));
-                        self.done = true;
-                        return;
-                    }
-                };
-                let info = self.enc.info;
-                let new_match = self.sel.matches(info, &ev.object.value);
-                let old_match = ev.prev.as_ref().is_some_and(|p| self.sel.matches(info, &p.value));
-                let kind = match ev.kind {
-                    CacheEventType::Added => new_match.then_some("ADDED"),
-                    CacheEventType::Deleted => (old_match || new_match).then_some("DELETED"),
-                    CacheEventType::Modified => match (old_match, new_match) {
-                        (true, true) => Some("MODIFIED"),
-                        (false, true) => Some("ADDED"),
-                        (true, false) => Some("DELETED"),
-                        (false, false) => None,
-                    },
-                };
-                if let Some(kind) = kind {
-                    self.enc.event(kind, &ev.object, &mut self.pending);
-                }
+            ev = w.next() => self.take(ev),
+        }
+    }
+
+    /// Queue the frames of a cache event (none when the selectors filter it out), or end the
+    /// stream when the watch closed.
+    fn take(&mut self, ev: Option<Result<Arc<CacheEvent>, CacheError>>) {
+        let ev = match ev {
+            Some(Ok(ev)) => ev,
+            // Closed for falling behind, or the cache closed: end the response; the client
+            // re-watches from its last resourceVersion.
+            other => {
+                self.lagged = matches!(other, Some(Err(CacheError::Lagged)));
+                self.done = true;
+                return;
             }
+        };
+        let info = self.enc.info;
+        let new_match = self.sel.matches(info, &ev.object.value);
+        let old_match = ev
+            .prev
+            .as_ref()
+            .is_some_and(|p| self.sel.matches(info, &p.value));
+        let kind = match ev.kind {
+            CacheEventType::Added => new_match.then_some("ADDED"),
+            CacheEventType::Deleted => (old_match || new_match).then_some("DELETED"),
+            CacheEventType::Modified => match (old_match, new_match) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            },
+        };
+        if let Some(kind) = kind {
+            self.enc.event(kind, &ev.object, &mut self.pending);
         }
     }
 }
