@@ -162,7 +162,7 @@ fn pss_kib(pid: u32) -> f64 {
 }
 
 /// Memory (PSS, MiB) of `root` and of its descendants, summed by command name.
-fn rss_by_command(root: u32) -> BTreeMap<String, (usize, f64)> {
+fn pss_by_command(root: u32) -> BTreeMap<String, (usize, f64)> {
     let mut parent_of = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -253,18 +253,18 @@ async fn main() -> anyhow::Result<()> {
     apply_until_ready(&data, &pods, "warm", 1, true).await?;
     delete(&data, &pods, "warm").await?;
 
-    let idle = rss_by_command(up.id());
+    let idle = pss_by_command(up.id());
     let (mut process, mut image) = (Vec::new(), Vec::new());
-    let (mut process_rss, mut image_rss) = (BTreeMap::new(), BTreeMap::new());
+    let (mut process_pss, mut image_pss) = (BTreeMap::new(), BTreeMap::new());
     for round in 0..args.rounds {
         process.push(apply_until_ready(&data, &pods, "proc", args.pods, false).await?);
         if round == 0 {
-            process_rss = rss_by_command(up.id());
+            process_pss = pss_by_command(up.id());
         }
         delete(&data, &pods, "proc").await?;
         image.push(apply_until_ready(&data, &pods, "img", args.pods, true).await?);
         if round == 0 {
-            image_rss = rss_by_command(up.id());
+            image_pss = pss_by_command(up.id());
         }
         delete(&data, &pods, "img").await?;
     }
@@ -295,8 +295,8 @@ async fn main() -> anyhow::Result<()> {
     );
     memory_table(&[
         ("no pods", idle),
-        ("image pods", image_rss),
-        ("process pods", process_rss),
+        ("image pods", image_pss),
+        ("process pods", process_pss),
     ]);
     drop(up);
     Ok(())

@@ -160,3 +160,26 @@ impl Shared {
         self.pings.lock().expect("pings lock").clear();
     }
 }
+
+/// `poll_read` over a source of chunks: what is left of the last chunk (`unread`) first, then
+/// the next from `next` (`None`: the end).
+pub(crate) fn poll_read_chunks(
+    unread: &mut Bytes,
+    buf: &mut tokio::io::ReadBuf<'_>,
+    cx: &mut std::task::Context<'_>,
+    mut next: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Option<std::io::Result<Bytes>>>,
+) -> std::task::Poll<std::io::Result<()>> {
+    use std::task::Poll;
+    loop {
+        if !unread.is_empty() {
+            let n = unread.len().min(buf.remaining());
+            buf.put_slice(&unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        match std::task::ready!(next(cx)) {
+            Some(Ok(b)) => *unread = b,
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => return Poll::Ready(Ok(())),
+        }
+    }
+}

@@ -179,18 +179,11 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            if !self.unread.is_empty() {
-                let n = self.unread.len().min(buf.remaining());
-                buf.put_slice(&self.unread.split_to(n));
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(self.data.poll_recv(cx)) {
-                Some(b) => self.unread = b,
-                // The peer's FIN, a reset, or the session's end.
-                None => return Poll::Ready(Ok(())),
-            }
-        }
+        let this = &mut *self;
+        // `None`: the peer's FIN, a reset, or the session's end.
+        crate::shared::poll_read_chunks(&mut this.unread, buf, cx, |cx| {
+            this.data.poll_recv(cx).map(|b| b.map(Ok))
+        })
     }
 }
 

@@ -44,18 +44,12 @@ where
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            if !self.unread.is_empty() {
-                let n = self.unread.len().min(buf.remaining());
-                buf.put_slice(&self.unread.split_to(n));
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut self.inner).poll_next(cx)) {
-                Some(Ok(b)) => self.unread = b,
-                Some(Err(e)) => return Poll::Ready(Err(other(e))),
-                None => return Poll::Ready(Ok(())),
-            }
-        }
+        let this = &mut *self;
+        crate::shared::poll_read_chunks(&mut this.unread, buf, cx, |cx| {
+            Pin::new(&mut this.inner)
+                .poll_next(cx)
+                .map(|b| b.map(|r| r.map_err(other)))
+        })
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod attach;
 pub mod exec;
+mod httpstream;
 pub mod logs;
 pub mod portforward;
 mod spdy_streams;

@@ -20,11 +20,8 @@ use hyper_util::rt::TokioIo;
 use svcnet_spdy::{Connection, Role, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::portforward::{handshake, has_token, http_error};
+use super::httpstream::{handshake, has_token, http_error, STREAM_CREATION_TIMEOUT};
 use super::stream::{StreamOptions, StreamProtocol, Streams, CH_STDERR, CH_STDOUT};
-
-/// The kubelet's `streamCreationTimeout`.
-const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long the client may take to read the end and close the connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
