@@ -128,3 +128,20 @@ fn waiting_reasons_have_events_a_restarted_cluster_counts_restarts_and_exec_is_e
     c.stop();
     assert_eq!(c.namespaces(), Vec::<String>::new());
 }
+
+/// The same with a container from an image (`runc exec`): the command's output, nothing more.
+#[test]
+fn exec_into_a_container_from_an_image_gives_exactly_its_output() {
+    if !support::cluster::can_run_images(&["kubectl"]) {
+        return;
+    }
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(1, false);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  containers: [{name: b, image: busybox, command: [sleep, '3600']}]\n");
+    eventually(Duration::from_secs(120), "box Running", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "box"]));
+        (t[0]["STATUS"] == "Running").then_some(())
+    });
+    assert_eq!(exec_echo(&c, "box", false), b"hi\n");
+    assert_eq!(exec_echo(&c, "box", true), b"hi\n");
+    c.stop();
+}
