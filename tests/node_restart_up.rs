@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::{eventually, table};
+use support::{assert_success, eventually, table};
 
 const PODS: &str = "apiVersion: v1
 kind: Pod
@@ -37,12 +37,21 @@ fn exec_echo(c: &Cluster, pod: &str, spdy: bool) -> Vec<u8> {
         )
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     out.stdout
+}
+
+/// `kubectl describe pod <pod>` once its Events show `message`, and that Event's type and
+/// reason.
+fn describe_event(c: &Cluster, pod: &str, message: &str) -> (String, String, String) {
+    let describe = eventually(Duration::from_secs(30), message, || {
+        let d = c.kubectl_ok(&["describe", "pod", pod]);
+        d.contains(message).then_some(d)
+    });
+    let line = describe.lines().find(|l| l.contains(message)).unwrap();
+    let mut cols = line.split_whitespace().map(str::to_string);
+    let (type_, reason) = (cols.next().unwrap(), cols.next().unwrap());
+    (type_, reason, describe)
 }
 
 #[test]
@@ -52,17 +61,12 @@ fn waiting_reasons_have_events_a_restarted_cluster_counts_restarts_and_exec_is_e
     c.wait_running("sleeper");
 
     // A container that cannot be created: the kubelet's Warning on it, in describe's Events.
-    let describe = eventually(Duration::from_secs(30), "the Failed Event", || {
-        let d = c.kubectl_ok(&["describe", "pod", "imageonly"]);
-        d.contains("Error: the \"svcnet-process\" RuntimeClass runs a container's command")
-            .then_some(d)
-    });
-    let line = describe
-        .lines()
-        .find(|l| l.contains("Error: the \"svcnet-process\""))
-        .unwrap();
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!((cols[0], cols[1]), ("Warning", "Failed"), "{describe}");
+    let (type_, reason, describe) = describe_event(
+        &c,
+        "imageonly",
+        "Error: the \"svcnet-process\" RuntimeClass runs a container's command",
+    );
+    assert_eq!((type_.as_str(), reason.as_str()), ("Warning", "Failed"));
     assert!(
         describe.contains("Reason:       CommandRequired"),
         "{describe}"
@@ -105,20 +109,14 @@ fn waiting_reasons_have_events_a_restarted_cluster_counts_restarts_and_exec_is_e
         last, "255 Unknown",
         "containerd's word for a run that ended unseen"
     );
-    let describe = eventually(Duration::from_secs(20), "the SandboxChanged Event", || {
-        let d = c.kubectl_ok(&["describe", "pod", "sleeper"]);
-        d.contains("Pod sandbox changed, it will be killed and re-created.")
-            .then_some(d)
-    });
-    let line = describe
-        .lines()
-        .find(|l| l.contains("Pod sandbox changed"))
-        .unwrap();
-    let cols: Vec<&str> = line.split_whitespace().collect();
+    let (type_, reason, describe) = describe_event(
+        &c,
+        "sleeper",
+        "Pod sandbox changed, it will be killed and re-created.",
+    );
     assert_eq!(
-        (cols[0], cols[1]),
-        ("Normal", "SandboxChanged"),
-        "{describe}"
+        (type_.as_str(), reason.as_str()),
+        ("Normal", "SandboxChanged")
     );
     assert!(describe.contains("Restart Count:  1"), "{describe}");
     assert!(describe.contains("Exit Code:    255"), "{describe}");
