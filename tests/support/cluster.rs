@@ -30,6 +30,29 @@ impl Cluster {
     /// [`Cluster::up_with`] with its data dir at `<dir>/data` (prepared, e.g. with image
     /// archives in `<dir>/data/images`).
     pub fn up_in(dir: tempfile::TempDir, nodes: usize, extra: &[&str]) -> Cluster {
+        let mut c = Cluster {
+            dir,
+            child: None,
+            prefix: String::new(),
+        };
+        c.start(nodes, extra);
+        c
+    }
+
+    /// Stop the cluster (as Ctrl-C would) and start `svcnet up` again on the same data dir, as
+    /// a user restarting it does; the API's objects survive, the nodes start afresh.
+    pub fn restart(&mut self, nodes: usize, extra: &[&str]) {
+        self.stop();
+        self.start(nodes, extra);
+    }
+
+    /// `svcnet up` on this data dir, until it says ready.
+    fn start(&mut self, nodes: usize, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("up.log"))
+            .unwrap();
         let mut child = Command::new(SVCNET)
             .args([
                 "up",
@@ -39,11 +62,11 @@ impl Cluster {
                 "0",
                 "--data-dir",
             ])
-            .arg(dir.path().join("data"))
+            .arg(self.data())
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .stderr(log)
             .spawn()
             .expect("svcnet up");
         let stdout = child.stdout.take().unwrap();
@@ -53,23 +76,18 @@ impl Cluster {
                 let _ = tx.send(line);
             }
         });
-        let mut c = Cluster {
-            dir,
-            child: Some(child),
-            prefix: String::new(),
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("svcnet up never said ready:\n{}", c.log()));
+                .unwrap_or_else(|_| panic!("svcnet up never said ready:\n{}", self.log()));
             if line.starts_with("ready") {
                 break;
             }
         }
-        c.prefix = std::fs::read_to_string(c.data().join("netns-prefix"))
+        self.prefix = std::fs::read_to_string(self.data().join("netns-prefix"))
             .expect("the cluster's namespace prefix");
-        c
     }
 
     /// Debian's docker-registry on loopback holding the seeds' images (busybox; nginx as

@@ -61,13 +61,25 @@ impl Ipam {
 
     /// The address held by `uid`, or a new one.
     pub fn allocate(&mut self, uid: &str) -> Result<Ipv4Addr> {
+        self.allocate_preferring(uid, None)
+    }
+
+    /// [`Ipam::allocate`], giving `preferred` (the pod's address before its sandbox was lost)
+    /// when it is in the range and free.
+    pub fn allocate_preferring(
+        &mut self,
+        uid: &str,
+        preferred: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
         if let Some((ip, _)) = self.used.iter().find(|(_, u)| *u == uid) {
             return Ok(*ip);
         }
         let first = u32::from(self.cidr.network()) + 2;
         let last = u32::from(self.cidr.broadcast()).saturating_sub(1);
-        let ip = (first..=last)
-            .map(Ipv4Addr::from)
+        let ip = preferred
+            .filter(|ip| (first..=last).contains(&u32::from(*ip)))
+            .into_iter()
+            .chain((first..=last).map(Ipv4Addr::from))
             .find(|ip| !self.used.contains_key(ip))
             .ok_or(SandboxError::AddressesExhausted(self.cidr))?;
         self.used.insert(ip, uid.to_string());
@@ -304,6 +316,12 @@ mod tests {
             Ipv4Addr::new(10, 244, 1, 2),
             "same pod, same address"
         );
+        assert_eq!(
+            ipam.allocate_preferring("a", Some(Ipv4Addr::new(10, 244, 1, 3)))
+                .unwrap(),
+            Ipv4Addr::new(10, 244, 1, 2),
+            "an address held is kept"
+        );
         assert!(matches!(
             ipam.allocate("b"),
             Err(SandboxError::AddressesExhausted(_))
@@ -312,6 +330,22 @@ mod tests {
         assert_eq!(again.in_use(), 1, "allocations survive a restart");
         again.release("a").unwrap();
         assert_eq!(again.allocate("b").unwrap(), Ipv4Addr::new(10, 244, 1, 2));
+    }
+
+    #[test]
+    fn ipam_gives_a_pod_its_previous_address_when_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let cidr: Ipv4Net = "10.244.1.0/29".parse().unwrap();
+        let mut ipam = Ipam::open(cidr, &dir.path().join("ipam.json")).unwrap();
+        let ip = |d| Some(Ipv4Addr::new(10, 244, 1, d));
+        assert_eq!(ipam.allocate_preferring("a", ip(5)).ok(), ip(5));
+        assert_eq!(ipam.allocate_preferring("b", ip(5)).ok(), ip(2), "taken");
+        assert_eq!(
+            ipam.allocate_preferring("c", ip(7)).ok(),
+            ip(3),
+            "broadcast"
+        );
+        assert_eq!(ipam.allocate_preferring("d", ip(9)).ok(), ip(4), "outside");
     }
 
     #[test]

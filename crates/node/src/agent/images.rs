@@ -115,9 +115,11 @@ impl ImageState {
             };
         }
         let Some(policy) = PullPolicy::from_api(policy, image) else {
+            let message = format!("unknown imagePullPolicy {policy:?}");
+            events.push(warning(reasons::FAILED, format!("Error: {message}")));
             return Step::Waiting {
                 reason: "CreateContainerConfigError",
-                message: format!("unknown imagePullPolicy {policy:?}"),
+                message,
                 retry: now + PULL_BACKOFF_START,
             };
         };

@@ -24,6 +24,7 @@ use crate::layout;
 use crate::probe::{self, ProbeContext, ProbeKind, ProbeUpdate};
 use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
 
+mod adopt;
 mod create;
 use crate::shim;
 
@@ -59,6 +60,9 @@ struct Ctr {
     probes: Vec<tokio::task::JoinHandle<()>>,
     /// Set when a liveness failure asked for a restart.
     killing: bool,
+    /// Its run ended unseen (its process gone with its sandbox, or while no agent watched):
+    /// the next look ends it even without the shim's exit record.
+    lost: bool,
     /// The image (containers not run as host processes).
     image: ImageState,
     /// `(image, imageID)` as the status shows them, once the image is known.
@@ -231,6 +235,10 @@ pub struct Worker {
     probe_rx: mpsc::UnboundedReceiver<(usize, ProbeUpdate)>,
     last_status: Option<serde_json::Value>,
     sandbox_error: Option<String>,
+    /// After a failed sandbox creation: when to try again.
+    sandbox_retry: Option<Instant>,
+    /// The address of a sandbox that is gone, kept for the new one when it is free.
+    previous_ip: Option<Ipv4Addr>,
     /// `runtimeClassName: svcnet-process`: containers run as host processes, not from images.
     process_runtime: bool,
 }
@@ -241,15 +249,44 @@ impl Worker {
         let uid = pod.uid()?;
         let dir = layout::pod_dir(&shared.cfg.data_dir, &uid);
         let _ = layout::create_dir(&dir);
+        // The pod's sandbox: adopted while its namespace is there; one that is gone is made
+        // again (the kubelet's `PodSandboxChanged`), its leftovers killed first.
+        let saved_sandbox = std::fs::read(layout::pod_sandbox_file(&dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok());
+        let sandbox = saved_sandbox
+            .clone()
+            .filter(|sb| svcnet_netns::NetNs::exists(&sb.netns));
+        let sandbox_changed =
+            sandbox.is_none() && adopt::had_sandbox(&pod, saved_sandbox.is_some());
+        if sandbox_changed {
+            shared.recorder.event(
+                &*pod,
+                "Normal",
+                adopt::SANDBOX_CHANGED,
+                adopt::SANDBOX_CHANGED_MESSAGE.into(),
+            );
+            container::pause::stop(&dir);
+            if let Some(old) = &saved_sandbox {
+                let node_ns = shared
+                    .cfg
+                    .node_netns
+                    .as_ref()
+                    .and_then(|n| svcnet_netns::NetNs::open(n).ok());
+                let _ = sandbox::destroy(old, node_ns.as_ref());
+            }
+        }
         let started = std::fs::read_to_string(layout::pod_started_file(&dir))
             .ok()
             .and_then(|s| ts(s.trim()))
+            .or_else(|| Some(pod.status.as_ref()?.start_time.as_ref()?.0))
             .unwrap_or_else(|| {
                 let now = jiff::Timestamp::now();
                 let _ =
                     layout::write_file(&layout::pod_started_file(&dir), now.to_string().as_bytes());
                 now
             });
+        let policy = Self::restart_policy(&pod);
         // Init containers first (run one at a time, in order), then the app containers.
         let spec = pod.spec.clone().unwrap_or_default();
         let ctrs = spec
@@ -260,28 +297,22 @@ impl Worker {
             .chain(spec.containers.into_iter().map(|c| (false, c)))
             .map(|(init, c)| {
                 let cdir = layout::container_dir(&dir, &c.name);
-                let meta: Meta = std::fs::read(layout::container_meta_file(&cdir))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                // Adopt a container a previous agent started and that still runs.
-                let running = shim::read_pid(&cdir).filter(|p| alive(*p)).is_some()
+                let prior = adopt::prior(&pod, &cdir, &c.name, init, &policy, sandbox_changed);
+                // Adopt a container a previous agent started and that still runs in the
+                // pod's sandbox.
+                let running = !sandbox_changed
+                    && shim::read_pid(&cdir).filter(|p| alive(*p)).is_some()
                     && shim::read_exit(&cdir).is_none();
-                let run = match (running, meta.started_at) {
-                    (true, Some(t)) => Run::Running { started_at: t },
-                    (true, None) => Run::Running {
-                        started_at: jiff::Timestamp::now(),
-                    },
-                    _ => Run::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: None,
-                    },
-                };
+                if sandbox_changed {
+                    adopt::kill_leftover(&cdir);
+                }
+                let (run, lost) = adopt::initial_run(running, &prior);
+                let meta = prior.meta;
                 Ctr {
                     init,
                     spec: c,
                     dir: cdir,
-                    ever_ran: running || meta.last.is_some(),
+                    ever_ran: running || meta.last.is_some() || !matches!(run, Run::Waiting { .. }),
                     run,
                     last: meta.last.clone(),
                     restart_count: meta.restart_count,
@@ -291,15 +322,13 @@ impl Worker {
                     next_start: None,
                     probes: Vec::new(),
                     killing: false,
+                    lost,
                     image: ImageState::default(),
                     image_ref: meta.image_ref.clone(),
                 }
             })
             .collect();
-        let sandbox = std::fs::read(layout::pod_sandbox_file(&dir))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sandbox>(&b).ok())
-            .filter(|sb| svcnet_netns::NetNs::exists(&sb.netns));
+        let previous_ip = adopt::previous_ip(&pod).filter(|_| sandbox_changed);
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Some(Worker {
             ns: pod.namespace().unwrap_or_default(),
@@ -315,6 +344,8 @@ impl Worker {
             probe_rx,
             last_status: None,
             sandbox_error: None,
+            sandbox_retry: None,
+            previous_ip,
             process_runtime: pod
                 .spec
                 .as_ref()
@@ -336,22 +367,42 @@ impl Worker {
     }
 
     fn ensure_sandbox(&mut self, pod: &Pod) {
-        if self.sandbox.is_some() {
+        if self.sandbox.is_some() || self.sandbox_retry.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let ip = match self
+        match self.create_sandbox(pod) {
+            Ok(sb) => {
+                let _ = layout::write_file(
+                    &layout::pod_sandbox_file(&self.dir),
+                    &serde_json::to_vec(&sb).unwrap_or_default(),
+                );
+                self.sandbox = Some(sb);
+                self.sandbox_error = None;
+                self.sandbox_retry = None;
+            }
+            Err(e) => {
+                // The kubelet's SyncPod: a Warning on the pod, tried again at the next sync.
+                self.shared.recorder.event(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+                self.sandbox_error = Some(format!("failed to create pod sandbox: {e}"));
+                self.sandbox_retry = Some(Instant::now() + BACKOFF_START);
+            }
+        }
+    }
+
+    /// The pod's network namespace with an address (the kubelet's RunPodSandbox + CNI ADD).
+    fn create_sandbox(&mut self, pod: &Pod) -> Result<Sandbox, String> {
+        let ip = self
             .shared
             .ipam
             .lock()
             .expect("ipam lock")
-            .allocate(&self.uid)
-        {
-            Ok(ip) => ip,
-            Err(e) => {
-                self.sandbox_error = Some(format!("failed to allocate an IP: {e}"));
-                return;
-            }
-        };
+            .allocate_preferring(&self.uid, self.previous_ip)
+            .map_err(|e| format!("failed to allocate an IP: {e}"))?;
         let files = pod_files(&self.shared, pod);
         let netns = self.netns_name();
         let files_dir = layout::pod_files_dir(&self.dir);
@@ -365,17 +416,7 @@ impl Worker {
             files: &files,
             dir: &files_dir,
         };
-        match sandbox::create(&spec, self.node_ns().as_ref()) {
-            Ok(sb) => {
-                let _ = layout::write_file(
-                    &layout::pod_sandbox_file(&self.dir),
-                    &serde_json::to_vec(&sb).unwrap_or_default(),
-                );
-                self.sandbox = Some(sb);
-                self.sandbox_error = None;
-            }
-            Err(e) => self.sandbox_error = Some(format!("failed to create pod sandbox: {e}")),
-        }
+        sandbox::create(&spec, self.node_ns().as_ref()).map_err(|e| e.to_string())
     }
 
     fn restart_policy(pod: &Pod) -> String {
@@ -413,8 +454,7 @@ impl Worker {
         let env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
             Ok(e) => e,
             Err(msg) => {
-                self.event(pod, i, true, "Failed", format!("Error: {msg}"));
-                self.wait(i, "CreateContainerConfigError", msg, BACKOFF_START);
+                self.fail(pod, i, "CreateContainerConfigError", msg, BACKOFF_START);
                 return;
             }
         };
@@ -434,10 +474,8 @@ impl Worker {
                 });
             }
             Err(e) => {
-                self.ctrs[i].run = Run::Waiting {
-                    reason: "StartError".into(),
-                    message: Some(format!("failed to start the container shim: {e}")),
-                };
+                let msg = format!("failed to start the container shim: {e}");
+                self.fail(pod, i, "RunContainerError", msg, BACKOFF_START);
                 return;
             }
         }
@@ -474,6 +512,15 @@ impl Worker {
             message: Some(message),
         };
         c.next_start = Some(Instant::now() + retry);
+    }
+
+    /// Container `i` could not be created or started: it waits with `reason`, and the Event
+    /// says why, as the kubelet's `startContainer` records each failed attempt (a Warning
+    /// `Failed`, "Error: <message>"; repeats are one Event whose count grows). Tried again after
+    /// `retry`, as the kubelet's pod worker re-syncs a pod whose sync failed.
+    fn fail(&mut self, pod: &Pod, i: usize, reason: &str, message: String, retry: Duration) {
+        self.event(pod, i, true, "Failed", format!("Error: {message}"));
+        self.wait(i, reason, message, retry);
     }
 
     /// An Event on container `i` of the pod, as the kubelet records them.
@@ -557,6 +604,10 @@ impl Worker {
                 started_at: ts(&rec.started_at),
                 finished_at: ts(&rec.finished_at).unwrap_or_else(jiff::Timestamp::now),
             },
+            None if c.lost => adopt::unknown_exit(match c.run {
+                Run::Running { started_at } => Some(started_at),
+                _ => None,
+            }),
             None => {
                 // No record: the shim itself is gone (killed with the node?) — only then an exit.
                 match shim::read_pid(&c.dir) {
@@ -632,6 +683,7 @@ impl Worker {
             c.run = Run::Terminated(exit);
         }
         c.killing = false;
+        c.lost = false;
         c.save();
         if matches!(&c.run, Run::Waiting { reason, .. } if reason == "CrashLoopBackOff") {
             let msg = format!(

@@ -222,6 +222,8 @@ pub(super) async fn serve(
             let mut reader = tokio::spawn(async move {
                 while let Some(Ok(msg)) = stream.next().await {
                     let data = match msg {
+                        // An empty message has no channel: skipped, as wsstream's `handle`.
+                        Message::Binary(d) if d.is_empty() => continue,
                         Message::Binary(d) => d,
                         Message::Close(_) => break,
                         _ => continue,

@@ -33,10 +33,7 @@ impl Worker {
                 svcnet_cluster::runtime_class::PROCESS,
                 spec.name
             );
-            self.ctrs[i].run = Run::Waiting {
-                reason: "CommandRequired".into(),
-                message: Some(msg),
-            };
+            self.fail(pod, i, "CommandRequired", msg, BACKOFF_START);
             return None;
         }
         let mut argv: Vec<String> = command
@@ -95,7 +92,7 @@ impl Worker {
                 if container::available() { "no image store" } else { "no runc" },
                 svcnet_cluster::runtime_class::PROCESS
             );
-            self.wait(i, "CreateContainerError", msg, BACKOFF_MAX);
+            self.fail(pod, i, "CreateContainerError", msg, BACKOFF_MAX);
             return None;
         };
         let mut events = Vec::new();
@@ -173,7 +170,7 @@ impl Worker {
                 Ok(pid) => pid,
                 Err(e) => {
                     let msg = format!("failed to start the pod's namespace holder: {e}");
-                    self.wait(i, "CreateContainerError", msg, BACKOFF_START);
+                    self.fail(pod, i, "CreateContainerError", msg, BACKOFF_START);
                     return None;
                 }
             },
@@ -255,8 +252,7 @@ impl Worker {
             Ok(oci) => oci,
             Err(e) => {
                 let msg = format!("failed to generate container {:?} spec: {e}", handle.id);
-                self.event(pod, i, true, "Failed", format!("Error: {msg}"));
-                self.wait(i, "CreateContainerError", msg, BACKOFF_START);
+                self.fail(pod, i, "CreateContainerError", msg, BACKOFF_START);
                 return None;
             }
         };
