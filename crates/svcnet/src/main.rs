@@ -126,8 +126,10 @@ struct ExecArgs {
     /// Run in the client namespace outside every node (the "external user").
     #[arg(long, conflicts_with = "pod")]
     outside: bool,
-    #[arg(long, default_value = "./.svcnet")]
-    data_dir: PathBuf,
+    /// The cluster's data dir (default: $KUBECONFIG's directory if `svcnet up` made it, else
+    /// ./.svcnet if a cluster runs there, else the only cluster running on this machine).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -760,7 +762,8 @@ fn main() -> anyhow::Result<()> {
                     },
                     _ => anyhow::bail!("say where: a POD, --node NAME or --outside"),
                 };
-                let code = cluster::exec::exec(&a.data_dir, target, &a.command).await?;
+                let data_dir = cluster::find::data_dir(a.data_dir.as_deref())?;
+                let code = cluster::exec::exec(&data_dir, target, &a.command).await?;
                 std::process::exit(code);
             }
             Command::Node(a) => node(a).await,

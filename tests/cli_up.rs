@@ -1,0 +1,65 @@
+//! The binary's cluster commands as a newcomer meets them: `svcnet exec` finds the cluster from
+//! another directory ($KUBECONFIG, or the only running cluster).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::cluster::Cluster;
+use support::SVCNET;
+
+/// `svcnet exec <args>` without --data-dir, run in `cwd` with `KUBECONFIG` as given (unset
+/// when `None`).
+fn exec_from(cwd: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(SVCNET);
+    cmd.arg("exec").args(args).current_dir(cwd);
+    match kubeconfig {
+        Some(k) => cmd.env("KUBECONFIG", k),
+        None => cmd.env_remove("KUBECONFIG"),
+    };
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
+}
+
+#[test]
+fn exec_finds_the_cluster_from_anywhere() {
+    let c = Cluster::up(2);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let on_node_1 = [
+        "--node", "node-1", "--", "ip", "-4", "-o", "addr", "show", "eth0",
+    ];
+    let is_node_1 = |out: &Output| text(&out.stdout).contains(" 172.28.0.11/24 ");
+
+    // From another directory, with KUBECONFIG pointing at the cluster: its data dir.
+    let out = exec_from(
+        elsewhere.path(),
+        Some(&c.data().join("kubeconfig")),
+        &on_node_1,
+    );
+    assert!(is_node_1(&out), "{out:?}");
+
+    // With nothing set: the only running cluster; when other clusters run on this machine (other
+    // tests), a clear refusal naming each, this one too.
+    let out = exec_from(elsewhere.path(), None, &on_node_1);
+    if out.status.success() {
+        assert!(is_node_1(&out), "{out:?}");
+    } else {
+        let err = text(&out.stderr);
+        let data = c.data().canonicalize().unwrap();
+        assert!(
+            err.contains("clusters are running (")
+                && err.contains(&*data.to_string_lossy())
+                && err.contains("say which with --data-dir"),
+            "{err}"
+        );
+    }
+
+    // ./.svcnet, when a cluster runs there, whatever else runs.
+    std::os::unix::fs::symlink(c.data(), elsewhere.path().join(".svcnet")).unwrap();
+    let out = exec_from(elsewhere.path(), None, &on_node_1);
+    assert!(is_node_1(&out), "{out:?}");
+}
