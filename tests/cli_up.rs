@@ -1,5 +1,6 @@
 //! The binary's cluster commands as a newcomer meets them: `svcnet exec` finds the cluster from
-//! another directory ($KUBECONFIG, or the only running cluster).
+//! another directory ($KUBECONFIG, or the only running cluster), runs on a node as if logged
+//! in to it (its hostname, `KUBECONFIG`, `svcnet` on PATH) and names a program it cannot find.
 
 mod support;
 
@@ -26,7 +27,7 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
-fn exec_finds_the_cluster_from_anywhere() {
+fn exec_finds_the_cluster_from_anywhere_and_runs_as_on_the_node() {
     let c = Cluster::up(2);
     let elsewhere = tempfile::tempdir().unwrap();
     let on_node_1 = [
@@ -62,4 +63,46 @@ fn exec_finds_the_cluster_from_anywhere() {
     std::os::unix::fs::symlink(c.data(), elsewhere.path().join(".svcnet")).unwrap();
     let out = exec_from(elsewhere.path(), None, &on_node_1);
     assert!(is_node_1(&out), "{out:?}");
+
+    // A node's login: its hostname, KUBECONFIG for the API server as the nodes reach it (also
+    // when the caller's names this cluster from the host), and this svcnet first on PATH.
+    let out = exec_from(
+        elsewhere.path(),
+        Some(&c.data().join("kubeconfig")),
+        &[
+            "--node",
+            "node-2",
+            "--",
+            "sh",
+            "-c",
+            "hostname; echo $KUBECONFIG; command -v svcnet",
+        ],
+    );
+    let svcnet_dir = Path::new(SVCNET).parent().unwrap();
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        [
+            "node-2",
+            &*c.data()
+                .canonicalize()
+                .unwrap()
+                .join("kubeconfig-internal")
+                .to_string_lossy(),
+            &*svcnet_dir.join("svcnet").to_string_lossy()
+        ],
+        "{out:?}"
+    );
+    let nodes = c.exec_stdout(
+        &["--node", "node-2"],
+        &["kubectl", "get", "nodes", "-o", "name"],
+    );
+    assert_eq!(nodes, "node/node-1\nnode/node-2");
+
+    // A program that is not there is named, with a shell's exit code.
+    let out = c.exec(&["--node", "node-1"], &["ipvsadm-not-installed", "-Ln"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert_eq!(
+        text(&out.stderr),
+        "svcnet exec: \"ipvsadm-not-installed\": executable file not found in $PATH"
+    );
 }

@@ -1,6 +1,6 @@
 //! The names and addresses of one cluster (one data directory): its namespaces' prefix, the
 //! node network's addresses (control plane, nodes, outside client), the LoadBalancer pool on
-//! that network, and where the admin kubeconfig is. Only names: `up` creates them, `down`
+//! that network, and where the admin kubeconfigs are. Only names: `up` creates them, `down`
 //! removes them.
 
 use std::net::Ipv4Addr;
@@ -62,5 +62,10 @@ impl Layout {
     }
     pub fn kubeconfig(&self) -> PathBuf {
         self.data_dir.join("kubeconfig")
+    }
+    /// The admin kubeconfig for use inside the cluster (on a node, the outside client): the
+    /// API server at the control plane's address, as kind's `get kubeconfig --internal`.
+    pub fn internal_kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig-internal")
     }
 }

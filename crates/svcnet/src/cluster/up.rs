@@ -176,12 +176,25 @@ async fn start_apiserver(l: &Layout, o: &UpOptions) -> anyhow::Result<ControlPla
         extra_listeners: vec![cp_listener],
     };
     let server = svcnet_apiserver::Server::start_with(config, options).await?;
+    write_internal_kubeconfig(&server.kubeconfig_path, &l.internal_kubeconfig())?;
     let client = crate::client::client(Some(&server.kubeconfig_path)).await?;
     Ok(ControlPlane {
         server,
         client,
         _etcd: etcd,
     })
+}
+
+/// The admin kubeconfig with the API server at the control plane's address (in its serving
+/// certificate), which the nodes and the outside client reach: `svcnet exec --node`'s
+/// `KUBECONFIG`, as kind's `get kubeconfig --internal`.
+fn write_internal_kubeconfig(admin: &Path, internal: &Path) -> anyhow::Result<()> {
+    let mut kc = kube::config::Kubeconfig::read_from(admin)?;
+    for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        c.server = Some(format!("https://{CP_IP}:{}", ports::APISERVER));
+    }
+    svcnet_apiserver::tls::write_private(internal, serde_json::to_string_pretty(&kc)?.as_bytes())?;
+    Ok(())
 }
 
 /// Every controller, in-process, as `svcnet controller-manager` runs them.
