@@ -1,14 +1,16 @@
 //! The binary's cluster commands as a newcomer meets them: `svcnet exec` finds the cluster from
 //! another directory ($KUBECONFIG, or the only running cluster), runs on a node as if logged
-//! in to it (its hostname, `KUBECONFIG`, `svcnet` on PATH) and names a program it cannot find.
+//! in to it (its hostname, `KUBECONFIG`, `svcnet` on PATH, node names resolving) and names a
+//! program it cannot find.
 
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::cluster::Cluster;
-use support::SVCNET;
+use support::{eventually, SVCNET};
 
 /// `svcnet exec <args>` without --data-dir, run in `cwd` with `KUBECONFIG` as given (unset
 /// when `None`).
@@ -104,5 +106,43 @@ fn exec_finds_the_cluster_from_anywhere_and_runs_as_on_the_node() {
     assert_eq!(
         text(&out.stderr),
         "svcnet exec: \"ipvsadm-not-installed\": executable file not found in $PATH"
+    );
+}
+
+#[test]
+fn node_names_resolve_on_the_nodes_and_the_outside_client() {
+    let c = Cluster::up(2);
+    c.apply_seeds(&["Service-Env.yaml", "Service-Nodeport.yaml"]);
+    c.ready_pods("app=service-env", 3);
+
+    let hosts = c.exec_stdout(&["--node", "node-2"], &["getent", "hosts", "node-1"]);
+    assert_eq!(
+        hosts.split_whitespace().collect::<Vec<_>>(),
+        ["172.28.0.11", "node-1"]
+    );
+    let cp = c.exec_stdout(&["--outside"], &["getent", "hosts", "control-plane"]);
+    assert!(cp.starts_with("172.28.0.2 "), "{cp}");
+    // The seeds curl a node's NodePort by name, from outside.
+    eventually(
+        Duration::from_secs(20),
+        "NodePort 30002 by node name",
+        || {
+            c.exec_ok(
+                &["--outside"],
+                &["curl", "-s", "-m", "3", "http://node-1:30002/"],
+            )
+            .filter(|body| body.starts_with("10.244."))
+        },
+    );
+    if svcnet_netns::which("ping").is_some() {
+        assert!(c
+            .exec_ok(&["--node", "node-2"], &["ping", "-c1", "-W2", "node-1"])
+            .is_some());
+    }
+    // The host's own /etc/hosts is untouched.
+    let host = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(
+        !host.contains("node-1") && !host.contains("172.28.0."),
+        "{host}"
     );
 }

@@ -1,8 +1,9 @@
 //! `svcnet exec`: run a command inside a pod, a node, or the outside client of a running
 //! `svcnet up`, as `kubectl exec` would but from the host (the pod's namespace, hostname and
 //! bind-mounted files, from the node agent's layout). On a node it is as if logged in to it:
-//! the node's hostname, `KUBECONFIG` for the API server as the node reaches it, and `svcnet`
-//! on PATH; the outside client gets the same but for the hostname.
+//! the node's hostname, the cluster's /etc/hosts (node names resolve), `KUBECONFIG` for the
+//! API server as the node reaches it, and `svcnet` on PATH; the outside client gets the same
+//! but for the hostname.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,13 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
     let l = Layout::new(data_dir)?;
     let in_cluster = !matches!(target, ExecTarget::Pod { .. });
     let (ns, hostname, binds) = match target {
-        ExecTarget::Outside => (l.outside(), None, Vec::new()),
+        ExecTarget::Outside => (l.outside(), None, hosts_bind(&l)),
         ExecTarget::Node(name) => {
             let i: usize = name
                 .strip_prefix("node-")
                 .and_then(|n| n.parse().ok())
                 .with_context(|| format!("no node {name:?} (nodes are node-1, node-2, ...)"))?;
-            (l.node_ns(i), Some(name), Vec::new())
+            (l.node_ns(i), Some(name), hosts_bind(&l))
         }
         ExecTarget::Pod { name, namespace } => {
             let client = crate::client::client(Some(&l.kubeconfig())).await?;
@@ -79,6 +80,17 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The cluster's hosts file over /etc/hosts (in the command's own mount namespace: the host's
+/// file is untouched); none for a cluster started before `up` wrote one.
+fn hosts_bind(l: &Layout) -> Vec<(PathBuf, PathBuf)> {
+    let hosts = l.hosts();
+    if hosts.is_file() {
+        vec![(hosts, "/etc/hosts".into())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// A node's (or the outside client's) login environment: `KUBECONFIG` for the API server as

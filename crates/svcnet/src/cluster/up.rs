@@ -19,7 +19,7 @@ use svcnet_node::layout;
 use svcnet_proxy::server::Mode;
 
 use super::down::teardown;
-use super::layout::{Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
+use super::layout::{hosts_file, Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
 use super::{dns, etcd, forward};
 
 pub struct UpOptions {
@@ -81,6 +81,7 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
     let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
     let net = &o.network;
     create_network(l, o.nodes, net)?;
+    std::fs::write(l.hosts(), hosts_file(o.nodes))?;
     let control_plane = start_apiserver(l, o).await?;
     let client = control_plane.client.clone();
     start_controllers(&client, net);
