@@ -1,7 +1,7 @@
 //! The binary's cluster commands as a newcomer meets them: `svcnet exec` finds the cluster from
 //! another directory ($KUBECONFIG, or the only running cluster), runs on a node as if logged
 //! in to it (its hostname, `KUBECONFIG`, `svcnet` on PATH, node names resolving) and names a
-//! program it cannot find.
+//! program it cannot find; `svcnet up` names the programs it lacks before creating anything.
 
 mod support;
 
@@ -145,4 +145,45 @@ fn node_names_resolve_on_the_nodes_and_the_outside_client() {
         !host.contains("node-1") && !host.contains("172.28.0."),
         "{host}"
     );
+}
+
+/// A directory holding links to every program `svcnet up` runs but `left_out`: a PATH without it.
+fn path_without(dir: &Path, left_out: &str) -> String {
+    for p in [
+        "ip",
+        "nft",
+        "conntrack",
+        "arping",
+        "iptables",
+        "iptables-restore",
+    ] {
+        if p != left_out {
+            let real = svcnet_netns::which(p).unwrap_or_else(|| panic!("{p} is installed"));
+            std::os::unix::fs::symlink(real, dir.join(p)).unwrap();
+        }
+    }
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn up_names_each_missing_program_before_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(SVCNET)
+        .args(["up", "--apiserver-port", "0", "--data-dir"])
+        .arg(&data)
+        .env("PATH", path_without(&bin, "conntrack"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "svcnet up needs programs not found in system path: conntrack (apt install conntrack)"
+        ),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing created");
 }

@@ -20,7 +20,7 @@ use svcnet_proxy::server::Mode;
 
 use super::down::teardown;
 use super::layout::{hosts_file, Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
-use super::{dns, etcd, forward};
+use super::{deps, dns, etcd, forward};
 
 pub struct UpOptions {
     pub nodes: usize,
@@ -45,6 +45,8 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     if o.nodes == 0 || o.nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
     }
+    let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    deps::check(mode, o.store.as_deref())?;
     let l = Layout::new(&o.data_dir)?;
     let lock_path = l.data_dir.join("up.lock");
     let lock = std::fs::OpenOptions::new()
@@ -67,7 +69,7 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     // Whatever a crashed `up` left behind goes first.
     teardown(&l)?;
-    let result = run_cluster(&l, &o, started).await;
+    let result = run_cluster(&l, &o, mode, started).await;
     eprintln!("stopping: removing namespaces and processes");
     let removed = teardown(&l);
     let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
@@ -77,8 +79,12 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
-    let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+async fn run_cluster(
+    l: &Layout,
+    o: &UpOptions,
+    mode: Mode,
+    started: Instant,
+) -> anyhow::Result<()> {
     let net = &o.network;
     create_network(l, o.nodes, net)?;
     std::fs::write(l.hosts(), hosts_file(o.nodes))?;
