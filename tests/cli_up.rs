@@ -1,7 +1,8 @@
 //! The binary's cluster commands as a newcomer meets them: `svcnet exec` finds the cluster from
 //! another directory ($KUBECONFIG, or the only running cluster), runs on a node as if logged
 //! in to it (its hostname, `KUBECONFIG`, `svcnet` on PATH, node names resolving) and names a
-//! program it cannot find; `svcnet up` names the programs it lacks before creating anything.
+//! program it cannot find; `svcnet up` names the programs it lacks before creating anything,
+//! writes plain logs to a file and stops quietly on Ctrl-C.
 
 mod support;
 
@@ -186,4 +187,36 @@ fn up_names_each_missing_program_before_creating_anything() {
         "{err}"
     );
     assert!(!data.exists(), "nothing created");
+}
+
+#[test]
+fn up_logs_plain_text_to_a_file_and_stops_quietly_on_ctrl_c() {
+    let mut c = Cluster::up_logging(tempfile::tempdir().unwrap(), 2, &[], "info");
+    c.apply_seeds(&["Service-Env.yaml", "Service-Nodeport.yaml"]);
+    c.ready_pods("app=service-env", 3);
+    let signalled = jiff::Timestamp::now();
+    let status = c.stop_with(nix::sys::signal::Signal::SIGINT);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let log = c.log();
+    assert!(!log.contains('\x1b'), "colour codes in a file:\n{log}");
+    assert!(log.contains(" INFO "), "{log}");
+    // Every line after the signal (tracing's lines start with their UTC time).
+    let after: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .next()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t >= signalled)
+        })
+        .collect();
+    let loud: Vec<&&str> = after
+        .iter()
+        .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        .collect();
+    assert!(loud.is_empty(), "after Ctrl-C:\n{}", after.join("\n"));
+    assert!(
+        log.contains("stopping: removing namespaces and processes"),
+        "{log}"
+    );
 }

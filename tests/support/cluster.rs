@@ -30,6 +30,16 @@ impl Cluster {
     /// [`Cluster::up_with`] with its data dir at `<dir>/data` (prepared, e.g. with image
     /// archives in `<dir>/data/images`).
     pub fn up_in(dir: tempfile::TempDir, nodes: usize, extra: &[&str]) -> Cluster {
+        Self::up_logging(dir, nodes, extra, "warn")
+    }
+
+    /// [`Cluster::up_in`] with `RUST_LOG=<rust_log>` (its stderr is [`Cluster::log`]).
+    pub fn up_logging(
+        dir: tempfile::TempDir,
+        nodes: usize,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Cluster {
         let mut child = Command::new(SVCNET)
             .args([
                 "up",
@@ -41,7 +51,7 @@ impl Cluster {
             ])
             .arg(dir.path().join("data"))
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
             .spawn()
@@ -302,21 +312,27 @@ impl Cluster {
 
     /// SIGTERM `up` (as Ctrl-C would) and wait for it to finish its teardown.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let _ = self.stop_with(nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Send `up` `signal` and wait (30 s at most, then kill it) for it to finish its teardown:
+    /// its exit status, if it exited by itself.
+    pub fn stop_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+    ) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), signal);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some(status);
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 }
 

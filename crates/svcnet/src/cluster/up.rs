@@ -17,6 +17,7 @@ use svcnet_cluster::{ports, ClusterNetwork};
 use svcnet_netns::NetNs;
 use svcnet_node::layout;
 use svcnet_proxy::server::Mode;
+use tokio::task::JoinSet;
 
 use super::down::teardown;
 use super::layout::{hosts_file, Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
@@ -90,14 +91,15 @@ async fn run_cluster(
     std::fs::write(l.hosts(), hosts_file(o.nodes))?;
     let control_plane = start_apiserver(l, o).await?;
     let client = control_plane.client.clone();
-    start_controllers(&client, net);
+    let mut components = JoinSet::new();
+    start_controllers(&mut components, &client, net);
     let node = NodeSettings::new(l, mode, o)?;
     for i in 1..=o.nodes {
-        start_node(&client, l, net, &node, i);
+        start_node(&mut components, &client, l, net, &node, i);
     }
-    start_control_plane_routes(&client, l);
+    start_control_plane_routes(&mut components, &client, l);
     dns::start_cluster_dns(&client, l, o.nodes, net).await?;
-    forward::start_forwarders(&client, l);
+    forward::start_forwarders(&mut components, &client, l);
 
     println!("export KUBECONFIG={}", control_plane.kubeconfig().display());
     wait_ready(&client, o.nodes).await?;
@@ -107,7 +109,11 @@ async fn run_cluster(
         started.elapsed().as_secs_f64()
     );
     crate::signal::wait_for_signal().await;
-    drop(control_plane);
+    // The API server's clients stop before it does, as a cluster's nodes and controllers go
+    // before its control plane: none of them is left to report losing it (what they spawned
+    // themselves stays quiet: `main.rs` makes their messages after a signal debug).
+    components.shutdown().await;
+    control_plane.stop().await;
     Ok(())
 }
 
@@ -152,6 +158,11 @@ struct ControlPlane {
 impl ControlPlane {
     fn kubeconfig(&self) -> &Path {
         &self.server.kubeconfig_path
+    }
+
+    /// Stop serving, then stop etcd.
+    async fn stop(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -205,9 +216,9 @@ fn write_internal_kubeconfig(admin: &Path, internal: &Path) -> anyhow::Result<()
 }
 
 /// Every controller, in-process, as `svcnet controller-manager` runs them.
-fn start_controllers(client: &Client, net: &ClusterNetwork) {
+fn start_controllers(tasks: &mut JoinSet<()>, client: &Client, net: &ClusterNetwork) {
     let config = svcnet_controllers::Config::default().with_network(net);
-    tokio::spawn(svcnet_controllers::run(client.clone(), config));
+    tasks.spawn(svcnet_controllers::run(client.clone(), config));
 }
 
 /// What every node's components share.
@@ -250,13 +261,27 @@ impl NodeSettings {
 
 /// Node `i`: its agent (a kubelet for process pods), its service proxy and its LoadBalancer
 /// speaker, each in the node's namespace.
-fn start_node(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
-    start_agent(client, l, net, s, i);
-    start_proxy(client, l, net, s.proxy_mode, i);
-    start_speaker(client, l, net, i);
+fn start_node(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    s: &NodeSettings,
+    i: usize,
+) {
+    start_agent(tasks, client, l, net, s, i);
+    start_proxy(tasks, client, l, net, s.proxy_mode, i);
+    start_speaker(tasks, client, l, net, i);
 }
 
-fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
+fn start_agent(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    s: &NodeSettings,
+    i: usize,
+) {
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: Layout::node_name(i),
         node_netns: Some(l.node_ns(i)),
@@ -278,7 +303,7 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
         image_gc: Default::default(),
     };
     let c = client.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let name = cfg.node_name.clone();
         if let Err(e) = svcnet_node::agent::run(c, cfg).await {
             tracing::error!(node = %name, error = %e, "node agent stopped");
@@ -287,7 +312,14 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
 }
 
 /// The node's service proxy.
-fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i: usize) {
+fn start_proxy(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    mode: Mode,
+    i: usize,
+) {
     let opts = svcnet_proxy::server::Options {
         mode,
         netns: Some(l.node_ns(i)),
@@ -300,7 +332,7 @@ fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i:
         userspace_algorithm: Default::default(),
     };
     let c = client.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(e) = svcnet_proxy::server::run(c, opts).await {
             tracing::error!(error = %e, "service proxy stopped");
         }
@@ -308,7 +340,13 @@ fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i:
 }
 
 /// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
-fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
+fn start_speaker(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    i: usize,
+) {
     let mut cfg =
         svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
     cfg.stale_ranges = net
@@ -317,7 +355,7 @@ fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
         .filter_map(|r| svcnet_speaker::parse_range(r).ok())
         .collect();
     let c = client.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(e) = svcnet_speaker::run(c, cfg).await {
             tracing::error!(node = i, error = %e, "LoadBalancer speaker stopped");
         }
@@ -325,8 +363,8 @@ fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
 }
 
 /// The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
-fn start_control_plane_routes(client: &Client, l: &Layout) {
-    tokio::spawn(svcnet_node::agent::node::sync_routes(
+fn start_control_plane_routes(tasks: &mut JoinSet<()>, client: &Client, l: &Layout) {
+    tasks.spawn(svcnet_node::agent::node::sync_routes(
         client.clone(),
         Some(l.cp()),
         None,
