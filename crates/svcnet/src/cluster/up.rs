@@ -3,6 +3,7 @@
 //! controllers, each node (agent, proxy, speaker), cluster DNS, the host forwarders, then the
 //! wait for every node to be Ready.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -269,19 +270,19 @@ fn start_node(
     s: &NodeSettings,
     i: usize,
 ) {
-    start_agent(tasks, client, l, net, s, i);
-    start_proxy(tasks, client, l, net, s.proxy_mode, i);
-    start_speaker(tasks, client, l, net, i);
+    tasks.spawn(agent(client, l, net, s, i));
+    tasks.spawn(proxy(client, l, net, s.proxy_mode, i));
+    tasks.spawn(speaker(client, l, net, i));
 }
 
-fn start_agent(
-    tasks: &mut JoinSet<()>,
+/// Node `i`'s agent.
+fn agent(
     client: &Client,
     l: &Layout,
     net: &ClusterNetwork,
     s: &NodeSettings,
     i: usize,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: Layout::node_name(i),
         node_netns: Some(l.node_ns(i)),
@@ -303,23 +304,22 @@ fn start_agent(
         image_gc: Default::default(),
     };
     let c = client.clone();
-    tasks.spawn(async move {
+    async move {
         let name = cfg.node_name.clone();
         if let Err(e) = svcnet_node::agent::run(c, cfg).await {
             tracing::error!(node = %name, error = %e, "node agent stopped");
         }
-    });
+    }
 }
 
 /// The node's service proxy.
-fn start_proxy(
-    tasks: &mut JoinSet<()>,
+fn proxy(
     client: &Client,
     l: &Layout,
     net: &ClusterNetwork,
     mode: Mode,
     i: usize,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let opts = svcnet_proxy::server::Options {
         mode,
         netns: Some(l.node_ns(i)),
@@ -332,21 +332,20 @@ fn start_proxy(
         userspace_algorithm: Default::default(),
     };
     let c = client.clone();
-    tasks.spawn(async move {
+    async move {
         if let Err(e) = svcnet_proxy::server::run(c, opts).await {
             tracing::error!(error = %e, "service proxy stopped");
         }
-    });
+    }
 }
 
 /// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
-fn start_speaker(
-    tasks: &mut JoinSet<()>,
+fn speaker(
     client: &Client,
     l: &Layout,
     net: &ClusterNetwork,
     i: usize,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let mut cfg =
         svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
     cfg.stale_ranges = net
@@ -355,11 +354,11 @@ fn start_speaker(
         .filter_map(|r| svcnet_speaker::parse_range(r).ok())
         .collect();
     let c = client.clone();
-    tasks.spawn(async move {
+    async move {
         if let Err(e) = svcnet_speaker::run(c, cfg).await {
             tracing::error!(node = i, error = %e, "LoadBalancer speaker stopped");
         }
-    });
+    }
 }
 
 /// The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
