@@ -117,8 +117,8 @@ fn login_env(cmd: &mut Command, l: &Layout) -> anyhow::Result<()> {
 }
 
 /// A command that could not start: runc's message naming the program (as `kubectl exec`
-/// prints it), and a shell's exit code: 127 for a program not found, 126 for one that cannot
-/// be executed.
+/// prints it), and the exit code a shell and the docker CLI (`toStatusError`) give: 127 for a
+/// program not found, 126 for one that cannot be executed.
 fn not_started(program: &str, e: &std::io::Error) -> anyhow::Result<i32> {
     let code = match e.kind() {
         std::io::ErrorKind::NotFound => 127,
