@@ -30,12 +30,22 @@ impl Cluster {
     /// [`Cluster::up_with`] with its data dir at `<dir>/data` (prepared, e.g. with image
     /// archives in `<dir>/data/images`).
     pub fn up_in(dir: tempfile::TempDir, nodes: usize, extra: &[&str]) -> Cluster {
+        Self::up_logging(dir, nodes, extra, "warn")
+    }
+
+    /// [`Cluster::up_in`] with `RUST_LOG=<rust_log>` (its stderr is [`Cluster::log`]).
+    pub fn up_logging(
+        dir: tempfile::TempDir,
+        nodes: usize,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Cluster {
         let mut c = Cluster {
             dir,
             child: None,
             prefix: String::new(),
         };
-        c.start(nodes, extra);
+        c.start(nodes, extra, rust_log);
         c
     }
 
@@ -43,11 +53,11 @@ impl Cluster {
     /// a user restarting it does; the API's objects survive, the nodes start afresh.
     pub fn restart(&mut self, nodes: usize, extra: &[&str]) {
         self.stop();
-        self.start(nodes, extra);
+        self.start(nodes, extra, "warn");
     }
 
     /// `svcnet up` on this data dir, until it says ready.
-    fn start(&mut self, nodes: usize, extra: &[&str]) {
+    fn start(&mut self, nodes: usize, extra: &[&str], rust_log: &str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -64,7 +74,7 @@ impl Cluster {
             ])
             .arg(self.data())
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -320,21 +330,27 @@ impl Cluster {
 
     /// SIGTERM `up` (as Ctrl-C would) and wait for it to finish its teardown.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let _ = self.stop_with(nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Send `up` `signal` and wait (30 s at most, then kill it) for it to finish its teardown:
+    /// its exit status, if it exited by itself.
+    pub fn stop_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+    ) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), signal);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some(status);
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 }
 

@@ -126,8 +126,10 @@ struct ExecArgs {
     /// Run in the client namespace outside every node (the "external user").
     #[arg(long, conflicts_with = "pod")]
     outside: bool,
-    #[arg(long, default_value = "./.svcnet")]
-    data_dir: PathBuf,
+    /// The cluster's data dir (default: $KUBECONFIG's directory if `svcnet up` made it, else
+    /// ./.svcnet if a cluster runs there, else the only cluster running on this machine).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -429,14 +431,47 @@ struct ApiserverArgs {
 }
 
 fn init_logging() {
+    use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|l| l >= tracing::level_filters::LevelFilter::DEBUG);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colours only on a terminal: logs redirected to files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt.with_filter(QuietWhenStopping { verbose }))
         .init();
+}
+
+/// Once a signal asked a command to stop, the messages of the components it runs are debug
+/// (shown only when RUST_LOG enables debug): they lose their API server, namespaces and peers
+/// on purpose then, as a Go component's goroutines end with its process and say nothing. The
+/// binary's own messages (the `svcnet` target) still show.
+struct QuietWhenStopping {
+    verbose: bool,
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for QuietWhenStopping {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let own = meta.target() == "svcnet" || meta.target().starts_with("svcnet::");
+        self.verbose || own || !signal::stopping()
+    }
+
+    fn callsite_enabled(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided per event: the answer changes when a signal arrives.
+        tracing::subscriber::Interest::sometimes()
+    }
 }
 
 /// Raise the soft open-file limit to the hard one, as every Go program does at start (Go 1.19's
@@ -760,7 +795,8 @@ fn main() -> anyhow::Result<()> {
                     },
                     _ => anyhow::bail!("say where: a POD, --node NAME or --outside"),
                 };
-                let code = cluster::exec::exec(&a.data_dir, target, &a.command).await?;
+                let data_dir = cluster::find::data_dir(a.data_dir.as_deref())?;
+                let code = cluster::exec::exec(&data_dir, target, &a.command).await?;
                 std::process::exit(code);
             }
             Command::Node(a) => node(a).await,

@@ -106,8 +106,8 @@ struct Spawned {
     pty: Option<OwnedFd>,
 }
 
-/// How `execve` failures read (as runc says them).
-fn start_error(program: &str, e: &io::Error) -> String {
+/// How `execve` failures read (as runc says them; also `svcnet exec`'s).
+pub fn start_error(program: &str, e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound if !program.contains('/') => {
             format!("exec: {program:?}: executable file not found in $PATH")

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,6 +162,9 @@ impl LocalEtcd {
             .args(["--initial-cluster-token", "svcnet-local"])
             .args(["--initial-cluster-state", "new"])
             .env("ETCDCTL_API", "3")
+            // Its own process group: a terminal's Ctrl-C reaches the process that started
+            // it (`svcnet up`), which stops its API server before etcd, not etcd first.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

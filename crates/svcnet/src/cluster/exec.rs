@@ -1,8 +1,13 @@
 //! `svcnet exec`: run a command inside a pod, a node, or the outside client of a running
 //! `svcnet up`, as `kubectl exec` would but from the host (the pod's namespace, hostname and
-//! bind-mounted files, from the node agent's layout).
+//! bind-mounted files, from the node agent's layout). On a node it is as if logged in to it:
+//! the node's hostname, the cluster's /etc/hosts (node names resolve), `KUBECONFIG` for the
+//! API server as the node reaches it, and `svcnet` on PATH; the outside client gets the same
+//! but for the hostname.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Pod;
@@ -22,14 +27,15 @@ pub enum ExecTarget {
 /// `svcnet exec`: run `argv` inside a node, the outside client, or a pod; returns its exit code.
 pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyhow::Result<i32> {
     let l = Layout::new(data_dir)?;
+    let in_cluster = !matches!(target, ExecTarget::Pod { .. });
     let (ns, hostname, binds) = match target {
-        ExecTarget::Outside => (l.outside(), None, Vec::new()),
+        ExecTarget::Outside => (l.outside(), None, hosts_bind(&l)),
         ExecTarget::Node(name) => {
             let i: usize = name
                 .strip_prefix("node-")
                 .and_then(|n| n.parse().ok())
                 .with_context(|| format!("no node {name:?} (nodes are node-1, node-2, ...)"))?;
-            (l.node_ns(i), None, Vec::new())
+            (l.node_ns(i), Some(name), hosts_bind(&l))
         }
         ExecTarget::Pod { name, namespace } => {
             let client = crate::client::client(Some(&l.kubeconfig())).await?;
@@ -59,9 +65,67 @@ pub async fn exec(data_dir: &Path, target: ExecTarget, argv: &[String]) -> anyho
         )
     })?;
     let (program, args) = argv.split_first().context("a command to run")?;
-    let mut cmd = std::process::Command::new(program);
+    let mut cmd = Command::new(program);
     cmd.args(args);
+    if in_cluster {
+        login_env(&mut cmd, &l)?;
+    }
     svcnet_netns::enter_on_exec(&mut cmd, &netns, hostname.as_deref(), &binds)?;
-    let status = tokio::task::spawn_blocking(move || cmd.status()).await??;
-    Ok(status.code().unwrap_or(128))
+    let status = match tokio::task::spawn_blocking(move || cmd.status()).await? {
+        Ok(s) => s,
+        Err(e) => return not_started(program, &e),
+    };
+    // Killed by a signal: 128 + its number, as a shell says it.
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The cluster's hosts file over /etc/hosts (in the command's own mount namespace: the host's
+/// file is untouched); none for a cluster started before `up` wrote one.
+fn hosts_bind(l: &Layout) -> Vec<(PathBuf, PathBuf)> {
+    let hosts = l.hosts();
+    if hosts.is_file() {
+        vec![(hosts, "/etc/hosts".into())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A node's (or the outside client's) login environment: `KUBECONFIG` for the API server as
+/// the nodes reach it, unless it names another cluster's (this cluster's own admin kubeconfig
+/// names the host's loopback, which a node does not reach); and this binary's directory first
+/// on PATH, so `svcnet proxy --list` there is this `svcnet` talking to this cluster.
+fn login_env(cmd: &mut Command, l: &Layout) -> anyhow::Result<()> {
+    let ours =
+        |k: &OsString| Path::new(k).canonicalize().ok() == l.kubeconfig().canonicalize().ok();
+    match std::env::var_os("KUBECONFIG") {
+        Some(k) if !ours(&k) => {}
+        _ => {
+            cmd.env("KUBECONFIG", l.internal_kubeconfig());
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let mut path: Vec<PathBuf> = exe.parent().map(Path::to_path_buf).into_iter().collect();
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH")
+            .unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin")),
+    ));
+    cmd.env("PATH", std::env::join_paths(path)?);
+    Ok(())
+}
+
+/// A command that could not start: runc's message naming the program (as `kubectl exec`
+/// prints it), and the exit code a shell and the docker CLI (`toStatusError`) give: 127 for a
+/// program not found, 126 for one that cannot be executed.
+fn not_started(program: &str, e: &std::io::Error) -> anyhow::Result<i32> {
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        std::io::ErrorKind::PermissionDenied => 126,
+        _ => return Err(anyhow::anyhow!("running {program:?}: {e}")),
+    };
+    let message = svcnet_node::kubelet_api::exec::start_error(program, e);
+    eprintln!("svcnet {message}");
+    Ok(code)
 }

@@ -20,15 +20,15 @@ struct Forward {
     target: SocketAddr,
 }
 
-/// Start both forwarders; they run until the process ends.
-pub fn start_forwarders(client: &Client, l: &Layout) {
-    tokio::spawn(forward_services(
+/// Start both forwarders, as `tasks`.
+pub fn start_forwarders(tasks: &mut tokio::task::JoinSet<()>, client: &Client, l: &Layout) {
+    tasks.spawn(forward_services(
         client.clone(),
         l.outside(),
         "NodePort",
         nodeport_forwards,
     ));
-    tokio::spawn(forward_services(
+    tasks.spawn(forward_services(
         client.clone(),
         l.outside(),
         "LoadBalancer",

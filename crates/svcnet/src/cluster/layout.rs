@@ -1,7 +1,7 @@
 //! The names and addresses of one cluster (one data directory): its namespaces' prefix, the
 //! node network's addresses (control plane, nodes, outside client), the LoadBalancer pool on
-//! that network, and where the admin kubeconfig is. Only names: `up` creates them, `down`
-//! removes them.
+//! that network, where the admin kubeconfigs are, and the hosts file naming them all. Only
+//! names: `up` creates them, `down` removes them.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -62,5 +62,57 @@ impl Layout {
     }
     pub fn kubeconfig(&self) -> PathBuf {
         self.data_dir.join("kubeconfig")
+    }
+    /// The admin kubeconfig for use inside the cluster (on a node, the outside client): the
+    /// API server at the control plane's address, as kind's `get kubeconfig --internal`.
+    pub fn internal_kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig-internal")
+    }
+    /// The cluster's /etc/hosts (`svcnet exec --node/--outside` bind-mount it).
+    pub fn hosts(&self) -> PathBuf {
+        self.data_dir.join("hosts")
+    }
+}
+
+/// The name of the control plane's address in [`hosts_file`].
+pub const CP_NAME: &str = "control-plane";
+/// The name of the outside client's address in [`hosts_file`].
+pub const OUTSIDE_NAME: &str = "outside";
+
+/// The cluster's hosts file: a Debian machine's localhost lines, then every address of the
+/// node network by name (the nodes as in a kubeadm cluster, where each node's name resolves,
+/// and the control plane and outside client as kind names its containers).
+pub fn hosts_file(nodes: usize) -> String {
+    let mut s = String::from(
+        "# svcnet up: the cluster's names, over /etc/hosts in `svcnet exec --node/--outside`.\n\
+         127.0.0.1\tlocalhost\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\n\
+         ff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n\n",
+    );
+    s.push_str(&format!("{CP_IP}\t{CP_NAME}\n"));
+    for i in 1..=nodes {
+        s.push_str(&format!(
+            "{}\t{}\n",
+            Layout::node_ip(i),
+            Layout::node_name(i)
+        ));
+    }
+    s.push_str(&format!("{OUTSIDE_IP}\t{OUTSIDE_NAME}\n"));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_file_names_every_address() {
+        let h = hosts_file(2);
+        assert!(h.contains("127.0.0.1\tlocalhost\n"), "{h}");
+        assert!(h.ends_with(
+            "172.28.0.2\tcontrol-plane\n172.28.0.11\tnode-1\n172.28.0.12\tnode-2\n\
+             172.28.0.254\toutside\n"
+        ));
     }
 }

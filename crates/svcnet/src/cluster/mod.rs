@@ -18,13 +18,16 @@
 //! order (API server, controllers, nodes, cluster DNS, forwarders); `dns` is the kube-dns
 //! Service in front of the nodes' DNS servers; `forward` relays the host's loopback into the
 //! cluster; `etcd` is `up --store etcd`; `down` removes what `up` made; `exec` runs a command
-//! inside a pod, a node or the outside client.
+//! inside a pod, a node or the outside client; `find` finds the cluster `exec` means; `deps`
+//! checks the programs `up` runs before it starts.
 
 pub mod down;
 pub mod exec;
+pub mod find;
 pub mod layout;
 pub mod up;
 
+mod deps;
 mod dns;
 mod etcd;
 mod forward;

@@ -3,6 +3,7 @@
 //! controllers, each node (agent, proxy, speaker), cluster DNS, the host forwarders, then the
 //! wait for every node to be Ready.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +18,11 @@ use svcnet_cluster::{ports, ClusterNetwork};
 use svcnet_netns::NetNs;
 use svcnet_node::layout;
 use svcnet_proxy::server::Mode;
+use tokio::task::JoinSet;
 
 use super::down::teardown;
-use super::layout::{Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
-use super::{dns, etcd, forward};
+use super::layout::{hosts_file, Layout, CP_IP, MAX_NODES, OUTSIDE_IP, PREFIX_LEN};
+use super::{deps, dns, etcd, forward};
 
 pub struct UpOptions {
     pub nodes: usize,
@@ -45,6 +47,8 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     if o.nodes == 0 || o.nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
     }
+    let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+    deps::check(mode, o.store.as_deref())?;
     let l = Layout::new(&o.data_dir)?;
     let lock_path = l.data_dir.join("up.lock");
     let lock = std::fs::OpenOptions::new()
@@ -67,7 +71,7 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     // Whatever a crashed `up` left behind goes first.
     teardown(&l)?;
-    let result = run_cluster(&l, &o, started).await;
+    let result = run_cluster(&l, &o, mode, started).await;
     eprintln!("stopping: removing namespaces and processes");
     let removed = teardown(&l);
     let _ = std::fs::remove_file(l.data_dir.join("up.pid"));
@@ -77,20 +81,26 @@ pub async fn up(o: UpOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Result<()> {
-    let mode: Mode = o.proxy_mode.parse().map_err(anyhow::Error::msg)?;
+async fn run_cluster(
+    l: &Layout,
+    o: &UpOptions,
+    mode: Mode,
+    started: Instant,
+) -> anyhow::Result<()> {
     let net = &o.network;
     create_network(l, o.nodes, net)?;
+    std::fs::write(l.hosts(), hosts_file(o.nodes))?;
     let control_plane = start_apiserver(l, o).await?;
     let client = control_plane.client.clone();
-    start_controllers(&client, net);
+    let mut components = JoinSet::new();
+    start_controllers(&mut components, &client, net);
     let node = NodeSettings::new(l, mode, o)?;
     for i in 1..=o.nodes {
-        start_node(&client, l, net, &node, i);
+        start_node(&mut components, &client, l, net, &node, i);
     }
-    start_control_plane_routes(&client, l);
+    start_control_plane_routes(&mut components, &client, l);
     dns::start_cluster_dns(&client, l, o.nodes, net).await?;
-    forward::start_forwarders(&client, l);
+    forward::start_forwarders(&mut components, &client, l);
 
     println!("export KUBECONFIG={}", control_plane.kubeconfig().display());
     wait_ready(&client, o.nodes).await?;
@@ -100,7 +110,11 @@ async fn run_cluster(l: &Layout, o: &UpOptions, started: Instant) -> anyhow::Res
         started.elapsed().as_secs_f64()
     );
     crate::signal::wait_for_signal().await;
-    drop(control_plane);
+    // The API server's clients stop before it does, as a cluster's nodes and controllers go
+    // before its control plane: none of them is left to report losing it (what they spawned
+    // themselves stays quiet: `main.rs` makes their messages after a signal debug).
+    components.shutdown().await;
+    control_plane.stop().await;
     Ok(())
 }
 
@@ -146,6 +160,11 @@ impl ControlPlane {
     fn kubeconfig(&self) -> &Path {
         &self.server.kubeconfig_path
     }
+
+    /// Stop serving, then stop etcd.
+    async fn stop(self) {
+        self.server.shutdown().await;
+    }
 }
 
 /// The API server's proxy dials pods and kubelets from the control plane's namespace.
@@ -176,6 +195,7 @@ async fn start_apiserver(l: &Layout, o: &UpOptions) -> anyhow::Result<ControlPla
         extra_listeners: vec![cp_listener],
     };
     let server = svcnet_apiserver::Server::start_with(config, options).await?;
+    write_internal_kubeconfig(&server.kubeconfig_path, &l.internal_kubeconfig())?;
     let client = crate::client::client(Some(&server.kubeconfig_path)).await?;
     Ok(ControlPlane {
         server,
@@ -184,10 +204,22 @@ async fn start_apiserver(l: &Layout, o: &UpOptions) -> anyhow::Result<ControlPla
     })
 }
 
+/// The admin kubeconfig with the API server at the control plane's address (in its serving
+/// certificate), which the nodes and the outside client reach: `svcnet exec --node`'s
+/// `KUBECONFIG`, as kind's `get kubeconfig --internal`.
+fn write_internal_kubeconfig(admin: &Path, internal: &Path) -> anyhow::Result<()> {
+    let mut kc = kube::config::Kubeconfig::read_from(admin)?;
+    for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        c.server = Some(format!("https://{CP_IP}:{}", ports::APISERVER));
+    }
+    svcnet_apiserver::tls::write_private(internal, serde_json::to_string_pretty(&kc)?.as_bytes())?;
+    Ok(())
+}
+
 /// Every controller, in-process, as `svcnet controller-manager` runs them.
-fn start_controllers(client: &Client, net: &ClusterNetwork) {
+fn start_controllers(tasks: &mut JoinSet<()>, client: &Client, net: &ClusterNetwork) {
     let config = svcnet_controllers::Config::default().with_network(net);
-    tokio::spawn(svcnet_controllers::run(client.clone(), config));
+    tasks.spawn(svcnet_controllers::run(client.clone(), config));
 }
 
 /// What every node's components share.
@@ -230,13 +262,27 @@ impl NodeSettings {
 
 /// Node `i`: its agent (a kubelet for process pods), its service proxy and its LoadBalancer
 /// speaker, each in the node's namespace.
-fn start_node(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
-    start_agent(client, l, net, s, i);
-    start_proxy(client, l, net, s.proxy_mode, i);
-    start_speaker(client, l, net, i);
+fn start_node(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    s: &NodeSettings,
+    i: usize,
+) {
+    tasks.spawn(agent(client, l, net, s, i));
+    tasks.spawn(proxy(client, l, net, s.proxy_mode, i));
+    tasks.spawn(speaker(client, l, net, i));
 }
 
-fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettings, i: usize) {
+/// Node `i`'s agent.
+fn agent(
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    s: &NodeSettings,
+    i: usize,
+) -> impl Future<Output = ()> + Send + 'static {
     let cfg = svcnet_node::agent::AgentConfig {
         node_name: Layout::node_name(i),
         node_netns: Some(l.node_ns(i)),
@@ -258,16 +304,22 @@ fn start_agent(client: &Client, l: &Layout, net: &ClusterNetwork, s: &NodeSettin
         image_gc: Default::default(),
     };
     let c = client.clone();
-    tokio::spawn(async move {
+    async move {
         let name = cfg.node_name.clone();
         if let Err(e) = svcnet_node::agent::run(c, cfg).await {
             tracing::error!(node = %name, error = %e, "node agent stopped");
         }
-    });
+    }
 }
 
 /// The node's service proxy.
-fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i: usize) {
+fn proxy(
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    mode: Mode,
+    i: usize,
+) -> impl Future<Output = ()> + Send + 'static {
     let opts = svcnet_proxy::server::Options {
         mode,
         netns: Some(l.node_ns(i)),
@@ -280,15 +332,20 @@ fn start_proxy(client: &Client, l: &Layout, net: &ClusterNetwork, mode: Mode, i:
         userspace_algorithm: Default::default(),
     };
     let c = client.clone();
-    tokio::spawn(async move {
+    async move {
         if let Err(e) = svcnet_proxy::server::run(c, opts).await {
             tracing::error!(error = %e, "service proxy stopped");
         }
-    });
+    }
 }
 
 /// Node `i`'s LoadBalancer speaker (MetalLB layer 2) on the node's eth0.
-fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
+fn speaker(
+    client: &Client,
+    l: &Layout,
+    net: &ClusterNetwork,
+    i: usize,
+) -> impl Future<Output = ()> + Send + 'static {
     let mut cfg =
         svcnet_speaker::SpeakerConfig::new(&Layout::node_name(i), Some(l.node_ns(i)), "eth0");
     cfg.stale_ranges = net
@@ -297,16 +354,16 @@ fn start_speaker(client: &Client, l: &Layout, net: &ClusterNetwork, i: usize) {
         .filter_map(|r| svcnet_speaker::parse_range(r).ok())
         .collect();
     let c = client.clone();
-    tokio::spawn(async move {
+    async move {
         if let Err(e) = svcnet_speaker::run(c, cfg).await {
             tracing::error!(node = i, error = %e, "LoadBalancer speaker stopped");
         }
-    });
+    }
 }
 
 /// The control plane reaches pods (services/proxy, pods/proxy) through routes to every node.
-fn start_control_plane_routes(client: &Client, l: &Layout) {
-    tokio::spawn(svcnet_node::agent::node::sync_routes(
+fn start_control_plane_routes(tasks: &mut JoinSet<()>, client: &Client, l: &Layout) {
+    tasks.spawn(svcnet_node::agent::node::sync_routes(
         client.clone(),
         Some(l.cp()),
         None,
