@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
@@ -127,4 +128,61 @@ fn seeds_walkthrough_with_iptables() {
 #[test]
 fn seeds_walkthrough_with_userspace() {
     walkthrough("userspace");
+}
+
+/// `--proxy-mode ipvs` is refused as kube-proxy refuses it on a kernel without IPVS ("can't use
+/// the IPVS proxier: ipvs not supported by the kernel"), saying which modes run; the help of
+/// `svcnet up` and `svcnet proxy` names the same modes.
+#[test]
+fn ipvs_mode_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let no_ipvs = !std::path::Path::new("/proc/net/ip_vs").exists()
+        && !std::path::Path::new("/sys/module/ip_vs").exists();
+    for args in [
+        vec![
+            "proxy",
+            "--proxy-mode",
+            "ipvs",
+            "--hostname-override",
+            "node-1",
+        ],
+        vec![
+            "up",
+            "--proxy-mode",
+            "ipvs",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new(support::SVCNET).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("can't use the IPVS proxier: "),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("svcnet runs nftables (the default), iptables or userspace"),
+            "{err}"
+        );
+        assert!(err.contains("`svcnet proxy --list`"), "{err}");
+        if no_ipvs {
+            assert!(
+                err.contains(
+                    "ipvs not supported by the kernel (this kernel has no IPVS (ip_vs): \
+                     /proc/net/ip_vs is missing and kernel "
+                ),
+                "{err}"
+            );
+        }
+    }
+    for sub in ["up", "proxy"] {
+        let help = stdout(Command::new(support::SVCNET).args([sub, "--help"]));
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("iptables or userspace. (ipvs is refused"),
+            "{help}"
+        );
+    }
 }

@@ -14,7 +14,7 @@
 //!   `proxier.rs`: [`nftables`] (`names`, `plan` per Service port, pure `render`, `kernel` for
 //!   nft / libnftables / netlink), [`iptables`] (`names`, pure `render`, `restore`),
 //!   [`userspace`] (`balancer`, `listener`, `rules`); [`ipvs`] is rendered only (no IPVS in this
-//!   kernel, so no proxier).
+//!   kernel, so no proxier; `ipvs::kernel` says why `--proxy-mode ipvs` is refused).
 //!
 //! Where each Service feature lives:
 //!

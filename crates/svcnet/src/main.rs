@@ -90,7 +90,8 @@ struct UpArgs {
     /// Where the cluster's state, kubeconfig and logs live.
     #[arg(long, default_value = "./.svcnet")]
     data_dir: PathBuf,
-    /// The service proxy's mode: nftables, iptables, userspace, ipvs.
+    /// The service proxy's mode: nftables, iptables or userspace. (ipvs is refused: svcnet
+    /// renders it, `svcnet proxy --list`, but does not program it; it needs the kernel's ip_vs.)
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The API server's port on 127.0.0.1 (0: any free port).
@@ -137,7 +138,8 @@ struct ExecArgs {
 struct ProxyArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// nftables (default), iptables or userspace.
+    /// nftables (default), iptables or userspace. (ipvs is refused: svcnet renders it, see
+    /// --list, but does not program it; it needs the kernel's ip_vs.)
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The node's network namespace (default: this process's).

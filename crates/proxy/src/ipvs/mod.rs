@@ -5,7 +5,8 @@
 //! operator used to IPVS reads them.
 //!
 //! **Rendered and unit-tested only**: the kernel svcnet runs on has no IPVS (`ip_vs`), so
-//! nothing here is ever loaded; there is no `apply`.
+//! nothing here is ever loaded; there is no `apply`. [`kernel`] says whether a kernel has it,
+//! for `--proxy-mode ipvs`'s refusal.
 //!
 //! What kube-proxy's IPVS mode programs, and what of it is rendered here:
 //!
@@ -51,6 +52,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::model::{categorize, Endpoint, Protocol, ServicePort, State};
+
+pub mod kernel;
 
 /// The IPVS schedulers kube-proxy accepts for `--ipvs-scheduler`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
