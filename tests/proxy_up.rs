@@ -68,6 +68,38 @@ fn walkthrough(mode: &str) {
         (t.len() == 1 && t[0]["READY"] == "1/1").then(|| t[0]["IP"].clone())
     });
     assert_eq!(curl(&c, &["--outside"], "http://172.28.0.12:31112/"), tris);
+    if mode == "nftables" {
+        // The seeds' `iptables -t nat -L -n -v | grep shield`, in nftables: kube-proxy's
+        // comments name the Service on its ClusterIP, NodePort and endpoint elements.
+        let ruleset = stdout(Command::new("ip").args([
+            "netns",
+            "exec",
+            &c.node_ns(2),
+            "nft",
+            "list",
+            "ruleset",
+        ]));
+        let shield: Vec<&str> = ruleset.lines().filter(|l| l.contains("shield")).collect();
+        let cluster_ip = c.kubectl_ok(&[
+            "get",
+            "svc",
+            "the-bus",
+            "-n",
+            "shield",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ]);
+        for want in [
+            format!("{cluster_ip} . tcp . 8080 comment \"shield/the-bus\" : goto cluster-1"),
+            "tcp . 31112 comment \"shield/the-bus\" : goto external-1".to_string(),
+            format!("comment \"shield/the-bus\" : {tris} . 8080"),
+        ] {
+            assert!(
+                shield.iter().any(|l| l.contains(&want)),
+                "{want:?} in {shield:#?}"
+            );
+        }
+    }
 
     // No endpoints: refused at once, not a hang.
     let started = Instant::now();
