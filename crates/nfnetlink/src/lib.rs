@@ -46,6 +46,12 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+/// libnftnl's `NFTNL_UDATA_SET_ELEM_COMMENT`: the TLV type nft stores an element's `comment`
+/// under in its user data (and reads back for `nft list`).
+const NFTNL_UDATA_SET_ELEM_COMMENT: u8 = 0;
+/// libnftnl's `NFTNL_UDATA_COMMENT_MAXLEN`: nft refuses longer comments.
+pub const COMMENT_MAX: usize = 128;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
@@ -182,6 +188,25 @@ impl Writer {
         self.pad();
     }
 
+    /// `NFTA_SET_ELEM_USERDATA` with one TLV (type, length, value): the comment, its
+    /// terminating NUL included, as libnftnl's `nftnl_udata_put_strz` writes it.
+    fn comment(&mut self, c: &str) {
+        let mut end = c.len().min(COMMENT_MAX);
+        while !c.is_char_boundary(end) {
+            end -= 1;
+        }
+        let c = &c.as_bytes()[..end];
+        let len = 4 + 2 + c.len() + 1;
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&NFTA_SET_ELEM_USERDATA.to_ne_bytes());
+        self.buf.push(NFTNL_UDATA_SET_ELEM_COMMENT);
+        self.buf.push((c.len() + 1) as u8);
+        self.buf.extend_from_slice(c);
+        self.buf.push(0);
+        self.pad();
+    }
+
     fn nest(&mut self, ty: u16) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
@@ -290,9 +315,17 @@ impl Batch {
         self.w.end_message(at);
     }
 
-    /// Add one element to `set`: `key` (and `data`, for a map) as the set's types store them.
-    /// Consecutive elements of one set share messages.
-    pub fn add_element(&mut self, set: &str, key: &[u8], data: Option<Data<'_>>) {
+    /// Add one element to `set`: `key` (and `data`, for a map) as the set's types store them,
+    /// and a `comment` as nft writes one (`NFTA_SET_ELEM_USERDATA` holding libnftnl's comment
+    /// TLV, so `nft list` prints it; cut to [`COMMENT_MAX`] bytes). Consecutive elements of one
+    /// set share messages.
+    pub fn add_element(
+        &mut self,
+        set: &str,
+        key: &[u8],
+        data: Option<Data<'_>>,
+        comment: Option<&str>,
+    ) {
         let same_set = self.open.is_some()
             && self.messages.last().is_some_and(|(_, s)| s == set)
             && self.w.buf.len() - self.open.map_or(0, |(m, _)| m) < MESSAGE_LIMIT;
@@ -323,6 +356,9 @@ impl Batch {
                 w.end_nest(vn);
                 w.end_nest(d);
             }
+        }
+        if let Some(c) = comment {
+            w.comment(c);
         }
         w.end_nest(elem);
     }
@@ -663,9 +699,9 @@ mod tests {
         for i in 0..5000u32 {
             let mut k = Vec::new();
             encode::host32(&mut k, i);
-            b.add_element("s", &k, Some(Data::Verdict(Verdict::Goto("c"))));
+            b.add_element("s", &k, Some(Data::Verdict(Verdict::Goto("c"))), None);
         }
-        b.add_element("other", &[1, 2, 3, 4], None);
+        b.add_element("other", &[1, 2, 3, 4], None, Some("ns/svc:http"));
         let f = b.finish();
         assert!(f.buffers.len() > 3, "a buffer per message");
         let (buf, messages) = (f.buffers.concat(), f.messages);
@@ -700,5 +736,47 @@ mod tests {
         let last = messages.last().unwrap().0;
         assert_ne!(flags_of(last) & NLM_F_ACK, 0);
         assert_eq!(flags_of(messages[0].0) & NLM_F_ACK, 0);
+    }
+
+    /// The user data of the element `e` (in a NEWSETELEM message's payload).
+    fn userdata_of(payload: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (ty, p) in attrs(&payload[4..]) {
+            if ty == NFTA_SET_ELEM_LIST_ELEMENTS {
+                for (_, elem) in attrs(p) {
+                    for (ty, p) in attrs(elem) {
+                        if ty == NFTA_SET_ELEM_USERDATA {
+                            out.push(p.to_vec());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn comments_are_libnftnl_user_data() {
+        let mut b = Batch::new(FAMILY_IPV4, "t");
+        b.add_element("s", &[1, 2, 3, 4], None, Some("ns/svc:http"));
+        b.add_element("s", &[1, 2, 3, 5], None, None);
+        let long = "n".repeat(300);
+        b.add_element("s", &[1, 2, 3, 6], None, Some(&long));
+        let f = b.finish();
+        let buf = f.buffers.concat();
+        let msg = replies(&buf).map(|r| r.unwrap()).nth(1).unwrap();
+        let got = userdata_of(msg.payload);
+        let mut want = vec![NFTNL_UDATA_SET_ELEM_COMMENT, 12];
+        want.extend_from_slice(b"ns/svc:http\0");
+        assert_eq!(
+            got.len(),
+            2,
+            "the element without a comment has no user data"
+        );
+        assert_eq!(got[0], want);
+        // Cut to nft's limit, NUL-terminated.
+        assert_eq!(got[1].len(), 2 + COMMENT_MAX + 1);
+        assert_eq!(usize::from(got[1][1]), COMMENT_MAX + 1);
+        assert_eq!(got[1].last(), Some(&0));
     }
 }

@@ -93,8 +93,8 @@ fn elements_read_back_as_nft_writes_them() {
     ns.nft(&TABLE.replace("table ip t", "table ip u"));
     ns.nft(
         "add element ip u ids { 10.96.0.1 . tcp . 80 : 7, 10.96.0.2 . udp . 53 : 4096 }
-add element ip u routes { tcp . 30002 : goto c1, udp . 30003 : jump c2, sctp . 9 : drop, tcp . 1 : accept }
-add element ip u eps { 7 . 0 : 10.244.1.2 . 8080, 7 . 1 : 10.244.2.3 . 443 }
+add element ip u routes { tcp . 30002 comment \"shield/the-bus\" : goto c1, udp . 30003 : jump c2, sctp . 9 : drop, tcp . 1 : accept }
+add element ip u eps { 7 . 0 comment \"ns/svc:https\" : 10.244.1.2 . 8080, 7 . 1 comment \"ns/svc:https\" : 10.244.2.3 . 443 }
 add element ip u pairs { 10.244.1.2 . 10.244.1.2 }
 ",
     );
@@ -106,11 +106,17 @@ add element ip u pairs { 10.244.1.2 . 10.244.1.2 }
             d
         };
         let (m7, m4096) = (mark(7), mark(4096));
-        b.add_element("ids", &key3([10, 96, 0, 1], 6, 80), Some(Data::Value(&m7)));
+        b.add_element(
+            "ids",
+            &key3([10, 96, 0, 1], 6, 80),
+            Some(Data::Value(&m7)),
+            None,
+        );
         b.add_element(
             "ids",
             &key3([10, 96, 0, 2], 17, 53),
             Some(Data::Value(&m4096)),
+            None,
         );
         let key2 = |proto: u8, port: u16| {
             let mut k = Vec::new();
@@ -122,14 +128,26 @@ add element ip u pairs { 10.244.1.2 . 10.244.1.2 }
             "routes",
             &key2(6, 30002),
             Some(Data::Verdict(Verdict::Goto("c1"))),
+            Some("shield/the-bus"),
         );
         b.add_element(
             "routes",
             &key2(17, 30003),
             Some(Data::Verdict(Verdict::Jump("c2"))),
+            None,
         );
-        b.add_element("routes", &key2(132, 9), Some(Data::Verdict(Verdict::Drop)));
-        b.add_element("routes", &key2(6, 1), Some(Data::Verdict(Verdict::Accept)));
+        b.add_element(
+            "routes",
+            &key2(132, 9),
+            Some(Data::Verdict(Verdict::Drop)),
+            None,
+        );
+        b.add_element(
+            "routes",
+            &key2(6, 1),
+            Some(Data::Verdict(Verdict::Accept)),
+            None,
+        );
         for (i, (ip, port)) in [([10, 244, 1, 2], 8080), ([10, 244, 2, 3], 443)]
             .into_iter()
             .enumerate()
@@ -140,18 +158,23 @@ add element ip u pairs { 10.244.1.2 . 10.244.1.2 }
             let mut d = Vec::new();
             encode::ipv4(&mut d, ip.into());
             encode::port(&mut d, port);
-            b.add_element("eps", &k, Some(Data::Value(&d)));
+            b.add_element("eps", &k, Some(Data::Value(&d)), Some("ns/svc:https"));
         }
         let mut k = Vec::new();
         encode::ipv4(&mut k, [10, 244, 1, 2].into());
         encode::ipv4(&mut k, [10, 244, 1, 2].into());
-        b.add_element("pairs", &k, None);
+        b.add_element("pairs", &k, None, None);
         s.commit(&b.finish()).expect("commit");
     });
     let ours = ns.list("table ip t");
     let theirs = ns.list("table ip u").replace("table ip u", "table ip t");
     assert_eq!(ours, theirs);
     assert!(ours.contains("udp . 30003 : jump c2"), "{ours}");
+    // Comments as nft writes them (libnftnl's user data), so `nft list` shows them.
+    assert!(
+        ours.contains("tcp . 30002 comment \"shield/the-bus\" : goto c1"),
+        "{ours}"
+    );
 }
 
 #[test]
@@ -169,8 +192,8 @@ fn flush_and_refill_is_one_transaction() {
     let err = ns.with_socket(move |s| {
         let mut b = Batch::new(FAMILY_IPV4, "t");
         b.flush_set("pairs");
-        b.add_element("pairs", &pair([3, 3, 3, 3], [4, 4, 4, 4]), None);
-        b.add_element("missing", &[0, 0, 0, 0], None);
+        b.add_element("pairs", &pair([3, 3, 3, 3], [4, 4, 4, 4]), None, None);
+        b.add_element("missing", &[0, 0, 0, 0], None, None);
         s.commit(&b.finish()).unwrap_err().to_string()
     });
     assert!(err.contains("missing"), "{err}");
@@ -183,7 +206,7 @@ fn flush_and_refill_is_one_transaction() {
         b.flush_set("pairs");
         for i in 0..20_000u32 {
             let [_, x, y, z] = i.to_be_bytes();
-            b.add_element("pairs", &pair([10, x, y, z], [10, x, y, z]), None);
+            b.add_element("pairs", &pair([10, x, y, z], [10, x, y, z]), None, None);
         }
         assert!(b.len() > 64 * 1024);
         let f = b.finish();

@@ -13,6 +13,9 @@
 //!   NodePort, when it had no usable endpoint before and has some now.
 //!
 //! [`stale_entries`] computes that (pure); [`flush`] runs the `conntrack` tool.
+//!
+//! [`list`] reads the table back (`conntrack -L`, parsed by [`parse_entries`]): the live
+//! connections `svcnet proxy --list` counts per real server, as `ipvsadm -Ln` does.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -102,6 +105,12 @@ pub enum Error {
     FlushFailed {
         netns: Option<String>,
         args: String,
+        stderr: String,
+    },
+    /// `conntrack -L` ran and failed.
+    #[error("conntrack -L failed{}: {stderr}", netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default())]
+    ListFailed {
+        netns: Option<String>,
         stderr: String,
     },
     /// conntrack could not be run.
@@ -237,6 +246,92 @@ pub fn flush(netns: Option<&str>, f: &[Flush]) -> Result<(), Error> {
     }
 }
 
+/// One connection of the conntrack table (`conntrack -L`): where it was sent and who answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub protocol: Protocol,
+    /// The protocol's state (`ESTABLISHED`, `TIME_WAIT`, ...); None for UDP.
+    pub state: Option<String>,
+    /// The original direction's destination: the Service address (or NodePort) the client used.
+    pub orig_dst: (IpAddr, u16),
+    /// The reply direction's source: the endpoint the connection was DNATed to.
+    pub reply_src: (IpAddr, u16),
+}
+
+impl Entry {
+    /// Whether IPVS would count it in ActiveConn (an established TCP or SCTP connection) rather
+    /// than InActConn (every other state, and UDP).
+    pub fn active(&self) -> bool {
+        self.state.as_deref() == Some("ESTABLISHED")
+    }
+}
+
+/// The TCP, UDP and SCTP entries of `conntrack -L` output (its default format:
+/// `tcp 6 431999 ESTABLISHED src=A dst=B sport=P dport=Q src=… dst=… sport=… dport=… [ASSURED]
+/// mark=0 use=1`, the first `src`/`dst`/ports the original direction, the second the reply);
+/// other lines are skipped.
+pub fn parse_entries(text: &str) -> Vec<Entry> {
+    text.lines().filter_map(parse_entry).collect()
+}
+
+fn parse_entry(line: &str) -> Option<Entry> {
+    let mut words = line.split_whitespace();
+    let protocol = match words.next()? {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        _ => return None,
+    };
+    let (mut state, mut fields) = (None, Vec::new());
+    for w in words.skip(2) {
+        match w.split_once('=') {
+            Some((k @ ("src" | "dst" | "sport" | "dport"), v)) => fields.push((k, v)),
+            Some(_) => {}
+            None if fields.is_empty() && !w.starts_with('[') => state = Some(w.to_string()),
+            None => {}
+        }
+    }
+    let field = |n: usize, key: &str| -> Option<&str> {
+        fields
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .nth(n)
+            .map(|(_, v)| *v)
+    };
+    let addr = |n: usize, ip: &str, port: &str| -> Option<(IpAddr, u16)> {
+        Some((field(n, ip)?.parse().ok()?, field(n, port)?.parse().ok()?))
+    };
+    Some(Entry {
+        protocol,
+        state,
+        orig_dst: addr(0, "dst", "dport")?,
+        reply_src: addr(1, "src", "sport")?,
+    })
+}
+
+/// The conntrack table of `netns` (this process's namespace when None), IPv4 and IPv6.
+pub fn list(netns: Option<&str>) -> Result<Vec<Entry>, Error> {
+    let mut out = Vec::new();
+    for family in ["ipv4", "ipv6"] {
+        let argv = ["conntrack", "-L", "-f", family];
+        let run = match netns {
+            Some(ns) => svcnet_netns::NetNs::open(ns)
+                .and_then(|ns| ns.exec(&argv))
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            None => Command::new(argv[0]).args(&argv[1..]).output(),
+        };
+        let o = run.map_err(Error::RunFailed)?;
+        if !o.status.success() {
+            return Err(Error::ListFailed {
+                netns: netns.map(str::to_string),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            });
+        }
+        out.extend(parse_entries(&String::from_utf8_lossy(&o.stdout)));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +443,33 @@ mod tests {
                 dst_nat: ip("10.244.0.5")
             }]
         );
+    }
+
+    #[test]
+    fn entries_as_conntrack_lists_them() {
+        let text = "\
+tcp      6 431999 ESTABLISHED src=198.51.100.2 dst=10.97.1.1 sport=40312 dport=80 src=10.244.0.2 dst=198.51.100.2 sport=8080 dport=40312 [ASSURED] mark=5 use=1
+tcp      6 119 TIME_WAIT src=198.51.100.2 dst=198.51.100.1 sport=40314 dport=30080 src=10.244.0.3 dst=198.51.100.1 sport=8080 dport=40314 [ASSURED] mark=0 use=1
+udp      17 29 src=10.244.0.5 dst=10.96.0.10 sport=5353 dport=53 [UNREPLIED] src=10.244.0.9 dst=10.244.0.5 sport=53 dport=5353 mark=0 use=1
+icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=1 mark=0 use=1
+";
+        let e = parse_entries(text);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(
+            e[0],
+            Entry {
+                protocol: Protocol::Tcp,
+                state: Some("ESTABLISHED".into()),
+                orig_dst: (ip("10.97.1.1"), 80),
+                reply_src: (ip("10.244.0.2"), 8080),
+            }
+        );
+        assert!(e[0].active());
+        assert!(!e[1].active(), "TIME_WAIT is InActConn");
+        assert_eq!(e[1].orig_dst, (ip("198.51.100.1"), 30080));
+        assert_eq!(e[2].state, None);
+        assert_eq!(e[2].reply_src, (ip("10.244.0.9"), 53));
+        assert!(!e[2].active(), "UDP is InActConn");
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   `proxier.rs`: [`nftables`] (`names`, `plan` per Service port, pure `render`, `kernel` for
 //!   nft / libnftables / netlink), [`iptables`] (`names`, pure `render`, `restore`),
 //!   [`userspace`] (`balancer`, `listener`, `rules`); [`ipvs`] is rendered only (no IPVS in this
-//!   kernel, so no proxier).
+//!   kernel, so no proxier; `ipvs::kernel` says why `--proxy-mode ipvs` is refused).
+//! - [`list`]: `svcnet proxy --list`, the node's virtual servers as `ipvsadm -Ln` prints them,
+//!   with connection counts from [`conntrack`].
 //!
 //! Where each Service feature lives:
 //!
@@ -43,6 +45,7 @@ pub mod conntrack;
 pub mod healthcheck;
 pub mod iptables;
 pub mod ipvs;
+pub mod list;
 pub mod metrics;
 pub mod model;
 pub mod nftables;

@@ -11,6 +11,7 @@ use kube::Client;
 
 use crate::backend::{Backend, Changed, SyncResult};
 use crate::healthcheck::HealthServers;
+use crate::ipvs::kernel::KernelIpvs;
 use crate::metrics::Metrics;
 use crate::model::{NodeInfo, State};
 use crate::syncer::{self, SyncSettings, Syncer};
@@ -24,25 +25,42 @@ pub enum Mode {
     Userspace,
 }
 
+/// The modes `--proxy-mode` takes, as help texts and errors name them.
+pub const MODES: &str = "nftables (the default), iptables or userspace";
+
 /// Why `--proxy-mode` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseModeError {
-    /// A kube-proxy mode this proxy does not run (ipvs: rendered, but this kernel has none).
-    #[error("proxy mode {0:?} is not available yet (nftables and iptables are)")]
-    NotAvailable(String),
-    #[error("unknown proxy mode {0:?}: use nftables or iptables")]
+    /// ipvs, with what the kernel has: kube-proxy's "can't use the IPVS proxier: ipvs not
+    /// supported by the kernel" when it has no IPVS; svcnet only renders the mode either way.
+    #[error("can't use the IPVS proxier: {}; svcnet runs {MODES}, and `svcnet proxy --list` shows the virtual servers IPVS mode would program, as `ipvsadm -Ln`", ipvs_why(.0))]
+    Ipvs(KernelIpvs),
+    #[error("unknown proxy mode {0:?}: use {MODES}")]
     Unknown(String),
+}
+
+fn ipvs_why(k: &KernelIpvs) -> String {
+    match k {
+        KernelIpvs::Missing(why) => {
+            format!("ipvs not supported by the kernel (this kernel has no IPVS (ip_vs): {why})")
+        }
+        KernelIpvs::Present => "svcnet renders IPVS mode but does not program it".to_string(),
+        KernelIpvs::Loadable => {
+            "svcnet renders IPVS mode but does not program it (ip_vs is not loaded)".to_string()
+        }
+    }
 }
 
 impl FromStr for Mode {
     type Err = ParseModeError;
 
+    /// A mode's name; `ipvs` is refused saying whether this kernel has IPVS.
     fn from_str(s: &str) -> Result<Self, ParseModeError> {
         match s {
             "nftables" | "" => Ok(Mode::Nftables),
             "iptables" => Ok(Mode::Iptables),
             "userspace" => Ok(Mode::Userspace),
-            "ipvs" => Err(ParseModeError::NotAvailable(s.to_string())),
+            "ipvs" => Err(ParseModeError::Ipvs(crate::ipvs::kernel::kernel_ipvs())),
             other => Err(ParseModeError::Unknown(other.to_string())),
         }
     }
@@ -181,4 +199,41 @@ pub async fn run(client: Client, o: Options) -> Result<(), Error> {
         .with_cleanup(cleanup);
     syncer::run(client, syncer).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvs_is_refused_saying_why() {
+        let missing = ParseModeError::Ipvs(KernelIpvs::Missing(
+            "/proc/net/ip_vs is missing and kernel 6.18.44 has no ip_vs module".into(),
+        ));
+        assert_eq!(
+            missing.to_string(),
+            "can't use the IPVS proxier: ipvs not supported by the kernel (this kernel has no \
+             IPVS (ip_vs): /proc/net/ip_vs is missing and kernel 6.18.44 has no ip_vs module); \
+             svcnet runs nftables (the default), iptables or userspace, and `svcnet proxy --list` \
+             shows the virtual servers IPVS mode would program, as `ipvsadm -Ln`"
+        );
+        let present = ParseModeError::Ipvs(KernelIpvs::Present).to_string();
+        assert!(
+            present.starts_with(
+                "can't use the IPVS proxier: svcnet renders IPVS mode but does not program it;"
+            ),
+            "{present}"
+        );
+        // This kernel, whatever it has: the modes that run are named.
+        let here = "ipvs".parse::<Mode>().unwrap_err().to_string();
+        assert!(
+            here.contains("nftables (the default), iptables or userspace"),
+            "{here}"
+        );
+        assert_eq!(
+            "ipvsx".parse::<Mode>().unwrap_err().to_string(),
+            "unknown proxy mode \"ipvsx\": use nftables (the default), iptables or userspace"
+        );
+        assert_eq!("userspace".parse::<Mode>(), Ok(Mode::Userspace));
+    }
 }

@@ -41,7 +41,8 @@ enum Command {
     /// Run a node agent: register a Node and run the pods bound to it.
     Node(NodeArgs),
     /// Run the service proxy (kube-proxy): Services and EndpointSlices to nftables or iptables
-    /// rules on this node (also against a real cluster with --kubeconfig).
+    /// rules, or userspace proxying, on this node (also against a real cluster with
+    /// --kubeconfig).
     Proxy(ProxyArgs),
     /// Run the cluster DNS server (CoreDNS's kubernetes plugin): the cluster domain from
     /// Service / EndpointSlice watches, everything else forwarded (also against a real cluster
@@ -90,7 +91,8 @@ struct UpArgs {
     /// Where the cluster's state, kubeconfig and logs live.
     #[arg(long, default_value = "./.svcnet")]
     data_dir: PathBuf,
-    /// The service proxy's mode: nftables, iptables, userspace, ipvs.
+    /// The service proxy's mode: nftables, iptables or userspace. (ipvs is refused: svcnet
+    /// renders it, `svcnet proxy --list`, but does not program it; it needs the kernel's ip_vs.)
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The API server's port on 127.0.0.1 (0: any free port).
@@ -137,18 +139,21 @@ struct ExecArgs {
 
 #[derive(Args)]
 struct ProxyArgs {
+    /// kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// nftables (default), iptables or userspace.
+    /// nftables (default), iptables or userspace. (ipvs is refused: svcnet renders it, see
+    /// --list, but does not program it; it needs the kernel's ip_vs.)
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
     /// The node's network namespace (default: this process's).
     #[arg(long)]
     netns: Option<String>,
-    /// This node's name (endpoints on it are "local").
+    /// This node's name (endpoints on it are "local"; default: the hostname, as kube-proxy).
     #[arg(long)]
-    hostname_override: String,
-    /// The node's addresses, where NodePorts are served (repeatable).
+    hostname_override: Option<String>,
+    /// The node's addresses, where NodePorts are served (repeatable; default: every local
+    /// address, and for --list the Node's InternalIP and the node's addresses).
     #[arg(long = "node-ip")]
     node_ips: Vec<IpAddr>,
     /// Traffic to ClusterIPs from outside this range is masqueraded.
@@ -173,7 +178,9 @@ struct ProxyArgs {
     /// Remove this proxy's rules (both modes) and exit.
     #[arg(long)]
     cleanup: bool,
-    /// Print the virtual servers and their backends as `ipvsadm -Ln` does (any mode) and exit.
+    /// Print the virtual servers (ClusterIPs, NodePorts, external and load-balancer IPs), their
+    /// backends and live connections as `ipvsadm -Ln` does for kube-proxy's ipvs mode (in any
+    /// mode), and exit.
     #[arg(long)]
     list: bool,
 }
@@ -624,33 +631,20 @@ async fn proxy(a: ProxyArgs) -> anyhow::Result<()> {
     }
     let client = client(a.kubeconfig.as_deref()).await?;
     if a.list {
-        use k8s_openapi::api::core::v1::Service;
-        use k8s_openapi::api::discovery::v1::EndpointSlice;
-        let lp = kube::api::ListParams::default();
-        let svcs = kube::Api::<Service>::all(client.clone())
-            .list(&lp)
-            .await?
-            .items;
-        let slices = kube::Api::<EndpointSlice>::all(client)
-            .list(&lp)
-            .await?
-            .items;
-        let state = svcnet_proxy::model::build(
-            &svcs.iter().collect::<Vec<_>>(),
-            &slices.iter().collect::<Vec<_>>(),
-        );
-        let node = svcnet_proxy::ipvs::NodeInfo {
-            name: a.hostname_override,
+        let o = svcnet_proxy::list::ListOptions {
+            netns: a.netns,
+            hostname_override: a.hostname_override,
             node_ips: a.node_ips,
-            zone: None,
+            scheduler: Default::default(),
         };
-        print!("{}", svcnet_proxy::ipvs::list(&state, &node, "rr"));
+        print!("{}", svcnet_proxy::list::list(client, &o).await?);
         return Ok(());
     }
+    let node_name = svcnet_proxy::list::hostname(a.hostname_override.as_deref())?;
     let opts = svcnet_proxy::server::Options {
         mode,
         netns: a.netns,
-        node_name: a.hostname_override,
+        node_name,
         node_ips: a.node_ips,
         cluster_cidr: a.cluster_cidr,
         metrics_addr: Some(a.metrics_bind_address),

@@ -5,7 +5,8 @@
 //! operator used to IPVS reads them.
 //!
 //! **Rendered and unit-tested only**: the kernel svcnet runs on has no IPVS (`ip_vs`), so
-//! nothing here is ever loaded; there is no `apply`.
+//! nothing here is ever loaded; there is no `apply`. [`kernel`] says whether a kernel has it,
+//! for `--proxy-mode ipvs`'s refusal.
 //!
 //! What kube-proxy's IPVS mode programs, and what of it is rendered here:
 //!
@@ -46,11 +47,14 @@
 //! kernel's hash-table order; we then print the (deterministic) result of the same merge sort
 //! over the addresses in numeric order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::conntrack;
 use crate::model::{categorize, Endpoint, Protocol, ServicePort, State};
+
+pub mod kernel;
 
 /// The IPVS schedulers kube-proxy accepts for `--ipvs-scheduler`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -382,14 +386,48 @@ pub fn render_dummy_addresses(state: &State) -> Vec<String> {
         .collect()
 }
 
+/// A virtual server's connections per real server, as IPVS counts them in `ipvsadm -Ln`'s
+/// ActiveConn (established TCP and SCTP connections) and InActConn (every other state, and UDP)
+/// columns — here from the conntrack table, which every proxy mode's DNAT goes through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Connections(HashMap<Pair, (u32, u32)>);
+
+/// A connection's protocol, virtual server (address, port) and real server (address, port).
+type Pair = (Protocol, (IpAddr, u16), (IpAddr, u16));
+
+impl Connections {
+    /// The counts of `entries`: a connection belongs to the virtual server it was sent to
+    /// (original destination) and the real server that answers it (reply source).
+    pub fn from_conntrack(entries: &[conntrack::Entry]) -> Connections {
+        let mut m: HashMap<_, (u32, u32)> = HashMap::new();
+        for e in entries {
+            let c = m.entry((e.protocol, e.orig_dst, e.reply_src)).or_default();
+            if e.active() {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        Connections(m)
+    }
+
+    /// (ActiveConn, InActConn) of real server `rs` of `vs`.
+    pub fn of(&self, vs: &VirtualServer, rs: (IpAddr, u16)) -> (u32, u32) {
+        self.0
+            .get(&(vs.protocol, (vs.address, vs.port), rs))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 /// What `ipvsadm -Ln` would print on `node` had kube-proxy's IPVS mode programmed `state` with
-/// scheduler `scheduler` (e.g. "rr") — usable whatever mode actually carries the traffic.
+/// scheduler `scheduler` (e.g. "rr") — usable whatever mode actually carries the traffic, with
+/// each real server's live connections from `conns`.
 ///
 /// The layout is ipvsadm's (`%s  %s %s` per virtual server, `  -> %-28s %-7s %-6d %-10u
 /// %-10u` per real server, ` persistent N` for session affinity), except that trailing
 /// blanks are trimmed from each line (ipvsadm pads the last column, `InActConn`, to 10).
-/// ActiveConn and InActConn are always 0: we don't track connections.
-pub fn list(state: &State, node: &NodeInfo, scheduler: &str) -> String {
+pub fn list(state: &State, node: &NodeInfo, scheduler: &str, conns: &Connections) -> String {
     let mut out = String::from(
         "IP Virtual Server version 1.2.1 (size=4096)\n\
          Prot LocalAddress:Port Scheduler Flags\n\
@@ -411,13 +449,14 @@ pub fn list(state: &State, node: &NodeInfo, scheduler: &str) -> String {
         }
         out.push('\n');
         for (ip, port) in &vs.real_servers {
+            let (active, inactive) = conns.of(&vs, (*ip, *port));
             let line = format!(
                 "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
                 addr_port(*ip, *port),
                 "Masq",
                 1,
-                0,
-                0
+                active,
+                inactive
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }

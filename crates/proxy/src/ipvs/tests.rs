@@ -14,7 +14,7 @@ fn golden_restore() {
 
 #[test]
 fn golden_list() {
-    let text = list(&sample(), &node(), "rr");
+    let text = list(&sample(), &node(), "rr", &Connections::default());
     crate::testing::golden("ipvs-list.txt", &text);
 }
 
@@ -39,7 +39,48 @@ UDP  10.96.0.10:53 rr
   -> 10.244.52.213:53             Masq    1      0          0
   -> 10.244.52.218:53             Masq    1      0          0
 ";
-    assert_eq!(list(&st, &NodeInfo::default(), "rr"), captured);
+    assert_eq!(
+        list(&st, &NodeInfo::default(), "rr", &Connections::default()),
+        captured
+    );
+}
+
+/// ActiveConn / InActConn from conntrack: per virtual server (original destination) and real
+/// server (reply source), established TCP active, the rest inactive.
+#[test]
+fn list_counts_connections() {
+    let mut st = State::default();
+    let mut web = sp(&id_in("default", "web", "", Protocol::Tcp), "10.97.1.1", 80);
+    web.node_port = 30080;
+    add(
+        &mut st,
+        web,
+        vec![ep("10.244.0.2", 8080, "n"), ep("10.244.0.3", 8080, "n")],
+    );
+    let node = NodeInfo {
+        name: "n".into(),
+        node_ips: vec!["198.51.100.1".parse().unwrap()],
+        zone: None,
+    };
+    let entries = crate::conntrack::parse_entries(
+        "\
+tcp 6 431999 ESTABLISHED src=198.51.100.2 dst=10.97.1.1 sport=1 dport=80 src=10.244.0.2 dst=198.51.100.2 sport=8080 dport=1 [ASSURED] use=1
+tcp 6 431999 ESTABLISHED src=198.51.100.2 dst=10.97.1.1 sport=2 dport=80 src=10.244.0.2 dst=198.51.100.2 sport=8080 dport=2 [ASSURED] use=1
+tcp 6 119 TIME_WAIT src=198.51.100.2 dst=10.97.1.1 sport=3 dport=80 src=10.244.0.3 dst=198.51.100.2 sport=8080 dport=3 [ASSURED] use=1
+tcp 6 431999 ESTABLISHED src=198.51.100.9 dst=198.51.100.1 sport=4 dport=30080 src=10.244.0.3 dst=198.51.100.1 sport=8080 dport=4 [ASSURED] use=1
+tcp 6 431999 ESTABLISHED src=10.244.0.2 dst=10.244.0.3 sport=5 dport=8080 src=10.244.0.3 dst=10.244.0.2 sport=8080 dport=5 [ASSURED] use=1
+",
+    );
+    let text = list(&st, &node, "rr", &Connections::from_conntrack(&entries));
+    let want = "\
+TCP  198.51.100.1:30080 rr
+  -> 10.244.0.2:8080              Masq    1      0          0
+  -> 10.244.0.3:8080              Masq    1      1          0
+TCP  10.97.1.1:80 rr
+  -> 10.244.0.2:8080              Masq    1      2          0
+  -> 10.244.0.3:8080              Masq    1      0          1
+";
+    assert!(text.ends_with(want), "{text}");
 }
 
 #[test]

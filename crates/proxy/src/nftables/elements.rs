@@ -1,9 +1,10 @@
 //! The elements of the shared maps and sets, typed. A full sync encodes them straight into a
 //! netlink batch (no text written and parsed back), and compares them with what the kernel
-//! lists; scripts and partial syncs write them as nft text ([`Elem::write`]).
+//! lists; scripts and partial syncs write them as nft text ([`Elem::write_commented`]).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use svcnet_nfnetlink::{encode, Data};
 
@@ -78,6 +79,25 @@ pub(crate) enum Elem {
     IpPair(Ipv4Addr, Ipv4Addr),
 }
 
+/// What an element is written with: the `namespace/name:port` of the Service port that put it
+/// there (kube-proxy's `svcPortNameString` on its map elements), shared by all its elements.
+/// Not part of the element's identity: two Service ports claiming one key are one element.
+pub(crate) type Comment = Option<Arc<str>>;
+
+/// An element and its comment.
+pub(crate) type Commented = (Elem, Comment);
+
+/// ` comment "c"` as nft writes it, cut to nft's 128 bytes.
+pub(crate) fn push_comment(out: &mut String, c: &str) {
+    let mut end = c.len().min(svcnet_nfnetlink::COMMENT_MAX);
+    while !c.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push_str(" comment \"");
+    out.push_str(&c[..end]);
+    out.push('"');
+}
+
 fn proto_number(p: Protocol) -> u8 {
     match p {
         Protocol::Tcp => 6,
@@ -118,9 +138,13 @@ impl Elem {
         }
     }
 
-    /// The element as nft writes it: `key` or `key : value`.
-    pub fn write(&self, out: &mut String) {
+    /// The element as nft writes it: `key` or `key : value`, with a comment `key comment "c" :
+    /// value`.
+    pub fn write_commented(&self, out: &mut String, comment: Option<&str>) {
         self.write_key(out);
+        if let Some(c) = comment {
+            push_comment(out, c);
+        }
         match self {
             Elem::Endpoint { ip, port, .. } => {
                 out.push_str(" : ");
@@ -140,10 +164,16 @@ impl Elem {
         }
     }
 
-    /// [`Elem::write`] into a new string.
+    /// The element without a comment, as nft writes it.
+    #[cfg(test)]
     pub fn text(&self) -> String {
-        let mut s = String::with_capacity(40);
-        self.write(&mut s);
+        self.text_commented(None)
+    }
+
+    /// [`Elem::write_commented`] into a new string.
+    pub fn text_commented(&self, comment: Option<&str>) -> String {
+        let mut s = String::with_capacity(64);
+        self.write_commented(&mut s, comment);
         s
     }
 
@@ -336,6 +366,14 @@ mod tests {
             assert_eq!(e.text(), text);
             assert_eq!(e.key_text(), key);
         }
+        // kube-proxy's `add element ... { 172.30.0.44 . tcp . 80 comment "ns4/svc4:p80" : ... }`.
+        let e = Elem::DestVerdict(d, Verdict::goto("cluster-3"));
+        assert_eq!(
+            e.text_commented(Some("ns1/svc1:p80")),
+            "10.96.0.1 . tcp . 80 comment \"ns1/svc1:p80\" : goto cluster-3"
+        );
+        let long = "x".repeat(200);
+        assert_eq!(e.text_commented(Some(&long)).matches('x').count(), 128);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use super::elements::Elem;
+use super::elements::Commented;
 use super::names::*;
 use super::render::FullSync;
 
@@ -199,15 +199,17 @@ impl Session {
 /// set's dump from its first element for every 32 KiB message, so at 10k Services × 10
 /// endpoints listing the 100k-element `endpoints` map alone took 0.87 s and the whole resync
 /// 1.56 s, against 0.88 s to flush and refill all 230k shared elements.)
-pub(super) fn shared_batch(shared: &[(&'static str, Vec<Elem>)]) -> svcnet_nfnetlink::Finished {
+pub(super) fn shared_batch(
+    shared: &[(&'static str, Vec<Commented>)],
+) -> svcnet_nfnetlink::Finished {
     let mut batch = svcnet_nfnetlink::Batch::new(svcnet_nfnetlink::FAMILY_IPV4, TABLE);
     let (mut key, mut data) = (Vec::with_capacity(16), Vec::with_capacity(16));
     for (name, elems) in shared {
         // (A no-op on a set just created.)
         batch.flush_set(name);
-        for e in elems {
+        for (e, comment) in elems {
             let d = e.encode(&mut key, &mut data);
-            batch.add_element(name, &key, d);
+            batch.add_element(name, &key, d, comment.as_deref());
         }
     }
     batch.finish()

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use crate::model::{categorize, Endpoint, NodeInfo, ServicePort, ServicePortName, State};
 
-use super::elements::{Dest, Elem, NodePort, Verdict};
+use super::elements::{push_comment, Comment, Commented, Dest, Elem, NodePort, Verdict};
 use super::names::*;
 
 /// Proxy settings.
@@ -132,20 +133,16 @@ pub(super) struct Shared {
     pub(super) cluster_ips: Vec<Elem>,
     pub(super) hairpin: Vec<Elem>,
     pub(super) endpoints: Vec<Elem>,
+    /// The Service port's `namespace/name:port`, written on its elements.
+    pub(super) comment: Comment,
 }
 
 impl Shared {
-    pub(super) fn extend(&mut self, o: Shared) {
-        self.service_ips.extend(o.service_ips);
-        self.service_ids.extend(o.service_ids);
-        self.service_nodeports.extend(o.service_nodeports);
-        self.nodeport_ids.extend(o.nodeport_ids);
-        self.no_endpoint_services.extend(o.no_endpoint_services);
-        self.no_endpoint_nodeports.extend(o.no_endpoint_nodeports);
-        self.firewall_ips.extend(o.firewall_ips);
-        self.cluster_ips.extend(o.cluster_ips);
-        self.hairpin.extend(o.hairpin);
-        self.endpoints.extend(o.endpoints);
+    /// The comment of this Service port's elements of `set`: none in `cluster-ips` and
+    /// `hairpin`, whose elements several Service ports share (kube-proxy leaves its
+    /// `cluster-ips` elements uncommented too).
+    pub(super) fn comment_for(&self, set: &str) -> Option<&Arc<str>> {
+        self.comment.as_ref().filter(|_| commented(set))
     }
 
     /// The elements that another Service port may also contribute (all but `endpoints`, whose
@@ -170,27 +167,56 @@ impl Shared {
         ]
     }
 
-    /// `(name, elements)` of the maps and sets, elements sorted and de-duplicated.
-    pub(super) fn lists(self) -> Vec<(&'static str, Vec<Elem>)> {
-        let sort = |mut v: Vec<Elem>| -> Vec<Elem> {
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        vec![
-            // Unique keys already.
+    /// `(name, elements)` of the maps and sets, as the Service port made them.
+    fn into_lists(self) -> [(&'static str, Vec<Elem>); 10] {
+        [
             (ENDPOINTS, self.endpoints),
-            (SERVICE_IDS, sort(self.service_ids)),
-            (SERVICE_IPS, sort(self.service_ips)),
-            (NODEPORT_IDS, sort(self.nodeport_ids)),
-            (SERVICE_NODEPORTS, sort(self.service_nodeports)),
-            (NO_ENDPOINT_SERVICES, sort(self.no_endpoint_services)),
-            (NO_ENDPOINT_NODEPORTS, sort(self.no_endpoint_nodeports)),
-            (FIREWALL_IPS, sort(self.firewall_ips)),
-            (CLUSTER_IPS, sort(self.cluster_ips)),
-            (HAIRPIN, sort(self.hairpin)),
+            (SERVICE_IDS, self.service_ids),
+            (SERVICE_IPS, self.service_ips),
+            (NODEPORT_IDS, self.nodeport_ids),
+            (SERVICE_NODEPORTS, self.service_nodeports),
+            (NO_ENDPOINT_SERVICES, self.no_endpoint_services),
+            (NO_ENDPOINT_NODEPORTS, self.no_endpoint_nodeports),
+            (FIREWALL_IPS, self.firewall_ips),
+            (CLUSTER_IPS, self.cluster_ips),
+            (HAIRPIN, self.hairpin),
         ]
     }
+}
+
+/// Every Service port's shared elements, by map or set with their comments (every shared map
+/// and set named, even when empty): sorted, each element once, with the comment of the first
+/// Service port in `all` that has it.
+pub(super) fn merge(all: Vec<Shared>) -> Vec<(&'static str, Vec<Commented>)> {
+    let mut out: Vec<(&'static str, Vec<Commented>)> = Shared::default()
+        .into_lists()
+        .into_iter()
+        .map(|(name, _)| (name, Vec::new()))
+        .collect();
+    for s in all {
+        let comment = s.comment.clone();
+        for (i, (name, list)) in s.into_lists().into_iter().enumerate() {
+            let c = if commented(name) {
+                comment.clone()
+            } else {
+                None
+            };
+            out[i].1.extend(list.into_iter().map(|e| (e, c.clone())));
+        }
+    }
+    for (name, v) in &mut out {
+        // `endpoints` keys are unique already.
+        if *name != ENDPOINTS {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.dedup_by(|a, b| a.0 == b.0);
+        }
+    }
+    out
+}
+
+/// Whether a Service port's elements of `set` carry its comment (see [`Shared::comment_for`]).
+fn commented(set: &str) -> bool {
+    set != CLUSTER_IPS && set != HAIRPIN
 }
 
 /// What one Service port renders to.
@@ -218,10 +244,12 @@ pub(super) fn dispatch(
     let proto = sp.protocol.lower();
     let n = eps.len();
     let gen = numgen(cfg);
+    let mut comment = String::new();
+    push_comment(&mut comment, &sp.id.to_string());
     let elems = |fmt_key: &dyn Fn(usize) -> String| -> Vec<String> {
         eps.iter()
             .enumerate()
-            .map(|(i, e)| format!("{} : {} . {}", fmt_key(i), e.ip, e.port))
+            .map(|(i, e)| format!("{}{comment} : {} . {}", fmt_key(i), e.ip, e.port))
             .collect()
     };
     match sp.affinity_timeout {
@@ -546,6 +574,15 @@ pub(super) fn plan(
         .extend(used.iter().map(|ip| Elem::IpPair(*ip, *ip)));
     maps.sort();
     maps.dedup_by(|a, b| a.0 == b.0);
+    // Every rule of its own chains and every element it contributes name the Service port, as
+    // kube-proxy's comments do, so `nft list ruleset | grep NAME` finds them.
+    let name: Arc<str> = Arc::from(sp.id.to_string());
+    for (_, rules) in &mut chains {
+        for r in rules.iter_mut() {
+            push_comment(r, &name);
+        }
+    }
+    shared.comment = Some(name);
     Plan {
         maps,
         chains,
@@ -570,11 +607,12 @@ pub(super) fn plan_in(
 }
 
 /// What [`plans_of`] finds: `endpoints` elements, per other shared element how many of the
-/// Service ports contribute it, and their plans.
+/// Service ports contribute it, their plans, and the comments of their shared elements.
 pub(super) type Plans = (
     BTreeSet<Elem>,
     BTreeMap<(&'static str, Elem), i64>,
     BTreeMap<ServicePortName, Plan>,
+    HashMap<(&'static str, Elem), Arc<str>>,
 );
 
 /// The plans of the Service ports `ids` in `state`, their `endpoints` elements, and how many
@@ -589,17 +627,28 @@ pub(super) fn plans_of(
     let mut endpoints = BTreeSet::new();
     let mut counts = BTreeMap::new();
     let mut plans = BTreeMap::new();
+    let mut comments = HashMap::new();
     for id in ids {
         let Some(mut p) = plan_in(state, id, node, cfg, num) else {
             continue;
         };
         for (name, list) in p.shared.counted() {
+            let c = p.shared.comment_for(name);
             for e in list {
                 *counts.entry((name, e.clone())).or_default() += 1;
+                if let Some(c) = c {
+                    comments
+                        .entry((name, e.clone()))
+                        .or_insert_with(|| c.clone());
+                }
             }
         }
-        endpoints.extend(std::mem::take(&mut p.shared.endpoints));
+        let eps = std::mem::take(&mut p.shared.endpoints);
+        if let Some(c) = p.shared.comment_for(ENDPOINTS) {
+            comments.extend(eps.iter().map(|e| ((ENDPOINTS, e.clone()), c.clone())));
+        }
+        endpoints.extend(eps);
         plans.insert((*id).clone(), p);
     }
-    (endpoints, counts, plans)
+    (endpoints, counts, plans, comments)
 }

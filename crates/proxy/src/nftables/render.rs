@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use crate::model::{NodeInfo, ServicePortName, State};
 
-use super::elements::{element_id, Elem};
+use super::elements::{element_id, Commented, Elem};
 use super::names::*;
 use super::plan::*;
 
@@ -68,7 +68,10 @@ pub fn render_full_with(
     let _ = writeln!(out, "delete table {FAMILY_TABLE}");
     out.push_str(&full.structure);
     for (name, elems) in &full.shared {
-        let mut text: Vec<String> = elems.iter().map(Elem::text).collect();
+        let mut text: Vec<String> = elems
+            .iter()
+            .map(|(e, c)| e.text_commented(c.as_deref()))
+            .collect();
         text.sort_unstable();
         push_elements(&mut out, name, &text);
     }
@@ -82,8 +85,8 @@ pub struct FullSync {
     /// The `table ip svcnet { ... }` block (set declarations, every chain with its rules) and
     /// the elements of the Service ports' own maps.
     pub structure: String,
-    /// The shared maps' and sets' elements (each once).
-    pub(crate) shared: Vec<(&'static str, Vec<Elem>)>,
+    /// The shared maps' and sets' elements (each once), with their comments.
+    pub(crate) shared: Vec<(&'static str, Vec<Commented>)>,
     /// The names of the chains `structure` declares.
     pub chains: BTreeSet<String>,
     /// The sessionAffinity maps `structure` declares (client → endpoint, filled by traffic).
@@ -117,7 +120,7 @@ pub fn render_full_sync(
     let _ = writeln!(out, "table {FAMILY_TABLE} {{");
     // The shared elements (and how many Service ports have each).
     let mut all = all;
-    let mut shared = Shared::default();
+    let mut shared = Vec::with_capacity(all.len());
     num.refs.clear();
     for p in &mut all {
         let mine = std::mem::take(&mut p.shared);
@@ -126,9 +129,9 @@ pub fn render_full_sync(
                 *num.refs.entry(element_id(name, e)).or_default() += 1;
             }
         }
-        shared.extend(mine);
+        shared.push(mine);
     }
-    let lists = shared.lists();
+    let lists = merge(shared);
     // Shared sets and maps, sized for their elements: a hash table that grows while it is
     // filled costs the kernel a third more (NOTES.md). `size` is also a limit: a partial sync
     // that outgrows it fails, and the full sync that follows sizes the set anew.
@@ -365,7 +368,7 @@ pub fn render_changes<'a>(
     num: &mut Numbering,
 ) -> String {
     let ids: BTreeSet<&ServicePortName> = ids.into_iter().collect();
-    let (old_eps, old_counts, theirs) = plans_of(old, &ids, node, cfg, num);
+    let (old_eps, old_counts, theirs, _) = plans_of(old, &ids, node, cfg, num);
     // Numbers of Service ports leaving the shared path are released after this transaction, so
     // no number is both deleted and added in it.
     let leaving: Vec<&ServicePortName> = ids
@@ -373,7 +376,7 @@ pub fn render_changes<'a>(
         .filter(|id| !new.services.get(**id).is_some_and(shared_dispatch))
         .copied()
         .collect();
-    let (new_eps, new_counts, mine) = plans_of(new, &ids, node, cfg, num);
+    let (new_eps, new_counts, mine, comments) = plans_of(new, &ids, node, cfg, num);
 
     // A shared element goes when no Service port has it any more, and comes when the first one
     // does; `endpoints` elements belong to one Service port each.
@@ -406,10 +409,10 @@ pub fn render_changes<'a>(
     come.extend(new_eps.difference(&old_eps).map(|e| (ENDPOINTS, e.clone())));
 
     // By map, as nft writes them (keys only for deletes), sorted by that text.
-    let group = |set: BTreeSet<(&'static str, Elem)>, text: fn(&Elem) -> String| {
+    let group = |set: BTreeSet<(&'static str, Elem)>, text: &dyn Fn(&(&str, Elem)) -> String| {
         let mut by_map: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for (name, e) in set {
-            by_map.entry(name).or_default().push(text(&e));
+        for k in set {
+            by_map.entry(k.0).or_default().push(text(&k));
         }
         for v in by_map.values_mut() {
             v.sort_unstable();
@@ -417,8 +420,8 @@ pub fn render_changes<'a>(
         }
         by_map
     };
-    let deletes = group(gone, Elem::key_text);
-    let adds = group(come, Elem::text);
+    let deletes = group(gone, &|(_, e)| e.key_text());
+    let adds = group(come, &|k| k.1.text_commented(comments.get(k).map(|c| &**c)));
 
     let mut out = String::new();
     // 1. Shared elements that go (they may reference chains deleted below).

@@ -194,6 +194,16 @@ fn netlink_full_sync_equals_script() {
             .any(|l| l.contains("\"name\":\"endpoints\"") && l.contains("10.244.1.4")),
         "the shared endpoints map is filled"
     );
+    // The netlink batch's comments are nft's: `nft list` prints them as for a script's.
+    let text = svcnet_netns::NetNs::open(scratch.name())
+        .unwrap()
+        .exec(&["nft", "list", "map", "ip", TABLE, ENDPOINTS])
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("comment \"default/web:http\" : 10.244.0.2 . 8080"),
+        "{text}"
+    );
     assert_eq!(loaded, expect(&fixture(), &before));
     for (name, old, new, ids) in changes() {
         for (from, to) in [(&old, &new), (&new, &old)] {
@@ -280,7 +290,7 @@ fn in_place_full_sync_repairs_drift() {
     let full = render_full_sync(&fixture(), &node(), &cfg(), &mut num.clone());
     let first = |set: &str, pick: fn(&Elem) -> bool| -> Elem {
         let (_, elems) = full.shared.iter().find(|(n, _)| *n == set).unwrap();
-        elems.iter().find(|e| pick(e)).unwrap().clone()
+        elems.iter().find(|(e, _)| pick(e)).unwrap().0.clone()
     };
     let verdict = first(SERVICE_IPS, |e| matches!(e, Elem::DestVerdict(..)));
     let endpoint = first(ENDPOINTS, |_| true);
@@ -430,4 +440,98 @@ fn nft_accepts_every_script() {
     assert!(err.to_string().contains("nope"), "{err}");
     cleanup(ns).unwrap();
     cleanup(ns).unwrap();
+}
+
+/// The seeds' `iptables -t nat -L -n -v | grep shield` in nftables mode: every rule and map
+/// element of a Service names it, as kube-proxy's comments do, in the kernel's table after the
+/// proxy's own full sync (shared elements over netlink) and after a partial sync (nft).
+#[test]
+fn seed_service_names_are_greppable() {
+    let Some(scratch) = nft_netns("grep") else {
+        return;
+    };
+    let ns = Some(scratch.name());
+    // shield/the-bus from shield-app.yml (NodePort 31112, the walkthrough's addresses), and
+    // service-clusterip with sessionAffinity (chains and maps of its own).
+    let bus = crate::testing::id_in("shield", "the-bus", "", Protocol::Tcp);
+    let mut the_bus = sp(&bus, "10.96.69.229", 8080);
+    the_bus.node_port = 31112;
+    let clusterip = id("service-clusterip", "", Protocol::Tcp);
+    let mut sticky = sp(&clusterip, "10.97.1.1", 80);
+    sticky.affinity_timeout = Some(10800);
+    let mut st = State::default();
+    add(&mut st, the_bus, vec![ep("10.85.0.55", 8080, "node-1")]);
+    add(
+        &mut st,
+        sticky,
+        vec![
+            ep("10.244.1.2", 80, "node-1"),
+            ep("10.244.2.3", 80, "node-2"),
+        ],
+    );
+    let mut session = Session::open(ns);
+    let mut num = Numbering::default();
+    session
+        .apply_full_sync(render_full_sync(&st, &node(), &cfg(), &mut num))
+        .unwrap();
+    let grep = |word: &str| -> Vec<String> {
+        let out = svcnet_netns::NetNs::open(scratch.name())
+            .unwrap()
+            .exec(&["nft", "list", "ruleset"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(word))
+            .map(|l| l.trim().trim_end_matches(',').to_string())
+            .collect()
+    };
+    // (nft lists marks in hex.)
+    let n = format!("0x{:08x}", num.ids[&bus]);
+    let c = "comment \"shield/the-bus\"";
+    let mut want = vec![
+        format!("{n} . 0 {c} : 10.85.0.55 . 8080"),
+        format!("10.96.69.229 . tcp . 8080 {c} : {n}"),
+        format!("10.96.69.229 . tcp . 8080 {c} : goto cluster-1"),
+        format!("tcp . 31112 {c} : {n}"),
+        format!("tcp . 31112 {c} : goto external-1"),
+    ];
+    let found = grep("shield");
+    for w in &want {
+        assert!(
+            found.iter().any(|l| l.contains(w.as_str())),
+            "{w:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), want.len(), "{found:#?}");
+    // A Service port with chains of its own: each rule says whose it is.
+    let rules = grep("comment \"default/service-clusterip\"");
+    assert!(
+        rules
+            .iter()
+            .any(|l| l.starts_with("meta l4proto tcp dnat ip to ct mark map @epa-")),
+        "{rules:#?}"
+    );
+    assert!(rules
+        .iter()
+        .any(|l| l.contains(": goto svc-default/service-clusterip/tcp")));
+
+    // A partial sync (nft) comments what it adds.
+    let old = st.clone();
+    st.endpoints
+        .get_mut(&bus)
+        .unwrap()
+        .push(ep("10.85.0.56", 8080, "node-2"));
+    let script = render_changes(&old, &st, [&bus], &node(), &cfg(), &mut num);
+    session.apply(&script).unwrap();
+    let found = grep("shield");
+    want.retain(|w| !w.contains("goto"));
+    for w in want.iter().chain(&[
+        format!("{n} . 1 {c} : 10.85.0.56 . 8080"),
+        format!("10.96.69.229 . tcp . 8080 {c} : goto cluster-2"),
+    ]) {
+        assert!(
+            found.iter().any(|l| l.contains(w.as_str())),
+            "{w:?} in {found:#?}"
+        );
+    }
 }

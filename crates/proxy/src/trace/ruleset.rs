@@ -59,6 +59,23 @@ pub(crate) fn parse_atom(s: &str) -> Result<Atom, ParseFailed> {
     }
 }
 
+/// `s` without its `comment "..."` (on a rule, at its end; on an element, after the key): what
+/// nft keeps beside a rule or element and never matches a packet against.
+pub(crate) fn without_comment(s: &str) -> Result<std::borrow::Cow<'_, str>, ParseFailed> {
+    const START: &str = " comment \"";
+    let Some(at) = s.find(START) else {
+        return Ok(std::borrow::Cow::Borrowed(s));
+    };
+    let rest = &s[at + START.len()..];
+    let end = rest
+        .find('"')
+        .ok_or_else(|| fail!("unterminated comment in {s:?}"))?;
+    if rest[..end].is_empty() || rest[..end].len() > 128 {
+        return Err(fail!("comment of {} bytes (nft: 1 to 128)", end));
+    }
+    Ok(format!("{}{}", &s[..at], &rest[end + 1..]).into())
+}
+
 /// Whether `value` (from the packet) matches `pattern` (a prefix matches its addresses).
 pub(crate) fn atom_matches(pattern: &Atom, value: &Atom) -> bool {
     match (pattern, value) {
@@ -146,6 +163,7 @@ impl Map {
     }
 
     pub(crate) fn parse_element(&self, s: &str) -> Result<(Vec<Atom>, Data), ParseFailed> {
+        let s = &*without_comment(s)?;
         let (k, d) = match (self.kind, s.split_once(" : ")) {
             (DataKind::None, None) => return Ok((self.parse_key(s)?, Data::None)),
             (DataKind::None, Some(_)) => return Err(fail!("set element with data: {s:?}")),
@@ -453,6 +471,7 @@ impl Ruleset {
     }
 
     pub(crate) fn parse_rule(&mut self, text: &str) -> Result<Rule, ParseFailed> {
+        let text = &*without_comment(text)?;
         let mut t = Toks {
             t: text.split_whitespace().collect(),
             i: 0,
