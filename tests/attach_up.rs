@@ -146,7 +146,7 @@ fn run_i_rm_attach_and_a_terminal() {
     if !support::cluster::can_run_images(&["kubectl", "curl", "script"]) {
         return;
     }
-    let (_registry, c, _dir) = Cluster::up_with_registry(1, false);
+    let (_registry, c, _dir) = Cluster::up_with_registry(1, false, &[]);
 
     // The tutorial: nslookup of a Service from a throwaway pod.
     c.kubectl_ok(&["create", "service", "clusterip", "web", "--tcp=80:80"]);

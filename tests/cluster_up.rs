@@ -65,7 +65,7 @@ fn running_pods(c: &Cluster, n: usize) -> Vec<Row> {
 
 #[test]
 fn up_runs_the_seed_deployment_as_processes_and_down_leaves_nothing() {
-    let mut c = Cluster::up(2);
+    let mut c = Cluster::up_with(2, &["--host-ports=true"]);
     assert_eq!(
         c.namespaces().len(),
         5,

@@ -31,7 +31,7 @@ fn nginx_from_its_image_exec_isolation_and_a_missing_image() {
     if !can_run() {
         return;
     }
-    let (_registry, mut c, _dir) = Cluster::up_with_registry(2, false);
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(2, false, &["--host-ports=true"]);
 
     // The built-in RuntimeClass, and admission of an unknown one.
     let classes = table(&c.kubectl_ok(&["get", "runtimeclass"]));

@@ -85,7 +85,7 @@ fn loadbalancer_userspace() {
 }
 
 fn walkthrough(mode: &str) {
-    let c = Cluster::up_with(3, &["--proxy-mode", mode]);
+    let c = Cluster::up_with(3, &["--proxy-mode", mode, "--host-ports=true"]);
     c.apply(APP);
     let pods: BTreeSet<String> = c
         .ready_pods("app=web", 3)

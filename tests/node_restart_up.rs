@@ -133,7 +133,7 @@ fn exec_into_a_container_from_an_image_gives_exactly_its_output() {
     if !support::cluster::can_run_images(&["kubectl"]) {
         return;
     }
-    let (_registry, mut c, _dir) = Cluster::up_with_registry(1, false);
+    let (_registry, mut c, _dir) = Cluster::up_with_registry(1, false, &[]);
     c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  containers: [{name: b, image: busybox, command: [sleep, '3600']}]\n");
     eventually(Duration::from_secs(120), "box Running", || {
         let t = table(&c.kubectl_ok(&["get", "pod", "box"]));

@@ -17,10 +17,10 @@
 //! `cargo build --release -p svcnet` is the build this suite was built by (a `cargo` on the
 //! PATH that takes only that command and links `target/release/svcnet` to the debug binary:
 //! a release build takes 40 minutes on CI's two cores); there is no internet, so the seeds'
-//! images come from archives in `.svcnet/images` (`svcnet images build-seeds`, README.md's
-//! air-gapped way) or from the loopback registry examples/seeds/README.md starts; `~` is a
-//! scratch home whose `.kube/config` is the cluster's kubeconfig (the "real cluster" of the
-//! README's blocks against any cluster). Everything a block started is killed at the end and
+//! images come from archives in the `images` directory of each cluster README.md starts
+//! (`svcnet images build-seeds`, its air-gapped way) or from the loopback registry
+//! examples/seeds/README.md starts; `~` is a scratch home whose `.kube/config` is the
+//! cluster's kubeconfig (the "real cluster" of the README's blocks against any cluster). Everything a block started is killed at the end and
 //! `svcnet down` runs for every data dir, also when the test fails.
 
 mod support;
@@ -121,8 +121,7 @@ impl Session {
             if [".git", "target", ".svcnet"].iter().any(|n| name == *n) {
                 continue;
             }
-            std::os::unix::fs::symlink(e.path().canonicalize().unwrap(), work.join(&name))
-                .unwrap();
+            std::os::unix::fs::symlink(e.path().canonicalize().unwrap(), work.join(&name)).unwrap();
         }
         // README.md puts the build on the PATH itself; the files after it assume it did.
         if markdown != readme() {
@@ -143,11 +142,8 @@ impl Session {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        std::os::unix::fs::symlink(
-            work.join(".svcnet/kubeconfig"),
-            home.join(".kube/config"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(work.join(".svcnet/kubeconfig"), home.join(".kube/config"))
+            .unwrap();
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
         std::fs::write(
             dir.path().join("env"),
@@ -159,7 +155,11 @@ impl Session {
         .unwrap();
         std::fs::write(dir.path().join("pwd"), work.to_str().unwrap()).unwrap();
         Session {
-            name: markdown.strip_prefix(REPO).unwrap_or(markdown).display().to_string(),
+            name: markdown
+                .strip_prefix(REPO)
+                .unwrap_or(markdown)
+                .display()
+                .to_string(),
             dir,
             servers: Vec::new(),
             groups: Vec::new(),
@@ -263,7 +263,11 @@ impl Session {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             };
-            assert!(status.success(), "{}: a server exited {status} on Ctrl-C", self.name);
+            assert!(
+                status.success(),
+                "{}: a server exited {status} on Ctrl-C",
+                self.name
+            );
         }
     }
 }
@@ -285,7 +289,11 @@ impl Drop for Session {
         }
         // Any cluster a block started (a data dir has its namespaces' prefix), however the
         // session ended.
-        for e in std::fs::read_dir(self.work()).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.work())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if e.path().join("netns-prefix").exists() {
                 let _ = Command::new(SVCNET)
                     .arg("down")
@@ -321,14 +329,21 @@ fn readme_and_examples_run_as_written() {
         run_file(f, |s| {
             if *f == readme() {
                 // No internet: the seeds' images from archives, as the README's air-gapped
-                // machines get them.
-                let images = s.work().join(".svcnet/images");
+                // machines get them, in the data dir of each cluster it starts.
+                let archives = s.dir.path().join("seeds-images");
                 let out = Command::new(SVCNET)
                     .args(["images", "build-seeds", "--out"])
-                    .arg(&images)
+                    .arg(&archives)
                     .output()
                     .unwrap();
                 support::assert_success(&out);
+                for data in [".svcnet", "iptables-cluster"] {
+                    let images = s.work().join(data).join("images");
+                    std::fs::create_dir_all(&images).unwrap();
+                    for a in std::fs::read_dir(&archives).unwrap().map(Result::unwrap) {
+                        std::fs::hard_link(a.path(), images.join(a.file_name())).unwrap();
+                    }
+                }
             }
         });
     }
@@ -339,6 +354,12 @@ fn blocks_are_read_with_their_mode() {
     let md = "# t\n\n```sh ready\nsvcnet up\n```\n\n- item:\n\n  ```sh\n  echo a\n  echo b\n  ```\n\n```yaml\nx: 1\n```\n";
     let b = sh_blocks(md);
     assert_eq!(b.len(), 2);
-    assert_eq!((b[0].mode.as_str(), b[0].text.as_str()), ("ready", "svcnet up\n"));
-    assert_eq!((b[1].mode.as_str(), b[1].text.as_str()), ("", "echo a\necho b\n"));
+    assert_eq!(
+        (b[0].mode.as_str(), b[0].text.as_str()),
+        ("ready", "svcnet up\n")
+    );
+    assert_eq!(
+        (b[1].mode.as_str(), b[1].text.as_str()),
+        ("", "echo a\necho b\n")
+    );
 }

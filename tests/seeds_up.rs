@@ -31,7 +31,7 @@ fn seeds_as_written_from_their_images() {
     if !can_run() {
         return;
     }
-    let (_registry, c, _dir) = Cluster::up_with_registry(2, true);
+    let (_registry, c, _dir) = Cluster::up_with_registry(2, true, &[]);
 
     // `kubectl create -f` of every manifest, as the seeds do (the shield lab's namespace
     // first, as its `labs/ns/` directory implies).
@@ -192,7 +192,7 @@ fn kubectl_cp_both_ways() {
     if !can_run() {
         return;
     }
-    let (_registry, c, dir) = Cluster::up_with_registry(1, false);
+    let (_registry, c, dir) = Cluster::up_with_registry(1, false, &[]);
     c.kubectl_ok(&["create", "-f", seed("busybox.yaml").to_str().unwrap()]);
     c.kubectl_ok(&[
         "wait",
@@ -263,7 +263,7 @@ fn share_process_namespace() {
     if !can_run() {
         return;
     }
-    let (_registry, c, dir) = Cluster::up_with_registry(1, false);
+    let (_registry, c, dir) = Cluster::up_with_registry(1, false, &[]);
     let manifest = dir.path().join("pods.yaml");
     std::fs::write(
         &manifest,

@@ -58,6 +58,11 @@ impl Cluster {
 
     /// `svcnet up` on this data dir, until it says ready.
     fn start(&mut self, nodes: usize, extra: &[&str], rust_log: &str) {
+        // The host's loopback forwarders only where a test asks (`--host-ports=true`): the
+        // seeds' fixed NodePorts (30002, 31112) of clusters running side by side would compete
+        // for 127.0.0.1's ports, and the README's test curls 127.0.0.1:30002.
+        let host_ports =
+            (!extra.iter().any(|a| a.starts_with("--host-ports"))).then_some("--host-ports=false");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -74,6 +79,7 @@ impl Cluster {
             ])
             .arg(self.data())
             .args(extra)
+            .args(host_ports)
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -104,11 +110,12 @@ impl Cluster {
     /// `latest` and `1.23.1`; with `scaling`, the agnhost image built from this svcnet binary
     /// as `mask365/scaling:latest`), and `svcnet up --nodes N` whose registries.yaml mirrors
     /// docker.io and quay.io to it. Nothing contacts the internet
-    /// (`--disable-default-registry-endpoint`). The registry and the registries.yaml's
-    /// directory live as long as the values returned.
+    /// (`--disable-default-registry-endpoint`); `extra`: more flags of `up`. The registry and
+    /// the registries.yaml's directory live as long as the values returned.
     pub fn up_with_registry(
         nodes: usize,
         scaling: bool,
+        extra: &[&str],
     ) -> (svcnet_images::testing::Registry, Cluster, tempfile::TempDir) {
         let registry = svcnet_images::testing::Registry::start().expect("docker-registry");
         tokio::runtime::Runtime::new()
@@ -124,14 +131,13 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let yaml = dir.path().join("registries.yaml");
         std::fs::write(&yaml, registry.mirror_yaml("")).unwrap();
-        let c = Cluster::up_with(
-            nodes,
-            &[
-                "--private-registry",
-                yaml.to_str().unwrap(),
-                "--disable-default-registry-endpoint",
-            ],
-        );
+        let mut args = vec![
+            "--private-registry",
+            yaml.to_str().unwrap(),
+            "--disable-default-registry-endpoint",
+        ];
+        args.extend(extra);
+        let c = Cluster::up_with(nodes, &args);
         (registry, c, dir)
     }
 

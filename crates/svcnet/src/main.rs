@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start a whole cluster on this machine, in network namespaces: the API server, the
-    /// controllers and N nodes running pods as processes. In the foreground until Ctrl-C.
+    /// controllers and N nodes running pods from their images. In the foreground until Ctrl-C.
     Up(UpArgs),
     /// Remove every namespace, link, rule and process `svcnet up` made (also after a crash).
     Down {
@@ -98,6 +98,11 @@ struct UpArgs {
     /// The API server's port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = ports::APISERVER)]
     apiserver_port: u16,
+    /// Forward NodePorts (127.0.0.1:<nodePort>) and LoadBalancer addresses (a.b.c.d on
+    /// 127.b.c.d) from the host's loopback into the cluster; `--host-ports=false` for a second
+    /// cluster on the machine, whose ports would be taken.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    host_ports: bool,
     /// The nameserver of pods with dnsPolicy ClusterFirst (the kube-dns Service's ClusterIP).
     #[arg(long, default_value = defaults::CLUSTER_DNS)]
     cluster_dns: Ipv4Addr,
@@ -767,6 +772,7 @@ fn main() -> anyhow::Result<()> {
                     data_dir: a.data_dir,
                     proxy_mode: a.proxy_mode,
                     apiserver_port: a.apiserver_port,
+                    host_ports: a.host_ports,
                     network: ClusterNetwork {
                         cluster_dns: a.cluster_dns,
                         loadbalancer_ip_ranges: vec![cluster::layout::LB_POOL.to_string()],

@@ -29,6 +29,8 @@ pub struct UpOptions {
     pub data_dir: PathBuf,
     pub proxy_mode: String,
     pub apiserver_port: u16,
+    /// `--host-ports`: the host's loopback forwarders (`forward.rs`).
+    pub host_ports: bool,
     /// The cluster's facts (the LoadBalancer pool is set by `up`: it is on the node network).
     pub network: ClusterNetwork,
     /// `--store`: None = SQLite in the data dir; "etcd" = a local etcd (`etcd.rs`).
@@ -100,7 +102,9 @@ async fn run_cluster(
     }
     start_control_plane_routes(&mut components, &client, l);
     dns::start_cluster_dns(&client, l, o.nodes, net).await?;
-    forward::start_forwarders(&mut components, &client, l);
+    if o.host_ports {
+        forward::start_forwarders(&mut components, &client, l);
+    }
 
     println!("export KUBECONFIG={}", control_plane.kubeconfig().display());
     wait_ready(&client, o.nodes).await?;
