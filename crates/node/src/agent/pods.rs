@@ -63,6 +63,8 @@ struct Ctr {
     /// Its run ended unseen (its process gone with its sandbox, or while no agent watched):
     /// the next look ends it even without the shim's exit record.
     lost: bool,
+    /// Run by the OCI runtime from an image (not as a host process).
+    oci: bool,
     /// The image (containers not run as host processes).
     image: ImageState,
     /// `(image, imageID)` as the status shows them, once the image is known.
@@ -101,6 +103,14 @@ impl Ctr {
     }
 
     fn view(&self, uid: &str) -> ContainerView {
+        // A container from an image runs once runc has created it (its init's pid file), as
+        // containerd's StartContainer returns only then: until that moment it is still
+        // ContainerCreating and not ready, so an exec after `kubectl wait
+        // --for=condition=Ready` finds it.
+        let created = !self.oci
+            || !matches!(self.run, Run::Running { .. })
+            || crate::container::init_pid_file(&self.dir).exists()
+            || shim::read_exit(&self.dir).is_some();
         ContainerView {
             init: self.init,
             name: self.spec.name.clone(),
@@ -114,11 +124,18 @@ impl Ctr {
                 .as_ref()
                 .map(|r| r.1.clone())
                 .unwrap_or_default(),
-            run: self.run.clone(),
+            run: if created {
+                self.run.clone()
+            } else {
+                Run::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                }
+            },
             last: self.last.clone(),
             restart_count: self.restart_count,
-            ready: self.ready,
-            started: self.started,
+            ready: self.ready && created,
+            started: self.started && created,
             ever_ran: self.ever_ran,
             container_id: format!("svcnet://{uid}/{}", self.spec.name),
         }
@@ -287,6 +304,11 @@ impl Worker {
                 now
             });
         let policy = Self::restart_policy(&pod);
+        let process_runtime = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.as_deref())
+            == Some(svcnet_cluster::runtime_class::PROCESS);
         // Init containers first (run one at a time, in order), then the app containers.
         let spec = pod.spec.clone().unwrap_or_default();
         let ctrs = spec
@@ -323,6 +345,7 @@ impl Worker {
                     probes: Vec::new(),
                     killing: false,
                     lost,
+                    oci: !process_runtime,
                     image: ImageState::default(),
                     image_ref: meta.image_ref.clone(),
                 }
@@ -346,11 +369,7 @@ impl Worker {
             sandbox_error: None,
             sandbox_retry: None,
             previous_ip,
-            process_runtime: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.runtime_class_name.as_deref())
-                == Some(svcnet_cluster::runtime_class::PROCESS),
+            process_runtime,
         })
     }
 
