@@ -77,17 +77,29 @@ pub fn record_update(
     new: &mut Value,
     manager: &str,
 ) {
-    let Some(sub) = subresource(part) else { return };
+    if subresource(part).is_none() {
+        return;
+    }
+    with_field_manager(info, part, |fm| {
+        fm.update(live, new, manager, &crate::objmeta::now_rfc3339())
+    })
+}
+
+/// Runs `f` with the FieldManager of `info` at `part`.
+fn with_field_manager<T>(
+    info: &crate::resources::ResourceInfo,
+    part: Part,
+    f: impl FnOnce(FieldManager<'_>) -> T,
+) -> T {
     let api_version = info.api_version();
     let ty = schema(&api_version, info.kind);
     let ign = ignored(part, info.has_status());
-    FieldManager {
+    f(FieldManager {
         ty: &ty,
         api_version: &api_version,
-        subresource: sub,
+        subresource: subresource(part).unwrap_or(""),
         ignored: ign.as_ref(),
-    }
-    .update(live, new, manager, &crate::objmeta::now_rfc3339());
+    })
 }
 
 /// Applies `config` for `manager` over `live` (`None`: not yet created).
@@ -99,16 +111,9 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, svcnet_ssa::ApplyError> {
-    let api_version = info.api_version();
-    let ty = schema(&api_version, info.kind);
-    let ign = ignored(part, info.has_status());
-    FieldManager {
-        ty: &ty,
-        api_version: &api_version,
-        subresource: subresource(part).unwrap_or(""),
-        ignored: ign.as_ref(),
-    }
-    .apply(live, config, manager, force, &crate::objmeta::now_rfc3339())
+    with_field_manager(info, part, |fm| {
+        fm.apply(live, config, manager, force, &crate::objmeta::now_rfc3339())
+    })
 }
 
 #[cfg(test)]

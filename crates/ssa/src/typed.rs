@@ -107,6 +107,46 @@ fn index_items<'a>(
     Ok((order, by_pe))
 }
 
+/// The left and right side of a walk.
+type Pair<T> = (Option<T>, Option<T>);
+
+/// Whether a walk of two values goes into their items or treats them as one leaf.
+#[derive(PartialEq, Eq)]
+enum Descend {
+    List,
+    Map,
+    Leaf,
+}
+
+/// SMD's `doList`/`doMap`: granular lists and maps are walked item by item unless both sides
+/// are empty (`emptyPromoteToLeaf`); values of different kinds are leaves (`handleAtom`).
+fn descend(
+    lhs: Option<&Value>,
+    rhs: Option<&Value>,
+    lists: Pair<&Vec<Value>>,
+    maps: Pair<&Map<String, Value>>,
+) -> Descend {
+    let (ll, rl) = lists;
+    let (lm, rm) = maps;
+    let same_kind = lhs.is_none()
+        || rhs.is_none()
+        || (ll.is_some() == rl.is_some() && lm.is_some() == rm.is_some());
+    if !same_kind {
+        return Descend::Leaf;
+    }
+    if (ll.is_some() || rl.is_some())
+        && !(ll.is_none_or(Vec::is_empty) && rl.is_none_or(Vec::is_empty))
+    {
+        return Descend::List;
+    }
+    if (lm.is_some() || rm.is_some())
+        && !(lm.is_none_or(Map::is_empty) && rm.is_none_or(Map::is_empty))
+    {
+        return Descend::Map;
+    }
+    Descend::Leaf
+}
+
 // ---- tofieldset.go ----------------------------------------------------------------------------
 
 /// The set of fields a value sets (SMD `TypedValue.ToFieldSet`).
@@ -205,14 +245,8 @@ fn compare_walk(
 ) -> Result<(), ValidationError> {
     let (ll, rl) = (granular_list(ty, lhs), granular_list(ty, rhs));
     let (lm, rm) = (granular_map(ty, lhs), granular_map(ty, rhs));
-    let same_kind = lhs.is_none()
-        || rhs.is_none()
-        || (ll.is_some() == rl.is_some() && lm.is_some() == rm.is_some());
-    let empty_list = ll.is_none_or(|l| l.is_empty()) && rl.is_none_or(|l| l.is_empty());
-    let empty_map = lm.is_none_or(|m| m.is_empty()) && rm.is_none_or(|m| m.is_empty());
-    let walk_list = same_kind && (ll.is_some() || rl.is_some()) && !empty_list;
-    let walk_map = same_kind && (lm.is_some() || rm.is_some()) && !empty_map;
-    if walk_list {
+    let walk = descend(lhs, rhs, (ll, rl), (lm, rm));
+    if walk == Descend::List {
         let el = ty.elements();
         let (lo, lb) = index_items(ty, ll.map(|v| v.as_slice()).unwrap_or(&[]), path, true)?;
         let (ro, rb) = index_items(ty, rl.map(|v| v.as_slice()).unwrap_or(&[]), path, true)?;
@@ -221,7 +255,7 @@ fn compare_walk(
             compare_walk(lb.get(pe).copied(), rb.get(pe).copied(), el, path, c)?;
             path.pop();
         }
-    } else if walk_map {
+    } else if walk == Descend::Map {
         let empty = Map::new();
         let (l, r) = (lm.unwrap_or(&empty), rm.unwrap_or(&empty));
         for k in l.keys().chain(r.keys().filter(|k| !l.contains_key(*k))) {
@@ -264,12 +298,8 @@ fn merge_walk(
 ) -> Result<Option<Value>, ValidationError> {
     let (ll, rl) = (granular_list(ty, lhs), granular_list(ty, rhs));
     let (lm, rm) = (granular_map(ty, lhs), granular_map(ty, rhs));
-    let same_kind = lhs.is_none()
-        || rhs.is_none()
-        || (ll.is_some() == rl.is_some() && lm.is_some() == rm.is_some());
-    let empty_list = ll.is_none_or(|l| l.is_empty()) && rl.is_none_or(|l| l.is_empty());
-    let empty_map = lm.is_none_or(|m| m.is_empty()) && rm.is_none_or(|m| m.is_empty());
-    if same_kind && (ll.is_some() || rl.is_some()) && !empty_list {
+    let walk = descend(lhs, rhs, (ll, rl), (lm, rm));
+    if walk == Descend::List {
         let out = merge_list(
             ty,
             ll.map(|v| v.as_slice()).unwrap_or(&[]),
@@ -278,7 +308,7 @@ fn merge_walk(
         )?;
         return Ok(Some(Value::Array(out)));
     }
-    if same_kind && (lm.is_some() || rm.is_some()) && !empty_map {
+    if walk == Descend::Map {
         let empty = Map::new();
         let (l, r) = (lm.unwrap_or(&empty), rm.unwrap_or(&empty));
         let mut out = Map::new();
