@@ -117,6 +117,21 @@ impl ApiError {
         .with_resource(info, name)
     }
 
+    /// A server-side apply's conflicts (apimachinery `NewApplyConflict`): 409 `Conflict`, one
+    /// `FieldManagerConflict` cause per field, no name or kind in the details.
+    pub fn apply_conflict(message: String, causes: Vec<(String, String)>) -> Self {
+        let mut e = Self::plain(409, "Conflict", message);
+        e.details.causes = causes
+            .into_iter()
+            .map(|(message, field)| Cause {
+                reason: "FieldManagerConflict".to_string(),
+                message,
+                field,
+            })
+            .collect();
+        e
+    }
+
     /// A failed UID precondition of an update (the uid a PUT's object carries is not the stored
     /// object's): etcd3's `Preconditions.Check` error (`storage.NewInvalidObjError`, code 4)
     /// as `InterpretUpdateError` turns it into a 409.

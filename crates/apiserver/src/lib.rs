@@ -28,6 +28,7 @@ pub mod resources;
 pub mod rest;
 pub mod server;
 pub mod serving;
+pub mod ssa;
 pub mod state;
 pub mod strategy;
 pub mod table;

@@ -73,13 +73,11 @@ pub fn clear_resource_version(obj: &mut Value) {
     }
 }
 
-/// The object as stored: without resourceVersion (it is the key's mod_revision) and without
-/// managedFields (not tracked by this server).
+/// The object as stored: without resourceVersion (it is the key's mod_revision).
 pub fn for_storage(obj: &Value) -> Vec<u8> {
     let mut v = obj.clone();
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
-        m.remove("managedFields");
         m.remove("selfLink");
     }
     serde_json::to_vec(&v).expect("a JSON value serializes")
@@ -111,14 +109,13 @@ pub fn from_storage(kv: &KeyValue) -> ApiResult<Value> {
     Ok(v)
 }
 
-/// Equal as stored (ignoring resourceVersion/managedFields): an update that changes nothing is not
+/// Equal as stored (ignoring resourceVersion; managedFields count, as in Kubernetes): an update that changes nothing is not
 /// written, as in Kubernetes.
 pub fn same_for_storage(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
-            m.remove("managedFields");
             m.remove("selfLink");
         }
         v

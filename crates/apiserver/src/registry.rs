@@ -37,6 +37,11 @@ pub struct WriteOptions {
     /// (`rest.DefaultUpdatedObjectInfo.Preconditions`). The stored object must have it, or the
     /// update is a 409 before anything else is looked at, a missing object included.
     pub precondition_uid: Option<String>,
+    /// The manager whose Update the write records in managedFields (kube-apiserver's
+    /// FieldManager); `None`: managedFields are stored as given (an apply, internal writes).
+    pub field_manager: Option<String>,
+    /// Create a missing object whatever the kind's `allow_create_on_update` (an apply patch).
+    pub force_allow_create: bool,
 }
 
 /// Which part of an object an update may change.
@@ -229,6 +234,9 @@ pub async fn create(
     info.strategy
         .default(&mut obj)
         .map_err(|e| ApiError::cannot_handle(info, e))?;
+    if let Some(m) = &opts.field_manager {
+        crate::ssa::record_update(info, Part::Main, None, &mut obj, m);
+    }
     info.strategy
         .prepare_for_create(&mut obj)
         .map_err(|e| ApiError::cannot_handle(info, e))?;
@@ -358,7 +366,9 @@ pub async fn update(
             }
         }
         let Some(cur) = cur else {
-            if create_missing && info.allow_create_on_update && part == Part::Main {
+            if ((create_missing && info.allow_create_on_update) || opts.force_allow_create)
+                && part == Part::Main
+            {
                 let mut obj = produce(&Value::Null)?;
                 objmeta::clear_resource_version(&mut obj);
                 return Ok((create(state, info, namespace, obj, opts).await?, true));
@@ -436,6 +446,9 @@ pub async fn update(
                 .unwrap_or(0)
                 + 1;
             meta_mut(&mut new).insert("generation".into(), json!(g));
+        }
+        if let Some(m) = &opts.field_manager {
+            crate::ssa::record_update(info, part, Some(old), &mut new, m);
         }
         let claims = if part == Part::Main {
             hooks::begin_update(state, info, &mut new, old)?

@@ -138,8 +138,19 @@ impl ResourceRequest<'_> {
     pub fn write_options(&self) -> WriteOptions {
         WriteOptions {
             dry_run: self.query.dry_run,
+            field_manager: Some(self.field_manager()),
             ..Default::default()
         }
+    }
+
+    /// `fieldManager`, else the User-Agent's first word (`managerOrUserAgent`).
+    pub fn field_manager(&self) -> String {
+        let ua = self
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        svcnet_ssa::manager_or_user_agent(self.query.field_manager.as_deref(), ua)
     }
 }
 

@@ -174,12 +174,15 @@ pub enum PatchType {
     Json,
     Merge,
     StrategicMerge,
+    /// Server-side apply (`application/apply-patch+yaml`): see [`crate::ssa`].
+    Apply,
 }
 
 const PATCH_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
 ];
 
 pub fn patch_type(headers: &HeaderMap) -> ApiResult<PatchType> {
@@ -191,6 +194,7 @@ pub fn patch_type(headers: &HeaderMap) -> ApiResult<PatchType> {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
         _ => Err(ApiError::unsupported_media_type(PATCH_TYPES)),
     }
 }
@@ -218,6 +222,8 @@ pub fn apply_patch(
                 .ok_or_else(|| ApiError::unsupported_media_type(&PATCH_TYPES[..2]))?;
             svcnet_patch::strategic_merge_patch(current, patch, schema)
         }
+        // Applied by the caller, which knows the manager (`patch`); not on subresources.
+        PatchType::Apply => return Err(ApiError::unsupported_media_type(&PATCH_TYPES[..3])),
     };
     result.map_err(|e| match e {
         svcnet_patch::PatchError::Invalid(m) => ApiError::bad_request(m),
@@ -232,13 +238,97 @@ pub fn decode_patch(body: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
+/// `PatchOptions` validation (apimachinery `ValidatePatchOptions`): an apply names its
+/// manager; only an apply may force.
+fn validate_patch_options(q: &Query, patch_type: PatchType) -> ApiResult<()> {
+    use svcnet_api::field::{Error as FieldError, Path};
+    let mut errs = Vec::new();
+    if patch_type == PatchType::Apply {
+        if q.field_manager.as_deref().unwrap_or("").is_empty() {
+            errs.push(FieldError::required(
+                &Path::new("fieldManager"),
+                "is required for apply patch",
+            ));
+        }
+    } else if q.force {
+        errs.push(FieldError::forbidden(
+            &Path::new("force"),
+            "may not be specified for non-apply patch",
+        ));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            &errs,
+        ))
+    }
+}
+
+/// An apply patch's body: YAML (JSON is YAML), one object.
+fn decode_apply_patch(body: &[u8]) -> ApiResult<Value> {
+    let v: Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the apply patch is not an object",
+        ));
+    }
+    Ok(v)
+}
+
+/// The apply of `config` over `cur` (`Null`: create), as kube-apiserver's `applyPatcher`.
+fn apply_config(r: &ResourceRequest<'_>, cur: &Value, config: &Value) -> ApiResult<Value> {
+    let info = r.target.info;
+    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+    if kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{config}'"
+        )));
+    }
+    let version = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if version != info.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {version}, expected: {}",
+            info.api_version()
+        )));
+    }
+    let manager = r.query.field_manager.as_deref().unwrap_or("");
+    let live = (!cur.is_null()).then_some(cur);
+    crate::ssa::apply(info, r.part(), live, config, manager, r.query.force).map_err(|e| match e {
+        svcnet_ssa::ApplyError::Conflicts(c) => ApiError::apply_conflict(c.message(), c.causes()),
+        svcnet_ssa::ApplyError::BadRequest(m) => ApiError::bad_request(m),
+        svcnet_ssa::ApplyError::Internal(m) => ApiError::internal(m),
+    })
+}
+
 pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
     let body = r.read_body(body).await?;
     let rep = r.negotiate()?;
     let patch_type = patch_type(r.headers)?;
-    let patch = decode_patch(&body)?;
+    validate_patch_options(r.query, patch_type)?;
+    let patch = if patch_type == PatchType::Apply {
+        decode_apply_patch(&body)?
+    } else {
+        decode_patch(&body)?
+    };
     let name = r.name();
     let info = r.target.info;
+    let opts = if patch_type == PatchType::Apply {
+        WriteOptions {
+            field_manager: None,
+            force_allow_create: true,
+            ..r.write_options()
+        }
+    } else {
+        r.write_options()
+    };
     let explicit_rv = patch.pointer("/metadata/resourceVersion").is_some()
         || patch.as_array().is_some_and(|ops| {
             ops.iter().any(|op| {
@@ -246,16 +336,20 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
             })
         });
     let mut warnings = Vec::new();
-    let (result, _) = registry::update(
+    let (result, created) = registry::update(
         r.state,
         info,
         r.namespace(),
         &name,
         r.part(),
-        &r.write_options(),
+        &opts,
         false,
         |cur| {
-            let patched = apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?;
+            let patched = if patch_type == PatchType::Apply {
+                apply_config(r, cur, &patch)?
+            } else {
+                apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?
+            };
             let (mut obj, w) = decode_object(info, patched, r.query)?;
             check_name(info, &obj, &name, r.namespace())?;
             // An object no body could carry is not stored (kube-apiserver leaves this to
@@ -275,8 +369,13 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
         },
     )
     .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(with_warnings(
-        encode_one(info, &result, rep, StatusCode::OK),
+        encode_one(info, &result, rep, code),
         &warnings,
     ))
 }
