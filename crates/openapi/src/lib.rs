@@ -119,6 +119,31 @@ fn refs<'v>(value: &'v Value, found: &mut impl FnMut(&'v str)) {
     }
 }
 
+/// kube-openapi's `OpenAPIV3OneOfTypes`: types that v2 calls strings and v3 describes as one
+/// of several (so `kubectl explain` prints `<IntOrString>`, `<Quantity>` as it does upstream).
+const V3_ONE_OF: &[(&str, &[&str])] = &[
+    (
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+        &["integer", "string"],
+    ),
+    (
+        "io.k8s.apimachinery.pkg.api.resource.Quantity",
+        &["string", "number"],
+    ),
+];
+
+/// A definition in OpenAPI v3 form ([`to_v3`], and the v3-only `oneOf` types).
+pub fn definition_v3(name: &str) -> Option<Value> {
+    let mut schema = to_v3(definition(name)?);
+    if let Some((_, types)) = V3_ONE_OF.iter().find(|(n, _)| *n == name) {
+        let map = schema.as_object_mut().expect("a definition is an object");
+        map.remove("type");
+        let one_of = types.iter().map(|t| serde_json::json!({ "type": t }));
+        map.insert("oneOf".into(), one_of.collect());
+    }
+    Some(schema)
+}
+
 /// A v2 schema in OpenAPI v3 form, as kube-openapi's v3 builder writes it: `$ref`s point at
 /// `#/components/schemas/`, and a `$ref` with siblings (a field's `description`) becomes
 /// `allOf: [{$ref}]` beside them, since v3 ignores a `$ref`'s siblings.
@@ -210,6 +235,17 @@ mod tests {
         );
         assert!(meta["description"].is_string());
         assert!(meta.get("$ref").is_none());
+    }
+
+    #[test]
+    fn v3_describes_int_or_string_as_one_of() {
+        let ios = definition_v3("io.k8s.apimachinery.pkg.util.intstr.IntOrString").unwrap();
+        assert_eq!(ios["format"], "int-or-string");
+        assert_eq!(
+            ios["oneOf"],
+            serde_json::json!([{ "type": "integer" }, { "type": "string" }])
+        );
+        assert!(ios.get("type").is_none());
     }
 
     #[test]
