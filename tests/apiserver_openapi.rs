@@ -121,3 +121,29 @@ fn documents_are_cached_as_kube_openapi_serves_them() {
         serde_json::json!(["port", "protocol"])
     );
 }
+
+/// client-go's `OpenAPISchema` accepts only gnostic protobuf: kubectl's v2 explain reads it.
+#[test]
+fn explain_from_openapi_v2_protobuf() {
+    let s = ApiServer::start();
+    let out = s.kubectl_ok(&[
+        "explain",
+        "--output",
+        "plaintext-openapiv2",
+        "service.spec.ports",
+    ]);
+    assert!(
+        out.starts_with("KIND:     Service\nVERSION:  v1\n"),
+        "{out}"
+    );
+    assert!(out.contains("RESOURCE: ports <[]Object>"), "{out}");
+    assert!(out.contains("   port\t<integer> -required-"), "{out}");
+    let out = s.kubectl_ok(&[
+        "explain",
+        "--output",
+        "plaintext-openapiv2",
+        "deployments.spec.template.spec.containers",
+    ]);
+    assert!(out.contains("VERSION:  apps/v1"), "{out}");
+    assert!(out.contains("   image\t<string>"), "{out}");
+}

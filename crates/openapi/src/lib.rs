@@ -13,6 +13,8 @@
 //! server builds `/openapi/v2` and `/openapi/v3/<gv>` from this (its `openapi` module);
 //! server-side apply reads list types and map keys through [`schema_for`] and [`resolve`].
 
+pub mod proto_v2;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 

@@ -14,10 +14,11 @@
 //! reads the v3 document of the kind's group-version; `kubectl apply` computes its strategic
 //! merge patch from the v3 schema's `x-kubernetes-patch-*` extensions.
 //!
-//! Deviation: no protobuf (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, which
-//! client-go's `OpenAPISchema` asks for, and v3's protobuf): a request accepting only protobuf is
-//! answered 406, as kube-openapi answers an Accept it cannot serve, and client-go's callers
-//! (kubectl apply/edit without v3) fall back to their compiled-in types as before.
+//! `/openapi/v2` is also served as gnostic protobuf
+//! (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, the only type client-go's
+//! `OpenAPISchema` accepts), under the JSON's ETag as kube-openapi does. Deviation: v3 has no
+//! protobuf (no client asks for it); a request accepting only that is answered 406, as
+//! kube-openapi answers an Accept it cannot serve.
 
 mod paths;
 
@@ -56,6 +57,8 @@ impl Served {
 
 struct Documents {
     v2: Served,
+    /// `v2` as gnostic protobuf, served under `v2`'s hash.
+    v2_protobuf: bytes::Bytes,
     v3_index: Served,
     /// By group-version path (`api/v1`, `apis/apps/v1`).
     v3: BTreeMap<String, Served>,
@@ -146,8 +149,10 @@ fn build() -> Documents {
     let built = jiff::Timestamp::now()
         .strftime("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
+    let v2 = v2_document();
     Documents {
-        v2: Served::new(&v2_document()),
+        v2_protobuf: svcnet_openapi::proto_v2::encode(&v2).into(),
+        v2: Served::new(&v2),
         v3_index: Served::new(&json!({ "paths": index })),
         v3,
         built,
@@ -159,18 +164,29 @@ fn relative_url(gv_path: &str, hash: &str) -> String {
     format!("/openapi/v3/{gv_path}?hash={hash}")
 }
 
-/// Whether the Accept header lets JSON through (`application/json`, `application/*`, `*/*`,
-/// or no header), as kube-openapi's goautoneg loop decides.
-fn accepts_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    accept.split(',').any(|clause| {
+/// The first of `offered` (application/<subtype>) that an Accept clause admits, clauses in
+/// the client's order, as kube-openapi's goautoneg loop decides; no header is `*/*`.
+fn negotiate(headers: &HeaderMap, offered: &[&'static str]) -> Option<&'static str> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    accept.split(',').find_map(|clause| {
         let media = clause.split(';').next().unwrap_or("").trim();
         let (ty, sub) = media.split_once('/').unwrap_or((media, ""));
-        (ty == "application" || ty == "*") && (sub == "json" || sub == "*")
+        if ty != "application" && ty != "*" {
+            return None;
+        }
+        offered.iter().copied().find(|o| sub == *o || sub == "*")
     })
 }
+
+fn accepts_json(headers: &HeaderMap) -> bool {
+    negotiate(headers, &["json"]).is_some()
+}
+
+const V2_PROTOBUF: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const V2_PROTOBUF_NEW: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// `http.ServeContent` with an ETag: the body, or 304 when `If-None-Match` names it.
 fn serve(
@@ -207,16 +223,28 @@ fn not_acceptable() -> Response {
     (StatusCode::NOT_ACCEPTABLE, [(header::VARY, "Accept")]).into_response()
 }
 
-/// `GET /openapi/v2`
+/// `GET /openapi/v2`: JSON, or gnostic protobuf (content type
+/// `application/com.github.proto-openapi.spec.v2.v1.0+protobuf`, as kube-openapi answers).
 pub fn v2(headers: &HeaderMap) -> Response {
-    if !accepts_json(headers) {
-        return not_acceptable();
+    let vary = vec![(header::VARY, "Accept".to_string())];
+    match negotiate(headers, &["json", V2_PROTOBUF, V2_PROTOBUF_NEW]) {
+        Some("json") => serve(&DOCUMENTS.v2, headers, vary),
+        Some(_) => {
+            let doc = Served {
+                body: DOCUMENTS.v2_protobuf.clone(),
+                hash: DOCUMENTS.v2.hash.clone(),
+            };
+            let mut resp = serve(&doc, headers, vary);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            );
+            resp
+        }
+        None => not_acceptable(),
     }
-    serve(
-        &DOCUMENTS.v2,
-        headers,
-        vec![(header::VARY, "Accept".into())],
-    )
 }
 
 /// `GET /openapi/v3`
@@ -254,13 +282,15 @@ pub fn group_version(path: &str, query: Option<&str>, headers: &HeaderMap) -> Re
 }
 
 /// The sizes of the served documents in bytes: v2, the v3 index, and each v3 group-version.
-pub fn sizes() -> (usize, usize, Vec<(String, usize)>) {
+pub fn sizes() -> Vec<(String, usize)> {
     let d = &*DOCUMENTS;
-    let v3 =
-        d.v3.iter()
-            .map(|(k, v)| (k.clone(), v.body.len()))
-            .collect();
-    (d.v2.body.len(), d.v3_index.body.len(), v3)
+    let mut out = vec![
+        ("v2".to_string(), d.v2.body.len()),
+        ("v2 (protobuf)".to_string(), d.v2_protobuf.len()),
+        ("v3".to_string(), d.v3_index.body.len()),
+    ];
+    out.extend(d.v3.iter().map(|(k, v)| (format!("v3/{k}"), v.body.len())));
+    out
 }
 
 #[cfg(test)]
