@@ -178,6 +178,9 @@ fn caching_follows_kube_openapi() {
 /// The cost: built once, and how large each document is (printed with `--nocapture`).
 #[test]
 fn document_sizes() {
+    let start = std::time::Instant::now();
+    let _ = build();
+    eprintln!("built in {:?}", start.elapsed());
     let sizes = sizes();
     for (doc, n) in &sizes {
         eprintln!("/openapi/{doc}: {n} bytes");
