@@ -85,12 +85,19 @@ fn router(state: Arc<AppState>, limits: Arc<InflightLimits>) -> Router {
         .route("/metrics", get(metrics))
         .route(
             "/openapi/v2",
-            get(|| async { crate::error::ApiError::path_not_found().into_response() }),
+            get(|h: http::HeaderMap| async move { openapi::v2(&h) }),
         )
-        .route("/openapi/v3", get(|| async { openapi::index() }))
+        .route(
+            "/openapi/v3",
+            get(|h: http::HeaderMap| async move { openapi::index(&h) }),
+        )
         .route(
             "/openapi/v3/{*path}",
-            get(|UrlPath(p): UrlPath<String>| async move { openapi::group_version(&p) }),
+            get(
+                |UrlPath(p): UrlPath<String>, uri: http::Uri, h: http::HeaderMap| async move {
+                    openapi::group_version(&p, uri.query(), &h)
+                },
+            ),
         )
         .fallback(resource)
         .layer(axum::middleware::from_fn_with_state(
