@@ -2,50 +2,105 @@
 //! [`svcnet_ssa`], and kube-apiserver's FieldManager calls (`UpdateNoErrors` on create, update
 //! and non-apply patch; `Apply` for `application/apply-patch+yaml`).
 //!
-//! The schema comes from the strategic-merge schema (`svcnet_patch::schema`), as
-//! structured-merge-diff's list types follow the same Go tags: `patchStrategy:"merge"` with a
-//! `patchMergeKey` is `x-kubernetes-list-type: map` keyed by it (Service ports by port and
-//! protocol, the discriminator), without a key a set; untagged lists are atomic, as SMD
-//! defaults them. OpenAPI schemas with the real extensions can replace it.
+//! The schema comes from Kubernetes' OpenAPI definitions (`svcnet_openapi`), as
+//! kube-apiserver builds structured-merge-diff's types from its OpenAPI models:
+//! `x-kubernetes-list-type` (`map` keyed by `x-kubernetes-list-map-keys`, `set`, `atomic`),
+//! `x-kubernetes-map-type`, and the key fields' `default`s, which upstream publishes only in
+//! its OpenAPI v3 (the `+default="TCP"` markers of the two port types). A kind with no
+//! definition is deduced, as SMD deduces one: atomic lists, granular maps.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{json, Value};
-use svcnet_patch::schema::{self as smp, Strategy};
 use svcnet_ssa::{FieldManager, ListType, MapType, PathElement, Set, Type};
 
 use crate::registry::Part;
 
-/// The SSA type of a strategic-merge type.
-fn convert(t: &smp::Type) -> Type {
-    Type::object(t.fields.iter().map(|f| (f.name, convert_field(f))))
-}
+/// Key fields' defaults that the v2 definitions leave out (upstream's `+default` markers,
+/// published in its OpenAPI v3): a port without `protocol` is the TCP one.
+const KEY_DEFAULTS: &[(&str, &str, &str)] = &[
+    ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
+    ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
+];
 
-fn convert_field(f: &smp::Field) -> Type {
-    let inner = convert(f.ty);
-    match (f.strategy, f.merge_key) {
-        (Strategy::Merge, Some(key)) => {
-            let mut keys = vec![key];
-            let mut ty = Type::list_map(&[], inner);
-            if let Some(d) = f.discriminator {
-                keys.push(d.field);
-                ty = ty.key_default(d.field, json!(d.default));
-            }
-            ty.list = ListType::Map(keys.iter().map(|k| k.to_string()).collect());
-            ty
-        }
-        (Strategy::Merge, None) => Type::set(),
-        (Strategy::Replace, _) => Type {
-            map: MapType::Atomic,
-            ..inner
-        },
-        (Strategy::Default, _) => inner,
+/// How deep a schema is followed; deeper values are deduced (the served kinds are far
+/// shallower; a self-referencing definition stops here).
+const MAX_DEPTH: usize = 32;
+
+/// The SSA type of an OpenAPI v2 schema (`$ref`s resolved through the definitions).
+fn convert(schema: &Value, depth: usize) -> Type {
+    if depth > MAX_DEPTH {
+        return Type::default();
     }
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return svcnet_openapi::resolve(r)
+            .map(|d| convert(d, depth + 1))
+            .unwrap_or_default();
+    }
+    let mut ty = match schema.get("type").and_then(Value::as_str) {
+        Some("array") => {
+            let items = schema.get("items").unwrap_or(&Value::Null);
+            let element = convert(items, depth + 1);
+            match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("map") => {
+                    let keys: Vec<&str> = schema["x-kubernetes-list-map-keys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let mut t = Type::list_map(&keys, element);
+                    if let Some(name) = items.get("$ref").and_then(Value::as_str) {
+                        let name = name.rsplit('/').next().unwrap_or_default();
+                        for (def, key, default) in KEY_DEFAULTS {
+                            if *def == name && keys.contains(key) {
+                                t = t.key_default(key, json!(default));
+                            }
+                        }
+                    }
+                    t
+                }
+                Some("set") => Type::set(),
+                _ => Type {
+                    list: ListType::Atomic,
+                    element: Some(Box::new(element)),
+                    ..Type::default()
+                },
+            }
+        }
+        _ => match (schema.get("properties"), schema.get("additionalProperties")) {
+            (Some(Value::Object(props)), _) => Type::object(
+                props
+                    .iter()
+                    .map(|(name, s)| (name.clone(), convert(s, depth + 1))),
+            ),
+            (None, Some(v @ Value::Object(_))) => Type::map_of(convert(v, depth + 1)),
+            _ => Type::default(),
+        },
+    };
+    if schema.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic") {
+        ty.map = MapType::Atomic;
+    }
+    ty
 }
 
-/// The SSA schema of `apiVersion`/`kind`; kinds without one are deduced (atomic lists).
-pub fn schema(api_version: &str, kind: &str) -> Type {
-    smp::lookup(api_version, kind)
-        .map(convert)
-        .unwrap_or_default()
+/// The SSA schema of `apiVersion`/`kind`, built once per kind.
+pub fn schema(api_version: &str, kind: &str) -> &'static Type {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), &'static Type>>> = OnceLock::new();
+    let key = (api_version.to_string(), kind.to_string());
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("ssa schemas");
+    cache.entry(key).or_insert_with(|| {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let ty = svcnet_openapi::schema_for(group, version, kind)
+            .map(|s| convert(s, 0))
+            .unwrap_or_default();
+        // One per served kind, kept for the process's life.
+        Box::leak(Box::new(ty))
+    })
 }
 
 fn subresource(part: Part) -> Option<&'static str> {
@@ -95,7 +150,7 @@ fn with_field_manager<T>(
     let ty = schema(&api_version, info.kind);
     let ign = ignored(part, info.has_status());
     f(FieldManager {
-        ty: &ty,
+        ty,
         api_version: &api_version,
         subresource: subresource(part).unwrap_or(""),
         ignored: ign.as_ref(),
