@@ -25,11 +25,51 @@ pub struct ResourceInfo {
     pub allow_create_on_update: bool,
     /// `metadata.generation` is maintained (set to 1, bumped when the spec changes).
     pub has_generation: bool,
-    /// Field labels usable in field selectors, besides metadata.name/metadata.namespace,
-    /// with the JSON path of each.
-    pub field_labels: &'static [(&'static str, &'static [&'static str])],
+    /// Field labels usable in field selectors, besides metadata.name/metadata.namespace.
+    pub field_labels: &'static [FieldLabel],
     pub strategy: &'static (dyn Strategy + Sync),
 }
+
+/// A field label: its name, the JSON path of its field, and what the field reads as when unset.
+/// Kubernetes' field label conversion functions format the Go struct's field, so an unset
+/// boolean reads `false` and an unset number `0` (`strconv.FormatBool(pod.Spec.HostNetwork)`),
+/// an unset string "".
+pub struct FieldLabel {
+    pub name: &'static str,
+    pub path: &'static [&'static str],
+    pub zero: &'static str,
+}
+
+/// A string field label (unset: "").
+const fn label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "",
+    }
+}
+
+/// A boolean field label (unset: "false").
+const fn bool_label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "false",
+    }
+}
+
+/// A number field label (unset: "0").
+const fn int_label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "0",
+    }
+}
+
+/// The field labels every resource has.
+const METADATA_NAME: FieldLabel = label("metadata.name", &["metadata", "name"]);
+const METADATA_NAMESPACE: FieldLabel = label("metadata.namespace", &["metadata", "namespace"]);
 
 impl ResourceInfo {
     /// `v1` or `apps/v1`.
@@ -76,25 +116,21 @@ impl ResourceInfo {
 
     /// The value of a supported field label of `obj`, or `None` when the label is not supported.
     pub fn field_value(&self, obj: &serde_json::Value, label: &str) -> Option<String> {
-        let path: &[&str] = match label {
-            "metadata.name" => &["metadata", "name"],
-            "metadata.namespace" => &["metadata", "namespace"],
-            _ => self
-                .field_labels
-                .iter()
-                .find(|(l, _)| *l == label)
-                .map(|(_, p)| *p)?,
+        let l = match label {
+            "metadata.name" => &METADATA_NAME,
+            "metadata.namespace" => &METADATA_NAMESPACE,
+            _ => self.field_labels.iter().find(|l| l.name == label)?,
         };
         let mut v = obj;
-        for seg in path {
+        for seg in l.path {
             match v.get(seg) {
                 Some(next) => v = next,
-                None => return Some(String::new()),
+                None => return Some(l.zero.to_string()),
             }
         }
         Some(match v {
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => String::new(),
+            serde_json::Value::Null => l.zero.to_string(),
             other => other.to_string(),
         })
     }
@@ -129,7 +165,7 @@ pub static NAMESPACES: ResourceInfo = ResourceInfo {
     verbs: CRUD_NO_DELETECOLLECTION,
     allow_create_on_update: false,
     has_generation: false,
-    field_labels: &[("status.phase", &["status", "phase"])],
+    field_labels: &[label("status.phase", &["status", "phase"])],
     strategy: &strategy::NAMESPACE,
 };
 
@@ -149,8 +185,8 @@ pub static SERVICES: ResourceInfo = ResourceInfo {
     allow_create_on_update: false,
     has_generation: false,
     field_labels: &[
-        ("spec.clusterIP", &["spec", "clusterIP"]),
-        ("spec.type", &["spec", "type"]),
+        label("spec.clusterIP", &["spec", "clusterIP"]),
+        label("spec.type", &["spec", "type"]),
     ],
     strategy: &strategy::SERVICE,
 };
@@ -198,14 +234,14 @@ pub static PODS: ResourceInfo = ResourceInfo {
     allow_create_on_update: false,
     has_generation: false,
     field_labels: &[
-        ("spec.nodeName", &["spec", "nodeName"]),
-        ("spec.restartPolicy", &["spec", "restartPolicy"]),
-        ("spec.schedulerName", &["spec", "schedulerName"]),
-        ("spec.serviceAccountName", &["spec", "serviceAccountName"]),
-        ("spec.hostNetwork", &["spec", "hostNetwork"]),
-        ("status.phase", &["status", "phase"]),
-        ("status.podIP", &["status", "podIP"]),
-        ("status.nominatedNodeName", &["status", "nominatedNodeName"]),
+        label("spec.nodeName", &["spec", "nodeName"]),
+        label("spec.restartPolicy", &["spec", "restartPolicy"]),
+        label("spec.schedulerName", &["spec", "schedulerName"]),
+        label("spec.serviceAccountName", &["spec", "serviceAccountName"]),
+        bool_label("spec.hostNetwork", &["spec", "hostNetwork"]),
+        label("status.phase", &["status", "phase"]),
+        label("status.podIP", &["status", "podIP"]),
+        label("status.nominatedNodeName", &["status", "nominatedNodeName"]),
     ],
     strategy: &strategy::POD,
 };
@@ -226,7 +262,7 @@ pub static NODES: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: false,
     has_generation: false,
-    field_labels: &[("spec.unschedulable", &["spec", "unschedulable"])],
+    field_labels: &[bool_label("spec.unschedulable", &["spec", "unschedulable"])],
     strategy: &strategy::NODE,
 };
 
@@ -246,23 +282,23 @@ pub static EVENTS: ResourceInfo = ResourceInfo {
     allow_create_on_update: true,
     has_generation: false,
     field_labels: &[
-        ("involvedObject.kind", &["involvedObject", "kind"]),
-        ("involvedObject.namespace", &["involvedObject", "namespace"]),
-        ("involvedObject.name", &["involvedObject", "name"]),
-        ("involvedObject.uid", &["involvedObject", "uid"]),
-        (
+        label("involvedObject.kind", &["involvedObject", "kind"]),
+        label("involvedObject.namespace", &["involvedObject", "namespace"]),
+        label("involvedObject.name", &["involvedObject", "name"]),
+        label("involvedObject.uid", &["involvedObject", "uid"]),
+        label(
             "involvedObject.apiVersion",
             &["involvedObject", "apiVersion"],
         ),
-        (
+        label(
             "involvedObject.resourceVersion",
             &["involvedObject", "resourceVersion"],
         ),
-        ("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
-        ("reason", &["reason"]),
-        ("reportingComponent", &["reportingComponent"]),
-        ("source", &["source", "component"]),
-        ("type", &["type"]),
+        label("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
+        label("reason", &["reason"]),
+        label("reportingComponent", &["reportingComponent"]),
+        label("source", &["source", "component"]),
+        label("type", &["type"]),
     ],
     strategy: &strategy::EVENT,
 };
@@ -320,7 +356,7 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: false,
     has_generation: true,
-    field_labels: &[("status.replicas", &["status", "replicas"])],
+    field_labels: &[int_label("status.replicas", &["status", "replicas"])],
     strategy: &strategy::REPLICASET,
 };
 
@@ -450,5 +486,30 @@ mod tests {
         );
         assert_eq!(PODS.field_value(&pod, "status.phase").as_deref(), Some(""));
         assert_eq!(PODS.field_value(&pod, "spec.bogus"), None);
+    }
+
+    /// Unset fields read as their Go zero value, as the field label conversion functions
+    /// format them: `spec.unschedulable==false` matches a new Node.
+    #[test]
+    fn unset_fields_read_as_go_zero_values() {
+        let empty = serde_json::json!({"metadata": {"name": "x"}, "spec": {}});
+        assert_eq!(
+            NODES.field_value(&empty, "spec.unschedulable").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            PODS.field_value(&empty, "spec.hostNetwork").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            REPLICASETS
+                .field_value(&empty, "status.replicas")
+                .as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            PODS.field_value(&empty, "spec.nodeName").as_deref(),
+            Some("")
+        );
     }
 }
