@@ -79,17 +79,23 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Representation> {
     ]))
 }
 
+/// A JSON response body as kube-apiserver writes one: Kubernetes' key order
+/// ([`svcnet_store::encode`]) and a final newline (Go's `json.Encoder`).
+pub fn json_body(value: &Value) -> Vec<u8> {
+    let mut out = svcnet_store::encode::to_vec(value);
+    out.push(b'\n');
+    out
+}
+
 /// Encode `value` with status `code` in the negotiated plain representation (JSON or YAML).
+/// YAML keys stay sorted, as sigs.k8s.io/yaml writes them.
 pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response {
     let (ct, body) = match rep {
         Representation::Yaml => (
             "application/yaml",
             Bytes::from(serde_yaml::to_string(value).unwrap_or_default()),
         ),
-        _ => (
-            "application/json",
-            Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-        ),
+        _ => ("application/json", Bytes::from(json_body(value))),
     };
     Response::builder()
         .status(code)
@@ -98,8 +104,10 @@ pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response
         .expect("static response parts are valid")
 }
 
-/// Respond with JSON bytes built elsewhere (e.g. a list assembled from cached encodings).
-pub fn respond_json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+/// Respond with JSON bytes built elsewhere (e.g. a list assembled from cached encodings),
+/// adding the final newline Go's `json.Encoder` writes.
+pub fn respond_json_bytes(code: StatusCode, mut body: Vec<u8>) -> Response {
+    body.push(b'\n');
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")

@@ -146,7 +146,9 @@ pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let t = r.target;
     let obj = get_cached(r.state, t, r.query.resource_version.as_deref()).await?;
     if rep == Representation::Json {
-        return Ok(codec::respond_json_bytes(StatusCode::OK, obj.json.to_vec()));
+        let mut body = Vec::with_capacity(obj.json.len() + 1);
+        body.extend_from_slice(&obj.json);
+        return Ok(codec::respond_json_bytes(StatusCode::OK, body));
     }
     Ok(encode_one(t.info, &obj.value, rep, StatusCode::OK))
 }

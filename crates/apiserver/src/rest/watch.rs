@@ -149,10 +149,12 @@ impl Encoder {
     }
 }
 
+/// One event line: `{"type":...,"object":...}` in `WatchEvent`'s field order, the object in
+/// Kubernetes' key order.
 fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut out =
-        serde_json::to_vec(&json!({ "type": kind, "object": obj })).expect("serializable");
-    out.push(b'\n');
+    let mut out = format!("{{\"type\":{},\"object\":", Value::from(kind)).into_bytes();
+    svcnet_store::encode::write(&mut out, obj);
+    out.extend_from_slice(JSON_SUFFIX);
     Bytes::from(out)
 }
 
