@@ -277,7 +277,8 @@ mod tests {
                 "discovery.k8s.io",
                 "apps",
                 "coordination.k8s.io",
-                "node.k8s.io"
+                "node.k8s.io",
+                "events.k8s.io"
             ]
         );
     }

@@ -1,6 +1,8 @@
 //! The resources this server serves: names, scopes, storage keys and discovery data, and the
 //! per-kind behaviour ([`Strategy`]) the generic REST handlers call into.
 
+use std::borrow::Cow;
+
 use crate::strategy::{self, Strategy};
 
 /// Everything the generic handlers and discovery need to know about one resource.
@@ -28,6 +30,19 @@ pub struct ResourceInfo {
     /// Field labels usable in field selectors, besides metadata.name/metadata.namespace.
     pub field_labels: &'static [FieldLabel],
     pub strategy: &'static (dyn Strategy + Sync),
+    /// Set when this resource is another API of a stored kind (see [`View`]).
+    pub view: Option<&'static View>,
+}
+
+/// A second API version of a stored kind, as kube-apiserver serves events.k8s.io/v1 Events
+/// from core/v1 Events' registry: the REST handlers convert a request's object into the stored
+/// kind's form, write it with the stored kind's registry (its strategy, key, validation), and
+/// convert what they answer back. Table output uses the stored kind's printer, as upstream's
+/// printers work on the internal object.
+pub struct View {
+    pub storage: &'static ResourceInfo,
+    pub to_storage: fn(&serde_json::Value) -> serde_json::Value,
+    pub from_storage: fn(&serde_json::Value) -> serde_json::Value,
 }
 
 /// A field label: its name, the JSON path of its field, and what the field reads as when unset.
@@ -72,6 +87,27 @@ const METADATA_NAME: FieldLabel = label("metadata.name", &["metadata", "name"]);
 const METADATA_NAMESPACE: FieldLabel = label("metadata.namespace", &["metadata", "namespace"]);
 
 impl ResourceInfo {
+    /// The resource whose registry stores this one's objects (itself unless a [`View`]).
+    pub fn storage(&'static self) -> &'static ResourceInfo {
+        self.view.map_or(self, |v| v.storage)
+    }
+
+    /// A stored object as this resource's API writes it.
+    pub fn from_storage<'a>(&self, obj: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
+        match self.view {
+            Some(v) => Cow::Owned((v.from_storage)(obj)),
+            None => Cow::Borrowed(obj),
+        }
+    }
+
+    /// An object of this resource's API as it is stored.
+    pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
+        match self.view {
+            Some(v) => (v.to_storage)(&obj),
+            None => obj,
+        }
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -167,6 +203,7 @@ pub static NAMESPACES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[label("status.phase", &["status", "phase"])],
     strategy: &strategy::NAMESPACE,
+    view: None,
 };
 
 pub static SERVICES: ResourceInfo = ResourceInfo {
@@ -189,6 +226,7 @@ pub static SERVICES: ResourceInfo = ResourceInfo {
         label("spec.type", &["spec", "type"]),
     ],
     strategy: &strategy::SERVICE,
+    view: None,
 };
 
 pub static ENDPOINTS: ResourceInfo = ResourceInfo {
@@ -208,6 +246,7 @@ pub static ENDPOINTS: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::ENDPOINTS,
+    view: None,
 };
 
 pub static PODS: ResourceInfo = ResourceInfo {
@@ -244,6 +283,7 @@ pub static PODS: ResourceInfo = ResourceInfo {
         label("status.nominatedNodeName", &["status", "nominatedNodeName"]),
     ],
     strategy: &strategy::POD,
+    view: None,
 };
 
 pub static NODES: ResourceInfo = ResourceInfo {
@@ -264,7 +304,30 @@ pub static NODES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[bool_label("spec.unschedulable", &["spec", "unschedulable"])],
     strategy: &strategy::NODE,
+    view: None,
 };
+
+/// Events' field labels (`pkg/registry/core/event` `ToSelectableFields`); events.k8s.io/v1
+/// Events are selected by the same names, on the stored core/v1 object.
+const EVENT_FIELD_LABELS: &[FieldLabel] = &[
+    label("involvedObject.kind", &["involvedObject", "kind"]),
+    label("involvedObject.namespace", &["involvedObject", "namespace"]),
+    label("involvedObject.name", &["involvedObject", "name"]),
+    label("involvedObject.uid", &["involvedObject", "uid"]),
+    label(
+        "involvedObject.apiVersion",
+        &["involvedObject", "apiVersion"],
+    ),
+    label(
+        "involvedObject.resourceVersion",
+        &["involvedObject", "resourceVersion"],
+    ),
+    label("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
+    label("reason", &["reason"]),
+    label("reportingComponent", &["reportingComponent"]),
+    label("source", &["source", "component"]),
+    label("type", &["type"]),
+];
 
 pub static EVENTS: ResourceInfo = ResourceInfo {
     group: "",
@@ -281,26 +344,34 @@ pub static EVENTS: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: true,
     has_generation: false,
-    field_labels: &[
-        label("involvedObject.kind", &["involvedObject", "kind"]),
-        label("involvedObject.namespace", &["involvedObject", "namespace"]),
-        label("involvedObject.name", &["involvedObject", "name"]),
-        label("involvedObject.uid", &["involvedObject", "uid"]),
-        label(
-            "involvedObject.apiVersion",
-            &["involvedObject", "apiVersion"],
-        ),
-        label(
-            "involvedObject.resourceVersion",
-            &["involvedObject", "resourceVersion"],
-        ),
-        label("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
-        label("reason", &["reason"]),
-        label("reportingComponent", &["reportingComponent"]),
-        label("source", &["source", "component"]),
-        label("type", &["type"]),
-    ],
+    field_labels: EVENT_FIELD_LABELS,
     strategy: &strategy::EVENT,
+    view: None,
+};
+
+/// events.k8s.io/v1 Events: core/v1 Events through [`svcnet_api::conversion`].
+pub static EVENTS_V1: ResourceInfo = ResourceInfo {
+    group: "events.k8s.io",
+    version: "v1",
+    kind: "Event",
+    list_kind: "EventList",
+    plural: "events",
+    singular: "event",
+    short_names: &["ev"],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/events",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: true,
+    has_generation: false,
+    field_labels: EVENT_FIELD_LABELS,
+    strategy: &strategy::EVENT_V1,
+    view: Some(&View {
+        storage: &EVENTS,
+        to_storage: svcnet_api::conversion::event_v1_to_core,
+        from_storage: svcnet_api::conversion::event_core_to_v1,
+    }),
 };
 
 pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
@@ -320,6 +391,7 @@ pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
     has_generation: true,
     field_labels: &[],
     strategy: &strategy::ENDPOINTSLICE,
+    view: None,
 };
 
 pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
@@ -339,6 +411,7 @@ pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
     has_generation: true,
     field_labels: &[],
     strategy: &strategy::DEPLOYMENT,
+    view: None,
 };
 
 pub static REPLICASETS: ResourceInfo = ResourceInfo {
@@ -358,6 +431,7 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     has_generation: true,
     field_labels: &[int_label("status.replicas", &["status", "replicas"])],
     strategy: &strategy::REPLICASET,
+    view: None,
 };
 
 pub static LEASES: ResourceInfo = ResourceInfo {
@@ -378,6 +452,7 @@ pub static LEASES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::LEASE,
+    view: None,
 };
 
 pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
@@ -397,6 +472,7 @@ pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::RUNTIMECLASS,
+    view: None,
 };
 
 /// Every served resource, in discovery order.
@@ -412,6 +488,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &REPLICASETS,
     &LEASES,
     &RUNTIMECLASSES,
+    &EVENTS_V1,
 ];
 
 /// The served group/versions: ("", "v1") first, then named groups.

@@ -330,6 +330,18 @@ pub static EVENT: Typed<Event> = Typed {
     ],
 };
 
+/// events.k8s.io/v1 Events: only decoded here (unknown fields, types); everything else is the
+/// stored core/v1 Event's ([`EVENT`]) once converted.
+pub static EVENT_V1: Typed<k8s_openapi::api::events::v1::Event> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: |_| Vec::new(),
+    validate_update: no_errors_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[],
+};
+
 pub static ENDPOINTSLICE: Typed<EndpointSlice> = Typed {
     default: defaults::discovery::default_endpointslice,
     status_on_create: StatusOnCreate::Keep,

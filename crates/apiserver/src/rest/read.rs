@@ -145,7 +145,7 @@ pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let t = r.target;
     let obj = get_cached(r.state, t, r.query.resource_version.as_deref()).await?;
-    if rep == Representation::Json {
+    if rep == Representation::Json && t.info.view.is_none() {
         let mut body = Vec::with_capacity(obj.json.len() + 1);
         body.extend_from_slice(&obj.json);
         return Ok(codec::respond_json_bytes(StatusCode::OK, body));
@@ -217,7 +217,7 @@ pub async fn list(r: &ResourceRequest<'_>) -> ApiResult<Response> {
             .collect()
     };
     Ok(match rep {
-        Representation::Json => {
+        Representation::Json if info.view.is_none() => {
             let mut body =
                 Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
             body.extend_from_slice(
@@ -325,7 +325,7 @@ async fn list_from_store(
 }
 
 fn encode_list<'a>(
-    info: &crate::resources::ResourceInfo,
+    info: &'static crate::resources::ResourceInfo,
     objs: impl Iterator<Item = &'a Value>,
     rv: &str,
     cont: Option<&str>,
@@ -335,7 +335,7 @@ fn encode_list<'a>(
     match rep {
         Representation::Table => {
             let include = q.include_object.as_deref().unwrap_or("Metadata");
-            let table = crate::table::table(info, objs, Some(rv), cont, true, include);
+            let table = crate::table::table(info.storage(), objs, Some(rv), cont, true, include);
             codec::respond(StatusCode::OK, &table, Representation::Json)
         }
         Representation::PartialObjectMetadata => codec::respond(
@@ -352,7 +352,7 @@ fn encode_list<'a>(
                 "kind": info.list_kind,
                 "apiVersion": info.api_version(),
                 "metadata": meta,
-                "items": objs.cloned().collect::<Vec<_>>(),
+                "items": objs.map(|o| info.from_storage(o).into_owned()).collect::<Vec<_>>(),
             });
             codec::respond(StatusCode::OK, &list, rep)
         }
