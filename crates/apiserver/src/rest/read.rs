@@ -138,7 +138,8 @@ pub async fn get_cached(
         .cache
         .get(&key)
         .0
-        .ok_or_else(|| ApiError::not_found(t.info, name))
+        // A view's errors name the stored resource, as upstream's shared registry does.
+        .ok_or_else(|| ApiError::not_found(t.info.storage(), name))
 }
 
 pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
