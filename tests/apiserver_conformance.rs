@@ -12,6 +12,17 @@ use support::{assert_success, ApiServer};
 const WEB: &str = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},
     "spec":{"selector":{"app":"web"},"ports":[{"port":80}]}}"#;
 
+/// The raw lines of a watch of `collection` (its query, if any, included) that ends after a second.
+fn watch_for_a_second(s: &ApiServer, collection: &str) -> String {
+    let sep = if collection.contains('?') { '&' } else { '?' };
+    let (code, body) = s.curl_auth(
+        &[],
+        &format!("{collection}{sep}watch=true&timeoutSeconds=1"),
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
 /// `GET /version/` is served as `/version` (go-restful ignores the trailing slash), indented
 /// as kube-apiserver's `WriteRawJSON` writes it; the health checks' own paths answer "ok".
 #[test]
@@ -91,11 +102,10 @@ fn json_key_order_and_final_newline() {
     );
     assert!(body.ends_with(",\"code\":404}\n"), "{body:?}");
 
-    let (code, body) = s.curl_auth(
-        &[],
-        "/api/v1/namespaces/default/services?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dweb",
+    let body = watch_for_a_second(
+        &s,
+        "/api/v1/namespaces/default/services?fieldSelector=metadata.name%3Dweb",
     );
-    assert_eq!(code, 200, "{body}");
     assert!(
         body.starts_with(
             r#"{"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"web","#
@@ -338,11 +348,7 @@ async fn kube_runtime_recorder_writes_events_k8s_io_v1() {
     // Discovery lists the group; a watch through it sees the events API's fields.
     let (_, body) = s.curl_auth(&[], "/apis/events.k8s.io/v1");
     assert!(body.contains(r#""name":"events""#), "{body}");
-    let (code, body) = s.curl_auth(
-        &[],
-        "/apis/events.k8s.io/v1/namespaces/default/events?watch=true&timeoutSeconds=1",
-    );
-    assert_eq!(code, 200, "{body}");
+    let body = watch_for_a_second(&s, "/apis/events.k8s.io/v1/namespaces/default/events");
     assert!(
         body.starts_with(
             r#"{"type":"ADDED","object":{"kind":"Event","apiVersion":"events.k8s.io/v1","metadata":{"name":"kubernetes."#

@@ -79,14 +79,6 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Representation> {
     ]))
 }
 
-/// A JSON response body as kube-apiserver writes one: Kubernetes' key order
-/// ([`svcnet_store::encode`]) and a final newline (Go's `json.Encoder`).
-pub fn json_body(value: &Value) -> Vec<u8> {
-    let mut out = svcnet_store::encode::to_vec(value);
-    out.push(b'\n');
-    out
-}
-
 /// Encode `value` with status `code` in the negotiated plain representation (JSON or YAML).
 /// YAML keys stay sorted, as sigs.k8s.io/yaml writes them.
 pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response {
@@ -95,7 +87,11 @@ pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response
             "application/yaml",
             Bytes::from(serde_yaml::to_string(value).unwrap_or_default()),
         ),
-        _ => ("application/json", Bytes::from(json_body(value))),
+        // Kubernetes' key order and final newline (`svcnet_store::encode`).
+        _ => (
+            "application/json",
+            Bytes::from(svcnet_store::encode::body(value)),
+        ),
     };
     Response::builder()
         .status(code)

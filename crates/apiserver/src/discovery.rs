@@ -165,7 +165,7 @@ fn json_response(v: &Value, content_type: &str) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type.to_string())],
-        crate::codec::json_body(v),
+        svcnet_store::encode::body(v),
     )
         .into_response()
 }

@@ -371,7 +371,7 @@ impl IntoResponse for ApiError {
         let mut resp = (
             code,
             [(header::CONTENT_TYPE, "application/json")],
-            crate::codec::json_body(&self.to_status()),
+            svcnet_store::encode::body(&self.to_status()),
         )
             .into_response();
         if let Some(r) = self.details.retry_after_seconds {

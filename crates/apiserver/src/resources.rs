@@ -352,26 +352,14 @@ pub static EVENTS: ResourceInfo = ResourceInfo {
 /// events.k8s.io/v1 Events: core/v1 Events through [`svcnet_api::conversion`].
 pub static EVENTS_V1: ResourceInfo = ResourceInfo {
     group: "events.k8s.io",
-    version: "v1",
-    kind: "Event",
-    list_kind: "EventList",
-    plural: "events",
-    singular: "event",
-    short_names: &["ev"],
-    categories: &[],
-    namespaced: true,
-    key_prefix: "/registry/events",
-    subresources: &[],
-    verbs: CRUD,
-    allow_create_on_update: true,
-    has_generation: false,
-    field_labels: EVENT_FIELD_LABELS,
     strategy: &strategy::EVENT_V1,
     view: Some(&View {
         storage: &EVENTS,
         to_storage: svcnet_api::conversion::event_v1_to_core,
         from_storage: svcnet_api::conversion::event_core_to_v1,
     }),
+    // Names, scope, storage key and field labels: core/v1 Events'.
+    ..EVENTS
 };
 
 pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
@@ -570,23 +558,15 @@ mod tests {
     #[test]
     fn unset_fields_read_as_go_zero_values() {
         let empty = serde_json::json!({"metadata": {"name": "x"}, "spec": {}});
-        assert_eq!(
-            NODES.field_value(&empty, "spec.unschedulable").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            PODS.field_value(&empty, "spec.hostNetwork").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            REPLICASETS
-                .field_value(&empty, "status.replicas")
-                .as_deref(),
-            Some("0")
-        );
-        assert_eq!(
-            PODS.field_value(&empty, "spec.nodeName").as_deref(),
-            Some("")
-        );
+        let cases: [(&ResourceInfo, &str, &str); 4] = [
+            (&NODES, "spec.unschedulable", "false"),
+            (&PODS, "spec.hostNetwork", "false"),
+            (&REPLICASETS, "status.replicas", "0"),
+            (&PODS, "spec.nodeName", ""),
+        ];
+        for (info, label, zero) in cases {
+            let got = info.field_value(&empty, label);
+            assert_eq!(got.as_deref(), Some(zero), "{label}");
+        }
     }
 }

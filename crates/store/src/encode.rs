@@ -155,6 +155,14 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// A response body as kube-apiserver writes one: [`to_vec`] and the final newline of Go's
+/// `json.Encoder`.
+pub fn body(value: &Value) -> Vec<u8> {
+    let mut out = to_vec(value);
+    out.push(b'\n');
+    out
+}
+
 /// [`to_vec`], appended to `out`.
 pub fn write(out: &mut Vec<u8>, value: &Value) {
     serde_json::to_writer(&mut *out, &Ordered(value, Place::Any)).expect("a JSON value serializes");
