@@ -80,15 +80,17 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Representation> {
 }
 
 /// Encode `value` with status `code` in the negotiated plain representation (JSON or YAML).
+/// YAML keys stay sorted, as sigs.k8s.io/yaml writes them.
 pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response {
     let (ct, body) = match rep {
         Representation::Yaml => (
             "application/yaml",
             Bytes::from(serde_yaml::to_string(value).unwrap_or_default()),
         ),
+        // Kubernetes' key order and final newline (`svcnet_store::encode`).
         _ => (
             "application/json",
-            Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            Bytes::from(svcnet_store::encode::body(value)),
         ),
     };
     Response::builder()
@@ -98,8 +100,10 @@ pub fn respond(code: StatusCode, value: &Value, rep: Representation) -> Response
         .expect("static response parts are valid")
 }
 
-/// Respond with JSON bytes built elsewhere (e.g. a list assembled from cached encodings).
-pub fn respond_json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+/// Respond with JSON bytes built elsewhere (e.g. a list assembled from cached encodings),
+/// adding the final newline Go's `json.Encoder` writes.
+pub fn respond_json_bytes(code: StatusCode, mut body: Vec<u8>) -> Response {
+    body.push(b'\n');
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")

@@ -165,7 +165,7 @@ fn json_response(v: &Value, content_type: &str) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type.to_string())],
-        v.to_string(),
+        svcnet_store::encode::body(v),
     )
         .into_response()
 }
@@ -277,7 +277,8 @@ mod tests {
                 "discovery.k8s.io",
                 "apps",
                 "coordination.k8s.io",
-                "node.k8s.io"
+                "node.k8s.io",
+                "events.k8s.io"
             ]
         );
     }

@@ -386,7 +386,7 @@ impl IntoResponse for ApiError {
         let mut resp = (
             code,
             [(header::CONTENT_TYPE, "application/json")],
-            self.to_status().to_string(),
+            svcnet_store::encode::body(&self.to_status()),
         )
             .into_response();
         if let Some(r) = self.details.retry_after_seconds {

@@ -15,7 +15,11 @@ use crate::state::AppState;
 /// Delete what is left in `ns`; true when it is empty.
 async fn sweep(state: &AppState, ns: &str) -> bool {
     let mut empty = true;
-    for info in resources::ALL.iter().filter(|r| r.namespaced) {
+    // A view's objects are its stored kind's, swept with that kind.
+    for info in resources::ALL
+        .iter()
+        .filter(|r| r.namespaced && r.view.is_none())
+    {
         let (objs, _) = state.cache.list(&info.prefix(Some(ns)));
         for o in objs {
             empty = false;

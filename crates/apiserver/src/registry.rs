@@ -240,6 +240,7 @@ pub async fn create(
     info.strategy
         .prepare_for_create(&mut obj)
         .map_err(|e| ApiError::cannot_handle(info, e))?;
+    info.strategy.fill_go_zero(&mut obj);
     let name = objmeta::name(&obj).unwrap_or("").to_string();
     let key = info.key(namespace, &name);
     let base = obj;
@@ -439,6 +440,7 @@ pub async fn update(
                 new["status"]["conditions"] = conditions;
             }
         }
+        info.strategy.fill_go_zero(&mut new);
         if info.has_generation && new.get("spec") != old.get("spec") {
             let g = old
                 .pointer("/metadata/generation")

@@ -1,6 +1,8 @@
 //! The resources this server serves: names, scopes, storage keys and discovery data, and the
 //! per-kind behaviour ([`Strategy`]) the generic REST handlers call into.
 
+use std::borrow::Cow;
+
 use crate::strategy::{self, Strategy};
 
 /// Everything the generic handlers and discovery need to know about one resource.
@@ -25,13 +27,87 @@ pub struct ResourceInfo {
     pub allow_create_on_update: bool,
     /// `metadata.generation` is maintained (set to 1, bumped when the spec changes).
     pub has_generation: bool,
-    /// Field labels usable in field selectors, besides metadata.name/metadata.namespace,
-    /// with the JSON path of each.
-    pub field_labels: &'static [(&'static str, &'static [&'static str])],
+    /// Field labels usable in field selectors, besides metadata.name/metadata.namespace.
+    pub field_labels: &'static [FieldLabel],
     pub strategy: &'static (dyn Strategy + Sync),
+    /// Set when this resource is another API of a stored kind (see [`View`]).
+    pub view: Option<&'static View>,
 }
 
+/// A second API version of a stored kind, as kube-apiserver serves events.k8s.io/v1 Events
+/// from core/v1 Events' registry: the REST handlers convert a request's object into the stored
+/// kind's form, write it with the stored kind's registry (its strategy, key, validation), and
+/// convert what they answer back. Table output uses the stored kind's printer, as upstream's
+/// printers work on the internal object.
+pub struct View {
+    pub storage: &'static ResourceInfo,
+    pub to_storage: fn(&serde_json::Value) -> serde_json::Value,
+    pub from_storage: fn(&serde_json::Value) -> serde_json::Value,
+}
+
+/// A field label: its name, the JSON path of its field, and what the field reads as when unset.
+/// Kubernetes' field label conversion functions format the Go struct's field, so an unset
+/// boolean reads `false` and an unset number `0` (`strconv.FormatBool(pod.Spec.HostNetwork)`),
+/// an unset string "".
+pub struct FieldLabel {
+    pub name: &'static str,
+    pub path: &'static [&'static str],
+    pub zero: &'static str,
+}
+
+/// A string field label (unset: "").
+const fn label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "",
+    }
+}
+
+/// A boolean field label (unset: "false").
+const fn bool_label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "false",
+    }
+}
+
+/// A number field label (unset: "0").
+const fn int_label(name: &'static str, path: &'static [&'static str]) -> FieldLabel {
+    FieldLabel {
+        name,
+        path,
+        zero: "0",
+    }
+}
+
+/// The field labels every resource has.
+const METADATA_NAME: FieldLabel = label("metadata.name", &["metadata", "name"]);
+const METADATA_NAMESPACE: FieldLabel = label("metadata.namespace", &["metadata", "namespace"]);
+
 impl ResourceInfo {
+    /// The resource whose registry stores this one's objects (itself unless a [`View`]).
+    pub fn storage(&'static self) -> &'static ResourceInfo {
+        self.view.map_or(self, |v| v.storage)
+    }
+
+    /// A stored object as this resource's API writes it.
+    pub fn from_storage<'a>(&self, obj: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
+        match self.view {
+            Some(v) => Cow::Owned((v.from_storage)(obj)),
+            None => Cow::Borrowed(obj),
+        }
+    }
+
+    /// An object of this resource's API as it is stored.
+    pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
+        match self.view {
+            Some(v) => (v.to_storage)(&obj),
+            None => obj,
+        }
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -76,25 +152,21 @@ impl ResourceInfo {
 
     /// The value of a supported field label of `obj`, or `None` when the label is not supported.
     pub fn field_value(&self, obj: &serde_json::Value, label: &str) -> Option<String> {
-        let path: &[&str] = match label {
-            "metadata.name" => &["metadata", "name"],
-            "metadata.namespace" => &["metadata", "namespace"],
-            _ => self
-                .field_labels
-                .iter()
-                .find(|(l, _)| *l == label)
-                .map(|(_, p)| *p)?,
+        let l = match label {
+            "metadata.name" => &METADATA_NAME,
+            "metadata.namespace" => &METADATA_NAMESPACE,
+            _ => self.field_labels.iter().find(|l| l.name == label)?,
         };
         let mut v = obj;
-        for seg in path {
+        for seg in l.path {
             match v.get(seg) {
                 Some(next) => v = next,
-                None => return Some(String::new()),
+                None => return Some(l.zero.to_string()),
             }
         }
         Some(match v {
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => String::new(),
+            serde_json::Value::Null => l.zero.to_string(),
             other => other.to_string(),
         })
     }
@@ -129,8 +201,9 @@ pub static NAMESPACES: ResourceInfo = ResourceInfo {
     verbs: CRUD_NO_DELETECOLLECTION,
     allow_create_on_update: false,
     has_generation: false,
-    field_labels: &[("status.phase", &["status", "phase"])],
+    field_labels: &[label("status.phase", &["status", "phase"])],
     strategy: &strategy::NAMESPACE,
+    view: None,
 };
 
 pub static SERVICES: ResourceInfo = ResourceInfo {
@@ -149,10 +222,11 @@ pub static SERVICES: ResourceInfo = ResourceInfo {
     allow_create_on_update: false,
     has_generation: false,
     field_labels: &[
-        ("spec.clusterIP", &["spec", "clusterIP"]),
-        ("spec.type", &["spec", "type"]),
+        label("spec.clusterIP", &["spec", "clusterIP"]),
+        label("spec.type", &["spec", "type"]),
     ],
     strategy: &strategy::SERVICE,
+    view: None,
 };
 
 pub static ENDPOINTS: ResourceInfo = ResourceInfo {
@@ -172,6 +246,7 @@ pub static ENDPOINTS: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::ENDPOINTS,
+    view: None,
 };
 
 pub static PODS: ResourceInfo = ResourceInfo {
@@ -198,16 +273,17 @@ pub static PODS: ResourceInfo = ResourceInfo {
     allow_create_on_update: false,
     has_generation: false,
     field_labels: &[
-        ("spec.nodeName", &["spec", "nodeName"]),
-        ("spec.restartPolicy", &["spec", "restartPolicy"]),
-        ("spec.schedulerName", &["spec", "schedulerName"]),
-        ("spec.serviceAccountName", &["spec", "serviceAccountName"]),
-        ("spec.hostNetwork", &["spec", "hostNetwork"]),
-        ("status.phase", &["status", "phase"]),
-        ("status.podIP", &["status", "podIP"]),
-        ("status.nominatedNodeName", &["status", "nominatedNodeName"]),
+        label("spec.nodeName", &["spec", "nodeName"]),
+        label("spec.restartPolicy", &["spec", "restartPolicy"]),
+        label("spec.schedulerName", &["spec", "schedulerName"]),
+        label("spec.serviceAccountName", &["spec", "serviceAccountName"]),
+        bool_label("spec.hostNetwork", &["spec", "hostNetwork"]),
+        label("status.phase", &["status", "phase"]),
+        label("status.podIP", &["status", "podIP"]),
+        label("status.nominatedNodeName", &["status", "nominatedNodeName"]),
     ],
     strategy: &strategy::POD,
+    view: None,
 };
 
 pub static NODES: ResourceInfo = ResourceInfo {
@@ -226,9 +302,32 @@ pub static NODES: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: false,
     has_generation: false,
-    field_labels: &[("spec.unschedulable", &["spec", "unschedulable"])],
+    field_labels: &[bool_label("spec.unschedulable", &["spec", "unschedulable"])],
     strategy: &strategy::NODE,
+    view: None,
 };
+
+/// Events' field labels (`pkg/registry/core/event` `ToSelectableFields`); events.k8s.io/v1
+/// Events are selected by the same names, on the stored core/v1 object.
+const EVENT_FIELD_LABELS: &[FieldLabel] = &[
+    label("involvedObject.kind", &["involvedObject", "kind"]),
+    label("involvedObject.namespace", &["involvedObject", "namespace"]),
+    label("involvedObject.name", &["involvedObject", "name"]),
+    label("involvedObject.uid", &["involvedObject", "uid"]),
+    label(
+        "involvedObject.apiVersion",
+        &["involvedObject", "apiVersion"],
+    ),
+    label(
+        "involvedObject.resourceVersion",
+        &["involvedObject", "resourceVersion"],
+    ),
+    label("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
+    label("reason", &["reason"]),
+    label("reportingComponent", &["reportingComponent"]),
+    label("source", &["source", "component"]),
+    label("type", &["type"]),
+];
 
 pub static EVENTS: ResourceInfo = ResourceInfo {
     group: "",
@@ -245,26 +344,22 @@ pub static EVENTS: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: true,
     has_generation: false,
-    field_labels: &[
-        ("involvedObject.kind", &["involvedObject", "kind"]),
-        ("involvedObject.namespace", &["involvedObject", "namespace"]),
-        ("involvedObject.name", &["involvedObject", "name"]),
-        ("involvedObject.uid", &["involvedObject", "uid"]),
-        (
-            "involvedObject.apiVersion",
-            &["involvedObject", "apiVersion"],
-        ),
-        (
-            "involvedObject.resourceVersion",
-            &["involvedObject", "resourceVersion"],
-        ),
-        ("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
-        ("reason", &["reason"]),
-        ("reportingComponent", &["reportingComponent"]),
-        ("source", &["source", "component"]),
-        ("type", &["type"]),
-    ],
+    field_labels: EVENT_FIELD_LABELS,
     strategy: &strategy::EVENT,
+    view: None,
+};
+
+/// events.k8s.io/v1 Events: core/v1 Events through [`svcnet_api::conversion`].
+pub static EVENTS_V1: ResourceInfo = ResourceInfo {
+    group: "events.k8s.io",
+    strategy: &strategy::EVENT_V1,
+    view: Some(&View {
+        storage: &EVENTS,
+        to_storage: svcnet_api::conversion::event_v1_to_core,
+        from_storage: svcnet_api::conversion::event_core_to_v1,
+    }),
+    // Names, scope, storage key and field labels: core/v1 Events'.
+    ..EVENTS
 };
 
 pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
@@ -284,6 +379,7 @@ pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
     has_generation: true,
     field_labels: &[],
     strategy: &strategy::ENDPOINTSLICE,
+    view: None,
 };
 
 pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
@@ -303,6 +399,7 @@ pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
     has_generation: true,
     field_labels: &[],
     strategy: &strategy::DEPLOYMENT,
+    view: None,
 };
 
 pub static REPLICASETS: ResourceInfo = ResourceInfo {
@@ -320,8 +417,9 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     verbs: CRUD,
     allow_create_on_update: false,
     has_generation: true,
-    field_labels: &[("status.replicas", &["status", "replicas"])],
+    field_labels: &[int_label("status.replicas", &["status", "replicas"])],
     strategy: &strategy::REPLICASET,
+    view: None,
 };
 
 pub static LEASES: ResourceInfo = ResourceInfo {
@@ -342,6 +440,7 @@ pub static LEASES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::LEASE,
+    view: None,
 };
 
 pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
@@ -361,6 +460,7 @@ pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::RUNTIMECLASS,
+    view: None,
 };
 
 /// Every served resource, in discovery order.
@@ -376,6 +476,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &REPLICASETS,
     &LEASES,
     &RUNTIMECLASSES,
+    &EVENTS_V1,
 ];
 
 /// The served group/versions: ("", "v1") first, then named groups.
@@ -450,5 +551,22 @@ mod tests {
         );
         assert_eq!(PODS.field_value(&pod, "status.phase").as_deref(), Some(""));
         assert_eq!(PODS.field_value(&pod, "spec.bogus"), None);
+    }
+
+    /// Unset fields read as their Go zero value, as the field label conversion functions
+    /// format them: `spec.unschedulable==false` matches a new Node.
+    #[test]
+    fn unset_fields_read_as_go_zero_values() {
+        let empty = serde_json::json!({"metadata": {"name": "x"}, "spec": {}});
+        let cases: [(&ResourceInfo, &str, &str); 4] = [
+            (&NODES, "spec.unschedulable", "false"),
+            (&PODS, "spec.hostNetwork", "false"),
+            (&REPLICASETS, "status.replicas", "0"),
+            (&PODS, "spec.nodeName", ""),
+        ];
+        for (info, label, zero) in cases {
+            let got = info.field_value(&empty, label);
+            assert_eq!(got.as_deref(), Some(zero), "{label}");
+        }
     }
 }

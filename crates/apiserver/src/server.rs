@@ -78,10 +78,16 @@ pub struct Server {
 /// the user), then the routes.
 fn router(state: Arc<AppState>, limits: Arc<InflightLimits>) -> Router {
     Router::new()
-        .route("/version", get(|| async { axum::Json(version::info()) }))
+        .route("/version", get(|| async { version::respond() }))
+        .route("/version/", get(|| async { version::respond() }))
+        // kube-apiserver's healthz handlers: the root path and one path per check
+        // (`/healthz/ping`, ...). `/healthz/` itself is not served there either (404).
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .route("/healthz/ping", get(|| async { "ok" }))
+        .route("/livez/ping", get(|| async { "ok" }))
+        .route("/readyz/ping", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route(
             "/openapi/v2",

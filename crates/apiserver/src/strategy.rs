@@ -33,6 +33,31 @@ pub trait Strategy: Send + Sync {
     fn validate_create(&self, obj: &Value) -> Result<ErrorList, String>;
     fn validate_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String>;
     fn validate_status_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String>;
+    /// Add the fields Go's encoding/json writes for a zero value (see [`GoZero`]).
+    fn fill_go_zero(&self, obj: &mut Value);
+}
+
+/// Fields kube-apiserver always writes, as (JSON pointer, JSON value when unset): Go's
+/// encoding/json omits an `omitempty` field only when it is a zero scalar, slice, map or
+/// pointer, never a struct, so a Service is stored and served with `"status":{"loadBalancer":
+/// {}}`, a Deployment with `"status":{}`, a ReplicaSet with `"status":{"replicas":0}` (not
+/// `omitempty`), and a `metav1.Time` left unset is written `null`. k8s-openapi's `Option`s drop
+/// all of them; this puts them back. A pointer's parent must exist (earlier entries make it).
+pub type GoZero = &'static [(&'static str, &'static str)];
+
+fn fill_go_zero(obj: &mut Value, zero: GoZero) {
+    for (pointer, literal) in zero {
+        let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+        let Some(Value::Object(map)) = obj.pointer_mut(parent) else {
+            continue;
+        };
+        if map.get(key).is_none_or(Value::is_null) {
+            map.insert(
+                key.to_string(),
+                serde_json::from_str(literal).expect("a JSON literal"),
+            );
+        }
+    }
 }
 
 /// What happens to `status` on create.
@@ -53,6 +78,7 @@ pub struct Typed<T: 'static> {
     pub validate_create: fn(&T) -> ErrorList,
     pub validate_update: fn(&T, &T) -> ErrorList,
     pub validate_status_update: fn(&T, &T) -> ErrorList,
+    pub go_zero: GoZero,
 }
 
 fn to_typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -149,7 +175,18 @@ where
             &to_typed(old)?,
         ))
     }
+
+    fn fill_go_zero(&self, obj: &mut Value) {
+        fill_go_zero(obj, self.go_zero)
+    }
 }
+
+/// A workload's pod template: `metadata` (a struct) with its unset `creationTimestamp`.
+const TEMPLATE_ZERO: [(&str, &str); 3] = [
+    ("/spec/template", "{}"),
+    ("/spec/template/metadata", "{}"),
+    ("/spec/template/metadata/creationTimestamp", "null"),
+];
 
 fn nothing<T>(_: &mut T) {}
 fn no_errors_update<T>(_: &T, _: &T) -> ErrorList {
@@ -163,6 +200,11 @@ pub static SERVICE: Typed<Service> = Typed {
     validate_create: validation::service::validate_create,
     validate_update: validation::service::validate_update,
     validate_status_update: validation::service::validate_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        ("/status", "{}"),
+        ("/status/loadBalancer", "{}"),
+    ],
 };
 
 pub static ENDPOINTS: Typed<Endpoints> = Typed {
@@ -172,6 +214,7 @@ pub static ENDPOINTS: Typed<Endpoints> = Typed {
     validate_create: validation::endpoints::validate_endpoints_create,
     validate_update: validation::endpoints::validate_endpoints_update,
     validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 fn pod_prepare_for_create(pod: &mut Pod) {
@@ -224,6 +267,7 @@ pub static POD: Typed<Pod> = Typed {
     validate_create: validation::pod::validate_create,
     validate_update: validation::pod::validate_update,
     validate_status_update: validation::pod::validate_status_update,
+    go_zero: &[("/spec", "{}"), ("/status", "{}")],
 };
 
 pub static NODE: Typed<Node> = Typed {
@@ -234,6 +278,16 @@ pub static NODE: Typed<Node> = Typed {
     validate_create: validation::node::validate_create,
     validate_update: validation::node::validate_update,
     validate_status_update: validation::node::validate_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        ("/status", "{}"),
+        ("/status/daemonEndpoints", "{}"),
+        ("/status/daemonEndpoints/kubeletEndpoint", r#"{"Port":0}"#),
+        (
+            "/status/nodeInfo",
+            r#"{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"","containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}"#,
+        ),
+    ],
 };
 
 fn namespace_prepare_for_create(ns: &mut Namespace) {
@@ -255,6 +309,7 @@ pub static NAMESPACE: Typed<Namespace> = Typed {
     validate_create: validation::namespace::validate_create,
     validate_update: validation::namespace::validate_update,
     validate_status_update: validation::namespace::validate_status_update,
+    go_zero: &[("/spec", "{}"), ("/status", "{}")],
 };
 
 pub static EVENT: Typed<Event> = Typed {
@@ -264,6 +319,27 @@ pub static EVENT: Typed<Event> = Typed {
     validate_create: validation::event::validate_create,
     validate_update: validation::event::validate_update,
     validate_status_update: no_errors_update,
+    go_zero: &[
+        ("/involvedObject", "{}"),
+        ("/source", "{}"),
+        ("/firstTimestamp", "null"),
+        ("/lastTimestamp", "null"),
+        ("/eventTime", "null"),
+        ("/reportingComponent", r#""""#),
+        ("/reportingInstance", r#""""#),
+    ],
+};
+
+/// events.k8s.io/v1 Events: only decoded here (unknown fields, types); everything else is the
+/// stored core/v1 Event's ([`EVENT`]) once converted.
+pub static EVENT_V1: Typed<k8s_openapi::api::events::v1::Event> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: |_| Vec::new(),
+    validate_update: no_errors_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 pub static ENDPOINTSLICE: Typed<EndpointSlice> = Typed {
@@ -273,6 +349,7 @@ pub static ENDPOINTSLICE: Typed<EndpointSlice> = Typed {
     validate_create: validation::endpoints::validate_endpointslice_create,
     validate_update: validation::endpoints::validate_endpointslice_update,
     validate_status_update: no_errors_update,
+    go_zero: &[("/ports", "null")],
 };
 
 /// What `PrepareForCreate` / `PrepareForUpdate` of the lease registry do with the
@@ -293,6 +370,7 @@ pub static LEASE: Typed<Lease> = Typed {
     validate_create: validation::coordination::validate_create,
     validate_update: validation::coordination::validate_update,
     validate_status_update: no_errors_update,
+    go_zero: &[("/spec", "{}")],
 };
 
 pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {
@@ -302,6 +380,7 @@ pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {
     validate_create: validation::runtimeclass::validate_create,
     validate_update: validation::runtimeclass::validate_update,
     validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 pub static DEPLOYMENT: Typed<Deployment> = Typed {
@@ -311,6 +390,14 @@ pub static DEPLOYMENT: Typed<Deployment> = Typed {
     validate_create: validation::apps::validate_deployment_create,
     validate_update: validation::apps::validate_deployment_update,
     validate_status_update: validation::apps::validate_deployment_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        TEMPLATE_ZERO[0],
+        TEMPLATE_ZERO[1],
+        TEMPLATE_ZERO[2],
+        ("/spec/strategy", "{}"),
+        ("/status", "{}"),
+    ],
 };
 
 pub static REPLICASET: Typed<ReplicaSet> = Typed {
@@ -320,6 +407,13 @@ pub static REPLICASET: Typed<ReplicaSet> = Typed {
     validate_create: validation::apps::validate_replicaset_create,
     validate_update: validation::apps::validate_replicaset_update,
     validate_status_update: validation::apps::validate_replicaset_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        TEMPLATE_ZERO[0],
+        TEMPLATE_ZERO[1],
+        TEMPLATE_ZERO[2],
+        ("/status", r#"{"replicas":0}"#),
+    ],
 };
 
 #[cfg(test)]

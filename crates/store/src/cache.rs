@@ -69,7 +69,8 @@ pub struct CachedObject {
     pub mod_revision: Revision,
     /// The object, with `metadata.resourceVersion` set to `mod_revision`.
     pub value: serde_json::Value,
-    /// `value` serialized (compact JSON), ready to be written to a response.
+    /// `value` serialized (compact JSON in Kubernetes' key order, [`crate::encode`]), ready to
+    /// be written to a response.
     pub json: Bytes,
 }
 
@@ -100,14 +101,9 @@ impl CachedObject {
                 serde_json::Value::String(mod_revision.to_string()),
             );
         }
-        let json = match serde_json::to_vec(&value) {
-            Ok(v) => Bytes::from(v),
-            Err(e) => {
-                // Cannot happen for a `Value` (string keys only); keep going with `null`.
-                tracing::error!(%key, error = %e, "serializing a cached object failed");
-                Bytes::from_static(b"null")
-            }
-        };
+        // Kubernetes' key order (`kind`, `apiVersion`, `metadata`, ...): these bytes are what
+        // gets, lists and every watcher write.
+        let json = Bytes::from(crate::encode::to_vec(&value));
         CachedObject {
             key,
             create_revision,

@@ -14,12 +14,14 @@
 //!
 //! On top of a backend, [`cache::WatchCache`] keeps the current objects and a window of recent
 //! events in memory (as kube-apiserver's cacher does): lists and watches are served from it.
+//! [`encode`] writes objects as kube-apiserver does (its key order).
 //!
 //! Start at [`Store`].
 
 pub mod cache;
 #[cfg(test)]
 mod conformance;
+pub mod encode;
 pub mod etcd;
 pub mod sqlite;
 

@@ -232,17 +232,24 @@ impl Selectors {
     }
 }
 
-/// Encode one object as the client asked (plain, Table, PartialObjectMetadata).
+/// Encode one stored object as the client asked (plain, Table, PartialObjectMetadata), in the
+/// form of `info`'s API ([`ResourceInfo::from_storage`]).
 pub fn encode_one(
-    info: &ResourceInfo,
+    info: &'static ResourceInfo,
     obj: &Value,
     rep: Representation,
     code: http::StatusCode,
 ) -> Response {
     match rep {
         Representation::Table => {
-            let table =
-                crate::table::table(info, std::iter::once(obj), None, None, true, "Metadata");
+            let table = crate::table::table(
+                info.storage(),
+                std::iter::once(obj),
+                None,
+                None,
+                true,
+                "Metadata",
+            );
             codec::respond(code, &table, Representation::Json)
         }
         Representation::PartialObjectMetadata => codec::respond(
@@ -250,6 +257,6 @@ pub fn encode_one(
             &crate::table::partial_object_metadata(obj),
             Representation::Json,
         ),
-        rep => codec::respond(code, obj, rep),
+        rep => codec::respond(code, &info.from_storage(obj), rep),
     }
 }

@@ -138,15 +138,18 @@ pub async fn get_cached(
         .cache
         .get(&key)
         .0
-        .ok_or_else(|| ApiError::not_found(t.info, name))
+        // A view's errors name the stored resource, as upstream's shared registry does.
+        .ok_or_else(|| ApiError::not_found(t.info.storage(), name))
 }
 
 pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let t = r.target;
     let obj = get_cached(r.state, t, r.query.resource_version.as_deref()).await?;
-    if rep == Representation::Json {
-        return Ok(codec::respond_json_bytes(StatusCode::OK, obj.json.to_vec()));
+    if rep == Representation::Json && t.info.view.is_none() {
+        let mut body = Vec::with_capacity(obj.json.len() + 1);
+        body.extend_from_slice(&obj.json);
+        return Ok(codec::respond_json_bytes(StatusCode::OK, body));
     }
     Ok(encode_one(t.info, &obj.value, rep, StatusCode::OK))
 }
@@ -215,7 +218,7 @@ pub async fn list(r: &ResourceRequest<'_>) -> ApiResult<Response> {
             .collect()
     };
     Ok(match rep {
-        Representation::Json => {
+        Representation::Json if info.view.is_none() => {
             let mut body =
                 Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
             body.extend_from_slice(
@@ -323,7 +326,7 @@ async fn list_from_store(
 }
 
 fn encode_list<'a>(
-    info: &crate::resources::ResourceInfo,
+    info: &'static crate::resources::ResourceInfo,
     objs: impl Iterator<Item = &'a Value>,
     rv: &str,
     cont: Option<&str>,
@@ -333,7 +336,7 @@ fn encode_list<'a>(
     match rep {
         Representation::Table => {
             let include = q.include_object.as_deref().unwrap_or("Metadata");
-            let table = crate::table::table(info, objs, Some(rv), cont, true, include);
+            let table = crate::table::table(info.storage(), objs, Some(rv), cont, true, include);
             codec::respond(StatusCode::OK, &table, Representation::Json)
         }
         Representation::PartialObjectMetadata => codec::respond(
@@ -350,7 +353,7 @@ fn encode_list<'a>(
                 "kind": info.list_kind,
                 "apiVersion": info.api_version(),
                 "metadata": meta,
-                "items": objs.cloned().collect::<Vec<_>>(),
+                "items": objs.map(|o| info.from_storage(o).into_owned()).collect::<Vec<_>>(),
             });
             codec::respond(StatusCode::OK, &list, rep)
         }

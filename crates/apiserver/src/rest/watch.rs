@@ -104,6 +104,9 @@ impl Encoder {
     /// The frames of one event, appended to `out`.
     fn event(&mut self, kind: &str, obj: &CachedObject, out: &mut VecDeque<Bytes>) {
         match self.rep {
+            Representation::Json | Representation::Yaml if self.info.view.is_some() => {
+                out.push_back(line(kind, &self.info.from_storage(&obj.value)));
+            }
             Representation::Json | Representation::Yaml => {
                 out.push_back(json_prefix(kind));
                 out.push_back(obj.json.clone());
@@ -111,7 +114,7 @@ impl Encoder {
             }
             Representation::Table => {
                 let table = crate::table::table(
-                    self.info,
+                    self.info.storage(),
                     std::iter::once(&obj.value),
                     Some(&obj.mod_revision.to_string()),
                     None,
@@ -149,10 +152,12 @@ impl Encoder {
     }
 }
 
+/// One event line: `{"type":...,"object":...}` in `WatchEvent`'s field order, the object in
+/// Kubernetes' key order.
 fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut out =
-        serde_json::to_vec(&json!({ "type": kind, "object": obj })).expect("serializable");
-    out.push(b'\n');
+    let mut out = format!("{{\"type\":{},\"object\":", Value::from(kind)).into_bytes();
+    svcnet_store::encode::write(&mut out, obj);
+    out.extend_from_slice(JSON_SUFFIX);
     Bytes::from(out)
 }
 

@@ -97,11 +97,12 @@ pub async fn create(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> 
     let rep = r.negotiate()?;
     let raw = codec::decode_body(r.headers, &body)?;
     let (obj, warnings) = decode_object(r.target.info, raw, r.query)?;
+    let info = r.target.info;
     let created = registry::create(
         r.state,
-        r.target.info,
+        info.storage(),
         r.namespace(),
-        obj,
+        info.to_storage(obj),
         &r.write_options(),
     )
     .await?;
@@ -126,15 +127,16 @@ pub async fn update(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> 
             .map(str::to_string),
         ..r.write_options()
     };
+    let stored = t.info.to_storage(obj);
     let (result, created) = registry::update(
         r.state,
-        t.info,
+        t.info.storage(),
         r.namespace(),
         &name,
         r.part(),
         &opts,
         true,
-        |_| Ok(obj.clone()),
+        |_| Ok(stored.clone()),
     )
     .await?;
     let code = if created {
@@ -338,17 +340,19 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
     let mut warnings = Vec::new();
     let (result, created) = registry::update(
         r.state,
-        info,
+        info.storage(),
         r.namespace(),
         &name,
         r.part(),
         &opts,
         false,
         |cur| {
+            // The patch applies to the object as this API writes it.
+            let cur = info.from_storage(cur);
             let patched = if patch_type == PatchType::Apply {
-                apply_config(r, cur, &patch)?
+                apply_config(r, &cur, &patch)?
             } else {
-                apply_patch(&info.api_version(), info.kind, patch_type, cur, &patch)?
+                apply_patch(&info.api_version(), info.kind, patch_type, &cur, &patch)?
             };
             let (mut obj, w) = decode_object(info, patched, r.query)?;
             check_name(info, &obj, &name, r.namespace())?;
@@ -365,7 +369,7 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
             if !explicit_rv {
                 objmeta::clear_resource_version(&mut obj);
             }
-            Ok(obj)
+            Ok(info.to_storage(obj))
         },
     )
     .await?;
@@ -442,8 +446,9 @@ pub async fn delete(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> 
     let body = r.read_body(body).await?;
     let rep = r.negotiate()?;
     let opts = delete_options(r.query, r.headers, &body)?;
+    let info = r.target.info;
     let (obj, _) =
-        registry::delete(r.state, r.target.info, r.namespace(), &r.name(), &opts).await?;
+        registry::delete(r.state, info.storage(), r.namespace(), &r.name(), &opts).await?;
     Ok(encode_one(r.target.info, &obj, rep, StatusCode::OK))
 }
 
@@ -458,7 +463,7 @@ pub async fn delete_collection(r: &ResourceRequest<'_>, body: Body) -> ApiResult
     let sel = super::Selectors::parse(info, r.query)?;
     let (deleted, rv) = registry::delete_collection(
         r.state,
-        info,
+        info.storage(),
         r.namespace(),
         |obj| sel.matches(info, obj),
         &opts,
@@ -468,7 +473,7 @@ pub async fn delete_collection(r: &ResourceRequest<'_>, body: Body) -> ApiResult
         "kind": info.list_kind,
         "apiVersion": info.api_version(),
         "metadata": { "resourceVersion": rv.to_string() },
-        "items": deleted,
+        "items": deleted.iter().map(|o| info.from_storage(o).into_owned()).collect::<Vec<_>>(),
     });
     Ok(codec::respond(
         StatusCode::OK,
