@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
@@ -86,6 +86,9 @@ pub struct Shared {
     pub cidr: Ipv4Net,
     pub ipam: Mutex<Ipam>,
     services: Store<Service>,
+    /// ConfigMaps and Secrets pods consume (env, volumes); see [`crate::objects`].
+    config_maps: Store<ConfigMap>,
+    secrets: Store<Secret>,
     registry: Mutex<HashMap<(String, String), Registered>>,
     pub connector: Arc<dyn crate::probe::Connector>,
     /// Pulls into the host's image store (`None`: no store configured or it cannot be opened).
@@ -167,6 +170,17 @@ impl Shared {
     }
 }
 
+impl crate::objects::Objects for Shared {
+    fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+}
+
 /// The kubelet API's view of this node's pods.
 struct Runtime(Arc<Shared>);
 
@@ -236,6 +250,28 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         "service",
     );
 
+    let config_maps = svcnet_informer::reflector::spawn(
+        Api::<ConfigMap>::all(client.clone()),
+        watcher::Config::default(),
+        "configmap",
+    );
+    let secrets = svcnet_informer::reflector::spawn(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default(),
+        "secret",
+    );
+    // A pod must not see a ConfigMap as missing because the first list has not arrived.
+    let ready = async {
+        let _ = config_maps.wait_until_ready().await;
+        let _ = secrets.wait_until_ready().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .is_err()
+    {
+        tracing::warn!("ConfigMaps or Secrets not listed within 30s; starting pods anyway");
+    }
+
     let connector: Arc<dyn crate::probe::Connector> = match &cfg.node_netns {
         Some(n) => Arc::new(crate::probe::NetnsConnector { netns: n.clone() }),
         None => Arc::new(crate::probe::DirectConnector),
@@ -267,6 +303,8 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         cidr,
         ipam: Mutex::new(ipam),
         services,
+        config_maps,
+        secrets,
         registry: Mutex::new(HashMap::new()),
         connector,
         image_refs: Mutex::new(()),

@@ -5,21 +5,40 @@
 //! `emptyDir.medium: Memory` a tmpfs; `hostPath` the host's path after the `type` check;
 //! `subPath` a path inside the volume; `readOnly` a read-only bind.
 //!
-//! Deviation: a Memory emptyDir is a tmpfs per container (the kubelet mounts one tmpfs on the
-//! host and shares it): svcnet makes no mounts on the host. Other volume types (configMap,
-//! secret, projected, ...) are not mounted (there are no Secrets or ConfigMaps served yet).
+//! `configMap` and `secret` volumes are the kubelet's plugins (`pkg/volume/configmap`,
+//! `pkg/volume/secret`): the object's keys (or `items`, each with its `mode`, else
+//! `defaultMode`) written by the [`atomic_writer`] into `<pod dir>/volumes/
+//! kubernetes.io~configmap/<name>` (`kubernetes.io~secret`), always mounted read-only; a
+//! missing object is `configmap "x" not found` unless `optional` (then an empty volume), a
+//! missing item key `configmap references non-existent config key: k`. [`Projected::sync`]
+//! rewrites them when the object changes, as the kubelet's periodic re-sync does, so a
+//! running container sees the new `..data` (except through a `subPath`, as upstream).
+//!
+//! Deviations: a Memory emptyDir is a tmpfs per container (the kubelet mounts one tmpfs on the
+//! host and shares it): svcnet makes no mounts on the host; for the same reason a secret
+//! volume is a directory on the node's disk where the kubelet uses a tmpfs. Other volume types
+//! (projected, downwardAPI, ...) are not mounted.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
 
+use crate::atomic_writer::{self, Payload};
 use crate::container::spec::VolumeMount;
+use crate::objects::{config_map_not_found, secret_not_found, Objects};
 
 /// Why a volume cannot be set up: the kubelet's `FailedMount` event message.
 pub type MountError = String;
 
-/// The mounts of container `c` of `pod`, whose directory is `pod_dir`.
-pub fn mounts(pod: &Pod, c: &Container, pod_dir: &Path) -> Result<Vec<VolumeMount>, MountError> {
+/// The mounts of container `c` of `pod`, whose directory is `pod_dir`; configMap and secret
+/// volumes are written from `objects`.
+pub fn mounts(
+    pod: &Pod,
+    c: &Container,
+    pod_dir: &Path,
+    objects: &dyn Objects,
+) -> Result<Vec<VolumeMount>, MountError> {
     let volumes = pod
         .spec
         .as_ref()
@@ -31,7 +50,12 @@ pub fn mounts(pod: &Pod, c: &Container, pod_dir: &Path) -> Result<Vec<VolumeMoun
             return Err(format!("unable to find volume {:?}", vm.name));
         };
         let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
-        let source = if let Some(ed) = &v.empty_dir {
+        let mut read_only = vm.read_only == Some(true);
+        let source = if let Some((dir, payload)) = projection(pod, v, pod_dir, objects) {
+            atomic_writer::write(&dir, &payload?.0).map_err(|e| failed(e.to_string()))?;
+            read_only = true;
+            Some(dir)
+        } else if let Some(ed) = &v.empty_dir {
             if ed.medium.as_deref() == Some("Memory") {
                 None
             } else {
@@ -68,10 +92,143 @@ pub fn mounts(pod: &Pod, c: &Container, pod_dir: &Path) -> Result<Vec<VolumeMoun
         out.push(VolumeMount {
             source,
             target: PathBuf::from(&vm.mount_path),
-            read_only: vm.read_only == Some(true),
+            read_only,
         });
     }
     Ok(out)
+}
+
+/// A configMap or secret volume's directory and what it holds now (with the object's
+/// resourceVersion), or the kubelet's error; `None` for other volume types.
+fn projection(
+    pod: &Pod,
+    v: &Volume,
+    pod_dir: &Path,
+    objects: &dyn Objects,
+) -> Option<(PathBuf, Result<(Payload, String), MountError>)> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
+    let (plugin, result) = if let Some(src) = &v.config_map {
+        let optional = src.optional == Some(true);
+        let mode = src.default_mode.unwrap_or(0o644) as u32;
+        let r = match objects.config_map(ns, &src.name) {
+            Some(cm) => {
+                let mut all: Vec<(String, Vec<u8>)> = Vec::new();
+                for (k, d) in cm.data.iter().flatten() {
+                    all.push((k.clone(), d.clone().into_bytes()));
+                }
+                for (k, d) in cm.binary_data.iter().flatten() {
+                    all.push((k.clone(), d.0.clone()));
+                }
+                let rv = cm.metadata.resource_version.clone().unwrap_or_default();
+                make_payload(
+                    &all,
+                    src.items.as_deref(),
+                    mode,
+                    optional,
+                    "configmap references non-existent config key",
+                )
+                .map(|p| (p, rv))
+            }
+            None if optional => Ok((Payload::new(), String::new())),
+            None => Err(config_map_not_found(&src.name)),
+        };
+        ("kubernetes.io~configmap", r)
+    } else if let Some(src) = &v.secret {
+        let name = src.secret_name.clone().unwrap_or_default();
+        let optional = src.optional == Some(true);
+        let mode = src.default_mode.unwrap_or(0o644) as u32;
+        let r = match objects.secret(ns, &name) {
+            Some(s) => {
+                let all: Vec<(String, Vec<u8>)> = s
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, d)| (k.clone(), d.0.clone()))
+                    .collect();
+                let rv = s.metadata.resource_version.clone().unwrap_or_default();
+                make_payload(
+                    &all,
+                    src.items.as_deref(),
+                    mode,
+                    optional,
+                    "references non-existent secret key",
+                )
+                .map(|p| (p, rv))
+            }
+            None if optional => Ok((Payload::new(), String::new())),
+            None => Err(secret_not_found(&name)),
+        };
+        ("kubernetes.io~secret", r)
+    } else {
+        return None;
+    };
+    let dir = pod_dir.join("volumes").join(plugin).join(&v.name);
+    Some((dir, result.map_err(failed)))
+}
+
+/// The volume plugins' `MakePayload`: every key, or the `items` (path, mode) asked for.
+fn make_payload(
+    all: &[(String, Vec<u8>)],
+    items: Option<&[KeyToPath]>,
+    default_mode: u32,
+    optional: bool,
+    missing: &str,
+) -> Result<Payload, String> {
+    let Some(items) = items.filter(|i| !i.is_empty()) else {
+        return Ok(all
+            .iter()
+            .map(|(k, d)| (k.clone(), (d.clone(), default_mode)))
+            .collect());
+    };
+    let mut out = Payload::new();
+    for item in items {
+        match all.iter().find(|(k, _)| *k == item.key) {
+            Some((_, d)) => {
+                let mode = item.mode.map_or(default_mode, |m| m as u32);
+                out.insert(item.path.clone(), (d.clone(), mode));
+            }
+            None if optional => {}
+            None => return Err(format!("{missing}: {}", item.key)),
+        }
+    }
+    Ok(out)
+}
+
+/// The resourceVersions a pod's configMap and secret volumes were last written from: the
+/// kubelet's re-sync of mounted volumes, run on every turn of the pod worker.
+#[derive(Default)]
+pub struct Projected(HashMap<String, String>);
+
+impl Projected {
+    /// Rewrite the pod's configMap and secret volumes that have been set up and whose object
+    /// changed. A failure leaves the files as they were (the kubelet's too), logged.
+    pub fn sync(&mut self, pod: &Pod, pod_dir: &Path, objects: &dyn Objects) {
+        for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            let Some((dir, r)) = projection(pod, v, pod_dir, objects) else {
+                continue;
+            };
+            if !dir.exists() {
+                continue; // not mounted yet: `mounts` writes it
+            }
+            match r {
+                Ok((payload, rv)) => {
+                    if self.0.get(&v.name) == Some(&rv) && !rv.is_empty() {
+                        continue;
+                    }
+                    match atomic_writer::write(&dir, &payload) {
+                        Ok(_) => {
+                            self.0.insert(v.name.clone(), rv);
+                        }
+                        Err(e) => {
+                            tracing::warn!(volume = %v.name, error = %e, "updating the volume")
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(volume = %v.name, error = %e, "volume not updated"),
+            }
+        }
+    }
 }
 
 fn set_mode(p: &Path, mode: u32) {
@@ -127,6 +284,7 @@ fn check_host_path(p: &Path, kind: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::Fixed;
     use serde_json::json;
 
     #[test]
@@ -151,7 +309,7 @@ mod tests {
         .unwrap();
         let c = pod.spec.as_ref().unwrap().containers[0].clone();
         let pod_dir = dir.path().join("pod");
-        let m = mounts(&pod, &c, &pod_dir).unwrap();
+        let m = mounts(&pod, &c, &pod_dir, &Fixed::default()).unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(
             m[0].source.as_deref(),
@@ -172,13 +330,103 @@ mod tests {
             .as_mut()
             .unwrap()
             .type_ = Some("File".into());
-        let e = mounts(&bad, &c, &pod_dir).unwrap_err();
+        let e = mounts(&bad, &c, &pod_dir, &Fixed::default()).unwrap_err();
         assert_eq!(
             e,
             format!(
                 "MountVolume.SetUp failed for volume \"host\" : hostPath type check failed: {} is not a file",
                 host.display()
             )
+        );
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use crate::objects::Fixed;
+    use serde_json::json;
+
+    fn objects(value: &str) -> Fixed {
+        Fixed {
+            config_maps: vec![serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": "cfg", "resourceVersion": value},
+                "data": {"greeting": value, "other": "x"},
+            }))
+            .unwrap()],
+            secrets: vec![serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": "creds", "resourceVersion": "1"},
+                "data": {"password": "czNjcmV0"},
+            }))
+            .unwrap()],
+        }
+    }
+
+    fn pod(volumes: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {
+                "containers": [{"name": "c", "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "creds", "mountPath": "/etc/creds"},
+                ]}],
+                "volumes": volumes,
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn config_map_and_secret_volumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = pod(json!([
+            {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "greeting", "path": "hello/msg", "mode": 0o600}]}},
+            {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+        ]));
+        let c = pod.spec.as_ref().unwrap().containers[0].clone();
+        let m = mounts(&pod, &c, tmp.path(), &objects("1")).unwrap();
+        assert!(m.iter().all(|m| m.read_only), "always read-only");
+        let cfg = m[0].source.clone().unwrap();
+        assert_eq!(cfg, tmp.path().join("volumes/kubernetes.io~configmap/cfg"));
+        assert_eq!(std::fs::read_to_string(cfg.join("hello/msg")).unwrap(), "1");
+        assert!(!cfg.join("other").exists(), "only the items");
+        let creds = m[1].source.clone().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(creds.join("password")).unwrap(),
+            "s3cret"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(creds.join("password"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o400);
+
+        // An update reaches the directory a container has mounted.
+        let mut projected = Projected::default();
+        projected.sync(&pod, tmp.path(), &objects("2"));
+        assert_eq!(std::fs::read_to_string(cfg.join("hello/msg")).unwrap(), "2");
+    }
+
+    #[test]
+    fn missing_objects_and_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = pod(json!([
+            {"name": "cfg", "configMap": {"name": "nope"}},
+            {"name": "creds", "secret": {"secretName": "creds"}},
+        ]));
+        let c = missing.spec.as_ref().unwrap().containers[0].clone();
+        assert_eq!(
+            mounts(&missing, &c, tmp.path(), &objects("1")).unwrap_err(),
+            "MountVolume.SetUp failed for volume \"cfg\" : configmap \"nope\" not found"
+        );
+        let optional = pod(json!([
+            {"name": "cfg", "configMap": {"name": "nope", "optional": true}},
+            {"name": "creds", "secret": {"secretName": "creds", "items": [{"key": "user", "path": "u"}]}},
+        ]));
+        assert_eq!(
+            mounts(&optional, &c, tmp.path(), &objects("1")).unwrap_err(),
+            "MountVolume.SetUp failed for volume \"creds\" : references non-existent secret key: user"
         );
     }
 }

@@ -175,7 +175,7 @@ impl Worker {
                 }
             },
         };
-        let volumes = match crate::agent::volumes::mounts(pod, &spec, &pod_dir) {
+        let volumes = match crate::agent::volumes::mounts(pod, &spec, &pod_dir, &*self.shared) {
             Ok(v) => v,
             Err(msg) => {
                 self.event(pod, i, true, "FailedMount", msg.clone());
