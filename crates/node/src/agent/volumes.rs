@@ -98,6 +98,52 @@ pub fn mounts(
     Ok(out)
 }
 
+/// The binds of container `c`'s configMap and secret volumes for the `svcnet-process`
+/// RuntimeClass, whose processes see the node's filesystem: each volume's directory (or its
+/// `subPath`) is bound over the mount path in the process's own mount namespace, which must
+/// already exist on the node (nothing is created on the host). Other volume types are not
+/// mounted for host processes.
+pub fn process_binds(
+    pod: &Pod,
+    c: &Container,
+    pod_dir: &Path,
+    objects: &dyn Objects,
+) -> Result<Vec<(PathBuf, PathBuf)>, MountError> {
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for vm in c.volume_mounts.iter().flatten() {
+        let Some(v) = volumes.iter().find(|v| v.name == vm.name) else {
+            return Err(format!("unable to find volume {:?}", vm.name));
+        };
+        let Some((dir, payload)) = projection(pod, v, pod_dir, objects) else {
+            continue;
+        };
+        let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
+        atomic_writer::write(&dir, &payload?.0).map_err(|e| failed(e.to_string()))?;
+        let target = PathBuf::from(&vm.mount_path);
+        if !target.exists() {
+            return Err(failed(format!(
+                "mount point {} does not exist on the node: the {} RuntimeClass binds a volume over a directory of the node",
+                target.display(),
+                svcnet_cluster::runtime_class::PROCESS
+            )));
+        }
+        let source = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) if sub.split('/').any(|p| p == "..") || sub.starts_with('/') => {
+                return Err(failed(format!("invalid subpath {sub:?}")));
+            }
+            Some(sub) => dir.join(sub),
+            None => dir,
+        };
+        out.push((source, target));
+    }
+    Ok(out)
+}
+
 /// A configMap or secret volume's directory and what it holds now (with the object's
 /// resourceVersion), or the kubelet's error; `None` for other volume types.
 fn projection(
@@ -427,6 +473,26 @@ mod config_tests {
         assert_eq!(
             mounts(&optional, &c, tmp.path(), &objects("1")).unwrap_err(),
             "MountVolume.SetUp failed for volume \"creds\" : references non-existent secret key: user"
+        );
+    }
+
+    #[test]
+    fn process_binds_need_the_mount_point() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("mnt");
+        let mut pod = pod(json!([{"name": "cfg", "configMap": {"name": "cfg"}}]));
+        let c: Container = serde_json::from_value(json!({"name": "c", "volumeMounts": [
+            {"name": "cfg", "mountPath": target.to_str().unwrap()}]}))
+        .unwrap();
+        pod.spec.as_mut().unwrap().containers = vec![c.clone()];
+        let pod_dir = tmp.path().join("pod");
+        let e = process_binds(&pod, &c, &pod_dir, &objects("1")).unwrap_err();
+        assert!(e.contains("does not exist on the node"), "{e}");
+        std::fs::create_dir(&target).unwrap();
+        let binds = process_binds(&pod, &c, &pod_dir, &objects("1")).unwrap();
+        assert_eq!(
+            binds,
+            [(pod_dir.join("volumes/kubernetes.io~configmap/cfg"), target)]
         );
     }
 }

@@ -51,6 +51,16 @@ impl Worker {
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.insert(0, ("HOSTNAME".into(), hostname(pod)));
         }
+        let mut binds = layout::etc_binds(&sb.dir);
+        match crate::agent::volumes::process_binds(pod, spec, &self.dir, &*self.shared) {
+            Ok(b) => binds.extend(b),
+            Err(msg) => {
+                self.event(pod, i, true, "FailedMount", msg.clone());
+                self.wait(i, "ContainerCreating", msg, BACKOFF_START);
+                return None;
+            }
+        }
+        let spec = &self.ctrs[i].spec;
         let c = &self.ctrs[i];
         let shim_spec = ShimSpec {
             argv,
@@ -58,7 +68,7 @@ impl Worker {
             workdir: spec.working_dir.clone().map(PathBuf::from),
             netns: sb.netns.clone(),
             hostname: Some(hostname(pod)),
-            binds: layout::etc_binds(&sb.dir),
+            binds,
             log: c.log_path(c.restart_count),
             dir: c.dir.clone(),
             oci: None,
