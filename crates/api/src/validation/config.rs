@@ -71,8 +71,8 @@ pub fn validate_config_map_create(cm: &ConfigMap) -> ErrorList {
         total += value.0.len();
     }
     if total > MAX_SIZE {
-        // Upstream passes the empty path: the error is about the whole object.
-        errs.push(Error::too_long(&Path::new(""), MAX_SIZE));
+        // Upstream passes `field.NewPath("")` (the whole object), which Go prints as `[]`.
+        errs.push(Error::too_long(&Path::new("[]"), MAX_SIZE));
     }
     errs
 }

@@ -76,6 +76,8 @@ struct Registered {
     /// name → (state dir, restart count, running)
     containers: HashMap<String, (PathBuf, i32, bool)>,
     env: HashMap<String, Vec<(String, String)>>,
+    /// A started host-process container's binds (the pod's files and its volumes), for exec.
+    container_binds: HashMap<String, Vec<(PathBuf, PathBuf)>>,
     workdirs: HashMap<String, Option<PathBuf>>,
 }
 
@@ -138,6 +140,7 @@ impl Shared {
                 binds: layout::etc_binds(&sb.dir),
                 containers: HashMap::new(),
                 env: HashMap::new(),
+                container_binds: HashMap::new(),
                 workdirs: pod
                     .spec
                     .iter()
@@ -151,7 +154,14 @@ impl Shared {
             .collect();
     }
 
-    fn set_env(&self, ns: &str, name: &str, container: &str, env: Vec<(String, String)>) {
+    fn set_env(
+        &self,
+        ns: &str,
+        name: &str,
+        container: &str,
+        env: Vec<(String, String)>,
+        binds: Vec<(PathBuf, PathBuf)>,
+    ) {
         if let Some(e) = self
             .registry
             .lock()
@@ -159,6 +169,7 @@ impl Shared {
             .get_mut(&(ns.to_string(), name.to_string()))
         {
             e.env.insert(container.to_string(), env);
+            e.container_binds.insert(container.to_string(), binds);
         }
     }
 
@@ -194,7 +205,7 @@ impl PodRuntime for Runtime {
             previous_log_path: (restarts > 0).then(|| layout::container_log(&dir, restarts - 1)),
             netns: p.netns.clone(),
             hostname: Some(p.hostname.clone()),
-            binds: p.binds.clone(),
+            binds: p.container_binds.get(container).unwrap_or(&p.binds).clone(),
             env: p.env.get(container).cloned().unwrap_or_default(),
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,

@@ -481,6 +481,7 @@ impl Worker {
         let Some((shim_spec, env)) = prepared else {
             return;
         };
+        let binds = shim_spec.binds.clone();
         match shim::spawn(&self.shared.cfg.exe, &shim_spec) {
             Ok(mut child) => {
                 // Reap the shim when it ends (it outlives us if we are restarted).
@@ -515,7 +516,8 @@ impl Worker {
         c.ever_ran = true;
         c.killing = false;
         c.save();
-        self.shared.set_env(&self.ns, &self.name, &spec.name, env);
+        self.shared
+            .set_env(&self.ns, &self.name, &spec.name, env, binds);
         self.start_probes(i, pod);
     }
 

@@ -49,7 +49,7 @@ fn size_limit_is_one_mebibyte() {
     let over = cm(json!({"metadata": meta(), "data": {"a": exactly, "b": "y"}}));
     assert_eq!(
         messages(&validate_config_map_create(&over)),
-        ["Too long: may not be more than 1048576 bytes"]
+        ["[]: Too long: may not be more than 1048576 bytes"]
     );
     let big = secret(json!({"metadata": meta(), "type": "Opaque",
         "data": {"a": base64(&"x".repeat(MAX_SIZE + 1))}}));
