@@ -155,17 +155,13 @@ pub fn validate_secret_create(secret: &Secret) -> ErrorList {
                 }
             }
         }
-        SECRET_TYPE_BASIC_AUTH => {
-            // Either may be empty, but one must be there.
-            if !has("username") && !has("password") {
-                errs.push(Error::required(&data_path.key("username"), ""));
-                errs.push(Error::required(&data_path.key("password"), ""));
-            }
+        // Either may be empty, but one must be there.
+        SECRET_TYPE_BASIC_AUTH if !has("username") && !has("password") => {
+            errs.push(Error::required(&data_path.key("username"), ""));
+            errs.push(Error::required(&data_path.key("password"), ""));
         }
-        SECRET_TYPE_SSH_AUTH => {
-            if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
-                errs.push(Error::required(&data_path.key("ssh-privatekey"), ""));
-            }
+        SECRET_TYPE_SSH_AUTH if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+            errs.push(Error::required(&data_path.key("ssh-privatekey"), ""));
         }
         SECRET_TYPE_TLS => {
             for key in ["tls.crt", "tls.key"] {

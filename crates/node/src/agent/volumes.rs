@@ -144,6 +144,9 @@ pub fn process_binds(
     Ok(out)
 }
 
+/// A volume's files and the resourceVersion of the object they come from.
+type Written = (Payload, String);
+
 /// A configMap or secret volume's directory and what it holds now (with the object's
 /// resourceVersion), or the kubelet's error; `None` for other volume types.
 fn projection(
@@ -151,7 +154,7 @@ fn projection(
     v: &Volume,
     pod_dir: &Path,
     objects: &dyn Objects,
-) -> Option<(PathBuf, Result<(Payload, String), MountError>)> {
+) -> Option<(PathBuf, Result<Written, MountError>)> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
     let (plugin, result) = if let Some(src) = &v.config_map {
