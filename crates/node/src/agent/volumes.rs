@@ -39,16 +39,8 @@ pub fn mounts(
     pod_dir: &Path,
     objects: &dyn Objects,
 ) -> Result<Vec<VolumeMount>, MountError> {
-    let volumes = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.clone())
-        .unwrap_or_default();
     let mut out = Vec::new();
-    for vm in c.volume_mounts.iter().flatten() {
-        let Some(v) = volumes.iter().find(|v| v.name == vm.name) else {
-            return Err(format!("unable to find volume {:?}", vm.name));
-        };
+    for (vm, v) in mounted(pod, c)? {
         let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
         let mut read_only = vm.read_only == Some(true);
         let source = if let Some((dir, payload)) = projection(pod, v, pod_dir, objects) {
@@ -98,6 +90,23 @@ pub fn mounts(
     Ok(out)
 }
 
+/// Each of `c`'s volumeMounts with the pod's volume it names.
+fn mounted<'a>(
+    pod: &'a Pod,
+    c: &'a Container,
+) -> Result<Vec<(&'a k8s_openapi::api::core::v1::VolumeMount, &'a Volume)>, MountError> {
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    let volumes: Vec<&Volume> = volumes.collect();
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .map(|vm| match volumes.iter().find(|v| v.name == vm.name) {
+            Some(v) => Ok((vm, *v)),
+            None => Err(format!("unable to find volume {:?}", vm.name)),
+        })
+        .collect()
+}
+
 /// The binds of container `c`'s configMap and secret volumes for the `svcnet-process`
 /// RuntimeClass, whose processes see the node's filesystem: each volume's directory (or its
 /// `subPath`) is bound over the mount path in the process's own mount namespace, which must
@@ -109,16 +118,8 @@ pub fn process_binds(
     pod_dir: &Path,
     objects: &dyn Objects,
 ) -> Result<Vec<(PathBuf, PathBuf)>, MountError> {
-    let volumes = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.clone())
-        .unwrap_or_default();
     let mut out = Vec::new();
-    for vm in c.volume_mounts.iter().flatten() {
-        let Some(v) = volumes.iter().find(|v| v.name == vm.name) else {
-            return Err(format!("unable to find volume {:?}", vm.name));
-        };
+    for (vm, v) in mounted(pod, c)? {
         let Some((dir, payload)) = projection(pod, v, pod_dir, objects) else {
             continue;
         };
@@ -157,60 +158,50 @@ fn projection(
 ) -> Option<(PathBuf, Result<Written, MountError>)> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name);
-    let (plugin, result) = if let Some(src) = &v.config_map {
-        let optional = src.optional == Some(true);
-        let mode = src.default_mode.unwrap_or(0o644) as u32;
-        let r = match objects.config_map(ns, &src.name) {
-            Some(cm) => {
-                let mut all: Vec<(String, Vec<u8>)> = Vec::new();
-                for (k, d) in cm.data.iter().flatten() {
-                    all.push((k.clone(), d.clone().into_bytes()));
+    // (plugin dir, items, defaultMode, optional, message for a missing item key, the object's
+    // keys and resourceVersion or why it is missing)
+    type Found = Result<(Vec<(String, Vec<u8>)>, Option<String>), String>;
+    let (plugin, items, mode, optional, missing_key, found): (_, _, _, _, _, Found) =
+        if let Some(src) = &v.config_map {
+            let found = match objects.config_map(ns, &src.name) {
+                Some(cm) => {
+                    let strings = cm.data.iter().flatten();
+                    let binary = cm.binary_data.iter().flatten();
+                    let all = strings
+                        .map(|(k, d)| (k.clone(), d.clone().into_bytes()))
+                        .chain(binary.map(|(k, d)| (k.clone(), d.0.clone())))
+                        .collect();
+                    Ok((all, cm.metadata.resource_version.clone()))
                 }
-                for (k, d) in cm.binary_data.iter().flatten() {
-                    all.push((k.clone(), d.0.clone()));
+                None => Err(config_map_not_found(&src.name)),
+            };
+            let key = "configmap references non-existent config key";
+            let cfg = (src.items.as_deref(), src.default_mode, src.optional);
+            ("kubernetes.io~configmap", cfg.0, cfg.1, cfg.2, key, found)
+        } else if let Some(src) = &v.secret {
+            let name = src.secret_name.as_deref().unwrap_or("");
+            let found = match objects.secret(ns, name) {
+                Some(s) => {
+                    let data = s.data.iter().flatten();
+                    let all = data.map(|(k, d)| (k.clone(), d.0.clone())).collect();
+                    Ok((all, s.metadata.resource_version.clone()))
                 }
-                let rv = cm.metadata.resource_version.clone().unwrap_or_default();
-                make_payload(
-                    &all,
-                    src.items.as_deref(),
-                    mode,
-                    optional,
-                    "configmap references non-existent config key",
-                )
-                .map(|p| (p, rv))
-            }
-            None if optional => Ok((Payload::new(), String::new())),
-            None => Err(config_map_not_found(&src.name)),
+                None => Err(secret_not_found(name)),
+            };
+            let key = "references non-existent secret key";
+            let cfg = (src.items.as_deref(), src.default_mode, src.optional);
+            ("kubernetes.io~secret", cfg.0, cfg.1, cfg.2, key, found)
+        } else {
+            return None;
         };
-        ("kubernetes.io~configmap", r)
-    } else if let Some(src) = &v.secret {
-        let name = src.secret_name.clone().unwrap_or_default();
-        let optional = src.optional == Some(true);
-        let mode = src.default_mode.unwrap_or(0o644) as u32;
-        let r = match objects.secret(ns, &name) {
-            Some(s) => {
-                let all: Vec<(String, Vec<u8>)> = s
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(k, d)| (k.clone(), d.0.clone()))
-                    .collect();
-                let rv = s.metadata.resource_version.clone().unwrap_or_default();
-                make_payload(
-                    &all,
-                    src.items.as_deref(),
-                    mode,
-                    optional,
-                    "references non-existent secret key",
-                )
-                .map(|p| (p, rv))
-            }
-            None if optional => Ok((Payload::new(), String::new())),
-            None => Err(secret_not_found(&name)),
-        };
-        ("kubernetes.io~secret", r)
-    } else {
-        return None;
+    let optional = optional == Some(true);
+    let mode = mode.unwrap_or(0o644) as u32;
+    let result = match found {
+        Ok((all, rv)) => make_payload(&all, items, mode, optional, missing_key)
+            .map(|p| (p, rv.unwrap_or_default())),
+        // The kubelet sets up an empty volume for a missing optional object.
+        Err(_) if optional => Ok((Payload::new(), String::new())),
+        Err(e) => Err(e),
     };
     let dir = pod_dir.join("volumes").join(plugin).join(&v.name);
     Some((dir, result.map_err(failed)))

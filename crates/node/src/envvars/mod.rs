@@ -93,40 +93,30 @@ pub fn container_env(
             } else if let Some(r) = &src.resource_field_ref {
                 value = resource_value(pod, container, r)?;
             } else if let Some(r) = &src.config_map_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let Some(cm) = objects.config_map(ns, &r.name) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(config_map_not_found(&r.name));
-                };
-                match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
-                    Some(v) => value = v.clone(),
-                    None if optional => continue,
-                    None => {
-                        return Err(format!(
-                            "couldn't find key {} in ConfigMap {ns}/{}",
-                            r.key, r.name
-                        ))
-                    }
+                let cm = objects.config_map(ns, &r.name);
+                let found = cm
+                    .as_ref()
+                    .map(|cm| cm.data.as_ref().and_then(|d| d.get(&r.key)).cloned());
+                match key_value(
+                    found,
+                    ("configmap", "ConfigMap"),
+                    ns,
+                    &r.name,
+                    &r.key,
+                    r.optional,
+                )? {
+                    Some(v) => value = v,
+                    None => continue,
                 }
             } else if let Some(r) = &src.secret_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let Some(secret) = objects.secret(ns, &r.name) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(secret_not_found(&r.name));
-                };
-                match secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-                    Some(v) => value = String::from_utf8_lossy(&v.0).into_owned(),
-                    None if optional => continue,
-                    None => {
-                        return Err(format!(
-                            "couldn't find key {} in Secret {ns}/{}",
-                            r.key, r.name
-                        ))
-                    }
+                let secret = objects.secret(ns, &r.name);
+                let found = secret.as_ref().map(|s| {
+                    let v = s.data.as_ref().and_then(|d| d.get(&r.key));
+                    v.map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                });
+                match key_value(found, ("secret", "Secret"), ns, &r.name, &r.key, r.optional)? {
+                    Some(v) => value = v,
+                    None => continue,
                 }
             }
         }
@@ -145,6 +135,26 @@ pub fn container_env(
         }
     }
     Ok(out)
+}
+
+/// A `configMapKeyRef`/`secretKeyRef` value: `found` is `None` for a missing object, `Some(None)`
+/// for a missing key; `Ok(None)` skips the variable (`optional`). `kind` is how the kubelet
+/// names the kind in each message (`configmap "x" not found`, `couldn't find key k in
+/// ConfigMap ns/x`).
+fn key_value(
+    found: Option<Option<String>>,
+    kind: (&str, &str),
+    ns: &str,
+    name: &str,
+    key: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, String> {
+    match found {
+        Some(Some(v)) => Ok(Some(v)),
+        _ if optional == Some(true) => Ok(None),
+        None => Err(format!("{} {name:?} not found", kind.0)),
+        Some(None) => Err(format!("couldn't find key {key} in {} {ns}/{name}", kind.1)),
+    }
 }
 
 /// The `(name, value)` pairs of the container's `envFrom`, prefixed, in order (invalid names
