@@ -106,10 +106,18 @@ impl Worker {
             return None;
         };
         let mut events = Vec::new();
+        let (keyring, missing) = crate::agent::images::pull_keyring(pod, &*self.shared);
+        // Once per attempt, not on every look at a running pull.
+        if let Some(message) = missing.filter(|_| !self.ctrs[i].image.pulling()) {
+            let reason = "FailedToRetrieveImagePullSecret";
+            let recorder = &self.shared.recorder;
+            recorder.event_on(pod, None, "Warning", reason, message);
+        }
         let step = self.ctrs[i].image.ensure(
             &puller,
             &image_name,
             spec.image_pull_policy.as_deref(),
+            keyring,
             &mut events,
         );
         for e in events {
