@@ -4,7 +4,7 @@
 //! `envFrom` with a prefix) and volumes (`configMap` with items, `secret` with a mode) hold
 //! the values, and a changed ConfigMap reaches the mounted file of the running container, as
 //! the kubelet's re-sync does. Once as a host process (`svcnet-process`), once from the
-//! busybox image under runc.
+//! busybox image under runc. `imagePullSecrets` against a registry with htpasswd auth.
 
 mod support;
 
@@ -140,4 +140,60 @@ fn container_from_image_consumes_config_maps_and_secrets() {
     }
     let (_registry, c, _dir) = Cluster::up_with_registry(1, false, &[]);
     run_consumer(&c, &consumer("busybox", "", "/etc/app"), "/etc/app");
+}
+
+/// `imagePullSecrets`: a registry with htpasswd auth refuses an anonymous pull; a
+/// `kubectl create secret docker-registry` Secret named by the pod authenticates it; a missing
+/// one is the kubelet's `FailedToRetrieveImagePullSecret` Warning.
+#[test]
+fn image_pull_secrets_authenticate_the_pull() {
+    if !support::cluster::can_run_images(&["kubectl"]) {
+        return;
+    }
+    let registry =
+        svcnet_images::testing::Registry::start_with_htpasswd("puller", "s3cret").unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            let busybox = svcnet_images::build::seeds::busybox()?.build()?;
+            registry.push(&busybox, "private/busybox", "latest").await
+        })
+        .unwrap();
+    let c = Cluster::up(1);
+    let host = registry.host();
+    let pod = |name: &str, secret: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  imagePullSecrets: [{{name: {secret}}}]
+  containers:
+  - {{name: c, image: '{host}/private/busybox', command: [sleep, '3600']}}
+"
+        )
+    };
+    c.kubectl_stdin_ok(&["create", "-f", "-"], &pod("anonymous", "gone"));
+    eventually(Duration::from_secs(60), "a refused pull", || {
+        let t = table(&c.kubectl_ok(&["get", "pod", "anonymous"]));
+        matches!(t[0]["STATUS"].as_str(), "ErrImagePull" | "ImagePullBackOff").then_some(())
+    });
+    let events = c.events_of("default", "anonymous");
+    assert!(
+        events.contains("FailedToRetrieveImagePullSecret: Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed."),
+        "{events}"
+    );
+    assert!(events.contains("401 Unauthorized"), "{events}");
+
+    c.kubectl_ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={host}"),
+        "--docker-username=puller",
+        "--docker-password=s3cret",
+    ]);
+    c.kubectl_stdin_ok(&["create", "-f", "-"], &pod("authenticated", "regcred"));
+    c.wait_running("authenticated");
 }
