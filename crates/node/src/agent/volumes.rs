@@ -244,7 +244,27 @@ impl Projected {
     /// Rewrite the pod's configMap and secret volumes that have been set up and whose object
     /// changed. A failure leaves the files as they were (the kubelet's too), logged.
     pub fn sync(&mut self, pod: &Pod, pod_dir: &Path, objects: &dyn Objects) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            // Unchanged objects cost a lookup, not a copy of their data.
+            let version = if let Some(src) = &v.config_map {
+                objects
+                    .config_map(ns, &src.name)
+                    .map(|o| o.metadata.resource_version.clone())
+            } else if let Some(src) = &v.secret {
+                let name = src.secret_name.as_deref().unwrap_or("");
+                objects
+                    .secret(ns, name)
+                    .map(|o| o.metadata.resource_version.clone())
+            } else {
+                continue;
+            };
+            if version
+                .flatten()
+                .is_some_and(|rv| self.0.get(&v.name) == Some(&rv))
+            {
+                continue;
+            }
             let Some((dir, r)) = projection(pod, v, pod_dir, objects) else {
                 continue;
             };
@@ -252,19 +272,14 @@ impl Projected {
                 continue; // not mounted yet: `mounts` writes it
             }
             match r {
-                Ok((payload, rv)) => {
-                    if self.0.get(&v.name) == Some(&rv) && !rv.is_empty() {
-                        continue;
+                Ok((payload, rv)) => match atomic_writer::write(&dir, &payload) {
+                    Ok(_) => {
+                        self.0.insert(v.name.clone(), rv);
                     }
-                    match atomic_writer::write(&dir, &payload) {
-                        Ok(_) => {
-                            self.0.insert(v.name.clone(), rv);
-                        }
-                        Err(e) => {
-                            tracing::warn!(volume = %v.name, error = %e, "updating the volume")
-                        }
+                    Err(e) => {
+                        tracing::warn!(volume = %v.name, error = %e, "updating the volume")
                     }
-                }
+                },
                 Err(e) => tracing::debug!(volume = %v.name, error = %e, "volume not updated"),
             }
         }
