@@ -286,6 +286,45 @@ pub static PODS: ResourceInfo = ResourceInfo {
     view: None,
 };
 
+pub static CONFIGMAPS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ConfigMap",
+    list_kind: "ConfigMapList",
+    plural: "configmaps",
+    singular: "configmap",
+    short_names: &["cm"],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/configmaps",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::CONFIGMAP,
+};
+
+pub static SECRETS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Secret",
+    list_kind: "SecretList",
+    plural: "secrets",
+    singular: "secret",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/secrets",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    // Kubernetes' secret `SelectableFields`.
+    field_labels: &[("type", &["type"])],
+    strategy: &strategy::SECRET,
+};
+
 pub static NODES: ResourceInfo = ResourceInfo {
     group: "",
     version: "v1",
@@ -471,6 +510,8 @@ pub static ALL: &[&ResourceInfo] = &[
     &PODS,
     &NODES,
     &EVENTS,
+    &CONFIGMAPS,
+    &SECRETS,
     &ENDPOINTSLICES,
     &DEPLOYMENTS,
     &REPLICASETS,

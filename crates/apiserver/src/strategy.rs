@@ -7,7 +7,9 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, PodStatus, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, PodStatus, Secret, Service,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::de::DeserializeOwned;
@@ -371,6 +373,27 @@ pub static LEASE: Typed<Lease> = Typed {
     validate_update: validation::coordination::validate_update,
     validate_status_update: no_errors_update,
     go_zero: &[("/spec", "{}")],
+};
+
+/// Kubernetes' `configMapStrategy`: no status, no defaults.
+pub static CONFIGMAP: Typed<ConfigMap> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::config::validate_config_map_create,
+    validate_update: validation::config::validate_config_map_update,
+    validate_status_update: no_errors_update,
+};
+
+/// Kubernetes' secret strategy; `default` also merges `stringData` into `data`, as the v1 →
+/// internal conversion does on every write.
+pub static SECRET: Typed<Secret> = Typed {
+    default: defaults::core::default_secret,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::config::validate_secret_create,
+    validate_update: validation::config::validate_secret_update,
+    validate_status_update: no_errors_update,
 };
 
 pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {

@@ -27,11 +27,13 @@
 //! API server or the store (it runs unchanged against a real cluster's API server).
 
 pub mod agent;
+pub mod atomic_writer;
 pub mod container;
 pub mod cri_log;
 pub mod envvars;
 pub mod kubelet_api;
 pub mod layout;
+pub mod objects;
 pub mod probe;
 pub mod sandbox;
 pub mod shim;

@@ -167,6 +167,8 @@ pub static KINDS: &[(&str, &str, &Type)] = &[
     ("v1", "Endpoints", &ENDPOINTS),
     ("v1", "Node", &NODE),
     ("v1", "Namespace", &NAMESPACE),
+    ("v1", "ConfigMap", &CONFIG_MAP),
+    ("v1", "Secret", &SECRET),
     ("v1", "Event", &EVENT),
     ("events.k8s.io/v1", "Event", &EVENT),
     ("apps/v1", "Deployment", &DEPLOYMENT),
@@ -326,6 +328,10 @@ pub static NODE_STATUS: Type = Type::new(
         Field::atomic("volumesAttached"),
     ],
 );
+
+/// `data`, `binaryData` (and a Secret's `stringData`): maps, merged key by key.
+pub static CONFIG_MAP: Type = Type::new("ConfigMap", &[metadata()]);
+pub static SECRET: Type = Type::new("Secret", &[metadata()]);
 
 pub static NAMESPACE: Type = Type::new(
     "Namespace",

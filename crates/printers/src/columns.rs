@@ -172,6 +172,22 @@ pub(crate) static NAMESPACES: [Column; 3] = [
     AGE,
 ];
 
+const CONFIGMAP_DATA: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+const SECRET_TYPE: &str = "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types";
+const SECRET_DATA: &str = "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4";
+
+/// `configMapColumnDefinitions`: DATA counts `data` and `binaryData` keys (a "string" column
+/// holding an integer, as upstream declares it).
+pub(crate) static CONFIGMAPS: [Column; 3] = [NAME, col("Data", "string", CONFIGMAP_DATA, 0), AGE];
+
+/// `secretColumnDefinitions`.
+pub(crate) static SECRETS: [Column; 4] = [
+    NAME,
+    col("Type", "string", SECRET_TYPE, 0),
+    col("Data", "string", SECRET_DATA, 0),
+    AGE,
+];
+
 pub(crate) static LEASES: [Column; 3] = [
     NAME,
     col(
@@ -349,7 +365,13 @@ mod tests {
                     ("Selector", 1),
                 ],
             ),
-            ("", "configmaps", &[("Name", 0), ("Created At", 0)]),
+            ("", "configmaps", &[("Name", 0), ("Data", 0), ("Age", 0)]),
+            (
+                "",
+                "secrets",
+                &[("Name", 0), ("Type", 0), ("Data", 0), ("Age", 0)],
+            ),
+            ("", "limitranges", &[("Name", 0), ("Created At", 0)]),
             ("apps", "services", &[("Name", 0), ("Created At", 0)]),
         ];
         for (group, resource, want) in cases {
@@ -380,6 +402,7 @@ mod tests {
         );
         assert_eq!(types("apps", "replicasets")[1..4], ["integer"; 3]);
         assert_eq!(types("apps", "deployments")[2..4], ["string"; 2]);
-        assert_eq!(types("", "configmaps"), ["string", "date"]);
+        assert_eq!(types("", "limitranges"), ["string", "date"]);
+        assert_eq!(types("", "configmaps"), ["string", "string", "string"]);
     }
 }

@@ -1,5 +1,5 @@
 //! Core (`""` group) printers: `printService`, `printEndpoints`, `printNode`, `printNamespace`,
-//! `printEvent`. The pod's, the largest, is in `pod.rs`.
+//! `printEvent`, `printConfigMap`, `printSecret`. The pod's, the largest, is in `pod.rs`.
 
 use std::collections::BTreeSet;
 
@@ -192,6 +192,28 @@ pub(crate) fn namespace(obj: &Value, now: Timestamp) -> Vec<Value> {
         p => p,
     };
     vec![json!(name(obj)), json!(phase), age(obj, now)]
+}
+
+// --- ConfigMap, Secret -------------------------------------------------------------------
+
+/// `printConfigMap`: name, the number of `data` and `binaryData` keys, age.
+pub(crate) fn config_map(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let keys = |f| map_at(obj, &[f]).map_or(0, |m| m.len());
+    vec![
+        json!(name(obj)),
+        json!(keys("data") + keys("binaryData")),
+        age(obj, now),
+    ]
+}
+
+/// `printSecret`: name, `type`, the number of `data` keys, age.
+pub(crate) fn secret(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        json!(name(obj)),
+        json!(str_at(obj, &["type"])),
+        json!(map_at(obj, &["data"]).map_or(0, |m| m.len())),
+        age(obj, now),
+    ]
 }
 
 // --- Node ---------------------------------------------------------------------------------

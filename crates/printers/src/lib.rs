@@ -59,6 +59,8 @@ enum Kind {
     ReplicaSet,
     Lease,
     RuntimeClass,
+    ConfigMap,
+    Secret,
     Default,
 }
 
@@ -75,6 +77,8 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("apps", "replicasets") => Kind::ReplicaSet,
         ("coordination.k8s.io", "leases") => Kind::Lease,
         ("node.k8s.io", "runtimeclasses") => Kind::RuntimeClass,
+        ("", "configmaps") => Kind::ConfigMap,
+        ("", "secrets") => Kind::Secret,
         _ => Kind::Default,
     }
 }
@@ -93,6 +97,8 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::ReplicaSet => &columns::REPLICASETS,
         Kind::Lease => &columns::LEASES,
         Kind::RuntimeClass => &columns::RUNTIMECLASSES,
+        Kind::ConfigMap => &columns::CONFIGMAPS,
+        Kind::Secret => &columns::SECRETS,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -114,6 +120,8 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::ReplicaSet => apps::replica_set(obj, now),
         Kind::Lease => coordination::lease(obj, now),
         Kind::RuntimeClass => node::runtime_class(obj, now),
+        Kind::ConfigMap => core::config_map(obj, now),
+        Kind::Secret => core::secret(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
@@ -159,7 +167,7 @@ mod tests {
     fn default_table() {
         let obj = json!({"metadata": {"name": "cfg", "creationTimestamp": "2024-05-01T10:20:30Z"}});
         assert_eq!(
-            row("", "configmaps", &obj),
+            row("", "limitranges", &obj),
             vec![json!("cfg"), json!("2024-05-01T10:20:30Z")]
         );
         let with_offset =
@@ -169,7 +177,7 @@ mod tests {
             vec![json!("x"), json!("2024-05-01T10:20:30Z")]
         );
         assert_eq!(
-            row("", "configmaps", &json!({})),
+            row("", "limitranges", &json!({})),
             vec![json!(""), json!("0001-01-01T00:00:00Z")]
         );
     }

@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::core::v1::{
     Container, Endpoints, HTTPGetAction, Namespace, NamespaceStatus, Node, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, Volume,
+    PodSpec, PodTemplateSpec, Probe, Secret, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -268,6 +268,20 @@ pub fn default_node(node: &mut Node) {
             status.allocatable = status.capacity.clone();
         }
     }
+}
+
+/// `SetDefaults_Secret` (`type: Opaque`) and what the v1 → internal conversion
+/// (`Convert_v1_Secret_To_core_Secret`) does with `stringData`: each entry is written into
+/// `data` (over a `data` entry of the same key) and `stringData` is dropped, so it is never
+/// stored or returned. Runs on every create and update, as conversion does on every decode.
+pub fn default_secret(secret: &mut Secret) {
+    if let Some(string_data) = secret.string_data.take() {
+        let data = secret.data.get_or_insert_with(Default::default);
+        for (k, v) in string_data {
+            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+        }
+    }
+    set_if_empty(&mut secret.type_, "Opaque");
 }
 
 /// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label) and

@@ -14,6 +14,7 @@
 //! prints the offending value ([`gofmt`]).
 
 pub mod apps;
+pub mod config;
 pub mod coordination;
 pub mod endpoints;
 pub mod event;

@@ -57,6 +57,49 @@ pub enum Step {
     },
 }
 
+/// The credentials of a pod's `imagePullSecrets`, as the kubelet's `getPullSecretsForPod` and
+/// `credentialprovider/secrets.MakeDockerKeyring`: a `kubernetes.io/dockerconfigjson` Secret's
+/// `.dockerconfigjson`, a `kubernetes.io/dockercfg` Secret's `.dockercfg`; other Secrets add
+/// nothing. With the message of the kubelet's `FailedToRetrieveImagePullSecret` Warning when
+/// some are missing (the pull is tried anyway).
+pub fn pull_keyring(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    objects: &dyn crate::objects::Objects,
+) -> (Keyring, Option<String>) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut keyring = Keyring::empty();
+    let mut missing = Vec::new();
+    let refs = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.image_pull_secrets.iter().flatten());
+    // Empty names pass validation (issue 99454); the kubelet skips them silently.
+    for name in refs.map(|r| r.name.as_str()).filter(|n| !n.is_empty()) {
+        let Some(secret) = objects.secret(ns, name) else {
+            missing.push(name);
+            continue;
+        };
+        let key = match secret.type_.as_deref() {
+            Some("kubernetes.io/dockerconfigjson") => ".dockerconfigjson",
+            Some("kubernetes.io/dockercfg") => ".dockercfg",
+            _ => continue,
+        };
+        let data = secret.data.as_ref().and_then(|d| d.get(key));
+        if let Some(bytes) = data.filter(|b| !b.0.is_empty()) {
+            if let Err(e) = keyring.add_docker_config_json(&bytes.0) {
+                tracing::warn!(secret = name, error = %e, "an unreadable image pull secret");
+            }
+        }
+    }
+    let warning = (!missing.is_empty()).then(|| {
+        format!(
+            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+            missing.join(", ")
+        )
+    });
+    (keyring, warning)
+}
+
 /// The image state of one container.
 #[derive(Default)]
 pub struct ImageState {
@@ -68,13 +111,15 @@ pub struct ImageState {
 }
 
 impl ImageState {
-    /// The kubelet's `EnsureImageExists` for one attempt to start the container; `events`
-    /// gets what to record.
+    /// The kubelet's `EnsureImageExists` for one attempt to start the container, with the
+    /// credentials of the pod's `imagePullSecrets` ([`pull_keyring`]); `events` gets what to
+    /// record.
     pub fn ensure(
         &mut self,
         puller: &Puller,
         image: &str,
         policy: Option<&str>,
+        keyring: Keyring,
         events: &mut Vec<ImageEvent>,
     ) -> Step {
         if let Some(img) = self.ready.take() {
@@ -169,9 +214,7 @@ impl ImageState {
         events.push(normal(reasons::PULLING, messages::pulling(image)));
         let (p, img) = (puller.clone(), image.to_string());
         let handle =
-            tokio::spawn(
-                async move { p.ensure(&img, PullPolicy::Always, &Keyring::empty()).await },
-            );
+            tokio::spawn(async move { p.ensure(&img, PullPolicy::Always, &keyring).await });
         self.pull = Some((handle, now));
         Step::Pulling
     }
@@ -198,10 +241,59 @@ impl ImageState {
         }
     }
 
+    /// A pull is under way (its outcome not yet taken by [`ImageState::ensure`]).
+    pub fn pulling(&self) -> bool {
+        self.pull.is_some()
+    }
+
     /// Stops a running pull (the pod is going away).
     pub fn abort(&mut self) {
         if let Some((h, _)) = self.pull.take() {
             h.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Fixed;
+    use serde_json::json;
+
+    #[test]
+    fn pull_secrets_feed_the_keyring() {
+        let auths = r#"{"auths":{"127.0.0.1:5000":{"username":"u","password":"p"}}}"#;
+        let objects = Fixed {
+            secrets: vec![
+                serde_json::from_value(json!({
+                    "metadata": {"namespace": "default", "name": "regcred"},
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "data": {".dockerconfigjson": k8s_openapi::ByteString(auths.into())},
+                }))
+                .unwrap(),
+                serde_json::from_value(json!({
+                    "metadata": {"namespace": "default", "name": "opaque"},
+                    "data": {".dockerconfigjson": k8s_openapi::ByteString(auths.into())},
+                }))
+                .unwrap(),
+            ],
+            ..Default::default()
+        };
+        let pod = |secrets: &[&str]| -> k8s_openapi::api::core::v1::Pod {
+            let refs: Vec<_> = secrets.iter().map(|n| json!({"name": n})).collect();
+            serde_json::from_value(json!({"metadata": {"namespace": "default"},
+                "spec": {"containers": [], "imagePullSecrets": refs}}))
+            .unwrap()
+        };
+        let image = svcnet_images::Reference::parse_docker_ref("127.0.0.1:5000/app").unwrap();
+        let (keyring, warning) = pull_keyring(&pod(&["regcred", "", "gone", "other"]), &objects);
+        assert!(keyring.lookup(&image).is_some());
+        assert_eq!(
+            warning.as_deref(),
+            Some("Unable to retrieve some image pull secrets (gone, other); attempting to pull the image may not succeed.")
+        );
+        // Only the dockerconfigjson type counts, as MakeDockerKeyring reads it.
+        let (keyring, warning) = pull_keyring(&pod(&["opaque"]), &objects);
+        assert!(keyring.lookup(&image).is_none() && warning.is_none());
     }
 }

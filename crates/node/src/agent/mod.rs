@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
@@ -76,6 +76,8 @@ struct Registered {
     /// name → (state dir, restart count, running)
     containers: HashMap<String, (PathBuf, i32, bool)>,
     env: HashMap<String, Vec<(String, String)>>,
+    /// A started host-process container's binds (the pod's files and its volumes), for exec.
+    container_binds: HashMap<String, Vec<(PathBuf, PathBuf)>>,
     workdirs: HashMap<String, Option<PathBuf>>,
 }
 
@@ -86,6 +88,9 @@ pub struct Shared {
     pub cidr: Ipv4Net,
     pub ipam: Mutex<Ipam>,
     services: Store<Service>,
+    /// ConfigMaps and Secrets pods consume (env, volumes); see [`crate::objects`].
+    config_maps: Store<ConfigMap>,
+    secrets: Store<Secret>,
     registry: Mutex<HashMap<(String, String), Registered>>,
     pub connector: Arc<dyn crate::probe::Connector>,
     /// Pulls into the host's image store (`None`: no store configured or it cannot be opened).
@@ -135,6 +140,7 @@ impl Shared {
                 binds: layout::etc_binds(&sb.dir),
                 containers: HashMap::new(),
                 env: HashMap::new(),
+                container_binds: HashMap::new(),
                 workdirs: pod
                     .spec
                     .iter()
@@ -148,7 +154,14 @@ impl Shared {
             .collect();
     }
 
-    fn set_env(&self, ns: &str, name: &str, container: &str, env: Vec<(String, String)>) {
+    fn set_env(
+        &self,
+        ns: &str,
+        name: &str,
+        container: &str,
+        env: Vec<(String, String)>,
+        binds: Vec<(PathBuf, PathBuf)>,
+    ) {
         if let Some(e) = self
             .registry
             .lock()
@@ -156,6 +169,7 @@ impl Shared {
             .get_mut(&(ns.to_string(), name.to_string()))
         {
             e.env.insert(container.to_string(), env);
+            e.container_binds.insert(container.to_string(), binds);
         }
     }
 
@@ -164,6 +178,17 @@ impl Shared {
             .lock()
             .expect("registry lock")
             .remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
+impl crate::objects::Objects for Shared {
+    fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
     }
 }
 
@@ -180,7 +205,7 @@ impl PodRuntime for Runtime {
             previous_log_path: (restarts > 0).then(|| layout::container_log(&dir, restarts - 1)),
             netns: p.netns.clone(),
             hostname: Some(p.hostname.clone()),
-            binds: p.binds.clone(),
+            binds: p.container_binds.get(container).unwrap_or(&p.binds).clone(),
             env: p.env.get(container).cloned().unwrap_or_default(),
             workdir: p.workdirs.get(container).cloned().flatten(),
             running,
@@ -236,6 +261,28 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         "service",
     );
 
+    let config_maps = svcnet_informer::reflector::spawn(
+        Api::<ConfigMap>::all(client.clone()),
+        watcher::Config::default(),
+        "configmap",
+    );
+    let secrets = svcnet_informer::reflector::spawn(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default(),
+        "secret",
+    );
+    // A pod must not see a ConfigMap as missing because the first list has not arrived.
+    let ready = async {
+        let _ = config_maps.wait_until_ready().await;
+        let _ = secrets.wait_until_ready().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .is_err()
+    {
+        tracing::warn!("ConfigMaps or Secrets not listed within 30s; starting pods anyway");
+    }
+
     let connector: Arc<dyn crate::probe::Connector> = match &cfg.node_netns {
         Some(n) => Arc::new(crate::probe::NetnsConnector { netns: n.clone() }),
         None => Arc::new(crate::probe::DirectConnector),
@@ -267,6 +314,8 @@ pub async fn run(client: Client, cfg: AgentConfig) -> anyhow::Result<()> {
         cidr,
         ipam: Mutex::new(ipam),
         services,
+        config_maps,
+        secrets,
         registry: Mutex::new(HashMap::new()),
         connector,
         image_refs: Mutex::new(()),

@@ -258,6 +258,8 @@ pub struct Worker {
     previous_ip: Option<Ipv4Addr>,
     /// `runtimeClassName: svcnet-process`: containers run as host processes, not from images.
     process_runtime: bool,
+    /// Its configMap and secret volumes as last written (re-synced every turn).
+    projected: crate::agent::volumes::Projected,
 }
 
 impl Worker {
@@ -366,6 +368,7 @@ impl Worker {
             probe_tx,
             probe_rx,
             last_status: None,
+            projected: Default::default(),
             sandbox_error: None,
             sandbox_retry: None,
             previous_ip,
@@ -470,8 +473,20 @@ impl Worker {
         st.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
             ip: self.shared.cfg.node_ip.to_string(),
         }]);
-        let env = match crate::envvars::container_env(&with_ips, &spec, &service_env) {
-            Ok(e) => e,
+        let objects: &dyn crate::objects::Objects = &*self.shared;
+        let env = match crate::envvars::container_env(&with_ips, &spec, &service_env, objects) {
+            Ok(e) => {
+                for msg in crate::envvars::invalid_env_from_keys(pod, &spec, objects) {
+                    self.shared.recorder.event_on(
+                        pod,
+                        None,
+                        "Warning",
+                        "InvalidEnvironmentVariableNames",
+                        msg,
+                    );
+                }
+                e
+            }
             Err(msg) => {
                 self.fail(pod, i, "CreateContainerConfigError", msg, BACKOFF_START);
                 return;
@@ -485,6 +500,7 @@ impl Worker {
         let Some((shim_spec, env)) = prepared else {
             return;
         };
+        let binds = shim_spec.binds.clone();
         match shim::spawn(&self.shared.cfg.exe, &shim_spec) {
             Ok(mut child) => {
                 // Reap the shim when it ends (it outlives us if we are restarted).
@@ -519,7 +535,8 @@ impl Worker {
         c.ever_ran = true;
         c.killing = false;
         c.save();
-        self.shared.set_env(&self.ns, &self.name, &spec.name, env);
+        self.shared
+            .set_env(&self.ns, &self.name, &spec.name, env, binds);
         self.start_probes(i, pod);
     }
 
@@ -816,6 +833,7 @@ impl Worker {
             };
             self.ensure_sandbox(&pod);
             self.register(&pod);
+            self.projected.sync(&pod, &self.dir, &*self.shared);
             // The first init container that has not succeeded is the only one that runs.
             let pending_init = self
                 .ctrs

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
+use crate::objects::Fixed;
 
 fn s(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
@@ -85,6 +86,11 @@ fn pod() -> Pod {
     }
 }
 
+static NONE: Fixed = Fixed {
+    config_maps: Vec::new(),
+    secrets: Vec::new(),
+};
+
 #[test]
 fn container_env_order_expansion_and_services() {
     let services = s(&[("KUBERNETES_SERVICE_HOST", "10.96.0.1"), ("X", "svc")]);
@@ -104,7 +110,7 @@ fn container_env_order_expansion_and_services() {
         ]),
         ..Default::default()
     };
-    let env = container_env(&pod(), &c, &services).unwrap();
+    let env = container_env(&pod(), &c, &services, &NONE).unwrap();
     assert_eq!(
         env,
         s(&[
@@ -142,7 +148,7 @@ fn field_refs() {
         ]),
         ..Default::default()
     };
-    let env = container_env(&pod(), &c, &[]).unwrap();
+    let env = container_env(&pod(), &c, &[], &NONE).unwrap();
     assert_eq!(
         env,
         s(&[
@@ -168,7 +174,7 @@ fn field_refs() {
         ..Default::default()
     };
     assert_eq!(
-        container_env(&pod(), &bad, &[]).unwrap_err(),
+        container_env(&pod(), &bad, &[], &NONE).unwrap_err(),
         "unsupported fieldPath: spec.hostname"
     );
 }
@@ -209,11 +215,11 @@ fn config_maps_and_secrets() {
     };
     let p = pod();
     assert_eq!(
-        container_env(&p, &mk(vec![cm(None)], None), &[]).unwrap_err(),
+        container_env(&p, &mk(vec![cm(None)], None), &[], &NONE).unwrap_err(),
         "configmap \"cfg\" not found"
     );
     assert_eq!(
-        container_env(&p, &mk(vec![secret(Some(false))], None), &[]).unwrap_err(),
+        container_env(&p, &mk(vec![secret(Some(false))], None), &[], &NONE).unwrap_err(),
         "secret \"creds\" not found"
     );
     let ok = container_env(
@@ -223,6 +229,7 @@ fn config_maps_and_secrets() {
             None,
         ),
         &[],
+        &NONE,
     )
     .unwrap();
     assert_eq!(ok, s(&[("A", "1")]));
@@ -237,12 +244,14 @@ fn config_maps_and_secrets() {
         }])
     };
     assert_eq!(
-        container_env(&p, &mk(vec![], env_from(None)), &[]).unwrap_err(),
+        container_env(&p, &mk(vec![], env_from(None)), &[], &NONE).unwrap_err(),
         "configmap \"bulk\" not found"
     );
-    assert!(container_env(&p, &mk(vec![], env_from(Some(true))), &[])
-        .unwrap()
-        .is_empty());
+    assert!(
+        container_env(&p, &mk(vec![], env_from(Some(true))), &[], &NONE)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -285,7 +294,7 @@ fn resource_field_refs() {
         ]),
         ..Default::default()
     };
-    let env = container_env(&pod(), &c, &[]).unwrap();
+    let env = container_env(&pod(), &c, &[], &NONE).unwrap();
     assert_eq!(
         env,
         s(&[
@@ -307,7 +316,56 @@ fn resource_field_refs() {
         ]),
         ..Default::default()
     };
-    let env = container_env(&pod(), &unset, &[]).unwrap();
+    let env = container_env(&pod(), &unset, &[], &NONE).unwrap();
     assert!(env[0].1.parse::<u64>().unwrap() >= 1);
     assert!(env[1].1.parse::<u64>().unwrap() > 0);
+}
+
+/// Present objects: `envFrom` with a prefix (invalid names skipped and reported as the kubelet's
+/// event says), `configMapKeyRef`/`secretKeyRef` values, a missing key, `env` over `envFrom`.
+#[test]
+fn values_from_config_maps_and_secrets() {
+    let objects = Fixed {
+        config_maps: vec![serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "ns1", "name": "cfg"},
+            "data": {"mode": "fast", "1bad": "x", "level": "3"},
+        }))
+        .unwrap()],
+        secrets: vec![serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "ns1", "name": "creds"},
+            "data": {"password": "czNjcmV0"},
+        }))
+        .unwrap()],
+    };
+    let c: Container = serde_json::from_value(serde_json::json!({
+        "name": "c",
+        "envFrom": [{"configMapRef": {"name": "cfg"}}, {"prefix": "DB_", "secretRef": {"name": "creds"}}],
+        "env": [
+            {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+            {"name": "mode", "value": "$(level)x"},
+            {"name": "GONE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope", "optional": true}}},
+        ],
+    }))
+    .unwrap();
+    let env = container_env(&pod(), &c, &[], &objects).unwrap();
+    assert_eq!(
+        env,
+        s(&[
+            ("level", "3"),
+            ("mode", "3x"),
+            ("DB_password", "s3cret"),
+            ("PASS", "s3cret")
+        ])
+    );
+    assert_eq!(
+        invalid_env_from_keys(&pod(), &c, &objects),
+        ["Keys [1bad] from the EnvFrom configMap ns1/cfg were skipped since they are considered invalid environment variable names."]
+    );
+    let missing: Container = serde_json::from_value(serde_json::json!({"name": "c",
+        "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]}))
+    .unwrap();
+    assert_eq!(
+        container_env(&pod(), &missing, &[], &objects).unwrap_err(),
+        "couldn't find key nope in ConfigMap ns1/cfg"
+    );
 }

@@ -343,3 +343,28 @@ fn events() {
         assert_eq!(row("", "events", &obj), want, "{name}");
     }
 }
+
+/// `TestPrintConfigMap`/`TestPrintSecret`'s shape: DATA counts keys.
+#[test]
+fn config_maps_and_secrets() {
+    let cm = json!({"metadata": meta("cfg", 90), "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}});
+    assert_eq!(
+        row("", "configmaps", &cm),
+        [json!("cfg"), json!(3), json!("90s")]
+    );
+    assert_eq!(
+        row("", "configmaps", &json!({"metadata": meta("empty", 90)})),
+        [json!("empty"), json!(0), json!("90s")]
+    );
+    let s = json!({"metadata": meta("tls", 90), "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "eA==", "tls.key": "eA=="}});
+    assert_eq!(
+        row("", "secrets", &s),
+        [
+            json!("tls"),
+            json!("kubernetes.io/tls"),
+            json!(2),
+            json!("90s")
+        ]
+    );
+}

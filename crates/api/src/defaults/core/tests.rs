@@ -106,3 +106,28 @@ fn node_namespace_endpoints_defaults() {
         Some("TCP")
     );
 }
+
+#[test]
+fn secret_type_and_string_data() {
+    let mut s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "data": {"user": "b2xk", "keep": "eA=="},
+        "stringData": {"user": "admin", "pass": "s3cret"},
+    }))
+    .unwrap();
+    default_secret(&mut s);
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["type"], "Opaque");
+    assert_eq!(v.get("stringData"), None, "never stored");
+    // stringData wins over data, as the conversion writes it last.
+    assert_eq!(
+        v["data"],
+        json!({"user": "YWRtaW4=", "pass": "czNjcmV0", "keep": "eA=="})
+    );
+
+    let mut tls: Secret =
+        serde_json::from_value(json!({"type": "kubernetes.io/tls", "stringData": {"a": "b"}}))
+            .unwrap();
+    default_secret(&mut tls);
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+}

@@ -51,6 +51,16 @@ impl Worker {
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.insert(0, ("HOSTNAME".into(), hostname(pod)));
         }
+        let mut binds = layout::etc_binds(&sb.dir);
+        match crate::agent::volumes::process_binds(pod, spec, &self.dir, &*self.shared) {
+            Ok(b) => binds.extend(b),
+            Err(msg) => {
+                self.event(pod, i, true, "FailedMount", msg.clone());
+                self.wait(i, "ContainerCreating", msg, BACKOFF_START);
+                return None;
+            }
+        }
+        let spec = &self.ctrs[i].spec;
         let c = &self.ctrs[i];
         let shim_spec = ShimSpec {
             argv,
@@ -58,7 +68,7 @@ impl Worker {
             workdir: spec.working_dir.clone().map(PathBuf::from),
             netns: sb.netns.clone(),
             hostname: Some(hostname(pod)),
-            binds: layout::etc_binds(&sb.dir),
+            binds,
             log: c.log_path(c.restart_count),
             dir: c.dir.clone(),
             oci: None,
@@ -96,10 +106,18 @@ impl Worker {
             return None;
         };
         let mut events = Vec::new();
+        let (keyring, missing) = crate::agent::images::pull_keyring(pod, &*self.shared);
+        // Once per attempt, not on every look at a running pull.
+        if let Some(message) = missing.filter(|_| !self.ctrs[i].image.pulling()) {
+            let reason = "FailedToRetrieveImagePullSecret";
+            let recorder = &self.shared.recorder;
+            recorder.event_on(pod, None, "Warning", reason, message);
+        }
         let step = self.ctrs[i].image.ensure(
             &puller,
             &image_name,
             spec.image_pull_policy.as_deref(),
+            keyring,
             &mut events,
         );
         for e in events {
@@ -175,7 +193,7 @@ impl Worker {
                 }
             },
         };
-        let volumes = match crate::agent::volumes::mounts(pod, &spec, &pod_dir) {
+        let volumes = match crate::agent::volumes::mounts(pod, &spec, &pod_dir, &*self.shared) {
             Ok(v) => v,
             Err(msg) => {
                 self.event(pod, i, true, "FailedMount", msg.clone());
