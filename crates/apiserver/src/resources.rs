@@ -303,6 +303,7 @@ pub static CONFIGMAPS: ResourceInfo = ResourceInfo {
     has_generation: false,
     field_labels: &[],
     strategy: &strategy::CONFIGMAP,
+    view: None,
 };
 
 pub static SECRETS: ResourceInfo = ResourceInfo {
@@ -321,8 +322,9 @@ pub static SECRETS: ResourceInfo = ResourceInfo {
     allow_create_on_update: false,
     has_generation: false,
     // Kubernetes' secret `SelectableFields`.
-    field_labels: &[("type", &["type"])],
+    field_labels: &[label("type", &["type"])],
     strategy: &strategy::SECRET,
+    view: None,
 };
 
 pub static NODES: ResourceInfo = ResourceInfo {

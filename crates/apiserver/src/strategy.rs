@@ -383,6 +383,7 @@ pub static CONFIGMAP: Typed<ConfigMap> = Typed {
     validate_create: validation::config::validate_config_map_create,
     validate_update: validation::config::validate_config_map_update,
     validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 /// Kubernetes' secret strategy; `default` also merges `stringData` into `data`, as the v1 →
@@ -394,6 +395,7 @@ pub static SECRET: Typed<Secret> = Typed {
     validate_create: validation::config::validate_secret_create,
     validate_update: validation::config::validate_secret_update,
     validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {

@@ -78,6 +78,8 @@ pub fn top_level_order(kind: &str) -> &'static [&'static str] {
         "Endpoints" => fields!("subsets"),
         "EndpointSlice" => fields!("addressType", "endpoints", "ports"),
         "RuntimeClass" => fields!("handler", "overhead", "scheduling"),
+        "ConfigMap" => fields!("immutable", "data", "binaryData"),
+        "Secret" => fields!("immutable", "data", "stringData", "type"),
         "Table" => fields!("columnDefinitions", "rows"),
         "APIResourceList" => fields!("groupVersion", "resources"),
         "APIGroupList" => fields!("groups"),
