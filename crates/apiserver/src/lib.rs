@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod objmeta;
 pub mod openapi;
+pub mod part;
 pub mod registry;
 pub mod request;
 pub mod resources;

@@ -44,30 +44,7 @@ pub struct WriteOptions {
     pub force_allow_create: bool,
 }
 
-/// Which part of an object an update may change.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Part {
-    /// The main resource: everything but `status` (for kinds with a status subresource).
-    Main,
-    /// `/status`: only `status`.
-    Status,
-    /// `namespaces/x/finalize`: only `spec.finalizers`.
-    Finalize,
-    /// `pods/x/binding`: only `spec.nodeName` and `status.conditions`, without the pod-update
-    /// validation that forbids changing the node (as the binding REST's own update).
-    Binding,
-}
-
-impl Part {
-    /// The part a request's subresource names (`status`, `finalize`, or none).
-    pub fn of_subresource(subresource: Option<&str>) -> Part {
-        match subresource {
-            Some("status") => Part::Status,
-            Some("finalize") => Part::Finalize,
-            _ => Part::Main,
-        }
-    }
-}
+pub use crate::part::Part;
 
 /// `metav1.DeleteOptions`: what a client may ask of a delete.
 #[derive(Clone, Debug, Default)]

@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::{json, Value};
 use svcnet_ssa::{FieldManager, ListType, MapType, PathElement, Set, Type};
 
-use crate::registry::Part;
+use crate::part::Part;
 
 /// Key fields' defaults that the v2 definitions leave out (upstream's `+default` markers,
 /// published in its OpenAPI v3): a port without `protocol` is the TCP one.
