@@ -32,6 +32,30 @@ async fn replica_sets(client: &kube::Client) -> Vec<ReplicaSet> {
         .unwrap_or_default()
 }
 
+/// `kubectl delete` one of the pods `selector` picks; wait for `n` pods again, without it.
+async fn delete_a_pod_see_it_replaced(
+    s: &ApiServer,
+    client: &kube::Client,
+    selector: &str,
+    n: usize,
+) {
+    let victim = pods(client, selector).await[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    s.kubectl_ok(&["delete", "pod", &victim]);
+    wait_for(T, "a replacement", || async {
+        let ps = pods(client, selector).await;
+        (ps.len() == n
+            && ps
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
+        .then_some(())
+    })
+    .await;
+}
+
 fn alphabet(s: &str) -> bool {
     s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
 }
@@ -161,21 +185,7 @@ async fn deployment_replicasets_pods_scale_replace_and_roll() {
     );
 
     // A deleted pod is replaced.
-    let victim = pods(&client, "app=service-env").await[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
-    s.kubectl_ok(&["delete", "pod", &victim]);
-    wait_for(T, "a replacement", || async {
-        let ps = pods(&client, "app=service-env").await;
-        (ps.len() == 2
-            && ps
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
-        .then_some(())
-    })
-    .await;
+    delete_a_pod_see_it_replaced(&s, &client, "app=service-env", 2).await;
 
     // Rolling update: a new ReplicaSet, the old one scaled to zero, revision 2.
     s.kubectl_ok(&["scale", "deployment", "service-env", "--replicas=4"]);
@@ -591,21 +601,7 @@ async fn replication_controller_pods_scale_and_cascade() {
     .await;
 
     // A deleted pod is replaced.
-    let victim = pods(&client, "app=web").await[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
-    s.kubectl_ok(&["delete", "pod", &victim]);
-    wait_for(T, "a replacement", || async {
-        let ps = pods(&client, "app=web").await;
-        (ps.len() == 2
-            && ps
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
-        .then_some(())
-    })
-    .await;
+    delete_a_pod_see_it_replaced(&s, &client, "app=web", 2).await;
 
     // A strategic merge patch (kubectl patch's default) and kubectl explain.
     s.kubectl_ok(&[

@@ -15,9 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{
     ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
 };
-use k8s_openapi::api::core::v1::{
-    Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
-};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
@@ -82,25 +80,6 @@ impl Managed for ReplicationController {
     }
     fn as_replica_set(&self) -> ReplicaSet {
         let spec = self.spec.clone().unwrap_or_default();
-        let status = self.status.clone().map(|s| ReplicaSetStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            ready_replicas: s.ready_replicas,
-            available_replicas: s.available_replicas,
-            observed_generation: s.observed_generation,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicaSetCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
-                    .collect()
-            }),
-            terminating_replicas: None,
-        });
         ReplicaSet {
             metadata: self.metadata.clone(),
             spec: Some(ReplicaSetSpec {
@@ -112,29 +91,20 @@ impl Managed for ReplicationController {
                 },
                 template: spec.template,
             }),
-            status,
+            status: self.status.as_ref().and_then(same_fields),
         }
     }
-    fn set_status(&mut self, s: ReplicaSetStatus) {
-        self.status = Some(ReplicationControllerStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            ready_replicas: s.ready_replicas,
-            available_replicas: s.available_replicas,
-            observed_generation: s.observed_generation,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicationControllerCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
-                    .collect()
-            }),
-        });
+    fn set_status(&mut self, status: ReplicaSetStatus) {
+        self.status = same_fields(&status);
     }
+}
+
+/// A status as the other kind's: RC and ReplicaSet statuses (and their conditions) have the
+/// same JSON fields, but for the ReplicaSet's `terminatingReplicas`, which the RC drops.
+fn same_fields<A: Serialize, B: DeserializeOwned>(a: &A) -> Option<B> {
+    serde_json::to_value(a)
+        .and_then(serde_json::from_value)
+        .ok()
 }
 
 /// Run the controller for one kind: `run::<ReplicaSet>` is the ReplicaSet controller,
@@ -645,5 +615,25 @@ mod tests {
                 "ready-old"
             ]
         );
+    }
+
+    /// The RC adapter: the selector map is `matchLabels`, the status survives the round trip.
+    #[test]
+    fn reads_a_replication_controller_as_a_replica_set() {
+        let mut rc: ReplicationController = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"app": "web"}},
+            "status": {"replicas": 2, "readyReplicas": 1, "observedGeneration": 3,
+                "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}]},
+        }))
+        .unwrap();
+        let rs = rc.as_replica_set();
+        let sel = &rs.spec.as_ref().unwrap().selector;
+        assert_eq!(sel.match_labels.as_ref().unwrap()["app"], "web");
+        let status = rs.status.clone().unwrap();
+        assert_eq!((status.replicas, status.ready_replicas), (2, Some(1)));
+        let before = rc.status.clone();
+        rc.set_status(status);
+        assert_eq!(rc.status, before);
     }
 }
