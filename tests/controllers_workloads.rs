@@ -1,14 +1,15 @@
 //! The Deployment, ReplicaSet, garbage-collector and scheduler controllers against a running
 //! API server, driven by the real kubectl: names, labels and status as Kubernetes has them,
 //! scaling, replacement, rolling updates with `kubectl rollout status`, cascading deletion in
-//! its three flavours, and pods bound to nodes once nodes exist.
+//! its three flavours, pods bound to nodes once nodes exist, and ReplicationControllers (the
+//! ReplicaSet controller's code, as upstream's replication manager).
 
 mod support;
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, ListParams};
 use support::{fake_kubelet, seed, wait_for, ApiServer};
 use svcnet_controllers::util::pod_condition;
@@ -29,6 +30,30 @@ async fn replica_sets(client: &kube::Client) -> Vec<ReplicaSet> {
         .await
         .map(|l| l.items)
         .unwrap_or_default()
+}
+
+/// `kubectl delete` one of the pods `selector` picks; wait for `n` pods again, without it.
+async fn delete_a_pod_see_it_replaced(
+    s: &ApiServer,
+    client: &kube::Client,
+    selector: &str,
+    n: usize,
+) {
+    let victim = pods(client, selector).await[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    s.kubectl_ok(&["delete", "pod", &victim]);
+    wait_for(T, "a replacement", || async {
+        let ps = pods(client, selector).await;
+        (ps.len() == n
+            && ps
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
+        .then_some(())
+    })
+    .await;
 }
 
 fn alphabet(s: &str) -> bool {
@@ -160,21 +185,7 @@ async fn deployment_replicasets_pods_scale_replace_and_roll() {
     );
 
     // A deleted pod is replaced.
-    let victim = pods(&client, "app=service-env").await[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
-    s.kubectl_ok(&["delete", "pod", &victim]);
-    wait_for(T, "a replacement", || async {
-        let ps = pods(&client, "app=service-env").await;
-        (ps.len() == 2
-            && ps
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
-        .then_some(())
-    })
-    .await;
+    delete_a_pod_see_it_replaced(&s, &client, "app=service-env", 2).await;
 
     // Rolling update: a new ReplicaSet, the old one scaled to zero, revision 2.
     s.kubectl_ok(&["scale", "deployment", "service-env", "--replicas=4"]);
@@ -480,4 +491,156 @@ async fn pending_pods_are_bound_to_ready_nodes_spread_by_count() {
         events.contains("Successfully assigned default/spread-"),
         "{events}"
     );
+}
+
+/// A ReplicationController from a manifest, end to end with kubectl: defaulted selector and
+/// labels, pods it owns, `kubectl get rc` columns (and `-o wide`), `kubectl scale rc`, a
+/// deleted pod replaced, a strategic merge patch of the template, `kubectl explain`, and pods
+/// collected when the RC is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_controller_pods_scale_and_cascade() {
+    let mut s = ApiServer::start();
+    s.start_controllers(&[]);
+    let client = s.client().await;
+    let kubelet = fake_kubelet(client.clone());
+    // No selector: it defaults to the template's labels, as do the RC's own labels.
+    let manifest = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: web}\nspec:\n  replicas: 3\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: nginx, image: nginx}]}\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "replicationcontroller/web created"
+    );
+    let rcs: Api<ReplicationController> = Api::namespaced(client.clone(), "default");
+    let rc = rcs.get("web").await.unwrap();
+    let uid = rc.metadata.uid.clone().unwrap();
+    let spec = rc.spec.clone().unwrap();
+    assert_eq!(spec.selector.unwrap()["app"], "web");
+    assert_eq!(rc.metadata.labels.unwrap()["app"], "web");
+
+    let ps = wait_for(T, "3 ready pods", || async {
+        let ps = pods(&client, "app=web").await;
+        let rc = rcs.get("web").await.ok()?;
+        (ps.len() == 3 && rc.status?.ready_replicas == Some(3)).then_some(ps)
+    })
+    .await;
+    for p in &ps {
+        let name = p.metadata.name.clone().unwrap();
+        assert!(
+            name.strip_prefix("web-")
+                .is_some_and(|x| x.len() == 5 && alphabet(x)),
+            "{name}"
+        );
+        let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                owner.api_version.as_str(),
+                owner.kind.as_str(),
+                owner.name.as_str(),
+                owner.uid.as_str(),
+                owner.controller
+            ),
+            (
+                "v1",
+                "ReplicationController",
+                "web",
+                uid.as_str(),
+                Some(true)
+            )
+        );
+    }
+
+    // kubectl's columns, by the short name.
+    let out = s.kubectl_ok(&["get", "rc"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
+    let t = support::table(&out);
+    assert_eq!(
+        (
+            t[0]["NAME"].as_str(),
+            t[0]["DESIRED"].as_str(),
+            t[0]["CURRENT"].as_str(),
+            t[0]["READY"].as_str()
+        ),
+        ("web", "3", "3", "3")
+    );
+    let wide = support::table(&s.kubectl_ok(&["get", "rc", "web", "-o", "wide"]));
+    assert_eq!(
+        (
+            wide[0]["CONTAINERS"].as_str(),
+            wide[0]["IMAGES"].as_str(),
+            wide[0]["SELECTOR"].as_str()
+        ),
+        ("nginx", "nginx", "app=web")
+    );
+    assert!(s
+        .kubectl_ok(&["get", "all"])
+        .contains("replicationcontroller/web"));
+
+    // kubectl scale, both ways (the scale subresource).
+    let out = s.kubectl_ok(&["scale", "rc", "web", "--replicas=5"]);
+    assert_eq!(out.trim(), "replicationcontroller/web scaled");
+    assert_eq!(
+        s.kubectl_ok(&["get", "rc", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    wait_for(T, "5 pods", || async {
+        (pods(&client, "app=web").await.len() == 5).then_some(())
+    })
+    .await;
+    s.kubectl_ok(&["scale", "rc", "web", "--replicas=2"]);
+    wait_for(T, "2 pods, status 2", || async {
+        let n = pods(&client, "app=web")
+            .await
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count();
+        let rc = rcs.get("web").await.ok()?;
+        (n == 2 && rc.status?.replicas == 2).then_some(())
+    })
+    .await;
+
+    // A deleted pod is replaced.
+    delete_a_pod_see_it_replaced(&s, &client, "app=web", 2).await;
+
+    // A strategic merge patch (kubectl patch's default) and kubectl explain.
+    s.kubectl_ok(&[
+        "patch",
+        "rc",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.27"}]}}}}"#,
+    ]);
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "rc",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].image}"
+        ]),
+        "nginx:1.27"
+    );
+    let explained = s.kubectl_ok(&["explain", "rc.spec.selector"]);
+    assert!(
+        explained.contains("KIND:       ReplicationController"),
+        "{explained}"
+    );
+
+    // Kubernetes' validation messages.
+    let bad = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: bad}\nspec:\n  selector: {app: other}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: nginx, image: nginx}]}\n";
+    let out = s.kubectl_stdin(&["create", "-f", "-"], bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"The ReplicationController "bad" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#),
+        "{err}"
+    );
+
+    // Deleting the RC (background cascade) collects its pods.
+    s.kubectl_ok(&["delete", "rc", "web"]);
+    wait_for(T, "web's pods collected", || async {
+        pods(&client, "app=web").await.is_empty().then_some(())
+    })
+    .await;
+    kubelet.abort();
 }

@@ -463,6 +463,28 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     view: None,
 };
 
+/// core/v1 ReplicationControllers, run by the ReplicaSet controller's code (svcnet-controllers'
+/// `replicaset`), as upstream's replication manager.
+pub static REPLICATIONCONTROLLERS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ReplicationController",
+    list_kind: "ReplicationControllerList",
+    plural: "replicationcontrollers",
+    singular: "replicationcontroller",
+    short_names: &["rc"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/controllers",
+    subresources: &["status", "scale"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[int_label("status.replicas", &["status", "replicas"])],
+    strategy: &strategy::REPLICATIONCONTROLLER,
+    view: None,
+};
+
 pub static LEASES: ResourceInfo = ResourceInfo {
     group: "coordination.k8s.io",
     version: "v1",
@@ -514,6 +536,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &EVENTS,
     &CONFIGMAPS,
     &SECRETS,
+    &REPLICATIONCONTROLLERS,
     &ENDPOINTSLICES,
     &DEPLOYMENTS,
     &REPLICASETS,

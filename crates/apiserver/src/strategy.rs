@@ -8,7 +8,8 @@
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Node, Pod, PodStatus, Secret, Service,
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, PodStatus, ReplicationController, Secret,
+    Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -435,6 +436,24 @@ pub static REPLICASET: Typed<ReplicaSet> = Typed {
     go_zero: &[
         ("/spec", "{}"),
         TEMPLATE_ZERO[0],
+        TEMPLATE_ZERO[1],
+        TEMPLATE_ZERO[2],
+        ("/status", r#"{"replicas":0}"#),
+    ],
+};
+
+/// core/v1 ReplicationControllers (`pkg/registry/core/replicationcontroller/strategy.go`): the
+/// template is a pointer in v1, so only a present one gets `"metadata":{"creationTimestamp":
+/// null}`; `status.replicas` is not `omitempty`.
+pub static REPLICATIONCONTROLLER: Typed<ReplicationController> = Typed {
+    default: defaults::core::default_replication_controller,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::replicationcontroller::validate_create,
+    validate_update: validation::replicationcontroller::validate_update,
+    validate_status_update: validation::replicationcontroller::validate_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
         TEMPLATE_ZERO[1],
         TEMPLATE_ZERO[2],
         ("/status", r#"{"replicas":0}"#),

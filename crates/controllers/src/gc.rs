@@ -1,6 +1,7 @@
 //! The garbage collector, after kubernetes' `pkg/controller/garbagecollector`, over the kinds
 //! svcnet's controllers create and own: Pods, ReplicaSets and EndpointSlices as dependents;
-//! Deployments, ReplicaSets, Services, Endpoints, Pods and Nodes as owners.
+//! Deployments, ReplicaSets, ReplicationControllers, Services, Endpoints, Pods and Nodes as
+//! owners.
 //!
 //! - Background (the default of `kubectl delete`): a dependent whose owners are all gone is
 //!   deleted; one that lost only some owners has those references removed.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
@@ -63,6 +64,12 @@ pub async fn run(ctx: Arc<Context>) {
         ctx.informers.deployments.subscribe(),
         "Deployment",
     );
+    watch(
+        &ctx,
+        &queue,
+        ctx.informers.replication_controllers.subscribe(),
+        "ReplicationController",
+    );
     watch(&ctx, &queue, ctx.informers.services.subscribe(), "Service");
     watch(&ctx, &queue, ctx.informers.nodes.subscribe(), "Node");
     resync(&ctx, &queue);
@@ -104,6 +111,11 @@ fn resync(ctx: &Context, queue: &Queue) {
     each(queue, "ReplicaSet", i.replica_sets.store());
     each(queue, "EndpointSlice", i.endpoint_slices.store());
     each(queue, "Deployment", i.deployments.store());
+    each(
+        queue,
+        "ReplicationController",
+        i.replication_controllers.store(),
+    );
     each(queue, "Service", i.services.store());
     each(queue, "Node", i.nodes.store());
 }
@@ -247,6 +259,13 @@ async fn owner_state(
                 .as_deref(),
             r,
         ),
+        ("v1", "ReplicationController") => state_of(
+            i.replication_controllers
+                .store()
+                .get(&ObjectRef::new(&r.name).within(n))
+                .as_deref(),
+            r,
+        ),
         ("v1", "Service") => state_of(
             i.services
                 .store()
@@ -278,6 +297,7 @@ async fn owner_state(
     match r.kind.as_str() {
         "Deployment" => live::<Deployment>(ctx, ns, r).await,
         "ReplicaSet" => live::<ReplicaSet>(ctx, ns, r).await,
+        "ReplicationController" => live::<ReplicationController>(ctx, ns, r).await,
         "Service" => live::<Service>(ctx, ns, r).await,
         "Pod" => live::<Pod>(ctx, ns, r).await,
         "Endpoints" => live::<k8s_openapi::api::core::v1::Endpoints>(ctx, ns, r).await,
@@ -316,6 +336,14 @@ async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error>
         "Deployment" => {
             let o = i.deployments.store().get(&ObjectRef::new(name).within(n));
             handle(ctx, Api::<Deployment>::namespaced(c, n), o.as_deref()).await
+        }
+        "ReplicationController" => {
+            let o = i
+                .replication_controllers
+                .store()
+                .get(&ObjectRef::new(name).within(n));
+            let api = Api::<ReplicationController>::namespaced(c, n);
+            handle(ctx, api, o.as_deref()).await
         }
         "Service" => {
             let o = i.services.store().get(&ObjectRef::new(name).within(n));

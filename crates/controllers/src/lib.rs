@@ -8,7 +8,8 @@
 //! - Service networking: [`endpointslice`] (EndpointSlices from selectors), [`endpoints`] (the
 //!   core/v1 Endpoints), [`endpointslicemirroring`] (selectorless Services' Endpoints into
 //!   slices), [`loadbalancer`] (LoadBalancer addresses from pools; the speaker announces them);
-//! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`],
+//! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`]
+//!   (also ReplicationControllers, through an adapter as upstream),
 //!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
 //!   nodes);
 //! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
@@ -36,7 +37,7 @@ pub mod util;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -54,6 +55,8 @@ pub struct Config {
     pub concurrent_deployment_syncs: usize,
     /// `--concurrent-replicaset-syncs`
     pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-rc-syncs` (ReplicationController workers)
+    pub concurrent_rc_syncs: usize,
     /// `--concurrent-gc-syncs`
     pub concurrent_gc_syncs: usize,
     /// Controllers to run (`--controllers`); empty = all.
@@ -76,6 +79,7 @@ impl Default for Config {
             concurrent_service_endpoint_syncs: 5,
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
+            concurrent_rc_syncs: 5,
             concurrent_gc_syncs: 20,
             controllers: Vec::new(),
             cluster_cidr: Default::default(),
@@ -120,6 +124,7 @@ pub struct Informers {
     pub nodes: Arc<Informer<Node>>,
     pub deployments: Arc<Informer<Deployment>>,
     pub replica_sets: Arc<Informer<ReplicaSet>>,
+    pub replication_controllers: Arc<Informer<ReplicationController>>,
 }
 
 impl Informers {
@@ -133,6 +138,7 @@ impl Informers {
             nodes: Informer::spawn(Api::all(client.clone()), cfg()),
             deployments: Informer::spawn(Api::all(client.clone()), cfg()),
             replica_sets: Informer::spawn(Api::all(client.clone()), cfg()),
+            replication_controllers: Informer::spawn(Api::all(client.clone()), cfg()),
         }
     }
 
@@ -145,6 +151,7 @@ impl Informers {
         self.nodes.wait_ready().await;
         self.deployments.wait_ready().await;
         self.replica_sets.wait_ready().await;
+        self.replication_controllers.wait_ready().await;
     }
 }
 
@@ -180,7 +187,12 @@ pub async fn run(client: Client, config: Config) {
         tasks.push(tokio::spawn(endpoints::run(ctx.clone())));
     }
     if c.enabled("replicaset") {
-        tasks.push(tokio::spawn(replicaset::run(ctx.clone())));
+        tasks.push(tokio::spawn(replicaset::run::<ReplicaSet>(ctx.clone())));
+    }
+    if c.enabled("replicationcontroller") {
+        tasks.push(tokio::spawn(replicaset::run::<ReplicationController>(
+            ctx.clone(),
+        )));
     }
     if c.enabled("deployment") {
         tasks.push(tokio::spawn(deployment::run(ctx.clone())));

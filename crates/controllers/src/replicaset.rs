@@ -2,67 +2,152 @@
 //! `spec.replicas` active pods that match the selector, adopting orphans and releasing pods that
 //! stopped matching, creating pods from the template (in slow-start batches) and deleting the
 //! least useful ones first, and reports replicas / fullyLabeled / ready / available in status.
+//!
+//! The same code runs core/v1 ReplicationControllers, as upstream's `ReplicationManager` is the
+//! ReplicaSet controller over an adapter (`pkg/controller/replication/conversion.go`): a
+//! [`Managed`] kind is read as a ReplicaSet (its selector map as `matchLabels`), while owner
+//! references, events and status writes name the real kind.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::events::{NORMAL, WARNING};
 use crate::expectations::Expectations;
 use crate::util;
 use crate::Context;
-use svcnet_informer::{run_workers, Change, Key, Queue};
+use svcnet_informer::{run_workers, Change, Informer, Key, Queue};
 
 /// `burstReplicas`: at most this many pods created or deleted per sync.
 const BURST_REPLICAS: usize = 500;
 
-pub async fn run(ctx: Arc<Context>) {
+/// A kind this controller keeps replicas of: ReplicaSets, and ReplicationControllers through
+/// upstream's adapter.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The work queue's name (and the `--controllers` name).
+    const NAME: &'static str;
+    fn informer(ctx: &Context) -> &Arc<Informer<Self>>;
+    fn workers(ctx: &Context) -> usize;
+    /// The object read as a ReplicaSet (`conversion.go`'s `ReplicaSetFromRC`).
+    fn as_replica_set(&self) -> ReplicaSet;
+    /// A ReplicaSet status written back in this kind's form.
+    fn set_status(&mut self, status: ReplicaSetStatus);
+}
+
+impl Managed for ReplicaSet {
+    const NAME: &'static str = "replicaset";
+    fn informer(ctx: &Context) -> &Arc<Informer<Self>> {
+        &ctx.informers.replica_sets
+    }
+    fn workers(ctx: &Context) -> usize {
+        ctx.config.concurrent_replicaset_syncs
+    }
+    fn as_replica_set(&self) -> ReplicaSet {
+        self.clone()
+    }
+    fn set_status(&mut self, status: ReplicaSetStatus) {
+        self.status = Some(status);
+    }
+}
+
+impl Managed for ReplicationController {
+    const NAME: &'static str = "replicationcontroller";
+    fn informer(ctx: &Context) -> &Arc<Informer<Self>> {
+        &ctx.informers.replication_controllers
+    }
+    fn workers(ctx: &Context) -> usize {
+        ctx.config.concurrent_rc_syncs
+    }
+    fn as_replica_set(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: Some(ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                selector: LabelSelector {
+                    match_labels: spec.selector,
+                    match_expressions: None,
+                },
+                template: spec.template,
+            }),
+            status: self.status.as_ref().and_then(same_fields),
+        }
+    }
+    fn set_status(&mut self, status: ReplicaSetStatus) {
+        self.status = same_fields(&status);
+    }
+}
+
+/// A status as the other kind's: RC and ReplicaSet statuses (and their conditions) have the
+/// same JSON fields, but for the ReplicaSet's `terminatingReplicas`, which the RC drops.
+fn same_fields<A: Serialize, B: DeserializeOwned>(a: &A) -> Option<B> {
+    serde_json::to_value(a)
+        .and_then(serde_json::from_value)
+        .ok()
+}
+
+/// Run the controller for one kind: `run::<ReplicaSet>` is the ReplicaSet controller,
+/// `run::<ReplicationController>` the replication manager.
+pub async fn run<K: Managed>(ctx: Arc<Context>) {
     let queue = Queue::new();
     let exp = Arc::new(Expectations::default());
-    spawn_watchers(ctx.clone(), queue.clone(), exp.clone());
-    for rs in ctx.informers.replica_sets.store().state() {
+    spawn_watchers::<K>(ctx.clone(), queue.clone(), exp.clone());
+    for rs in K::informer(&ctx).store().state() {
         queue.add(Key::of(&*rs));
     }
-    let workers = ctx.config.concurrent_replicaset_syncs;
-    run_workers("replicaset", queue, workers, move |key| {
+    let workers = K::workers(&ctx);
+    run_workers(K::NAME, queue, workers, move |key| {
         let ctx = ctx.clone();
         let exp = exp.clone();
-        async move { sync(&ctx, &exp, &key).await }
+        async move { sync::<K>(&ctx, &exp, &key).await }
     })
     .await;
 }
 
-/// The ReplicaSet that controls `pod`, if its controllerRef names one we know.
-fn owner_rs(ctx: &Context, pod: &Pod) -> Option<Key> {
+/// The owner of kind `K` that controls `pod`, if its controllerRef names one we know.
+fn owner_rs<K: Managed>(ctx: &Context, pod: &Pod) -> Option<Key> {
     let r = util::controller_of(pod)?;
-    if r.kind != "ReplicaSet" {
+    if r.kind != K::kind(&()) {
         return None;
     }
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let rs = ctx
-        .informers
-        .replica_sets
+    let rs = K::informer(ctx)
         .store()
-        .get(&ObjectRef::<ReplicaSet>::new(&r.name).within(ns))?;
-    (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then(|| Key::of(&*rs))
+        .get(&ObjectRef::<K>::new(&r.name).within(ns))?;
+    (rs.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| Key::of(&*rs))
 }
 
-/// ReplicaSets of the pod's namespace whose selector matches it (for an orphan to be adopted).
-fn matching_rs(ctx: &Context, pod: &Pod) -> Vec<Key> {
-    ctx.informers
-        .replica_sets
+/// Owners of kind `K` in the pod's namespace whose selector matches it (for an orphan to be
+/// adopted).
+fn matching_rs<K: Managed>(ctx: &Context, pod: &Pod) -> Vec<Key> {
+    K::informer(ctx)
         .store()
         .state()
         .iter()
-        .filter(|rs| rs.metadata.namespace == pod.metadata.namespace)
-        .filter(|rs| {
+        .filter(|k| k.meta().namespace == pod.metadata.namespace)
+        .filter(|k| {
+            let rs = k.as_replica_set();
             util::label_selector(rs.spec.as_ref().map(|s| &s.selector))
                 .is_some_and(|s| s.matches(pod.labels()))
         })
@@ -74,9 +159,9 @@ fn pod_key(pod: &Pod) -> String {
     Key::of(pod).to_string()
 }
 
-fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) {
+fn spawn_watchers<K: Managed>(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) {
     let q = queue.clone();
-    let mut rss = ctx.informers.replica_sets.subscribe();
+    let mut rss = K::informer(&ctx).subscribe();
     let c = ctx.clone();
     tokio::spawn(async move {
         while let Some(ch) = rss.recv().await {
@@ -84,7 +169,7 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) 
                 Change::Applied { new, .. } => q.add(Key::of(&*new)),
                 Change::Deleted(rs) => q.add(Key::of(&*rs)),
                 Change::Resync => {
-                    for rs in c.informers.replica_sets.store().state() {
+                    for rs in K::informer(&c).store().state() {
                         q.add(Key::of(&*rs));
                     }
                 }
@@ -96,7 +181,7 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) 
         while let Some(ch) = pods.recv().await {
             match ch {
                 Change::Applied { old, new } => {
-                    let owner = owner_rs(&ctx, &new);
+                    let owner = owner_rs::<K>(&ctx, &new);
                     if let Some(o) = &owner {
                         if old.is_none() {
                             exp.creation_observed(o);
@@ -110,13 +195,13 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) 
                         }
                         queue.add(o.clone());
                     } else if util::controller_of(&*new).is_none() {
-                        for k in matching_rs(&ctx, &new) {
+                        for k in matching_rs::<K>(&ctx, &new) {
                             queue.add(k);
                         }
                     }
                     // Owner or labels changed: the previous owner must look again.
                     if let Some(old) = old {
-                        if let Some(prev) = owner_rs(&ctx, &old) {
+                        if let Some(prev) = owner_rs::<K>(&ctx, &old) {
                             if Some(&prev) != owner.as_ref() || old.labels() != new.labels() {
                                 queue.add(prev);
                             }
@@ -124,14 +209,14 @@ fn spawn_watchers(ctx: Arc<Context>, queue: Arc<Queue>, exp: Arc<Expectations>) 
                     }
                 }
                 Change::Deleted(pod) => {
-                    if let Some(o) = owner_rs(&ctx, &pod) {
+                    if let Some(o) = owner_rs::<K>(&ctx, &pod) {
                         exp.deletion_observed(&o, &pod_key(&pod));
                         queue.add(o);
                     }
                 }
                 Change::Resync => {
                     exp.clear();
-                    for rs in ctx.informers.replica_sets.store().state() {
+                    for rs in K::informer(&ctx).store().state() {
                         queue.add(Key::of(&*rs));
                     }
                 }
@@ -175,8 +260,8 @@ pub fn deletion_order(pods: &mut [Arc<Pod>]) {
     });
 }
 
-/// Pod from the ReplicaSet's template (`controller.GetPodFromTemplate`).
-fn pod_from_template(rs: &ReplicaSet) -> Pod {
+/// Pod from the ReplicaSet's template (`controller.GetPodFromTemplate`), controlled by `owner`.
+fn pod_from_template<K: Managed>(owner: &K, rs: &ReplicaSet) -> Pod {
     let template = rs
         .spec
         .as_ref()
@@ -190,7 +275,7 @@ fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: tmeta.labels,
             annotations: tmeta.annotations,
             finalizers: tmeta.finalizers,
-            owner_references: Some(vec![util::controller_ref(rs)]),
+            owner_references: Some(vec![util::controller_ref(owner)]),
             ..Default::default()
         },
         spec: template.spec,
@@ -204,14 +289,14 @@ struct Claimed {
 
 /// `PodControllerRefManager.ClaimPods`: pods controlled by `rs` that still match stay; those
 /// that stopped matching are released; matching orphans are adopted.
-async fn claim_pods(
+async fn claim_pods<K: Managed>(
     ctx: &Context,
     api: &Api<Pod>,
-    rs: &ReplicaSet,
+    rs: &K,
     selector: &svcnet_api::selector::LabelSelector,
     pods: Vec<Arc<Pod>>,
 ) -> Result<Claimed, kube::Error> {
-    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let uid = rs.meta().uid.clone().unwrap_or_default();
     let mut owned = Vec::new();
     for pod in pods {
         let matches = selector.matches(pod.labels());
@@ -231,7 +316,7 @@ async fn claim_pods(
             None => {
                 if !matches
                     || pod.metadata.deletion_timestamp.is_some()
-                    || rs.metadata.deletion_timestamp.is_some()
+                    || rs.meta().deletion_timestamp.is_some()
                 {
                     continue;
                 }
@@ -254,21 +339,20 @@ async fn claim_pods(
     Ok(Claimed { owned })
 }
 
-async fn sync(
+async fn sync<K: Managed>(
     ctx: &Context,
     exp: &Expectations,
     key: &Key,
 ) -> Result<Option<Duration>, kube::Error> {
     let ns = key.namespace.as_deref().unwrap_or("default");
-    let Some(rs) = ctx
-        .informers
-        .replica_sets
+    let Some(owner) = K::informer(ctx)
         .store()
-        .get(&ObjectRef::<ReplicaSet>::new(&key.name).within(ns))
+        .get(&ObjectRef::<K>::new(&key.name).within(ns))
     else {
         exp.forget(key);
         return Ok(None);
     };
+    let rs = owner.as_replica_set();
     let needs_sync = exp.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
     let spec = rs.spec.clone().unwrap_or_default();
     let Some(selector) = util::label_selector(Some(&spec.selector)) else {
@@ -282,7 +366,7 @@ async fn sync(
         .into_iter()
         .filter(|p| util::phase(p) != "Succeeded" && util::phase(p) != "Failed")
         .collect();
-    let claimed = claim_pods(ctx, &api, &rs, &selector, all).await?;
+    let claimed = claim_pods(ctx, &api, &*owner, &selector, all).await?;
     let active: Vec<Arc<Pod>> = claimed
         .owned
         .into_iter()
@@ -291,7 +375,8 @@ async fn sync(
 
     let mut manage_err: Option<(String, String)> = None;
     if needs_sync {
-        if let Err((reason, e)) = manage_replicas(ctx, exp, key, &api, &rs, &active).await {
+        if let Err((reason, e)) = manage_replicas(ctx, exp, key, &api, &*owner, &rs, &active).await
+        {
             manage_err = Some((reason.to_string(), e.to_string()));
         }
     }
@@ -343,9 +428,9 @@ async fn sync(
         terminating_replicas: old.terminating_replicas,
     };
     if status != old {
-        let rsapi: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
-        let mut new = (*rs).clone();
-        new.status = Some(status);
+        let rsapi: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+        let mut new = (*owner).clone();
+        new.set_status(status);
         match rsapi
             .replace_status(&key.name, &PostParams::default(), &new)
             .await
@@ -374,7 +459,7 @@ enum PodAction {
 
 impl PodAction {
     /// The event for one pod: created or deleted (`name`), or the error.
-    fn record(self, ctx: &Context, rs: &ReplicaSet, result: Result<&str, &kube::Error>) {
+    fn record<K: Managed>(self, ctx: &Context, rs: &K, result: Result<&str, &kube::Error>) {
         let (type_, reason, message) = match (self, result) {
             (PodAction::Create, Ok(name)) => {
                 (NORMAL, "SuccessfulCreate", format!("Created pod: {name}"))
@@ -394,11 +479,12 @@ impl PodAction {
 }
 
 /// `manageReplicas`: create or delete pods to reach `spec.replicas`.
-async fn manage_replicas(
+async fn manage_replicas<K: Managed>(
     ctx: &Context,
     exp: &Expectations,
     key: &Key,
     api: &Api<Pod>,
+    owner: &K,
     rs: &ReplicaSet,
     active: &[Arc<Pod>],
 ) -> Result<(), (&'static str, kube::Error)> {
@@ -412,7 +498,7 @@ async fn manage_replicas(
     if have < want {
         let n = (want - have).min(BURST_REPLICAS);
         exp.expect_creations(key, n);
-        let pod = pod_from_template(rs);
+        let pod = pod_from_template(owner, rs);
         // Slow start: 1, 2, 4, ... so a failing template fails once, not n times.
         let mut done = 0;
         let mut batch = 1;
@@ -423,10 +509,10 @@ async fn manage_replicas(
             let mut failed = None;
             for r in results {
                 match r {
-                    Ok(p) => PodAction::Create.record(ctx, rs, Ok(&p.name_any())),
+                    Ok(p) => PodAction::Create.record(ctx, owner, Ok(&p.name_any())),
                     Err(e) => {
                         exp.creation_observed(key);
-                        PodAction::Create.record(ctx, rs, Err(&e));
+                        PodAction::Create.record(ctx, owner, Err(&e));
                         failed = Some(e);
                     }
                 }
@@ -453,11 +539,11 @@ async fn manage_replicas(
         let mut failed = None;
         for (p, r) in results {
             match r {
-                Ok(_) => PodAction::Delete.record(ctx, rs, Ok(&p.name_any())),
+                Ok(_) => PodAction::Delete.record(ctx, owner, Ok(&p.name_any())),
                 Err(e) => {
                     exp.deletion_observed(key, &pod_key(p));
                     if !util::is_not_found(&e) {
-                        PodAction::Delete.record(ctx, rs, Err(&e));
+                        PodAction::Delete.record(ctx, owner, Err(&e));
                         failed = Some(e);
                     }
                 }
@@ -529,5 +615,25 @@ mod tests {
                 "ready-old"
             ]
         );
+    }
+
+    /// The RC adapter: the selector map is `matchLabels`, the status survives the round trip.
+    #[test]
+    fn reads_a_replication_controller_as_a_replica_set() {
+        let mut rc: ReplicationController = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"app": "web"}},
+            "status": {"replicas": 2, "readyReplicas": 1, "observedGeneration": 3,
+                "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}]},
+        }))
+        .unwrap();
+        let rs = rc.as_replica_set();
+        let sel = &rs.spec.as_ref().unwrap().selector;
+        assert_eq!(sel.match_labels.as_ref().unwrap()["app"], "web");
+        let status = rs.status.clone().unwrap();
+        assert_eq!((status.replicas, status.ready_replicas), (2, Some(1)));
+        let before = rc.status.clone();
+        rc.set_status(status);
+        assert_eq!(rc.status, before);
     }
 }

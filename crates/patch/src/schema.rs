@@ -173,6 +173,7 @@ pub static KINDS: &[(&str, &str, &Type)] = &[
     ("events.k8s.io/v1", "Event", &EVENT),
     ("apps/v1", "Deployment", &DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &REPLICA_SET),
+    ("v1", "ReplicationController", &REPLICATION_CONTROLLER),
     ("discovery.k8s.io/v1", "EndpointSlice", &ENDPOINT_SLICE),
     ("autoscaling/v1", "Scale", &SCALE),
 ];
@@ -387,6 +388,25 @@ pub static REPLICA_SET_SPEC: Type = Type::new(
 
 pub static REPLICA_SET_STATUS: Type = Type::new("ReplicaSetStatus", &[conditions()]);
 
+/// core/v1 ReplicationController: a ReplicaSet's patch strategies (its `spec.selector` is a
+/// plain map, merged key by key).
+pub static REPLICATION_CONTROLLER: Type = Type::new(
+    "ReplicationController",
+    &[
+        metadata(),
+        Field::object("spec", &REPLICATION_CONTROLLER_SPEC),
+        Field::object("status", &REPLICATION_CONTROLLER_STATUS),
+    ],
+);
+
+pub static REPLICATION_CONTROLLER_SPEC: Type = Type::new(
+    "ReplicationControllerSpec",
+    &[Field::object("template", &POD_TEMPLATE_SPEC)],
+);
+
+pub static REPLICATION_CONTROLLER_STATUS: Type =
+    Type::new("ReplicationControllerStatus", &[conditions()]);
+
 // ---- discovery.k8s.io/v1, autoscaling/v1 --------------------------------------------------------
 
 pub static ENDPOINT_SLICE: Type = Type::new(
@@ -416,6 +436,7 @@ mod tests {
             ("v1", "Event"),
             ("apps/v1", "Deployment"),
             ("apps/v1", "ReplicaSet"),
+            ("v1", "ReplicationController"),
             ("discovery.k8s.io/v1", "EndpointSlice"),
             ("autoscaling/v1", "Scale"),
         ] {

@@ -1,11 +1,12 @@
-//! `apps` printers: `printDeployment`, `printReplicaSet`.
+//! `apps` printers: `printDeployment`, `printReplicaSet`; and core/v1's
+//! `printReplicationController`, a ReplicaSet's row with a plain-map selector.
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::duration::age;
-use crate::json::{arr_at, get, int_at, name, opt_int_at, str_at};
-use crate::labels::{format_label_selector, selector_string};
+use crate::json::{arr_at, get, int_at, map_at, name, opt_int_at, str_at};
+use crate::labels::{format_label_selector, format_labels, selector_string};
 
 /// `spec.replicas`, defaulted to 1 as upstream does when decoding an apps/v1 object.
 fn desired_replicas(obj: &Value) -> i64 {
@@ -38,6 +39,18 @@ pub(crate) fn deployment(obj: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let selector = format_label_selector(get(obj, &["spec", "selector"]));
+    replicas_row(obj, now, selector)
+}
+
+/// `printReplicationController`: the selector is `labels.FormatLabels` of the map.
+pub(crate) fn replication_controller(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let selector = format_labels(map_at(obj, &["spec", "selector"]));
+    replicas_row(obj, now, selector)
+}
+
+/// NAME DESIRED CURRENT READY AGE, wide: CONTAINERS IMAGES SELECTOR.
+fn replicas_row(obj: &Value, now: Timestamp, selector: String) -> Vec<Value> {
     let (containers, images) = layout_container_cells(obj);
     vec![
         json!(name(obj)),
@@ -47,7 +60,7 @@ pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
         age(obj, now),
         json!(containers),
         json!(images),
-        json!(format_label_selector(get(obj, &["spec", "selector"]))),
+        json!(selector),
     ]
 }
 
@@ -132,5 +145,22 @@ mod tests {
         for (name, obj, want) in cases {
             assert_eq!(row("apps", "replicasets", &obj), want, "{name}");
         }
+    }
+
+    #[test]
+    fn replication_controllers() {
+        let obj = json!({"metadata": meta("web", 30),
+                         "spec": {"replicas": 2, "selector": {"app": "web", "tier": "fe"},
+                                  "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+                         "status": {"replicas": 2, "readyReplicas": 1}});
+        assert_eq!(
+            row("", "replicationcontrollers", &obj),
+            json_row(r#"["web", 2, 2, 1, "30s", "web", "nginx", "app=web,tier=fe"]"#)
+        );
+        let bare = json!({"metadata": meta("rc", 5)});
+        assert_eq!(
+            row("", "replicationcontrollers", &bare),
+            json_row(r#"["rc", 1, 0, 0, "5s", "", "", "<none>"]"#)
+        );
     }
 }

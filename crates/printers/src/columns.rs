@@ -242,6 +242,25 @@ pub(crate) static REPLICASETS: [Column; 8] = [
     col("Selector", "string", RS_SPEC_SELECTOR, 1),
 ];
 
+const RC_SPEC_REPLICAS: &str = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const RC_STATUS_REPLICAS: &str = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const RC_STATUS_READY_REPLICAS: &str =
+    "The number of ready replicas for this replication controller.";
+const RC_SPEC_SELECTOR: &str = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+
+/// `replicationControllerColumnDefinitions`: a ReplicaSet's columns, with the
+/// ReplicationController fields' descriptions.
+pub(crate) static REPLICATIONCONTROLLERS: [Column; 8] = [
+    NAME,
+    col("Desired", "integer", RC_SPEC_REPLICAS, 0),
+    col("Current", "integer", RC_STATUS_REPLICAS, 0),
+    col("Ready", "integer", RC_STATUS_READY_REPLICAS, 0),
+    AGE,
+    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
+    col("Images", "string", TEMPLATE_IMAGES, 1),
+    col("Selector", "string", RC_SPEC_SELECTOR, 1),
+];
+
 pub(crate) static ENDPOINTSLICES: [Column; 5] = [
     NAME,
     col("AddressType", "string", SLICE_ADDRESS_TYPE, 0),

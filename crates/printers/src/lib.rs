@@ -13,7 +13,7 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`). The column tables are in
+//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
@@ -57,6 +57,7 @@ enum Kind {
     EndpointSlice,
     Deployment,
     ReplicaSet,
+    ReplicationController,
     Lease,
     RuntimeClass,
     ConfigMap,
@@ -75,6 +76,7 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("discovery.k8s.io", "endpointslices") => Kind::EndpointSlice,
         ("apps", "deployments") => Kind::Deployment,
         ("apps", "replicasets") => Kind::ReplicaSet,
+        ("", "replicationcontrollers") => Kind::ReplicationController,
         ("coordination.k8s.io", "leases") => Kind::Lease,
         ("node.k8s.io", "runtimeclasses") => Kind::RuntimeClass,
         ("", "configmaps") => Kind::ConfigMap,
@@ -95,6 +97,7 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::EndpointSlice => &columns::ENDPOINTSLICES,
         Kind::Deployment => &columns::DEPLOYMENTS,
         Kind::ReplicaSet => &columns::REPLICASETS,
+        Kind::ReplicationController => &columns::REPLICATIONCONTROLLERS,
         Kind::Lease => &columns::LEASES,
         Kind::RuntimeClass => &columns::RUNTIMECLASSES,
         Kind::ConfigMap => &columns::CONFIGMAPS,
@@ -118,6 +121,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::EndpointSlice => discovery::endpoint_slice(obj, now),
         Kind::Deployment => apps::deployment(obj, now),
         Kind::ReplicaSet => apps::replica_set(obj, now),
+        Kind::ReplicationController => apps::replication_controller(obj, now),
         Kind::Lease => coordination::lease(obj, now),
         Kind::RuntimeClass => node::runtime_class(obj, now),
         Kind::ConfigMap => core::config_map(obj, now),
@@ -194,6 +198,7 @@ mod tests {
             ("discovery.k8s.io", "endpointslices"),
             ("apps", "deployments"),
             ("apps", "replicasets"),
+            ("", "replicationcontrollers"),
             ("", "secrets"),
         ];
         let odd = [

@@ -28,6 +28,7 @@ ROOTS = [
     ("v1", "ServiceAccount", "io.k8s.api.core.v1.ServiceAccount"),
     ("apps/v1", "Deployment", "io.k8s.api.apps.v1.Deployment"),
     ("apps/v1", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet"),
+    ("v1", "ReplicationController", "io.k8s.api.core.v1.ReplicationController"),
     ("discovery.k8s.io/v1", "EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice"),
     ("autoscaling/v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
     ("policy/v1", "Eviction", "io.k8s.api.policy.v1.Eviction"),

@@ -25,6 +25,7 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "ServiceAccount", &CORE_V1_SERVICE_ACCOUNT),
     ("apps/v1", "Deployment", &APPS_V1_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &APPS_V1_REPLICA_SET),
+    ("v1", "ReplicationController", &CORE_V1_REPLICATION_CONTROLLER),
     ("discovery.k8s.io/v1", "EndpointSlice", &DISCOVERY_V1_ENDPOINT_SLICE),
     ("autoscaling/v1", "Scale", &AUTOSCALING_V1_SCALE),
     ("policy/v1", "Eviction", &POLICY_V1_EVICTION),
@@ -152,6 +153,15 @@ pub(crate) static APPS_V1_REPLICA_SET: Message = Message {
         Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
         Field::new(2, "spec", One(Nested(&APPS_V1_REPLICA_SET_SPEC)), Present),
         Field::new(3, "status", One(Nested(&APPS_V1_REPLICA_SET_STATUS)), Present),
+    ],
+};
+
+pub(crate) static CORE_V1_REPLICATION_CONTROLLER: Message = Message {
+    name: "core.v1.ReplicationController",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "spec", One(Nested(&CORE_V1_REPLICATION_CONTROLLER_SPEC)), Present),
+        Field::new(3, "status", One(Nested(&CORE_V1_REPLICATION_CONTROLLER_STATUS)), Present),
     ],
 };
 
@@ -494,6 +504,28 @@ pub(crate) static APPS_V1_REPLICA_SET_STATUS: Message = Message {
         Field::new(5, "availableReplicas", One(Int32), OmitZero),
         Field::new(6, "conditions", Repeated(Nested(&APPS_V1_REPLICA_SET_CONDITION)), Present),
         Field::new(7, "terminatingReplicas", One(Int32), Present),
+    ],
+};
+
+pub(crate) static CORE_V1_REPLICATION_CONTROLLER_SPEC: Message = Message {
+    name: "core.v1.ReplicationControllerSpec",
+    fields: &[
+        Field::new(1, "replicas", One(Int32), OmitZero),
+        Field::new(2, "selector", Map(String), Present),
+        Field::new(3, "template", One(Nested(&CORE_V1_POD_TEMPLATE_SPEC)), Present),
+        Field::new(4, "minReadySeconds", One(Int32), OmitZero),
+    ],
+};
+
+pub(crate) static CORE_V1_REPLICATION_CONTROLLER_STATUS: Message = Message {
+    name: "core.v1.ReplicationControllerStatus",
+    fields: &[
+        Field::new(1, "replicas", One(Int32), Always),
+        Field::new(2, "fullyLabeledReplicas", One(Int32), OmitZero),
+        Field::new(3, "observedGeneration", One(Int64), OmitZero),
+        Field::new(4, "readyReplicas", One(Int32), OmitZero),
+        Field::new(5, "availableReplicas", One(Int32), OmitZero),
+        Field::new(6, "conditions", Repeated(Nested(&CORE_V1_REPLICATION_CONTROLLER_CONDITION)), Present),
     ],
 };
 
@@ -1028,6 +1060,17 @@ pub(crate) static APPS_V1_DEPLOYMENT_CONDITION: Message = Message {
 
 pub(crate) static APPS_V1_REPLICA_SET_CONDITION: Message = Message {
     name: "apps.v1.ReplicaSetCondition",
+    fields: &[
+        Field::new(1, "type", One(String), Always),
+        Field::new(2, "status", One(String), Always),
+        Field::new(3, "lastTransitionTime", One(Special(Time)), Present),
+        Field::new(4, "reason", One(String), OmitZero),
+        Field::new(5, "message", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static CORE_V1_REPLICATION_CONTROLLER_CONDITION: Message = Message {
+    name: "core.v1.ReplicationControllerCondition",
     fields: &[
         Field::new(1, "type", One(String), Always),
         Field::new(2, "status", One(String), Always),

@@ -53,8 +53,8 @@ enum Command {
     Speaker(SpeakerArgs),
     /// Run the Kubernetes-compatible API server.
     Apiserver(ApiserverArgs),
-    /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets, garbage
-    /// collector, scheduler) against an API server (svcnet's or a real Kubernetes one).
+    /// Run the controllers (EndpointSlices, Endpoints, Deployments, ReplicaSets,
+    /// ReplicationControllers, garbage collector, scheduler) against an API server (svcnet's or a real Kubernetes one).
     ControllerManager(ControllerManagerArgs),
     /// A test backend, like Kubernetes' agnhost: serves its pod IP / hostname over HTTP and
     /// echoes TCP and UDP (pods in svcnet run host processes; this gives them real servers).
@@ -349,6 +349,9 @@ struct ControllerManagerArgs {
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
+    /// Workers of the ReplicationController controller (the replication manager).
+    #[arg(long, default_value_t = 5)]
+    concurrent_rc_syncs: usize,
     /// The pods' address range, split into per-node blocks by the node IPAM controller.
     #[arg(long, default_value = defaults::CLUSTER_CIDR)]
     cluster_cidr: ipnet::Ipv4Net,
@@ -363,7 +366,7 @@ struct ControllerManagerArgs {
     #[arg(long = "loadbalancer-ip-range")]
     loadbalancer_ip_ranges: Vec<String>,
     /// Controllers to run (comma-separated; default all): endpointslice, endpointslicemirroring, endpoints,
-    /// replicaset, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle,
+    /// replicaset, replicationcontroller, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle,
     /// loadbalancer; `none` runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,
@@ -561,6 +564,7 @@ async fn controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
         concurrent_service_endpoint_syncs: a.concurrent_service_endpoint_syncs,
         concurrent_deployment_syncs: a.concurrent_deployment_syncs,
         concurrent_replicaset_syncs: a.concurrent_replicaset_syncs,
+        concurrent_rc_syncs: a.concurrent_rc_syncs,
         controllers: a.controllers,
         cluster_cidr: a.cluster_cidr,
         node_cidr_mask_size: a.node_cidr_mask_size,

@@ -1,6 +1,6 @@
 //! Core defaulting: mirrors `pkg/apis/core/v1/defaults.go` and the generated defaulters
 //! (`zz_generated.defaults.go`) for Pod, PodSpec/PodTemplateSpec, Container, Probe, Volume,
-//! Node, Namespace and Endpoints.
+//! Node, Namespace, Endpoints and ReplicationController.
 //!
 //! [`default_pod_spec`] is what every embedded pod template gets (Deployments, ReplicaSets);
 //! [`default_pod`] adds the Pod-only defaults (`enableServiceLinks`, requests from limits, host
@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::core::v1::{
     Container, Endpoints, HTTPGetAction, Namespace, NamespaceStatus, Node, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, Secret, Volume,
+    PodSpec, PodTemplateSpec, Probe, ReplicationController, Secret, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -209,6 +209,30 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
 /// The defaults of a pod template (Deployment, ReplicaSet): [`default_pod_spec`].
 pub fn default_pod_template_spec(t: &mut PodTemplateSpec) {
     default_pod_spec(t.spec.get_or_insert_with(Default::default));
+}
+
+/// `SetDefaults_ReplicationController`: the selector and the RC's own labels default to the
+/// template's labels (when those are set and they are empty), `replicas: 1`; the template gets
+/// the pod template defaults (it is a pointer in v1: an absent one stays absent).
+pub fn default_replication_controller(rc: &mut ReplicationController) {
+    let spec = rc.spec.get_or_insert_with(Default::default);
+    let labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if let Some(labels) = labels {
+        if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+            spec.selector = Some(labels.clone());
+        }
+        if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+            rc.metadata.labels = Some(labels);
+        }
+    }
+    spec.replicas.get_or_insert(1);
+    if let Some(t) = &mut spec.template {
+        default_pod_template_spec(t);
+    }
 }
 
 fn requests_from_limits(c: &mut Container) {

@@ -180,7 +180,18 @@ fn validate_selector_and_template(
             "`selector` does not match template `labels`",
         ));
     }
-    errs.extend(validate_pod_template_spec(template, &tpath));
+    errs.extend(validate_replica_template(template, &tpath, "ReplicaSet"));
+    errs
+}
+
+/// The tail of `ValidatePodTemplateSpecForReplicaSet` / `ValidatePodTemplateSpecForRC`: the
+/// template as a pod template, restarted `Always`, with no `activeDeadlineSeconds`.
+pub(super) fn validate_replica_template(
+    template: &PodTemplateSpec,
+    tpath: &Path,
+    kind: &str,
+) -> ErrorList {
+    let mut errs = validate_pod_template_spec(template, tpath);
     let spec = template.spec.clone().unwrap_or_default();
     let restart = spec.restart_policy.as_deref().unwrap_or("");
     if restart != "Always" {
@@ -193,7 +204,7 @@ fn validate_selector_and_template(
     if spec.active_deadline_seconds.is_some() {
         errs.push(Error::forbidden(
             &tpath.child("spec").child("activeDeadlineSeconds"),
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
     errs
@@ -505,23 +516,46 @@ pub fn validate_replicaset_update(new: &ReplicaSet, old: &ReplicaSet) -> ErrorLi
 pub fn validate_replicaset_status_update(new: &ReplicaSet, old: &ReplicaSet) -> ErrorList {
     let mut errs =
         validate_object_meta_update(&new.metadata, &old.metadata, &Path::new("metadata"));
-    let p = Path::new("status");
     let st = new.status.clone().unwrap_or_default();
-    let fully = st.fully_labeled_replicas.unwrap_or(0);
-    let ready = st.ready_replicas.unwrap_or(0);
-    let available = st.available_replicas.unwrap_or(0);
+    errs.extend(validate_replica_counts(
+        st.replicas,
+        st.fully_labeled_replicas,
+        st.ready_replicas,
+        st.available_replicas,
+        st.observed_generation,
+    ));
+    errs
+}
+
+/// The counts of a ReplicaSet's or ReplicationController's status
+/// (`ValidateReplicaSetStatus`, `ValidateReplicationControllerStatus`): not negative, none
+/// above `replicas`, `availableReplicas` not above `readyReplicas`.
+pub(super) fn validate_replica_counts(
+    replicas: i32,
+    fully: Option<i32>,
+    ready: Option<i32>,
+    available: Option<i32>,
+    observed_generation: Option<i64>,
+) -> ErrorList {
+    let mut errs = Vec::new();
+    let p = Path::new("status");
+    let (fully, ready, available) = (
+        fully.unwrap_or(0),
+        ready.unwrap_or(0),
+        available.unwrap_or(0),
+    );
     for (field, v) in [
-        ("replicas", i64::from(st.replicas)),
+        ("replicas", i64::from(replicas)),
         ("fullyLabeledReplicas", fully.into()),
         ("readyReplicas", ready.into()),
         ("availableReplicas", available.into()),
-        ("observedGeneration", st.observed_generation.unwrap_or(0)),
+        ("observedGeneration", observed_generation.unwrap_or(0)),
     ] {
         errs.extend(validate_nonnegative(v, &p.child(field)));
     }
     errs.extend(status_relations(
         &p,
-        st.replicas,
+        replicas,
         &[
             ("fullyLabeledReplicas", fully),
             ("readyReplicas", ready),

@@ -1,5 +1,5 @@
-//! Subresources with their own object types: `scale` (autoscaling/v1 Scale) of Deployments and
-//! ReplicaSets, and `binding` of Pods (what a scheduler posts).
+//! Subresources with their own object types: `scale` (autoscaling/v1 Scale) of Deployments,
+//! ReplicaSets and ReplicationControllers, and `binding` of Pods (what a scheduler posts).
 
 use axum::body::Body;
 use axum::response::Response;
@@ -15,8 +15,11 @@ use crate::codec::{self, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::objmeta;
 use crate::registry::{self, Part};
+use crate::resources::ResourceInfo;
 
-fn scale_of(obj: &Value) -> Value {
+/// The Scale of `obj`. A ReplicationController's selector is a plain map
+/// (`labels.SelectorFromSet(rc.Spec.Selector)`), the apps kinds' a LabelSelector.
+fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
     let meta = objmeta::meta(obj).cloned().unwrap_or_default();
     let mut smeta = serde_json::Map::new();
     for f in [
@@ -30,12 +33,17 @@ fn scale_of(obj: &Value) -> Value {
             smeta.insert(f.into(), v.clone());
         }
     }
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .and_then(|s| LabelSelector::from_meta(&s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let selector = obj.pointer("/spec/selector").cloned();
+    let selector = if info.kind == "ReplicationController" {
+        selector
+            .and_then(|s| serde_json::from_value(s).ok())
+            .map(|m| LabelSelector::from_map(&m))
+    } else {
+        selector
+            .and_then(|s| serde_json::from_value(s).ok())
+            .and_then(|s| LabelSelector::from_meta(&s).ok())
+    };
+    let selector = selector.map(|s| s.to_string()).unwrap_or_default();
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -51,7 +59,11 @@ fn scale_of(obj: &Value) -> Value {
 pub async fn get_scale(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let obj = get_cached(r.state, r.target, None).await?;
-    Ok(codec::respond(StatusCode::OK, &scale_of(&obj.value), rep))
+    Ok(codec::respond(
+        StatusCode::OK,
+        &scale_of(r.target.info, &obj.value),
+        rep,
+    ))
 }
 
 /// PUT (a Scale body) or PATCH (`patch`) of `scale`: changes `spec.replicas` of the object.
@@ -78,7 +90,7 @@ pub async fn update_scale(r: &ResourceRequest<'_>, body: Body, patch: bool) -> A
         &r.write_options(),
         false,
         |cur| {
-            let current_scale = scale_of(cur);
+            let current_scale = scale_of(info, cur);
             let desired = match patch_type {
                 Some(pt) => apply_patch("autoscaling/v1", "Scale", pt, &current_scale, &input)?,
                 None => input.clone(),
@@ -115,7 +127,7 @@ pub async fn update_scale(r: &ResourceRequest<'_>, body: Body, patch: bool) -> A
         },
     )
     .await?;
-    Ok(codec::respond(StatusCode::OK, &scale_of(&obj), rep))
+    Ok(codec::respond(StatusCode::OK, &scale_of(info, &obj), rep))
 }
 
 /// `POST pods/{name}/binding`: assign the pod to a node, once.
