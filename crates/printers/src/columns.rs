@@ -188,6 +188,30 @@ pub(crate) static SECRETS: [Column; 4] = [
     AGE,
 ];
 
+/// `podDisruptionBudgetColumnDefinitions`.
+pub(crate) static PODDISRUPTIONBUDGETS: [Column; 5] = [
+    NAME,
+    col(
+        "Min Available",
+        "string",
+        "The minimum number of pods that must be available simultaneously.  This can be either an integer or percentage.",
+        0,
+    ),
+    col(
+        "Max Unavailable",
+        "string",
+        "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or percentage.",
+        0,
+    ),
+    col(
+        "Allowed Disruptions",
+        "integer",
+        "Calculated number of pods that may be disrupted simultaneously.",
+        0,
+    ),
+    AGE,
+];
+
 pub(crate) static LEASES: [Column; 3] = [
     NAME,
     col(
