@@ -9,6 +9,7 @@
 //!   core/v1 Endpoints), [`endpointslicemirroring`] (selectorless Services' Endpoints into
 //!   slices), [`loadbalancer`] (LoadBalancer addresses from pools; the speaker announces them);
 //! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`],
+//!   [`disruption`] (PodDisruptionBudget status),
 //!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
 //!   nodes);
 //! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
@@ -19,6 +20,7 @@
 //! the store.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
@@ -38,6 +40,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
@@ -120,6 +123,7 @@ pub struct Informers {
     pub nodes: Arc<Informer<Node>>,
     pub deployments: Arc<Informer<Deployment>>,
     pub replica_sets: Arc<Informer<ReplicaSet>>,
+    pub pdbs: Arc<Informer<PodDisruptionBudget>>,
 }
 
 impl Informers {
@@ -133,6 +137,7 @@ impl Informers {
             nodes: Informer::spawn(Api::all(client.clone()), cfg()),
             deployments: Informer::spawn(Api::all(client.clone()), cfg()),
             replica_sets: Informer::spawn(Api::all(client.clone()), cfg()),
+            pdbs: Informer::spawn(Api::all(client.clone()), cfg()),
         }
     }
 
@@ -145,6 +150,7 @@ impl Informers {
         self.nodes.wait_ready().await;
         self.deployments.wait_ready().await;
         self.replica_sets.wait_ready().await;
+        self.pdbs.wait_ready().await;
     }
 }
 
@@ -184,6 +190,9 @@ pub async fn run(client: Client, config: Config) {
     }
     if c.enabled("deployment") {
         tasks.push(tokio::spawn(deployment::run(ctx.clone())));
+    }
+    if c.enabled("disruption") {
+        tasks.push(tokio::spawn(disruption::run(ctx.clone())));
     }
     if c.enabled("garbagecollector") {
         tasks.push(tokio::spawn(gc::run(ctx.clone())));
