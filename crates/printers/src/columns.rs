@@ -194,19 +194,19 @@ pub(crate) static PODDISRUPTIONBUDGETS: [Column; 5] = [
     col(
         "Min Available",
         "string",
-        "The minimum number of pods that must be available simultaneously.  This can be either an integer or percentage.",
+        "The minimum number of pods that must be available.",
         0,
     ),
     col(
         "Max Unavailable",
         "string",
-        "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or percentage.",
+        "The maximum number of pods that may be unavailable.",
         0,
     ),
     col(
         "Allowed Disruptions",
         "integer",
-        "Calculated number of pods that may be disrupted simultaneously.",
+        "Calculated number of pods that may be disrupted at this time.",
         0,
     ),
     AGE,

@@ -200,6 +200,7 @@ mod tests {
             ("apps", "deployments"),
             ("apps", "replicasets"),
             ("", "secrets"),
+            ("policy", "poddisruptionbudgets"),
         ];
         let odd = [
             json!(null),
