@@ -138,7 +138,7 @@ mod tests {
             json!({"minAvailable": 1, "maxUnavailable": 1}),
         )));
         assert_eq!(both.len(), 1);
-        assert!(both[0].starts_with("spec: Invalid value: \"policy.PodDisruptionBudgetSpec{MinAvailable:(*intstr.IntOrString)(0xc000010000)"), "{both:?}");
+        assert!(both[0].starts_with("spec: Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:(*intstr.IntOrString)(0xc000010000)"), "{both:?}");
         assert!(
             both[0].ends_with(": minAvailable and maxUnavailable cannot be both set"),
             "{both:?}"
@@ -149,7 +149,7 @@ mod tests {
         );
         assert_eq!(
             messages(validate_create(&pdb(json!({"maxUnavailable": "120%"})))),
-            ["spec.maxUnavailable: Invalid value: \"120%\": must not be greater than 100%"]
+            ["spec.maxUnavailable: Invalid value: 120%: must not be greater than 100%"]
         );
         assert_eq!(
             messages(validate_create(&pdb(json!({"unhealthyPodEvictionPolicy": "Never"})))),
