@@ -50,27 +50,6 @@ fn kubelet(client: kube::Client) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn add_ready_node(s: &ApiServer, name: &str) {
-    let out = s.kubectl_stdin(
-        &["apply", "-f", "-"],
-        &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    s.kubectl_ok(&[
-        "patch",
-        "node",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady"}]}}"#,
-    ]);
-}
-
 async fn web_pods(client: &kube::Client) -> Vec<Pod> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     api.list(&ListParams::default().labels("app=web"))
@@ -110,7 +89,7 @@ async fn drain_respects_pod_disruption_budgets() {
     ]);
     let client = s.client().await;
     let _kubelet = kubelet(client.clone());
-    add_ready_node(&s, "node-a");
+    s.add_node("node-a", "True");
     s.kubectl_ok(&[
         "create",
         "deployment",
@@ -228,7 +207,7 @@ async fn drain_respects_pod_disruption_budgets() {
     wait_status(&client, (1, 1, 2, 0)).await;
 
     // A second node: the replacement runs there and turns Ready; the drain completes.
-    add_ready_node(&s, "node-b");
+    s.add_node("node-b", "True");
     wait_status(&client, (2, 1, 2, 1)).await;
     let out = s.kubectl_ok(&["drain", "node-a", "--timeout=60s"]);
     assert!(out.contains(&format!("pod/{left} evicted")), "{out}");
