@@ -142,29 +142,26 @@ async fn drain_respects_pod_disruption_budgets() {
 
     // The Status itself, as kube-apiserver answers it.
     let victim = web_pods(&client).await[0].metadata.name.clone().unwrap();
-    let body = format!(
-        r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{victim}","namespace":"default"}}}}"#
-    );
-    let (code, resp) = s.curl_auth(
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body,
-        ],
-        &format!("/api/v1/namespaces/default/pods/{victim}/eviction"),
-    );
-    assert_eq!(code, 429, "{resp}");
-    let status: serde_json::Value = serde_json::from_str(&resp).unwrap();
-    assert_eq!(status["reason"], "TooManyRequests");
-    assert_eq!(status["message"], DENIED);
-    assert_eq!(
-        status["details"]["causes"][0],
-        serde_json::json!({"reason": "DisruptionBudget",
-            "message": "The disruption budget web needs 2 healthy pods and has 2 currently"})
-    );
+    // policy/v1beta1 Evictions too, as older clients send them.
+    for version in ["v1", "v1beta1"] {
+        let body = format!(
+            r#"{{"apiVersion":"policy/{version}","kind":"Eviction","metadata":{{"name":"{victim}","namespace":"default"}}}}"#
+        );
+        let ct = "Content-Type: application/json";
+        let (code, resp) = s.curl_auth(
+            &["-X", "POST", "-H", ct, "-d", &body],
+            &format!("/api/v1/namespaces/default/pods/{victim}/eviction"),
+        );
+        assert_eq!(code, 429, "{resp}");
+        let status: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        assert_eq!(status["reason"], "TooManyRequests");
+        assert_eq!(status["message"], DENIED);
+        assert_eq!(
+            status["details"]["causes"][0],
+            serde_json::json!({"reason": "DisruptionBudget",
+                "message": "The disruption budget web needs 2 healthy pods and has 2 currently"})
+        );
+    }
 
     // minAvailable 1: one pod may go. The drain evicts one; its replacement cannot be scheduled
     // (node-a is cordoned, no other node) so the other pod's eviction is refused.
