@@ -431,27 +431,7 @@ async fn pending_pods_are_bound_to_ready_nodes_spread_by_count() {
 
     // Two ready nodes and a not-ready one appear; the pending pod lands on the first ready one.
     for (name, ready) in [("node-a", "True"), ("node-b", "True"), ("node-c", "False")] {
-        let out = s.kubectl_stdin(
-            &["apply", "-f", "-"],
-            &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let patch = format!(
-            r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{ready}","reason":"KubeletReady"}}]}}}}"#
-        );
-        s.kubectl_ok(&[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &patch,
-        ]);
+        s.add_node(name, ready);
     }
     wait_for(T, "the early pod bound", || async {
         let ps = pods(&client, "app=early").await;

@@ -218,6 +218,32 @@ impl ApiServer {
         self.kubectl_ok(&[verb, "-f", seed(name).to_str().unwrap()])
     }
 
+    /// A Node object with its Ready condition's status ("True", "False"), as a node agent would
+    /// register it (no agent runs; nothing sends heartbeats).
+    pub fn add_node(&self, name: &str, ready: &str) {
+        let out = self.kubectl_stdin(
+            &["apply", "-f", "-"],
+            &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let patch = format!(
+            r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{ready}","reason":"KubeletReady"}}]}}}}"#
+        );
+        self.kubectl_ok(&[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     /// Run kubectl expecting failure; return stderr.
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

@@ -5,6 +5,7 @@
 //! - [`validation`]: per-kind create/update validation with Kubernetes' field paths and messages.
 //! - [`defaults`]: per-kind defaulting, as the Kubernetes API server applies it on write.
 //! - [`selector`]: label selectors (string syntax and `LabelSelector`) and field selectors.
+//! - [`disruption`]: the PodDisruptionBudget `DisruptionAllowed` condition.
 //! - [`conversion`]: one stored kind served in two API versions (events.k8s.io/v1 Events as
 //!   core/v1 Events).
 //!
@@ -12,6 +13,7 @@
 
 pub mod conversion;
 pub mod defaults;
+pub mod disruption;
 pub mod field;
 pub mod selector;
 pub mod validation;

@@ -11,7 +11,7 @@ use crate::resources::{self, ResourceInfo};
 
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
-        "binding" => &["create"],
+        "binding" | "eviction" => &["create"],
         "log" => &["get"],
         "exec" | "attach" | "portforward" => &["create", "get"],
         "proxy" => &["create", "delete", "get", "patch", "update"],
@@ -24,6 +24,7 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static s
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "v1", "Binding"),
+        "eviction" => ("policy", "v1", "Eviction"),
         "log" | "proxy" => (info.group, info.version, info.kind),
         "exec" => ("", "v1", "PodExecOptions"),
         "attach" => ("", "v1", "PodAttachOptions"),
@@ -276,6 +277,7 @@ mod tests {
             vec![
                 "discovery.k8s.io",
                 "apps",
+                "policy",
                 "coordination.k8s.io",
                 "node.k8s.io",
                 "events.k8s.io"

@@ -282,6 +282,14 @@ impl ApiError {
         e
     }
 
+    /// `errors.NewTooManyRequests` (429): `retryAfterSeconds` (and the `Retry-After` header)
+    /// only when non-zero, as Go omits the zero.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: u32) -> Self {
+        let mut e = Self::plain(429, "TooManyRequests", message);
+        e.details.retry_after_seconds = Some(retry_after_seconds).filter(|s| *s > 0);
+        e
+    }
+
     pub fn unauthorized() -> Self {
         Self::plain(401, "Unauthorized", "Unauthorized")
     }

@@ -263,6 +263,7 @@ pub static PODS: ResourceInfo = ResourceInfo {
     subresources: &[
         "status",
         "binding",
+        "eviction",
         "log",
         "exec",
         "attach",
@@ -485,6 +486,26 @@ pub static REPLICATIONCONTROLLERS: ResourceInfo = ResourceInfo {
     view: None,
 };
 
+pub static PODDISRUPTIONBUDGETS: ResourceInfo = ResourceInfo {
+    group: "policy",
+    version: "v1",
+    kind: "PodDisruptionBudget",
+    list_kind: "PodDisruptionBudgetList",
+    plural: "poddisruptionbudgets",
+    singular: "poddisruptionbudget",
+    short_names: &["pdb"],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/poddisruptionbudgets",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[],
+    strategy: &strategy::PODDISRUPTIONBUDGET,
+    view: None,
+};
+
 pub static LEASES: ResourceInfo = ResourceInfo {
     group: "coordination.k8s.io",
     version: "v1",
@@ -540,6 +561,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &ENDPOINTSLICES,
     &DEPLOYMENTS,
     &REPLICASETS,
+    &PODDISRUPTIONBUDGETS,
     &LEASES,
     &RUNTIMECLASSES,
     &EVENTS_V1,

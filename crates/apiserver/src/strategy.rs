@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -407,6 +408,25 @@ pub static RUNTIMECLASS: Typed<RuntimeClass> = Typed {
     validate_update: validation::runtimeclass::validate_update,
     validate_status_update: no_errors_update,
     go_zero: &[],
+};
+
+/// Kubernetes' `podDisruptionBudgetStrategy`: status reset on create (the disruption
+/// controller writes it), the spec mutable, `generation` bumped on spec changes.
+pub static PODDISRUPTIONBUDGET: Typed<PodDisruptionBudget> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::policy::validate_create,
+    validate_update: validation::policy::validate_update,
+    validate_status_update: validation::policy::validate_status_update,
+    // Go writes the status struct and its non-omitempty counts.
+    go_zero: &[
+        ("/spec", "{}"),
+        (
+            "/status",
+            r#"{"disruptionsAllowed":0,"currentHealthy":0,"desiredHealthy":0,"expectedPods":0}"#,
+        ),
+    ],
 };
 
 pub static DEPLOYMENT: Typed<Deployment> = Typed {

@@ -9,7 +9,8 @@
 //!   core/v1 Endpoints), [`endpointslicemirroring`] (selectorless Services' Endpoints into
 //!   slices), [`loadbalancer`] (LoadBalancer addresses from pools; the speaker announces them);
 //! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`]
-//!   (also ReplicationControllers, through an adapter as upstream),
+//!   (also ReplicationControllers, through an adapter as upstream), [`disruption`]
+//!   (PodDisruptionBudget status),
 //!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
 //!   nodes);
 //! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
@@ -20,6 +21,7 @@
 //! the store.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
@@ -125,6 +128,7 @@ pub struct Informers {
     pub deployments: Arc<Informer<Deployment>>,
     pub replica_sets: Arc<Informer<ReplicaSet>>,
     pub replication_controllers: Arc<Informer<ReplicationController>>,
+    pub pdbs: Arc<Informer<PodDisruptionBudget>>,
 }
 
 impl Informers {
@@ -139,6 +143,7 @@ impl Informers {
             deployments: Informer::spawn(Api::all(client.clone()), cfg()),
             replica_sets: Informer::spawn(Api::all(client.clone()), cfg()),
             replication_controllers: Informer::spawn(Api::all(client.clone()), cfg()),
+            pdbs: Informer::spawn(Api::all(client.clone()), cfg()),
         }
     }
 
@@ -152,6 +157,7 @@ impl Informers {
         self.deployments.wait_ready().await;
         self.replica_sets.wait_ready().await;
         self.replication_controllers.wait_ready().await;
+        self.pdbs.wait_ready().await;
     }
 }
 
@@ -196,6 +202,9 @@ pub async fn run(client: Client, config: Config) {
     }
     if c.enabled("deployment") {
         tasks.push(tokio::spawn(deployment::run(ctx.clone())));
+    }
+    if c.enabled("disruption") {
+        tasks.push(tokio::spawn(disruption::run(ctx.clone())));
     }
     if c.enabled("garbagecollector") {
         tasks.push(tokio::spawn(gc::run(ctx.clone())));

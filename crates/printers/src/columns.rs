@@ -188,6 +188,30 @@ pub(crate) static SECRETS: [Column; 4] = [
     AGE,
 ];
 
+/// `podDisruptionBudgetColumnDefinitions`.
+pub(crate) static PODDISRUPTIONBUDGETS: [Column; 5] = [
+    NAME,
+    col(
+        "Min Available",
+        "string",
+        "The minimum number of pods that must be available.",
+        0,
+    ),
+    col(
+        "Max Unavailable",
+        "string",
+        "The maximum number of pods that may be unavailable.",
+        0,
+    ),
+    col(
+        "Allowed Disruptions",
+        "integer",
+        "Calculated number of pods that may be disrupted at this time.",
+        0,
+    ),
+    AGE,
+];
+
 pub(crate) static LEASES: [Column; 3] = [
     NAME,
     col(

@@ -13,7 +13,7 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`). The column tables are in
+//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
@@ -29,6 +29,7 @@ mod json;
 mod labels;
 mod node;
 mod pod;
+mod policy;
 #[cfg(test)]
 mod testing;
 
@@ -62,6 +63,7 @@ enum Kind {
     RuntimeClass,
     ConfigMap,
     Secret,
+    PodDisruptionBudget,
     Default,
 }
 
@@ -81,6 +83,7 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("node.k8s.io", "runtimeclasses") => Kind::RuntimeClass,
         ("", "configmaps") => Kind::ConfigMap,
         ("", "secrets") => Kind::Secret,
+        ("policy", "poddisruptionbudgets") => Kind::PodDisruptionBudget,
         _ => Kind::Default,
     }
 }
@@ -102,6 +105,7 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::RuntimeClass => &columns::RUNTIMECLASSES,
         Kind::ConfigMap => &columns::CONFIGMAPS,
         Kind::Secret => &columns::SECRETS,
+        Kind::PodDisruptionBudget => &columns::PODDISRUPTIONBUDGETS,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -126,6 +130,7 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::RuntimeClass => node::runtime_class(obj, now),
         Kind::ConfigMap => core::config_map(obj, now),
         Kind::Secret => core::secret(obj, now),
+        Kind::PodDisruptionBudget => policy::pod_disruption_budget(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
@@ -200,6 +205,7 @@ mod tests {
             ("apps", "replicasets"),
             ("", "replicationcontrollers"),
             ("", "secrets"),
+            ("policy", "poddisruptionbudgets"),
         ];
         let odd = [
             json!(null),

@@ -32,6 +32,7 @@ ROOTS = [
     ("discovery.k8s.io/v1", "EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice"),
     ("autoscaling/v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
     ("policy/v1", "Eviction", "io.k8s.api.policy.v1.Eviction"),
+    ("policy/v1", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget"),
     ("events.k8s.io/v1", "Event", "io.k8s.api.events.v1.Event"),
     ("coordination.k8s.io/v1", "Lease", "io.k8s.api.coordination.v1.Lease"),
     ("*", "DeleteOptions", "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
@@ -173,6 +174,7 @@ GO_POINTERS = """
 meta.v1.DeleteOptions: gracePeriodSeconds orphanDependents propagationPolicy
     ignoreStoreReadErrorWithClusterBreakingPotential
 meta.v1.Preconditions: uid resourceVersion
+policy.v1.PodDisruptionBudgetSpec: unhealthyPodEvictionPolicy
 meta.v1.ObjectMeta: deletionGracePeriodSeconds
 meta.v1.OwnerReference: controller blockOwnerDeletion
 core.v1.ServiceAccount: automountServiceAccountToken

@@ -29,6 +29,7 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("discovery.k8s.io/v1", "EndpointSlice", &DISCOVERY_V1_ENDPOINT_SLICE),
     ("autoscaling/v1", "Scale", &AUTOSCALING_V1_SCALE),
     ("policy/v1", "Eviction", &POLICY_V1_EVICTION),
+    ("policy/v1", "PodDisruptionBudget", &POLICY_V1_POD_DISRUPTION_BUDGET),
     ("events.k8s.io/v1", "Event", &EVENTS_V1_EVENT),
     ("coordination.k8s.io/v1", "Lease", &COORDINATION_V1_LEASE),
     ("*", "DeleteOptions", &META_V1_DELETE_OPTIONS),
@@ -189,6 +190,15 @@ pub(crate) static POLICY_V1_EVICTION: Message = Message {
     fields: &[
         Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
         Field::new(2, "deleteOptions", One(Nested(&META_V1_DELETE_OPTIONS)), Present),
+    ],
+};
+
+pub(crate) static POLICY_V1_POD_DISRUPTION_BUDGET: Message = Message {
+    name: "policy.v1.PodDisruptionBudget",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "spec", One(Nested(&POLICY_V1_POD_DISRUPTION_BUDGET_SPEC)), Present),
+        Field::new(3, "status", One(Nested(&POLICY_V1_POD_DISRUPTION_BUDGET_STATUS)), Present),
     ],
 };
 
@@ -565,6 +575,29 @@ pub(crate) static AUTOSCALING_V1_SCALE_STATUS: Message = Message {
     fields: &[
         Field::new(1, "replicas", One(Int32), Always),
         Field::new(2, "selector", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static POLICY_V1_POD_DISRUPTION_BUDGET_SPEC: Message = Message {
+    name: "policy.v1.PodDisruptionBudgetSpec",
+    fields: &[
+        Field::new(1, "minAvailable", One(Special(IntOrString)), Present),
+        Field::new(2, "selector", One(Nested(&META_V1_LABEL_SELECTOR)), Present),
+        Field::new(3, "maxUnavailable", One(Special(IntOrString)), Present),
+        Field::new(4, "unhealthyPodEvictionPolicy", One(String), Present),
+    ],
+};
+
+pub(crate) static POLICY_V1_POD_DISRUPTION_BUDGET_STATUS: Message = Message {
+    name: "policy.v1.PodDisruptionBudgetStatus",
+    fields: &[
+        Field::new(1, "observedGeneration", One(Int64), OmitZero),
+        Field::new(2, "disruptedPods", Map(Special(Time)), Present),
+        Field::new(3, "disruptionsAllowed", One(Int32), Always),
+        Field::new(4, "currentHealthy", One(Int32), Always),
+        Field::new(5, "desiredHealthy", One(Int32), Always),
+        Field::new(6, "expectedPods", One(Int32), Always),
+        Field::new(7, "conditions", Repeated(Nested(&META_V1_CONDITION)), Present),
     ],
 };
 

@@ -366,7 +366,7 @@ struct ControllerManagerArgs {
     #[arg(long = "loadbalancer-ip-range")]
     loadbalancer_ip_ranges: Vec<String>,
     /// Controllers to run (comma-separated; default all): endpointslice, endpointslicemirroring, endpoints,
-    /// replicaset, replicationcontroller, deployment, garbagecollector, scheduler, nodeipam, nodelifecycle,
+    /// replicaset, replicationcontroller, deployment, disruption, garbagecollector, scheduler, nodeipam, nodelifecycle,
     /// loadbalancer; `none` runs the informers only.
     #[arg(long, value_delimiter = ',')]
     controllers: Vec<String>,

@@ -227,7 +227,7 @@ fn int_or_percent_value(v: &IntOrString) -> i64 {
 }
 
 /// `ValidatePositiveIntOrPercent`
-fn validate_positive_int_or_percent(v: &IntOrString, path: &Path) -> ErrorList {
+pub(crate) fn validate_positive_int_or_percent(v: &IntOrString, path: &Path) -> ErrorList {
     match v {
         IntOrString::String(s) => is_valid_percent(s)
             .into_iter()
@@ -237,7 +237,7 @@ fn validate_positive_int_or_percent(v: &IntOrString, path: &Path) -> ErrorList {
     }
 }
 
-fn not_more_than_100_percent(v: &IntOrString, path: &Path) -> ErrorList {
+pub(crate) fn not_more_than_100_percent(v: &IntOrString, path: &Path) -> ErrorList {
     match percent_value(v) {
         Some(p) if p > 100 => vec![Error::invalid(
             path,

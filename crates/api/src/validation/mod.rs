@@ -24,6 +24,7 @@ pub mod names;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod policy;
 pub mod replicationcontroller;
 pub mod runtimeclass;
 pub mod service;

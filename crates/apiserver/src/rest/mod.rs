@@ -2,6 +2,7 @@
 //! verb, per-kind behaviour from each resource's [`crate::strategy::Strategy`].
 
 mod connect;
+mod eviction;
 mod read;
 mod sub;
 mod watch;
@@ -179,6 +180,7 @@ async fn dispatch(
         ("GET", Some(_), Some("scale")) => sub::get_scale(&r).await,
         ("POST", None, None) => write::create(&r, body).await,
         ("POST", Some(_), Some("binding")) => sub::bind(&r, body).await,
+        ("POST", Some(_), Some("eviction")) => eviction::evict(&r, body).await,
         ("PUT", Some(_), None | Some("status") | Some("finalize")) => write::update(&r, body).await,
         ("PUT", Some(_), Some("scale")) => sub::update_scale(&r, body, false).await,
         ("PATCH", Some(_), None | Some("status")) => write::patch(&r, body).await,

@@ -385,6 +385,17 @@ pub async fn patch(r: &ResourceRequest<'_>, body: Body) -> ApiResult<Response> {
 }
 
 fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let v = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(codec::decode_body(headers, body)?)
+    };
+    delete_options_of(q, v.as_ref())
+}
+
+/// DeleteOptions from the query and a decoded `DeleteOptions` object (a DELETE's body, an
+/// Eviction's `deleteOptions`).
+pub fn delete_options_of(q: &Query, v: Option<&Value>) -> ApiResult<DeleteOptions> {
     let mut o = DeleteOptions {
         grace_period_seconds: q.grace_period_seconds,
         propagation_policy: q.propagation_policy.clone(),
@@ -394,8 +405,7 @@ fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<Dele
     if q.orphan_dependents == Some(true) && o.propagation_policy.is_none() {
         o.propagation_policy = Some("Orphan".into());
     }
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v = codec::decode_body(headers, body)?;
+    if let Some(v) = v {
         if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
             o.grace_period_seconds = Some(g);
         }
