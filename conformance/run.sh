@@ -99,7 +99,7 @@ if [ -n "$PY_SRC" ]; then
 fi
 
 if [ -n "$KUBE_SRC" ]; then
-  args=(test --lib --workspace --exclude e2e --exclude kube-examples --all-features)
+  args=(test --lib --workspace --exclude e2e --exclude kube-examples --all-features --no-fail-fast)
   (cd "$KUBE_SRC" && CARGO_TARGET_DIR=$OUT/kube-target cargo "${args[@]}" --offline --no-run) \
     >"$OUT/kube-build.log" 2>&1 \
     || { echo "kube-rs: cannot build offline (see kube-build.log); resolving from crates.io";
