@@ -95,7 +95,7 @@ if [ -n "$PY_SRC" ]; then
   cp -r "$PY_SRC/kubernetes/aio/e2e_test" "$PKG/aio/e2e_test"
   (cd "$PKG/.." && "$VENV/bin/pytest" -p no:cacheprovider --timeout 120 -rA -q \
     kubernetes/e2e_test kubernetes/aio/e2e_test) >"$OUT/python.log" 2>&1 || status=1
-  echo "python e2e: $(tail -1 "$OUT/python.log")"
+  echo "python e2e: $(grep -E '^[0-9]+ (passed|failed)|^=+ .*[0-9]+ (passed|failed)' "$OUT/python.log" | tail -1)"
 fi
 
 if [ -n "$KUBE_SRC" ]; then
