@@ -95,7 +95,23 @@ pub fn top_level_order(kind: &str) -> &'static [&'static str] {
 enum Place {
     Any,
     Metadata,
+    /// A Status's `details` (`StatusDetails`).
+    Details,
+    /// The elements of `details.causes` (`StatusCause`).
+    Causes,
 }
+
+/// `metav1.StatusDetails`' fields in Go's order.
+const STATUS_DETAILS: &[&str] = &[
+    "name",
+    "group",
+    "kind",
+    "uid",
+    "causes",
+    "retryAfterSeconds",
+];
+/// `metav1.StatusCause`'s fields in Go's order.
+const STATUS_CAUSE: &[&str] = &["reason", "message", "field"];
 
 struct Ordered<'a>(&'a Value, Place);
 
@@ -119,10 +135,11 @@ fn write_ordered<S: Serializer>(
 }
 
 fn place_of(key: &str) -> Place {
-    if key == "metadata" {
-        Place::Metadata
-    } else {
-        Place::Any
+    match key {
+        "metadata" => Place::Metadata,
+        "details" => Place::Details,
+        "causes" => Place::Causes,
+        _ => Place::Any,
     }
 }
 
@@ -130,7 +147,9 @@ impl Serialize for Ordered<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match (self.0, self.1) {
             (Value::Object(map), Place::Metadata) => write_ordered(s, map, OBJECT_META),
-            (Value::Object(map), Place::Any) => {
+            (Value::Object(map), Place::Details) => write_ordered(s, map, STATUS_DETAILS),
+            (Value::Object(map), Place::Causes) => write_ordered(s, map, STATUS_CAUSE),
+            (Value::Object(map), _) => {
                 let kind = map.get("kind").and_then(Value::as_str);
                 if kind.is_some() || map.contains_key("apiVersion") {
                     write_ordered(s, map, top_level_order(kind.unwrap_or("")))
@@ -138,10 +157,15 @@ impl Serialize for Ordered<'_> {
                     write_ordered(s, map, &[])
                 }
             }
-            (Value::Array(items), _) => {
+            (Value::Array(items), place) => {
+                // A cause list's elements are causes; any other array's start afresh.
+                let element = match place {
+                    Place::Causes => Place::Causes,
+                    _ => Place::Any,
+                };
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for v in items {
-                    seq.serialize_element(&Ordered(v, Place::Any))?;
+                    seq.serialize_element(&Ordered(v, element))?;
                 }
                 seq.end()
             }
@@ -187,6 +211,18 @@ mod tests {
         assert_eq!(
             s(&svc),
             r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"web","namespace":"default","uid":"u","creationTimestamp":"t"},"spec":{"ports":[],"type":"ClusterIP"},"status":{"loadBalancer":{}}}"#
+        );
+    }
+
+    #[test]
+    fn status_details_and_causes_in_go_order() {
+        let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "details": {"kind": "services", "group": "", "name": "web",
+                "causes": [{"field": "spec.ports", "message": "m", "reason": "FieldValueInvalid"}]},
+            "code": 409});
+        assert_eq!(
+            s(&st),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","details":{"name":"web","group":"","kind":"services","causes":[{"reason":"FieldValueInvalid","message":"m","field":"spec.ports"}]},"code":409}"#
         );
     }
 
