@@ -65,6 +65,11 @@ struct Ctr {
     lost: bool,
     /// Run by the OCI runtime from an image (not as a host process).
     oci: bool,
+    /// The runtime has created its current run (runc wrote its init's pid file; a host
+    /// process is created when started), as containerd's StartContainer returns only then:
+    /// until it is, a running container still shows ContainerCreating and not ready, so an
+    /// exec after `kubectl wait --for=condition=Ready` finds it. Looked for while false only.
+    created: bool,
     /// The image (containers not run as host processes).
     image: ImageState,
     /// `(image, imageID)` as the status shows them, once the image is known.
@@ -103,14 +108,7 @@ impl Ctr {
     }
 
     fn view(&self, uid: &str) -> ContainerView {
-        // A container from an image runs once runc has created it (its init's pid file), as
-        // containerd's StartContainer returns only then: until that moment it is still
-        // ContainerCreating and not ready, so an exec after `kubectl wait
-        // --for=condition=Ready` finds it.
-        let created = !self.oci
-            || !matches!(self.run, Run::Running { .. })
-            || crate::container::init_pid_file(&self.dir).exists()
-            || shim::read_exit(&self.dir).is_some();
+        let created = self.created || !matches!(self.run, Run::Running { .. });
         ContainerView {
             init: self.init,
             name: self.spec.name.clone(),
@@ -348,6 +346,8 @@ impl Worker {
                     killing: false,
                     lost,
                     oci: !process_runtime,
+                    // An adopted container was created by an earlier agent.
+                    created: true,
                     image: ImageState::default(),
                     image_ref: meta.image_ref.clone(),
                 }
@@ -534,6 +534,7 @@ impl Worker {
         };
         c.ever_ran = true;
         c.killing = false;
+        c.created = !c.oci;
         c.save();
         self.shared
             .set_env(&self.ns, &self.name, &spec.name, env, binds);
@@ -625,7 +626,11 @@ impl Worker {
         if !matches!(c.run, Run::Running { .. }) {
             return;
         }
-        let exit = match shim::read_exit(&c.dir) {
+        let exit_record = shim::read_exit(&c.dir);
+        if !c.created {
+            c.created = crate::container::init_pid_file(&c.dir).exists() || exit_record.is_some();
+        }
+        let exit = match exit_record {
             Some(rec) => Exit {
                 exit_code: rec.exit_code,
                 signal: rec.signal,
