@@ -2,14 +2,16 @@
 //! `kube-node-lease` namespaces and the `default/kubernetes` Service (the first address of the
 //! service range, port 443 → the secure port), with its Endpoints and EndpointSlice when the
 //! server has an address pods can reach (`--advertise-address`); the `svcnet-process`
-//! RuntimeClass (node.k8s.io/v1).
+//! RuntimeClass (node.k8s.io/v1); a local APIService per served group-version.
 
 use serde_json::json;
 
 use crate::error::ApiResult;
 use crate::objmeta;
 use crate::registry::{self, Part, WriteOptions};
-use crate::resources::{ENDPOINTS, ENDPOINTSLICES, NAMESPACES, RUNTIMECLASSES, SERVICES};
+use crate::resources::{
+    APISERVICES, ENDPOINTS, ENDPOINTSLICES, NAMESPACES, RUNTIMECLASSES, SERVICES,
+};
 use crate::state::AppState;
 
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -48,6 +50,7 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
                "handler": svcnet_cluster::runtime_class::PROCESS_HANDLER}),
     )
     .await?;
+    register_api_services(state).await?;
     let first = state.alloc.first_ip().to_string();
     ensure(
         state,
@@ -99,6 +102,46 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
                 "endpoints": [{"addresses": [addr.to_string()], "conditions": {"ready": true}}],
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}]
             }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// kube-apiserver's `apiVersionPriorities` (group priority, version priority) for the
+/// group-versions svcnet serves; others get 16000/15.
+fn priority(group: &str) -> (i32, i32) {
+    match group {
+        "" => (18000, 1),
+        "apiregistration.k8s.io" => (18000, 15),
+        "apps" => (17800, 15),
+        "events.k8s.io" => (17750, 15),
+        "batch" => (17400, 15),
+        "certificates.k8s.io" => (17300, 15),
+        "policy" => (17100, 15),
+        "rbac.authorization.k8s.io" => (17000, 15),
+        "apiextensions.k8s.io" => (16700, 15),
+        "coordination.k8s.io" => (16500, 15),
+        "node.k8s.io" => (16300, 15),
+        "discovery.k8s.io" => (16200, 15),
+        _ => (16000, 15),
+    }
+}
+
+/// The local APIServices kube-aggregator's autoregister controller keeps, one per served
+/// group-version (`v1.`, `v1.apps`, ...), labelled `automanaged: onstart`.
+async fn register_api_services(state: &AppState) -> ApiResult<()> {
+    for (group, version) in crate::resources::group_versions() {
+        let (group_priority, version_priority) = priority(group);
+        ensure(
+            state,
+            &APISERVICES,
+            None,
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                   "metadata": {"name": format!("{version}.{group}"),
+                                "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                   "spec": {"group": group, "version": version,
+                            "groupPriorityMinimum": group_priority, "versionPriority": version_priority}}),
         )
         .await?;
     }

@@ -1,13 +1,16 @@
 //! Kind-specific steps of the write path that go beyond defaulting and validation: Service
-//! ClusterIP/NodePort allocation (Kubernetes' `beginCreate`/`beginUpdate` of the Service REST).
+//! ClusterIP/NodePort allocation (Kubernetes' `beginCreate`/`beginUpdate` of the Service REST);
+//! a CertificateSigningRequest's requester and fixed spec.
 
 use k8s_openapi::api::core::v1::Service;
-use serde_json::Value;
+use serde_json::{json, Value};
 use svcnet_api::defaults;
 
 use crate::alloc::{owner_from_value, Claims};
+use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{ResourceInfo, SERVICES};
+use crate::part::Part;
+use crate::resources::{ResourceInfo, CERTIFICATESIGNINGREQUESTS, SERVICES};
 use crate::state::AppState;
 
 /// The single-stack families this cluster serves.
@@ -90,4 +93,73 @@ pub fn on_delete(state: &AppState, info: &ResourceInfo, old: &Value) -> ApiResul
         return Ok(Claims::default());
     }
     Ok(state.alloc.release_all(&typed(old)?))
+}
+
+fn is_csr(info: &ResourceInfo) -> bool {
+    std::ptr::eq(info, &CERTIFICATESIGNINGREQUESTS)
+}
+
+/// After defaulting of a create, with the writer known: a CertificateSigningRequest records
+/// who asked (its strategy's `PrepareForCreate`: `spec.username`, `uid`, `groups` from the
+/// authenticated user, never from the body) and starts without conditions.
+pub fn prepare_create(info: &ResourceInfo, obj: &mut Value, user: Option<&User>) {
+    if !is_csr(info) {
+        return;
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        for f in ["username", "uid", "groups", "extra"] {
+            spec.remove(f);
+        }
+        if let Some(u) = user {
+            let mut groups = u.groups.clone();
+            if !groups.iter().any(|g| g == "system:authenticated") {
+                groups.push("system:authenticated".into());
+            }
+            spec.insert("username".into(), json!(u.name));
+            spec.insert("uid".into(), json!(u.uid));
+            spec.insert("groups".into(), json!(groups));
+        }
+    }
+    obj["status"] = json!({});
+}
+
+/// After the part's fields are taken from the request: a CertificateSigningRequest's spec
+/// never changes (`PrepareForUpdate` of all three strategies) and its conditions get their
+/// timestamps (`populateConditionTimestamps`).
+pub fn prepare_update(info: &ResourceInfo, part: Part, new: &mut Value, old: &Value) {
+    if !is_csr(info) {
+        return;
+    }
+    new["spec"] = old.get("spec").cloned().unwrap_or(Value::Null);
+    if part == Part::Main {
+        return;
+    }
+    let now = json!(crate::objmeta::now_rfc3339());
+    let old_conditions = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(conditions) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for c in conditions {
+        let unset = |c: &Value, f: &str| c.get(f).is_none_or(Value::is_null);
+        if unset(c, "lastUpdateTime") {
+            c["lastUpdateTime"] = now.clone();
+        }
+        if unset(c, "lastTransitionTime") {
+            let before = old_conditions
+                .iter()
+                .find(|o| o.get("type") == c.get("type") && o.get("status") == c.get("status"));
+            c["lastTransitionTime"] = before
+                .and_then(|o| o.get("lastTransitionTime"))
+                .filter(|t| !t.is_null())
+                .cloned()
+                .unwrap_or_else(|| now.clone());
+        }
+    }
 }

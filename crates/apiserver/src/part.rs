@@ -1,5 +1,5 @@
 //! Which part of an object a write may change: the main resource or a subresource, as
-//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`). Its own file so
+//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`, `approval`). Its own file so
 //! the write path and server-side apply's per-subresource managedFields share it.
 
 /// Which part of an object an update may change.
@@ -14,6 +14,8 @@ pub enum Part {
     /// `pods/x/binding`: only `spec.nodeName` and `status.conditions`, without the pod-update
     /// validation that forbids changing the node (as the binding REST's own update).
     Binding,
+    /// `certificatesigningrequests/x/approval`: only `status.conditions` (Approved, Denied).
+    Approval,
 }
 
 impl Part {
@@ -22,6 +24,7 @@ impl Part {
         match subresource {
             Some("status") => Part::Status,
             Some("finalize") => Part::Finalize,
+            Some("approval") => Part::Approval,
             _ => Part::Main,
         }
     }

@@ -42,6 +42,8 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     /// Create a missing object whatever the kind's `allow_create_on_update` (an apply patch).
     pub force_allow_create: bool,
+    /// Who writes (what a CertificateSigningRequest records as its requester).
+    pub user: Option<crate::auth::User>,
 }
 
 pub use crate::part::Part;
@@ -217,6 +219,7 @@ pub async fn create(
     info.strategy
         .prepare_for_create(&mut obj)
         .map_err(|e| ApiError::cannot_handle(info, e))?;
+    hooks::prepare_create(info, &mut obj, opts.user.as_ref());
     info.strategy.fill_go_zero(&mut obj);
     let name = objmeta::name(&obj).unwrap_or("").to_string();
     let key = info.key(namespace, &name);
@@ -400,6 +403,21 @@ pub async fn update(
                 }
                 new["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
             }
+            Part::Approval => {
+                let conditions = new.pointer("/status/conditions").cloned();
+                new = old.clone();
+                if !new.get("status").is_some_and(Value::is_object) {
+                    new["status"] = json!({});
+                }
+                match conditions {
+                    Some(c) => new["status"]["conditions"] = c,
+                    None => {
+                        if let Some(s) = new["status"].as_object_mut() {
+                            s.remove("conditions");
+                        }
+                    }
+                }
+            }
             Part::Binding => {
                 let node = new
                     .pointer("/spec/nodeName")
@@ -417,6 +435,7 @@ pub async fn update(
                 new["status"]["conditions"] = conditions;
             }
         }
+        hooks::prepare_update(info, part, &mut new, old);
         info.strategy.fill_go_zero(&mut new);
         if info.has_generation && new.get("spec") != old.get("spec") {
             let g = old
@@ -438,6 +457,7 @@ pub async fn update(
         errs.extend(
             match part {
                 Part::Status => info.strategy.validate_status_update(&new, old),
+                Part::Approval => crate::strategy::validate_csr_approval(&new, old),
                 Part::Binding => Ok(Vec::new()),
                 _ => info.strategy.validate_update(&new, old),
             }

@@ -182,6 +182,7 @@ const CRUD: &[&str] = &[
     "update",
     "watch",
 ];
+const GET_LIST: &[&str] = &["get", "list"];
 const CRUD_NO_DELETECOLLECTION: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -547,6 +548,152 @@ pub static RUNTIMECLASSES: ResourceInfo = ResourceInfo {
     view: None,
 };
 
+/// rbac.authorization.k8s.io/v1: stored and validated as Kubernetes does; not yet enforced.
+pub static ROLES: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "Role",
+    list_kind: "RoleList",
+    plural: "roles",
+    singular: "role",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/roles",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::ROLE,
+    view: None,
+};
+
+pub static CLUSTERROLES: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "ClusterRole",
+    list_kind: "ClusterRoleList",
+    plural: "clusterroles",
+    singular: "clusterrole",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/clusterroles",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::CLUSTERROLE,
+    view: None,
+};
+
+pub static ROLEBINDINGS: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "RoleBinding",
+    list_kind: "RoleBindingList",
+    plural: "rolebindings",
+    singular: "rolebinding",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    key_prefix: "/registry/rolebindings",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::ROLEBINDING,
+    view: None,
+};
+
+pub static CLUSTERROLEBINDINGS: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "ClusterRoleBinding",
+    list_kind: "ClusterRoleBindingList",
+    plural: "clusterrolebindings",
+    singular: "clusterrolebinding",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/clusterrolebindings",
+    subresources: &[],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::CLUSTERROLEBINDING,
+    view: None,
+};
+
+/// certificates.k8s.io/v1: `approval` adds Approved / Denied conditions, `status` the certificate.
+pub static CERTIFICATESIGNINGREQUESTS: ResourceInfo = ResourceInfo {
+    group: "certificates.k8s.io",
+    version: "v1",
+    kind: "CertificateSigningRequest",
+    list_kind: "CertificateSigningRequestList",
+    plural: "certificatesigningrequests",
+    singular: "certificatesigningrequest",
+    short_names: &["csr"],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/certificatesigningrequests",
+    subresources: &["approval", "status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::CERTIFICATESIGNINGREQUEST,
+    view: None,
+};
+
+/// apiregistration.k8s.io/v1 (kube-aggregator): one local APIService per served group-version
+/// is registered at start (`bootstrap.rs`); svcnet does not proxy to service-backed ones.
+pub static APISERVICES: ResourceInfo = ResourceInfo {
+    group: "apiregistration.k8s.io",
+    version: "v1",
+    kind: "APIService",
+    list_kind: "APIServiceList",
+    plural: "apiservices",
+    singular: "apiservice",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/apiregistration.k8s.io/apiservices",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::APISERVICE,
+    view: None,
+};
+
+/// core/v1 ComponentStatus (deprecated upstream since 1.19, still served): not stored; each
+/// read checks the components' health (`rest/componentstatus.rs`).
+pub static COMPONENTSTATUSES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ComponentStatus",
+    list_kind: "ComponentStatusList",
+    plural: "componentstatuses",
+    singular: "componentstatus",
+    short_names: &["cs"],
+    categories: &[],
+    namespaced: false,
+    key_prefix: "/registry/componentstatuses",
+    subresources: &[],
+    verbs: GET_LIST,
+    allow_create_on_update: false,
+    has_generation: false,
+    field_labels: &[],
+    strategy: &strategy::COMPONENTSTATUS,
+    view: None,
+};
+
 /// Every served resource, in discovery order.
 pub static ALL: &[&ResourceInfo] = &[
     &NAMESPACES,
@@ -554,6 +701,7 @@ pub static ALL: &[&ResourceInfo] = &[
     &ENDPOINTS,
     &PODS,
     &NODES,
+    &COMPONENTSTATUSES,
     &EVENTS,
     &CONFIGMAPS,
     &SECRETS,
@@ -565,6 +713,12 @@ pub static ALL: &[&ResourceInfo] = &[
     &LEASES,
     &RUNTIMECLASSES,
     &EVENTS_V1,
+    &ROLES,
+    &CLUSTERROLES,
+    &ROLEBINDINGS,
+    &CLUSTERROLEBINDINGS,
+    &CERTIFICATESIGNINGREQUESTS,
+    &APISERVICES,
 ];
 
 /// The served group/versions: ("", "v1") first, then named groups.

@@ -6,7 +6,9 @@
 //! can represent: every known field round-trips, unknown ones never reach the store.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ComponentStatus;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, Pod, PodStatus, ReplicationController, Secret,
     Service,
@@ -14,6 +16,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{
+    APIService, APIServiceCondition, APIServiceStatus,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -478,6 +484,116 @@ pub static REPLICATIONCONTROLLER: Typed<ReplicationController> = Typed {
         TEMPLATE_ZERO[2],
         ("/status", r#"{"replicas":0}"#),
     ],
+};
+
+/// Roles (`pkg/registry/rbac/role/strategy.go`): `rules` is not `omitempty` in Go.
+pub static ROLE: Typed<Role> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::rbac::validate_role,
+    validate_update: validation::rbac::validate_role_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[("/rules", "null")],
+};
+
+pub static CLUSTERROLE: Typed<ClusterRole> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::rbac::validate_cluster_role,
+    validate_update: validation::rbac::validate_cluster_role_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[("/rules", "null")],
+};
+
+pub static ROLEBINDING: Typed<RoleBinding> = Typed {
+    default: defaults::rbac::default_role_binding,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::rbac::validate_role_binding,
+    validate_update: validation::rbac::validate_role_binding_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[],
+};
+
+pub static CLUSTERROLEBINDING: Typed<ClusterRoleBinding> = Typed {
+    default: defaults::rbac::default_cluster_role_binding,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: validation::rbac::validate_cluster_role_binding,
+    validate_update: validation::rbac::validate_cluster_role_binding_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[],
+};
+
+/// `pkg/registry/certificates/certificates/strategy.go`: status reset on create (the requester
+/// is filled in by `hooks::prepare_create`); `/approval` is validated by
+/// [`validate_csr_approval`].
+pub static CERTIFICATESIGNINGREQUEST: Typed<CertificateSigningRequest> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: nothing,
+    validate_create: validation::certificates::validate_create,
+    validate_update: validation::certificates::validate_update,
+    validate_status_update: validation::certificates::validate_status_update,
+    go_zero: &[("/status", "{}")],
+};
+
+/// `ValidateCertificateSigningRequestApprovalUpdate` on stored JSON.
+pub fn validate_csr_approval(new: &Value, old: &Value) -> Result<ErrorList, String> {
+    Ok(validation::certificates::validate_approval_update(
+        &to_typed(new)?,
+        &to_typed(old)?,
+    ))
+}
+
+/// kube-aggregator's APIService status as its availability controller writes it: a local
+/// APIService (served by this server) is available; svcnet does not proxy to a Service-backed
+/// one, so it is not.
+fn api_service_status(s: &mut APIService) {
+    let local = s.spec.as_ref().is_none_or(|spec| spec.service.is_none());
+    let (status, reason, message) = if local {
+        ("True", "Local", "Local APIServices are always available")
+    } else {
+        (
+            "False",
+            "FailedDiscoveryCheck",
+            "svcnet does not proxy to aggregated API servers",
+        )
+    };
+    s.status = Some(APIServiceStatus {
+        conditions: Some(vec![APIServiceCondition {
+            type_: "Available".into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::now(),
+            )),
+        }]),
+    });
+}
+
+pub static APISERVICE: Typed<APIService> = Typed {
+    default: defaults::apiregistration::default_api_service,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: api_service_status,
+    validate_create: validation::apiregistration::validate_create,
+    validate_update: validation::apiregistration::validate_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[("/spec", "{}"), ("/status", "{}")],
+};
+
+/// ComponentStatuses are never written (`rest/componentstatus.rs` builds them on read).
+pub static COMPONENTSTATUS: Typed<ComponentStatus> = Typed {
+    default: nothing,
+    status_on_create: StatusOnCreate::Keep,
+    prepare_for_create: nothing,
+    validate_create: |_| Vec::new(),
+    validate_update: no_errors_update,
+    validate_status_update: no_errors_update,
+    go_zero: &[],
 };
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
 //!   nodes);
 //! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
-//! - shared: [`util`] (client-go / podutil helpers), [`events`] (the Event recorder),
+//! - shared: [`heartbeat`] (the components' Leases in kube-system), [`util`] (client-go /
+//!   podutil helpers), [`events`] (the Event recorder),
 //!   [`expectations`] (pods asked for and not yet seen).
 //!
 //! Controllers reach the API only through kube-rs: this crate never imports the API server or
@@ -29,6 +30,7 @@ pub mod endpointslicemirroring;
 pub use svcnet_informer::events;
 pub mod expectations;
 pub mod gc;
+pub mod heartbeat;
 pub mod loadbalancer;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -183,6 +185,11 @@ pub async fn run(client: Client, config: Config) {
     tracing::info!("informers synced; starting controllers");
     let mut tasks = Vec::new();
     let c = &ctx.config;
+    let mut leases = vec!["kube-controller-manager"];
+    if c.enabled("scheduler") {
+        leases.push("kube-scheduler");
+    }
+    let heartbeat = tokio::spawn(heartbeat::run(ctx.clone(), leases));
     if c.enabled("endpointslice") {
         tasks.push(tokio::spawn(endpointslice::run(ctx.clone())));
     }
@@ -228,4 +235,5 @@ pub async fn run(client: Client, config: Config) {
     for t in tasks {
         let _ = t.await;
     }
+    heartbeat.abort();
 }

@@ -206,6 +206,32 @@ pub(crate) fn config_map(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// `printComponentStatus`: the `Healthy` condition as Healthy / Unhealthy (Unknown without
+/// one), with its message and error.
+pub(crate) fn component_status(obj: &Value) -> Vec<Value> {
+    let healthy = arr_at(obj, &["conditions"])
+        .iter()
+        .find(|c| str_at(c, &["type"]) == "Healthy");
+    let (status, message, error) = match healthy {
+        Some(c) => (
+            if str_at(c, &["status"]) == "True" {
+                "Healthy"
+            } else {
+                "Unhealthy"
+            },
+            str_at(c, &["message"]),
+            str_at(c, &["error"]),
+        ),
+        None => ("Unknown", "", ""),
+    };
+    vec![
+        json!(name(obj)),
+        json!(status),
+        json!(message),
+        json!(error),
+    ]
+}
+
 /// `printSecret`: name, `type`, the number of `data` keys, age.
 pub(crate) fn secret(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![

@@ -13,13 +13,16 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`). The column tables are in
+//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`); role bindings (`rbac.rs`); certificatesigningrequests
+//! (`certificates.rs`); apiservices (`apiregistration.rs`, kube-aggregator's table). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
 use serde_json::Value;
 
+mod apiregistration;
 mod apps;
+mod certificates;
 mod columns;
 mod coordination;
 mod core;
@@ -30,6 +33,7 @@ mod labels;
 mod node;
 mod pod;
 mod policy;
+mod rbac;
 #[cfg(test)]
 mod testing;
 
@@ -64,6 +68,10 @@ enum Kind {
     ConfigMap,
     Secret,
     PodDisruptionBudget,
+    RoleBinding,
+    CertificateSigningRequest,
+    ApiService,
+    ComponentStatus,
     Default,
 }
 
@@ -84,6 +92,10 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("", "configmaps") => Kind::ConfigMap,
         ("", "secrets") => Kind::Secret,
         ("policy", "poddisruptionbudgets") => Kind::PodDisruptionBudget,
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => Kind::RoleBinding,
+        ("certificates.k8s.io", "certificatesigningrequests") => Kind::CertificateSigningRequest,
+        ("apiregistration.k8s.io", "apiservices") => Kind::ApiService,
+        ("", "componentstatuses") => Kind::ComponentStatus,
         _ => Kind::Default,
     }
 }
@@ -106,6 +118,10 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::ConfigMap => &columns::CONFIGMAPS,
         Kind::Secret => &columns::SECRETS,
         Kind::PodDisruptionBudget => &columns::PODDISRUPTIONBUDGETS,
+        Kind::RoleBinding => &columns::ROLEBINDINGS,
+        Kind::CertificateSigningRequest => &columns::CERTIFICATESIGNINGREQUESTS,
+        Kind::ApiService => &columns::APISERVICES,
+        Kind::ComponentStatus => &columns::COMPONENTSTATUSES,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -131,6 +147,10 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::ConfigMap => core::config_map(obj, now),
         Kind::Secret => core::secret(obj, now),
         Kind::PodDisruptionBudget => policy::pod_disruption_budget(obj, now),
+        Kind::RoleBinding => rbac::role_binding(obj, now),
+        Kind::CertificateSigningRequest => certificates::certificate_signing_request(obj, now),
+        Kind::ApiService => apiregistration::api_service(obj, now),
+        Kind::ComponentStatus => core::component_status(obj),
         Kind::Default => default_cells(obj),
     }
 }

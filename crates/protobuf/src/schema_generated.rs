@@ -32,6 +32,11 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("policy/v1", "PodDisruptionBudget", &POLICY_V1_POD_DISRUPTION_BUDGET),
     ("events.k8s.io/v1", "Event", &EVENTS_V1_EVENT),
     ("coordination.k8s.io/v1", "Lease", &COORDINATION_V1_LEASE),
+    ("rbac.authorization.k8s.io/v1", "Role", &RBAC_V1_ROLE),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", &RBAC_V1_CLUSTER_ROLE),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", &RBAC_V1_ROLE_BINDING),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &RBAC_V1_CLUSTER_ROLE_BINDING),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", &CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST),
     ("*", "DeleteOptions", &META_V1_DELETE_OPTIONS),
 ];
 
@@ -228,6 +233,50 @@ pub(crate) static COORDINATION_V1_LEASE: Message = Message {
     fields: &[
         Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
         Field::new(2, "spec", One(Nested(&COORDINATION_V1_LEASE_SPEC)), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_ROLE: Message = Message {
+    name: "rbac.v1.Role",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "rules", Repeated(Nested(&RBAC_V1_POLICY_RULE)), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_CLUSTER_ROLE: Message = Message {
+    name: "rbac.v1.ClusterRole",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "rules", Repeated(Nested(&RBAC_V1_POLICY_RULE)), Present),
+        Field::new(3, "aggregationRule", One(Nested(&RBAC_V1_AGGREGATION_RULE)), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_ROLE_BINDING: Message = Message {
+    name: "rbac.v1.RoleBinding",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "subjects", Repeated(Nested(&RBAC_V1_SUBJECT)), Present),
+        Field::new(3, "roleRef", One(Nested(&RBAC_V1_ROLE_REF)), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_CLUSTER_ROLE_BINDING: Message = Message {
+    name: "rbac.v1.ClusterRoleBinding",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "subjects", Repeated(Nested(&RBAC_V1_SUBJECT)), Present),
+        Field::new(3, "roleRef", One(Nested(&RBAC_V1_ROLE_REF)), Present),
+    ],
+};
+
+pub(crate) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: Message = Message {
+    name: "certificates.v1.CertificateSigningRequest",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "spec", One(Nested(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC)), Present),
+        Field::new(3, "status", One(Nested(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS)), Present),
     ],
 };
 
@@ -619,6 +668,64 @@ pub(crate) static COORDINATION_V1_LEASE_SPEC: Message = Message {
         Field::new(5, "leaseTransitions", One(Int32), Present),
         Field::new(6, "strategy", One(String), Present),
         Field::new(7, "preferredHolder", One(String), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_POLICY_RULE: Message = Message {
+    name: "rbac.v1.PolicyRule",
+    fields: &[
+        Field::new(1, "verbs", Repeated(String), Always),
+        Field::new(2, "apiGroups", Repeated(String), Present),
+        Field::new(3, "resources", Repeated(String), Present),
+        Field::new(4, "resourceNames", Repeated(String), Present),
+        Field::new(5, "nonResourceURLs", Repeated(String), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_AGGREGATION_RULE: Message = Message {
+    name: "rbac.v1.AggregationRule",
+    fields: &[
+        Field::new(1, "clusterRoleSelectors", Repeated(Nested(&META_V1_LABEL_SELECTOR)), Present),
+    ],
+};
+
+pub(crate) static RBAC_V1_SUBJECT: Message = Message {
+    name: "rbac.v1.Subject",
+    fields: &[
+        Field::new(1, "kind", One(String), Always),
+        Field::new(2, "apiGroup", One(String), OmitZero),
+        Field::new(3, "name", One(String), Always),
+        Field::new(4, "namespace", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static RBAC_V1_ROLE_REF: Message = Message {
+    name: "rbac.v1.RoleRef",
+    fields: &[
+        Field::new(1, "apiGroup", One(String), Always),
+        Field::new(2, "kind", One(String), Always),
+        Field::new(3, "name", One(String), Always),
+    ],
+};
+
+pub(crate) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC: Message = Message {
+    name: "certificates.v1.CertificateSigningRequestSpec",
+    fields: &[
+        Field::new(1, "request", One(Bytes), Always),
+        Field::new(2, "username", One(String), OmitZero),
+        Field::new(3, "uid", One(String), OmitZero),
+        Field::new(4, "groups", Repeated(String), Present),
+        Field::new(5, "usages", Repeated(String), Present),
+        Field::new(7, "signerName", One(String), Always),
+        Field::new(8, "expirationSeconds", One(Int32), OmitZero),
+    ],
+};
+
+pub(crate) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS: Message = Message {
+    name: "certificates.v1.CertificateSigningRequestStatus",
+    fields: &[
+        Field::new(1, "conditions", Repeated(Nested(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION)), Present),
+        Field::new(2, "certificate", One(Bytes), OmitZero),
     ],
 };
 
@@ -1127,6 +1234,18 @@ pub(crate) static DISCOVERY_V1_ENDPOINT_HINTS: Message = Message {
     fields: &[
         Field::new(1, "forZones", Repeated(Nested(&DISCOVERY_V1_FOR_ZONE)), Present),
         Field::new(2, "forNodes", Repeated(Nested(&DISCOVERY_V1_FOR_NODE)), Present),
+    ],
+};
+
+pub(crate) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION: Message = Message {
+    name: "certificates.v1.CertificateSigningRequestCondition",
+    fields: &[
+        Field::new(1, "type", One(String), Always),
+        Field::new(2, "reason", One(String), OmitZero),
+        Field::new(3, "message", One(String), OmitZero),
+        Field::new(4, "lastUpdateTime", One(Special(Time)), Present),
+        Field::new(5, "lastTransitionTime", One(Special(Time)), Present),
+        Field::new(6, "status", One(String), Always),
     ],
 };
 

@@ -14,7 +14,9 @@
 //!   `drop_type_dependent_fields`, `normalize_cluster_ips`.
 //! - [`apps`]: Deployment, ReplicaSet. [`discovery`]: EndpointSlice.
 
+pub mod apiregistration;
 pub mod apps;
 pub mod core;
 pub mod discovery;
+pub mod rbac;
 pub mod service;

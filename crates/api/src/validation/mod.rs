@@ -13,7 +13,9 @@
 //! Every message is the one kube-apiserver 1.32/1.33 produces, byte for byte, including how Go
 //! prints the offending value ([`gofmt`]).
 
+pub mod apiregistration;
 pub mod apps;
+pub mod certificates;
 pub mod config;
 pub mod coordination;
 pub mod endpoints;
@@ -25,6 +27,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod policy;
+pub mod rbac;
 pub mod replicationcontroller;
 pub mod runtimeclass;
 pub mod service;

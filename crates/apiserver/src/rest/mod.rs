@@ -1,6 +1,7 @@
 //! The Kubernetes REST API over the resources in [`crate::resources`]: one generic handler per
 //! verb, per-kind behaviour from each resource's [`crate::strategy::Strategy`].
 
+mod componentstatus;
 mod connect;
 mod eviction;
 mod read;
@@ -18,6 +19,7 @@ use http::{HeaderMap, Method, Request};
 use serde_json::Value;
 use svcnet_api::selector::{FieldSelector, LabelSelector};
 
+use crate::auth::User;
 use crate::codec::{self, Query, Representation};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Part, WriteOptions};
@@ -54,13 +56,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
         None => target.info.plural.to_string(),
     };
     let connection = parts.extensions.get::<ConnectionAbort>().cloned();
+    let user = parts.extensions.get::<User>().cloned();
     let result = dispatch(
         &state,
         &parts.method,
         &parts.headers,
         &target,
         &query,
-        connection,
+        (connection, user),
         body,
     )
     .await;
@@ -106,6 +109,8 @@ pub struct ResourceRequest<'a> {
     pub headers: &'a HeaderMap,
     /// Closes the connection the request came on (for a watch whose client stopped reading).
     pub connection: Option<ConnectionAbort>,
+    /// Who asks (set by the authentication filter).
+    pub user: Option<User>,
 }
 
 impl ResourceRequest<'_> {
@@ -140,6 +145,7 @@ impl ResourceRequest<'_> {
         WriteOptions {
             dry_run: self.query.dry_run,
             field_manager: Some(self.field_manager()),
+            user: self.user.clone(),
             ..Default::default()
         }
     }
@@ -161,7 +167,7 @@ async fn dispatch(
     headers: &HeaderMap,
     t: &Target,
     q: &Query,
-    connection: Option<ConnectionAbort>,
+    (connection, user): (Option<ConnectionAbort>, Option<User>),
     body: Body,
 ) -> ApiResult<Response> {
     let r = ResourceRequest {
@@ -170,20 +176,28 @@ async fn dispatch(
         query: q,
         headers,
         connection,
+        user,
     };
+    if std::ptr::eq(t.info, &crate::resources::COMPONENTSTATUSES) {
+        return componentstatus::handle(&r, method).await;
+    }
     match (method.as_str(), t.name.as_deref(), t.subresource.as_deref()) {
         ("GET", None, None) if q.watch || t.legacy_watch => watch::watch(&r).await,
         ("GET", None, None) => read::list(&r).await,
         // `/watch/.../name`: a watch of one object.
         ("GET", Some(_), None | Some("status")) if t.legacy_watch => watch::watch(&r).await,
-        ("GET", Some(_), None | Some("status")) => read::get(&r).await,
+        ("GET", Some(_), None | Some("status") | Some("approval")) => read::get(&r).await,
         ("GET", Some(_), Some("scale")) => sub::get_scale(&r).await,
         ("POST", None, None) => write::create(&r, body).await,
         ("POST", Some(_), Some("binding")) => sub::bind(&r, body).await,
         ("POST", Some(_), Some("eviction")) => eviction::evict(&r, body).await,
-        ("PUT", Some(_), None | Some("status") | Some("finalize")) => write::update(&r, body).await,
+        ("PUT", Some(_), None | Some("status") | Some("finalize") | Some("approval")) => {
+            write::update(&r, body).await
+        }
         ("PUT", Some(_), Some("scale")) => sub::update_scale(&r, body, false).await,
-        ("PATCH", Some(_), None | Some("status")) => write::patch(&r, body).await,
+        ("PATCH", Some(_), None | Some("status") | Some("approval")) => {
+            write::patch(&r, body).await
+        }
         ("PATCH", Some(_), Some("scale")) => sub::update_scale(&r, body, true).await,
         ("DELETE", Some(_), None) => write::delete(&r, body).await,
         ("DELETE", None, None) => write::delete_collection(&r, body).await,

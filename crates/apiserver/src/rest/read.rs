@@ -325,7 +325,7 @@ async fn list_from_store(
     ))
 }
 
-fn encode_list<'a>(
+pub(super) fn encode_list<'a>(
     info: &'static crate::resources::ResourceInfo,
     objs: impl Iterator<Item = &'a Value>,
     rv: &str,
