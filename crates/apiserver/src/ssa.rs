@@ -30,18 +30,33 @@ const MAX_DEPTH: usize = 32;
 
 /// The SSA type of an OpenAPI v2 schema (`$ref`s resolved through the definitions).
 fn convert(schema: &Value, depth: usize) -> Type {
+    convert_in(schema, depth, &mut Vec::new())
+}
+
+/// [`convert`] below the definitions named in `expanding` (the `$ref`s on the path here): a
+/// definition that refers to itself (apiextensions' `JSONSchemaProps` does, through a dozen
+/// fields) is deduced where it recurs, as structured-merge-diff treats a recursive type past
+/// its first level, instead of being expanded once per path (exponential in the depth).
+fn convert_in(schema: &Value, depth: usize, expanding: &mut Vec<String>) -> Type {
     if depth > MAX_DEPTH {
         return Type::default();
     }
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        return svcnet_openapi::resolve(r)
-            .map(|d| convert(d, depth + 1))
-            .unwrap_or_default();
+        if expanding.iter().any(|e| e == r) {
+            return Type::default();
+        }
+        let Some(d) = svcnet_openapi::resolve(r) else {
+            return Type::default();
+        };
+        expanding.push(r.to_string());
+        let ty = convert_in(d, depth + 1, expanding);
+        expanding.pop();
+        return ty;
     }
     let mut ty = match schema.get("type").and_then(Value::as_str) {
         Some("array") => {
             let items = schema.get("items").unwrap_or(&Value::Null);
-            let element = convert(items, depth + 1);
+            let element = convert_in(items, depth + 1, expanding);
             match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
                 Some("map") => {
                     let keys: Vec<&str> = schema["x-kubernetes-list-map-keys"]
@@ -73,9 +88,12 @@ fn convert(schema: &Value, depth: usize) -> Type {
             (Some(Value::Object(props)), _) => Type::object(
                 props
                     .iter()
-                    .map(|(name, s)| (name.clone(), convert(s, depth + 1))),
+                    .map(|(name, s)| (name.clone(), convert_in(s, depth + 1, expanding)))
+                    .collect::<Vec<_>>(),
             ),
-            (None, Some(v @ Value::Object(_))) => Type::map_of(convert(v, depth + 1)),
+            (None, Some(v @ Value::Object(_))) => {
+                Type::map_of(convert_in(v, depth + 1, expanding))
+            }
             _ => Type::default(),
         },
     };
@@ -174,6 +192,20 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `JSONSchemaProps` refers to itself through a dozen fields: expanded once per path it
+    /// took the server to 24 GB; stopped where it recurs, it is a few thousand nodes.
+    #[test]
+    fn a_self_referencing_definition_is_expanded_once() {
+        fn size(t: &Type) -> usize {
+            1 + t.fields.values().map(size).sum::<usize>()
+                + t.element.as_deref().map_or(0, size)
+        }
+        let crd = schema("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+        let versions = crd.field("spec").field("versions");
+        assert!(versions.elements().fields.contains_key("schema"), "{versions:?}");
+        assert!(size(crd) < 10_000, "{}", size(crd));
+    }
 
     #[test]
     fn service_ports_are_keyed_by_port_and_protocol() {
