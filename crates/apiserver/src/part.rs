@@ -1,5 +1,6 @@
 //! Which part of an object a write may change: the main resource or a subresource, as
-//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`). Its own file so
+//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`,
+//! `ephemeralcontainers`). Its own file so
 //! the write path and server-side apply's per-subresource managedFields share it.
 
 /// Which part of an object an update may change.
@@ -14,6 +15,9 @@ pub enum Part {
     /// `pods/x/binding`: only `spec.nodeName` and `status.conditions`, without the pod-update
     /// validation that forbids changing the node (as the binding REST's own update).
     Binding,
+    /// `pods/x/ephemeralcontainers`: only `spec.ephemeralContainers`, validated as
+    /// `ValidatePodEphemeralContainersUpdate` (the `podEphemeralContainersStrategy`).
+    EphemeralContainers,
 }
 
 impl Part {
@@ -22,6 +26,7 @@ impl Part {
         match subresource {
             Some("status") => Part::Status,
             Some("finalize") => Part::Finalize,
+            Some("ephemeralcontainers") => Part::EphemeralContainers,
             _ => Part::Main,
         }
     }

@@ -107,6 +107,7 @@ fn subresource(part: Part) -> Option<&'static str> {
     match part {
         Part::Main => Some(""),
         Part::Status => Some("status"),
+        Part::EphemeralContainers => Some("ephemeralcontainers"),
         _ => None,
     }
 }
@@ -115,7 +116,7 @@ fn subresource(part: Part) -> Option<&'static str> {
 /// main resource of a kind with a status subresource, `spec` on `/status`).
 fn ignored(part: Part, has_status: bool) -> Option<Set> {
     let field = match part {
-        Part::Main if has_status => "status",
+        Part::Main | Part::EphemeralContainers if has_status => "status",
         Part::Status => "spec",
         _ => return None,
     };

@@ -126,7 +126,8 @@ fn container_of(pod: &Value, name: &str, query: Option<&str>) -> ApiResult<Strin
     match wanted {
         Some(c) if !c.is_empty() => {
             let init = container_names(pod, "/spec/initContainers");
-            if containers.contains(&c) || init.contains(&c) {
+            let ephemeral = container_names(pod, "/spec/ephemeralContainers");
+            if containers.contains(&c) || init.contains(&c) || ephemeral.contains(&c) {
                 Ok(c)
             } else {
                 Err(ApiError::bad_request(format!(
