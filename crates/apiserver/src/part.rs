@@ -1,5 +1,6 @@
 //! Which part of an object a write may change: the main resource or a subresource, as
-//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`, `approval`). Its own file so
+//! kube-apiserver's REST storages are split (`status`, `finalize`, `binding`, `approval`,
+//! `ephemeralcontainers`). Its own file so
 //! the write path and server-side apply's per-subresource managedFields share it.
 
 /// Which part of an object an update may change.
@@ -16,6 +17,9 @@ pub enum Part {
     Binding,
     /// `certificatesigningrequests/x/approval`: only `status.conditions` (Approved, Denied).
     Approval,
+    /// `pods/x/ephemeralcontainers`: only `spec.ephemeralContainers`, validated as
+    /// `ValidatePodEphemeralContainersUpdate` (the `podEphemeralContainersStrategy`).
+    EphemeralContainers,
 }
 
 impl Part {
@@ -25,6 +29,7 @@ impl Part {
             Some("status") => Part::Status,
             Some("finalize") => Part::Finalize,
             Some("approval") => Part::Approval,
+            Some("ephemeralcontainers") => Part::EphemeralContainers,
             _ => Part::Main,
         }
     }

@@ -418,6 +418,20 @@ pub async fn update(
                     }
                 }
             }
+            Part::EphemeralContainers => {
+                // `dropNonEphemeralContainerUpdates`: all but the ephemeral containers as they were.
+                let ecs = new.pointer("/spec/ephemeralContainers").cloned();
+                new = old.clone();
+                match (ecs, new["spec"].as_object_mut()) {
+                    (Some(e), Some(spec)) => {
+                        spec.insert("ephemeralContainers".into(), e);
+                    }
+                    (None, Some(spec)) => {
+                        spec.remove("ephemeralContainers");
+                    }
+                    (_, None) => {}
+                }
+            }
             Part::Binding => {
                 let node = new
                     .pointer("/spec/nodeName")
@@ -459,6 +473,9 @@ pub async fn update(
                 Part::Status => info.strategy.validate_status_update(&new, old),
                 Part::Approval => crate::strategy::validate_csr_approval(&new, old),
                 Part::Binding => Ok(Vec::new()),
+                Part::EphemeralContainers => {
+                    crate::strategy::validate_ephemeral_containers_update(&new, old)
+                }
                 _ => info.strategy.validate_update(&new, old),
             }
             .map_err(|e| ApiError::cannot_handle(info, e))?,

@@ -265,6 +265,7 @@ pub static PODS: ResourceInfo = ResourceInfo {
         "status",
         "binding",
         "eviction",
+        "ephemeralcontainers",
         "log",
         "exec",
         "attach",

@@ -91,9 +91,7 @@ fn convert_in(schema: &Value, depth: usize, expanding: &mut Vec<String>) -> Type
                     .map(|(name, s)| (name.clone(), convert_in(s, depth + 1, expanding)))
                     .collect::<Vec<_>>(),
             ),
-            (None, Some(v @ Value::Object(_))) => {
-                Type::map_of(convert_in(v, depth + 1, expanding))
-            }
+            (None, Some(v @ Value::Object(_))) => Type::map_of(convert_in(v, depth + 1, expanding)),
             _ => Type::default(),
         },
     };
@@ -125,6 +123,7 @@ fn subresource(part: Part) -> Option<&'static str> {
     match part {
         Part::Main => Some(""),
         Part::Status => Some("status"),
+        Part::EphemeralContainers => Some("ephemeralcontainers"),
         _ => None,
     }
 }
@@ -133,7 +132,7 @@ fn subresource(part: Part) -> Option<&'static str> {
 /// main resource of a kind with a status subresource, `spec` on `/status`).
 fn ignored(part: Part, has_status: bool) -> Option<Set> {
     let field = match part {
-        Part::Main if has_status => "status",
+        Part::Main | Part::EphemeralContainers if has_status => "status",
         Part::Status => "spec",
         _ => return None,
     };
@@ -198,12 +197,14 @@ mod tests {
     #[test]
     fn a_self_referencing_definition_is_expanded_once() {
         fn size(t: &Type) -> usize {
-            1 + t.fields.values().map(size).sum::<usize>()
-                + t.element.as_deref().map_or(0, size)
+            1 + t.fields.values().map(size).sum::<usize>() + t.element.as_deref().map_or(0, size)
         }
         let crd = schema("apiextensions.k8s.io/v1", "CustomResourceDefinition");
         let versions = crd.field("spec").field("versions");
-        assert!(versions.elements().fields.contains_key("schema"), "{versions:?}");
+        assert!(
+            versions.elements().fields.contains_key("schema"),
+            "{versions:?}"
+        );
         assert!(size(crd) < 10_000, "{}", size(crd));
     }
 

@@ -227,6 +227,14 @@ pub static ENDPOINTS: Typed<Endpoints> = Typed {
     go_zero: &[],
 };
 
+/// `pods/{name}/ephemeralcontainers` updates (`podEphemeralContainersStrategy.ValidateUpdate`).
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Result<ErrorList, String> {
+    let (new, old): (Pod, Pod) = (to_typed(new)?, to_typed(old)?);
+    Ok(validation::pod::validate_ephemeral_containers_update(
+        &new, &old,
+    ))
+}
+
 fn pod_prepare_for_create(pod: &mut Pod) {
     pod.status = Some(PodStatus {
         phase: Some("Pending".to_string()),

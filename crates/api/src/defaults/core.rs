@@ -203,6 +203,11 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
             &mut e.termination_message_path,
             &mut e.termination_message_policy,
         );
+        // The generated defaulters reach an ephemeral container's ports too (which validation
+        // then forbids, but with their protocol set).
+        for p in e.ports.iter_mut().flatten() {
+            set_if_empty(&mut p.protocol, "TCP");
+        }
     }
 }
 

@@ -145,7 +145,7 @@ pub fn operations(
     for sub in r.subresources {
         // The scale subresource is autoscaling/v1 Scale, as Kubernetes lists it.
         let (target, gvk) = match *sub {
-            "status" => (object.clone(), gvk.clone()),
+            "status" | "ephemeralcontainers" => (object.clone(), gvk.clone()),
             "scale" => {
                 roots.insert(SCALE.to_string());
                 let gvk = json!({ "group": "autoscaling", "version": "v1", "kind": "Scale" });

@@ -126,7 +126,8 @@ fn container_of(pod: &Value, name: &str, query: Option<&str>) -> ApiResult<Strin
     match wanted {
         Some(c) if !c.is_empty() => {
             let init = container_names(pod, "/spec/initContainers");
-            if containers.contains(&c) || init.contains(&c) {
+            let ephemeral = container_names(pod, "/spec/ephemeralContainers");
+            if containers.contains(&c) || init.contains(&c) || ephemeral.contains(&c) {
                 Ok(c)
             } else {
                 Err(ApiError::bad_request(format!(
@@ -216,7 +217,10 @@ async fn pod_stream(
     let ns = t.namespace.clone().unwrap_or_default();
     let q = query_suffix(&req);
     let path = if sub == "portforward" {
-        let path = format!("/portForward/{ns}/{name}{q}");
+        let path = format!(
+            "/portForward/{ns}/{name}{}",
+            portforward_query(req.uri().query())?
+        );
         // kubectl 1.31+: SPDY inside a WebSocket, unwrapped here (kube-apiserver's
         // PortForwardWebsockets, on by default since 1.31); the kubelet gets plain SPDY.
         if crate::proxy::is_tunneling_request(req.headers()) {
@@ -230,6 +234,38 @@ async fn pod_stream(
         format!("/{sub}/{ns}/{name}/{container}{q}")
     };
     forward_to_kubelet(state, req, kubelet, &path).await
+}
+
+/// The kubelet's query for `pods/{name}/portforward?ports=..` (`PortForwardLocation`): the
+/// `ports` (each parameter a port or a comma-separated list, as `Convert_Slice_string_To_Slice_int32`
+/// reads them) as one `port` list; nothing without ports (SPDY clients name them per stream).
+fn portforward_query(query: Option<&str>) -> ApiResult<String> {
+    let mut ports = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k != "ports" {
+            continue;
+        }
+        for p in v.split(',') {
+            let port: u16 = p.parse().map_err(|_| {
+                let why = if p.is_empty() || p.bytes().any(|b| !b.is_ascii_digit()) {
+                    "invalid syntax"
+                } else {
+                    "value out of range"
+                };
+                ApiError::bad_request(format!(
+                    "cannot convert to []int32: strconv.ParseUint: parsing {p:?}: {why}"
+                ))
+            })?;
+            ports.push(port.to_string());
+        }
+    }
+    if ports.is_empty() {
+        return Ok(String::new());
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("port", &ports.join(","))
+        .finish();
+    Ok(format!("?{q}"))
 }
 
 async fn pod_proxy(state: &Arc<AppState>, req: Request<Body>, t: &Target) -> ApiResult<Response> {
@@ -381,5 +417,14 @@ mod tests {
             "a container name must be specified for pod p, choose one of: [a b]"
         );
         assert_eq!(container_of(&pod, "p", Some("container=b")).unwrap(), "b");
+        assert_eq!(portforward_query(None).unwrap(), "");
+        assert_eq!(
+            portforward_query(Some("ports=80,8080&ports=9")).unwrap(),
+            "?port=80%2C8080%2C9"
+        );
+        assert_eq!(
+            portforward_query(Some("ports=http")).unwrap_err().message,
+            "cannot convert to []int32: strconv.ParseUint: parsing \"http\": invalid syntax"
+        );
     }
 }

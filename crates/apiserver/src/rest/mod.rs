@@ -186,18 +186,30 @@ async fn dispatch(
         ("GET", None, None) => read::list(&r).await,
         // `/watch/.../name`: a watch of one object.
         ("GET", Some(_), None | Some("status")) if t.legacy_watch => watch::watch(&r).await,
-        ("GET", Some(_), None | Some("status") | Some("approval")) => read::get(&r).await,
+        (
+            "GET",
+            Some(_),
+            None | Some("status") | Some("approval") | Some("ephemeralcontainers"),
+        ) => read::get(&r).await,
         ("GET", Some(_), Some("scale")) => sub::get_scale(&r).await,
         ("POST", None, None) => write::create(&r, body).await,
         ("POST", Some(_), Some("binding")) => sub::bind(&r, body).await,
         ("POST", Some(_), Some("eviction")) => eviction::evict(&r, body).await,
-        ("PUT", Some(_), None | Some("status") | Some("finalize") | Some("approval")) => {
-            write::update(&r, body).await
-        }
+        (
+            "PUT",
+            Some(_),
+            None
+            | Some("status")
+            | Some("finalize")
+            | Some("approval")
+            | Some("ephemeralcontainers"),
+        ) => write::update(&r, body).await,
         ("PUT", Some(_), Some("scale")) => sub::update_scale(&r, body, false).await,
-        ("PATCH", Some(_), None | Some("status") | Some("approval")) => {
-            write::patch(&r, body).await
-        }
+        (
+            "PATCH",
+            Some(_),
+            None | Some("status") | Some("approval") | Some("ephemeralcontainers"),
+        ) => write::patch(&r, body).await,
         ("PATCH", Some(_), Some("scale")) => sub::update_scale(&r, body, true).await,
         ("DELETE", Some(_), None) => write::delete(&r, body).await,
         ("DELETE", None, None) => write::delete_collection(&r, body).await,

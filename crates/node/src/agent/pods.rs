@@ -26,6 +26,7 @@ use crate::sandbox::{self, PodFiles, Sandbox, SandboxSpec};
 
 mod adopt;
 mod create;
+mod ephemeral;
 use crate::shim;
 
 /// Kubelet's container restart back-off: 10 s doubling to 5 min.
@@ -47,6 +48,9 @@ struct Meta {
 struct Ctr {
     /// An init container (`spec.initContainers`).
     init: bool,
+    /// An ephemeral container (`spec.ephemeralContainers`): never restarted, and with
+    /// `targetContainerName`, in that container's PID namespace ([`ephemeral`]).
+    ephemeral: Option<ephemeral::Target>,
     spec: Container,
     dir: PathBuf,
     run: Run,
@@ -77,6 +81,54 @@ struct Ctr {
 }
 
 impl Ctr {
+    /// Container `c` of the pod in `pod_dir`: adopted when a previous agent started it and it
+    /// still runs in the pod's sandbox, else waiting to start, with the runs before it
+    /// ([`adopt::prior`]).
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_or_new(
+        pod: &Pod,
+        pod_dir: &Path,
+        c: Container,
+        init: bool,
+        ephemeral: Option<ephemeral::Target>,
+        policy: &str,
+        sandbox_changed: bool,
+        process_runtime: bool,
+    ) -> Ctr {
+        let cdir = layout::container_dir(pod_dir, &c.name);
+        let prior = adopt::prior(pod, &cdir, &c.name, init, policy, sandbox_changed);
+        let running = !sandbox_changed
+            && shim::read_pid(&cdir).filter(|p| alive(*p)).is_some()
+            && shim::read_exit(&cdir).is_none();
+        if sandbox_changed {
+            adopt::kill_leftover(&cdir);
+        }
+        let (run, lost) = adopt::initial_run(running, &prior);
+        let meta = prior.meta;
+        Ctr {
+            init,
+            ephemeral,
+            spec: c,
+            dir: cdir,
+            ever_ran: running || meta.last.is_some() || !matches!(run, Run::Waiting { .. }),
+            run,
+            last: meta.last.clone(),
+            restart_count: meta.restart_count,
+            ready: false,
+            started: false,
+            backoff: Duration::ZERO,
+            next_start: None,
+            probes: Vec::new(),
+            killing: false,
+            lost,
+            oci: !process_runtime,
+            // An adopted container was created by an earlier agent.
+            created: true,
+            image: ImageState::default(),
+            image_ref: meta.image_ref.clone(),
+        }
+    }
+
     fn meta(&self) -> Meta {
         Meta {
             restart_count: self.restart_count,
@@ -111,6 +163,7 @@ impl Ctr {
         let created = self.created || !matches!(self.run, Run::Running { .. });
         ContainerView {
             init: self.init,
+            ephemeral: self.ephemeral.is_some(),
             name: self.spec.name.clone(),
             image: self
                 .image_ref
@@ -318,39 +371,16 @@ impl Worker {
             .map(|c| (true, c))
             .chain(spec.containers.into_iter().map(|c| (false, c)))
             .map(|(init, c)| {
-                let cdir = layout::container_dir(&dir, &c.name);
-                let prior = adopt::prior(&pod, &cdir, &c.name, init, &policy, sandbox_changed);
-                // Adopt a container a previous agent started and that still runs in the
-                // pod's sandbox.
-                let running = !sandbox_changed
-                    && shim::read_pid(&cdir).filter(|p| alive(*p)).is_some()
-                    && shim::read_exit(&cdir).is_none();
-                if sandbox_changed {
-                    adopt::kill_leftover(&cdir);
-                }
-                let (run, lost) = adopt::initial_run(running, &prior);
-                let meta = prior.meta;
-                Ctr {
+                Ctr::adopt_or_new(
+                    &pod,
+                    &dir,
+                    c,
                     init,
-                    spec: c,
-                    dir: cdir,
-                    ever_ran: running || meta.last.is_some() || !matches!(run, Run::Waiting { .. }),
-                    run,
-                    last: meta.last.clone(),
-                    restart_count: meta.restart_count,
-                    ready: false,
-                    started: false,
-                    backoff: Duration::ZERO,
-                    next_start: None,
-                    probes: Vec::new(),
-                    killing: false,
-                    lost,
-                    oci: !process_runtime,
-                    // An adopted container was created by an earlier agent.
-                    created: true,
-                    image: ImageState::default(),
-                    image_ref: meta.image_ref.clone(),
-                }
+                    None,
+                    &policy,
+                    sandbox_changed,
+                    process_runtime,
+                )
             })
             .collect();
         let previous_ip = adopt::previous_ip(&pod).filter(|_| sandbox_changed);
@@ -562,10 +592,10 @@ impl Worker {
 
     /// An Event on container `i` of the pod, as the kubelet records them.
     fn event(&self, pod: &Pod, i: usize, warning: bool, reason: &str, message: String) {
-        let list = if self.ctrs[i].init {
-            "initContainers"
-        } else {
-            "containers"
+        let list = match &self.ctrs[i] {
+            c if c.init => "initContainers",
+            c if c.ephemeral.is_some() => "ephemeralContainers",
+            _ => "containers",
         };
         let field = format!("spec.{list}{{{}}}", self.ctrs[i].spec.name);
         let kind = if warning { "Warning" } else { "Normal" };
@@ -677,6 +707,10 @@ impl Worker {
         // pod's policy is Never.
         if c.init && policy == "Always" {
             policy = "OnFailure".into();
+        }
+        // Ephemeral containers are not restarted.
+        if c.ephemeral.is_some() {
+            policy = "Never".into();
         }
         let restart = match policy.as_str() {
             "Never" => false,
@@ -837,6 +871,7 @@ impl Worker {
                 return;
             };
             self.ensure_sandbox(&pod);
+            self.add_ephemeral(&pod);
             self.register(&pod);
             self.projected.sync(&pod, &self.dir, &*self.shared);
             // The first init container that has not succeeded is the only one that runs.

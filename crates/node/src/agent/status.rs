@@ -46,6 +46,9 @@ impl Exit {
 pub struct ContainerView {
     /// An init container (reported in `initContainerStatuses`).
     pub init: bool,
+    /// An ephemeral container (`ephemeralContainerStatuses`; not part of the pod's phase or
+    /// readiness).
+    pub ephemeral: bool,
     pub name: String,
     pub image: String,
     /// The image's digest reference (`docker.io/library/nginx@sha256:...`), once known.
@@ -186,8 +189,10 @@ pub fn pod_status(
     started: jiff::Timestamp,
     now: jiff::Timestamp,
 ) -> PodStatus {
+    let (ephemeral, views): (Vec<ContainerView>, Vec<ContainerView>) =
+        views.iter().cloned().partition(|c| c.ephemeral);
     let (inits, apps): (Vec<ContainerView>, Vec<ContainerView>) =
-        views.iter().cloned().partition(|c| c.init);
+        views.into_iter().partition(|c| c.init);
     let containers = &apps[..];
     let incomplete: Vec<&str> = inits
         .iter()
@@ -263,6 +268,7 @@ pub fn pod_status(
     ];
     let statuses = containers.iter().map(container_status).collect();
     let init_statuses: Vec<ContainerStatus> = inits.iter().map(container_status).collect();
+    let ephemeral_statuses: Vec<ContainerStatus> = ephemeral.iter().map(container_status).collect();
     PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
@@ -273,6 +279,8 @@ pub fn pod_status(
         start_time: Some(time(started)),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         // Set by the API server at creation from the resources, and immutable.
         qos_class: pod
             .status
@@ -290,6 +298,7 @@ mod tests {
     fn view(run: Run, ever_ran: bool, ready: bool) -> ContainerView {
         ContainerView {
             init: false,
+            ephemeral: false,
             name: "c".into(),
             image: "img".into(),
             image_id: String::new(),

@@ -15,7 +15,7 @@
 //! - `/attach/{ns}/{pod}/{container}?stdin&stdout&stderr&tty`: the running container's own
 //!   stdio over the same protocols, through its shim — [`attach`].
 //! - `/portForward/{ns}/{pod}`: SPDY/3.1 port forwarding into the pod's network namespace —
-//!   [`portforward`].
+//!   [`portforward`]; or over WebSocket, `?port=` channel pairs — `portforward_ws`.
 //!
 //! `pods/{name}/proxy` does not come here: the API server dials pod IPs itself.
 //!
@@ -28,6 +28,7 @@ pub mod exec;
 mod httpstream;
 pub mod logs;
 pub mod portforward;
+mod portforward_ws;
 mod spdy_streams;
 pub mod stream;
 

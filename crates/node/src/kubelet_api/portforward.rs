@@ -12,8 +12,8 @@
 //!
 //! kubectl 1.31+ first tries SPDY tunneled through a WebSocket
 //! (`SPDY/3.1+portforward.k8s.io`); kube-apiserver (and svcnet's, `proxy::forward_tunneled`)
-//! unwraps that and comes here with plain SPDY, as for older kubectls. The older WebSocket
-//! port-forward protocol (`portforward.k8s.io` channel pairs, `?port=`) is not served.
+//! unwraps that and comes here with plain SPDY, as for older kubectls. A plain WebSocket
+//! request (channel pairs per `?port=`) goes to [`super::portforward_ws`].
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +21,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path as UrlPath, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::future::{select, Either};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -110,13 +111,15 @@ pub(super) async fn get_port_forward(
             &format!("pod not found (\"{pod}_{ns}\")"),
         );
     }
-    let headers = req.headers();
-    if has_token(headers, header::UPGRADE, "websocket") {
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "port-forward over WebSocket (portforward.k8s.io channels) is not supported; use SPDY/3.1",
-        );
+    if has_token(req.headers(), header::UPGRADE, "websocket") {
+        let query = req.uri().query().map(str::to_string);
+        let (mut parts, _) = req.into_parts();
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(ws) => super::portforward_ws::upgrade(ws, &parts.headers, query.as_deref(), sandbox),
+            Err(rejection) => rejection.into_response(),
+        };
     }
+    let headers = req.headers();
     if let Err(refused) = handshake(headers, &[PROTOCOL_V1]) {
         return *refused;
     }
@@ -296,7 +299,7 @@ async fn forward(sandbox: Arc<PodSandbox>, mut data: Stream, mut error: Stream) 
 
 /// What went wrong forwarding one connection (containerd's messages).
 #[derive(Debug, thiserror::Error)]
-enum ForwardError {
+pub(super) enum ForwardError {
     #[error("failed to execute portforward in network namespace \"{path}\": failed to connect to localhost:{port} inside namespace \"{id}\", IPv4: {v4} IPv6 {v6} ")]
     Connect {
         path: String,
@@ -332,7 +335,14 @@ fn dial_error(net: &str, addr: SocketAddr, e: NetnsError) -> Result<String, Netn
 
 /// containerd's `portForward`: connect to localhost:`port` inside the pod's namespace and copy
 /// both ways until one direction ends, then give the other [`CLOSE_GRACE`].
-async fn port_forward(sb: &PodSandbox, port: u16, stream: &mut Stream) -> Result<(), ForwardError> {
+pub(super) async fn port_forward<S>(
+    sb: &PodSandbox,
+    port: u16,
+    stream: &mut S,
+) -> Result<(), ForwardError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let ns = NetNs::open(&sb.netns).map_err(|source| ForwardError::Namespace {
         path: format!("{}/{}", svcnet_netns::NETNS_DIR, sb.netns),
         source,

@@ -1,7 +1,10 @@
 //! What `exec` and `attach` share (the kubelet's `pkg/kubelet/cri/streaming/remotecommand`
 //! `createStreams` + `websocket.go`): the channel protocols over WebSocket, `channel.k8s.io` ..
 //! `v5.channel.k8s.io` (a frame is one channel byte and its data: 0 stdin, 1 stdout, 2 stderr,
-//! 3 error/status, 4 resize, 255 close), the WebSocket upgrade and one session loop over
+//! 3 error/status, 4 resize, 255 close) and their base64 variants (`base64.channel.k8s.io`,
+//! `v4.base64.channel.k8s.io`, `v5.base64.channel.k8s.io`: text frames, the channel as an ASCII
+//! digit and the data in base64, as `k8s.io/apiserver/pkg/util/wsstream`'s base64 codec), the
+//! WebSocket upgrade and one session loop over
 //! `Streams` — where the client's input goes and the output comes from, which is all that
 //! differs between a command started for `exec` ([`super::exec`]) and a running container's
 //! stdio for `attach` ([`super::attach`]).
@@ -53,26 +56,86 @@ impl StreamProtocol {
         }
     }
 
-    /// The first protocol the client offers (in `Sec-WebSocket-Protocol`) that we support.
-    /// `Ok(None)` when it offers none (the default channel protocol applies), `Err` with the
-    /// offered list when none is supported.
-    pub fn negotiate(headers: &HeaderMap) -> Result<Option<StreamProtocol>, String> {
-        let offered: Vec<String> = headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if offered.is_empty() {
-            return Ok(None);
+    /// The first protocol the client offers (in `Sec-WebSocket-Protocol`) that we support
+    /// (wsstream's `handshake`), with whether it is a base64 variant. `Ok(None)` when it offers
+    /// none (the default channel protocol applies), `Err` with the offered list when none is
+    /// supported.
+    pub fn negotiate(headers: &HeaderMap) -> Result<Option<Negotiated>, String> {
+        negotiate_among(headers, &WEBSOCKET_PROTOCOLS)
+    }
+}
+
+/// The first protocol in `Sec-WebSocket-Protocol` that is one of `supported`, as
+/// [`StreamProtocol::negotiate`].
+pub(super) fn negotiate_among(
+    headers: &HeaderMap,
+    supported: &[Negotiated],
+) -> Result<Option<Negotiated>, String> {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    offered
+        .iter()
+        .find_map(|p| supported.iter().find(|s| s.name == p).copied())
+        .map(Some)
+        .ok_or_else(|| offered.join(", "))
+}
+
+/// A channel protocol agreed on for a WebSocket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Its `Sec-WebSocket-Protocol` name.
+    pub name: &'static str,
+    pub protocol: StreamProtocol,
+    /// Text frames: the channel as `'0' + channel`, the data in base64.
+    pub base64: bool,
+}
+
+/// The subprotocols exec and attach take over WebSocket: the kubelet's
+/// (`remotecommand/websocket.go`: the binary and base64 variants of the v1, v4 and v5 names), and
+/// the SPDY names v2 and v3 (binary), which some clients offer over WebSocket too.
+const WEBSOCKET_PROTOCOLS: [Negotiated; 8] = {
+    use Negotiated as N;
+    let p = N::new;
+    [
+        p("v5.channel.k8s.io", StreamProtocol::V5, false),
+        p("v5.base64.channel.k8s.io", StreamProtocol::V5, true),
+        p("v4.channel.k8s.io", StreamProtocol::V4, false),
+        p("v4.base64.channel.k8s.io", StreamProtocol::V4, true),
+        p("v3.channel.k8s.io", StreamProtocol::V3, false),
+        p("v2.channel.k8s.io", StreamProtocol::V2, false),
+        p("channel.k8s.io", StreamProtocol::V1, false),
+        p("base64.channel.k8s.io", StreamProtocol::V1, true),
+    ]
+};
+
+impl Negotiated {
+    pub const fn new(name: &'static str, protocol: StreamProtocol, base64: bool) -> Negotiated {
+        Negotiated {
+            name,
+            protocol,
+            base64,
         }
-        offered
-            .iter()
-            .find_map(|p| Self::ALL.into_iter().find(|s| s.name() == p))
-            .map(Some)
-            .ok_or_else(|| offered.join(", "))
+    }
+}
+
+/// A WebSocket speaking a channel protocol, binary or base64 (wsstream's `Conn` codec).
+pub struct ChannelSocket {
+    pub(super) socket: WebSocket,
+    pub(super) base64: bool,
+}
+
+impl ChannelSocket {
+    pub fn new(socket: WebSocket, base64: bool) -> ChannelSocket {
+        ChannelSocket { socket, base64 }
     }
 }
 
@@ -127,16 +190,31 @@ pub(super) fn upgrade<F, Fut>(
     session: F,
 ) -> Response
 where
-    F: FnOnce(WebSocket, StreamProtocol) -> Fut + Send + 'static,
+    F: FnOnce(ChannelSocket, StreamProtocol) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Ok(mut ws) = ws else {
+    let Ok(ws) = ws else {
         return text_response(
             StatusCode::BAD_REQUEST,
             format!("{what} needs a WebSocket (v5.channel.k8s.io) or SPDY/3.1 upgrade"),
         );
     };
-    let protocol = match StreamProtocol::negotiate(headers) {
+    upgrade_among(ws, headers, &WEBSOCKET_PROTOCOLS, session)
+}
+
+/// The upgrade of `ws` with one of `supported` selected (the default, binary `V1` when the
+/// client offers none), and `session` run on the socket.
+pub(super) fn upgrade_among<F, Fut>(
+    mut ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    supported: &[Negotiated],
+    session: F,
+) -> Response
+where
+    F: FnOnce(ChannelSocket, StreamProtocol) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let protocol = match negotiate_among(headers, supported) {
         Ok(p) => p,
         Err(offered) => {
             return text_response(
@@ -146,18 +224,59 @@ where
         }
     };
     if let Some(p) = protocol {
-        ws.set_selected_protocol(HeaderValue::from_static(p.name()));
+        ws.set_selected_protocol(HeaderValue::from_static(p.name));
     }
-    let protocol = protocol.unwrap_or(StreamProtocol::V1);
-    ws.on_upgrade(move |socket| session(socket, protocol))
+    let base64 = protocol.is_some_and(|p| p.base64);
+    let protocol = protocol.map_or(StreamProtocol::V1, |p| p.protocol);
+    ws.on_upgrade(move |socket| session(ChannelSocket::new(socket, base64), protocol))
 }
 
-/// A frame on `channel`.
-pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
+/// A frame on `channel`: binary, or (`base64`) text with the channel as a digit.
+pub fn frame(base64: bool, channel: u8, data: &[u8]) -> Message {
+    if base64 {
+        use base64::Engine;
+        let mut s = String::with_capacity(data.len() * 4 / 3 + 4);
+        s.push(char::from(b'0'.wrapping_add(channel)));
+        base64::engine::general_purpose::STANDARD.encode_string(data, &mut s);
+        return Message::Text(s.into());
+    }
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
     v.extend_from_slice(data);
     Message::Binary(Bytes::from(v))
+}
+
+/// What a client's frame says: `(channel, data)`, `Ok(None)` for a frame to skip, `Err` for one
+/// that ends the session (wsstream's `Conn.handle`). Text and binary frames are read alike (Go's
+/// `websocket.Message.Receive` does not tell them apart: the Python client writes `str` data as
+/// text frames); v5's close signal (255 and the channel) comes before the codec.
+pub fn parse_frame(
+    base64: bool,
+    protocol: StreamProtocol,
+    data: &[u8],
+) -> Result<Option<(u8, Vec<u8>)>, String> {
+    let Some((&first, rest)) = data.split_first() else {
+        return Ok(None);
+    };
+    if protocol >= StreamProtocol::V5 && first == CH_CLOSE {
+        if rest.len() != 1 {
+            return Err(format!(
+                "Single channel byte should follow stream close signal. Got {} bytes",
+                rest.len()
+            ));
+        }
+        return Ok(Some((CH_CLOSE, rest.to_vec())));
+    }
+    if !base64 {
+        return Ok(Some((first, rest.to_vec())));
+    }
+    use base64::Engine;
+    let channel = first.wrapping_sub(b'0');
+    match base64::engine::general_purpose::STANDARD.decode(rest) {
+        Ok(d) => Ok(Some((channel, d))),
+        // wsstream: "Unable to write frame": the frame is dropped, the session goes on.
+        Err(_) => Ok(None),
+    }
 }
 
 /// What the error channel says when a session ended well: nothing before v4, a `Success`
@@ -190,10 +309,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Run a session on `socket`; `Err` is a message for the error channel (nothing could be
 /// started), after which the session closes.
 pub(super) async fn serve(
-    socket: WebSocket,
+    socket: ChannelSocket,
     protocol: StreamProtocol,
     streams: Result<Streams, Vec<u8>>,
 ) {
+    let ChannelSocket { socket, base64 } = socket;
+    let frame = move |channel: u8, data: &[u8]| frame(base64, channel, data);
     let (mut sink, mut stream) = socket.split();
     // One writer owns the socket's sending half; everything else queues frames for it.
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
@@ -221,22 +342,30 @@ pub(super) async fn serve(
             let mut stdin = stdin;
             let mut reader = tokio::spawn(async move {
                 while let Some(Ok(msg)) = stream.next().await {
-                    let data = match msg {
-                        // An empty message has no channel: skipped, as wsstream's `handle`.
-                        Message::Binary(d) if d.is_empty() => continue,
+                    let data: Bytes = match msg {
                         Message::Binary(d) => d,
+                        Message::Text(t) => t.into(),
                         Message::Close(_) => break,
                         _ => continue,
                     };
-                    match (data.first().copied(), &data[1..]) {
-                        (Some(CH_STDIN), payload) if !payload.is_empty() => {
+                    // An empty message has no channel: skipped, as wsstream's `handle`.
+                    let (channel, payload) = match parse_frame(base64, protocol, &data) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::debug!("exec/attach session: {e}");
+                            break;
+                        }
+                    };
+                    match (channel, payload.as_slice()) {
+                        (CH_STDIN, payload) if !payload.is_empty() => {
                             if let Some(tx) = &stdin {
                                 if tx.send(Bytes::copy_from_slice(payload)).await.is_err() {
                                     stdin = None;
                                 }
                             }
                         }
-                        (Some(CH_RESIZE), payload) => {
+                        (CH_RESIZE, payload) => {
                             #[derive(serde::Deserialize)]
                             #[serde(rename_all = "PascalCase")]
                             struct Size {
@@ -249,7 +378,7 @@ pub(super) async fn serve(
                                 resize(size.width, size.height);
                             }
                         }
-                        (Some(CH_CLOSE), [CH_STDIN, ..]) if protocol >= StreamProtocol::V5 => {
+                        (CH_CLOSE, [CH_STDIN]) if protocol >= StreamProtocol::V5 => {
                             // EOF on stdin.
                             stdin = None;
                         }
@@ -334,13 +463,24 @@ mod tests {
         assert_eq!(StreamProtocol::negotiate(&h), Ok(None));
         h.append(
             header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("base64.channel.k8s.io, v4.channel.k8s.io"),
+            HeaderValue::from_static("v4.channel.k8s.io, base64.channel.k8s.io"),
         );
         h.append(
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("v5.channel.k8s.io"),
         );
-        assert_eq!(StreamProtocol::negotiate(&h), Ok(Some(StreamProtocol::V4)));
+        let n = StreamProtocol::negotiate(&h).unwrap().unwrap();
+        assert_eq!(
+            (n.name, n.protocol, n.base64),
+            ("v4.channel.k8s.io", StreamProtocol::V4, false)
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("x.example, v5.base64.channel.k8s.io"),
+        );
+        let n = StreamProtocol::negotiate(&h).unwrap().unwrap();
+        assert_eq!((n.protocol, n.base64), (StreamProtocol::V5, true));
         let mut h = HeaderMap::new();
         h.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
@@ -351,5 +491,44 @@ mod tests {
         let ok: serde_json::Value =
             serde_json::from_slice(&success_status(StreamProtocol::V5).unwrap()).unwrap();
         assert_eq!(ok, serde_json::json!({"metadata": {}, "status": "Success"}));
+    }
+
+    #[test]
+    fn frames_binary_and_base64() {
+        let Message::Binary(b) = frame(false, CH_STDOUT, b"hi") else {
+            panic!("binary")
+        };
+        assert_eq!(&b[..], b"\x01hi");
+        let Message::Text(t) = frame(true, CH_ERROR, b"hi\n") else {
+            panic!("text")
+        };
+        assert_eq!(t.as_str(), "3aGkK");
+        let v4 = StreamProtocol::V4;
+        let v5 = StreamProtocol::V5;
+        // What the Python client writes: `str` data in a text frame, channel byte first.
+        assert_eq!(
+            parse_frame(false, v5, b"\x00ls\n"),
+            Ok(Some((CH_STDIN, b"ls\n".to_vec())))
+        );
+        assert_eq!(
+            parse_frame(true, v4, b"0bHMK"),
+            Ok(Some((CH_STDIN, b"ls\n".to_vec())))
+        );
+        assert_eq!(parse_frame(true, v4, b"0!!"), Ok(None));
+        assert_eq!(parse_frame(false, v4, b""), Ok(None));
+        // v5's close signal; before v5, 255 is just a channel nobody reads.
+        assert_eq!(
+            parse_frame(false, v5, &[CH_CLOSE, CH_STDIN]),
+            Ok(Some((CH_CLOSE, vec![CH_STDIN])))
+        );
+        assert_eq!(
+            parse_frame(true, v5, &[CH_CLOSE, CH_STDIN]),
+            Ok(Some((CH_CLOSE, vec![CH_STDIN])))
+        );
+        assert!(parse_frame(false, v5, &[CH_CLOSE, 0, 1]).is_err());
+        assert_eq!(
+            parse_frame(false, v4, &[CH_CLOSE, CH_STDIN]),
+            Ok(Some((CH_CLOSE, vec![CH_STDIN])))
+        );
     }
 }

@@ -124,7 +124,11 @@ fn check_host_port_conflicts(containers: &[Container], first: usize, path: &Path
 }
 
 /// `validateContainerCommon`
-fn validate_container_common(c: &Container, volumes: &BTreeSet<String>, path: &Path) -> ErrorList {
+pub(super) fn validate_container_common(
+    c: &Container,
+    volumes: &BTreeSet<String>,
+    path: &Path,
+) -> ErrorList {
     let mut errs = Vec::new();
     let name_path = path.child("name");
     if c.name.is_empty() {

@@ -12,11 +12,13 @@
 //! One file per group of upstream's helpers: `create.rs` (a Pod and a pod template), `spec.rs`
 //! (`ValidatePodSpec`, host network, DNS config, tolerations), `containers.rs`, `env.rs`,
 //! `volumes.rs` (volumes and mounts), `probes.rs` (probes and lifecycle hooks),
-//! `security_context.rs` and `update.rs` (Pod and Pod status updates).
+//! `security_context.rs`, `update.rs` (Pod and Pod status updates) and `ephemeral.rs` (ephemeral
+//! containers and the `ephemeralcontainers` subresource's updates).
 
 mod containers;
 mod create;
 mod env;
+mod ephemeral;
 mod probes;
 mod security_context;
 mod spec;
@@ -24,6 +26,7 @@ mod update;
 mod volumes;
 
 pub use create::{validate_create, validate_pod_template_spec};
+pub use ephemeral::validate_ephemeral_containers_update;
 pub use spec::{validate_pod_spec, PodValidationOptions};
 pub use update::{validate_status_update, validate_update};
 

@@ -56,6 +56,13 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path, opts: PodValidationOptions
         grace,
         &path.child("initContainers"),
     ));
+    errs.extend(super::ephemeral::validate_ephemeral_containers(
+        spec.ephemeral_containers.as_deref().unwrap_or_default(),
+        &spec.containers,
+        spec.init_containers.as_deref().unwrap_or_default(),
+        &volumes,
+        &path.child("ephemeralContainers"),
+    ));
     errs.extend(validate_host_network_deps(spec, path, opts));
     errs.extend(enum_value(
         s(&spec.restart_policy),

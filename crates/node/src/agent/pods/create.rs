@@ -201,6 +201,7 @@ impl Worker {
                 return None;
             }
         };
+        let target_pid = self.target_pid_namespace(i);
         let created = (|| -> Result<OciRun, String> {
             let args =
                 oci_spec::process_args(&expand(&spec.command), &expand(&spec.args), &image.config)?;
@@ -235,8 +236,10 @@ impl Worker {
                 hostname: host.clone(),
                 uts_path: Some(container::pause::namespace_path(pause, "uts")),
                 ipc_path: Some(container::pause::namespace_path(pause, "ipc")),
-                pid_path: share_pid
-                    .then(|| container::pause::namespace_path(pause, container::pause::PID_NS)),
+                pid_path: target_pid.or_else(|| {
+                    share_pid
+                        .then(|| container::pause::namespace_path(pause, container::pause::PID_NS))
+                }),
                 netns_path: svcnet_netns::NetNs::open(&sb.netns)
                     .map(|n| n.path())
                     .map_err(|e| e.to_string())?,
