@@ -13,13 +13,14 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`). The column tables are in
+//! deployments, replicasets, replicationcontrollers, daemonsets (`apps.rs`); jobs (`batch.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
 use serde_json::Value;
 
 mod apps;
+mod batch;
 mod columns;
 mod coordination;
 mod core;
@@ -64,6 +65,8 @@ enum Kind {
     ConfigMap,
     Secret,
     PodDisruptionBudget,
+    Job,
+    DaemonSet,
     Default,
 }
 
@@ -84,6 +87,8 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("", "configmaps") => Kind::ConfigMap,
         ("", "secrets") => Kind::Secret,
         ("policy", "poddisruptionbudgets") => Kind::PodDisruptionBudget,
+        ("batch", "jobs") => Kind::Job,
+        ("apps", "daemonsets") => Kind::DaemonSet,
         _ => Kind::Default,
     }
 }
@@ -106,6 +111,8 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::ConfigMap => &columns::CONFIGMAPS,
         Kind::Secret => &columns::SECRETS,
         Kind::PodDisruptionBudget => &columns::PODDISRUPTIONBUDGETS,
+        Kind::Job => &columns::JOBS,
+        Kind::DaemonSet => &columns::DAEMONSETS,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -131,6 +138,8 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::ConfigMap => core::config_map(obj, now),
         Kind::Secret => core::secret(obj, now),
         Kind::PodDisruptionBudget => policy::pod_disruption_budget(obj, now),
+        Kind::Job => batch::job(obj, now),
+        Kind::DaemonSet => apps::daemon_set(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
@@ -206,6 +215,8 @@ mod tests {
             ("", "replicationcontrollers"),
             ("", "secrets"),
             ("policy", "poddisruptionbudgets"),
+            ("batch", "jobs"),
+            ("apps", "daemonsets"),
         ];
         let odd = [
             json!(null),

@@ -14,8 +14,10 @@
 //! prints the offending value ([`gofmt`]).
 
 pub mod apps;
+pub mod batch;
 pub mod config;
 pub mod coordination;
+pub mod daemonset;
 pub mod endpoints;
 pub mod event;
 pub mod gofmt;
