@@ -303,6 +303,36 @@ pub(crate) static ENDPOINTSLICES: [Column; 5] = [
     AGE,
 ];
 
+pub(crate) static JOBS: [Column; 8] = [
+    NAME,
+    col("Status", "string", "Status of the job.", 0),
+    col("Completions", "string", JOB_STATUS_SUCCEEDED, 0),
+    col(
+        "Duration",
+        "string",
+        "Time required to complete the job.",
+        0,
+    ),
+    AGE,
+    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
+    col("Images", "string", TEMPLATE_IMAGES, 1),
+    col("Selector", "string", JOB_SPEC_SELECTOR, 1),
+];
+
+pub(crate) static DAEMONSETS: [Column; 11] = [
+    NAME,
+    col("Desired", "integer", DS_DESIRED, 0),
+    col("Current", "integer", DS_CURRENT, 0),
+    col("Ready", "integer", DS_READY, 0),
+    col("Up-to-date", "integer", DS_UPDATED, 0),
+    col("Available", "integer", DS_AVAILABLE, 0),
+    col("Node Selector", "string", POD_SPEC_NODE_SELECTOR, 0),
+    AGE,
+    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
+    col("Images", "string", TEMPLATE_IMAGES, 1),
+    col("Selector", "string", DS_SPEC_SELECTOR, 1),
+];
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -459,33 +489,3 @@ mod tests {
         assert_eq!(types("", "configmaps"), ["string", "string", "string"]);
     }
 }
-
-pub(crate) static JOBS: [Column; 8] = [
-    NAME,
-    col("Status", "string", "Status of the job.", 0),
-    col("Completions", "string", JOB_STATUS_SUCCEEDED, 0),
-    col(
-        "Duration",
-        "string",
-        "Time required to complete the job.",
-        0,
-    ),
-    AGE,
-    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
-    col("Images", "string", TEMPLATE_IMAGES, 1),
-    col("Selector", "string", JOB_SPEC_SELECTOR, 1),
-];
-
-pub(crate) static DAEMONSETS: [Column; 11] = [
-    NAME,
-    col("Desired", "integer", DS_DESIRED, 0),
-    col("Current", "integer", DS_CURRENT, 0),
-    col("Ready", "integer", DS_READY, 0),
-    col("Up-to-date", "integer", DS_UPDATED, 0),
-    col("Available", "integer", DS_AVAILABLE, 0),
-    col("Node Selector", "string", POD_SPEC_NODE_SELECTOR, 0),
-    AGE,
-    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
-    col("Images", "string", TEMPLATE_IMAGES, 1),
-    col("Selector", "string", DS_SPEC_SELECTOR, 1),
-];
