@@ -277,6 +277,7 @@ mod tests {
             vec![
                 "discovery.k8s.io",
                 "apps",
+                "batch",
                 "policy",
                 "coordination.k8s.io",
                 "node.k8s.io",

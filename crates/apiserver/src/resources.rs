@@ -488,6 +488,49 @@ pub static REPLICATIONCONTROLLERS: ResourceInfo = ResourceInfo {
     view: None,
 };
 
+/// batch/v1 Jobs (`pkg/registry/batch/job`): status subresource, the generated selector on
+/// create, `status.successful` selectable as upstream's `JobToSelectableFields`.
+pub static JOBS: ResourceInfo = ResourceInfo {
+    group: "batch",
+    version: "v1",
+    kind: "Job",
+    list_kind: "JobList",
+    plural: "jobs",
+    singular: "job",
+    short_names: &[],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/jobs",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[int_label("status.successful", &["status", "succeeded"])],
+    strategy: &strategy::JOB,
+    view: None,
+};
+
+/// apps/v1 DaemonSets (`pkg/registry/apps/daemonset`): short name `ds`, status subresource.
+pub static DAEMONSETS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "DaemonSet",
+    list_kind: "DaemonSetList",
+    plural: "daemonsets",
+    singular: "daemonset",
+    short_names: &["ds"],
+    categories: &["all"],
+    namespaced: true,
+    key_prefix: "/registry/daemonsets",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[],
+    strategy: &strategy::DAEMONSET,
+    view: None,
+};
+
 pub static PODDISRUPTIONBUDGETS: ResourceInfo = ResourceInfo {
     group: "policy",
     version: "v1",
@@ -710,6 +753,8 @@ pub static ALL: &[&ResourceInfo] = &[
     &ENDPOINTSLICES,
     &DEPLOYMENTS,
     &REPLICASETS,
+    &DAEMONSETS,
+    &JOBS,
     &PODDISRUPTIONBUDGETS,
     &LEASES,
     &RUNTIMECLASSES,

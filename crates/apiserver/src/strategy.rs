@@ -5,7 +5,8 @@
 //! Everything goes through the k8s-openapi types, so stored objects are exactly what those types
 //! can represent: every known field round-trips, unknown ones never reach the store.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ComponentStatus;
@@ -602,6 +603,73 @@ pub static COMPONENTSTATUS: Typed<ComponentStatus> = Typed {
     validate_update: no_errors_update,
     validate_status_update: no_errors_update,
     go_zero: &[],
+};
+
+/// `jobStrategy.PrepareForCreate`: the generated selector (unless `manualSelector`), and the
+/// Job's labels from its template's when it has none, which upstream's defaulting does when
+/// the stored Job is read back (so `kubectl get job -o yaml` shows the generated labels).
+fn job_prepare_for_create(job: &mut Job) {
+    defaults::batch::generate_job_selector(job);
+    let labels = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if job.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+        job.metadata.labels = labels;
+    }
+}
+
+/// batch/v1 Jobs: status written by the Job controller only; Go writes the template's
+/// metadata and an empty status.
+pub static JOB: Typed<Job> = Typed {
+    default: defaults::batch::default_job,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: job_prepare_for_create,
+    validate_create: validation::batch::validate_create,
+    validate_update: validation::batch::validate_update,
+    validate_status_update: validation::batch::validate_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        TEMPLATE_ZERO[0],
+        TEMPLATE_ZERO[1],
+        TEMPLATE_ZERO[2],
+        ("/status", "{}"),
+    ],
+};
+
+/// `daemonSetStrategy.PrepareForCreate` sets `templateGeneration` 1, which apps/v1 carries as
+/// the `deprecated.daemonset.template.generation` annotation. (Upstream bumps it when an update
+/// changes the template; the strategy hooks here run on create only, so it stays 1.)
+fn daemonset_prepare_for_create(ds: &mut DaemonSet) {
+    ds.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            "deprecated.daemonset.template.generation".into(),
+            "1".into(),
+        );
+}
+
+/// apps/v1 DaemonSets: Go writes the status' four counts that are not `omitempty`.
+pub static DAEMONSET: Typed<DaemonSet> = Typed {
+    default: defaults::apps::default_daemonset,
+    status_on_create: StatusOnCreate::Reset,
+    prepare_for_create: daemonset_prepare_for_create,
+    validate_create: validation::daemonset::validate_create,
+    validate_update: validation::daemonset::validate_update,
+    validate_status_update: validation::daemonset::validate_status_update,
+    go_zero: &[
+        ("/spec", "{}"),
+        TEMPLATE_ZERO[0],
+        TEMPLATE_ZERO[1],
+        TEMPLATE_ZERO[2],
+        ("/spec/updateStrategy", "{}"),
+        (
+            "/status",
+            r#"{"currentNumberScheduled":0,"numberMisscheduled":0,"desiredNumberScheduled":0,"numberReady":0}"#,
+        ),
+    ],
 };
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The garbage collector, after kubernetes' `pkg/controller/garbagecollector`, over the kinds
 //! svcnet's controllers create and own: Pods, ReplicaSets and EndpointSlices as dependents;
-//! Deployments, ReplicaSets, ReplicationControllers, Services, Endpoints, Pods and Nodes as
-//! owners.
+//! Deployments, ReplicaSets, ReplicationControllers, Jobs, DaemonSets, Services, Endpoints,
+//! Pods and Nodes as owners.
 //!
 //! - Background (the default of `kubectl delete`): a dependent whose owners are all gone is
 //!   deleted; one that lost only some owners has those references removed.
@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -70,6 +71,13 @@ pub async fn run(ctx: Arc<Context>) {
         ctx.informers.replication_controllers.subscribe(),
         "ReplicationController",
     );
+    watch(&ctx, &queue, ctx.informers.jobs.subscribe(), "Job");
+    watch(
+        &ctx,
+        &queue,
+        ctx.informers.daemon_sets.subscribe(),
+        "DaemonSet",
+    );
     watch(&ctx, &queue, ctx.informers.services.subscribe(), "Service");
     watch(&ctx, &queue, ctx.informers.nodes.subscribe(), "Node");
     resync(&ctx, &queue);
@@ -116,6 +124,8 @@ fn resync(ctx: &Context, queue: &Queue) {
         "ReplicationController",
         i.replication_controllers.store(),
     );
+    each(queue, "Job", i.jobs.store());
+    each(queue, "DaemonSet", i.daemon_sets.store());
     each(queue, "Service", i.services.store());
     each(queue, "Node", i.nodes.store());
 }
@@ -266,6 +276,20 @@ async fn owner_state(
                 .as_deref(),
             r,
         ),
+        ("batch/v1", "Job") => state_of(
+            i.jobs
+                .store()
+                .get(&ObjectRef::new(&r.name).within(n))
+                .as_deref(),
+            r,
+        ),
+        ("apps/v1", "DaemonSet") => state_of(
+            i.daemon_sets
+                .store()
+                .get(&ObjectRef::new(&r.name).within(n))
+                .as_deref(),
+            r,
+        ),
         ("v1", "Service") => state_of(
             i.services
                 .store()
@@ -298,6 +322,8 @@ async fn owner_state(
         "Deployment" => live::<Deployment>(ctx, ns, r).await,
         "ReplicaSet" => live::<ReplicaSet>(ctx, ns, r).await,
         "ReplicationController" => live::<ReplicationController>(ctx, ns, r).await,
+        "Job" => live::<Job>(ctx, ns, r).await,
+        "DaemonSet" => live::<DaemonSet>(ctx, ns, r).await,
         "Service" => live::<Service>(ctx, ns, r).await,
         "Pod" => live::<Pod>(ctx, ns, r).await,
         "Endpoints" => live::<k8s_openapi::api::core::v1::Endpoints>(ctx, ns, r).await,
@@ -344,6 +370,14 @@ async fn sync(ctx: &Context, key: &Key) -> Result<Option<Duration>, kube::Error>
                 .get(&ObjectRef::new(name).within(n));
             let api = Api::<ReplicationController>::namespaced(c, n);
             handle(ctx, api, o.as_deref()).await
+        }
+        "Job" => {
+            let o = i.jobs.store().get(&ObjectRef::new(name).within(n));
+            handle(ctx, Api::<Job>::namespaced(c, n), o.as_deref()).await
+        }
+        "DaemonSet" => {
+            let o = i.daemon_sets.store().get(&ObjectRef::new(name).within(n));
+            handle(ctx, Api::<DaemonSet>::namespaced(c, n), o.as_deref()).await
         }
         "Service" => {
             let o = i.services.store().get(&ObjectRef::new(name).within(n));

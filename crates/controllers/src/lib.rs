@@ -10,7 +10,7 @@
 //!   slices), [`loadbalancer`] (LoadBalancer addresses from pools; the speaker announces them);
 //! - workloads: [`deployment`] (a folder: sync, rolling, recreate, progress), [`replicaset`]
 //!   (also ReplicationControllers, through an adapter as upstream), [`disruption`]
-//!   (PodDisruptionBudget status),
+//!   (PodDisruptionBudget status), [`job`] (Jobs run to completion, and their TTL after finishing),
 //!   [`gc`] (garbage collection by ownerReferences), [`scheduler`] (binds pending pods to ready
 //!   nodes);
 //! - nodes: [`nodeipam`] (pod CIDRs), [`nodelifecycle`] (Unknown when a node goes silent);
@@ -31,6 +31,7 @@ pub use svcnet_informer::events;
 pub mod expectations;
 pub mod gc;
 pub mod heartbeat;
+pub mod job;
 pub mod loadbalancer;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -40,7 +41,8 @@ pub mod util;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -131,6 +133,8 @@ pub struct Informers {
     pub replica_sets: Arc<Informer<ReplicaSet>>,
     pub replication_controllers: Arc<Informer<ReplicationController>>,
     pub pdbs: Arc<Informer<PodDisruptionBudget>>,
+    pub jobs: Arc<Informer<Job>>,
+    pub daemon_sets: Arc<Informer<DaemonSet>>,
 }
 
 impl Informers {
@@ -146,6 +150,8 @@ impl Informers {
             replica_sets: Informer::spawn(Api::all(client.clone()), cfg()),
             replication_controllers: Informer::spawn(Api::all(client.clone()), cfg()),
             pdbs: Informer::spawn(Api::all(client.clone()), cfg()),
+            jobs: Informer::spawn(Api::all(client.clone()), cfg()),
+            daemon_sets: Informer::spawn(Api::all(client.clone()), cfg()),
         }
     }
 
@@ -160,6 +166,8 @@ impl Informers {
         self.replica_sets.wait_ready().await;
         self.replication_controllers.wait_ready().await;
         self.pdbs.wait_ready().await;
+        self.jobs.wait_ready().await;
+        self.daemon_sets.wait_ready().await;
     }
 }
 
@@ -209,6 +217,9 @@ pub async fn run(client: Client, config: Config) {
     }
     if c.enabled("deployment") {
         tasks.push(tokio::spawn(deployment::run(ctx.clone())));
+    }
+    if c.enabled("job") {
+        tasks.push(tokio::spawn(job::run(ctx.clone())));
     }
     if c.enabled("disruption") {
         tasks.push(tokio::spawn(disruption::run(ctx.clone())));

@@ -174,6 +174,8 @@ pub static KINDS: &[(&str, &str, &Type)] = &[
     ("apps/v1", "Deployment", &DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &REPLICA_SET),
     ("v1", "ReplicationController", &REPLICATION_CONTROLLER),
+    ("apps/v1", "DaemonSet", &DAEMON_SET),
+    ("batch/v1", "Job", &JOB),
     ("discovery.k8s.io/v1", "EndpointSlice", &ENDPOINT_SLICE),
     ("autoscaling/v1", "Scale", &SCALE),
 ];
@@ -407,6 +409,37 @@ pub static REPLICATION_CONTROLLER_SPEC: Type = Type::new(
 pub static REPLICATION_CONTROLLER_STATUS: Type =
     Type::new("ReplicationControllerStatus", &[conditions()]);
 
+pub static DAEMON_SET: Type = Type::new(
+    "DaemonSet",
+    &[
+        metadata(),
+        Field::object("spec", &DAEMON_SET_SPEC),
+        Field::object("status", &DAEMON_SET_STATUS),
+    ],
+);
+
+pub static DAEMON_SET_SPEC: Type = Type::new(
+    "DaemonSetSpec",
+    &[Field::object("template", &POD_TEMPLATE_SPEC)],
+);
+
+pub static DAEMON_SET_STATUS: Type = Type::new("DaemonSetStatus", &[conditions()]);
+
+// ---- batch/v1 -----------------------------------------------------------------------------------
+
+pub static JOB: Type = Type::new(
+    "Job",
+    &[
+        metadata(),
+        Field::object("spec", &JOB_SPEC),
+        Field::object("status", &JOB_STATUS),
+    ],
+);
+
+pub static JOB_SPEC: Type = Type::new("JobSpec", &[Field::object("template", &POD_TEMPLATE_SPEC)]);
+
+pub static JOB_STATUS: Type = Type::new("JobStatus", &[conditions()]);
+
 // ---- discovery.k8s.io/v1, autoscaling/v1 --------------------------------------------------------
 
 pub static ENDPOINT_SLICE: Type = Type::new(
@@ -437,6 +470,8 @@ mod tests {
             ("apps/v1", "Deployment"),
             ("apps/v1", "ReplicaSet"),
             ("v1", "ReplicationController"),
+            ("apps/v1", "DaemonSet"),
+            ("batch/v1", "Job"),
             ("discovery.k8s.io/v1", "EndpointSlice"),
             ("autoscaling/v1", "Scale"),
         ] {

@@ -14,7 +14,7 @@ fn desired_replicas(obj: &Value) -> i64 {
 }
 
 /// `layoutContainerCells`: container names and images, each comma-joined.
-fn layout_container_cells(obj: &Value) -> (String, String) {
+pub(crate) fn layout_container_cells(obj: &Value) -> (String, String) {
     let containers = arr_at(obj, &["spec", "template", "spec", "containers"]);
     let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
     let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
@@ -47,6 +47,26 @@ pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
 pub(crate) fn replication_controller(obj: &Value, now: Timestamp) -> Vec<Value> {
     let selector = format_labels(map_at(obj, &["spec", "selector"]));
     replicas_row(obj, now, selector)
+}
+
+/// `printDaemonSet`: NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE, wide:
+/// CONTAINERS IMAGES SELECTOR.
+pub(crate) fn daemon_set(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let (containers, images) = layout_container_cells(obj);
+    let node_selector = format_labels(map_at(obj, &["spec", "template", "spec", "nodeSelector"]));
+    vec![
+        json!(name(obj)),
+        json!(int_at(obj, &["status", "desiredNumberScheduled"])),
+        json!(int_at(obj, &["status", "currentNumberScheduled"])),
+        json!(int_at(obj, &["status", "numberReady"])),
+        json!(int_at(obj, &["status", "updatedNumberScheduled"])),
+        json!(int_at(obj, &["status", "numberAvailable"])),
+        json!(node_selector),
+        age(obj, now),
+        json!(containers),
+        json!(images),
+        json!(format_label_selector(get(obj, &["spec", "selector"]))),
+    ]
 }
 
 /// NAME DESIRED CURRENT READY AGE, wide: CONTAINERS IMAGES SELECTOR.
@@ -161,6 +181,32 @@ mod tests {
         assert_eq!(
             row("", "replicationcontrollers", &bare),
             json_row(r#"["rc", 1, 0, 0, "5s", "", "", "<none>"]"#)
+        );
+    }
+
+    #[test]
+    fn daemon_sets() {
+        let obj = json!({"metadata": meta("agent", 60),
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                "template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                    "containers": [{"name": "a", "image": "busybox"}]}}},
+            "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+                "updatedNumberScheduled": 3, "numberAvailable": 2, "numberMisscheduled": 0}});
+        assert_eq!(
+            json!(row("apps", "daemonsets", &obj)),
+            json!([
+                "agent",
+                3,
+                3,
+                2,
+                3,
+                2,
+                "kubernetes.io/os=linux",
+                "60s",
+                "a",
+                "busybox",
+                "app=agent"
+            ])
         );
     }
 }

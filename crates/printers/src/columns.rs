@@ -62,6 +62,16 @@ const SLICE_ADDRESS_TYPE: &str = "addressType specifies the type of address carr
 const SLICE_PORTS: &str = "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports.";
 const SLICE_ENDPOINTS: &str = "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints.";
 
+const JOB_STATUS_SUCCEEDED: &str = "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs.";
+const JOB_SPEC_SELECTOR: &str = "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const DS_DESIRED: &str = "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/";
+const DS_CURRENT: &str = "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/";
+const DS_READY: &str = "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.";
+const DS_UPDATED: &str = "The total number of nodes that are running updated daemon pod";
+const DS_AVAILABLE: &str = "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)";
+const POD_SPEC_NODE_SELECTOR: &str = "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/";
+const DS_SPEC_SELECTOR: &str = "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+
 // --- Column tables ----------------------------------------------------------------------
 
 const fn col(
@@ -291,6 +301,36 @@ pub(crate) static ENDPOINTSLICES: [Column; 5] = [
     col("Ports", "string", SLICE_PORTS, 0),
     col("Endpoints", "string", SLICE_ENDPOINTS, 0),
     AGE,
+];
+
+pub(crate) static JOBS: [Column; 8] = [
+    NAME,
+    col("Status", "string", "Status of the job.", 0),
+    col("Completions", "string", JOB_STATUS_SUCCEEDED, 0),
+    col(
+        "Duration",
+        "string",
+        "Time required to complete the job.",
+        0,
+    ),
+    AGE,
+    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
+    col("Images", "string", TEMPLATE_IMAGES, 1),
+    col("Selector", "string", JOB_SPEC_SELECTOR, 1),
+];
+
+pub(crate) static DAEMONSETS: [Column; 11] = [
+    NAME,
+    col("Desired", "integer", DS_DESIRED, 0),
+    col("Current", "integer", DS_CURRENT, 0),
+    col("Ready", "integer", DS_READY, 0),
+    col("Up-to-date", "integer", DS_UPDATED, 0),
+    col("Available", "integer", DS_AVAILABLE, 0),
+    col("Node Selector", "string", POD_SPEC_NODE_SELECTOR, 0),
+    AGE,
+    col("Containers", "string", TEMPLATE_CONTAINERS, 1),
+    col("Images", "string", TEMPLATE_IMAGES, 1),
+    col("Selector", "string", DS_SPEC_SELECTOR, 1),
 ];
 
 #[cfg(test)]

@@ -13,8 +13,10 @@
 //!
 //! Printers, as upstream, one file per API group: services, endpoints, nodes, namespaces,
 //! events (`core.rs`) and pods (`pod.rs`, the largest); endpointslices (`discovery.rs`);
-//! deployments, replicasets, replicationcontrollers (`apps.rs`); leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`); role bindings (`rbac.rs`); certificatesigningrequests
-//! (`certificates.rs`); apiservices (`apiregistration.rs`, kube-aggregator's table). The column tables are in
+//! deployments, replicasets, replicationcontrollers, daemonsets (`apps.rs`); jobs (`batch.rs`);
+//! leases (`coordination.rs`); runtimeclasses (`node.rs`); poddisruptionbudgets (`policy.rs`);
+//! role bindings (`rbac.rs`); certificatesigningrequests (`certificates.rs`); apiservices
+//! (`apiregistration.rs`, kube-aggregator's table). The column tables are in
 //! `columns.rs`, label and selector strings in `labels.rs`, ages in `duration.rs`. Anything
 //! else gets the default `Name`, `Created At` table of `k8s.io/apiserver/pkg/registry/rest`.
 
@@ -22,6 +24,7 @@ use serde_json::Value;
 
 mod apiregistration;
 mod apps;
+mod batch;
 mod certificates;
 mod columns;
 mod coordination;
@@ -72,6 +75,8 @@ enum Kind {
     CertificateSigningRequest,
     ApiService,
     ComponentStatus,
+    Job,
+    DaemonSet,
     Default,
 }
 
@@ -96,6 +101,8 @@ fn kind(group: &str, resource: &str) -> Kind {
         ("certificates.k8s.io", "certificatesigningrequests") => Kind::CertificateSigningRequest,
         ("apiregistration.k8s.io", "apiservices") => Kind::ApiService,
         ("", "componentstatuses") => Kind::ComponentStatus,
+        ("batch", "jobs") => Kind::Job,
+        ("apps", "daemonsets") => Kind::DaemonSet,
         _ => Kind::Default,
     }
 }
@@ -122,6 +129,8 @@ pub fn columns(group: &str, resource: &str) -> &'static [Column] {
         Kind::CertificateSigningRequest => &columns::CERTIFICATESIGNINGREQUESTS,
         Kind::ApiService => &columns::APISERVICES,
         Kind::ComponentStatus => &columns::COMPONENTSTATUSES,
+        Kind::Job => &columns::JOBS,
+        Kind::DaemonSet => &columns::DAEMONSETS,
         Kind::Default => &columns::DEFAULT,
     }
 }
@@ -151,6 +160,8 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: jiff::Timestamp) -> 
         Kind::CertificateSigningRequest => certificates::certificate_signing_request(obj, now),
         Kind::ApiService => apiregistration::api_service(obj, now),
         Kind::ComponentStatus => core::component_status(obj),
+        Kind::Job => batch::job(obj, now),
+        Kind::DaemonSet => apps::daemon_set(obj, now),
         Kind::Default => default_cells(obj),
     }
 }
@@ -226,6 +237,8 @@ mod tests {
             ("", "replicationcontrollers"),
             ("", "secrets"),
             ("policy", "poddisruptionbudgets"),
+            ("batch", "jobs"),
+            ("apps", "daemonsets"),
         ];
         let odd = [
             json!(null),

@@ -28,6 +28,8 @@ ROOTS = [
     ("v1", "ServiceAccount", "io.k8s.api.core.v1.ServiceAccount"),
     ("apps/v1", "Deployment", "io.k8s.api.apps.v1.Deployment"),
     ("apps/v1", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet"),
+    ("apps/v1", "DaemonSet", "io.k8s.api.apps.v1.DaemonSet"),
+    ("batch/v1", "Job", "io.k8s.api.batch.v1.Job"),
     ("v1", "ReplicationController", "io.k8s.api.core.v1.ReplicationController"),
     ("discovery.k8s.io/v1", "EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice"),
     ("autoscaling/v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
@@ -253,6 +255,14 @@ apps.v1.DeploymentSpec: replicas revisionHistoryLimit progressDeadlineSeconds
 apps.v1.DeploymentStatus: terminatingReplicas collisionCount
 apps.v1.ReplicaSetSpec: replicas
 apps.v1.ReplicaSetStatus: terminatingReplicas
+apps.v1.DaemonSetSpec: revisionHistoryLimit
+apps.v1.DaemonSetStatus: collisionCount
+batch.v1.JobSpec: parallelism completions activeDeadlineSeconds backoffLimit
+    backoffLimitPerIndex maxFailedIndexes manualSelector ttlSecondsAfterFinished
+    completionMode suspend podReplacementPolicy managedBy
+batch.v1.JobStatus: failedIndexes ready terminating
+batch.v1.PodFailurePolicyOnExitCodesRequirement: containerName
+batch.v1.SuccessPolicyRule: succeededIndexes succeededCount
 discovery.v1.Endpoint: hostname nodeName zone
 discovery.v1.EndpointConditions: ready serving terminating
 discovery.v1.EndpointPort: name protocol appProtocol port

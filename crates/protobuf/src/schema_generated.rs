@@ -25,6 +25,8 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "ServiceAccount", &CORE_V1_SERVICE_ACCOUNT),
     ("apps/v1", "Deployment", &APPS_V1_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &APPS_V1_REPLICA_SET),
+    ("apps/v1", "DaemonSet", &APPS_V1_DAEMON_SET),
+    ("batch/v1", "Job", &BATCH_V1_JOB),
     ("v1", "ReplicationController", &CORE_V1_REPLICATION_CONTROLLER),
     ("discovery.k8s.io/v1", "EndpointSlice", &DISCOVERY_V1_ENDPOINT_SLICE),
     ("autoscaling/v1", "Scale", &AUTOSCALING_V1_SCALE),
@@ -159,6 +161,24 @@ pub(crate) static APPS_V1_REPLICA_SET: Message = Message {
         Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
         Field::new(2, "spec", One(Nested(&APPS_V1_REPLICA_SET_SPEC)), Present),
         Field::new(3, "status", One(Nested(&APPS_V1_REPLICA_SET_STATUS)), Present),
+    ],
+};
+
+pub(crate) static APPS_V1_DAEMON_SET: Message = Message {
+    name: "apps.v1.DaemonSet",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "spec", One(Nested(&APPS_V1_DAEMON_SET_SPEC)), Present),
+        Field::new(3, "status", One(Nested(&APPS_V1_DAEMON_SET_STATUS)), Present),
+    ],
+};
+
+pub(crate) static BATCH_V1_JOB: Message = Message {
+    name: "batch.v1.Job",
+    fields: &[
+        Field::new(1, "metadata", One(Nested(&META_V1_OBJECT_META)), Present),
+        Field::new(2, "spec", One(Nested(&BATCH_V1_JOB_SPEC)), Present),
+        Field::new(3, "status", One(Nested(&BATCH_V1_JOB_STATUS)), Present),
     ],
 };
 
@@ -563,6 +583,72 @@ pub(crate) static APPS_V1_REPLICA_SET_STATUS: Message = Message {
         Field::new(5, "availableReplicas", One(Int32), OmitZero),
         Field::new(6, "conditions", Repeated(Nested(&APPS_V1_REPLICA_SET_CONDITION)), Present),
         Field::new(7, "terminatingReplicas", One(Int32), Present),
+    ],
+};
+
+pub(crate) static APPS_V1_DAEMON_SET_SPEC: Message = Message {
+    name: "apps.v1.DaemonSetSpec",
+    fields: &[
+        Field::new(1, "selector", One(Nested(&META_V1_LABEL_SELECTOR)), Present),
+        Field::new(2, "template", One(Nested(&CORE_V1_POD_TEMPLATE_SPEC)), Present),
+        Field::new(3, "updateStrategy", One(Nested(&APPS_V1_DAEMON_SET_UPDATE_STRATEGY)), Present),
+        Field::new(4, "minReadySeconds", One(Int32), OmitZero),
+        Field::new(6, "revisionHistoryLimit", One(Int32), Present),
+    ],
+};
+
+pub(crate) static APPS_V1_DAEMON_SET_STATUS: Message = Message {
+    name: "apps.v1.DaemonSetStatus",
+    fields: &[
+        Field::new(1, "currentNumberScheduled", One(Int32), Always),
+        Field::new(2, "numberMisscheduled", One(Int32), Always),
+        Field::new(3, "desiredNumberScheduled", One(Int32), Always),
+        Field::new(4, "numberReady", One(Int32), Always),
+        Field::new(5, "observedGeneration", One(Int64), OmitZero),
+        Field::new(6, "updatedNumberScheduled", One(Int32), OmitZero),
+        Field::new(7, "numberAvailable", One(Int32), OmitZero),
+        Field::new(8, "numberUnavailable", One(Int32), OmitZero),
+        Field::new(9, "collisionCount", One(Int32), Present),
+        Field::new(10, "conditions", Repeated(Nested(&APPS_V1_DAEMON_SET_CONDITION)), Present),
+    ],
+};
+
+pub(crate) static BATCH_V1_JOB_SPEC: Message = Message {
+    name: "batch.v1.JobSpec",
+    fields: &[
+        Field::new(1, "parallelism", One(Int32), Present),
+        Field::new(2, "completions", One(Int32), Present),
+        Field::new(3, "activeDeadlineSeconds", One(Int64), Present),
+        Field::new(4, "selector", One(Nested(&META_V1_LABEL_SELECTOR)), Present),
+        Field::new(5, "manualSelector", One(Bool), Present),
+        Field::new(6, "template", One(Nested(&CORE_V1_POD_TEMPLATE_SPEC)), Present),
+        Field::new(7, "backoffLimit", One(Int32), Present),
+        Field::new(8, "ttlSecondsAfterFinished", One(Int32), Present),
+        Field::new(9, "completionMode", One(String), Present),
+        Field::new(10, "suspend", One(Bool), Present),
+        Field::new(11, "podFailurePolicy", One(Nested(&BATCH_V1_POD_FAILURE_POLICY)), Present),
+        Field::new(12, "backoffLimitPerIndex", One(Int32), Present),
+        Field::new(13, "maxFailedIndexes", One(Int32), Present),
+        Field::new(14, "podReplacementPolicy", One(String), Present),
+        Field::new(15, "managedBy", One(String), Present),
+        Field::new(16, "successPolicy", One(Nested(&BATCH_V1_SUCCESS_POLICY)), Present),
+    ],
+};
+
+pub(crate) static BATCH_V1_JOB_STATUS: Message = Message {
+    name: "batch.v1.JobStatus",
+    fields: &[
+        Field::new(1, "conditions", Repeated(Nested(&BATCH_V1_JOB_CONDITION)), Present),
+        Field::new(2, "startTime", One(Special(Time)), Present),
+        Field::new(3, "completionTime", One(Special(Time)), Present),
+        Field::new(4, "active", One(Int32), OmitZero),
+        Field::new(5, "succeeded", One(Int32), OmitZero),
+        Field::new(6, "failed", One(Int32), OmitZero),
+        Field::new(7, "completedIndexes", One(String), OmitZero),
+        Field::new(8, "uncountedTerminatedPods", One(Nested(&BATCH_V1_UNCOUNTED_TERMINATED_PODS)), Present),
+        Field::new(9, "ready", One(Int32), Present),
+        Field::new(10, "failedIndexes", One(String), Present),
+        Field::new(11, "terminating", One(Int32), Present),
     ],
 };
 
@@ -1209,6 +1295,59 @@ pub(crate) static APPS_V1_REPLICA_SET_CONDITION: Message = Message {
     ],
 };
 
+pub(crate) static APPS_V1_DAEMON_SET_UPDATE_STRATEGY: Message = Message {
+    name: "apps.v1.DaemonSetUpdateStrategy",
+    fields: &[
+        Field::new(1, "type", One(String), OmitZero),
+        Field::new(2, "rollingUpdate", One(Nested(&APPS_V1_ROLLING_UPDATE_DAEMON_SET)), Present),
+    ],
+};
+
+pub(crate) static APPS_V1_DAEMON_SET_CONDITION: Message = Message {
+    name: "apps.v1.DaemonSetCondition",
+    fields: &[
+        Field::new(1, "type", One(String), Always),
+        Field::new(2, "status", One(String), Always),
+        Field::new(3, "lastTransitionTime", One(Special(Time)), Present),
+        Field::new(4, "reason", One(String), OmitZero),
+        Field::new(5, "message", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static BATCH_V1_POD_FAILURE_POLICY: Message = Message {
+    name: "batch.v1.PodFailurePolicy",
+    fields: &[
+        Field::new(1, "rules", Repeated(Nested(&BATCH_V1_POD_FAILURE_POLICY_RULE)), Always),
+    ],
+};
+
+pub(crate) static BATCH_V1_SUCCESS_POLICY: Message = Message {
+    name: "batch.v1.SuccessPolicy",
+    fields: &[
+        Field::new(1, "rules", Repeated(Nested(&BATCH_V1_SUCCESS_POLICY_RULE)), Always),
+    ],
+};
+
+pub(crate) static BATCH_V1_JOB_CONDITION: Message = Message {
+    name: "batch.v1.JobCondition",
+    fields: &[
+        Field::new(1, "type", One(String), Always),
+        Field::new(2, "status", One(String), Always),
+        Field::new(3, "lastProbeTime", One(Special(Time)), Present),
+        Field::new(4, "lastTransitionTime", One(Special(Time)), Present),
+        Field::new(5, "reason", One(String), OmitZero),
+        Field::new(6, "message", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static BATCH_V1_UNCOUNTED_TERMINATED_PODS: Message = Message {
+    name: "batch.v1.UncountedTerminatedPods",
+    fields: &[
+        Field::new(1, "succeeded", Repeated(String), Present),
+        Field::new(2, "failed", Repeated(String), Present),
+    ],
+};
+
 pub(crate) static CORE_V1_REPLICATION_CONTROLLER_CONDITION: Message = Message {
     name: "core.v1.ReplicationControllerCondition",
     fields: &[
@@ -1613,6 +1752,31 @@ pub(crate) static APPS_V1_ROLLING_UPDATE_DEPLOYMENT: Message = Message {
     fields: &[
         Field::new(1, "maxUnavailable", One(Special(IntOrString)), Present),
         Field::new(2, "maxSurge", One(Special(IntOrString)), Present),
+    ],
+};
+
+pub(crate) static APPS_V1_ROLLING_UPDATE_DAEMON_SET: Message = Message {
+    name: "apps.v1.RollingUpdateDaemonSet",
+    fields: &[
+        Field::new(1, "maxUnavailable", One(Special(IntOrString)), Present),
+        Field::new(2, "maxSurge", One(Special(IntOrString)), Present),
+    ],
+};
+
+pub(crate) static BATCH_V1_POD_FAILURE_POLICY_RULE: Message = Message {
+    name: "batch.v1.PodFailurePolicyRule",
+    fields: &[
+        Field::new(1, "action", One(String), Always),
+        Field::new(2, "onExitCodes", One(Nested(&BATCH_V1_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)), Present),
+        Field::new(3, "onPodConditions", Repeated(Nested(&BATCH_V1_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN)), Present),
+    ],
+};
+
+pub(crate) static BATCH_V1_SUCCESS_POLICY_RULE: Message = Message {
+    name: "batch.v1.SuccessPolicyRule",
+    fields: &[
+        Field::new(1, "succeededIndexes", One(String), Present),
+        Field::new(2, "succeededCount", One(Int32), Present),
     ],
 };
 
@@ -2082,6 +2246,23 @@ pub(crate) static CORE_V1_RESOURCE_HEALTH: Message = Message {
     fields: &[
         Field::new(1, "resourceID", One(String), Always),
         Field::new(2, "health", One(String), OmitZero),
+    ],
+};
+
+pub(crate) static BATCH_V1_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Message = Message {
+    name: "batch.v1.PodFailurePolicyOnExitCodesRequirement",
+    fields: &[
+        Field::new(1, "containerName", One(String), Present),
+        Field::new(2, "operator", One(String), Always),
+        Field::new(3, "values", Repeated(Int32), Always),
+    ],
+};
+
+pub(crate) static BATCH_V1_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Message = Message {
+    name: "batch.v1.PodFailurePolicyOnPodConditionsPattern",
+    fields: &[
+        Field::new(1, "type", One(String), Always),
+        Field::new(2, "status", One(String), Always),
     ],
 };
 

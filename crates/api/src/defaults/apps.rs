@@ -1,9 +1,11 @@
-//! apps/v1 defaulting: mirrors `SetDefaults_Deployment` and `SetDefaults_ReplicaSet` of
+//! apps/v1 defaulting: mirrors `SetDefaults_Deployment`, `SetDefaults_ReplicaSet` and
+//! `SetDefaults_DaemonSet` of
 //! `pkg/apis/apps/v1/defaults.go`, plus the pod template defaults
 //! ([`super::core::default_pod_template_spec`]).
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
+    DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, ReplicaSet,
+    RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -40,6 +42,27 @@ pub fn default_replicaset(rs: &mut ReplicaSet) {
     spec.replicas.get_or_insert(1);
     // The v1 template is a struct, not a pointer: an absent one is defaulted like an empty one.
     default_pod_template_spec(spec.template.get_or_insert_with(Default::default));
+}
+
+/// `SetDefaults_DaemonSet`: update strategy `RollingUpdate` with `maxUnavailable: 1` and
+/// `maxSurge: 0`, `revisionHistoryLimit: 10`, template defaults.
+pub fn default_daemonset(ds: &mut DaemonSet) {
+    let spec = ds.spec.get_or_insert_with(Default::default);
+    let strategy = spec
+        .update_strategy
+        .get_or_insert_with(DaemonSetUpdateStrategy::default);
+    if strategy.type_.as_deref().unwrap_or("").is_empty() {
+        strategy.type_ = Some("RollingUpdate".into());
+    }
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateDaemonSet::default);
+        ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+        ru.max_surge.get_or_insert(IntOrString::Int(0));
+    }
+    spec.revision_history_limit.get_or_insert(10);
+    default_pod_template_spec(&mut spec.template);
 }
 
 #[cfg(test)]
@@ -81,5 +104,22 @@ mod tests {
         let mut rs: ReplicaSet = serde_json::from_value(json!({"spec": {"selector": {}}})).unwrap();
         default_replicaset(&mut rs);
         assert_eq!(rs.spec.unwrap().replicas, Some(1));
+    }
+
+    #[test]
+    fn daemonset_defaults() {
+        let mut ds: DaemonSet =
+            serde_json::from_value(json!({"spec": {"selector": {}, "template": {}}})).unwrap();
+        default_daemonset(&mut ds);
+        let v = serde_json::to_value(&ds).unwrap();
+        assert_eq!(
+            v["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        );
+        assert_eq!(v["spec"]["revisionHistoryLimit"], json!(10));
+        assert_eq!(
+            v["spec"]["template"]["spec"]["restartPolicy"],
+            json!("Always")
+        );
     }
 }

@@ -12,10 +12,12 @@
 //!   [`core::default_pod_template_spec`]), Node, Namespace, Endpoints.
 //! - [`service`]: Service, plus `init_ip_families`, `patch_allocated_values`,
 //!   `drop_type_dependent_fields`, `normalize_cluster_ips`.
-//! - [`apps`]: Deployment, ReplicaSet. [`discovery`]: EndpointSlice.
+//! - [`apps`]: Deployment, ReplicaSet, DaemonSet. [`batch`]: Job (and its generated selector).
+//!   [`discovery`]: EndpointSlice.
 
 pub mod apiregistration;
 pub mod apps;
+pub mod batch;
 pub mod core;
 pub mod discovery;
 pub mod rbac;

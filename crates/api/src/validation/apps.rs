@@ -111,6 +111,20 @@ fn as_selector(sel: &LabelSelector) -> Selector {
     Selector::Some(sel.clone())
 }
 
+/// Whether `metav1.LabelSelectorAsSelector(sel)` matches `labels`; `None` when it does not
+/// convert (validation reports that elsewhere).
+pub(super) fn selector_matches(
+    sel: &LabelSelector,
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<bool> {
+    match as_selector(sel) {
+        Selector::Nothing => Some(false),
+        Selector::Everything => Some(true),
+        Selector::Some(s) => Some(matches(&s, labels.unwrap_or(&BTreeMap::new()))),
+        Selector::Invalid => None,
+    }
+}
+
 fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let labels_ok = sel
         .match_labels
@@ -217,7 +231,7 @@ fn percent_value(v: &IntOrString) -> Option<i64> {
     }
 }
 
-fn int_or_percent_value(v: &IntOrString) -> i64 {
+pub(super) fn int_or_percent_value(v: &IntOrString) -> i64 {
     match (percent_value(v), v) {
         (Some(p), _) => p,
         (None, IntOrString::Int(i)) => (*i).into(),
@@ -345,7 +359,7 @@ fn validate_deployment_spec(spec: &DeploymentSpec, path: &Path) -> ErrorList {
     errs
 }
 
-fn selector_immutable(new: &LabelSelector, old: &LabelSelector) -> ErrorList {
+pub(super) fn selector_immutable(new: &LabelSelector, old: &LabelSelector) -> ErrorList {
     if new == old {
         Vec::new()
     } else {

@@ -15,9 +15,11 @@
 
 pub mod apiregistration;
 pub mod apps;
+pub mod batch;
 pub mod certificates;
 pub mod config;
 pub mod coordination;
+pub mod daemonset;
 pub mod endpoints;
 pub mod event;
 pub mod gofmt;
