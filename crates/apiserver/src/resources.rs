@@ -109,6 +109,16 @@ impl ResourceInfo {
         }
     }
 
+    /// Whether a stored object is served as it is stored (its cached bytes can be sent): not
+    /// for a [`View`], nor for a custom resource version other than the stored one.
+    pub fn serves_stored_form(&self) -> bool {
+        self.view.is_none()
+            && self
+                .strategy
+                .custom()
+                .is_none_or(|c| c.current().storage_api_version == self.api_version())
+    }
+
     /// An object of this resource's API as it is stored.
     pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
         match (self.view, self.strategy.custom()) {
