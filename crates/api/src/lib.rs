@@ -6,11 +6,13 @@
 //! - [`defaults`]: per-kind defaulting, as the Kubernetes API server applies it on write.
 //! - [`selector`]: label selectors (string syntax and `LabelSelector`) and field selectors.
 //! - [`disruption`]: the PodDisruptionBudget `DisruptionAllowed` condition.
+//! - [`apiextensions`]: CustomResourceDefinitions and custom objects against their schemas.
 //! - [`conversion`]: one stored kind served in two API versions (events.k8s.io/v1 Events as
 //!   core/v1 Events).
 //!
 //! Everything works on the k8s-openapi types, so what is validated is what goes on the wire.
 
+pub mod apiextensions;
 pub mod conversion;
 pub mod defaults;
 pub mod disruption;

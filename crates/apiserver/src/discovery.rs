@@ -6,8 +6,9 @@ use http::request::Parts;
 use http::{header, StatusCode};
 use serde_json::{json, Value};
 
+use crate::catalog::Catalog;
 use crate::error::ApiError;
-use crate::resources::{self, ResourceInfo};
+use crate::resources::ResourceInfo;
 
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
@@ -33,10 +34,11 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static s
     }
 }
 
-fn resource_list(group: &str, version: &str) -> Value {
+fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in resources::ALL
-        .iter()
+    for r in catalog
+        .all()
+        .into_iter()
         .filter(|r| r.group == group && r.version == version)
     {
         let mut entry = json!({
@@ -77,8 +79,9 @@ fn resource_list(group: &str, version: &str) -> Value {
     json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources })
 }
 
-fn group_entry(group: &str) -> Value {
-    let versions: Vec<Value> = resources::group_versions()
+fn group_entry(catalog: &Catalog, group: &str) -> Value {
+    let versions: Vec<Value> = catalog
+        .group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| json!({ "groupVersion": format!("{g}/{v}"), "version": v }))
@@ -86,20 +89,22 @@ fn group_entry(group: &str) -> Value {
     json!({ "name": group, "versions": versions, "preferredVersion": versions.first().cloned().unwrap_or(Value::Null) })
 }
 
-fn aggregated(core: bool, api_version: &str) -> Value {
+fn aggregated(catalog: &Catalog, core: bool, api_version: &str) -> Value {
+    let all = catalog.all();
     let mut items = Vec::new();
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in resources::group_versions() {
+    for (g, _) in catalog.group_versions() {
         if (g.is_empty() == core) && !groups.contains(&g) {
             groups.push(g);
         }
     }
     for g in groups {
-        let versions: Vec<Value> = resources::group_versions()
+        let versions: Vec<Value> = catalog
+            .group_versions()
             .into_iter()
             .filter(|(gg, _)| *gg == g)
             .map(|(_, v)| {
-                let res: Vec<Value> = resources::ALL
+                let res: Vec<Value> = all
                     .iter()
                     .filter(|r| r.group == g && r.version == v)
                     .map(|r| {
@@ -172,7 +177,7 @@ fn json_response(v: &Value, content_type: &str) -> Response {
 }
 
 /// Serve a discovery path (anything under /api or /apis that is not a resource path).
-pub async fn handle(parts: &Parts) -> Response {
+pub async fn handle(parts: &Parts, catalog: &Catalog) -> Response {
     let segs: Vec<&str> = parts
         .uri
         .path()
@@ -188,7 +193,7 @@ pub async fn handle(parts: &Parts) -> Response {
                 let ct = format!(
                     "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
                 );
-                return json_response(&aggregated(core, &api_version), &ct);
+                return json_response(&aggregated(catalog, core, &api_version), &ct);
             }
             if core {
                 let host = parts
@@ -207,10 +212,10 @@ pub async fn handle(parts: &Parts) -> Response {
             } else {
                 let mut groups: Vec<Value> = Vec::new();
                 let mut seen: Vec<&str> = Vec::new();
-                for (g, _) in resources::group_versions() {
+                for (g, _) in catalog.group_versions() {
                     if !g.is_empty() && !seen.contains(&g) {
                         seen.push(g);
-                        groups.push(group_entry(g));
+                        groups.push(group_entry(catalog, g));
                     }
                 }
                 json_response(
@@ -219,15 +224,15 @@ pub async fn handle(parts: &Parts) -> Response {
                 )
             }
         }
-        ["api", "v1"] => json_response(&resource_list("", "v1"), "application/json"),
-        ["apis", group] if resources::group_versions().iter().any(|(g, _)| g == group) => {
-            let mut e = group_entry(group);
+        ["api", "v1"] => json_response(&resource_list(catalog, "", "v1"), "application/json"),
+        ["apis", group] if catalog.group_versions().iter().any(|(g, _)| g == group) => {
+            let mut e = group_entry(catalog, group);
             e["kind"] = json!("APIGroup");
             e["apiVersion"] = json!("v1");
             json_response(&e, "application/json")
         }
-        ["apis", group, version] if resources::group_versions().contains(&(group, version)) => {
-            json_response(&resource_list(group, version), "application/json")
+        ["apis", group, version] if catalog.group_versions().contains(&(group, version)) => {
+            json_response(&resource_list(catalog, group, version), "application/json")
         }
         _ => ApiError::path_not_found().into_response(),
     }
@@ -239,7 +244,8 @@ mod tests {
 
     #[test]
     fn resource_list_has_short_names_and_subresources() {
-        let l = resource_list("", "v1");
+        let c = Catalog::default();
+        let l = resource_list(&c, "", "v1");
         let svc = l["resources"]
             .as_array()
             .unwrap()
@@ -248,7 +254,7 @@ mod tests {
             .unwrap();
         assert_eq!(svc["shortNames"], json!(["svc"]));
         assert_eq!(svc["categories"], json!(["all"]));
-        let apps = resource_list("apps", "v1");
+        let apps = resource_list(&c, "apps", "v1");
         let scale = apps["resources"]
             .as_array()
             .unwrap()
@@ -263,9 +269,10 @@ mod tests {
 
     #[test]
     fn aggregated_lists_every_group() {
-        let core = aggregated(true, "apidiscovery.k8s.io/v2");
+        let c = Catalog::default();
+        let core = aggregated(&c, true, "apidiscovery.k8s.io/v2");
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
-        let named = aggregated(false, "apidiscovery.k8s.io/v2");
+        let named = aggregated(&c, false, "apidiscovery.k8s.io/v2");
         let names: Vec<&str> = named["items"]
             .as_array()
             .unwrap()
@@ -281,7 +288,8 @@ mod tests {
                 "policy",
                 "coordination.k8s.io",
                 "node.k8s.io",
-                "events.k8s.io"
+                "events.k8s.io",
+                "apiextensions.k8s.io"
             ]
         );
     }

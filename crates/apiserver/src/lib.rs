@@ -9,13 +9,16 @@
 //! handlers (HTTP in and out); [`registry`] is the write path they and the server's own writers
 //! share (create, update, delete); per-kind behaviour is in [`resources`] (names, keys) and [`strategy`] (defaulting,
 //! validation via `svcnet-api`), with Service IP/port allocation in [`alloc`] and [`hooks`].
-//! Connections (timeouts, caps, the in-flight limit) are [`serving`]'s.
+//! Connections (timeouts, caps, the in-flight limit) are [`serving`]'s. What is served — the
+//! built-in table and the kinds of CustomResourceDefinitions ([`crd`]) — is the [`catalog`]'s.
 
 pub mod alloc;
 pub mod auth;
 pub mod bootstrap;
+pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod hooks;

@@ -9,15 +9,17 @@ use serde_json::json;
 
 use crate::objmeta;
 use crate::registry::{self, Part, WriteOptions};
-use crate::resources::{self, NAMESPACES};
+use crate::resources::NAMESPACES;
 use crate::state::AppState;
 
 /// Delete what is left in `ns`; true when it is empty.
 async fn sweep(state: &AppState, ns: &str) -> bool {
     let mut empty = true;
     // A view's objects are its stored kind's, swept with that kind.
-    for info in resources::ALL
-        .iter()
+    for info in state
+        .catalog
+        .all()
+        .into_iter()
         .filter(|r| r.namespaced && r.view.is_none())
     {
         let (objs, _) = state.cache.list(&info.prefix(Some(ns)));

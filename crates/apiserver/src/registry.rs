@@ -20,7 +20,7 @@ use crate::alloc::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::hooks;
 use crate::objmeta::{self, meta_mut};
-use crate::resources::{ResourceInfo, NAMESPACES, PODS, RUNTIMECLASSES};
+use crate::resources::{ResourceInfo, CUSTOMRESOURCEDEFINITIONS, NAMESPACES, PODS, RUNTIMECLASSES};
 use crate::state::AppState;
 
 /// Attempts of a write that lost a race (a concurrent update, a random allocation taken).
@@ -648,7 +648,11 @@ pub async fn delete(
             marked["status"] = json!({ "phase": "Terminating" });
             keep = true;
         }
-        let mut finalizers = objmeta::finalizers(obj);
+        // A CRD is held until its objects are deleted (`crate::crd::controller`).
+        if std::ptr::eq(info, &CUSTOMRESOURCEDEFINITIONS) {
+            crate::crd::mark_for_deletion(&mut marked);
+        }
+        let mut finalizers = objmeta::finalizers(&marked);
         match opts.propagation_policy.as_deref() {
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.push("foregroundDeletion".into())

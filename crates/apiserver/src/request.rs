@@ -1,8 +1,9 @@
 //! Resolving a request path to the resource it addresses, as kube-apiserver's
 //! `RequestInfoFactory` does.
 
+use crate::catalog::Catalog;
 use crate::error::ApiError;
-use crate::resources::{self, ResourceInfo};
+use crate::resources::ResourceInfo;
 
 /// What a resource request addresses.
 #[derive(Clone)]
@@ -23,7 +24,8 @@ const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
 /// Parse `/api/v1/...` or `/apis/{group}/{version}/...` into a [`Target`]. `Ok(None)` for
 /// discovery paths (`/api`, `/api/v1`, `/apis/{group}`, ...), which the caller serves.
-pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
+/// Resources are looked up in `catalog` (built-in and custom).
+pub fn parse(path: &str, catalog: &Catalog) -> Result<Option<Target>, ApiError> {
     let segs: Vec<String> = path
         .trim_matches('/')
         .split('/')
@@ -55,7 +57,9 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
             parts = &parts[2..];
         }
     }
-    let info = resources::lookup(group, version, &parts[0]).ok_or_else(ApiError::path_not_found)?;
+    let info = catalog
+        .lookup(group, version, &parts[0])
+        .ok_or_else(ApiError::path_not_found)?;
     if info.namespaced && namespace.is_none() && parts.len() > 1 {
         // A namespaced resource addressed by name needs its namespace.
         return Err(ApiError::path_not_found());
@@ -90,7 +94,11 @@ mod tests {
     use super::*;
 
     fn p(path: &str) -> Target {
-        parse(path).unwrap().unwrap()
+        super::parse(path, &Catalog::default()).unwrap().unwrap()
+    }
+
+    fn parse(path: &str) -> Result<Option<Target>, ApiError> {
+        super::parse(path, &Catalog::default())
     }
 
     #[test]

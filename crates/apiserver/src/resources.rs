@@ -94,17 +94,39 @@ impl ResourceInfo {
 
     /// A stored object as this resource's API writes it.
     pub fn from_storage<'a>(&self, obj: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
-        match self.view {
-            Some(v) => Cow::Owned((v.from_storage)(obj)),
-            None => Cow::Borrowed(obj),
+        match (self.view, self.strategy.custom()) {
+            (Some(v), _) => Cow::Owned((v.from_storage)(obj)),
+            // A custom resource's versions differ only in `apiVersion` (conversion `None`).
+            (None, Some(_))
+                if obj.get("apiVersion").and_then(|v| v.as_str()) != Some(&self.api_version()) =>
+            {
+                Cow::Owned(crate::crd::custom::with_api_version(
+                    obj,
+                    &self.api_version(),
+                ))
+            }
+            (None, _) => Cow::Borrowed(obj),
         }
+    }
+
+    /// Whether a stored object is served as it is stored (its cached bytes can be sent): not
+    /// for a [`View`], nor for a custom resource version other than the stored one.
+    pub fn serves_stored_form(&self) -> bool {
+        self.view.is_none()
+            && self
+                .strategy
+                .custom()
+                .is_none_or(|c| c.current().storage_api_version == self.api_version())
     }
 
     /// An object of this resource's API as it is stored.
     pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
-        match self.view {
-            Some(v) => (v.to_storage)(&obj),
-            None => obj,
+        match (self.view, self.strategy.custom()) {
+            (Some(v), _) => (v.to_storage)(&obj),
+            (None, Some(c)) => {
+                crate::crd::custom::with_api_version(&obj, &c.current().storage_api_version)
+            }
+            (None, None) => obj,
         }
     }
 
@@ -738,7 +760,29 @@ pub static COMPONENTSTATUSES: ResourceInfo = ResourceInfo {
     view: None,
 };
 
-/// Every served resource, in discovery order.
+/// apiextensions.k8s.io/v1 CustomResourceDefinitions ([`crate::crd`]); the kinds they define
+/// are served through the server's [`crate::catalog::Catalog`].
+pub static CUSTOMRESOURCEDEFINITIONS: ResourceInfo = ResourceInfo {
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    kind: "CustomResourceDefinition",
+    list_kind: "CustomResourceDefinitionList",
+    plural: "customresourcedefinitions",
+    singular: "customresourcedefinition",
+    short_names: &["crd", "crds"],
+    categories: &["api-extensions"],
+    namespaced: false,
+    key_prefix: "/registry/apiextensions.k8s.io/customresourcedefinitions",
+    subresources: &["status"],
+    verbs: CRUD,
+    allow_create_on_update: false,
+    has_generation: true,
+    field_labels: &[],
+    strategy: &crate::crd::STRATEGY,
+    view: None,
+};
+
+/// Every built-in resource, in discovery order (custom resources: [`crate::catalog`]).
 pub static ALL: &[&ResourceInfo] = &[
     &NAMESPACES,
     &SERVICES,
@@ -765,9 +809,10 @@ pub static ALL: &[&ResourceInfo] = &[
     &CLUSTERROLEBINDINGS,
     &CERTIFICATESIGNINGREQUESTS,
     &APISERVICES,
+    &CUSTOMRESOURCEDEFINITIONS,
 ];
 
-/// The served group/versions: ("", "v1") first, then named groups.
+/// The built-in group/versions: ("", "v1") first, then named groups.
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for r in ALL {

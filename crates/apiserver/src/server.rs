@@ -24,7 +24,7 @@ use crate::config::{Config, StoreUrl};
 use crate::serving::inflight::{self, InflightLimits};
 use crate::serving::Serving;
 use crate::state::{AppState, Metrics};
-use crate::{bootstrap, namespaces, openapi, rest, tls, version};
+use crate::{bootstrap, crd, namespaces, openapi, rest, tls, version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -91,17 +91,29 @@ fn router(state: Arc<AppState>, limits: Arc<InflightLimits>) -> Router {
         .route("/metrics", get(metrics))
         .route(
             "/openapi/v2",
-            get(|h: http::HeaderMap| async move { openapi::v2(&h) }),
+            get(
+                |State(s): State<Arc<AppState>>, h: http::HeaderMap| async move {
+                    openapi::v2(&s.openapi.documents(&s.catalog), &h)
+                },
+            ),
         )
         .route(
             "/openapi/v3",
-            get(|h: http::HeaderMap| async move { openapi::index(&h) }),
+            get(
+                |State(s): State<Arc<AppState>>, h: http::HeaderMap| async move {
+                    openapi::index(&s.openapi.documents(&s.catalog), &h)
+                },
+            ),
         )
         .route(
             "/openapi/v3/{*path}",
             get(
-                |UrlPath(p): UrlPath<String>, uri: http::Uri, h: http::HeaderMap| async move {
-                    openapi::group_version(&p, uri.query(), &h)
+                |State(s): State<Arc<AppState>>,
+                 UrlPath(p): UrlPath<String>,
+                 uri: http::Uri,
+                 h: http::HeaderMap| async move {
+                    let docs = s.openapi.documents(&s.catalog);
+                    openapi::group_version(&docs, &p, uri.query(), &h)
                 },
             ),
         )
@@ -237,13 +249,20 @@ impl Server {
             metrics: Metrics::new(),
             dialer: options.dialer,
             kubelet_token: Some(kubelet_token),
+            catalog: Default::default(),
+            openapi: Default::default(),
         });
         bootstrap::run(&state)
             .await
             .map_err(ServerError::BootstrapFailed)?;
+        crd::controller::load(&state);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let limits = InflightLimits::new(&state.config.serving, &state.metrics.registry);
+        let limits = InflightLimits::new(
+            &state.config.serving,
+            &state.metrics.registry,
+            state.catalog.clone(),
+        );
         let serving = Serving::new(
             router(state.clone(), limits),
             tls.server_config.clone(),
@@ -257,6 +276,7 @@ impl Server {
                 shutdown_rx.clone(),
             )),
             tokio::spawn(namespaces::run(state.clone())),
+            tokio::spawn(crd::controller::run(state.clone())),
             tokio::spawn(compaction(state.clone())),
         ];
         for l in options.extra_listeners {

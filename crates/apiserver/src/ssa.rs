@@ -7,7 +7,8 @@
 //! `x-kubernetes-list-type` (`map` keyed by `x-kubernetes-list-map-keys`, `set`, `atomic`),
 //! `x-kubernetes-map-type`, and the key fields' `default`s, which upstream publishes only in
 //! its OpenAPI v3 (the `+default="TCP"` markers of the two port types). A kind with no
-//! definition is deduced, as SMD deduces one: atomic lists, granular maps.
+//! definition is deduced, as SMD deduces one: atomic lists, granular maps. A CRD's kinds take
+//! theirs from the CRD version's `openAPIV3Schema`, as upstream's CRD handler does.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -164,7 +165,19 @@ fn with_field_manager<T>(
     f: impl FnOnce(FieldManager<'_>) -> T,
 ) -> T {
     let api_version = info.api_version();
-    let ty = schema(&api_version, info.kind);
+    // A CRD's kinds merge by their own schema's list types and map keys.
+    let custom = info.strategy.custom().map(|c| {
+        let v = c.current();
+        if v.schema.is_object() {
+            convert(&v.schema, 0)
+        } else {
+            Type::default()
+        }
+    });
+    let ty = match &custom {
+        Some(t) => t,
+        None => schema(&api_version, info.kind),
+    };
     let ign = ignored(part, info.has_status());
     f(FieldManager {
         ty,

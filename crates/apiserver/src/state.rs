@@ -22,6 +22,10 @@ pub struct AppState {
     pub dialer: Arc<dyn crate::proxy::Dialer>,
     /// The credential the API server presents to node agents.
     pub kubelet_token: Option<String>,
+    /// What is served: the built-in resources and the kinds of established CRDs.
+    pub catalog: Arc<crate::catalog::Catalog>,
+    /// The OpenAPI documents of what is served.
+    pub openapi: crate::openapi::Cache,
 }
 
 /// Prometheus metrics, named as kube-apiserver's.

@@ -46,6 +46,10 @@ pub trait Strategy: Send + Sync {
     fn validate_status_update(&self, new: &Value, old: &Value) -> Result<ErrorList, String>;
     /// Add the fields Go's encoding/json writes for a zero value (see [`GoZero`]).
     fn fill_go_zero(&self, obj: &mut Value);
+    /// The custom-resource behaviour behind this strategy, for a CRD's kinds.
+    fn custom(&self) -> Option<&crate::crd::custom::CustomStrategy> {
+        None
+    }
 }
 
 /// Fields kube-apiserver always writes, as (JSON pointer, JSON value when unset): Go's

@@ -37,7 +37,11 @@ pub fn table<'a>(
     include_object: &str,
 ) -> Value {
     let now = jiff::Timestamp::now();
-    let columns: Vec<Value> = if with_headers {
+    // A CRD's kinds print their `additionalPrinterColumns` (crate::crd::columns).
+    let custom = info.strategy.custom().map(|c| c.current());
+    let columns: Vec<Value> = if let Some(c) = custom.as_ref().filter(|_| with_headers) {
+        crate::crd::columns::definitions(&c.columns)
+    } else if with_headers && custom.is_none() {
         svcnet_printers::columns(info.group, info.plural)
             .iter()
             .map(|c| {
@@ -55,8 +59,11 @@ pub fn table<'a>(
     };
     let rows: Vec<Value> = objs
         .map(|obj| {
-            let mut row =
-                json!({ "cells": svcnet_printers::cells(info.group, info.plural, obj, now) });
+            let cells = match &custom {
+                Some(c) => crate::crd::columns::cells(&c.columns, obj, now),
+                None => svcnet_printers::cells(info.group, info.plural, obj, now),
+            };
+            let mut row = json!({ "cells": cells });
             let conditions = svcnet_printers::row_conditions(info.group, info.plural, obj);
             if !conditions.is_empty() {
                 row["conditions"] = Value::Array(conditions);

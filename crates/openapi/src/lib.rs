@@ -166,6 +166,12 @@ pub fn to_v3(schema: &Value) -> Value {
                             out.insert("allOf".into(), serde_json::json!([{ "$ref": r }]));
                         }
                     }
+                    // Field names are not keywords: JSONSchemaProps has fields named
+                    // `x-kubernetes-validations` and more, each a schema.
+                    ("properties", Value::Object(props)) => {
+                        let props = props.iter().map(|(n, p)| (n.clone(), to_v3(p)));
+                        out.insert(k.clone(), Value::Object(props.collect()));
+                    }
                     // Extension values are data, never schemas.
                     (k, v) if k.starts_with("x-") => {
                         out.insert(k.to_string(), v.clone());

@@ -1,10 +1,12 @@
 //! `/openapi/v2` and `/openapi/v3/<group-version>` with Kubernetes' own schemas of every served
 //! kind (from svcnet-openapi), as kube-openapi's `handler` (v2) and `handler3` (v3) serve them.
 //!
-//! The documents follow the resource table ([`resources::ALL`]): each kind's definition is
+//! The documents follow what the server serves ([`Catalog`]): each built-in kind's definition is
 //! found by its group/version/kind in Kubernetes' published spec, so a kind added to the table
-//! is described without a change here. They are built once, on first request, and served from
-//! memory with kube-openapi's caching: an `ETag` that is the SHA-512 of the body in upper-case
+//! is described without a change here; a CRD's kinds are described by their
+//! `openAPIV3Schema` under upstream's names (`com.example.stable.v1.CronTab`, as
+//! apiextensions-apiserver's `openapi/builder`). They are built on the first request after the
+//! served set changes ([`Cache`]) and served from memory with kube-openapi's caching: an `ETag` that is the SHA-512 of the body in upper-case
 //! hex, `If-None-Match` answered 304, the v3 index's `serverRelativeURL` carrying that hash
 //! (`?hash=`), and a request naming the current hash is `Cache-Control: public, immutable` for a
 //! year while a stale hash is redirected (301) to the current one.
@@ -20,18 +22,20 @@
 //! protobuf (no client asks for it); a request accepting only that is answered 406, as
 //! kube-openapi answers an Accept it cannot serve.
 
+mod custom;
 mod paths;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, Mutex};
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
+use crate::catalog::Catalog;
 use crate::error::ApiError;
-use crate::resources::{self, ResourceInfo};
+use crate::resources::ResourceInfo;
 pub use paths::Flavor;
 
 /// A document as it is served: the body and its hash.
@@ -55,7 +59,8 @@ impl Served {
     }
 }
 
-struct Documents {
+/// The documents of one served set.
+pub struct Documents {
     v2: Served,
     /// `v2` as gnostic protobuf, served under `v2`'s hash.
     v2_protobuf: bytes::Bytes,
@@ -66,7 +71,24 @@ struct Documents {
     built: String,
 }
 
-static DOCUMENTS: LazyLock<Documents> = LazyLock::new(build);
+/// The documents of a server, rebuilt when its catalog's generation moves (a CRD changed).
+#[derive(Default)]
+pub struct Cache(Mutex<Option<(u64, Arc<Documents>)>>);
+
+impl Cache {
+    pub fn documents(&self, catalog: &Catalog) -> Arc<Documents> {
+        let generation = catalog.generation();
+        let mut cached = self.0.lock().expect("openapi cache");
+        match &*cached {
+            Some((g, d)) if *g == generation => d.clone(),
+            _ => {
+                let d = Arc::new(build(catalog));
+                *cached = Some((generation, d.clone()));
+                d
+            }
+        }
+    }
+}
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -95,51 +117,59 @@ fn schemas(roots: &BTreeSet<String>, flavor: Flavor) -> Map<String, Value> {
 }
 
 /// The OpenAPI v3 document of one group-version.
-pub fn v3_document(group: &str, version: &str) -> Value {
+pub fn v3_document(catalog: &Catalog, group: &str, version: &str) -> Value {
     let mut paths = Map::new();
     let mut roots = BTreeSet::new();
-    for r in served(group, version) {
+    let served = served(catalog, group, version);
+    for r in &served {
         paths.extend(paths::operations(r, Flavor::V3, &mut roots));
+    }
+    let mut schemas = schemas(&roots, Flavor::V3);
+    for r in &served {
+        schemas.extend(custom::definitions(r, Flavor::V3));
     }
     json!({
         "openapi": "3.0.0",
         "info": info(),
         "paths": paths,
-        "components": { "schemas": schemas(&roots, Flavor::V3) },
+        "components": { "schemas": schemas },
     })
 }
 
 /// The OpenAPI v2 document of every served kind.
-pub fn v2_document() -> Value {
+pub fn v2_document(catalog: &Catalog) -> Value {
     let mut paths = Map::new();
     let mut roots = BTreeSet::new();
-    for r in resources::ALL {
+    let all = catalog.all();
+    for r in &all {
         paths.extend(paths::operations(r, Flavor::V2, &mut roots));
+    }
+    let mut definitions = schemas(&roots, Flavor::V2);
+    for r in &all {
+        definitions.extend(custom::definitions(r, Flavor::V2));
     }
     json!({
         "swagger": "2.0",
         "info": info(),
         "paths": paths,
-        "definitions": schemas(&roots, Flavor::V2),
+        "definitions": definitions,
     })
 }
 
-fn served<'a>(
-    group: &'a str,
-    version: &'a str,
-) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    resources::ALL
-        .iter()
-        .copied()
-        .filter(move |r| r.group == group && r.version == version)
+fn served(catalog: &Catalog, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    catalog
+        .all()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
 }
 
-fn build() -> Documents {
+fn build(catalog: &Catalog) -> Documents {
     let mut v3 = BTreeMap::new();
     let mut index = Map::new();
-    for (g, v) in resources::group_versions() {
+    for (g, v) in catalog.group_versions() {
         let path = gv_path(g, v);
-        let doc = Served::new(&v3_document(g, v));
+        let doc = Served::new(&v3_document(catalog, g, v));
         index.insert(
             path.clone(),
             json!({ "serverRelativeURL": relative_url(&path, &doc.hash) }),
@@ -149,7 +179,7 @@ fn build() -> Documents {
     let built = jiff::Timestamp::now()
         .strftime("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
-    let v2 = v2_document();
+    let v2 = v2_document(catalog);
     Documents {
         v2_protobuf: svcnet_openapi::proto_v2::encode(&v2).into(),
         v2: Served::new(&v2),
@@ -191,12 +221,13 @@ const V2_PROTOBUF_NEW: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
 /// `http.ServeContent` with an ETag: the body, or 304 when `If-None-Match` names it.
 fn serve(
     doc: &Served,
+    built: &str,
     headers: &HeaderMap,
     mut extra: Vec<(header::HeaderName, String)>,
 ) -> Response {
     let etag = format!("\"{}\"", doc.hash);
     extra.push((header::ETAG, etag.clone()));
-    extra.push((header::LAST_MODIFIED, DOCUMENTS.built.clone()));
+    extra.push((header::LAST_MODIFIED, built.to_string()));
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -225,16 +256,16 @@ fn not_acceptable() -> Response {
 
 /// `GET /openapi/v2`: JSON, or gnostic protobuf (content type
 /// `application/com.github.proto-openapi.spec.v2.v1.0+protobuf`, as kube-openapi answers).
-pub fn v2(headers: &HeaderMap) -> Response {
+pub fn v2(docs: &Documents, headers: &HeaderMap) -> Response {
     let vary = vec![(header::VARY, "Accept".to_string())];
     match negotiate(headers, &["json", V2_PROTOBUF, V2_PROTOBUF_NEW]) {
-        Some("json") => serve(&DOCUMENTS.v2, headers, vary),
+        Some("json") => serve(&docs.v2, &docs.built, headers, vary),
         Some(_) => {
             let doc = Served {
-                body: DOCUMENTS.v2_protobuf.clone(),
-                hash: DOCUMENTS.v2.hash.clone(),
+                body: docs.v2_protobuf.clone(),
+                hash: docs.v2.hash.clone(),
             };
-            let mut resp = serve(&doc, headers, vary);
+            let mut resp = serve(&doc, &docs.built, headers, vary);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(
@@ -248,14 +279,19 @@ pub fn v2(headers: &HeaderMap) -> Response {
 }
 
 /// `GET /openapi/v3`
-pub fn index(headers: &HeaderMap) -> Response {
-    serve(&DOCUMENTS.v3_index, headers, Vec::new())
+pub fn index(docs: &Documents, headers: &HeaderMap) -> Response {
+    serve(&docs.v3_index, &docs.built, headers, Vec::new())
 }
 
 /// `GET /openapi/v3/{api/v1 | apis/G/V}[?hash=H]`
-pub fn group_version(path: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
+pub fn group_version(
+    docs: &Documents,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
     let path = path.trim_matches('/');
-    let Some(doc) = DOCUMENTS.v3.get(path) else {
+    let Some(doc) = docs.v3.get(path) else {
         return ApiError::path_not_found().into_response();
     };
     if !accepts_json(headers) {
@@ -278,12 +314,11 @@ pub fn group_version(path: &str, query: Option<&str>, headers: &HeaderMap) -> Re
             expires.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string(),
         ));
     }
-    serve(doc, headers, extra)
+    serve(doc, &docs.built, headers, extra)
 }
 
 /// The sizes of the served documents in bytes: v2, the v3 index, and each v3 group-version.
-pub fn sizes() -> Vec<(String, usize)> {
-    let d = &*DOCUMENTS;
+pub fn sizes(d: &Documents) -> Vec<(String, usize)> {
     let mut out = vec![
         ("v2".to_string(), d.v2.body.len()),
         ("v2 (protobuf)".to_string(), d.v2_protobuf.len()),

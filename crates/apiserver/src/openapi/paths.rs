@@ -20,7 +20,7 @@ pub enum Flavor {
 }
 
 impl Flavor {
-    fn reference(self, name: &str) -> Value {
+    pub(super) fn reference(self, name: &str) -> Value {
         match self {
             Flavor::V2 => json!({ "$ref": format!("#/definitions/{name}") }),
             Flavor::V3 => json!({ "$ref": format!("#/components/schemas/{name}") }),
@@ -87,9 +87,18 @@ pub fn operations(
     } else {
         format!("{base}/{}", r.plural)
     };
-    let kind = svcnet_openapi::definition_name(r.group, r.version, r.kind);
-    let list = svcnet_openapi::definition_name(r.group, r.version, r.list_kind);
-    roots.extend(kind.iter().chain(list.iter()).map(|s| s.to_string()));
+    let custom = super::custom::names(r);
+    let kind = svcnet_openapi::definition_name(r.group, r.version, r.kind)
+        .or(custom.as_ref().map(|(k, _)| k.as_str()));
+    let list = svcnet_openapi::definition_name(r.group, r.version, r.list_kind)
+        .or(custom.as_ref().map(|(_, l)| l.as_str()));
+    if custom.is_some() {
+        // What a custom kind's definitions name (added by the caller).
+        roots.insert(format!("{META}.ObjectMeta"));
+        roots.insert(format!("{META}.ListMeta"));
+    } else {
+        roots.extend(kind.iter().chain(list.iter()).map(|s| s.to_string()));
+    }
     for common in ["Status", "DeleteOptions", "Patch", "WatchEvent"] {
         roots.insert(format!("{META}.{common}"));
     }

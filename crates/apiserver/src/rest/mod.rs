@@ -31,9 +31,9 @@ use crate::state::{AppState, ConnectionAbort};
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let target = match request::parse(parts.uri.path()) {
+    let target = match request::parse(parts.uri.path(), &state.catalog) {
         Ok(Some(t)) => t,
-        Ok(None) => return crate::discovery::handle(&parts).await,
+        Ok(None) => return crate::discovery::handle(&parts, &state.catalog).await,
         Err(e) => return e.into_response(),
     };
     let query = match Query::parse(parts.uri.query()) {

@@ -146,7 +146,7 @@ pub async fn get(r: &ResourceRequest<'_>) -> ApiResult<Response> {
     let rep = r.negotiate()?;
     let t = r.target;
     let obj = get_cached(r.state, t, r.query.resource_version.as_deref()).await?;
-    if rep == Representation::Json && t.info.view.is_none() {
+    if rep == Representation::Json && t.info.serves_stored_form() {
         let mut body = Vec::with_capacity(obj.json.len() + 1);
         body.extend_from_slice(&obj.json);
         return Ok(codec::respond_json_bytes(StatusCode::OK, body));
@@ -218,7 +218,7 @@ pub async fn list(r: &ResourceRequest<'_>) -> ApiResult<Response> {
             .collect()
     };
     Ok(match rep {
-        Representation::Json if info.view.is_none() => {
+        Representation::Json if info.serves_stored_form() => {
             let mut body =
                 Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
             body.extend_from_slice(

@@ -33,6 +33,18 @@ fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
             smeta.insert(f.into(), v.clone());
         }
     }
+    if let Some((spec, status, selector)) =
+        info.strategy.custom().and_then(|c| c.current().scale(obj))
+    {
+        // A custom resource's Scale reads the CRD's `subresources.scale` paths.
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": smeta,
+            "spec": { "replicas": spec },
+            "status": { "replicas": status, "selector": selector },
+        });
+    }
     let selector = obj.pointer("/spec/selector").cloned();
     let selector = if info.kind == "ReplicationController" {
         selector
@@ -112,7 +124,10 @@ pub async fn update_scale(r: &ResourceRequest<'_>, body: Body, patch: bool) -> A
                 ));
             }
             let mut next = cur.clone();
-            next["spec"]["replicas"] = json!(replicas);
+            match info.strategy.custom() {
+                Some(c) => c.current().set_replicas(&mut next, replicas),
+                None => next["spec"]["replicas"] = json!(replicas),
+            }
             // A resourceVersion in the Scale is a precondition on the object.
             match objmeta::resource_version(&desired) {
                 Some(rv)

@@ -104,7 +104,7 @@ impl Encoder {
     /// The frames of one event, appended to `out`.
     fn event(&mut self, kind: &str, obj: &CachedObject, out: &mut VecDeque<Bytes>) {
         match self.rep {
-            Representation::Json | Representation::Yaml if self.info.view.is_some() => {
+            Representation::Json | Representation::Yaml if !self.info.serves_stored_form() => {
                 out.push_back(line(kind, &self.info.from_storage(&obj.value)));
             }
             Representation::Json | Representation::Yaml => {

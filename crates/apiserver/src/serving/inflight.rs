@@ -47,6 +47,8 @@ pub struct InflightLimits {
     mutating: Option<Arc<Semaphore>>,
     current: IntGaugeVec,
     dropped: IntCounterVec,
+    /// What is served: a custom resource's watch is long-running too.
+    catalog: Arc<crate::catalog::Catalog>,
 }
 
 /// What the limit sees of a request.
@@ -69,7 +71,11 @@ impl Kind {
 }
 
 impl InflightLimits {
-    pub fn new(config: &ServingConfig, registry: &Registry) -> Arc<Self> {
+    pub fn new(
+        config: &ServingConfig,
+        registry: &Registry,
+        catalog: Arc<crate::catalog::Catalog>,
+    ) -> Arc<Self> {
         let pool = |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n)));
         let current = IntGaugeVec::new(
             Opts::new(
@@ -96,6 +102,7 @@ impl InflightLimits {
             mutating: pool(config.max_mutating_requests_inflight),
             current,
             dropped,
+            catalog,
         })
     }
 
@@ -110,7 +117,7 @@ impl InflightLimits {
 
 /// kube-apiserver's RequestInfo reduced to what the limit needs, with its
 /// `BasicLongRunningRequestCheck`.
-pub fn classify(method: &Method, uri: &Uri) -> Kind {
+pub fn classify(method: &Method, uri: &Uri, catalog: &crate::catalog::Catalog) -> Kind {
     let path = uri.path();
     if PROBES
         .iter()
@@ -119,7 +126,7 @@ pub fn classify(method: &Method, uri: &Uri) -> Kind {
         return Kind::Exempt;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    if let Ok(Some(t)) = crate::request::parse(path) {
+    if let Ok(Some(t)) = crate::request::parse(path, catalog) {
         if t.subresource
             .as_deref()
             .is_some_and(|s| LONG_RUNNING_SUBRESOURCES.contains(&s))
@@ -146,7 +153,7 @@ pub async fn middleware(
     req: Request,
     next: Next,
 ) -> Response {
-    let kind = classify(req.method(), req.uri());
+    let kind = classify(req.method(), req.uri(), &limits.catalog);
     let Some(pool) = limits.pool(kind) else {
         return next.run(req).await;
     };
@@ -206,7 +213,11 @@ mod tests {
     use super::*;
 
     fn kind(method: Method, uri: &str) -> Kind {
-        classify(&method, &uri.parse().unwrap())
+        classify(
+            &method,
+            &uri.parse().unwrap(),
+            &crate::catalog::Catalog::default(),
+        )
     }
 
     #[test]
