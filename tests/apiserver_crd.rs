@@ -364,7 +364,7 @@ mod kube_rs {
     }
 
     #[tokio::test]
-        async fn a_derived_custom_resource_created_listed_watched_with_status() {
+    async fn a_derived_custom_resource_created_listed_watched_with_status() {
         let s = ApiServer::start();
         let client = s.client().await;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
