@@ -103,10 +103,12 @@ fn walkthrough(mode: &str) {
         (a.len() == 1).then(|| a[0])
     });
     println!("{mode}: web: {ip}, announced by node-{owner}");
-    // Each node's speaker holds a Lease of its own (coordination.k8s.io, as kubectl shows it).
+    // Each node's speaker holds a Lease of its own (coordination.k8s.io, as kubectl shows it;
+    // beside them, the controller manager's and the scheduler's).
     let leases = table(&c.kubectl_ok(&["get", "leases", "-n", "kube-system"]));
     let held: BTreeSet<(String, String)> = leases
         .iter()
+        .filter(|r| r["NAME"].starts_with("svcnet-speaker-"))
         .map(|r| (r["NAME"].clone(), r["HOLDER"].clone()))
         .collect();
     let want: BTreeSet<(String, String)> = (1..=3)

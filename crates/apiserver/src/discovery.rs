@@ -289,6 +289,9 @@ mod tests {
                 "coordination.k8s.io",
                 "node.k8s.io",
                 "events.k8s.io",
+                "rbac.authorization.k8s.io",
+                "certificates.k8s.io",
+                "apiregistration.k8s.io",
                 "apiextensions.k8s.io"
             ]
         );
