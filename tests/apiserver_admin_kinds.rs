@@ -104,6 +104,14 @@ rules:
     );
     let err = s.kubectl_err(&["get", "role", "metrics"]);
     assert!(err.contains("NotFound"), "{err}");
+
+    // The bootstrap policy's cluster-admin, bound to system:masters.
+    let t = table(&s.kubectl_ok(&["get", "clusterrolebinding", "cluster-admin", "-o", "wide"]));
+    assert_eq!(
+        (t[0]["ROLE"].as_str(), t[0]["GROUPS"].as_str()),
+        ("ClusterRole/cluster-admin", "system:masters"),
+        "{t:?}"
+    );
 }
 
 /// A PEM certificate request for `CN=<user>, O=<group>` made by openssl.

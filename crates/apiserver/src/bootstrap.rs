@@ -2,7 +2,8 @@
 //! `kube-node-lease` namespaces and the `default/kubernetes` Service (the first address of the
 //! service range, port 443 → the secure port), with its Endpoints and EndpointSlice when the
 //! server has an address pods can reach (`--advertise-address`); the `svcnet-process`
-//! RuntimeClass (node.k8s.io/v1); a local APIService per served group-version.
+//! RuntimeClass (node.k8s.io/v1); a local APIService per served group-version; the
+//! `cluster-admin` ClusterRole and its binding to `system:masters`.
 
 use serde_json::json;
 
@@ -10,7 +11,8 @@ use crate::error::ApiResult;
 use crate::objmeta;
 use crate::registry::{self, Part, WriteOptions};
 use crate::resources::{
-    APISERVICES, ENDPOINTS, ENDPOINTSLICES, NAMESPACES, RUNTIMECLASSES, SERVICES,
+    APISERVICES, CLUSTERROLEBINDINGS, CLUSTERROLES, ENDPOINTS, ENDPOINTSLICES, NAMESPACES,
+    RUNTIMECLASSES, SERVICES,
 };
 use crate::state::AppState;
 
@@ -51,6 +53,7 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
     )
     .await?;
     register_api_services(state).await?;
+    bootstrap_policy(state).await?;
     let first = state.alloc.first_ip().to_string();
     ensure(
         state,
@@ -146,4 +149,35 @@ async fn register_api_services(state: &AppState) -> ApiResult<()> {
         .await?;
     }
     Ok(())
+}
+
+/// The part of kube-apiserver's RBAC bootstrap policy (`plugin/pkg/auth/authorizer/rbac/
+/// bootstrappolicy`) that clients look up by name: the `cluster-admin` ClusterRole and its
+/// binding to `system:masters`. RBAC is not enforced yet; the other default roles come with it.
+async fn bootstrap_policy(state: &AppState) -> ApiResult<()> {
+    let meta = |name: &str| {
+        json!({"name": name,
+               "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+               "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
+    };
+    ensure(
+        state,
+        &CLUSTERROLES,
+        None,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": meta("cluster-admin"),
+               "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                         {"nonResourceURLs": ["*"], "verbs": ["*"]}]}),
+    )
+    .await?;
+    ensure(
+        state,
+        &CLUSTERROLEBINDINGS,
+        None,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": meta("cluster-admin"),
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
+    )
+    .await
 }
