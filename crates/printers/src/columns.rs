@@ -333,6 +333,62 @@ pub(crate) static DAEMONSETS: [Column; 11] = [
     col("Selector", "string", DS_SPEC_SELECTOR, 1),
 ];
 
+/// `roleBindingsColumnDefinitions` (also ClusterRoleBindings').
+pub(crate) static ROLEBINDINGS: [Column; 6] = [
+    NAME,
+    col("Role", "string", "RoleRef to the referred Role.", 0),
+    AGE,
+    col("Users", "string", "Users in the roleBinding.", 1),
+    col("Groups", "string", "Groups in the roleBinding.", 1),
+    col(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the roleBinding.",
+        1,
+    ),
+];
+
+/// `certificateSigningRequestColumnDefinitions`.
+pub(crate) static CERTIFICATESIGNINGREQUESTS: [Column; 6] = [
+    NAME,
+    AGE,
+    col("SignerName", "string", "signerName indicates the requested signer, and is a qualified name.", 0),
+    col("Requestor", "string", "request contains an x509 certificate signing request encoded in a \"CERTIFICATE REQUEST\" PEM block. When serialized as JSON or YAML, the data is additionally base64-encoded.", 0),
+    col("RequestedDuration", "string", "expirationSeconds is the requested duration of validity of the issued certificate.", 0),
+    col("Condition", "string", "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\".", 0),
+];
+
+/// kube-aggregator's APIService table.
+pub(crate) static APISERVICES: [Column; 4] = [
+    NAME,
+    col(
+        "Service",
+        "string",
+        "The reference to the service that hosts this API endpoint.",
+        0,
+    ),
+    col(
+        "Available",
+        "string",
+        "Whether this service is available.",
+        0,
+    ),
+    AGE,
+];
+
+/// `componentStatusColumnDefinitions`.
+pub(crate) static COMPONENTSTATUSES: [Column; 4] = [
+    NAME,
+    col("Status", "string", "Status of the component conditions", 0),
+    col(
+        "Message",
+        "string",
+        "Message of the component conditions",
+        0,
+    ),
+    col("Error", "string", "Error of the component conditions", 0),
+];
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -489,59 +545,3 @@ mod tests {
         assert_eq!(types("", "configmaps"), ["string", "string", "string"]);
     }
 }
-
-/// `roleBindingsColumnDefinitions` (also ClusterRoleBindings').
-pub(crate) static ROLEBINDINGS: [Column; 6] = [
-    NAME,
-    col("Role", "string", "RoleRef to the referred Role.", 0),
-    AGE,
-    col("Users", "string", "Users in the roleBinding.", 1),
-    col("Groups", "string", "Groups in the roleBinding.", 1),
-    col(
-        "ServiceAccounts",
-        "string",
-        "ServiceAccounts in the roleBinding.",
-        1,
-    ),
-];
-
-/// `certificateSigningRequestColumnDefinitions`.
-pub(crate) static CERTIFICATESIGNINGREQUESTS: [Column; 6] = [
-    NAME,
-    AGE,
-    col("SignerName", "string", "signerName indicates the requested signer, and is a qualified name.", 0),
-    col("Requestor", "string", "request contains an x509 certificate signing request encoded in a \"CERTIFICATE REQUEST\" PEM block. When serialized as JSON or YAML, the data is additionally base64-encoded.", 0),
-    col("RequestedDuration", "string", "expirationSeconds is the requested duration of validity of the issued certificate.", 0),
-    col("Condition", "string", "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\".", 0),
-];
-
-/// kube-aggregator's APIService table.
-pub(crate) static APISERVICES: [Column; 4] = [
-    NAME,
-    col(
-        "Service",
-        "string",
-        "The reference to the service that hosts this API endpoint.",
-        0,
-    ),
-    col(
-        "Available",
-        "string",
-        "Whether this service is available.",
-        0,
-    ),
-    AGE,
-];
-
-/// `componentStatusColumnDefinitions`.
-pub(crate) static COMPONENTSTATUSES: [Column; 4] = [
-    NAME,
-    col("Status", "string", "Status of the component conditions", 0),
-    col(
-        "Message",
-        "string",
-        "Message of the component conditions",
-        0,
-    ),
-    col("Error", "string", "Error of the component conditions", 0),
-];

@@ -79,7 +79,7 @@ pub fn definitions(r: &ResourceInfo, flavor: Flavor) -> Vec<(String, Value)> {
         },
         "x-kubernetes-group-version-kind": [{ "group": r.group, "kind": r.list_kind, "version": r.version }],
     });
-    let out = match flavor {
+    match flavor {
         Flavor::V2 => {
             drop_nullable(&mut schema);
             vec![(kind_name, schema), (list_name, list)]
@@ -88,6 +88,5 @@ pub fn definitions(r: &ResourceInfo, flavor: Flavor) -> Vec<(String, Value)> {
             (kind_name, svcnet_openapi::to_v3(&schema)),
             (list_name, svcnet_openapi::to_v3(&list)),
         ],
-    };
-    out
+    }
 }
