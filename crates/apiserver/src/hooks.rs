@@ -101,7 +101,7 @@ fn is_csr(info: &ResourceInfo) -> bool {
 
 /// After defaulting of a create, with the writer known: a CertificateSigningRequest records
 /// who asked (its strategy's `PrepareForCreate`: `spec.username`, `uid`, `groups` from the
-/// authenticated user, never from the body) and starts without conditions.
+/// authenticated user, never from the body); its status was reset by the strategy.
 pub fn prepare_create(info: &ResourceInfo, obj: &mut Value, user: Option<&User>) {
     if !is_csr(info) {
         return;
@@ -120,7 +120,6 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value, user: Option<&User>)
             spec.insert("groups".into(), json!(groups));
         }
     }
-    obj["status"] = json!({});
 }
 
 /// After the part's fields are taken from the request: a CertificateSigningRequest's spec

@@ -55,18 +55,15 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
         Some(s) => format!("{}/{}", target.info.plural, s),
         None => target.info.plural.to_string(),
     };
-    let connection = parts.extensions.get::<ConnectionAbort>().cloned();
-    let user = parts.extensions.get::<User>().cloned();
-    let result = dispatch(
-        &state,
-        &parts.method,
-        &parts.headers,
-        &target,
-        &query,
-        (connection, user),
-        body,
-    )
-    .await;
+    let r = ResourceRequest {
+        state: &state,
+        target: &target,
+        query: &query,
+        headers: &parts.headers,
+        connection: parts.extensions.get::<ConnectionAbort>().cloned(),
+        user: parts.extensions.get::<User>().cloned(),
+    };
+    let result = dispatch(&r, &parts.method, body).await;
     let resp = result.unwrap_or_else(IntoResponse::into_response);
     let code = resp.status().as_u16().to_string();
     state
@@ -161,40 +158,25 @@ impl ResourceRequest<'_> {
     }
 }
 
-async fn dispatch(
-    state: &Arc<AppState>,
-    method: &Method,
-    headers: &HeaderMap,
-    t: &Target,
-    q: &Query,
-    (connection, user): (Option<ConnectionAbort>, Option<User>),
-    body: Body,
-) -> ApiResult<Response> {
-    let r = ResourceRequest {
-        state,
-        target: t,
-        query: q,
-        headers,
-        connection,
-        user,
-    };
+async fn dispatch(r: &ResourceRequest<'_>, method: &Method, body: Body) -> ApiResult<Response> {
+    let (t, q) = (r.target, r.query);
     if std::ptr::eq(t.info, &crate::resources::COMPONENTSTATUSES) {
-        return componentstatus::handle(&r, method).await;
+        return componentstatus::handle(r, method).await;
     }
     match (method.as_str(), t.name.as_deref(), t.subresource.as_deref()) {
-        ("GET", None, None) if q.watch || t.legacy_watch => watch::watch(&r).await,
-        ("GET", None, None) => read::list(&r).await,
+        ("GET", None, None) if q.watch || t.legacy_watch => watch::watch(r).await,
+        ("GET", None, None) => read::list(r).await,
         // `/watch/.../name`: a watch of one object.
-        ("GET", Some(_), None | Some("status")) if t.legacy_watch => watch::watch(&r).await,
+        ("GET", Some(_), None | Some("status")) if t.legacy_watch => watch::watch(r).await,
         (
             "GET",
             Some(_),
             None | Some("status") | Some("approval") | Some("ephemeralcontainers"),
-        ) => read::get(&r).await,
-        ("GET", Some(_), Some("scale")) => sub::get_scale(&r).await,
-        ("POST", None, None) => write::create(&r, body).await,
-        ("POST", Some(_), Some("binding")) => sub::bind(&r, body).await,
-        ("POST", Some(_), Some("eviction")) => eviction::evict(&r, body).await,
+        ) => read::get(r).await,
+        ("GET", Some(_), Some("scale")) => sub::get_scale(r).await,
+        ("POST", None, None) => write::create(r, body).await,
+        ("POST", Some(_), Some("binding")) => sub::bind(r, body).await,
+        ("POST", Some(_), Some("eviction")) => eviction::evict(r, body).await,
         (
             "PUT",
             Some(_),
@@ -203,16 +185,16 @@ async fn dispatch(
             | Some("finalize")
             | Some("approval")
             | Some("ephemeralcontainers"),
-        ) => write::update(&r, body).await,
-        ("PUT", Some(_), Some("scale")) => sub::update_scale(&r, body, false).await,
+        ) => write::update(r, body).await,
+        ("PUT", Some(_), Some("scale")) => sub::update_scale(r, body, false).await,
         (
             "PATCH",
             Some(_),
             None | Some("status") | Some("approval") | Some("ephemeralcontainers"),
-        ) => write::patch(&r, body).await,
-        ("PATCH", Some(_), Some("scale")) => sub::update_scale(&r, body, true).await,
-        ("DELETE", Some(_), None) => write::delete(&r, body).await,
-        ("DELETE", None, None) => write::delete_collection(&r, body).await,
+        ) => write::patch(r, body).await,
+        ("PATCH", Some(_), Some("scale")) => sub::update_scale(r, body, true).await,
+        ("DELETE", Some(_), None) => write::delete(r, body).await,
+        ("DELETE", None, None) => write::delete_collection(r, body).await,
         _ => Err(ApiError::method_not_allowed()),
     }
 }
